@@ -1,0 +1,892 @@
+#!/usr/bin/env python3
+"""The checklist's own program (Python 3 standard library only).
+
+    python3 tools/checklist.py check    [--file PATH]
+    python3 tools/checklist.py profiles [--file PATH] [--format md|csv|json]
+    python3 tools/checklist.py items    [--profile KEY] [--party P] [--stage S] [--format md|csv|json] [--file PATH]
+
+Shape: `parse()` reads the Markdown once into a `Doc` (stages, parties, groups, items,
+profiles); `RULES` are small functions over a Doc that yield `(line, rule, message)`;
+views (`applicable`, the formatters) turn a Doc plus a set of routing answers into output;
+`main()` is a thin argparse layer. The default file is README.md next to tools/.
+"""
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "README.md"
+FIELDS = ("Form", "Unblocks", "From", "Stage", "Applies", "Note", "Answer")
+REQUIRED = ("Form", "Unblocks", "From", "Stage", "Applies")
+STAGE_TABLE, PARTY_TABLE = "Stage", "Party"
+HOWTO, CHECKLIST, START, ROUTER, REFERENCES = (
+    "How to use this checklist", "The checklist", "Start here", "Which items apply to you",
+    "References")
+PROFILE_FIELDS = ("Assumes", "Items that apply", "Answer first")
+
+HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(\w*)")
+ITEM = re.compile(r'^- \[([ xX])\] (?:<a id="([^"]*)"></a>)?\*\*([A-Z]{2,4})-([1-9][0-9]*)\*\* (\S.*)$')
+ITEM_START = re.compile(r"^- \[(?![^\]]*\][(\[])")     # a task-list bullet, not "- [text](#link)"
+LOOSE_ID = re.compile(r"\b([A-Z]{2,4})-([1-9][0-9]*)\b")
+ID_TOKEN = re.compile(r"\b[A-Z]{2,4}-\d+\b")
+FIELD = re.compile(r"^  - \*\*([A-Za-z ]+):\*\*\s*(.*)$")
+LOOSE_FIELD = re.compile(r"^  - (?:\*\*)?([A-Za-z]+)(?:\*\*)?:")
+GROUP = re.compile(r"\(([A-Z]{2,4})\)$")
+PROFILE_HEADING = re.compile(r"\(`([a-z][a-z0-9-]*)`\)$")
+SPEC = re.compile(r"\b(TS|TR)[ \u00a0](\d{2}\.\d{3}(?:-\d+)?)\b")
+PLACEHOLDER = re.compile(r"\b(TODO|FIXME|XXX|TBD)\b")
+LINK = re.compile(r"\[([^\]]*)\]\(#([^)\s]+)\)")
+HTML_ANCHOR = re.compile(r"""<a\s+(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
+CODE_SPAN = re.compile(r"`[^`]*`")
+BACKTICKED = re.compile(r"`([^`]+)`")
+TEST_ID = re.compile(r"^([A-Z]{2,4}-[1-9][0-9]*)(?:\.([a-z][a-z0-9-]*))?$")
+COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
+
+
+# ---------------------------------------------------------------- model
+
+@dataclass
+class Declared:
+    """The answers a routing item accepts: `one` token, `many` tokens, or one value per part."""
+    kind: str
+    values: list
+    parts: list = field(default_factory=list)
+
+
+@dataclass
+class Item:
+    id: str
+    line: int
+    ask: str
+    ticked: bool
+    anchor: str
+    group: str
+    fields: dict = field(default_factory=dict)    # label -> (value, line)
+
+    def get(self, label):
+        return self.fields.get(label, ("", self.line))[0]
+
+    @property
+    def stage(self):
+        m = BACKTICKED.match(self.get("Stage"))
+        return m.group(1).strip() if m else ""
+
+    @property
+    def party(self):
+        words = re.findall(r"[a-z]+", self.get("From").lower())
+        return words[0] if words else ""
+
+    @property
+    def condition_text(self):
+        m = re.fullmatch(r"`([^`]+)`\.?", self.get("Applies").strip())
+        return m.group(1).strip() if m else None
+
+    @property
+    def declared(self):
+        """The Form's declared answers, if this is a routing item."""
+        form = self.get("Form")
+        m = re.match(r"for each part, one of (.*?)\. Parts: (.*)$", form, re.I)
+        if m:
+            return Declared("parts", BACKTICKED.findall(m.group(1)), BACKTICKED.findall(m.group(2)))
+        m = re.match(r"(one or more of|one of):\s*(.*)$", form, re.I)
+        if m:
+            kind = "many" if m.group(1).lower() == "one or more of" else "one"
+            return Declared(kind, BACKTICKED.findall(m.group(2)))
+        return None
+
+    @property
+    def answer_tokens(self):
+        """Backticked tokens of a recorded Answer (a routing item's answer), or None."""
+        answer = self.get("Answer")
+        return BACKTICKED.findall(answer) if answer else None
+
+
+@dataclass
+class Profile:
+    key: str
+    name: str
+    line: int
+    fields: dict = field(default_factory=dict)    # label -> (value, line)
+
+    def assumes(self):
+        """{id: [tokens]} from 'ID `a`, `b`; ID `c`'."""
+        value = self.fields.get("Assumes", ("", 0))[0]
+        out = {}
+        for part in value.split(";"):
+            ids = ID_TOKEN.findall(part)
+            if ids:
+                out[ids[0]] = BACKTICKED.findall(part)
+        return out
+
+
+@dataclass
+class Doc:
+    path: str
+    lines: list
+    fenced: list
+    headings: list                                  # (line, level, title)
+    stages: list = field(default_factory=list)      # declared order
+    parties: list = field(default_factory=list)
+    groups: dict = field(default_factory=dict)      # prefix -> heading line
+    preambles: dict = field(default_factory=dict)   # prefix -> (condition text, line)
+    items: dict = field(default_factory=dict)       # id -> Item, document order
+    profiles: dict = field(default_factory=dict)    # key -> Profile
+    problems: list = field(default_factory=list)    # defects found while parsing
+
+    def live(self):
+        return ((n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1])
+
+    def section(self, title):
+        """(first, end) line numbers of the '## title...' section, or None."""
+        bounds = [n for n, lvl, _ in self.headings if lvl <= 2] + [len(self.lines) + 1]
+        for n, lvl, text in self.headings:
+            if lvl == 2 and text.startswith(title):
+                return n, next(b for b in bounds if b > n)
+        return None
+
+    def inside(self, n, title):
+        sec = self.section(title)
+        return sec is not None and sec[0] <= n < sec[1]
+
+    def routing(self):
+        return {iid: it.declared for iid, it in self.items.items() if it.declared}
+
+    def recorded_answers(self):
+        """{id: tokens} for routing items that carry an Answer."""
+        return {iid: it.answer_tokens for iid, it in self.items.items()
+                if it.declared and it.answer_tokens is not None}
+
+
+# ---------------------------------------------------------------- parsing
+
+def slugify(text):
+    """GitHub heading anchor (without the -N suffix for repeats)."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = text.replace("`", "").replace("*", "")
+    text = re.sub(r"(?<!\w)_+|_+(?!\w)", "", text)
+    text = text.strip().lower()
+    keep = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LMN")
+    return keep.replace(" ", "-")
+
+
+def fenced_lines(lines):
+    """One flag per line: True if the line belongs to a fenced code block."""
+    flags, fence = [], None
+    for line in lines:
+        m = FENCE.match(line)
+        if fence is None:
+            fence = m.group(1) if m else None
+            flags.append(fence is not None)
+        else:
+            flags.append(True)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                    and not line.strip().strip(fence[0]):
+                fence = None
+    return flags
+
+
+def table_column(doc, section, header):
+    """Backticked first-column values of the table whose first header cell is `header`."""
+    values, rows = [], []
+    for n, line in list(doc.live()) + [(0, "")]:
+        if doc.inside(n, section) and line.strip().startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if rows and rows[0][0].strip("* ") == header:
+            values += [m.group(1).strip() for row in rows[2:]
+                       if (m := re.fullmatch(r"`([^`]+)`", row[0]))]
+        rows = []
+    return values
+
+
+def read_fields(doc, start):
+    """Field lines under a bullet starting at 1-based line `start`: {label: (value, line)}."""
+    found, k = {}, start
+    while k < len(doc.lines) and doc.lines[k].startswith("  "):
+        m = FIELD.match(doc.lines[k])
+        if m and m.group(1) not in found:
+            found[m.group(1)] = (m.group(2).strip(), k + 1)
+        k += 1
+    return found
+
+
+def parse(text, path="README.md"):
+    """Read the Markdown once into a Doc; shape defects go to doc.problems."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    doc = Doc(path, lines, fenced_lines(lines), [])
+    for n, line in doc.live():
+        m = HEADING.match(line)
+        if m:
+            doc.headings.append((n, len(m.group(1)), m.group(2).strip()))
+    doc.stages = table_column(doc, HOWTO, STAGE_TABLE)
+    doc.parties = table_column(doc, HOWTO, PARTY_TABLE)
+    heading_at = {n: (lvl, title) for n, lvl, title in doc.headings}
+    group = profile = None
+    for n, line in doc.live():
+        if n in heading_at:
+            lvl, title = heading_at[n]
+            group = profile = None
+            g, p = GROUP.search(title), PROFILE_HEADING.search(title)
+            if lvl == 3 and g and doc.inside(n, CHECKLIST):
+                group = g.group(1)
+                doc.groups.setdefault(group, n)
+            elif lvl == 3 and p and doc.inside(n, ROUTER):
+                profile = Profile(p.group(1), title[:p.start()].strip(), n)
+                doc.profiles.setdefault(profile.key, profile)
+            continue
+        if group and group not in doc.preambles and line.startswith("**Applies to this group:**"):
+            m = BACKTICKED.search(line)
+            doc.preambles[group] = (m.group(1) if m else "", n)
+        if profile and line.startswith("- **"):
+            m = re.match(r"^- \*\*([^*:]+):\*\*\s*(.*)$", line)
+            if m:
+                profile.fields.setdefault(m.group(1), (m.group(2).strip(), n))
+        if ITEM_START.match(line):
+            parse_item(doc, n, line, group)
+    return doc
+
+
+def parse_item(doc, n, line, group):
+    m = ITEM.match(line)
+    if m:
+        ticked, anchor, prefix, number, ask = m.groups()
+    else:
+        doc.problems.append((n, "item-format",
+                             "item must look like '- [ ] <a id=\"abc-1\"></a>**ABC-1** text'"))
+        loose = LOOSE_ID.search(line)
+        if not loose:
+            return
+        anchor = HTML_ANCHOR.search(line)
+        ticked, anchor, (prefix, number), ask = " ", anchor and anchor.group(1), loose.groups(), line
+    iid = f"{prefix}-{number}"
+    if iid in doc.items:
+        doc.problems.append((n, "duplicate-id", f"{iid} is already defined at line {doc.items[iid].line}"))
+        return
+    item = Item(iid, n, ask, ticked != " ", anchor, group if doc.inside(n, CHECKLIST) else None)
+    k = n
+    while k < len(doc.lines) and doc.lines[k].startswith("  "):
+        if not doc.fenced[k]:
+            f = FIELD.match(doc.lines[k])
+            loose = LOOSE_FIELD.match(doc.lines[k])
+            label = f.group(1) if f else (loose.group(1) if loose else None)
+            if label is None and doc.lines[k].startswith("  - "):
+                doc.problems.append((k + 1, "unknown-field",
+                                     f"{iid}: sub-bullet is not a '**Label:** text' field"))
+            elif label and label not in FIELDS:
+                doc.problems.append((k + 1, "unknown-field", f"{iid}: unknown field '{label}'"))
+            elif label and not f:
+                doc.problems.append((k + 1, "item-format", f"{iid}: field must be written '**{label}:** text'"))
+                item.fields.setdefault(label, (doc.lines[k].split(":", 1)[1].strip(" *"), k + 1))
+            elif label in item.fields:
+                doc.problems.append((k + 1, "duplicate-field", f"{iid}: {label} appears more than once"))
+            elif label:
+                item.fields[label] = (f.group(2).strip(), k + 1)
+        k += 1
+    doc.items[iid] = item
+
+
+# ---------------------------------------------------------------- conditions
+
+class ConditionError(ValueError):
+    pass
+
+
+def parse_condition(text):
+    """Parse an Applies condition into a tree.
+
+    cond := conj ('or' conj)* ; conj := neg ('and' neg)* ; neg := 'not' neg | '(' cond ')' | test
+    test := ID['.'part] ('is'|'includes') value ('or' value)*   -- an 'or' followed by a value
+    (not an ID, 'not' or '(') extends the value list. `always` is the whole condition alone.
+    """
+    if text == "always":
+        return ("always",)
+    tokens = re.findall(r"[()]|[^\s()]+", text)
+    pos = 0
+
+    def peek(offset=0):
+        return tokens[pos + offset] if pos + offset < len(tokens) else None
+
+    def take(expected=None):
+        nonlocal pos
+        token = peek()
+        if token is None or (expected and token != expected):
+            raise ConditionError(f"expected {expected or 'more'} at the end" if token is None
+                                 else f"expected '{expected}', found '{token}'")
+        pos += 1
+        return token
+
+    def disjunction():
+        terms = [conjunction()]
+        while peek() == "or":
+            take()
+            terms.append(conjunction())
+        return terms[0] if len(terms) == 1 else ("or", terms)
+
+    def conjunction():
+        terms = [negation()]
+        while peek() == "and":
+            take()
+            terms.append(negation())
+        return terms[0] if len(terms) == 1 else ("and", terms)
+
+    def negation():
+        if peek() == "not":
+            take()
+            return ("not", negation())
+        if peek() == "(":
+            take()
+            inner = disjunction()
+            take(")")
+            return inner
+        return test()
+
+    def is_value(token):
+        return token is not None and token not in ("and", "or", "not", "(", ")") \
+            and not TEST_ID.match(token)
+
+    def test():
+        m = TEST_ID.match(take())
+        if not m:
+            raise ConditionError(f"expected an item ID, found '{tokens[pos - 1]}'")
+        op = take()
+        if op not in ("is", "includes"):
+            raise ConditionError(f"expected 'is' or 'includes' after {tokens[pos - 2]}, found '{op}'")
+        if not is_value(peek()):
+            raise ConditionError(f"expected a value after '{op}'")
+        values = [take()]
+        while peek() == "or" and is_value(peek(1)):
+            take()
+            values.append(take())
+        return ("test", m.group(1), m.group(2), op, tuple(values))
+
+    tree = disjunction()
+    if pos != len(tokens):
+        raise ConditionError(f"unexpected '{tokens[pos]}'")
+    return tree
+
+
+def tests_in(tree):
+    if tree[0] == "test":
+        yield tree
+    elif tree[0] == "not":
+        yield from tests_in(tree[1])
+    elif tree[0] in ("and", "or"):
+        for sub in tree[1]:
+            yield from tests_in(sub)
+
+
+def evaluate(tree, answers):
+    """True, False, or None (cannot be decided yet); answers = {id: tokens}."""
+    kind = tree[0]
+    if kind == "always":
+        return True
+    if kind == "test":
+        _, iid, part, _, values = tree
+        tokens = answers.get(iid)
+        if tokens is None:
+            return None
+        if part:
+            given = [t.split("=", 1)[1] for t in tokens if t.startswith(part + "=")]
+            return given[0] in values if given else None
+        return any(t in values for t in tokens)
+    if kind == "not":
+        value = evaluate(tree[1], answers)
+        return None if value is None else not value
+    results = [evaluate(sub, answers) for sub in tree[1]]
+    decisive = kind == "or"                      # True decides an 'or', False an 'and'
+    if decisive in results:
+        return decisive
+    return None if None in results else not decisive
+
+
+def condition_problems(tree, routing):
+    """Messages for tests that name non-routing items, wrong operators, parts or values."""
+    for _, iid, part, op, values in tests_in(tree):
+        declared = routing.get(iid)
+        if declared is None:
+            yield f"{iid} is not a routing item (its Form declares no answers)"
+            continue
+        expected = "includes" if declared.kind == "many" else "is"
+        if op != expected:
+            yield f"use '{expected}' with {iid}"
+        if declared.kind == "parts" and part not in declared.parts:
+            yield f"{iid} needs a part, one of {declared.parts}" if part is None \
+                else f"{iid} has no part '{part}'"
+        elif declared.kind != "parts" and part:
+            yield f"{iid} has no parts"
+        for value in values:
+            if value not in declared.values:
+                yield f"'{value}' is not an answer of {iid} {declared.values}"
+
+
+def answer_problems(iid, tokens, declared):
+    """Messages for a routing answer (list of tokens) that its item does not accept."""
+    if not tokens:
+        return [f"{iid} needs one of {declared.values}"]
+    if declared.kind == "parts":
+        pairs = [t.split("=", 1) if "=" in t else [t, ""] for t in tokens]
+        problems = [f"{iid}: '{p}={v}' is not a part=value pair with a value in {declared.values}"
+                    for p, v in pairs if p not in declared.parts or v not in declared.values]
+        named = [p for p, _ in pairs]
+        problems += [f"{iid}: part '{p}' is answered {named.count(p)} times"
+                     for p in declared.parts if named.count(p) > 1]
+        missing = [p for p in declared.parts if p not in named]
+        if missing:
+            problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
+        return problems
+    problems = [f"'{t}' is not an answer of {iid} {declared.values}"
+                for t in tokens if t not in declared.values]
+    if declared.kind == "one" and len(tokens) > 1:
+        problems.append(f"{iid} takes exactly one answer")
+    return problems
+
+
+def condition_of(item):
+    """Parsed Applies of an item, or None if it is missing or malformed."""
+    text = item.condition_text
+    try:
+        return parse_condition(text) if text else None
+    except ConditionError:
+        return None
+
+
+def applicable(doc, answers):
+    """[(item, verdict, waits_on)] for non-void items: verdict True, False or None."""
+    out = []
+    for item in doc.items.values():
+        if item.stage == "void":
+            continue
+        tree = condition_of(item)
+        verdict = evaluate(tree, answers) if tree else None
+        waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree else []
+        out.append((item, verdict, waits))
+    order = {s: i for i, s in enumerate(doc.stages)}
+    return sorted(out, key=lambda x: order.get(x[0].stage, len(order)))
+
+
+def profile_view(doc, profile):
+    """(applying items, undecided items, first items) for a profile's assumed answers."""
+    rows = applicable(doc, profile.assumes())
+    yes = [it for it, verdict, _ in rows if verdict]
+    undecided = [(it, waits) for it, verdict, waits in rows if verdict is None]
+    first = [it for it in yes if it.stage == first_stage_after_blockers(doc)]
+    return yes, undecided, first
+
+
+def first_stage_after_blockers(doc):
+    later = [s for s in doc.stages if s not in ("blocker", "void")]
+    return later[0] if later else None
+
+
+def unblocked_ids(item):
+    """IDs in an item's Unblocks, with 'ABC-2 to ABC-5' expanded."""
+    text = item.get("Unblocks")
+    ids = set(ID_TOKEN.findall(text))
+    for a, b in re.findall(r"\b([A-Z]{2,4}-\d+) to ([A-Z]{2,4}-\d+)\b", text):
+        (pa, na), (pb, nb) = a.split("-"), b.split("-")
+        if pa == pb:
+            ids.update(f"{pa}-{k}" for k in range(int(na), int(nb) + 1))
+    return ids
+
+
+# ---------------------------------------------------------------- rules
+# Each rule takes a Doc and yields (line, rule, message).
+
+RULES = []
+
+
+def rule(fn):
+    RULES.append(fn)
+    return fn
+
+
+@rule
+def parse_problems(doc):
+    yield from doc.problems
+
+
+@rule
+def structure(doc):
+    for title in (HOWTO, START, ROUTER, CHECKLIST, REFERENCES):
+        if not doc.section(title):
+            yield 1, "structure", f"no '## {title}' section"
+    if not doc.stages:
+        yield 1, "structure", f"no `{STAGE_TABLE}` table (backticked values) under '## {HOWTO}'"
+    if not doc.parties:
+        yield 1, "structure", f"no `{PARTY_TABLE}` table (backticked values) under '## {HOWTO}'"
+    if doc.section(CHECKLIST) and not doc.groups:
+        yield doc.section(CHECKLIST)[0], "structure", "no group headings like '### Name (ABC)'"
+
+
+@rule
+def heading_spacing(doc):
+    for n, _, _ in doc.headings:
+        if n > 1 and doc.lines[n - 2].strip():
+            yield n, "heading-blank", "a heading needs a blank line before it"
+
+
+@rule
+def item_shape(doc):
+    for item in doc.items.values():
+        prefix = item.id.split("-")[0]
+        if doc.groups and prefix not in doc.groups:
+            yield item.line, "undeclared-prefix", f"{item.id}: no '### ... ({prefix})' group heading"
+        elif doc.groups and prefix != item.group:
+            where = f"under the ({item.group}) group" if item.group else "outside its group"
+            yield item.line, "wrong-group", f"{item.id} sits {where}; it belongs under line {doc.groups[prefix]}"
+        if item.anchor != item.id.lower():
+            yield item.line, "item-anchor", f'{item.id} needs <a id="{item.id.lower()}"></a> before its ID'
+        for label in REQUIRED:
+            value, line = item.fields.get(label, (None, item.line))
+            if value is None:
+                yield item.line, "missing-field", f"{item.id}: no {label} field"
+            elif not value:
+                yield line, "missing-field", f"{item.id}: {label} is empty"
+
+
+@rule
+def stage_and_party(doc):
+    for item in doc.items.values():
+        value, line = item.fields.get("Stage", ("", item.line))
+        if value and doc.stages and (item.stage not in doc.stages or
+                                     not re.fullmatch(r"`[^`]+`\.?", value)):
+            yield line, "bad-stage", f"{item.id}: Stage must be one backticked value of {doc.stages}"
+        value, line = item.fields.get("From", ("", item.line))
+        if value and doc.parties and item.party not in doc.parties:
+            yield line, "bad-party", f"{item.id}: From must start with one of {doc.parties}"
+
+
+@rule
+def conditions(doc):
+    routing = doc.routing()
+    for item in doc.items.values():
+        value, line = item.fields.get("Applies", ("", item.line))
+        if not value:
+            continue
+        text = item.condition_text
+        if text is None:
+            yield line, "condition", f"{item.id}: Applies must be one backticked condition or `always`"
+            continue
+        try:
+            tree = parse_condition(text)
+        except ConditionError as e:
+            yield line, "condition", f"{item.id}: {e}"
+            continue
+        for message in condition_problems(tree, routing):
+            yield line, "condition", f"{item.id}: {message}"
+        preamble = doc.preambles.get(item.id.split("-")[0])
+        if preamble and tree != ("always",) and not starts_with(tree, preamble[0]):
+            yield line, "preamble", (f"{item.id}: Applies must be the group's condition "
+                                     f"`{preamble[0]}`, or it followed by 'and ...'")
+
+
+def starts_with(tree, group_text):
+    try:
+        group = parse_condition(group_text)
+    except ConditionError:
+        return False
+    return tree == group or (tree[0] == "and" and tree[1][0] == group)
+
+
+@rule
+def preamble_conditions(doc):
+    routing = doc.routing()
+    for prefix, (text, line) in doc.preambles.items():
+        try:
+            problems = list(condition_problems(parse_condition(text), routing))
+        except ConditionError as e:
+            problems = [str(e)]
+        for message in problems:
+            yield line, "condition", f"({prefix}) group condition: {message}"
+        members = [it for it in doc.items.values() if it.group == prefix and it.stage != "void"]
+        if members and all(it.condition_text == "always" for it in members):
+            yield line, "preamble", f"({prefix}) states a group condition but no item carries it"
+
+
+@rule
+def recorded_answers(doc):
+    for iid, declared in doc.routing().items():
+        item = doc.items[iid]
+        tokens = item.answer_tokens
+        if tokens is not None:
+            for message in answer_problems(iid, tokens, declared):
+                yield item.fields["Answer"][1], "answer", message
+
+
+@rule
+def unblock_order(doc):
+    order = {s: i for i, s in enumerate(doc.stages)}
+    edges = {}
+    for item in doc.items.values():
+        if item.stage == "void":
+            continue
+        line = item.fields.get("Unblocks", ("", item.line))[1]
+        edges[item.id] = sorted(unblocked_ids(item) & doc.items.keys() - {item.id})
+        for other in edges[item.id]:
+            later = doc.items[other]
+            if later.stage in order and item.stage in order and order[later.stage] < order[item.stage]:
+                yield line, "stage-order", (f"{item.id} (`{item.stage}`) unblocks {other}, "
+                                            f"which is needed earlier (`{later.stage}`)")
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in edges.get(node, []):
+            if state.get(nxt) == "open":
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                yield doc.items[nxt].line, "cycle", "Unblocks cycle: " + " -> ".join(cycle)
+            elif nxt not in state:
+                yield from visit(nxt, path + [nxt])
+        state[node] = "done"
+    for node in edges:
+        if node not in state:
+            yield from visit(node, [node])
+
+
+@rule
+def mentions(doc):
+    """IDs mentioned anywhere (Mermaid included) exist; the Start-here list is the blockers."""
+    item_lines = {it.line for it in doc.items.values()}
+    listed = {}
+    for n, line in enumerate(doc.lines, 1):
+        if n in item_lines or (doc.fenced[n - 1] and not in_mermaid(doc, n)):
+            continue
+        for iid in dict.fromkeys(ID_TOKEN.findall(line)):
+            if iid.split("-")[0] not in doc.groups:
+                continue
+            if iid not in doc.items:
+                yield n, "undefined-id", f"{iid} is not a checklist item"
+            elif doc.inside(n, START) and not doc.fenced[n - 1]:
+                listed.setdefault(iid, n)
+    blockers = {iid for iid, it in doc.items.items() if it.stage == "blocker"}
+    for iid in sorted(blockers - listed.keys()):
+        yield doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not listed under '## {START}'"
+    for iid in sorted(listed.keys() - blockers):
+        yield listed[iid], "blocker-list", f"{iid} is listed under '## {START}' but is not a blocker"
+
+
+def in_mermaid(doc, n):
+    """True if line n is inside a ```mermaid fence."""
+    for k in range(n - 1, 0, -1):
+        m = FENCE.match(doc.lines[k - 1])
+        if m:
+            return m.group(2) == "mermaid" and doc.fenced[k - 1]
+    return False
+
+
+@rule
+def links(doc):
+    anchors, seen = set(), {}
+    for _, _, title in doc.headings:
+        slug = slugify(title)
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    for _, line in doc.live():
+        anchors.update(HTML_ANCHOR.findall(line))
+    for n, line in doc.live():
+        bare = CODE_SPAN.sub("", line)
+        for text, target in LINK.findall(bare):
+            if unquote(target) not in anchors:
+                yield n, "anchor", f"#{target} matches no heading or <a id>"
+            elif ID_TOKEN.fullmatch(text) and target != text.lower():
+                yield n, "id-link", f"a link whose text is {text} must point to #{text.lower()}"
+        if line.lstrip().startswith("|") or doc.inside(n, ROUTER):
+            for iid in dict.fromkeys(ID_TOKEN.findall(LINK.sub("", bare))):
+                if iid in doc.items:
+                    yield n, "unlinked-id", f"{iid} here must be a link: [{iid}](#{iid.lower()})"
+
+
+@rule
+def profiles(doc):
+    if doc.section(ROUTER) and len(doc.profiles) < 1:
+        yield doc.section(ROUTER)[0], "profile", "no profile headings like '### Name (`key`)'"
+    routing = doc.routing()
+    for p in doc.profiles.values():
+        missing = [f for f in PROFILE_FIELDS if f not in p.fields]
+        if missing:
+            yield p.line, "profile", f"profile {p.key}: no {', '.join(missing)} line"
+            continue
+        for iid, tokens in p.assumes().items():
+            if iid not in routing:
+                yield p.fields["Assumes"][1], "profile", f"profile {p.key}: {iid} is not a routing item"
+            else:
+                for message in answer_problems(iid, tokens, routing[iid]):
+                    yield p.fields["Assumes"][1], "profile", f"profile {p.key}: {message}"
+        yes, undecided, first = profile_view(doc, p)
+        if undecided:
+            names = ", ".join(f"{it.id} (waits on {', '.join(w) or 'a malformed Applies'})"
+                              for it, w in undecided[:5])
+            yield p.fields["Assumes"][1], "profile", (f"profile {p.key} leaves {len(undecided)} "
+                                                      f"item(s) undecided: {names}")
+        count, line = p.fields["Items that apply"]
+        shown = re.match(r"\D*(\d+)", count)
+        if not shown or int(shown.group(1)) != len(yes):
+            yield line, "profile", f"profile {p.key}: says {shown.group(1) if shown else 'no number'}, computed {len(yes)}"
+        value, line = p.fields["Answer first"]
+        listed, wanted = ID_TOKEN.findall(value), [it.id for it in first]
+        if listed != wanted:
+            yield line, "profile", f"profile {p.key}: first items should be {', '.join(wanted) or 'none'}"
+
+
+@rule
+def references(doc):
+    refs = doc.section(REFERENCES)
+    listed = {" ".join(m.groups()) for n, line in doc.live() if refs and refs[0] <= n < refs[1]
+              for m in SPEC.finditer(line)}
+    for n, line in doc.live():
+        if refs and refs[0] <= n < refs[1]:
+            continue
+        for m in SPEC.finditer(line):
+            spec = " ".join(m.groups())
+            if spec not in listed:
+                listed.add(spec)
+                yield n, "reference", f"{spec} is cited but not listed under '## {REFERENCES}'"
+
+
+@rule
+def leftovers(doc):
+    for n, line in doc.live():
+        for word in dict.fromkeys(PLACEHOLDER.findall(line)):
+            yield n, "placeholder", f"placeholder '{word}' left in the text"
+    text = "\n".join(doc.lines)
+    for command in COMMANDS:
+        if command not in text:
+            yield len(doc.lines), "commands", f"the document never gives the command '{command}'"
+
+
+def check(doc):
+    """All defects of a Doc, sorted by line."""
+    return sorted({d for rule_fn in RULES for d in rule_fn(doc)})
+
+
+# ---------------------------------------------------------------- views
+
+COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "answer")
+
+
+def item_record(item, waits):
+    return {"id": item.id, "ask": item.ask, "form": item.get("Form"), "unblocks": item.get("Unblocks"),
+            "from": item.get("From"), "party": item.party, "stage": item.stage,
+            "applies": item.condition_text or "", "waits_on": " ".join(waits),
+            "answer": item.get("Answer")}
+
+
+def render(records, fmt, markdown):
+    """Records as CSV, JSON, or via the given Markdown function."""
+    if fmt == "json":
+        return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else COLUMNS,
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return out.getvalue()
+    return markdown(records)
+
+
+def items_markdown(title):
+    def markdown(records):
+        out = [f"# {title}", ""]
+        for r in records:
+            box = "x" if r["answer"] else " "
+            out.append(f"- [{box}] **{r['id']}** {r['ask']}")
+            for label in ("form", "unblocks", "from", "stage", "answer"):
+                if r[label]:
+                    out.append(f"  - **{label.capitalize()}:** {r[label]}")
+            if r["waits_on"]:
+                out.append(f"  - **Applies once answered:** {r['waits_on']} (`{r['applies']}`)")
+        return "\n".join(out) + "\n"
+    return markdown
+
+
+def cmd_items(doc, args):
+    if args.profile:
+        answers = doc.profiles[args.profile].assumes()
+        title = f"Items for profile `{args.profile}`"
+    else:
+        answers = doc.recorded_answers()
+        title = "Items that apply, given the answers recorded so far"
+    records = [item_record(it, waits) for it, verdict, waits in applicable(doc, answers)
+               if verdict is not False
+               and (not args.party or it.party == args.party)
+               and (not args.stage or it.stage == args.stage)]
+    if args.party:
+        title += f", party `{args.party}`"
+    if args.stage:
+        title += f", stage `{args.stage}`"
+    return render(records, args.format, items_markdown(title))
+
+
+def cmd_profiles(doc, args):
+    records = []
+    for p in doc.profiles.values():
+        yes, undecided, first = profile_view(doc, p)
+        records.append({"profile": p.key, "name": p.name, "items": len(yes),
+                         "undecided": len(undecided), "first": " ".join(it.id for it in first)})
+
+    def markdown(rows):
+        width = max((len(r["profile"]) for r in rows), default=7)
+        return "".join(f"{r['profile']:<{width}}  {r['items']:>3} items  {r['name']}\n" for r in rows)
+    return render(records, args.format, markdown)
+
+
+# ---------------------------------------------------------------- command line
+
+def load(path):
+    """Parse the checklist (README.md by default); exit with a clear message if it cannot be read."""
+    shown = path or "README.md"
+    try:
+        text = Path(path or DEFAULT_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"{shown}: cannot read: {getattr(e, 'strerror', None) or e}")
+    return parse(text, shown)
+
+
+def cmd_check(doc, args):
+    defects = check(doc)
+    out = "".join(f"{doc.path}:{line}: [{name}] {message}\n" for line, name, message in defects)
+    if defects:
+        sys.stdout.write(out)
+        raise SystemExit(1)
+    return f"{doc.path}: OK ({len(doc.items)} items, {len(doc.groups)} groups, {len(doc.profiles)} profiles)\n"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="checklist.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--file", help="the checklist (default: README.md next to tools/)")
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
+    sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
+    items = sub.add_parser("items", parents=[common, fmt], help="the items that apply")
+    items.add_argument("--profile", help="use this profile's routing answers")
+    items.add_argument("--party", help="only items this party is accountable for")
+    items.add_argument("--stage", help="only items of this stage")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    doc = load(args.file)
+    for option, known in (("profile", doc.profiles), ("party", doc.parties), ("stage", doc.stages)):
+        value = getattr(args, option, None)
+        if value and value not in known:
+            raise SystemExit(f"unknown --{option} '{value}'; choose from: {', '.join(known)}")
+    commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items}
+    sys.stdout.write(commands[args.command](doc, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
