@@ -4,6 +4,8 @@
     python3 tools/checklist.py check    [--file PATH]
     python3 tools/checklist.py profiles [--file PATH] [--format md|csv|json]
     python3 tools/checklist.py items    [--profile KEY] [--party P] [--stage S] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py status   [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
 
 Shape: `parse()` reads the Markdown once into a `Doc` (stages, parties, groups, items,
 profiles); `RULES` are small functions over a Doc that yield `(line, rule, message)`;
@@ -14,8 +16,11 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +101,7 @@ class Item:
         if m:
             return Declared("parts", BACKTICKED.findall(m.group(1)), BACKTICKED.findall(m.group(2)))
         m = re.match(r"(one or more of|one of):\s*(.*)$", form, re.I)
-        if m:
+        if m and BACKTICKED.search(m.group(2)):
             kind = "many" if m.group(1).lower() == "one or more of" else "one"
             return Declared(kind, BACKTICKED.findall(m.group(2)))
         return None
@@ -157,6 +162,15 @@ class Doc:
 
     def routing(self):
         return {iid: it.declared for iid, it in self.items.items() if it.declared}
+
+    def start_order(self):
+        """{id: position} of the IDs in the Start-here section, in order of appearance."""
+        sec, order = self.section(START), {}
+        for n, line in self.live():
+            if sec and sec[0] <= n < sec[1]:
+                for iid in ID_TOKEN.findall(line):
+                    order.setdefault(iid, len(order))
+        return order
 
     def recorded_answers(self):
         """{id: tokens} for routing items that carry an Answer."""
@@ -323,19 +337,18 @@ def parse_condition(text):
         pos += 1
         return token
 
-    def disjunction():
-        terms = [conjunction()]
-        while peek() == "or":
+    def chain(word, operand):
+        terms = [operand()]
+        while peek() == word:
             take()
-            terms.append(conjunction())
-        return terms[0] if len(terms) == 1 else ("or", terms)
+            terms.append(operand())
+        return terms[0] if len(terms) == 1 else (word, terms)
+
+    def disjunction():
+        return chain("or", conjunction)
 
     def conjunction():
-        terms = [negation()]
-        while peek() == "and":
-            take()
-            terms.append(negation())
-        return terms[0] if len(terms) == 1 else ("and", terms)
+        return chain("and", negation)
 
     def negation():
         if peek() == "not":
@@ -468,8 +481,8 @@ def applicable(doc, answers):
         verdict = evaluate(tree, answers) if tree else None
         waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree else []
         out.append((item, verdict, waits))
-    order = {s: i for i, s in enumerate(doc.stages)}
-    return sorted(out, key=lambda x: order.get(x[0].stage, len(order)))
+    order, start = {s: i for i, s in enumerate(doc.stages)}, doc.start_order()
+    return sorted(out, key=lambda x: (order.get(x[0].stage, len(order)), start.get(x[0].id, len(start))))
 
 
 def profile_view(doc, profile):
@@ -612,13 +625,30 @@ def preamble_conditions(doc):
 
 
 @rule
-def recorded_answers(doc):
-    for iid, declared in doc.routing().items():
-        item = doc.items[iid]
-        tokens = item.answer_tokens
-        if tokens is not None:
-            for message in answer_problems(iid, tokens, declared):
-                yield item.fields["Answer"][1], "answer", message
+def answers(doc):
+    """Answer lines are well formed, match their box, and a routing answer is declared."""
+    routing = doc.routing()
+    for item in doc.items.values():
+        value, line = item.fields.get("Answer", (None, item.line))
+        if value is None:
+            if item.ticked and item.stage != "void":
+                yield item.line, "answer", f"{item.id} is ticked but has no Answer"
+            continue
+        if not item.ticked:
+            yield item.line, "answer", f"{item.id} has an Answer but its box is not ticked"
+        for message in answer_text_problems(value):
+            yield line, "answer", f"{item.id}: {message}"
+        if item.id in routing:
+            for message in answer_problems(item.id, item.answer_tokens, routing[item.id]):
+                yield line, "answer", message
+
+
+@rule
+def secrets(doc):
+    for n, line in enumerate(doc.lines, 1):
+        what = secret_in(line)
+        if what:
+            yield n, "secret", f"this looks like {what}; {CONFIDENTIAL}"
 
 
 @rule
@@ -767,6 +797,185 @@ def check(doc):
     return sorted({d for rule_fn in RULES for d in rule_fn(doc)})
 
 
+# ---------------------------------------------------------------- answers
+
+CONFIDENTIAL = ("confidential material is sent through a confidential channel and only a pointer "
+                "(ID, date, recipient) is recorded here: see 'Answering' in README.md")
+HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+KEY_MARKERS = re.compile(r"-----BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-")
+NOT_NEEDED = re.compile(r"^not needed\b[\s:;,.()\u2014-]*(.*)$", re.I)
+
+
+def secret_in(text):
+    """What secret material `text` seems to hold (a short description), or None."""
+    if KEY_MARKERS.search(text):
+        return "a private key or PEM block"
+    if HEX_RUN.search(text):
+        return "a key (32 or more hex digits in a row, like a subscriber key K or OPc)"
+    for run in BASE64_RUN.findall(text):
+        if re.search(r"\d", run) and re.search(r"[a-z]", run) and re.search(r"[A-Z]", run):
+            return "encoded key material (a long base64 run)"
+    return None
+
+
+def answer_text_problems(value):
+    """Problems of a recorded Answer's text, whatever the item."""
+    m = NOT_NEEDED.match(value)
+    if not value:
+        return ["the Answer is empty"]
+    if m and len(m.group(1).strip()) < 3:
+        return ["'not needed' must give its reason, for example 'not needed: no radio in this laboratory'"]
+    return []
+
+
+def unsafe_text(cell):
+    """Why a CSV answer cell cannot be written into a Markdown field line, or None."""
+    if re.search(r"[\x00-\x1f\x7f]", cell):
+        return "an answer must be one line of text (no line breaks or control characters)"
+    if re.match(r"(#+|[-*+>|]|\d+[.)])(\s|$)", cell):
+        return "an answer may not start with a list, heading, quote or table marker"
+    if re.search(r"<[A-Za-z!/?]", cell):
+        return "an answer may not contain HTML"
+    if cell.count("`") % 2:
+        return "an answer has an unmatched backtick"
+    return None
+
+
+def format_answer(item, cell):
+    """(text to record, problems) for a CSV answer cell addressed to `item`."""
+    what = secret_in(cell)
+    problem = f"{item.id}: this looks like {what}; {CONFIDENTIAL}" if what else unsafe_text(cell)
+    if problem:
+        return None, [problem if problem.startswith(item.id) else f"{item.id}: {problem}"]
+    declared = item.declared
+    if not declared:
+        return cell, [f"{item.id}: {m}" for m in answer_text_problems(cell)]
+    tokens_part, _, comment = cell.partition(";")
+    tokens = [tok.strip("`") for tok in re.split(r"[,\s]+", tokens_part.strip()) if tok.strip("`")]
+    problems = answer_problems(item.id, tokens, declared)
+    if "`" in comment:
+        problems.append(f"{item.id}: the comment after ';' may not contain backticks")
+    text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
+    return text, problems
+
+
+def read_answers(path):
+    """([(csv line, id, answer)], problems) from a CSV with 'id' and 'answer' columns."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        return [], [(0, f"cannot read: {e.strerror}")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return [], [(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
+    if "\x00" in text:
+        return [], [(text[:text.index("\x00")].count("\n") + 1, "not a CSV file (it holds binary data)")]
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows, problems, start = [], [], 1
+    try:
+        header = [cell.strip().lower() for cell in next(reader, [])]
+        missing = [name for name in ("id", "answer") if name not in header]
+        if missing:
+            return [], [(1, f"no {' or '.join(repr(m) for m in missing)} column in the header line "
+                            "(export one with: items --format csv)")]
+        id_col, answer_col = header.index("id"), header.index("answer")
+        start = reader.line_num + 1
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                cells = row + [""] * (len(header) - len(row))
+                rows.append((start, cells[id_col], cells[answer_col]))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        problems.append((start, f"not valid CSV: {e}"))
+    return rows, problems
+
+
+def plan_answers(doc, rows, replace):
+    """({id: text to record}, problems) for CSV rows; same answer again is a no-op."""
+    changes, problems, seen = {}, [], {}
+    for line, raw_id, cell in rows:
+        iid, cell = raw_id.strip().upper(), cell.strip()
+        if iid not in doc.items:
+            problems.append((line, f"'{raw_id.strip()}' is not an item of the checklist"))
+            continue
+        if iid in seen:
+            problems.append((line, f"{iid} appears twice (first at line {seen[iid]})"))
+            continue
+        seen[iid] = line
+        if not cell:
+            continue
+        item = doc.items[iid]
+        text, messages = format_answer(item, cell)
+        problems += [(line, m) for m in messages]
+        existing = item.get("Answer")
+        if messages or text == existing:
+            continue
+        if existing and not replace:
+            problems.append((line, f"{iid} already has a different answer ('{existing}'); "
+                                   "use --replace to overwrite it"))
+            continue
+        changes[iid] = text
+    return changes, problems
+
+
+def apply_answers(doc, changes):
+    """The document's text with each item ticked and its Answer line set."""
+    lines = list(doc.lines)
+    for iid in sorted(changes, key=lambda i: -doc.items[i].line):
+        item = doc.items[iid]
+        answer_line = f"  - **Answer:** {changes[iid]}"
+        if "Answer" in item.fields:
+            lines[item.fields["Answer"][1] - 1] = answer_line
+        else:
+            end = item.line
+            while end < len(lines) and lines[end].startswith("  "):
+                end += 1
+            lines.insert(end, answer_line)
+        lines[item.line - 1] = re.sub(r"^- \[[ xX]\]", "- [x]", lines[item.line - 1])
+    return "\n".join(lines)
+
+
+def write_atomically(path, original, text):
+    """Replace `path` with `text` only if it still holds `original` and `text` checks clean.
+
+    A lock file next to `path` makes a second concurrent import refuse rather than wait;
+    the new text goes to a temporary file in the same folder, is parsed and checked
+    again, and only then moved over `path` with os.replace.
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise SystemExit(f"{path.name}: another import is writing it ({lock.name} exists); nothing written. "
+                         "Try again, or delete that file if no import is running.")
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
+            tmp = Path(out.name)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        defects = check(parse(tmp.read_text(encoding="utf-8"), path.name))
+        if defects:
+            raise SystemExit("\n".join(f"the import would break the document, so nothing was written: "
+                                       f"{path.name}:{n}: [{r}] {m}" for n, r, m in defects))
+        if path.read_bytes() != original:
+            raise SystemExit(f"{path.name} changed while importing; nothing written. Run the import again.")
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- views
 
 COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "answer")
@@ -839,6 +1048,76 @@ def cmd_profiles(doc, args):
     return render(records, args.format, markdown)
 
 
+STATES = ("answered", "not needed", "open", "waiting")
+
+
+def item_state(item, verdict):
+    if verdict is None:
+        return "waiting"
+    answer = item.get("Answer")
+    if not answer:
+        return "open"
+    return "not needed" if NOT_NEEDED.match(answer) else "answered"
+
+
+def count_table(rows, key, values):
+    """A Markdown table of item states counted by `key` (stage or party)."""
+    head = [f"| {key.capitalize()} | " + " | ".join(s.capitalize() for s in STATES) + " |",
+            "|---|" + "--:|" * len(STATES)]
+    body = [f"| `{v}` | " + " | ".join(str(sum(1 for r in rows if r[key] == v and r["state"] == s))
+                                       for s in STATES) + " |"
+            for v in values if any(r[key] == v for r in rows)]
+    total = "| total | " + " | ".join(str(sum(1 for r in rows if r["state"] == s)) for s in STATES) + " |"
+    return "\n".join(head + body + [total])
+
+
+def cmd_status(doc, args):
+    answers = doc.recorded_answers()
+    rows = applicable(doc, answers)
+    records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
+                "state": item_state(it, verdict), "waits_on": " ".join(waits)}
+               for it, verdict, waits in rows if verdict is not False]
+    not_applying = sum(1 for _, verdict, _ in rows if verdict is False)
+
+    def markdown(recs):
+        recorded = "; ".join(f"{i} " + ", ".join(f"`{t}`" for t in toks) for i, toks in answers.items())
+        missing = [i for i in doc.routing() if i not in answers]
+        blockers = [r for r in recs if r["stage"] == "blocker" and r["state"] in ("open", "waiting")]
+        upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"][:5]
+        out = [f"# Progress of {doc.path}", "",
+               f"Routing answers recorded: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
+               f"{len(recs)} items apply or may apply; {not_applying} do not apply to these answers. "
+               "Waiting: the item's Applies needs a routing answer not yet given.", "",
+               count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
+               "## Open blockers, in order", ""]
+        out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}" +
+                (f"; waits on {r['waits_on']})" if r["waits_on"] else ")") for k, r in enumerate(blockers, 1)]
+        out += ["" if blockers else "None.", "## Next to answer", ""]
+        out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}, `{r['stage']}`)" for k, r in enumerate(upcoming, 1)]
+        return "\n".join(out + ([] if upcoming else ["Nothing open beyond the blockers."])) + "\n"
+    return render(records, args.format, markdown)
+
+
+def cmd_import(doc, args):
+    path = Path(args.file) if args.file else DEFAULT_FILE
+    original = path.read_bytes()
+    defects = check(doc)
+    if defects:
+        raise SystemExit(f"{doc.path} fails its own check ({len(defects)} defects; run 'check'); "
+                         "fix it before importing. Nothing written.")
+    rows, problems = read_answers(args.answers)
+    changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
+    problems += more
+    if problems:
+        raise SystemExit("\n".join(f"{args.answers}:{line}: {message}" for line, message in sorted(problems))
+                         + f"\n{len(problems)} problem(s); {doc.path} not changed.")
+    if not changes:
+        return f"{doc.path}: nothing to record (no new answers).\n"
+    text = apply_answers(doc, changes)
+    write_atomically(path, original, text + ("" if text.endswith("\n") or not original.endswith(b"\n") else "\n"))
+    return f"{doc.path}: recorded {len(changes)} answer(s): {', '.join(sorted(changes))}.\n"
+
+
 # ---------------------------------------------------------------- command line
 
 def load(path):
@@ -873,6 +1152,10 @@ def build_parser():
     items.add_argument("--profile", help="use this profile's routing answers")
     items.add_argument("--party", help="only items this party is accountable for")
     items.add_argument("--stage", help="only items of this stage")
+    sub.add_parser("status", parents=[common, fmt], help="progress, given the answers recorded so far")
+    imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
+    imp.add_argument("answers", help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
+    imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
     return parser
 
 
@@ -883,7 +1166,8 @@ def main(argv=None):
         value = getattr(args, option, None)
         if value and value not in known:
             raise SystemExit(f"unknown --{option} '{value}'; choose from: {', '.join(known)}")
-    commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items}
+    commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items,
+                "status": cmd_status, "import": cmd_import}
     sys.stdout.write(commands[args.command](doc, args))
     return 0
 
