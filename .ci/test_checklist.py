@@ -70,16 +70,75 @@ def fixture_is_clean():
     assert defects(FIXTURE) == [], defects(FIXTURE)
 
 
-@test
-def item_without_bold_id():
-    text = swap('<a id="req-3"></a>**REQ-3**', '<a id="req-3"></a>REQ-3')
-    expect(text, "item-format", "REQ-3 The number")
+STAGE_OF_REQ4 = "  - **Stage:** `design`\n  - **Applies:** `REQ-2"
+VOID_APPLIES = "  - **Applies:** `always`\n  - **Note:** withdrawn"
+LAST_REQ_ITEM = "  - **Applies:** `always`\n  - **Note:** withdrawn: there is none.\n"
+PARTY_TABLE = ("| Party | Who |\n|---|---|\n| `requester` | who asked |\n| `counsel` | lawyers |\n"
+               "| `licensor` | the vendor of the licensed code |\n")
+
+# (test name, text replaced, replacement, rule expected, text on the line where it is expected)
+ONE_DEFECT = [
+    ("item_without_bold_id", '<a id="req-3"></a>**REQ-3**', '<a id="req-3"></a>REQ-3', "item-format", "REQ-3 The number"),
+    ("item_with_broken_checkbox", '- [ ] <a id="req-4"></a>', '- [] <a id="req-4"></a>', "item-format", "- [] "),
+    ("undeclared_prefix", '<a id="req-4"></a>**REQ-4**', '<a id="qzx-1"></a>**QZX-1**', "undeclared-prefix", "QZX-1"),
+    ("item_in_wrong_group", '<a id="req-4"></a>**REQ-4**', '<a id="lic-3"></a>**LIC-3**', "wrong-group", "LIC-3"),
+    ("item_without_its_anchor", '<a id="req-4"></a>**REQ-4**', "**REQ-4**", "item-anchor", "**REQ-4**"),
+    ("missing_form", "  - **Form:** a number.\n", "", "missing-field", "**REQ-3**"),
+    ("missing_applies", VOID_APPLIES, "  - **Note:** withdrawn", "missing-field", "**REQ-5**"),
+    ("unknown_field", "  - **Form:** a number.", "  - **Form:** a number.\n  - **Colour:** red", "unknown-field", "Colour"),
+    ("sub_bullet_that_is_not_a_field", "  - **Form:** a number.", "  - **Form:** a number.\n  - just some text",
+     "unknown-field", "just some text"),
+    ("field_written_without_bold", "  - **Form:** a number.", "  - Form: a number.", "item-format", "Form: a number"),
+    ("duplicate_field", "  - **Form:** a number.", "  - **Form:** a number.\n  - **Form:** two",
+     "duplicate-field", "**Form:** two"),
+    ("bad_stage", STAGE_OF_REQ4, STAGE_OF_REQ4.replace("design", "bogus"), "bad-stage", "`bogus`"),
+    ("bad_party", "  - **From:** requester.\n" + STAGE_OF_REQ4, "  - **From:** marketing.\n" + STAGE_OF_REQ4,
+     "bad-party", "marketing"),
+    ("undefined_id_in_prose", "TS 23.501 is cited here.", "TS 23.501 is cited here; see REQ-9.", "undefined-id", "REQ-9"),
+    ("undefined_id_in_mermaid", 'A["REQ-1 use"]', 'A["REQ-7 use"]', "undefined-id", "REQ-7 use"),
+    ("blocker_not_listed_in_start_here", STAGE_OF_REQ4, STAGE_OF_REQ4.replace("design", "blocker"),
+     "blocker-list", "**REQ-4**"),
+    ("start_here_lists_a_non_blocker", "| 3 | [REQ-2](#req-2) | Which parts are built |",
+     "| 3 | [REQ-2](#req-2) | Which parts are built |\n| 4 | [REQ-3](#req-3) | Sites |", "blocker-list", "| 4 |"),
+    ("broken_internal_link", "a lab plan.", "a [lab plan](#nowhere).", "anchor", "#nowhere"),
+    ("id_link_to_the_group", "| 1 | [REQ-1](#req-1) |", "| 1 | [REQ-1](#scope-req) |", "id-link", "#scope-req"),
+    ("unlinked_id_in_a_table", "| 2 | [LIC-1](#lic-1) |", "| 2 | LIC-1 |", "unlinked-id", "| 2 | LIC-1 |"),
+    ("unlinked_id_in_the_router", "Routing items are [REQ-1](#req-1),", "Routing items are REQ-1,",
+     "unlinked-id", "Routing items are"),
+    ("uncited_reference", "TS 23.501 is cited here.", "TS 23.502 is cited here.", "reference", "TS 23.502"),
+    ("placeholder_left", "a lab plan.", "a lab plan (TODO).", "placeholder", "TODO"),
+    ("heading_without_blank_line_before", LAST_REQ_ITEM + "\n### Licence", LAST_REQ_ITEM + "### Licence",
+     "heading-blank", "### Licence"),
+    ("no_party_table", PARTY_TABLE, "", "structure", 1),
+    ("condition_that_drops_the_group_condition", "`LIC-1 is yes or undecided and not REQ-2.radio is out`",
+     "`not REQ-2.radio is out`", "preamble", "`not REQ-2.radio is out`"),
+    ("unblocks_an_earlier_stage", "  - **Unblocks:** radio design.", "  - **Unblocks:** radio design; REQ-3.",
+     "stage-order", "radio design; REQ-3"),
+    ("unblocks_cycle", "  - **Unblocks:** REQ-3.\n", "  - **Unblocks:** REQ-3 and REQ-1.\n", "cycle", "**REQ-1**"),
+    ("profile_count_drift", "4 of 8", "5 of 8", "profile", "5 of 8"),
+    ("profile_first_items_drift", "- **Answer first:** [REQ-3](#req-3)\n",
+     "- **Answer first:** [REQ-3](#req-3), [LIC-2](#lic-2)\n", "profile", "[REQ-3](#req-3), [LIC-2]"),
+    ("profile_leaves_items_undecided", "; [REQ-2](#req-2) `ap=build`, `radio=out`", "", "profile",
+     "`teaching`; [LIC-1](#lic-1) `no`"),
+    ("profile_assumes_an_undeclared_answer", "[LIC-1](#lic-1) `no`", "[LIC-1](#lic-1) `nope`", "profile", "`nope`"),
+    ("profile_without_a_field", "- **Answer first:** [REQ-3](#req-3), [LIC-2](#lic-2)\n", "", "profile", "### Vendor"),
+] + [
+    (f"condition_{k}", VOID_APPLIES, f"  - **Applies:** {condition}\n  - **Note:** withdrawn", "condition",
+     f"**Applies:** {condition}")
+    for k, condition in enumerate(("`REQ-1 includes`", "`REQ-3 is 4`", "`REQ-1 is teaching`", "`LIC-1 is maybe`",
+                                   "`REQ-2.wall is build`", "`REQ-2 is build`", "`LIC-1.ap is yes`",
+                                   "`LIC-1 is yes and`", "`(LIC-1 is yes`", "always", "`LIC-1 equals yes`"), 1)
+]
 
 
-@test
-def item_with_broken_checkbox():
-    text = swap('- [ ] <a id="req-4"></a>', '- [] <a id="req-4"></a>')
-    expect(text, "item-format", "- [] ")
+def one_defect_test(name, old, new, rule, needle):
+    def case():
+        expect(swap(old, new), rule, needle)
+    case.__name__ = name
+    return case
+
+
+TESTS += [one_defect_test(*case) for case in ONE_DEFECT]
 
 
 @test
@@ -90,208 +149,15 @@ def duplicate_id():
 
 
 @test
-def undeclared_prefix():
-    expect(swap('<a id="req-4"></a>**REQ-4**', '<a id="qzx-1"></a>**QZX-1**'), "undeclared-prefix", "QZX-1")
-
-
-@test
-def item_in_wrong_group():
-    expect(swap('<a id="req-4"></a>**REQ-4**', '<a id="lic-3"></a>**LIC-3**'), "wrong-group", "LIC-3")
-
-
-@test
-def item_without_its_anchor():
-    expect(swap('<a id="req-4"></a>**REQ-4**', '**REQ-4**'), "item-anchor", "**REQ-4**")
-
-
-@test
-def missing_form():
-    text = swap("  - **Form:** a number.\n", "")
-    expect(text, "missing-field", "**REQ-3**")
-
-
-@test
-def missing_applies():
-    text = swap("  - **Applies:** `always`\n  - **Note:** withdrawn", "  - **Note:** withdrawn")
-    expect(text, "missing-field", "**REQ-5**")
-
-
-@test
 def empty_field():
     text = swap("  - **Unblocks:** sizing.", "  - **Unblocks:**")
     expect(text, "missing-field", text.split("\n").index("  - **Unblocks:**") + 1)
 
 
 @test
-def unknown_field():
-    expect(swap("  - **Form:** a number.", "  - **Form:** a number.\n  - **Colour:** red"),
-           "unknown-field", "Colour")
-
-
-@test
-def sub_bullet_that_is_not_a_field():
-    expect(swap("  - **Form:** a number.", "  - **Form:** a number.\n  - just some text"),
-           "unknown-field", "just some text")
-
-
-@test
-def field_written_without_bold():
-    expect(swap("  - **Form:** a number.", "  - Form: a number."), "item-format", "Form: a number")
-
-
-@test
-def duplicate_field():
-    expect(swap("  - **Form:** a number.", "  - **Form:** a number.\n  - **Form:** two"),
-           "duplicate-field", "**Form:** two")
-
-
-@test
-def bad_stage():
-    expect(swap("  - **Stage:** `design`\n  - **Applies:** `REQ-2",
-                "  - **Stage:** `bogus`\n  - **Applies:** `REQ-2"), "bad-stage", "`bogus`")
-
-
-@test
-def bad_party():
-    text = swap("  - **From:** requester.\n  - **Stage:** `design`",
-                "  - **From:** marketing.\n  - **Stage:** `design`")
-    expect(text, "bad-party", "marketing")
-
-
-@test
-def undefined_id_in_prose():
-    expect(swap("TS 23.501 is cited here.", "TS 23.501 is cited here; see REQ-9."), "undefined-id", "REQ-9")
-
-
-@test
-def undefined_id_in_mermaid():
-    expect(swap('A["REQ-1 use"]', 'A["REQ-7 use"]'), "undefined-id", "REQ-7 use")
-
-
-@test
-def blocker_not_listed_in_start_here():
-    text = swap("  - **Stage:** `design`\n  - **Applies:** `REQ-2",
-                "  - **Stage:** `blocker`\n  - **Applies:** `REQ-2")
-    expect(text, "blocker-list", "**REQ-4**")
-
-
-@test
-def start_here_lists_a_non_blocker():
-    text = swap("| 3 | [REQ-2](#req-2) | Which parts are built |",
-                "| 3 | [REQ-2](#req-2) | Which parts are built |\n| 4 | [REQ-3](#req-3) | Sites |")
-    expect(text, "blocker-list", "| 4 |")
-
-
-@test
-def broken_internal_link():
-    expect(swap("- **You get back:** a lab plan.", "- **You get back:** a [lab plan](#nowhere)."),
-           "anchor", "#nowhere")
-
-
-@test
-def id_link_to_the_group_instead_of_the_item():
-    expect(swap("| 1 | [REQ-1](#req-1) |", "| 1 | [REQ-1](#scope-req) |"), "id-link", "#scope-req")
-
-
-@test
-def unlinked_id_in_a_table():
-    expect(swap("| 2 | [LIC-1](#lic-1) |", "| 2 | LIC-1 |"), "unlinked-id", "| 2 | LIC-1 |")
-
-
-@test
-def unlinked_id_in_the_router():
-    expect(swap("Routing items are [REQ-1](#req-1),", "Routing items are REQ-1,"),
-           "unlinked-id", "Routing items are")
-
-
-@test
-def uncited_reference():
-    expect(swap("TS 23.501 is cited here.", "TS 23.502 is cited here."), "reference", "TS 23.502")
-
-
-@test
-def placeholder_left():
-    expect(swap("a lab plan.", "a lab plan (TODO)."), "placeholder", "TODO")
-
-
-@test
-def heading_without_blank_line_before():
-    expect(swap("  - **Applies:** `always`\n  - **Note:** withdrawn: there is none.\n\n### Licence",
-                "  - **Applies:** `always`\n  - **Note:** withdrawn: there is none.\n### Licence"),
-           "heading-blank", "### Licence")
-
-
-@test
 def command_missing():
     text = swap("bash .ci/run\n", "")
     expect(text, "commands", len(text.split("\n")))
-
-
-@test
-def no_party_table():
-    text = swap("| Party | Who |\n|---|---|\n| `requester` | who asked |\n| `counsel` | lawyers |\n"
-                "| `licensor` | the vendor of the licensed code |\n", "")
-    expect(text, "structure", 1)
-
-
-VOID_APPLIES = "  - **Applies:** `always`\n  - **Note:** withdrawn"
-
-
-def void_condition(condition):
-    return swap(VOID_APPLIES, f"  - **Applies:** {condition}\n  - **Note:** withdrawn")
-
-
-@test
-def conditions_that_do_not_check():
-    for condition in ("`REQ-1 includes`", "`REQ-3 is 4`", "`REQ-1 is teaching`", "`LIC-1 is maybe`",
-                      "`REQ-2.wall is build`", "`REQ-2 is build`", "`LIC-1.ap is yes`",
-                      "`LIC-1 is yes and`", "`(LIC-1 is yes`", "always", "`LIC-1 equals yes`"):
-        expect(void_condition(condition), "condition", "**Applies:** " + condition)
-
-
-@test
-def condition_that_drops_the_group_condition():
-    text = swap("`LIC-1 is yes or undecided and not REQ-2.radio is out`", "`not REQ-2.radio is out`")
-    expect(text, "preamble", "`not REQ-2.radio is out`")
-
-
-@test
-def unblocks_an_earlier_stage():
-    expect(swap("  - **Unblocks:** radio design.", "  - **Unblocks:** radio design; REQ-3."),
-           "stage-order", "radio design; REQ-3")
-
-
-@test
-def unblocks_cycle():
-    text = swap("  - **Unblocks:** REQ-3.\n", "  - **Unblocks:** REQ-3 and REQ-1.\n")
-    expect(text, "cycle", "**REQ-1**")
-
-
-@test
-def profile_count_drift():
-    expect(swap("4 of 8", "5 of 8"), "profile", "5 of 8")
-
-
-@test
-def profile_first_items_drift():
-    expect(swap("- **Answer first:** [REQ-3](#req-3)\n", "- **Answer first:** [REQ-3](#req-3), [LIC-2](#lic-2)\n"),
-           "profile", "- **Answer first:** [REQ-3](#req-3), [LIC-2]")
-
-
-@test
-def profile_leaves_items_undecided():
-    text = swap("; [REQ-2](#req-2) `ap=build`, `radio=out`", "")
-    expect(text, "profile", "`teaching`; [LIC-1](#lic-1) `no`")
-
-
-@test
-def profile_assumes_an_undeclared_answer():
-    expect(swap("[LIC-1](#lic-1) `no`", "[LIC-1](#lic-1) `nope`"), "profile", "`nope`")
-
-
-@test
-def profile_without_a_field():
-    expect(swap("- **Answer first:** [REQ-3](#req-3), [LIC-2](#lic-2)\n", ""), "profile", "### Vendor")
 
 
 @test
