@@ -68,7 +68,7 @@ def round_trip_on_the_real_checklist():
         exported = box.run("items", "--format", "csv")
         rows = list(csv.DictReader(io.StringIO(exported.stdout)))
         answers = {"LIC-1": "no", "REQ-3": "United States: development and laboratory test",
-                   "SRC-1": "not needed: the requester has no other copy"}
+                   "REQ-7": "not needed: no Huawei product is in use"}
         for row in rows:
             row["answer"] = answers.get(row["id"], row["answer"])
         out = io.StringIO()
@@ -83,7 +83,7 @@ def round_trip_on_the_real_checklist():
         status = box.run("status").stdout
         assert "LIC-1 `no`" in status and "| total | 2 | 1 |" in status, status
         states = {r["id"]: r["state"] for r in json.loads(box.run("status", "--format", "json").stdout)}
-        assert states["REQ-3"] == "answered" and states["SRC-1"] == "not needed", states
+        assert states["REQ-3"] == "answered" and states["REQ-7"] == "not needed", states
         assert box.run("check").returncode == 0
         again = box.run("import", str(box.csv(out.getvalue())))
         assert again.returncode == 0 and "nothing to record" in again.stdout, again
@@ -118,6 +118,51 @@ def replace_overwrites_and_same_answer_is_a_no_op():
         assert result.returncode == 0, result.stderr
         text = box.doc.read_text(encoding="utf-8")
         assert "**Answer:** `yes`" in text and "**Answer:** `no`" not in text
+
+
+@test
+def profile_export_seeds_the_routing_answers():
+    with Sandbox() as box:
+        exported = box.run("items", "--profile", "lab", "--format", "csv").stdout
+        seeded = {r["id"]: r["answer"] for r in csv.DictReader(io.StringIO(exported)) if r["assumed"]}
+        assert seeded == {"REQ-1": "teaching", "LIC-1": "no", "REQ-2": "ap=build, radio=out"}, seeded
+        result = box.run("import", str(box.csv(exported)))
+        assert result.returncode == 0, result.stderr
+        doc = cl.parse(box.doc.read_text(encoding="utf-8"))
+        assert doc.recorded_answers() == doc.profiles["lab"].assumes()
+
+
+@test
+def forgiving_spelling_and_outside_identifiers():
+    with Sandbox() as box:
+        body = ('id,answer\nREQ-1,Teaching\nREQ-2,"AP = build, radio=OUT"\n'
+                "REQ-3,memo REG-2026-03 and sha256:" + "ab" * 32 + "\n")
+        result = box.run("import", str(box.csv(body)))
+        assert result.returncode == 0, result.stderr
+        text = box.doc.read_text(encoding="utf-8")
+        assert "**Answer:** `teaching`" in text and "**Answer:** `ap=build`, `radio=out`" in text
+        assert box.run("check").returncode == 0
+
+
+@test
+def not_needed_is_not_a_routing_answer():
+    refuse("id,answer\nLIC-1,not needed: no licence\n", "LIC-1 is a routing item: answer with one of")
+
+
+@test
+def answer_to_an_item_that_does_not_apply_is_kept_with_a_note():
+    with Sandbox() as box:
+        result = box.run("import", str(box.csv("id,answer\nLIC-1,no\nDEL-1,repository at example\n")))
+        assert result.returncode == 0 and "DEL-1 do(es) not apply" in result.stdout, result
+
+
+@test
+def status_with_a_profile_and_without_answers():
+    with Sandbox() as box:
+        plain = box.run("status").stdout
+        assert "Still to answer: REQ-1, REQ-2, LIC-1." in plain, plain
+        routed = box.run("status", "--profile", "lab").stdout
+        assert "given profile `lab`" in routed and "Still to answer: none." in routed, routed
 
 
 # ---------------------------------------------------------------- bad input, nothing written

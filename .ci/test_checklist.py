@@ -224,12 +224,14 @@ GOLDEN = {
     # profile: (items that must apply, items that must not)
     "lab": ({"REQ-9", "STD-5", "IOP-6", "IOP-8", "PY-3", "HW-4"},
             {"LIC-2", "LIC-13", "EXP-1", "DEL-1", "RAD-1", "REG-1", "SEC-8", "HW-9", "OPS-1", "LIC-7"}),
-    "vendor": ({"LIC-2", "LIC-13", "EXP-1", "DEL-9", "HW-3", "HW-9", "RAD-1", "LIC-7", "REG-2", "SEC-8"},
-               {"REG-1", "PY-3", "PY-6", "STD-8"}),
-    "integrator": ({"DEL-3", "DEL-5", "OPS-1", "REG-1", "SEC-4", "ACC-6", "RAD-2"},
-                   {"HW-9", "DEL-9", "HW-3", "PY-6"}),
+    "vendor": ({"LIC-2", "LIC-13", "EXP-1", "DEL-9", "HW-3", "HW-9", "RAD-1", "LIC-7", "REG-2", "SEC-8", "EXP-13"},
+               {"REG-1", "PY-3", "PY-5", "PY-6", "STD-8", "LIC-17", "EXP-12"}),
+    "integrator": ({"DEL-3", "DEL-5", "OPS-1", "REG-1", "SEC-4", "ACC-6", "RAD-2", "LIC-17", "IOP-10"},
+                   {"HW-9", "DEL-9", "HW-3", "PY-6", "LIC-13", "IOP-11"}),
     "open-operator": ({"REG-1", "OPS-1", "RAD-1", "IOP-6", "LIC-7", "EXP-3"},
-                      {"DEL-1", "EXP-1", "SEC-8", "LIC-2", "HW-9", "STD-8"}),
+                      {"DEL-1", "EXP-1", "SEC-8", "LIC-2", "HW-9", "STD-8", "EXP-12"}),
+    "replacing-operator": ({"EXP-12", "REG-1", "OPS-1", "IOP-4", "OPS-5", "REQ-12"},
+                           {"DEL-1", "EXP-1", "LIC-2", "LIC-13", "REQ-10", "PY-3"}),
 }
 
 
@@ -274,7 +276,7 @@ def cli_items_json_for_one_party():
 def cli_items_markdown_and_stage():
     result = run_cli("items", "--profile", "vendor", "--stage", "blocker")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("# Items for profile `vendor`")
+    assert result.stdout.startswith("# Items that apply, given profile `vendor`, stage `blocker`")
     assert "**EXP-1**" in result.stdout and "**RES-1**" not in result.stdout
 
 
@@ -284,6 +286,14 @@ def cli_items_without_profile_lists_what_waits():
     rows = json.loads(result.stdout)
     waiting = [r for r in rows if r["waits_on"]]
     assert waiting and all(r["applies"] != "always" for r in waiting)
+
+
+@test
+def cli_items_involving_a_contributing_party():
+    rows = json.loads(run_cli("items", "--profile", "vendor", "--involving", "counsel", "--format", "json").stdout)
+    accountable = json.loads(run_cli("items", "--profile", "vendor", "--party", "counsel", "--format", "json").stdout)
+    assert {r["id"] for r in accountable} < {r["id"] for r in rows}
+    assert all("counsel" in r["from"] for r in rows)
 
 
 @test

@@ -3,8 +3,8 @@
 
     python3 tools/checklist.py check    [--file PATH]
     python3 tools/checklist.py profiles [--file PATH] [--format md|csv|json]
-    python3 tools/checklist.py items    [--profile KEY] [--party P] [--stage S] [--format md|csv|json] [--file PATH]
-    python3 tools/checklist.py status   [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py items    [--profile KEY] [--party P] [--involving P] [--stage S] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py status   [--profile KEY] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
 
 Shape: `parse()` reads the Markdown once into a `Doc` (stages, parties, groups, items,
@@ -85,8 +85,13 @@ class Item:
 
     @property
     def party(self):
+        """The accountable party: the first word of From."""
         words = re.findall(r"[a-z]+", self.get("From").lower())
         return words[0] if words else ""
+
+    def involves(self, party):
+        """True if From names `party`, as accountable or as a contributor."""
+        return party in re.findall(r"[a-z]+", self.get("From").lower())
 
     @property
     def condition_text(self):
@@ -479,7 +484,7 @@ def applicable(doc, answers):
             continue
         tree = condition_of(item)
         verdict = evaluate(tree, answers) if tree else None
-        waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree else []
+        waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree and verdict is None else []
         out.append((item, verdict, waits))
     order, start = {s: i for i, s in enumerate(doc.stages)}, doc.start_order()
     return sorted(out, key=lambda x: (order.get(x[0].stage, len(order)), start.get(x[0].id, len(start))))
@@ -602,11 +607,13 @@ def conditions(doc):
 
 
 def starts_with(tree, group_text):
+    """True if `tree` is the group's condition, or that condition followed by 'and ...'."""
     try:
         group = parse_condition(group_text)
     except ConditionError:
         return False
-    return tree == group or (tree[0] == "and" and tree[1][0] == group)
+    head = group[1] if group[0] == "and" else [group]
+    return tree == group or (tree[0] == "and" and tree[1][:len(head)] == head)
 
 
 @rule
@@ -683,11 +690,12 @@ def unblock_order(doc):
 
 @rule
 def mentions(doc):
-    """IDs mentioned anywhere (Mermaid included) exist; the Start-here list is the blockers."""
-    item_lines = {it.line for it in doc.items.values()}
+    """IDs mentioned outside answers (Mermaid included) exist; the Start-here list is the blockers."""
+    skip = {it.line for it in doc.items.values()} | {it.fields["Answer"][1] for it in doc.items.values()
+                                                      if "Answer" in it.fields}
     listed = {}
     for n, line in enumerate(doc.lines, 1):
-        if n in item_lines or (doc.fenced[n - 1] and not in_mermaid(doc, n)):
+        if n in skip or (doc.fenced[n - 1] and not in_mermaid(doc, n)):
             continue
         for iid in dict.fromkeys(ID_TOKEN.findall(line)):
             if iid.split("-")[0] not in doc.groups:
@@ -802,6 +810,7 @@ def check(doc):
 CONFIDENTIAL = ("confidential material is sent through a confidential channel and only a pointer "
                 "(ID, date, recipient) is recorded here: see 'Answering' in README.md")
 HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
+HASH_LABEL = re.compile(r"(sha-?(1|224|256|384|512)|sha3-\d+|blake2[bs]?|md5|commit)\s*[:=]?\s*$", re.I)
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 KEY_MARKERS = re.compile(r"-----BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-")
 NOT_NEEDED = re.compile(r"^not needed\b[\s:;,.()\u2014-]*(.*)$", re.I)
@@ -811,7 +820,7 @@ def secret_in(text):
     """What secret material `text` seems to hold (a short description), or None."""
     if KEY_MARKERS.search(text):
         return "a private key or PEM block"
-    if HEX_RUN.search(text):
+    if any(not HASH_LABEL.search(text[:m.start()]) for m in HEX_RUN.finditer(text)):
         return "a key (32 or more hex digits in a row, like a subscriber key K or OPc)"
     for run in BASE64_RUN.findall(text):
         if re.search(r"\d", run) and re.search(r"[a-z]", run) and re.search(r"[A-Z]", run):
@@ -851,13 +860,25 @@ def format_answer(item, cell):
     declared = item.declared
     if not declared:
         return cell, [f"{item.id}: {m}" for m in answer_text_problems(cell)]
+    if NOT_NEEDED.match(cell):
+        return None, [f"{item.id} is a routing item: answer with one of {declared.values}, not 'not needed'"]
     tokens_part, _, comment = cell.partition(";")
-    tokens = [tok.strip("`") for tok in re.split(r"[,\s]+", tokens_part.strip()) if tok.strip("`")]
+    tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
+    tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
     problems = answer_problems(item.id, tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
     return text, problems
+
+
+def canonical(token, declared):
+    """The declared spelling of a token typed in any letter case ('Teaching' -> 'teaching')."""
+    spelled = {v.lower(): v for v in declared.values + declared.parts}
+    if "=" in token:
+        part, value = token.split("=", 1)
+        return f"{spelled.get(part.lower(), part)}={spelled.get(value.lower(), value)}"
+    return spelled.get(token.lower(), token)
 
 
 def read_answers(path):
@@ -978,14 +999,17 @@ def write_atomically(path, original, text):
 
 # ---------------------------------------------------------------- views
 
-COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "answer")
+COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "note",
+           "assumed", "answer")
 
 
-def item_record(item, waits):
+def item_record(item, waits, assumed=None):
+    """One item as a flat record; `assumed` pre-fills a routing answer from a profile."""
+    answer = item.get("Answer") or (", ".join(assumed) if assumed else "")
     return {"id": item.id, "ask": item.ask, "form": item.get("Form"), "unblocks": item.get("Unblocks"),
             "from": item.get("From"), "party": item.party, "stage": item.stage,
-            "applies": item.condition_text or "", "waits_on": " ".join(waits),
-            "answer": item.get("Answer")}
+            "applies": item.condition_text or "", "waits_on": " ".join(waits), "note": item.get("Note"),
+            "assumed": "yes" if assumed and not item.get("Answer") else "", "answer": answer}
 
 
 def render(records, fmt, markdown):
@@ -1005,33 +1029,41 @@ def render(records, fmt, markdown):
 def items_markdown(title):
     def markdown(records):
         out = [f"# {title}", ""]
+        waiting = sum(1 for r in records if r["waits_on"])
+        out.append(f"{len(records)} items, {waiting} of them waiting on a routing answer.")
+        out.append("")
         for r in records:
-            box = "x" if r["answer"] else " "
+            box = "x" if r["answer"] and not r["assumed"] else " "
             out.append(f"- [{box}] **{r['id']}** {r['ask']}")
-            for label in ("form", "unblocks", "from", "stage", "answer"):
+            for label in ("form", "unblocks", "from", "stage", "applies", "note"):
                 if r[label]:
                     out.append(f"  - **{label.capitalize()}:** {r[label]}")
             if r["waits_on"]:
-                out.append(f"  - **Applies once answered:** {r['waits_on']} (`{r['applies']}`)")
+                out.append(f"  - **Waits on:** {r['waits_on']}")
+            if r["answer"]:
+                out.append(f"  - **{'Assumed by the profile' if r['assumed'] else 'Answer'}:** {r['answer']}")
         return "\n".join(out) + "\n"
     return markdown
 
 
+def routing_answers(doc, args):
+    """(answers, title) from --profile if given, else from the answers recorded in the file."""
+    if getattr(args, "profile", None):
+        return doc.profiles[args.profile].assumes(), f"profile `{args.profile}`"
+    return doc.recorded_answers(), "the answers recorded so far"
+
+
 def cmd_items(doc, args):
-    if args.profile:
-        answers = doc.profiles[args.profile].assumes()
-        title = f"Items for profile `{args.profile}`"
-    else:
-        answers = doc.recorded_answers()
-        title = "Items that apply, given the answers recorded so far"
-    records = [item_record(it, waits) for it, verdict, waits in applicable(doc, answers)
+    answers, source = routing_answers(doc, args)
+    seed = answers if args.profile else {}
+    records = [item_record(it, waits, seed.get(it.id)) for it, verdict, waits in applicable(doc, answers)
                if verdict is not False
                and (not args.party or it.party == args.party)
+               and (not args.involving or it.involves(args.involving))
                and (not args.stage or it.stage == args.stage)]
-    if args.party:
-        title += f", party `{args.party}`"
-    if args.stage:
-        title += f", stage `{args.stage}`"
+    title = f"Items that apply, given {source}" + "".join(
+        f", {label} `{value}`" for label, value in (("party", args.party), ("involving", args.involving),
+                                                     ("stage", args.stage)) if value)
     return render(records, args.format, items_markdown(title))
 
 
@@ -1072,7 +1104,7 @@ def count_table(rows, key, values):
 
 
 def cmd_status(doc, args):
-    answers = doc.recorded_answers()
+    answers, source = routing_answers(doc, args)
     rows = applicable(doc, answers)
     records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
                 "state": item_state(it, verdict), "waits_on": " ".join(waits)}
@@ -1081,11 +1113,12 @@ def cmd_status(doc, args):
 
     def markdown(recs):
         recorded = "; ".join(f"{i} " + ", ".join(f"`{t}`" for t in toks) for i, toks in answers.items())
-        missing = [i for i in doc.routing() if i not in answers]
+        verdicts = {it.id: verdict for it, verdict, _ in rows}
+        missing = [i for i in doc.routing() if i not in answers and verdicts.get(i) is not False]
         blockers = [r for r in recs if r["stage"] == "blocker" and r["state"] in ("open", "waiting")]
         upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"][:5]
-        out = [f"# Progress of {doc.path}", "",
-               f"Routing answers recorded: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
+        out = [f"# Progress of {doc.path}, given {source}", "",
+               f"Routing answers: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
                f"{len(recs)} items apply or may apply; {not_applying} do not apply to these answers. "
                "Waiting: the item's Applies needs a routing answer not yet given.", "",
                count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
@@ -1101,6 +1134,7 @@ def cmd_status(doc, args):
 def cmd_import(doc, args):
     path = Path(args.file) if args.file else DEFAULT_FILE
     original = path.read_bytes()
+    doc = parse(original.decode("utf-8"), doc.path)    # exactly the bytes write_atomically compares
     defects = check(doc)
     if defects:
         raise SystemExit(f"{doc.path} fails its own check ({len(defects)} defects; run 'check'); "
@@ -1114,8 +1148,34 @@ def cmd_import(doc, args):
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).\n"
     text = apply_answers(doc, changes)
-    write_atomically(path, original, text + ("" if text.endswith("\n") or not original.endswith(b"\n") else "\n"))
-    return f"{doc.path}: recorded {len(changes)} answer(s): {', '.join(sorted(changes))}.\n"
+    defects = check(parse(text, doc.path))
+    if defects:
+        csv_line = {iid: line for line, iid, _ in ((ln, i.strip().upper(), a) for ln, i, a in rows)}
+        owner = owners(parse(text, doc.path), changes)
+        raise SystemExit("\n".join(f"{args.answers}:{csv_line.get(owner.get(n), '?')}: this answer would break "
+                                   f"the document ([{rule}] {message})" for n, rule, message in defects)
+                         + f"\n{doc.path} not changed.")
+    write_atomically(path, original, text)
+    late = not_applying(parse(text, doc.path), changes)
+    note = f" Note: {', '.join(late)} do(es) not apply to the routing answers recorded." if late else ""
+    return f"{doc.path}: recorded {len(changes)} answer(s): {', '.join(sorted(changes))}.{note}\n"
+
+
+def owners(doc, changes):
+    """{line: id} for the item lines and Answer lines of the items just answered."""
+    out = {}
+    for iid in changes:
+        item = doc.items.get(iid)
+        if item:
+            out[item.line] = iid
+            out[item.fields.get("Answer", (None, item.line))[1]] = iid
+    return out
+
+
+def not_applying(doc, changes):
+    """IDs among `changes` whose Applies is false for the routing answers now recorded."""
+    verdicts = {it.id: verdict for it, verdict, _ in applicable(doc, doc.recorded_answers())}
+    return sorted(iid for iid in changes if verdicts.get(iid) is False)
 
 
 # ---------------------------------------------------------------- command line
@@ -1151,8 +1211,10 @@ def build_parser():
     items = sub.add_parser("items", parents=[common, fmt], help="the items that apply")
     items.add_argument("--profile", help="use this profile's routing answers")
     items.add_argument("--party", help="only items this party is accountable for")
+    items.add_argument("--involving", help="only items whose From names this party at all")
     items.add_argument("--stage", help="only items of this stage")
-    sub.add_parser("status", parents=[common, fmt], help="progress, given the answers recorded so far")
+    status = sub.add_parser("status", parents=[common, fmt], help="progress, given the answers recorded so far")
+    status.add_argument("--profile", help="route with this profile's answers instead")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
     imp.add_argument("answers", help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
     imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
@@ -1162,7 +1224,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     doc = load(args.file)
-    for option, known in (("profile", doc.profiles), ("party", doc.parties), ("stage", doc.stages)):
+    for option, known in (("profile", doc.profiles), ("party", doc.parties), ("involving", doc.parties),
+                          ("stage", doc.stages)):
         value = getattr(args, option, None)
         if value and value not in known:
             raise SystemExit(f"unknown --{option} '{value}'; choose from: {', '.join(known)}")
