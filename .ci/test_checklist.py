@@ -230,6 +230,8 @@ GOLDEN = {
                    {"HW-9", "DEL-9", "HW-3", "PY-6", "LIC-13", "IOP-11"}),
     "open-operator": ({"REG-1", "OPS-1", "RAD-1", "IOP-6", "LIC-7", "EXP-3"},
                       {"DEL-1", "EXP-1", "SEC-8", "LIC-2", "HW-9", "STD-8", "EXP-12"}),
+    "simulator": ({"PY-6", "RAD-1", "RAD-3", "RAD-4", "PY-2", "PRF-3"},
+                  {"RAD-2", "RAD-6", "IOP-6", "HW-1", "STD-5", "REG-1", "OPS-1"}),
     "replacing-operator": ({"EXP-12", "REG-1", "OPS-1", "IOP-4", "OPS-5", "REQ-12"},
                            {"DEL-1", "EXP-1", "LIC-2", "LIC-13", "REQ-10", "PY-3"}),
 }
