@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from test_checklist import FIXTURE, README, ROOT, cl, expect, run_cli, swap
+from test_checklist import FIXTURE, README, ROOT, cl, expect, run_cli, swap, unanswered
 
 TESTS = []
 PROGRAM = str(ROOT / "tools" / "checklist.py")
@@ -64,7 +64,7 @@ def refuse(content, message, text=FIXTURE):
 
 @test
 def round_trip_on_the_real_checklist():
-    with Sandbox(README.read_text(encoding="utf-8")) as box:
+    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
         exported = box.run("items", "--format", "csv")
         rows = list(csv.DictReader(io.StringIO(exported.stdout)))
         answers = {"LIC-1": "no", "REQ-3": "United States: development and laboratory test",

@@ -9,6 +9,7 @@ The run ends with the line 'N passed, N failed'.
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,12 @@ def expect(text, rule, needle):
     line = needle if isinstance(needle, int) else line_of(text, needle)
     got = defects(text)
     assert [(d[0], d[1]) for d in got] == [(line, rule)], f"expected [{rule}] at line {line}, got {got}"
+
+
+def unanswered(text):
+    """The checklist as shipped: Answer lines removed and boxes unticked, whatever has been recorded."""
+    kept = [line for line in text.split("\n") if not line.startswith("  - **Answer:**")]
+    return "\n".join(re.sub(r"^- \[[xX]\]", "- [ ]", line) for line in kept)
 
 
 def run_cli(*args, cwd=None):
@@ -284,7 +291,10 @@ def cli_items_markdown_and_stage():
 
 @test
 def cli_items_without_profile_lists_what_waits():
-    result = run_cli("items", "--format", "json")
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped = Path(tmp) / "README.md"
+        shipped.write_text(unanswered(README.read_text(encoding="utf-8")), encoding="utf-8")
+        result = run_cli("items", "--format", "json", "--file", str(shipped))
     rows = json.loads(result.stdout)
     waiting = [r for r in rows if r["waits_on"]]
     assert waiting and all(r["applies"] != "always" for r in waiting)
