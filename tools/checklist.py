@@ -7,10 +7,11 @@
     python3 tools/checklist.py status   [--profile KEY] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
 
-Shape: `parse()` reads the Markdown once into a `Doc` (stages, parties, groups, items,
-profiles); `RULES` are small functions over a Doc that yield `(line, rule, message)`;
-views (`applicable`, the formatters) turn a Doc plus a set of routing answers into output;
-`main()` is a thin argparse layer. The default file is README.md next to tools/.
+Shape, in file order: the model (`Item`, `Profile`, `Doc`); `parse()`, which reads the
+Markdown once into a Doc; Applies conditions (`parse_condition`, `evaluate`, `applicable`);
+`RULES`, small functions over a Doc that yield `(line, rule, message)`; answers (secret
+and safety checks, CSV reading, atomic writing); views (`items`, `profiles`, `status`);
+and `main()`, a thin argparse layer. The default file is README.md next to tools/.
 """
 import argparse
 import csv
@@ -67,6 +68,7 @@ class Declared:
 
 @dataclass
 class Item:
+    """One checklist item: its ID, first line, box, anchor, group and fields."""
     id: str
     line: int
     ask: str
@@ -120,6 +122,7 @@ class Item:
 
 @dataclass
 class Profile:
+    """A named set of routing answers under 'Which items apply to you'."""
     key: str
     name: str
     line: int
@@ -138,6 +141,7 @@ class Profile:
 
 @dataclass
 class Doc:
+    """The whole checklist, parsed once: tables, groups, items and profiles, with line numbers."""
     path: str
     lines: list
     fenced: list
@@ -315,7 +319,7 @@ def parse_item(doc, n, line, group):
 # ---------------------------------------------------------------- conditions
 
 class ConditionError(ValueError):
-    pass
+    """An Applies condition that does not parse."""
 
 
 def parse_condition(text):
