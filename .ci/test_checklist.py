@@ -256,6 +256,19 @@ def profiles_include_and_exclude_what_they_should():
 
 
 @test
+def an_evaluator_gets_the_evidence_but_not_the_deal():
+    answers = {"REQ-1": ["evaluation"], "REQ-4": ["evaluator"], "LIC-1": ["yes"], "EXP-1": ["permitted"],
+               "REQ-2": ["core=operate", "upf=operate", "cu=operate", "du=operate", "ru=operate",
+                         "transport=out", "oam=out", "hardware=operate"],
+               "PY-1": ["c"], "REQ-8": ["none"], "REQ-9": ["A"]}
+    rows = cl.applicable(readme(), answers)
+    got = {it.id for it, verdict, _ in rows if verdict}
+    assert not [it.id for it, verdict, _ in rows if verdict is None]
+    assert {"DEL-3", "DEL-4", "DEL-5", "DEL-9", "SEC-4", "SEC-12", "REQ-13"} <= got, got
+    assert not {"LIC-2", "LIC-5", "LIC-13", "LIC-17", "EXP-13", "HW-9"} & got
+
+
+@test
 def every_readme_item_has_a_checked_condition():
     doc = readme()
     for item in doc.items.values():
