@@ -1147,7 +1147,8 @@ def cmd_import(doc, args):
     changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
     problems += more
     if problems:
-        raise SystemExit("\n".join(f"{args.answers}:{line}: {message}" for line, message in sorted(problems))
+        raise SystemExit("\n".join(f"{args.answers}:{line}: {message}" if line else f"{args.answers}: {message}"
+                                   for line, message in sorted(problems))
                          + f"\n{len(problems)} problem(s); {doc.path} not changed.")
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).\n"
