@@ -1030,11 +1030,16 @@ def render(records, fmt, markdown):
     return markdown(records)
 
 
+def counted(n, noun, plural=""):
+    """'1 item', '3 items': a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def items_markdown(title):
     def markdown(records):
         out = [f"# {title}", ""]
         waiting = sum(1 for r in records if r["waits_on"])
-        out.append(f"{len(records)} items, {waiting} of them waiting on a routing answer.")
+        out.append(f"{counted(len(records), 'item')}, {waiting} of them waiting on a routing answer.")
         out.append("")
         for r in records:
             box = "x" if r["answer"] and not r["assumed"] else " "
@@ -1123,13 +1128,13 @@ def cmd_status(doc, args):
         upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"][:5]
         out = [f"# Progress of {doc.path}, given {source}", "",
                f"Routing answers: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
-               f"{len(recs)} items apply or may apply; {not_applying} do not apply to these answers. "
+               f"{counted(len(recs), 'item')} apply or may apply; {not_applying} do not apply to these answers. "
                "Waiting: the item's Applies needs a routing answer not yet given.", "",
                count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
                "## Open blockers, in order", ""]
         out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}" +
                 (f"; waits on {r['waits_on']})" if r["waits_on"] else ")") for k, r in enumerate(blockers, 1)]
-        out += ["" if blockers else "None.", "## Next to answer", ""]
+        out += ([] if blockers else ["None."]) + ["", "## Next to answer", ""]
         out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}, `{r['stage']}`)" for k, r in enumerate(upcoming, 1)]
         return "\n".join(out + ([] if upcoming else ["Nothing open beyond the blockers."])) + "\n"
     return render(records, args.format, markdown)
@@ -1149,7 +1154,7 @@ def cmd_import(doc, args):
     if problems:
         raise SystemExit("\n".join(f"{args.answers}:{line}: {message}" if line else f"{args.answers}: {message}"
                                    for line, message in sorted(problems))
-                         + f"\n{len(problems)} problem(s); {doc.path} not changed.")
+                         + f"\n{counted(len(problems), 'problem')}; {doc.path} not changed.")
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).\n"
     text = apply_answers(doc, changes)
@@ -1162,8 +1167,9 @@ def cmd_import(doc, args):
                          + f"\n{doc.path} not changed.")
     write_atomically(path, original, text)
     late = not_applying(parse(text, doc.path), changes)
-    note = f" Note: {', '.join(late)} do(es) not apply to the routing answers recorded." if late else ""
-    return f"{doc.path}: recorded {len(changes)} answer(s): {', '.join(sorted(changes))}.{note}\n"
+    verb = "does" if len(late) == 1 else "do"
+    note = f" Note: {', '.join(late)} {verb} not apply to the routing answers recorded." if late else ""
+    return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n"
 
 
 def owners(doc, changes):
