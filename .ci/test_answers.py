@@ -90,6 +90,21 @@ def round_trip_on_the_real_checklist():
 
 
 @test
+def answers_in_a_csv_route_without_writing():
+    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
+        before = box.doc.read_bytes()
+        answers = box.csv("id,answer\nLIC-1,no\nREQ-3,Canada\n")
+        listed = json.loads(box.run("items", "--answers", str(answers), "--format", "json").stdout)
+        assert not [r["id"] for r in listed if r["id"].startswith("DEL-")], "DEL items still listed"
+        states = {r["id"]: r["state"] for r in
+                  json.loads(box.run("status", "--answers", str(answers), "--format", "json").stdout)}
+        assert states["LIC-1"] == "answered" and states["REQ-3"] == "open", states
+        bad = box.run("items", "--answers", str(box.csv("id,answer\nLIC-1,maybe\n", "bad.csv")))
+        assert bad.returncode != 0 and "bad.csv:2: 'maybe' is not an answer of LIC-1" in bad.stderr, bad
+        assert box.doc.read_bytes() == before, "the checklist changed"
+
+
+@test
 def semicolons_bom_and_lower_case_ids_are_accepted():
     with Sandbox() as box:
         result = box.run("import", str(box.csv(b"\xef\xbb\xbfID;Answer;Note\nlic-1;no;x\n")))

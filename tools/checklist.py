@@ -1056,15 +1056,32 @@ def items_markdown(title):
 
 
 def routing_answers(doc, args):
-    """(answers, title) from --profile if given, else from the answers recorded in the file."""
-    if getattr(args, "profile", None):
+    """(answers, title) from --profile, or --answers over the recorded answers, or the recorded answers."""
+    if args.profile:
         return doc.profiles[args.profile].assumes(), f"profile `{args.profile}`"
+    if args.answers:
+        return {**doc.recorded_answers(), **answers_in_csv(doc, args.answers)}, f"the answers in {args.answers}"
     return doc.recorded_answers(), "the answers recorded so far"
+
+
+def answers_in_csv(doc, path):
+    """{id: tokens} of the routing answers in a CSV, read as `import` reads them, nothing written."""
+    rows, problems = read_answers(path)
+    answers = {}
+    for line, raw_id, cell in rows:
+        item = doc.items.get(raw_id.strip().upper())
+        if item and item.declared and cell.strip():
+            text, more = format_answer(item, cell.strip())
+            problems += [(line, message) for message in more]
+            answers[item.id] = BACKTICKED.findall(text or "")
+    if problems:
+        raise SystemExit("\n".join(f"{path}:{line}: {message}" for line, message in sorted(problems)))
+    return answers
 
 
 def cmd_items(doc, args):
     answers, source = routing_answers(doc, args)
-    seed = answers if args.profile else {}
+    seed = answers if args.profile or args.answers else {}
     records = [item_record(it, waits, seed.get(it.id)) for it, verdict, waits in applicable(doc, answers)
                if verdict is not False
                and (not args.party or it.party == args.party)
@@ -1092,9 +1109,12 @@ def cmd_profiles(doc, args):
 STATES = ("answered", "not needed", "open", "waiting")
 
 
-def item_state(item, verdict):
+def item_state(item, verdict, given=()):
+    """'waiting', 'open', 'not needed' or 'answered'; `given` holds IDs answered outside the file."""
     if verdict is None:
         return "waiting"
+    if item.id in given:
+        return "answered"
     answer = item.get("Answer")
     if not answer:
         return "open"
@@ -1116,7 +1136,7 @@ def cmd_status(doc, args):
     answers, source = routing_answers(doc, args)
     rows = applicable(doc, answers)
     records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
-                "state": item_state(it, verdict), "waits_on": " ".join(waits)}
+                "state": item_state(it, verdict, answers if args.answers else ()), "waits_on": " ".join(waits)}
                for it, verdict, waits in rows if verdict is not False]
     not_applying = sum(1 for _, verdict, _ in rows if verdict is False)
 
@@ -1219,13 +1239,16 @@ def build_parser():
     fmt.add_argument("--format", choices=("md", "csv", "json"), default="md")
     sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
     sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
-    items = sub.add_parser("items", parents=[common, fmt], help="the items that apply")
-    items.add_argument("--profile", help="use this profile's routing answers")
+    route = argparse.ArgumentParser(add_help=False)
+    choice = route.add_mutually_exclusive_group()
+    choice.add_argument("--profile", help="route with this profile's answers instead of the recorded ones")
+    choice.add_argument("--answers", metavar="CSV", help="route with the routing answers in this CSV "
+                        "(as 'import' reads it) over the recorded ones; nothing is written")
+    items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply")
     items.add_argument("--party", help="only items this party is accountable for")
     items.add_argument("--involving", help="only items whose From names this party at all")
     items.add_argument("--stage", help="only items of this stage")
-    status = sub.add_parser("status", parents=[common, fmt], help="progress, given the answers recorded so far")
-    status.add_argument("--profile", help="route with this profile's answers instead")
+    sub.add_parser("status", parents=[common, fmt, route], help="progress, given the answers recorded so far")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
     imp.add_argument("answers", help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
     imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
