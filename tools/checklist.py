@@ -173,10 +173,10 @@ class Doc:
         return {iid: it.declared for iid, it in self.items.items() if it.declared}
 
     def start_order(self):
-        """{id: position} of the IDs in the Start-here section, in order of appearance."""
+        """{id: position} of the IDs in the Start-here table, in order of appearance."""
         sec, order = self.section(START), {}
         for n, line in self.live():
-            if sec and sec[0] <= n < sec[1]:
+            if sec and sec[0] <= n < sec[1] and line.startswith("|"):
                 for iid in ID_TOKEN.findall(line):
                     order.setdefault(iid, len(order))
         return order
@@ -694,7 +694,7 @@ def unblock_order(doc):
 
 @rule
 def mentions(doc):
-    """IDs mentioned outside answers (Mermaid included) exist; the Start-here list is the blockers."""
+    """IDs mentioned outside answers (Mermaid included) exist; the Start-here table lists the blockers."""
     skip = {it.line for it in doc.items.values()} | {it.fields["Answer"][1] for it in doc.items.values()
                                                       if "Answer" in it.fields}
     listed = {}
@@ -706,13 +706,13 @@ def mentions(doc):
                 continue
             if iid not in doc.items:
                 yield n, "undefined-id", f"{iid} is not a checklist item"
-            elif doc.inside(n, START) and not doc.fenced[n - 1]:
+            elif doc.inside(n, START) and line.startswith("|"):
                 listed.setdefault(iid, n)
     blockers = {iid for iid, it in doc.items.items() if it.stage == "blocker"}
     for iid in sorted(blockers - listed.keys()):
-        yield doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not listed under '## {START}'"
+        yield doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not in the table under '## {START}'"
     for iid in sorted(listed.keys() - blockers):
-        yield listed[iid], "blocker-list", f"{iid} is listed under '## {START}' but is not a blocker"
+        yield listed[iid], "blocker-list", f"{iid} is in the table under '## {START}' but is not a blocker"
 
 
 def in_mermaid(doc, n):
