@@ -3,8 +3,9 @@
 
     python3 tools/checklist.py check    [--file PATH]
     python3 tools/checklist.py profiles [--file PATH] [--format md|csv|json]
-    python3 tools/checklist.py items    [--profile KEY] [--party P] [--involving P] [--stage S] [--format md|csv|json] [--file PATH]
-    python3 tools/checklist.py status   [--profile KEY] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py items    [--profile KEY | --answers CSV] [--party P] [--involving P] [--stage S]
+                                        [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py status   [--profile KEY | --answers CSV] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
 
 Shape, in file order: the model (`Item`, `Profile`, `Doc`); `parse()`, which reads the
