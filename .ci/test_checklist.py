@@ -258,6 +258,19 @@ def profiles_include_and_exclude_what_they_should():
 
 
 @test
+def within_a_stage_an_item_comes_after_what_unblocks_it():
+    doc = readme()
+    for key, profile in doc.profiles.items():
+        listed = [it for it, verdict, _ in cl.applicable(doc, profile.assumes()) if verdict is not False]
+        seen = set()
+        for it in listed:
+            for later in cl.unblocked_ids(it) & seen:
+                assert doc.items[later].stage != it.stage or it.stage == "blocker", \
+                    f"{key}: {it.id} unblocks {later} but is listed after it"
+            seen.add(it.id)
+
+
+@test
 def an_evaluator_gets_the_evidence_but_not_the_deal():
     answers = {"REQ-1": ["evaluation"], "REQ-4": ["evaluator"], "LIC-1": ["yes"], "EXP-1": ["permitted"],
                "REQ-2": ["core=operate", "upf=operate", "cu=operate", "du=operate", "ru=operate",

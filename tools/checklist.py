@@ -492,7 +492,27 @@ def applicable(doc, answers):
         waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree and verdict is None else []
         out.append((item, verdict, waits))
     order, start = {s: i for i, s in enumerate(doc.stages)}, doc.start_order()
-    return sorted(out, key=lambda x: (order.get(x[0].stage, len(order)), start.get(x[0].id, len(start))))
+    out.sort(key=lambda x: (order.get(x[0].stage, len(order)), start.get(x[0].id, len(start))))
+    rank = {it.id: n for n, it in enumerate(working_order(doc, [row[0] for row in out]))}
+    return sorted(out, key=lambda x: rank[x[0].id])
+
+
+def working_order(doc, items):
+    """`items` kept in their order, except that an item moves after the items of its own stage
+    that unblock it (blockers keep the Start-here order)."""
+    ids = {it.id for it in items}
+    waits_for = {it.id: set() for it in items}
+    for it in items:
+        for other in unblocked_ids(it) & ids - {it.id}:
+            if doc.items[other].stage == it.stage != "blocker":
+                waits_for[other].add(it.id)
+    done, ordered, pending = set(), [], list(items)
+    while pending:
+        ready = next((it for it in pending if waits_for[it.id] <= done), pending[0])   # pending[0]: a cycle
+        pending.remove(ready)
+        done.add(ready.id)
+        ordered.append(ready)
+    return ordered
 
 
 def profile_view(doc, profile):
