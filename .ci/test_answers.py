@@ -240,6 +240,28 @@ def answers_that_would_break_the_document():
 
 
 @test
+def extra_cells_and_repeated_header_names():
+    refuse("id;answer\nREQ-3;a, b; c\n", "answers.csv:2: more cells than the header has columns")
+    refuse("id,answer,id\nREQ-3,4,\n", "answers.csv:1: the header names 'id' more than once")
+
+
+@test
+def crlf_line_endings_are_kept():
+    with Sandbox(FIXTURE.replace("\n", "\r\n")) as box:
+        result = box.run("import", str(box.csv("id,answer\nREQ-3,12 sites\n")))
+        assert result.returncode == 0, result.stderr
+        raw = box.doc.read_bytes()
+        assert raw.count(b"\n") == raw.count(b"\r\n") and b"**Answer:** 12 sites\r\n" in raw
+
+
+@test
+def read_only_checklist_is_refused():
+    with Sandbox() as box:
+        box.doc.chmod(0o444)
+        box.refused("id,answer\nREQ-3,12 sites\n", "is read-only; nothing written")
+
+
+@test
 def broken_quoting_is_named_by_line():
     refuse('id,answer\nREQ-3,4\nLIC-1,"no\n', "answers.csv:3: not valid CSV")
 

@@ -231,17 +231,6 @@ def table_column(doc, section, header):
     return values
 
 
-def read_fields(doc, start):
-    """Field lines under a bullet starting at 1-based line `start`: {label: (value, line)}."""
-    found, k = {}, start
-    while k < len(doc.lines) and doc.lines[k].startswith("  "):
-        m = FIELD.match(doc.lines[k])
-        if m and m.group(1) not in found:
-            found[m.group(1)] = (m.group(2).strip(), k + 1)
-        k += 1
-    return found
-
-
 def parse(text, path="README.md"):
     """Read the Markdown once into a Doc; shape defects go to doc.problems."""
     lines = text.replace("\r\n", "\n").split("\n")
@@ -254,6 +243,7 @@ def parse(text, path="README.md"):
     doc.parties = table_column(doc, HOWTO, PARTY_TABLE)
     heading_at = {n: (lvl, title) for n, lvl, title in doc.headings}
     group = profile = None
+    item_lines = []
     for n, line in doc.live():
         if n in heading_at:
             lvl, title = heading_at[n]
@@ -274,11 +264,26 @@ def parse(text, path="README.md"):
             if m:
                 profile.fields.setdefault(m.group(1), (m.group(2).strip(), n))
         if ITEM_START.match(line):
+            item_lines.append(n)
             parse_item(doc, n, line, group)
+    under_items = {k + 1 for n in item_lines for k in range(n, field_block_end(doc.lines, n))}
+    for n, line in doc.live():
+        if FIELD.match(line) and n not in under_items and doc.inside(n, CHECKLIST):
+            doc.problems.append((n, "item-format", "field line is not under an item "
+                                                   "(a blank line or other text separates them)"))
     return doc
 
 
+def field_block_end(lines, n):
+    """0-based index just past the indented lines that follow the bullet on 1-based line n."""
+    k = n
+    while k < len(lines) and lines[k].startswith("  "):
+        k += 1
+    return k
+
+
 def parse_item(doc, n, line, group):
+    """Read the item starting on line n, with its field lines, into doc.items (or doc.problems)."""
     m = ITEM.match(line)
     if m:
         ticked, anchor, prefix, number, ask = m.groups()
@@ -295,8 +300,7 @@ def parse_item(doc, n, line, group):
         doc.problems.append((n, "duplicate-id", f"{iid} is already defined at line {doc.items[iid].line}"))
         return
     item = Item(iid, n, ask, ticked != " ", anchor, group if doc.inside(n, CHECKLIST) else None)
-    k = n
-    while k < len(doc.lines) and doc.lines[k].startswith("  "):
+    for k in range(n, field_block_end(doc.lines, n)):
         if not doc.fenced[k]:
             f = FIELD.match(doc.lines[k])
             loose = LOOSE_FIELD.match(doc.lines[k])
@@ -313,7 +317,6 @@ def parse_item(doc, n, line, group):
                 doc.problems.append((k + 1, "duplicate-field", f"{iid}: {label} appears more than once"))
             elif label:
                 item.fields[label] = (f.group(2).strip(), k + 1)
-        k += 1
     doc.items[iid] = item
 
 
@@ -321,6 +324,9 @@ def parse_item(doc, n, line, group):
 
 class ConditionError(ValueError):
     """An Applies condition that does not parse."""
+
+
+MAX_NESTING = 50
 
 
 def parse_condition(text):
@@ -333,6 +339,8 @@ def parse_condition(text):
     if text == "always":
         return ("always",)
     tokens = re.findall(r"[()]|[^\s()]+", text)
+    if tokens.count("(") + tokens.count("not") > MAX_NESTING:
+        raise ConditionError(f"more than {MAX_NESTING} parentheses and 'not's; split the condition")
     pos = 0
 
     def peek(offset=0):
@@ -397,6 +405,7 @@ def parse_condition(text):
 
 
 def tests_in(tree):
+    """The ('test', id, part, op, values) leaves of a condition tree."""
     if tree[0] == "test":
         yield tree
     elif tree[0] == "not":
@@ -529,15 +538,24 @@ def first_stage_after_blockers(doc):
     return later[0] if later else None
 
 
+RANGE = re.compile(r"\b([A-Z]{2,4})-(\d+) to ([A-Z]{2,4})-(\d+)\b")
+LONGEST_RANGE = 100
+
+
 def unblocked_ids(item):
-    """IDs in an item's Unblocks, with 'ABC-2 to ABC-5' expanded."""
+    """IDs in an item's Unblocks, with 'ABC-2 to ABC-5' expanded (see bad_ranges for the rest)."""
     text = item.get("Unblocks")
     ids = set(ID_TOKEN.findall(text))
-    for a, b in re.findall(r"\b([A-Z]{2,4}-\d+) to ([A-Z]{2,4}-\d+)\b", text):
-        (pa, na), (pb, nb) = a.split("-"), b.split("-")
-        if pa == pb:
+    for pa, na, pb, nb in RANGE.findall(text):
+        if pa == pb and 0 <= int(nb) - int(na) <= LONGEST_RANGE:
             ids.update(f"{pa}-{k}" for k in range(int(na), int(nb) + 1))
     return ids
+
+
+def bad_ranges(item):
+    """'ABC-5 to ABC-2'-style ranges in Unblocks that run backwards, across groups or too far."""
+    return [f"{pa}-{na} to {pb}-{nb}" for pa, na, pb, nb in RANGE.findall(item.get("Unblocks"))
+            if pa != pb or not 0 <= int(nb) - int(na) <= LONGEST_RANGE]
 
 
 # ---------------------------------------------------------------- rules
@@ -691,6 +709,8 @@ def unblock_order(doc):
         if item.stage == "void":
             continue
         line = item.fields.get("Unblocks", ("", item.line))[1]
+        for text in bad_ranges(item):
+            yield line, "range", f"{item.id}: '{text}' must run forwards within one group"
         edges[item.id] = sorted(unblocked_ids(item) & doc.items.keys() - {item.id})
         for other in edges[item.id]:
             later = doc.items[other]
@@ -928,10 +948,16 @@ def read_answers(path):
         if missing:
             return [], [(1, f"no {' or '.join(repr(m) for m in missing)} column in the header line "
                             "(export one with: items --format csv)")]
+        repeated = sorted({name for name in ("id", "answer") if header.count(name) > 1})
+        if repeated:
+            return [], [(1, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         id_col, answer_col = header.index("id"), header.index("answer")
         start = reader.line_num + 1
         for row in reader:
-            if any(cell.strip() for cell in row):
+            if any(cell.strip() for cell in row[len(header):]):
+                problems.append((start, f"more cells than the header has columns ({len(row)} for "
+                                        f"{len(header)}); quote an answer that contains '{delimiter}'"))
+            elif any(cell.strip() for cell in row):
                 cells = row + [""] * (len(header) - len(row))
                 rows.append((start, cells[id_col], cells[answer_col]))
             start = reader.line_num + 1
@@ -940,21 +966,26 @@ def read_answers(path):
     return rows, problems
 
 
-def plan_answers(doc, rows, replace):
-    """({id: text to record}, problems) for CSV rows; same answer again is a no-op."""
-    changes, problems, seen = {}, [], {}
+def known_rows(doc, rows, problems):
+    """(line, item, answer) for CSV rows with a non-empty answer; unknown or repeated IDs go to problems."""
+    seen = {}
     for line, raw_id, cell in rows:
         iid, cell = raw_id.strip().upper(), cell.strip()
         if iid not in doc.items:
             problems.append((line, f"'{raw_id.strip()}' is not an item of the checklist"))
-            continue
-        if iid in seen:
+        elif iid in seen:
             problems.append((line, f"{iid} appears twice (first at line {seen[iid]})"))
-            continue
-        seen[iid] = line
-        if not cell:
-            continue
-        item = doc.items[iid]
+        else:
+            seen[iid] = line
+            if cell:
+                yield line, doc.items[iid], cell
+
+
+def plan_answers(doc, rows, replace):
+    """({id: text to record}, problems) for CSV rows; same answer again is a no-op."""
+    changes, problems = {}, []
+    for line, item, cell in known_rows(doc, rows, problems):
+        iid = item.id
         text, messages = format_answer(item, cell)
         problems += [(line, m) for m in messages]
         existing = item.get("Answer")
@@ -977,10 +1008,7 @@ def apply_answers(doc, changes):
         if "Answer" in item.fields:
             lines[item.fields["Answer"][1] - 1] = answer_line
         else:
-            end = item.line
-            while end < len(lines) and lines[end].startswith("  "):
-                end += 1
-            lines.insert(end, answer_line)
+            lines.insert(field_block_end(lines, item.line), answer_line)
         lines[item.line - 1] = re.sub(r"^- \[[ xX]\]", "- [x]", lines[item.line - 1])
     return "\n".join(lines)
 
@@ -992,20 +1020,28 @@ def write_atomically(path, original, text):
     the new text goes to a temporary file in the same folder, is parsed and checked
     again, and only then moved over `path` with os.replace.
     """
+    if not path.stat().st_mode & 0o222:
+        raise SystemExit(f"{path.name} is read-only; nothing written.")
     lock = path.with_name(f".{path.name}.lock")
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         raise SystemExit(f"{path.name}: another import is writing it ({lock.name} exists); nothing written. "
                          "Try again, or delete that file if no import is running.")
+    except OSError as e:
+        raise SystemExit(f"{path.name}: cannot write next to it ({e.strerror}); nothing written.")
     tmp = None
     try:
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
-            tmp = Path(out.name)
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                             prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
+                tmp = Path(out.name)
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as e:
+            raise SystemExit(f"{path.name}: cannot write a temporary file next to it ({e.strerror}); "
+                             "nothing written.")
         defects = check(parse(tmp.read_text(encoding="utf-8"), path.name))
         if defects:
             raise SystemExit("\n".join(f"the import would break the document, so nothing was written: "
@@ -1089,15 +1125,20 @@ def answers_in_csv(doc, path):
     """{id: tokens} of the routing answers in a CSV, read as `import` reads them, nothing written."""
     rows, problems = read_answers(path)
     answers = {}
-    for line, raw_id, cell in rows:
-        item = doc.items.get(raw_id.strip().upper())
-        if item and item.declared and cell.strip():
-            text, more = format_answer(item, cell.strip())
+    for line, item, cell in list(known_rows(doc, rows, problems)):
+        if item.declared:
+            text, more = format_answer(item, cell)
             problems += [(line, message) for message in more]
             answers[item.id] = BACKTICKED.findall(text or "")
     if problems:
-        raise SystemExit("\n".join(f"{path}:{line}: {message}" for line, message in sorted(problems)))
+        raise SystemExit(csv_problems(path, problems))
     return answers
+
+
+def csv_problems(path, problems):
+    """One 'path:line: message' per problem, sorted; line 0 (the file as a whole) shows no number."""
+    return "\n".join(f"{path}:{line}: {message}" if line else f"{path}: {message}"
+                     for line, message in sorted(problems))
 
 
 def cmd_items(doc, args):
@@ -1182,23 +1223,24 @@ def cmd_status(doc, args):
 
 
 def cmd_import(doc, args):
-    path = Path(args.file) if args.file else DEFAULT_FILE
+    path = (Path(args.file) if args.file else DEFAULT_FILE).resolve()    # a symlink's target is written
     original = path.read_bytes()
     doc = parse(original.decode("utf-8"), doc.path)    # exactly the bytes write_atomically compares
     defects = check(doc)
     if defects:
-        raise SystemExit(f"{doc.path} fails its own check ({len(defects)} defects; run 'check'); "
+        raise SystemExit(f"{doc.path} fails its own check ({counted(len(defects), 'defect')}; run 'check'); "
                          "fix it before importing. Nothing written.")
     rows, problems = read_answers(args.answers)
     changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
     problems += more
     if problems:
-        raise SystemExit("\n".join(f"{args.answers}:{line}: {message}" if line else f"{args.answers}: {message}"
-                                   for line, message in sorted(problems))
+        raise SystemExit(csv_problems(args.answers, problems)
                          + f"\n{counted(len(problems), 'problem')}; {doc.path} not changed.")
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).\n"
     text = apply_answers(doc, changes)
+    if b"\r\n" in original:
+        text = text.replace("\n", "\r\n")                 # keep the file's line endings
     defects = check(parse(text, doc.path))
     if defects:
         csv_line = {iid: line for line, iid, _ in ((ln, i.strip().upper(), a) for ln, i, a in rows)}
@@ -1236,10 +1278,13 @@ def load(path):
     """Parse the checklist (README.md by default); exit with a clear message if it cannot be read."""
     shown = path or "README.md"
     try:
-        text = Path(path or DEFAULT_FILE).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SystemExit(f"{shown}: cannot read: {getattr(e, 'strerror', None) or e}")
-    return parse(text, shown)
+        raw = Path(path or DEFAULT_FILE).read_bytes()
+        return parse(raw.decode("utf-8"), shown)     # as `import` reads it: no newline translation
+    except OSError as e:
+        raise SystemExit(f"{shown}: cannot read: {e.strerror}")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SystemExit(f"{shown}:{line}: not UTF-8 text")
 
 
 def cmd_check(doc, args):
