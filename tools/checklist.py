@@ -534,6 +534,7 @@ def profile_view(doc, profile):
 
 
 def first_stage_after_blockers(doc):
+    """The stage whose items a profile lists as "Answer first"."""
     later = [s for s in doc.stages if s not in ("blocker", "void")]
     return later[0] if later else None
 
@@ -565,17 +566,20 @@ RULES = []
 
 
 def rule(fn):
+    """Register a rule: a function of a Doc that yields (line, rule, message)."""
     RULES.append(fn)
     return fn
 
 
 @rule
 def parse_problems(doc):
+    """Shape defects found while parsing (item format, unknown or repeated fields, duplicate IDs)."""
     yield from doc.problems
 
 
 @rule
 def structure(doc):
+    """The required sections and the Stage and Party tables exist."""
     for title in (HOWTO, START, ROUTER, CHECKLIST, REFERENCES):
         if not doc.section(title):
             yield 1, "structure", f"no '## {title}' section"
@@ -589,6 +593,7 @@ def structure(doc):
 
 @rule
 def heading_spacing(doc):
+    """Every heading has a blank line before it (pandoc and some renderers need it)."""
     for n, _, _ in doc.headings:
         if n > 1 and doc.lines[n - 2].strip():
             yield n, "heading-blank", "a heading needs a blank line before it"
@@ -596,6 +601,7 @@ def heading_spacing(doc):
 
 @rule
 def item_shape(doc):
+    """Each item has a declared prefix, its own anchor, a first line, and every required field."""
     for item in doc.items.values():
         prefix = item.id.split("-")[0]
         if doc.groups and prefix not in doc.groups:
@@ -615,6 +621,7 @@ def item_shape(doc):
 
 @rule
 def stage_and_party(doc):
+    """Stage is one declared stage; From starts with one declared party."""
     for item in doc.items.values():
         value, line = item.fields.get("Stage", ("", item.line))
         if value and doc.stages and (item.stage not in doc.stages or
@@ -627,6 +634,7 @@ def stage_and_party(doc):
 
 @rule
 def conditions(doc):
+    """Every Applies parses and names only routing items, their parts and declared answers."""
     routing = doc.routing()
     for item in doc.items.values():
         value, line = item.fields.get("Applies", ("", item.line))
@@ -661,6 +669,7 @@ def starts_with(tree, group_text):
 
 @rule
 def preamble_conditions(doc):
+    """An item in a group with an "Applies to this group" preamble keeps that condition."""
     routing = doc.routing()
     for prefix, (text, line) in doc.preambles.items():
         try:
@@ -695,6 +704,7 @@ def answers(doc):
 
 @rule
 def secrets(doc):
+    """Nothing in the file looks like secret material."""
     for n, line in enumerate(doc.lines, 1):
         what = secret_in(line)
         if what:
@@ -703,6 +713,7 @@ def secrets(doc):
 
 @rule
 def unblock_order(doc):
+    """No item unblocks an item of an earlier stage; Unblocks has no cycle or bad range."""
     order = {s: i for i, s in enumerate(doc.stages)}
     edges = {}
     for item in doc.items.values():
@@ -767,6 +778,7 @@ def in_mermaid(doc, n):
 
 @rule
 def links(doc):
+    """Internal links land on a heading or an item; links whose text is an ID land on that item."""
     anchors, seen = set(), {}
     for _, _, title in doc.headings:
         slug = slugify(title)
@@ -789,6 +801,7 @@ def links(doc):
 
 @rule
 def profiles(doc):
+    """Each profile assumes declared answers, decides every item, and shows the computed count and first items."""
     if doc.section(ROUTER) and len(doc.profiles) < 1:
         yield doc.section(ROUTER)[0], "profile", "no profile headings like '### Name (`key`)'"
     routing = doc.routing()
@@ -821,6 +834,7 @@ def profiles(doc):
 
 @rule
 def references(doc):
+    """Every standard cited by number is listed under References."""
     refs = doc.section(REFERENCES)
     listed = {" ".join(m.groups()) for n, line in doc.live() if refs and refs[0] <= n < refs[1]
               for m in SPEC.finditer(line)}
@@ -836,6 +850,7 @@ def references(doc):
 
 @rule
 def leftovers(doc):
+    """No placeholder words or stale commands remain."""
     for n, line in doc.live():
         for word in dict.fromkeys(PLACEHOLDER.findall(line)):
             yield n, "placeholder", f"placeholder '{word}' left in the text"
@@ -1093,6 +1108,7 @@ def counted(n, noun, plural=""):
 
 
 def items_markdown(title):
+    """A Markdown renderer for item records, under `title`."""
     def markdown(records):
         out = [f"# {title}", ""]
         waiting = sum(1 for r in records if r["waits_on"])
@@ -1142,6 +1158,7 @@ def csv_problems(path, problems):
 
 
 def cmd_items(doc, args):
+    """`items`: the items that apply, filtered by party, stage or involvement."""
     answers, source = routing_answers(doc, args)
     seed = answers if args.profile or args.answers else {}
     records = [item_record(it, waits, seed.get(it.id)) for it, verdict, waits in applicable(doc, answers)
@@ -1156,6 +1173,7 @@ def cmd_items(doc, args):
 
 
 def cmd_profiles(doc, args):
+    """`profiles`: each profile with its item count."""
     records = []
     for p in doc.profiles.values():
         yes, undecided, first = profile_view(doc, p)
@@ -1195,6 +1213,7 @@ def count_table(rows, key, values):
 
 
 def cmd_status(doc, args):
+    """`status`: progress by stage and party, open blockers, and what to answer next."""
     answers, source = routing_answers(doc, args)
     rows = applicable(doc, answers)
     records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
@@ -1223,6 +1242,7 @@ def cmd_status(doc, args):
 
 
 def cmd_import(doc, args):
+    """`import`: record the answers of a CSV, refusing the whole file on any problem."""
     path = (Path(args.file) if args.file else DEFAULT_FILE).resolve()    # a symlink's target is written
     original = path.read_bytes()
     doc = parse(original.decode("utf-8"), doc.path)    # exactly the bytes write_atomically compares
@@ -1288,6 +1308,7 @@ def load(path):
 
 
 def cmd_check(doc, args):
+    """`check`: every rule over the document; exit 1 on any defect."""
     defects = check(doc)
     out = "".join(f"{doc.path}:{line}: [{name}] {message}\n" for line, name, message in defects)
     if defects:
@@ -1297,6 +1318,7 @@ def cmd_check(doc, args):
 
 
 def build_parser():
+    """The argparse parser: one subcommand per view, shared --file, --format and routing options."""
     parser = argparse.ArgumentParser(prog="checklist.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -1322,6 +1344,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run one command and print its output."""
     args = build_parser().parse_args(argv)
     doc = load(args.file)
     for option, known in (("profile", doc.profiles), ("party", doc.parties), ("involving", doc.parties),
