@@ -801,7 +801,8 @@ def links(doc):
 
 @rule
 def profiles(doc):
-    """Each profile assumes declared answers, decides every item, and shows the computed count and first items."""
+    """Each profile assumes declared answers, decides every item, and shows the computed
+    count and first items."""
     if doc.section(ROUTER) and len(doc.profiles) < 1:
         yield doc.section(ROUTER)[0], "profile", "no profile headings like '### Name (`key`)'"
     routing = doc.routing()
