@@ -245,8 +245,9 @@ GOLDEN = {
                   {"RAD-2", "RAD-6", "IOP-6", "HW-1", "STD-5", "REG-1", "OPS-1"}),
     "replacing-operator": ({"EXP-12", "REG-1", "OPS-1", "IOP-4", "OPS-5", "REQ-12"},
                            {"DEL-1", "EXP-1", "LIC-2", "LIC-13", "REQ-10", "PY-3"}),
-    "buyer": ({"LIC-18", "REG-11", "SEC-22", "LIC-11", "LIC-15", "DEL-15", "IOP-10", "OPS-6", "EXP-1"},
-              {"LIC-2", "LIC-13", "LIC-19", "DEL-3", "DEL-5", "PY-4", "SEC-10", "RES-6", "HW-7", "HW-9"}),
+    "buyer": ({"LIC-18", "LIC-22", "REG-11", "SEC-22", "DEL-15", "IOP-10", "OPS-6", "EXP-1"},
+              {"LIC-2", "LIC-11", "LIC-13", "LIC-15", "LIC-19", "DEL-3", "DEL-5", "PY-4", "SEC-10", "RES-6",
+               "HW-7", "HW-9", "REG-8"}),
 }
 
 
