@@ -248,6 +248,8 @@ GOLDEN = {
     "buyer": ({"LIC-18", "LIC-22", "REG-11", "SEC-22", "DEL-15", "IOP-10", "OPS-6", "EXP-1"},
               {"LIC-2", "LIC-11", "LIC-13", "LIC-15", "LIC-19", "DEL-3", "DEL-5", "PY-4", "SEC-10", "RES-6",
                "HW-7", "HW-9", "REG-8"}),
+    "evaluator": ({"REQ-13", "DEL-3", "DEL-5", "DEL-13", "HW-10", "HW-7", "SEC-4", "SEC-23", "LIC-16", "EXP-8"},
+                  {"LIC-5", "LIC-13", "LIC-19", "LIC-22", "EXP-13", "HW-9", "PY-4", "REG-11", "OPS-6"}),
 }
 
 
@@ -285,7 +287,7 @@ def an_evaluator_gets_the_evidence_but_not_the_deal():
     got = {it.id for it, verdict, _ in rows if verdict}
     assert not [it.id for it, verdict, _ in rows if verdict is None]
     assert {"DEL-3", "DEL-4", "DEL-5", "DEL-9", "SEC-4", "SEC-12", "REQ-13"} <= got, got
-    assert not {"LIC-2", "LIC-5", "LIC-13", "LIC-17", "EXP-13", "HW-9"} & got
+    assert not {"LIC-5", "LIC-13", "LIC-17", "EXP-13", "HW-9"} & got
 
 
 @test
