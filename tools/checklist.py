@@ -826,7 +826,8 @@ def profiles(doc):
         count, line = p.fields["Items that apply"]
         shown = re.match(r"\D*(\d+)", count)
         if not shown or int(shown.group(1)) != len(yes):
-            yield line, "profile", f"profile {p.key}: says {shown.group(1) if shown else 'no number'}, computed {len(yes)}"
+            said = shown.group(1) if shown else "no number"
+            yield line, "profile", f"profile {p.key}: says {said}, computed {len(yes)}"
         value, line = p.fields["Answer first"]
         listed, wanted = ID_TOKEN.findall(value), [it.id for it in first]
         if listed != wanted:
@@ -1134,22 +1135,24 @@ def routing_answers(doc, args):
     if args.profile:
         return doc.profiles[args.profile].assumes(), f"profile `{args.profile}`"
     if args.answers:
-        return {**doc.recorded_answers(), **answers_in_csv(doc, args.answers)}, f"the answers in {args.answers}"
+        return {**doc.recorded_answers(), **answers_in_csv(doc, args.answers)[0]}, f"the answers in {args.answers}"
     return doc.recorded_answers(), "the answers recorded so far"
 
 
 def answers_in_csv(doc, path):
-    """{id: tokens} of the routing answers in a CSV, read as `import` reads them, nothing written."""
+    """({id: tokens} of the routing answers, {ids answered at all}) in a CSV, read as `import`
+    reads them; nothing is written."""
     rows, problems = read_answers(path)
-    answers = {}
+    answers, answered = {}, set()
     for line, item, cell in list(known_rows(doc, rows, problems)):
+        answered.add(item.id)
         if item.declared:
             text, more = format_answer(item, cell)
             problems += [(line, message) for message in more]
             answers[item.id] = BACKTICKED.findall(text or "")
     if problems:
         raise SystemExit(csv_problems(path, problems))
-    return answers
+    return answers, answered
 
 
 def csv_problems(path, problems):
@@ -1216,9 +1219,10 @@ def count_table(rows, key, values):
 def cmd_status(doc, args):
     """`status`: progress by stage and party, open blockers, and what to answer next."""
     answers, source = routing_answers(doc, args)
+    given = answers_in_csv(doc, args.answers)[1] if args.answers else set()
     rows = applicable(doc, answers)
     records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
-                "state": item_state(it, verdict, answers if args.answers else ()), "waits_on": " ".join(waits)}
+                "state": item_state(it, verdict, given), "waits_on": " ".join(waits)}
                for it, verdict, waits in rows if verdict is not False]
     not_applying = sum(1 for _, verdict, _ in rows if verdict is False)
 
@@ -1331,7 +1335,7 @@ def build_parser():
     route = argparse.ArgumentParser(add_help=False)
     choice = route.add_mutually_exclusive_group()
     choice.add_argument("--profile", help="route with this profile's answers instead of the recorded ones")
-    choice.add_argument("--answers", metavar="CSV", help="route with the routing answers in this CSV "
+    choice.add_argument("--answers", metavar="CSV", help="route with the answers in this CSV "
                         "(as 'import' reads it) over the recorded ones; nothing is written")
     items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply")
     items.add_argument("--party", help="only items this party is accountable for")
