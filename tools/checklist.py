@@ -1125,7 +1125,7 @@ def items_markdown(title):
             if r["waits_on"]:
                 out.append(f"  - **Waits on:** {r['waits_on']}")
             if r["answer"]:
-                out.append(f"  - **{'Assumed by the profile' if r['assumed'] else 'Answer'}:** {r['answer']}")
+                out.append(f"  - **{'Assumed, not recorded' if r['assumed'] else 'Answer'}:** {r['answer']}")
         return "\n".join(out) + "\n"
     return markdown
 
@@ -1234,8 +1234,9 @@ def cmd_status(doc, args):
         upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"][:5]
         out = [f"# Progress of {doc.path}, given {source}", "",
                f"Routing answers: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
-               f"{counted(len(recs), 'item')} apply or may apply; {not_applying} do not apply to these answers. "
-               "Waiting: the item's Applies needs a routing answer not yet given.", "",
+               f"{counted(len(recs), 'item')} apply or may apply; {not_applying} do not apply to these answers."
+               + (" Waiting: the item's Applies needs a routing answer not yet given."
+                  if any(r["state"] == "waiting" for r in recs) else ""), "",
                count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
                "## Open blockers, in order", ""]
         out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}" +
