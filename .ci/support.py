@@ -1,0 +1,156 @@
+"""Test support for tools/checklist.py: a registry and runner, fixture helpers, and ways to run
+the program (in-process, as most tests do, or as a real subprocess). Standard library only."""
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+sys.dont_write_bytecode = True
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import checklist as cl  # noqa: E402
+
+FIXTURE = (HERE / "fixture.md").read_text(encoding="utf-8")
+README = ROOT / "README.md"
+PROGRAM = str(ROOT / "tools" / "checklist.py")
+TESTS = []
+
+
+def test(fn):
+    """Register a test function."""
+    TESTS.append(fn)
+    return fn
+
+
+def swap(old, new, text=FIXTURE):
+    """The text with its single occurrence of `old` replaced by `new`."""
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def line_of(text, needle):
+    """1-based number of the first line of `text` that contains `needle`."""
+    for n, line in enumerate(text.split("\n"), 1):
+        if needle in line:
+            return n
+    raise AssertionError(f"{needle!r} not found")
+
+
+def defects(text):
+    return cl.run_rules(cl.parse(text))
+
+
+def expect(text, code, needle):
+    """Exactly one defect, of `code`, on the line containing `needle` (or at that line number)."""
+    line = needle if isinstance(needle, int) else line_of(text, needle)
+    got = defects(text)
+    assert [(d.line, d.code) for d in got] == [(line, code)], f"expected [{code}] at line {line}, got {got}"
+
+
+def unanswered(text):
+    """The checklist as shipped: Answer lines removed and boxes unticked, whatever has been recorded."""
+    kept = [line for line in text.split("\n") if not line.startswith("  - **Answer:**")]
+    return "\n".join(line.replace("- [x] ", "- [ ] ", 1) if line.startswith("- [x] ") and "`void`" not in
+                     "\n".join(kept[k + 1:k + 3]) else line for k, line in enumerate(kept))
+
+
+class Result:
+    """What a run of the program gave: exit code, stdout and stderr."""
+
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+    def __repr__(self):
+        return f"Result({self.returncode}, out={self.stdout[:300]!r}, err={self.stderr[:300]!r})"
+
+
+def run_main(*args, cwd=None):
+    """Run the program in-process, as `python3 tools/checklist.py ARGS` would from `cwd`."""
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cl.main([str(a) for a in args], out, err)
+    finally:
+        os.chdir(here)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_cli(*args, cwd=None):
+    """Run the program as a real process from `cwd` (a fresh temporary directory by default)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, PROGRAM, *map(str, args)], cwd=cwd or tmp,
+                              capture_output=True, text=True, timeout=60)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+class Sandbox:
+    """A temporary folder holding a copy of a checklist, for commands that write."""
+
+    def __init__(self, text=FIXTURE):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self.tmp.name)
+        self.doc = self.dir / "README.md"
+        self.doc.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tmp.cleanup()
+
+    def csv(self, content, name="answers.csv"):
+        path = self.dir / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        return path
+
+    def run(self, *args):
+        return run_main(*args, "--file", self.doc, cwd=self.dir)
+
+    def refused(self, content, message, *flags):
+        """Import `content`; it must fail, mention `message`, and change nothing."""
+        before = self.doc.read_bytes()
+        result = self.run("import", self.csv(content), *flags)
+        assert result.returncode == 1, f"not refused: {result}"
+        assert message in result.stderr, f"{message!r} not in {result.stderr!r}"
+        assert self.doc.read_bytes() == before, "the checklist changed"
+        return result.stderr
+
+    def accepted(self, content, *flags):
+        result = self.run("import", self.csv(content), *flags)
+        assert result.returncode == 0, f"refused: {result}"
+        return self.doc.read_text(encoding="utf-8")
+
+
+def run_tests(tests, names=()):
+    """Run the tests (only those named, if any); print each failure with its failing line and the
+    closing line 'N passed, N failed'. Returns the exit code."""
+    chosen = [t for t in tests if not names or t.__name__ in names]
+    if names and len(chosen) < len(set(names)):
+        unknown = sorted(set(names) - {t.__name__ for t in chosen})
+        print(f"no test named {', '.join(unknown)}")
+        return 2
+    passed = failed = 0
+    started = time.perf_counter()
+    for fn in chosen:
+        try:
+            fn()
+            passed += 1
+        except BaseException as e:              # SystemExit too: a test must never end the run
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            frames = traceback.extract_tb(e.__traceback__)
+            where = next((f for f in reversed(frames) if f.filename.startswith(str(HERE))), frames[-1])
+            print(f"FAIL {fn.__name__} ({Path(where.filename).name}:{where.lineno}: {where.line})")
+            print("  " + "".join(traceback.format_exception_only(type(e), e)).strip().replace("\n", "\n  "))
+    print(f"tests took {time.perf_counter() - started:.1f} s")
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,141 @@
+"""The product's routing on README.md itself: for every profile, the exact list of items that
+apply (golden lists), and orderings and routes the README promises. A content edit that changes
+a list must update its golden list here, on purpose."""
+from support import README, cl, test
+
+GOLDEN = {
+    "lab": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 EXP-8 STD-1 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 REQ-5 REQ-6 "
+        "REQ-7 STD-2 STD-5 STD-6 STD-8 HW-1 HW-4 IOP-3 IOP-13 IOP-9 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-5 PRF-9 "
+        "SEC-1 SEC-5 EXP-7 SEC-6 SEC-14 IOP-7 IOP-8 SEC-15 SEC-22 ACC-1 ACC-3 RES-3 RES-6 PY-3 PY-4 HW-7 "
+        "IOP-6 SEC-10 ACC-2 "
+    ),
+    "simulator": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 STD-1 RES-1 REQ-9 RES-2 RES-4 RES-5 PY-6 REQ-5 REQ-6 REQ-7 "
+        "STD-2 RAD-1 RAD-3 RAD-4 RAD-7 PRF-1 PRF-2 PRF-3 PRF-6 SEC-1 RAD-5 ACC-1 RES-3 RES-6 PY-2 PY-4 HW-7 "
+        "SEC-10 ACC-2 "
+    ),
+    "software-maker": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 REQ-16 LIC-7 EXP-3 EXP-8 STD-1 REG-5 LIC-18 RES-1 REQ-9 "
+        "RES-2 RES-4 RES-5 REQ-5 REQ-6 REQ-7 REQ-11 STD-2 STD-5 STD-6 STD-8 STD-9 HW-4 IOP-2 IOP-3 IOP-4 "
+        "STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-8 PRF-9 PRF-10 PRF-12 SEC-1 SEC-5 EXP-7 SEC-6 "
+        "SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 OPS-1 OPS-3 OPS-5 OPS-7 OPS-9 OPS-10 OPS-11 "
+        "REG-3 REG-4 IOP-5 REG-6 REG-8 REG-10 OPS-2 ACC-1 ACC-3 ACC-4 ACC-7 RES-3 RES-6 PY-3 PY-4 HW-7 IOP-6 "
+        "IOP-10 IOP-11 SEC-7 SEC-9 SEC-10 SEC-16 ACC-2 OPS-6 ACC-5 ACC-9 "
+    ),
+    "open-operator": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 REQ-10 REQ-12 REQ-16 REQ-17 LIC-7 EXP-3 STD-1 REG-2 REG-5 "
+        "EXP-9 REG-11 LIC-18 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 REQ-5 REQ-6 REQ-7 REQ-11 STD-2 STD-5 STD-6 "
+        "STD-9 STD-10 RAD-1 RAD-3 RAD-4 RAD-7 HW-1 HW-4 HW-5 HW-6 STD-4 HW-8 IOP-2 IOP-3 IOP-4 IOP-12 RAD-6 "
+        "IOP-13 IOP-9 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-10 PRF-11 PRF-12 "
+        "SEC-1 SEC-5 EXP-7 SEC-6 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 OPS-1 OPS-3 OPS-7 "
+        "OPS-9 OPS-10 OPS-11 HW-11 OPS-12 REG-1 REG-3 REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 REG-10 OPS-2 ACC-1 "
+        "ACC-3 ACC-4 RAD-2 ACC-7 RES-3 RES-6 PY-4 HW-7 IOP-6 IOP-10 SEC-7 SEC-9 SEC-10 SEC-16 OPS-4 ACC-2 "
+        "OPS-6 ACC-5 ACC-9 "
+    ),
+    "existing-network": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 REQ-10 REQ-12 REQ-16 REQ-17 LIC-7 EXP-3 STD-1 REG-2 REG-5 "
+        "EXP-9 REG-11 LIC-18 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 REQ-5 REQ-6 REQ-7 REQ-11 STD-2 STD-5 STD-6 "
+        "STD-9 STD-10 RAD-1 RAD-3 RAD-4 RAD-7 HW-1 HW-4 HW-5 HW-6 STD-4 HW-8 IOP-2 IOP-3 IOP-4 IOP-12 RAD-6 "
+        "IOP-13 IOP-9 IOP-14 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-10 PRF-11 "
+        "PRF-12 SEC-1 SEC-5 EXP-7 SEC-6 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 OPS-1 OPS-3 "
+        "OPS-7 OPS-9 OPS-10 OPS-11 HW-11 OPS-12 REG-1 REG-3 REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 REG-10 OPS-2 "
+        "ACC-1 ACC-3 ACC-4 RAD-2 ACC-7 RES-3 RES-6 PY-4 HW-7 IOP-6 IOP-10 SEC-7 SEC-9 SEC-10 SEC-16 OPS-4 "
+        "ACC-2 OPS-6 ACC-5 ACC-9 "
+    ),
+    "replacing-operator": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 REQ-2 PY-1 REQ-8 REQ-12 REQ-16 REQ-17 LIC-7 EXP-3 STD-1 REG-2 REG-5 EXP-9 "
+        "EXP-12 REG-11 LIC-18 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 REQ-5 REQ-6 REQ-7 STD-2 STD-5 STD-6 STD-10 "
+        "RAD-1 RAD-3 RAD-4 HW-1 HW-4 HW-5 HW-6 STD-4 HW-8 IOP-2 IOP-3 IOP-4 IOP-12 RAD-6 IOP-13 IOP-9 IOP-14 "
+        "STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-11 PRF-12 SEC-1 SEC-5 EXP-7 "
+        "SEC-6 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 OPS-1 OPS-3 OPS-5 OPS-7 OPS-9 OPS-10 "
+        "OPS-11 HW-11 OPS-12 REG-1 REG-3 REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 REG-10 OPS-2 ACC-1 ACC-3 ACC-4 "
+        "RAD-2 ACC-7 RES-3 RES-6 PY-4 HW-7 IOP-6 SEC-7 SEC-9 SEC-10 SEC-16 OPS-4 ACC-2 OPS-6 ACC-5 ACC-9 "
+    ),
+    "buyer": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 EXP-1 REQ-2 PY-1 REQ-8 REQ-10 REQ-12 REQ-17 LIC-7 EXP-2 EXP-3 EXP-13 STD-1 "
+        "SEC-3 SEC-18 REG-2 REG-5 EXP-4 EXP-9 REG-11 LIC-18 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 REQ-5 REQ-6 "
+        "REQ-7 REQ-11 LIC-22 DEL-6 DEL-11 DEL-14 DEL-15 DEL-16 DEL-17 DEL-19 DEL-20 STD-2 STD-5 STD-6 STD-7 "
+        "STD-9 STD-10 RAD-1 RAD-3 RAD-4 RAD-7 HW-1 HW-4 HW-5 HW-6 STD-4 HW-8 IOP-2 IOP-3 IOP-4 IOP-12 RAD-6 "
+        "IOP-13 IOP-9 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-10 PRF-11 PRF-12 "
+        "SEC-1 SEC-2 SEC-5 EXP-7 SEC-6 SEC-8 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 SEC-25 "
+        "OPS-1 OPS-3 OPS-7 OPS-9 OPS-10 OPS-11 HW-11 OPS-12 REG-1 REG-3 REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 "
+        "REG-10 OPS-2 ACC-1 ACC-4 RAD-2 ACC-7 RES-3 DEL-18 IOP-6 IOP-10 SEC-7 SEC-9 SEC-13 SEC-16 OPS-4 ACC-2 "
+        "OPS-6 ACC-5 ACC-9 "
+    ),
+    "vendor": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 EXP-1 REQ-2 PY-1 REQ-8 REQ-14 LIC-7 LIC-19 LIC-20 EXP-2 EXP-3 EXP-8 EXP-10 "
+        "EXP-5 EXP-13 DEL-3 DEL-4 STD-1 SEC-3 SEC-17 DEL-5 SEC-18 REG-2 REG-5 EXP-4 EXP-9 LIC-18 RES-1 REQ-9 "
+        "RES-2 RES-4 RES-5 RES-7 SRC-2 LIC-13 LIC-2 REQ-5 REQ-6 REQ-7 REQ-11 LIC-3 LIC-4 LIC-5 LIC-9 LIC-11 "
+        "LIC-12 LIC-14 LIC-15 LIC-16 LIC-21 LIC-6 EXP-6 EXP-11 DEL-1 DEL-2 DEL-6 LIC-8 DEL-7 DEL-8 DEL-9 "
+        "DEL-11 DEL-12 DEL-14 DEL-15 DEL-16 DEL-17 DEL-19 DEL-20 STD-2 STD-5 STD-6 STD-7 STD-9 STD-10 RAD-1 "
+        "RAD-3 RAD-4 RAD-7 HW-1 HW-3 HW-4 HW-5 HW-6 STD-4 HW-8 HW-10 HW-12 HW-13 HW-9 IOP-2 IOP-3 IOP-4 "
+        "IOP-12 RAD-6 IOP-13 IOP-9 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-10 "
+        "PRF-11 PRF-12 SEC-1 SEC-2 SEC-5 EXP-7 SEC-6 SEC-8 SEC-11 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 "
+        "SEC-21 SEC-22 SEC-12 SEC-25 SEC-4 OPS-1 OPS-3 OPS-5 OPS-7 OPS-9 OPS-10 OPS-11 LIC-10 HW-11 REG-3 "
+        "REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 REG-8 REG-9 REG-10 OPS-2 ACC-1 ACC-3 ACC-4 RAD-2 ACC-7 RES-3 "
+        "RES-6 PY-4 SRC-1 DEL-10 DEL-13 DEL-18 HW-7 IOP-6 IOP-10 IOP-11 SEC-7 SEC-9 SEC-10 SEC-13 SEC-16 "
+        "OPS-4 ACC-2 OPS-6 ACC-5 ACC-6 ACC-9 "
+    ),
+    "integrator": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 EXP-1 REQ-2 PY-1 REQ-8 REQ-10 REQ-12 REQ-13 REQ-17 LIC-7 LIC-17 LIC-19 EXP-2 "
+        "EXP-3 EXP-8 EXP-10 EXP-5 EXP-13 DEL-3 DEL-4 STD-1 SEC-3 SEC-17 DEL-5 SEC-18 REG-2 REG-5 EXP-4 EXP-9 "
+        "REG-11 LIC-18 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 SRC-2 LIC-2 REQ-5 REQ-6 REQ-7 REQ-11 LIC-3 LIC-4 "
+        "LIC-5 LIC-9 LIC-11 LIC-12 LIC-14 LIC-15 LIC-16 LIC-21 LIC-6 EXP-6 EXP-11 DEL-1 DEL-2 DEL-6 LIC-8 "
+        "DEL-7 DEL-8 DEL-11 DEL-12 DEL-14 DEL-15 DEL-16 DEL-17 DEL-19 DEL-20 STD-2 STD-5 STD-6 STD-7 STD-9 "
+        "STD-10 RAD-1 RAD-3 RAD-4 RAD-7 HW-1 HW-4 HW-5 HW-6 STD-4 HW-8 IOP-2 IOP-3 IOP-4 IOP-12 RAD-6 IOP-13 "
+        "IOP-9 STD-3 IOP-1 PRF-1 PRF-2 PRF-3 PRF-4 PRF-5 PRF-6 PRF-7 PRF-8 PRF-9 PRF-10 PRF-11 PRF-12 SEC-1 "
+        "SEC-2 SEC-5 EXP-7 SEC-6 SEC-8 SEC-11 SEC-14 IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 SEC-23 "
+        "SEC-12 SEC-24 SEC-25 SEC-4 OPS-1 OPS-3 OPS-7 OPS-9 OPS-10 OPS-11 LIC-10 HW-11 OPS-12 REG-1 REG-3 "
+        "REG-4 IOP-5 REG-6 REG-7 RAD-5 HW-2 REG-8 REG-10 OPS-2 ACC-1 ACC-3 ACC-4 RAD-2 ACC-7 RES-3 RES-6 PY-4 "
+        "SRC-1 DEL-10 DEL-18 HW-7 IOP-6 IOP-10 SEC-7 SEC-9 SEC-10 SEC-13 SEC-16 OPS-4 ACC-2 OPS-6 ACC-5 ACC-6 "
+        "ACC-9 "
+    ),
+    "evaluator": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 EXP-1 REQ-2 PY-1 REQ-8 REQ-13 REQ-15 EXP-2 EXP-3 EXP-8 EXP-10 EXP-5 DEL-3 "
+        "DEL-4 STD-1 SEC-3 SEC-17 DEL-5 SEC-18 REG-5 EXP-4 EXP-9 RES-1 REQ-9 RES-2 RES-4 RES-5 RES-7 LIC-2 "
+        "REQ-5 REQ-6 REQ-7 LIC-3 LIC-4 LIC-9 LIC-12 LIC-15 LIC-16 LIC-6 EXP-6 EXP-11 DEL-1 DEL-2 DEL-6 LIC-8 "
+        "DEL-7 DEL-8 DEL-9 DEL-11 DEL-12 DEL-14 DEL-15 DEL-16 DEL-17 DEL-19 DEL-20 STD-2 STD-5 STD-6 STD-7 "
+        "STD-10 RAD-1 RAD-3 RAD-4 HW-1 HW-4 HW-5 STD-4 HW-10 HW-12 IOP-3 IOP-12 RAD-6 IOP-13 IOP-9 STD-3 "
+        "IOP-1 PRF-1 PRF-2 PRF-3 PRF-5 PRF-6 PRF-7 PRF-9 SEC-1 SEC-2 SEC-5 EXP-7 SEC-6 SEC-8 SEC-11 SEC-14 "
+        "IOP-7 IOP-8 SEC-15 SEC-19 SEC-20 SEC-21 SEC-22 SEC-23 SEC-12 SEC-24 SEC-25 SEC-4 OPS-1 LIC-10 REG-3 "
+        "RAD-5 HW-2 REG-8 OPS-2 ACC-1 ACC-4 RAD-2 ACC-7 RES-3 DEL-10 DEL-13 DEL-18 HW-7 IOP-6 SEC-7 SEC-9 "
+        "SEC-13 SEC-16 OPS-4 ACC-2 ACC-5 ACC-6 ACC-9 "
+    ),
+    "authority": (
+        "REQ-1 REQ-3 REQ-4 LIC-1 EXP-1 REQ-2 PY-1 REQ-8 REQ-12 REQ-14 REQ-15 REQ-17 LIC-7 LIC-20 EXP-2 EXP-3 "
+        "EXP-5 SEC-3 SEC-18 REG-2 REG-5 EXP-4 EXP-9 EXP-12 LIC-18 REQ-9 RES-2 RES-4 SRC-2 LIC-13 REQ-5 REQ-6 "
+        "REQ-7 LIC-3 LIC-4 LIC-5 LIC-9 LIC-15 LIC-16 LIC-6 EXP-6 EXP-11 HW-10 HW-12 SEC-1 SEC-2 SEC-8 SEC-21 "
+        "SEC-23 SEC-4 OPS-11 LIC-10 REG-1 REG-3 REG-4 REG-6 REG-8 REG-10 SRC-1 ACC-5 "
+    ),
+}
+
+
+def readme():
+    return cl.load(str(README))
+
+
+@test
+def every_profile_lists_exactly_its_golden_items():
+    doc = readme()
+    assert set(GOLDEN) == set(doc.profiles), sorted(set(GOLDEN) ^ set(doc.profiles))
+    for key, expected in GOLDEN.items():
+        yes, undecided, _ = cl.profile_view(doc, doc.profiles[key])
+        got = [it.id for it in yes]
+        assert not undecided, f"{key}: undecided {[r.item.id for r in undecided]}"
+        missing, extra = sorted(set(expected.split()) - set(got)), sorted(set(got) - set(expected.split()))
+        assert not missing and not extra, f"{key}: missing {missing}, extra {extra}"
+
+
+@test
+def within_a_stage_an_item_comes_after_what_unblocks_it():
+    doc = readme()
+    for key, profile in doc.profiles.items():
+        seen = set()
+        for row in cl.applicable(doc, profile.assumes):
+            if row.applies is False:
+                continue
+            for later in cl.unblocked_ids(row.item) & seen:
+                assert doc.items[later].stage != row.item.stage or row.item.stage == "blocker", \
+                    f"{key}: {row.item.id} unblocks {later} but is listed after it"
+            seen.add(row.item.id)
