@@ -202,6 +202,16 @@ def group_conditions_are_inherited():
 
 
 @test
+def a_printed_condition_keeps_its_meaning():
+    doc = cl.parse(FIXTURE)
+    text = cl.applies_text(doc, doc.items["DEL-2"])
+    assert text == "(licensed) and (not REQ-2.radio is out)", text
+    names = cl.name_trees(doc)
+    for answers in ({"LIC-1": ["no"]}, {"LIC-1": ["yes"], "REQ-2": ["ap=build", "radio=out"]}):
+        assert cl.evaluate(cl.parse_condition(text, names), answers) == cl.evaluate(cl.item_tree(doc, doc.items["DEL-2"]), answers)
+
+
+@test
 def roles_follow_the_routing_answers():
     doc = cl.parse(FIXTURE)
     assert cl.role_of(doc, {"REQ-1": ["product"]}).key == "maker"

@@ -657,9 +657,8 @@ def item_tree(doc, item):
 def applies_text(doc, item):
     """The item's condition as written: group and own, joined by 'and'."""
     group = doc.preambles.get(item.group)
-    parts = [f"({group.value})" if group and item.condition else group.value if group else "",
-             item.condition]
-    return " and ".join(p for p in parts if p) or "always"
+    parts = [text for text in (group.value if group else "", item.condition) if text]
+    return " and ".join(f"({text})" for text in parts) if len(parts) > 1 else (parts[0] if parts else "always")
 
 
 # ---------------------------------------------------------------- routing
