@@ -3,6 +3,7 @@ the program (in-process, as most tests do, or as a real subprocess). Standard li
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,10 @@ FIXTURE = (HERE / "fixture.md").read_text(encoding="utf-8")
 README = ROOT / "README.md"
 PROGRAM = str(ROOT / "tools" / "checklist.py")
 TESTS = []
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here (for example, no browser): counted as skipped, never passed."""
 
 
 def test(fn):
@@ -58,6 +63,20 @@ def unanswered(text):
     kept = [line for line in text.split("\n") if not line.startswith("  - **Answer:**")]
     return "\n".join(line.replace("- [x] ", "- [ ] ", 1) if line.startswith("- [x] ") and "`void`" not in
                      "\n".join(kept[k + 1:k + 3]) else line for k, line in enumerate(kept))
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Fail, rather than hang, if the block takes longer than `seconds` (SIGALRM, main thread)."""
+    def expired(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Result:
@@ -130,19 +149,23 @@ class Sandbox:
 
 
 def run_tests(tests, names=()):
-    """Run the tests (only those named, if any); print each failure with its failing line and the
-    closing line 'N passed, N failed'. Returns the exit code."""
+    """Run the tests (only those named, if any); print each failure with its failing line, each skip
+    with its reason, and the closing line 'N passed, N failed' (', N skipped' when any test raised
+    Skip). Returns the exit code."""
     chosen = [t for t in tests if not names or t.__name__ in names]
     if names and len(chosen) < len(set(names)):
         unknown = sorted(set(names) - {t.__name__ for t in chosen})
         print(f"no test named {', '.join(unknown)}")
         return 2
-    passed = failed = 0
+    passed = failed = skipped = 0
     started = time.perf_counter()
     for fn in chosen:
         try:
             fn()
             passed += 1
+        except Skip as e:
+            skipped += 1
+            print(f"SKIP {fn.__name__}: {e}")
         except BaseException as e:              # SystemExit too: a test must never end the run
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -152,5 +175,5 @@ def run_tests(tests, names=()):
             print(f"FAIL {fn.__name__} ({Path(where.filename).name}:{where.lineno}: {where.line})")
             print("  " + "".join(traceback.format_exception_only(type(e), e)).strip().replace("\n", "\n  "))
     print(f"tests took {time.perf_counter() - started:.1f} s")
-    print(f"{passed} passed, {failed} failed", flush=True)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
     return 1 if failed else 0

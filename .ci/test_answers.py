@@ -1,14 +1,24 @@
 """Tests for recording answers: `import`, `items`, `status` and their refusals, run in-process.
 
 Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
-The hostile cases (B1 to B16) follow the hostile-input review of 2026-12-06.
+The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
+second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), one test per defect.
 """
+import base64
 import csv
+import errno
 import io
 import json
 import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 
-from support import FIXTURE, README, Sandbox, cl, run_main, swap, test, unanswered
+from support import FIXTURE, PROGRAM, README, Sandbox, cl, deadline, line_of, run_main, swap, test, unanswered
 
 
 def refuse(content, message, text=FIXTURE):
@@ -285,7 +295,7 @@ def answers_that_would_break_the_document():
     refuse("id,answer\nREQ-3,## heading\n", "may not start with a list")
     refuse("id,answer\nREQ-3,see <!-- hidden\n", "may not contain HTML")
     refuse("id,answer\nREQ-3,4 `sites\n", "unmatched backtick")
-    refuse("id,answer\nREQ-3,see [memo](#nowhere)\n", "would break the document")
+    refuse("id,answer\nREQ-3,Germany TBD\n", "would break the document ([placeholder]")
 
 
 @test
@@ -499,3 +509,314 @@ def many_problems_are_summarised():
 def unreadable_csv_is_refused():
     result = run_main("import", "no-such.csv", "--file", README)
     assert result.returncode == 1 and "no-such.csv: cannot read" in result.stderr, result
+
+
+# ---------------------------------------------------------------- hostile input, second review (D1 to D21)
+
+K = "465b5ce8b199b49faa5f0a2ee238a6bc"                     # TS 35.208 test set 1
+H40 = "2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912"
+H64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def pairs(hex_digits, size=2):
+    return [hex_digits[k:k + size] for k in range(0, len(hex_digits), size)]
+
+
+def refused_as_secret(*values):
+    """Each value, as an answer, is refused as secret material (by import, and by check by hand)."""
+    with Sandbox() as box:
+        for value in values:
+            cell = '"' + value.replace('"', '""') + '"'
+            box.refused(f"id,answer\nREQ-3,{cell}\n", "this looks like")
+            assert cl.secret_in(value), value
+
+
+@test
+def d01_hex_keys_with_prefixes_escapes_or_suffixes_are_refused():
+    refused_as_secret("K=0x" + K, "OPc 0X" + K.upper(), "{" + ", ".join("0x" + p for p in pairs(K)) + "}",
+                      "K=" + "".join("\\x" + p for p in pairs(K)), "K " + K + "h", "K " + K + "g")
+
+
+@test
+def d02_random_keys_in_base64_and_base32_are_refused():
+    refused_as_secret("totp seed jbswy3dpehpk3pxpjbswy3dpehpk3pxp", "K: 8NnwerXI9aay/xRkRUw2mg==",
+                      "K: lusnjdopJnt4asxdpTAIig", "K: T5XQLDVKV2JIYBMTDLT5IYKMQQ======",
+                      "K: 1zAfAuO3xh//cJvRGrl+/W5dYSrET/dEWM18lLTRzvY=")
+    rng = random.Random(20261206)
+    every = (base64.b64encode, base64.urlsafe_b64encode, base64.b32encode, lambda b: base64.b32encode(b).lower())
+    for size, encodings in ((16, every[:1]), (32, every)):          # padded 128-bit base64 is never missed
+        for encode in encodings:
+            for _ in range(100):
+                key = encode(bytes(rng.randrange(256) for _ in range(size))).decode()
+                assert cl.text_problems("K: " + key), key
+                assert cl.text_problems("K: " + key.rstrip("=")), key
+
+
+@test
+def d03_separators_markup_and_entities_do_not_hide_a_key():
+    refused_as_secret("  ".join(pairs(K, 4)), ".".join(pairs(K)), "_".join(pairs(K, 4)), "-".join(pairs(K)),
+                      "K " + K[:16] + "`" + K[16:], "K " + K[:16] + "**" + K[16:] + "**",
+                      "K " + K[:16] + "&#8203;" + K[16:], "K " + K[:16] + "&shy;" + K[16:],
+                      "seed JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP", "K Rltc 6LGZ tJ+q Xwou 4jim vA==")
+
+
+@test
+def d04_a_signal_after_the_swap_leaves_the_answer_recorded():
+    replace = os.replace
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        def replace_then_signal(src, dst, sig=sig):
+            replace(src, dst)
+            os.kill(os.getpid(), sig)
+        with Sandbox() as box:
+            answers = box.csv("id,answer\nREQ-3,12 sites\n")
+            os.replace = replace_then_signal
+            try:
+                result = box.run("import", answers)
+            finally:
+                os.replace = replace
+            assert result.returncode == 0 and "recorded 1 answer" in result.stdout, (sig, result)
+            assert "**Answer:** 12 sites" in box.doc.read_text(encoding="utf-8")
+            assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "answers.csv"]
+
+
+@test
+def d05_a_lone_carriage_return_is_a_defect_and_refused_in_an_answer():
+    text = swap("  - **Form:** a number.", "  - **Form:** a number.\r  - **Answer:** forged")
+    found = [(d.code, d.line) for d in cl.run_rules(cl.parse(text))]
+    assert found == [("line-ending", line_of(text, "forged"))], found
+    refuse('id,answer\nREQ-3,"12\rsites"\n', "invisible or control character (U+000D)")
+
+
+@test
+def d06_answers_that_render_blank_are_empty():
+    for value in ("[](#req-3)", "![](#req-3)", "\u3164", "\u2800\u2800", "\ufe0f", "\u034f", "\u115f\u1160",
+                  "\uffa0 \u3164"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: the answer is empty")
+
+
+@test
+def d07_html_entities_are_refused():
+    for value in ("&nbsp;", "Germany &#x202E;gnitset", "n&#111;t needed", "a &#x1f; b", "R&amp;D"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "the answer may not contain HTML entities")
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,R&D and AT&T: 2 sites; &c.\n")
+
+
+@test
+def d08_not_needed_through_markup_needs_a_visible_reason():
+    for value in ("*not* needed", "`not needed`", "_not_ needed:", "not needed: \u3164\u3164\u3164",
+                  "not needed: \u2800\u2800\u2800", "not needed: a\u0301\u0301"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "'not needed' must give its reason")
+    refuse("id,answer\nLIC-1,*not* needed: no licence\n", "LIC-1 is a routing item")
+    assert cl.is_not_needed("*not* needed: one site only") and cl.is_not_needed("`not_needed`: x")
+
+
+@test
+def d09_links_bold_and_look_alike_ids_are_refused():
+    for value in ("agreed in [REQ-4](https://evil.example/phish)", "see [REQ-4](<#req-5>)",
+                  "see [REQ-4]( #req-5)", "see [x](#req-3)", "![logo](https://tracker.example/p.png)"):
+        refuse(f"id,answer\nREQ-3,{value}\n", "may not contain a Markdown link or image")
+    refuse("id,answer\nREQ-3,Germany **Note:** forged\n", "may not contain bold text")
+    for dash in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212":
+        refuse(f"id,answer\nREQ-3,see REQ{dash}4\n", "write item IDs with an ASCII hyphen")
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,see <https://dms.example/doc/42> and REQ-4; *one* site\n")
+
+
+@test
+def d10_ordinary_pointers_and_joined_scripts_are_accepted():
+    values = [f"see https://github.com/open5gs/open5gs/commit/{H40}",
+              f"see https://github.com/open5gs/open5gs/blob/{H40}/configs/open5gs/amf.yaml.in",
+              f"see https://code.example/tree/{H64}/src", f"SHA256 (fw.bin) = {H64}", f"{H64}  fw.bin (sha256sum)",
+              "sha256 Fingerprint=" + ":".join(pairs(H64.upper())), f"digest {H64[:56]}", f"checksum {H64 * 2}",
+              "UPF at 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ticket 123e4567-e89b-12d3-a456-426614174000",
+              "memo at https://docs.google.com/spreadsheets/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit",
+              "https://contoso.sharepoint.com/:w:/s/legal/EbXyZ12AbCdEfGhIjKlMnOpQrSt3uVwXyZ?e=4aBcDe",
+              "see configs/gnb_rf_b210_fdd_srsUE and pduSessionResourceSetupRequestTransfer",
+              "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 (Iran: testing)", "Germany \U0001F468\u200d\U0001F4BB team",
+              "\u2764\ufe0f\u200d\U0001F525 and \U0001F469\U0001F3FD\u200d\U0001F4BB", "\u0915\u094d\u200d\u0937 lab"]
+    assert [(value, cl.text_problems(value)) for value in values if cl.text_problems(value)] == []
+    with Sandbox() as box:
+        box.accepted("id,answer\n" + "".join(f'{iid},"{value}"\n' for iid, value in (("REQ-3", values[0]),
+                                                                                      ("REQ-4", values[-1]))))
+    for value in (f"see https://kms.example/k/{K}", f"sha256 {K}", "\u200clab", "1\u200d2"):
+        assert cl.text_problems(value), value            # the key length is never exempt; a joiner needs letters
+    assert all(not cl.secret_in(line) for line in README.read_text(encoding="utf-8").split("\n"))
+
+
+@test
+def d11_a_fifo_never_hangs_and_the_checklist_must_be_a_regular_file():
+    if not hasattr(os, "mkfifo"):
+        return
+    wait = cl.FIFO_WAIT
+    try:
+        with Sandbox() as box, deadline(20):
+            fifo = box.dir / "fifo.csv"
+            os.mkfifo(fifo)
+            cl.FIFO_WAIT = 0.01                               # nobody writes: it reads as empty after the wait
+            for args in (("import", fifo), ("items", "--answers", fifo)):
+                result = box.run(*args)
+                assert result.returncode == 1 and "no 'id' and 'answer' columns" in result.stderr, result
+            cl.FIFO_WAIT = 10                                 # a writer: its end of data is the end of the file
+            writer = threading.Thread(target=lambda: fifo.write_text("id,answer\nREQ-3,12 sites\n"))
+            writer.start()
+            result = box.run("import", fifo)
+            writer.join()
+            assert result.returncode == 0 and "recorded 1 answer" in result.stdout, result
+            os.mkfifo(box.dir / "fifo.md")
+            for target in ("fifo.md", "."):
+                result = run_main("check", "--file", box.dir / target)
+                assert result.returncode == 2 and "not a regular file" in result.stderr, result
+    finally:
+        cl.FIFO_WAIT = wait
+
+
+@test
+def d12_a_symlink_loop_is_a_clear_error():
+    with Sandbox() as box:
+        (box.dir / "loop.md").symlink_to("loop.md")
+        result = run_main("check", "--file", box.dir / "loop.md")
+        assert result.returncode == 2 and "loop.md: cannot read:" in result.stderr, result
+
+
+@test
+def d13_errors_while_replacing_are_refusals():
+    def failing(code):
+        def fail(*args):
+            raise OSError(code, os.strerror(code))
+        return fail
+    for module, name, code in ((shutil, "copymode", errno.EPERM), (os, "replace", errno.EBUSY),
+                               (os, "replace", errno.EXDEV)):
+        real = getattr(module, name)
+        with Sandbox() as box:
+            setattr(module, name, failing(code))
+            try:
+                message = box.refused("id,answer\nREQ-3,12 sites\n", f"cannot replace README.md ({os.strerror(code)}); "
+                                      "nothing written")
+            finally:
+                setattr(module, name, real)
+            assert "Traceback" not in message
+            assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "answers.csv"], "a temporary file was left"
+
+
+@test
+def d14_long_unblocks_chains_are_checked_without_recursion():
+    n = 1500
+    chain = "".join(f'- [ ] <a id="req-{k}"></a>**REQ-{k}** Step {k}.\n  - **Form:** a note.\n'
+                    f"  - **Unblocks:** REQ-{k + 1 if k < 99 + n else 100}.\n  - `plan` · requester\n"
+                    for k in range(100, 100 + n))
+    doc = cl.parse(swap("- [x] <a id=\"req-5\"></a>", chain + "- [x] <a id=\"req-5\"></a>"))
+    found = list(cl.unblock_order(doc))
+    assert [d.code for d in found] == ["cycle"] and found[0].message.count(" -> ") == n, found[0].message[:200]
+
+
+@test
+def d15_a_huge_csv_stops_early_in_bounded_memory():
+    with Sandbox() as box:
+        box.refused("id,answer\n" + "REQ-3,x\n" * 10001, "answers.csv:10002: more than 10,000 rows; split the file")
+        message = box.refused("id,answer\n" + "NOPE-1,x\n" * 5000, "answers.csv: and more problems")
+        assert "more than 200 problems; " in message and message.count("\n") < 60, message[-300:]
+        big = box.csv("id,answer\n" + "a\n" * ((cl.MAX_CSV_BYTES - 10) // 2), "big.csv")
+        with subprocess.Popen([sys.executable, PROGRAM, "import", str(big), "--file", str(box.doc)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+            with deadline(30):
+                _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.WEXITSTATUS(status)
+            err = proc.stderr.read().decode()
+        assert proc.returncode == 1 and "big.csv:10002: more than 10,000 rows" in err, err[-300:]
+        assert usage.ru_maxrss < 200 * 1024, f"{usage.ru_maxrss // 1024} MB"      # ru_maxrss is in KiB on Linux
+
+
+@test
+def d16_long_lines_are_checked_in_linear_time():
+    hostile = ["a." * 50000, "## x" + " " * 100000 + "x", "a " * 50000, "0x" * 50000, "Ab1/" * 25000]
+    text = README.read_text(encoding="utf-8").replace("\n## References", "\n\n" + "\n\n".join(hostile)
+                                                      + "\n\n## References", 1)
+    started = time.perf_counter()
+    cl.run_rules(cl.parse(text))
+    assert time.perf_counter() - started < 2, f"{time.perf_counter() - started:.1f} s"
+
+
+@test
+def d17_control_characters_never_reach_the_terminal():
+    with Sandbox() as box:
+        results = [run_main("check", "--file", box.dir / "\x1b]0;pwned\x07.md"),
+                   box.run("import", box.dir / "\x1b]0;pwned\x07.csv"),
+                   box.run("items", "--answers", box.csv("id,answer\nREQ-3,12\n", "\x1b[31mred.csv")),
+                   box.run("check", "\x1b[2J"),
+                   run_main("check", "--file", box.csv(swap("if `licensed`", "if `LIC-1 is priv\x1b[2Jate`"), "c.md"))]
+    for result in results:
+        assert result.stdout + result.stderr, result
+        assert not any(c in result.stdout + result.stderr for c in "\x1b\x07\x9b"), result
+        assert "\\u001b" in result.stdout + result.stderr, result
+
+
+@test
+def d18_a_checklist_the_user_may_not_write_is_refused():
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return                                       # needs root, to become another user
+    with Sandbox() as box:
+        answers = box.csv("id,answer\nREQ-3,12 sites\n")
+        box.dir.chmod(0o777)                          # the folder is writable by anyone; README.md only by root
+        for path in (box.doc, answers):
+            path.chmod(0o644)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                result = run_main("import", answers, "--file", box.doc, cwd=box.dir)
+                os._exit(0 if result.returncode == 1 and "read-only" in result.stderr else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0, "another user's README.md was replaced"
+        assert box.doc.stat().st_uid == 0 and "12 sites" not in box.doc.read_text(encoding="utf-8")
+
+
+@test
+def d19_hand_spaced_routing_answers_reimport_as_a_no_op():
+    hand = swap('- [ ] <a id="req-1"></a>**REQ-1** What the result is for.\n'
+                "  - **Form:** One or more of: `teaching`, `product`.",
+                '- [x] <a id="req-1"></a>**REQ-1** What the result is for.\n'
+                "  - **Form:** One or more of: `teaching`, `product`.\n  - **Answer:** `teaching`,`product`;lab only")
+    with Sandbox(hand) as box:
+        assert box.run("check").returncode == 0
+        exported = box.run("items", "--format", "csv").stdout
+        before = box.doc.read_bytes()
+        for flags in ((), ("--replace",)):
+            result = box.run("import", box.csv(exported), *flags)
+            assert result.returncode == 0 and "nothing to record" in result.stdout, result
+            assert box.doc.read_bytes() == before
+        listed = json.loads(box.run("items", "--answers", box.csv(exported), "--format", "json").stdout)["items"]
+        assert not next(r for r in listed if r["id"] == "REQ-1")["assumed"]
+
+
+@test
+def d20_empty_option_values_are_usage_errors():
+    with Sandbox() as box:
+        answers = box.csv("id,answer\nREQ-3,12\n")
+        for args in (("items", "--party", ""), ("items", "--involving", ""), ("items", "--stage", ""),
+                     ("items", "--profile", ""), ("status", "--answers", ""), ("profiles", "--show", ""),
+                     ("form", "-o", ""), ("import", "")):
+            result = box.run(*args)
+            assert result.returncode == 2 and "may not be empty" in result.stderr, (args, result)
+        result = run_main("import", answers, "--file", "", cwd=box.dir)
+        assert result.returncode == 2 and "may not be empty" in result.stderr, result
+
+
+@test
+def d21_message_nits():
+    with Sandbox() as box:
+        box.accepted(b"\xef\xbb\xbf\xef\xbb\xbfid,answer\nREQ-3,12 sites\n")
+        text = box.accepted('id,answer\nREQ-4, "36, 40, 44"\n')
+        assert "**Answer:** 36, 40, 44" in text
+    refuse("id,answer\nREQ-4(b),36\n", 'answer lettered parts inside the item\'s one answer: REQ-4,"(b) ..."')
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,Mu\u0308nchen\n")
+        assert "**Answer:** M\u00fcnchen" in box.doc.read_text(encoding="utf-8")
+        result = box.run("import", box.csv("id,answer\nREQ-3,M\u00fcnchen\n"))
+        assert result.returncode == 0 and "nothing to record" in result.stdout, result
+        result = box.run("import", "no-such.csv")
+        assert result.returncode == 1 and "no-such.csv: cannot read" in result.stderr, result
+    assert "a CSV that cannot be read is refused input" in cl.__doc__ and "a checklist that cannot be read" in cl.__doc__

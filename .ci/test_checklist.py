@@ -92,6 +92,8 @@ ONE_DEFECT = [
      "[REQ-2](#req-2) `ap=build`, `radio=build` |\n", "", "profile", "| `vendor` | Vendor"),
     ("uncited_reference", "TS 23.501 is cited here.", "TS 23.502 is cited here.", "reference", "TS 23.502"),
     ("placeholder_left", "used by the tests.", "used by the tests (TODO).", "placeholder", "TODO"),
+    ("lone_carriage_return", "used by the tests.", "used by the tests.\r  - **Answer:** forged", "line-ending",
+     "used by the tests."),
     ("heading_without_blank_line_before", LAST_REQ + "\n### Licence", LAST_REQ + "### Licence",
      "heading-blank", "### Licence"),
     ("no_party_table", PARTY_TABLE, "", "structure", 1),
@@ -285,6 +287,7 @@ def main(names):
     import test_answers  # noqa: F401  recording answers: import, status, hostile input
     import test_cli      # noqa: F401  real processes
     import test_routing  # noqa: F401  the product's routing goldens on README.md
+    import test_form     # noqa: F401  the answer form, in a headless browser where there is one
     return run_tests(TESTS, names)
 
 

@@ -57,10 +57,10 @@ def concurrent_imports_never_corrupt_the_file():
                                              "--file", str(box.doc)], stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, text=True)
                      for name, body in answers.items()}
-            results = {name: (p.wait(timeout=60), p.stderr.read()) for name, p in procs.items()}
-            for p in procs.values():
-                p.stdout.close()
-                p.stderr.close()
+            results = {}
+            for name, p in procs.items():                 # communicate(): no polling, pipes closed
+                err = p.communicate(timeout=60)[1]
+                results[name] = (p.returncode, err)
             text = box.doc.read_text(encoding="utf-8")
             assert cl.run_rules(cl.parse(text)) == [], "the file no longer checks clean"
             expected = {"a.csv": "**Answer:** 12 sites", "b.csv": "**Answer:** `no`",

@@ -8,10 +8,12 @@
     python3 tools/checklist.py status   [--profile KEY] [--answers CSV] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py stats    [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
+    python3 tools/checklist.py form     [--profile KEY] [--party P] [--answers CSV] [--file PATH] [-o FILE]
 
-Exit codes: 0 done; 1 the checklist has defects (check) or the input was refused and nothing
-was written (import, --answers); 2 the command could not run as asked (unknown option, profile,
-party or stage; a file that cannot be read).
+Exit codes: 0 done; 1 the checklist has defects (check), or the input was refused and nothing
+was written (import, --answers; a CSV that cannot be read is refused input); 2 the command could
+not run as asked: a usage error (an unknown option, profile, party or stage, an empty value) or
+a checklist that cannot be read.
 
 Shape, in file order: format (section titles and every regex); model (`Item`, `Role`, `Profile`,
 `Doc` and small named tuples); `parse()`, which reads the Markdown once into a Doc; conditions
@@ -23,17 +25,23 @@ layer and the only place that prints or exits. To add a rule: write a function o
 `check --list-rules` lists every code. The default file is README.md next to tools/.
 """
 import argparse
+import collections
+import contextlib
 import csv
+import functools
 import io
 import json
+import math
 import os
 import re
+import select
 import shutil
 import signal
 import stat
 import statistics
 import sys
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +65,16 @@ REQUIRED_FIELDS = ("Form", "Unblocks")
 MAX_ITEM_WORDS = 120
 MAX_ANSWER_CHARS = 2000
 MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_CSV_ROWS = 10_000
+FIFO_WAIT = 10                         # seconds a CSV that is a FIFO may take to give its data
 MAX_NESTING = 50
+MAX_PROBLEMS = 200                     # refused input: problems collected, and shown
 MAX_PROBLEMS_SHOWN = 50
 FIRST_ITEMS = 7
 COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
 
-HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+# A heading, matched on the line without its trailing spaces (linear time): '## Title', '### Name (ABC) ##'
+HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(\w*)")
 # An item's first line:  - [ ] <a id="lic-4"></a>**LIC-4** The rights granted for each licensed item.
 ITEM = re.compile(r'^- \[(?P<box>[ xX])\] (?:<a id="(?P<anchor>[^"]*)"></a>)?'
@@ -83,6 +95,8 @@ LINK = re.compile(r"\[([^\]\[]*)\]\(#([^)\s]+)\)")       # no '[' inside link te
 HTML_ANCHOR = re.compile(r"""<a\s+(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
 CODE_SPAN = re.compile(r"`[^`]*`")
 BACKTICKED = re.compile(r"`([^`]+)`")
+# An item ID with a lettered part, as the checklist writes it: 'LIC-6(b)' (a CSV gives it no row of its own)
+LETTERED = re.compile(r"([A-Za-z]{2,4}-[1-9][0-9]*) *\(([A-Za-z])\)")
 TEST_ID = re.compile(r"^([A-Z]{2,4}-[1-9][0-9]*)(?:\.([a-z][a-z0-9-]*))?$")
 NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 RANGE = re.compile(r"\b([A-Z]{2,4})-(\d+) to ([A-Z]{2,4})-(\d+)\b")
@@ -160,9 +174,9 @@ class Item:
     def void(self):
         return self.stage == "void"
 
-    @property
+    @functools.cached_property
     def declared(self):
-        """The Form's declared answers, if this is a routing item."""
+        """The Form's declared answers, if this is a routing item (read once, after parsing)."""
         form = self.get("Form")
         m = re.match(r"for each part, one of (.*?)\. Parts: (.*)$", form, re.I)
         if m:
@@ -297,9 +311,11 @@ def tables(doc, title):
     """The tables of a section: lists of Rows, header first, separator row dropped."""
     found, rows = [], []
     sec = doc.section(title)
-    for n, line in doc.live():
-        inside = sec is not None and sec[0] <= n < sec[1]
-        if inside and line.strip().startswith("|"):
+    for n in range(*sec) if sec else ():
+        line = doc.lines[n - 1]
+        if doc.fenced[n - 1]:
+            continue
+        if line.strip().startswith("|"):
             rows.append(Row(n, [c.strip() for c in line.strip().strip("|").split("|")]))
             continue
         if rows:
@@ -330,9 +346,9 @@ def parse(text, path="README.md"):
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     doc = Doc(path, lines, fenced_lines(lines))
     for n, line in doc.live():
-        m = HEADING.match(line)
+        m = HEADING.fullmatch(line.rstrip(" \t"))
         if m:
-            doc.headings.append((n, len(m.group(1)), m.group(2).strip()))
+            doc.headings.append((n, len(m.group(1)), heading_title(m.group(2) or "")))
     tops = [(n, title) for n, level, title in doc.headings if level <= 2] + [(len(lines) + 1, None)]
     for (n, title), (end, _) in zip(tops, tops[1:]):
         level = next(lvl for k, lvl, _ in doc.headings if k == n)
@@ -341,6 +357,12 @@ def parse(text, path="README.md"):
     parse_tables(doc)
     parse_items(doc)
     return doc
+
+
+def heading_title(text):
+    """A heading's text without its closing #s (which need a space or tab before them)."""
+    bare = text.rstrip("#")
+    return (bare if not bare or bare[-1] in " \t" else text).strip()
 
 
 def parse_tables(doc):
@@ -746,17 +768,56 @@ def profile_view(doc, profile):
 CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
                 "(ID, date, recipient): see 'Answering' in README.md")
 INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
-# Hex digits in groups of two or more, optionally split by one space, colon or hyphen: '465b 5ce8 ...'
-HEX_GROUPS = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{2,}(?:[ :-][0-9A-Fa-f]{2,})*(?![0-9A-Za-z])")
-UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-HASH_LABEL = re.compile(r"(sha-?(1|224|256|384|512)|sha3-\d+|blake2[bs]?|commit|git)\s*[:=]?\s*$", re.I)
-HASH_LENGTHS = (40, 56, 64, 96, 128)
-KEYISH_RUN = re.compile(r"[A-Za-z0-9+/_-]{22,}={0,2}")
-BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Z2-7]{26,}={0,6}(?![A-Za-z0-9])")
+UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
+FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
+JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
+# A character that is not printable ASCII (the only kind that may render blank)
+NOT_ASCII = re.compile(r"[^ -~]")
+# HTML entities, named or numeric: '&nbsp;', '&#8203;', '&#x202E;'
+ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+# A Markdown link shell, whose text is empty: '[](#req-3)'
+LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
+# The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
+MD_LINK = re.compile(r"\]\(")
+# An item ID written with a hyphen that is not ASCII: 'REQ‑4' (U+2011)
+ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
+# A hex prefix or escape before a hex digit: '0x46', '\x46'
+HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
+# Markdown emphasis and code marks: they render as nothing between two halves of a key
+MARKUP = re.compile(r"[*`]")
+# A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan
+UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
+# A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan
+IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
+# A run of hex digits 32 characters long or more: one group of more than 16, or groups of at most 16
+# (whole groups) joined across separators: '465b 5ce8 b199 ...', '46:5b:5c:...'; lists of hashes stay apart
+HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f\s:._,{}-]{32})(?:[0-9A-Fa-f]{17,}|[0-9A-Fa-f]{1,16}"
+                     r"(?![0-9A-Fa-f])(?:[\s:._,{}-]+[0-9A-Fa-f]{1,16}(?![0-9A-Fa-f]))*)")
+# A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
+HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
+HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
+# A word that says a hex run of a hash's length is a digest, anywhere in the answer
+HASH_WORD = re.compile(r"sha-?(?:1|224|256|384|512)|sha3|blake2|commit|digest|checksum|fingerprint|git", re.I)
+# A URL: a short scheme (so the search stays linear), host, path, and the query and fragment after them
+URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/?#\s<>]*(?P<path>[^?#\s<>]*)"
+                 r"(?P<rest>[^\s<>]*)")
+# A run of base64 or base64url characters with its padding, and base64 written in groups of four
+B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+B64_QUADS = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]{4} ){3,}[A-Za-z0-9+/_-]{2,4}={0,2}"
+                       r"(?![A-Za-z0-9+/_=-])")
+# Base32 in one letter case, 26 characters or more (a 128-bit key), with its padding
+BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{26,}|[a-z2-7]{26,})={0,6}(?![A-Za-z0-9])")
+# A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
+WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
+# A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
+CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+# A signed token (JWT): a base64url header, which starts '{"' ('eyJ'), and payload
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+# The first line of a PEM block or of another private key format, in any letter case
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
-URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s<>]+", re.I)
+# 'not needed', in the spellings people type, and the reason after it
 NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+# An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
 FORMULA_START = ("=", "+", "-", "@")
@@ -768,46 +829,136 @@ def shown(value, limit=60):
     return out if len(out) <= limit else out[:limit] + "…"
 
 
-def visible(text):
-    """The text without invisible characters (format, control, separators)."""
-    if text.isprintable():                          # the common case, checked in C
-        return text
-    return "".join(c for c in text if unicodedata.category(c) not in INVISIBLE)
+def joins(value, k):
+    """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji."""
+    if value[k] not in JOINERS or not 0 < k < len(value) - 1:
+        return False
+    before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
+    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama
+        return True
+    return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
 
 
-def random_looking(run):
-    """True if a run of key-alphabet characters changes character class often, as random keys do."""
-    classes = ["u" if c.isupper() else "l" if c.islower() else "d" if c.isdigit() else "s" for c in run]
-    changes = sum(1 for a, b in zip(classes, classes[1:]) if a != b)
-    return {"u", "l", "d"} <= set(classes) and changes >= 0.3 * len(run)
+def hidden_characters(value):
+    """The invisible and control characters of a value, sorted (joiners in their place excepted)."""
+    if value.isprintable():                         # the common case, checked in C
+        return []
+    return sorted({c for k, c in enumerate(value) if unicodedata.category(c) in INVISIBLE and not joins(value, k)})
+
+
+def blank(c):
+    """True for a character that renders as nothing: invisible, a combining mark or a filler."""
+    return unicodedata.category(c) in UNSEEN or c in FILLERS
+
+
+def substance(text):
+    """What a reader sees of the text: no whitespace, blank characters or empty link shells."""
+    return LINK_SHELL.sub("", "".join(c for c in text if not (c.isspace() or blank(c))))
+
+
+def scanned(text):
+    """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept),
+    HTML entities, Markdown emphasis and code marks, or hex prefixes."""
+    text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace() else m.group(),
+                         unicodedata.normalize("NFKC", text))
+    return HEX_PREFIX.sub("", MARKUP.sub("", ENTITY.sub("", text)))
+
+
+def hex_key(text):
+    """True if the text holds a key in hex: 32 or more digits with 8 decimal digits and 2 letters,
+    unless a hash's length beside a hash word or in a URL's path. UUIDs and IPv6 addresses are not keys."""
+    if not HEX_RUN.search(text):                      # the common case, without the work below
+        return False
+    text = IPV6.sub(" ", UUID.sub(" ", text))
+    for m in HEX_RUN.finditer(text):
+        digits = re.sub(r"[^0-9A-Fa-f]", "", m.group())
+        if len(digits) < 32:
+            continue
+        decimal = len(re.sub(r"[^0-9]", "", digits))
+        if decimal < 8 or len(digits) - decimal < 2:
+            continue
+        if len(digits) in HASH_LENGTHS and (HASH_WORD.search(text) or any(
+                u.start("path") <= m.start() and m.end() <= u.end("path") for u in URL.finditer(text))):
+            continue
+        return True
+    return False
+
+
+def char_class(c):
+    """'u'pper, 'l'ower, 'd'igit or 'o'ther, for ASCII letters and digits."""
+    return "u" if "A" <= c <= "Z" else "l" if "a" <= c <= "z" else "d" if "0" <= c <= "9" else "o"
+
+
+def transitions(s):
+    """How often adjacent characters change class (upper, lower, digit, other)."""
+    return sum(char_class(a) != char_class(b) for a, b in zip(s, s[1:]))
+
+
+def voweled(s):
+    """True if every lower-case run of three letters or more has a vowel, as words do."""
+    return all(re.search(r"[aeiouy]", run) for run in re.findall(r"[a-z]{3,}", s))
+
+
+def entropy(s):
+    """Shannon entropy of the characters of s, in bits per character."""
+    return -sum(n / len(s) * math.log2(n / len(s)) for n in collections.Counter(s).values())
+
+
+def base64_key(run):
+    """True if a base64-alphabet run looks like an encoded key rather than a path, word or identifier."""
+    core = run.rstrip("=")
+    if run.endswith("=") and len(core) >= 16 and len({char_class(c) for c in core}) >= 2:
+        return True
+    if len(core) < 20:
+        return False
+    pieces = [p for segment in core.split("/") for p in re.split(r"[-_.]", segment) if p]
+    if "/" in core and all(transitions(p) <= 2 and (len(p) <= 6 or voweled(p)) for p in pieces):
+        return False                                # a path
+    words = [p for p in re.split(r"[-_]", core) if p]
+    if re.search(r"[-_]", core) and voweled(core) and \
+            all(WORDSHAPE.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p)) for p in words):
+        return False                                # kebab-case or snake_case words
+    if CAMEL.fullmatch(core) and voweled(core):
+        return False                                # camelCase words
+    return entropy(core) >= 3.0
+
+
+def base32_key(run):
+    """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not."""
+    return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
 
 
 def secret_in(text):
     """What secret material `text` seems to hold (a short description), or None."""
-    text = unicodedata.normalize("NFKC", visible(text))
+    text = scanned(text)
     if KEY_MARKERS.search(text):
         return "a private key or PEM block"
     if JWT.search(text):
         return "a signed token (JWT)"
-    for m in HEX_GROUPS.finditer(text):
-        digits = re.sub(r"[^0-9A-Fa-f]", "", m.group(0))
-        if len(digits) < 32 or len(re.findall(r"\d", digits)) < 8 or UUID.fullmatch(m.group(0)):
-            continue
-        labelled = HASH_LABEL.search(text[max(0, m.start() - 24):m.start()])
-        if not (labelled and len(digits) in HASH_LENGTHS and digits == m.group(0)):
-            return "a key (32 or more hex digits, like a subscriber key K or OPc)"
-    plain = URL.sub(lambda u: " ".join(re.split(r"[/?&#=;.:]", u.group(0))), text)
-    for run in KEYISH_RUN.findall(plain):
-        core = run.rstrip("=")
-        pieces = [p for p in re.split(r"/", core) if p]
-        if any(len(p) >= 22 and random_looking(p) for p in pieces) or \
-                (len(pieces) > 1 and random_looking(core.replace("/", ""))
-                 and all(len(p) < 24 for p in pieces) and len(core) >= 40 and core.count("/") < 3):
-            return "encoded key material (a base64 run)"
-    for run in BASE32_RUN.findall(text):
-        if len(re.findall(r"[2-7]", run)) >= 4:
-            return "encoded key material (a base32 run)"
+    if hex_key(text):
+        return "a key (32 or more hex digits, like a subscriber key K or OPc)"
+    plain = URL.sub(url_values, text)
+    plain = " ".join([plain] + [quads.replace(" ", "") for quads in B64_QUADS.findall(plain)])
+    if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
+        return "encoded key material (a base32 run)"
+    if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
+        return "encoded key material (a base64 run)"
     return None
+
+
+def url_values(m):
+    """A URL as the base64 scan reads it: its query values and fragment, without scheme, host or path."""
+    return " " + " ".join(p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))) + " "
+
+
+def reason_length(reason):
+    """The letters and digits a reader sees in a reason."""
+    return len(re.sub(r"[\W_]", "", substance(reason)))
+
+
+def unmarked(text):
+    """NFKC text without Markdown emphasis or code marks, as 'not needed' is matched."""
+    return re.sub(r"[*_`]", "", unicodedata.normalize("NFKC", text))
 
 
 def text_problems(value):
@@ -815,12 +966,12 @@ def text_problems(value):
     if len(value) > MAX_ANSWER_CHARS:
         return [f"the answer is longer than {MAX_ANSWER_CHARS:,} characters: keep it elsewhere and "
                 "record a pointer to it"]
-    bad = sorted({c for c in value if unicodedata.category(c) in INVISIBLE})
+    bad = hidden_characters(value)
     if bad:
         codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
         return [f"the answer holds an invisible or control character ({codes}); retype it as plain text"]
     text = value.strip()
-    if not text:
+    if not substance(text):
         return ["the answer is empty"]
     what = secret_in(text)
     if what:
@@ -833,16 +984,25 @@ def text_problems(value):
         problems.append("the answer may not start with a list, heading, quote or table marker")
     if HTML_TAG.search(AUTOLINK.sub("", text)):
         problems.append("the answer may not contain HTML (a link may be written <https://...>)")
+    if ENTITY.search(text):
+        problems.append("the answer may not contain HTML entities")
+    if MD_LINK.search(text):
+        problems.append("the answer may not contain a Markdown link or image (a link may be written <https://...>)")
+    if "**" in text:
+        problems.append("the answer may not contain bold text ('**')")
+    if ID_LOOKALIKE.search(text):
+        problems.append("write item IDs with an ASCII hyphen")
     if text.count("`") % 2:
         problems.append("the answer has an unmatched backtick")
-    m = NOT_NEEDED.match(unicodedata.normalize("NFKC", text))
-    if m and len(re.sub(r"[\W_]", "", m.group("reason"))) < 3:
+    m = NOT_NEEDED.match(unmarked(text))
+    if m and reason_length(m.group("reason")) < 3:
         problems.append("'not needed' must give its reason, for example 'not needed: no radio in this laboratory'")
     return problems
 
 
 def is_not_needed(value):
-    return bool(NOT_NEEDED.match(unicodedata.normalize("NFKC", value.strip())))
+    """True if the answer says 'not needed' (its reason is text_problems' business)."""
+    return bool(NOT_NEEDED.match(unmarked(value.strip())))
 
 
 def answer_problems(iid, tokens, declared):
@@ -882,6 +1042,7 @@ def format_answer(item, cell):
     """(text to record, problems) for an answer addressed to `item` (from a CSV cell)."""
     if item.void:
         return None, [f"{item.id} is withdrawn (void): {item.ask}"]
+    cell = unicodedata.normalize("NFC", cell)
     problems = [f"{item.id}: {m}" for m in text_problems(cell)]
     declared = item.declared
     if problems or not declared:
@@ -896,6 +1057,12 @@ def format_answer(item, cell):
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
     return text, problems
+
+
+def same_answer(item, text):
+    """True if `text` (as format_answer gives it) is the item's recorded answer, however that is spaced."""
+    recorded = item.get("Answer")
+    return bool(recorded) and text in (recorded, format_answer(item, recorded)[0])
 
 
 # ---------------------------------------------------------------- rules
@@ -947,6 +1114,14 @@ def heading_spacing(doc):
     for n, _, _ in doc.headings:
         if n > 1 and doc.lines[n - 2].strip():
             yield Defect(n, "heading-blank", "a heading needs a blank line before it")
+
+
+@rule("line-ending: a carriage return inside a line; renderers break the line there")
+def line_endings(doc):
+    """No line holds a carriage return but in its line ending (parse() takes that off)."""
+    for n, line in enumerate(doc.lines, 1):
+        if "\r" in line:
+            yield Defect(n, "line-ending", "a carriage return inside a line; renderers break the line there")
 
 
 @rule("undeclared-prefix: an item's prefix has no group heading",
@@ -1095,19 +1270,22 @@ def unblock_order(doc):
                 yield Defect(line, "stage-order", f"{item.id} (`{item.stage}`) unblocks {other}, "
                                                   f"which is needed earlier (`{later.stage}`)")
     state = {}
-
-    def visit(node, path):
-        state[node] = "open"
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == "open":
+    for root in edges:                                # depth first, with its own stack: chains may be long
+        if root in state:
+            continue
+        state[root], path, todo = "open", [root], [iter(edges[root])]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = "done"
+                todo.pop()
+            elif state.get(nxt) == "open":
                 cycle = path[path.index(nxt):] + [nxt]
                 yield Defect(doc.items[nxt].line, "cycle", "Unblocks cycle: " + " -> ".join(cycle))
             elif nxt not in state:
-                yield from visit(nxt, path + [nxt])
-        state[node] = "done"
-    for node in edges:
-        if node not in state:
-            yield from visit(node, [node])
+                state[nxt] = "open"
+                path.append(nxt)
+                todo.append(iter(edges.get(nxt, [])))
 
 
 @rule("undefined-id: an ID is mentioned that no item has",
@@ -1283,17 +1461,20 @@ def read_csv(path):
     Leading rows whose first cell starts with '#' (the role line of an export) are skipped; the
     delimiter is the first of , ; TAB whose header holds both columns."""
     try:
-        info = os.stat(path)
-        if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        mode = os.stat(path).st_mode
+        if stat.S_ISFIFO(mode):
+            raw = read_fifo(path)
+        elif stat.S_ISREG(mode):
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CSV_BYTES + 1)
+        else:
             return [], [Problem(0, "not a regular file")]
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CSV_BYTES + 1)
     except OSError as e:
         return [], [Problem(0, f"cannot read: {e.strerror}")]
     if len(raw) > MAX_CSV_BYTES:
         return [], [Problem(0, f"larger than {MAX_CSV_BYTES // 2**20} MiB; split it")]
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8").lstrip("\ufeff")         # any number of byte-order marks
     except UnicodeDecodeError as e:
         return [], [Problem(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
     if "\x00" in text:
@@ -1305,12 +1486,29 @@ def read_csv(path):
     return [], [Problem(1, "no 'id' and 'answer' columns in the header line (export one with: items --format csv)")]
 
 
-def csv_rows(text, delimiter):
-    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer'."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows, problems, start = [], [], 1
+def read_fifo(path):
+    """What a FIFO gives within FIFO_WAIT seconds, up to one byte over the size limit; a FIFO
+    that no program writes to gives nothing (end of data is taken as end of file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    chunks, size, deadline = [], 0, time.monotonic() + FIFO_WAIT
     try:
-        header = None
+        while size <= MAX_CSV_BYTES and select.select([fd], [], [], max(0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def csv_rows(text, delimiter):
+    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer'. Reading
+    stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
+    rows, problems, start, header = [], [], 1, None
+    try:
         for row in reader:
             if row and row[0].lstrip().startswith("#") and header is None:
                 start = reader.line_num + 1
@@ -1325,14 +1523,23 @@ def csv_rows(text, delimiter):
         id_col, answer_col = header.index("id"), header.index("answer")
         start = reader.line_num + 1
         for row in reader:
-            if any(cell.strip() for cell in row[len(header):]):
+            if not any(cell.strip() for cell in row):
+                pass                                  # a blank line
+            elif len(rows) + len(problems) == MAX_CSV_ROWS:
+                problems.append(Problem(start, f"more than {MAX_CSV_ROWS:,} rows; split the file"))
+                break
+            elif any(cell.strip() for cell in row[len(header):]):
                 problems.append(Problem(start, f"more cells than the header has columns ({len(row)} for "
                                                f"{len(header)}): put the answer in quotes if it contains '{delimiter}'"))
-            elif any(cell.strip() for cell in row):
+            else:
                 cells = row + [""] * (len(header) - len(row))
                 rows.append((start, cells[id_col], cells[answer_col]))
+            if len(problems) > MAX_PROBLEMS:
+                break
             start = reader.line_num + 1
     except csv.Error as e:
+        if header is None:                            # no header with this delimiter
+            return None, []
         problems.append(Problem(start, f"not valid CSV: {e}"))
     return rows, problems
 
@@ -1341,8 +1548,14 @@ def known_rows(doc, rows):
     """([(line, item, answer)] for rows with an answer, [Problem]) ; unknown or repeated IDs are problems."""
     seen, found, problems = {}, [], []
     for line, raw_id, cell in rows:
+        if len(problems) > MAX_PROBLEMS:
+            break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
-        if iid not in doc.items:
+        lettered = LETTERED.fullmatch(raw_id.strip())
+        if lettered and lettered.group(1).upper() in doc.items:
+            problems.append(Problem(line, "answer lettered parts inside the item's one answer: "
+                                          f"{lettered.group(1).upper()},\"({lettered.group(2).lower()}) ...\""))
+        elif iid not in doc.items:
             problems.append(Problem(line, f"'{shown(raw_id.strip())}' is not an item of the checklist"))
         elif iid in seen:
             problems.append(Problem(line, f"{iid} appears twice (first at line {seen[iid]})"))
@@ -1358,10 +1571,12 @@ def plan_answers(doc, rows, replace):
     found, problems = known_rows(doc, rows)
     changes = {}
     for line, item, cell in found:
+        if len(problems) > MAX_PROBLEMS:
+            break
         text, messages = format_answer(item, cell)
         problems += [Problem(line, m) for m in messages]
         existing = item.get("Answer")
-        if messages or text == existing:
+        if messages or same_answer(item, text):
             continue
         if existing and not replace:
             problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
@@ -1392,12 +1607,14 @@ def write_atomically(path, original, text):
 
     The file is locked (flock) while it is compared and replaced, so a second import refuses
     rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
-    temporary file in the same folder and is moved over `path` with os.replace."""
-    if not path.stat().st_mode & 0o222:
-        raise Refusal(f"{path.name} is read-only; nothing written.")
-    tmp, handle = None, None
-    previous = catch_signals()
+    temporary file in the same folder and is moved over `path` with os.replace. Until then a
+    signal (SIGTERM, SIGHUP, SIGINT) stops the import and nothing is written; once it has run,
+    the file is written and a signal is ignored. An OSError on the way becomes a Refusal."""
+    swapped = []                                      # [True] once os.replace has run
+    tmp, handle, previous = None, None, catch_signals(swapped)
     try:
+        if not (path.stat().st_mode & 0o222 and os.access(path, os.W_OK)):
+            raise Refusal(f"{path.name} is read-only; nothing written.")
         handle = open(path, "rb")
         if fcntl is not None:
             try:
@@ -1416,32 +1633,61 @@ def write_atomically(path, original, text):
         except OSError as e:
             raise Refusal(f"{path.name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
         shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-        tmp = None
+        with signals_held():
+            os.replace(tmp, path)
+            swapped.append(True)
+    except OSError as e:                              # from copymode, replace, or reading the file again
+        raise Refusal(f"cannot replace {path.name} ({e.strerror}); nothing written.")
     finally:
-        if tmp is not None:
-            tmp.unlink()
-        if handle is not None:
-            handle.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def catch_signals():
-    """Have SIGTERM and SIGHUP raise (so clean-up runs); {signal: previous handler}."""
-    previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         try:
-            if sig is not None:
-                previous[sig] = signal.signal(sig, interrupted)
-        except ValueError:                    # not the main thread: leave the handlers alone
+            if tmp is not None and not swapped:
+                remove_temporary(tmp, path)
+        finally:
+            if handle is not None:
+                handle.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+# The signals an import catches while it writes (SIGHUP is POSIX only)
+CAUGHT = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
+
+
+def catch_signals(swapped):
+    """Have SIGTERM, SIGHUP and SIGINT raise a Refusal (so clean-up runs) while `swapped` is
+    empty, and do nothing once it is not; {signal: previous handler}."""
+    def interrupted(signum, frame):
+        if not swapped:
+            raise Refusal(f"stopped by signal {signum}; nothing written.")
+    previous = {}
+    for sig in CAUGHT:
+        try:
+            previous[sig] = signal.signal(sig, interrupted)
+        except ValueError:                            # not the main thread: leave the handlers alone
             pass
     return previous
 
 
-def interrupted(signum, frame):
-    """Turn SIGTERM or SIGHUP into an exit that runs the clean-up of write_atomically."""
-    raise Refusal(f"stopped by signal {signum}; nothing written.")
+@contextlib.contextmanager
+def signals_held():
+    """Hold back the caught signals inside the block (POSIX), so that none lands between a step
+    and the record that it was taken; they are delivered when it ends."""
+    if not hasattr(signal, "pthread_sigmask"):        # Windows: no signal masks
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def remove_temporary(tmp, path):
+    """Remove the temporary file of a write that did not happen (it may already be gone)."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise Refusal(f"cannot remove the temporary file {tmp.name} ({e.strerror}); {path.name} not changed.")
 
 
 # ---------------------------------------------------------------- views
@@ -1476,7 +1722,7 @@ def gather_answers(doc, profile=None, csv_path=None):
     if csv_path:
         given, given_ids = answers_in_csv(doc, csv_path)
         for iid, text in given.items():
-            if doc.items[iid].declared and text != doc.items[iid].get("Answer"):
+            if doc.items[iid].declared and not same_answer(doc.items[iid], text):
                 tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, csv_path
         sources.append(f"the answers in {csv_path}")
     return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given_ids)
@@ -1489,6 +1735,8 @@ def answers_in_csv(doc, path):
     problems += more
     given = {}
     for line, item, cell in found:
+        if len(problems) > MAX_PROBLEMS:
+            break
         text, messages = format_answer(item, cell)
         problems += [Problem(line, m) for m in messages]
         given[item.id] = text
@@ -1502,7 +1750,9 @@ def csv_report(path, problems):
     problems = sorted(problems)
     out = [f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
            for p in problems[:MAX_PROBLEMS_SHOWN]]
-    if len(problems) > MAX_PROBLEMS_SHOWN:
+    if len(problems) > MAX_PROBLEMS:                  # collecting stopped there
+        out.append(f"{path}: and more problems")
+    elif len(problems) > MAX_PROBLEMS_SHOWN:
         out.append(f"{path}: and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
     return "\n".join(out)
 
@@ -1735,8 +1985,8 @@ def cmd_import(doc, args):
     changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
     problems += more
     if problems:
-        raise Refusal(csv_report(args.answers, problems)
-                      + f"\n{counted(len(problems), 'problem')}; {doc.path} not changed.")
+        many = counted(len(problems), "problem") if len(problems) <= MAX_PROBLEMS else f"more than {MAX_PROBLEMS} problems"
+        raise Refusal(f"{csv_report(args.answers, problems)}\n{many}; {doc.path} not changed.")
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).\n", 0
     new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
@@ -1761,16 +2011,170 @@ def cmd_import(doc, args):
     return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
 
 
+# ---------------------------------------------------------------- form
+
+FORM_TEMPLATE = Path(__file__).resolve().parent / "form.html"
+CONTEXT = "Outside context"
+CONTEXT_BULLET = re.compile(r'^- <a id="(?P<anchor>ctx-[a-z0-9-]+)"></a>(?P<text>.*)$')
+AS_OF = re.compile(r"\bas of (\d{1,2} [A-Z][a-z]+ \d{4})")
+PLACEHOLDERS = re.compile(r"\{\{(title|data)\}\}")
+
+
+def tree_json(tree):
+    """A condition tree as JSON: {"always": true}, {"test": ID, "part", "op", "values"}, {"not": node},
+    {"all": [...]}, {"any": [...]}; None (a malformed condition) stays None."""
+    if tree is None:
+        return None
+    if isinstance(tree, Always):
+        return {"always": True}
+    if isinstance(tree, Test):
+        return {"test": tree.id, "part": tree.part, "op": tree.op, "values": list(tree.values)}
+    if isinstance(tree, Not):
+        return {"not": tree_json(tree.node)}
+    return {"all" if isinstance(tree, All) else "any": [tree_json(node) for node in tree.nodes]}
+
+
+def token_labels(form, tokens):
+    """{token: the words in parentheses after it in the Form}, e.g. `public` (serving the public)."""
+    labels = {}
+    for token in tokens:
+        start = form.find(f"`{token}` (")
+        if start < 0:
+            continue
+        depth, first = 0, start + len(token) + 4
+        for k in range(first, len(form)):
+            depth += {"(": 1, ")": -1}.get(form[k], 0)
+            if depth < 0:
+                labels[token] = form[first:k].strip()
+                break
+    return labels
+
+
+def outside_context(doc):
+    """The dating sentence of 'Outside context', its date, and its anchored bullets in file order:
+    [{anchor, as_of, lines: [(depth, Markdown)]}]; a bullet's own 'as of' date overrides the section's."""
+    sec = doc.section(CONTEXT)
+    if not sec:
+        return {"dating": "", "date": "", "bullets": []}
+    intro, bullets = [], []
+    for n in range(sec[0] + 1, sec[1]):
+        line = doc.lines[n - 1]
+        m = CONTEXT_BULLET.match(line)
+        if m:
+            bullets.append({"anchor": m.group("anchor"), "lines": [(0, m.group("text").strip())]})
+        elif bullets and line.startswith("  ") and line.strip():
+            depth = (len(line) - len(line.lstrip(" "))) // 2
+            bullets[-1]["lines"].append((depth, re.sub(r"^[-*+]\s+", "", line.strip())))
+        elif not bullets and line.strip():
+            intro.append(line.strip())
+    dating = next((s for s in re.split(r"(?<=\.)\s+", " ".join(intro)) if AS_OF.search(s)), "")
+    date = AS_OF.search(dating).group(1) if dating else ""
+    for b in bullets:
+        own = AS_OF.search(" ".join(md for _, md in b["lines"]))
+        b["as_of"] = own.group(1) if own else date
+    return {"dating": dating, "date": date, "bullets": bullets}
+
+
+def every_role_rules(doc):
+    """The bullets under the role table that hold in every role (Markdown)."""
+    sec = doc.section(ROLES)
+    return [doc.lines[n - 1][2:].strip() for n in range(sec[0], sec[1])
+            if doc.lines[n - 1].startswith("- ")] if sec else []
+
+
+def form_item(doc, item, given, assumed):
+    """One item as the form's page needs it."""
+    declared = item.declared
+    links = re.findall(r"\]\(#(ctx-[a-z0-9-]+)\)", item.get("Note") + " " + item.get("Form"))
+    return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
+            "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
+            "source": item.source, "party": item.party, "stage": item.stage,
+            "applies": applies_text(doc, item), "tree": tree_json(item_tree(doc, item)),
+            "declared": declared and {"kind": declared.kind, "values": declared.values, "parts": declared.parts,
+                                      "labels": token_labels(item.get("Form"), declared.values + declared.parts)},
+            "role_lines": {label: item.get(label) for label in doc.role_labels() if item.get(label)},
+            "recorded": item.get("Answer"), "given": given.get(item.id, ""),
+            "assumed": assumed.get(item.id), "context": unique(links)}
+
+
+def form_data(doc, args):
+    """Everything the page shows and checks, as one JSON-ready dict."""
+    from datetime import date
+    profile = doc.profiles.get(args.profile) if args.profile else None
+    given = answers_in_csv(doc, args.answers)[0] if args.answers else {}
+    recorded = doc.recorded()
+    assumed = {iid: toks for iid, toks in (profile.assumes.items() if profile else ())
+               if iid in doc.routing() and iid not in recorded}
+    command = "python3 tools/checklist.py form" + "".join(
+        f" --{name} {value}" for name, value in (("profile", args.profile), ("party", args.party),
+                                                   ("answers", args.answers)) if value)
+    title = next((t for _, level, t in doc.headings if level == 1), doc.path)
+    return {"title": title, "source": doc.path, "command": command,
+            "page_title": "Answers" + "".join(f", {k} {v}" for k, v in (("profile", args.profile),
+                                                                         ("party", args.party)) if v) + f": {title}",
+            "generated": date.today().isoformat(),
+            "profile": profile and {"key": profile.key, "who": profile.who},
+            "party": args.party or "", "answers_file": args.answers or "",
+            "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, args.party) if v) + ".csv",
+            "stages": doc.stages, "parties": doc.parties,
+            "roles": [{"key": r.key, "label": r.label, "rule": r.rule, "tree": tree_or_none(doc, r.condition)}
+                      for r in doc.roles],
+            "every_role": every_role_rules(doc),
+            "items": [form_item(doc, it, given, assumed) for it in working_order(doc)],
+            "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
+            "context": outside_context(doc),
+            "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
+                       "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
+                       "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN},
+            "confidential": CONFIDENTIAL}
+
+
+def tree_or_none(doc, condition):
+    """A role's condition as a JSON tree, or None if it does not parse."""
+    try:
+        return tree_json(parse_condition(condition, name_trees(doc)))
+    except ConditionError:
+        return None
+
+
+def render_form(data, template):
+    """The page: the template with its title and one JSON block filled in ('<' escaped as \\u003c,
+    so no '</script>' or '<!--' can end the block)."""
+    block = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    title = data["page_title"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    fill = {"title": title, "data": block}
+    return PLACEHOLDERS.sub(lambda m: fill[m.group(1)], template)
+
+
+def cmd_form(doc, args):
+    """`form`: one self-contained HTML page to answer the items that apply, in a browser."""
+    try:
+        template = FORM_TEMPLATE.read_text(encoding="utf-8")
+    except OSError as e:
+        raise Refusal(f"{FORM_TEMPLATE}: cannot read the page template: {e.strerror}", 2)
+    page = render_form(form_data(doc, args), template)
+    if not args.output:
+        return Output(page)
+    try:
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            out.write(page)
+    except OSError as e:
+        raise Refusal(f"{args.output}: cannot write: {e.strerror}", 2)
+    return Output("", 0, f"{args.output}: written; open it in a browser")
+
+
 # ---------------------------------------------------------------- command line
 
 def load(path):
     """Parse the checklist (README.md by default), keeping its bytes and real path for import."""
     shown_path = path or "README.md"
-    real = Path(path or DEFAULT_FILE).resolve()
     try:
+        real = Path(path or DEFAULT_FILE).resolve()
+        if not stat.S_ISREG(real.stat().st_mode):
+            raise Refusal(f"{shown_path}: not a regular file", 2)
         raw = real.read_bytes()
-    except OSError as e:
-        raise Refusal(f"{shown_path}: cannot read: {e.strerror}", 2)
+    except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
+        raise Refusal(f"{shown_path}: cannot read: {getattr(e, 'strerror', None) or 'a symbolic link loop'}", 2)
     try:
         doc = parse(raw.decode("utf-8"), shown_path)
     except UnicodeDecodeError as e:
@@ -1780,37 +2184,72 @@ def load(path):
     return doc
 
 
+# A control character a terminal acts on: C0 but tab and newline (ESC among them), DEL, and C1
+TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text):
+    """The text with every control character a terminal would act on written as \\uXXXX."""
+    return TERMINAL_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its error messages (which quote the arguments) made safe for a terminal."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {terminal_safe(message)}\n")
+
+
+def nonempty(value):
+    """An option's value, which may not be empty (an empty one is a usage error)."""
+    if not value:
+        raise argparse.ArgumentTypeError("may not be empty")
+    return value
+
+
+@functools.lru_cache(maxsize=None)
 def build_parser():
-    """The argparse parser: one subcommand per view, shared --file, --format and routing options."""
-    parser = argparse.ArgumentParser(
+    """The argparse parser: one subcommand per view, shared --file, --format and routing options.
+    Built once, as argparse looks up its message translations while it builds."""
+    parser = Parser(
         prog="checklist.py", description=__doc__.split("\n\n")[0],
         epilog="Exit codes: 0 done; 1 defects found or input refused (nothing written); "
                "2 could not run as asked. Python 3.8 or later, standard library only.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--file", help="the checklist (default: README.md next to tools/)")
+    common.add_argument("--file", type=nonempty, help="the checklist (default: README.md next to tools/)")
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("md", "csv", "json"), default="md",
                      help="Markdown for people (default), CSV for a spreadsheet, JSON for programs")
     route = argparse.ArgumentParser(add_help=False)
-    route.add_argument("--profile", metavar="KEY", help="start from this profile's assumed routing answers")
-    route.add_argument("--answers", metavar="CSV", help="route with the answers in this CSV (as 'import' "
+    route.add_argument("--profile", metavar="KEY", type=nonempty,
+                       help="start from this profile's assumed routing answers")
+    route.add_argument("--answers", metavar="CSV", type=nonempty, help="route with the answers in this CSV (as 'import' "
                        "reads it) over those recorded and any profile; nothing is written")
     check_p = sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
     check_p.add_argument("--list-rules", action="store_true", help="list the rule codes and what each checks")
     check_p.add_argument("--format", choices=("md", "json"), default="md", help="text lines (default) or JSON")
     prof = sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
-    prof.add_argument("--show", metavar="KEY", help="one profile's assumed answers, role and first items")
+    prof.add_argument("--show", metavar="KEY", type=nonempty, help="one profile's assumed answers, role and first items")
     items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply, in working order")
     who = items.add_mutually_exclusive_group()
-    who.add_argument("--party", help="only items this party is accountable for (the first party named)")
-    who.add_argument("--involving", help="only items that name this party at all, as accountable or contributor")
-    items.add_argument("--stage", help="only items of this stage")
+    who.add_argument("--party", type=nonempty, help="only items this party is accountable for (the first party named)")
+    who.add_argument("--involving", type=nonempty,
+                     help="only items that name this party at all, as accountable or contributor")
+    items.add_argument("--stage", type=nonempty, help="only items of this stage")
     sub.add_parser("status", parents=[common, fmt, route], help="progress, given the answers recorded so far")
     sub.add_parser("stats", parents=[common, fmt], help="words per item and in all, as rendered")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
-    imp.add_argument("answers", help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
+    imp.add_argument("answers", type=nonempty,
+                     help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
     imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
+    form = sub.add_parser("form", parents=[common, route], help="one self-contained HTML page to answer the items "
+                          "in a browser, with live routing, checks as you type and a CSV that 'import' reads")
+    form.add_argument("--party", type=nonempty,
+                      help="only items this party is accountable for (routing items always show)")
+    form.add_argument("-o", "--output", metavar="FILE", type=nonempty,
+                      help="write the page to FILE (default: standard output)")
     return parser
 
 
@@ -1822,7 +2261,8 @@ def main(argv=None, out=None, err=None):
     except SystemExit as e:                 # argparse has printed its message
         return e.code if isinstance(e.code, int) else 2
     commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items,
-                "status": cmd_status, "stats": cmd_stats, "import": cmd_import}
+                "status": cmd_status, "stats": cmd_stats, "import": cmd_import,
+                "form": cmd_form}
     try:
         doc = load(args.file)
         for option, known in (("profile", doc.profiles), ("show", doc.profiles), ("party", doc.parties),
@@ -1832,14 +2272,15 @@ def main(argv=None, out=None, err=None):
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
         result = Output(*commands[args.command](doc, args))
     except Refusal as e:
-        err.write(str(e).rstrip("\n") + "\n")
+        err.write(terminal_safe(str(e).rstrip("\n")) + "\n")
         return e.code
     except KeyboardInterrupt:
         err.write("interrupted; nothing written.\n")
         return 1
-    out.write(result.text)
+    markdown = args.command != "form" and getattr(args, "format", "md") == "md"
+    out.write(terminal_safe(result.text) if markdown else result.text)
     if result.note:
-        err.write(result.note + "\n")
+        err.write(terminal_safe(result.note) + "\n")
     return result.code
 
 

@@ -1,0 +1,594 @@
+"""The answer form (`checklist.py form`, tools/form.html): the page as written by Python, then the
+page in a real headless Chromium driven over the DevTools protocol (.ci/browser.py), one browser
+for all of them. Where no Chromium is found (or CHROMIUM is set empty) the browser tests are
+skipped, never passed. Each browser test compares the page with the program itself: the items
+`items` lists, `applicable()` and `role_of()`, `format_answer()`, `read_csv()` and `import`."""
+import atexit
+import json
+import random
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from support import FIXTURE, README, Sandbox, Skip, cl, run_main, swap, test
+
+import browser as cdp
+
+TMP = Path(tempfile.mkdtemp(prefix="form-tests-"))
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
+_browser = {}
+
+
+def readme():
+    return cl.load(str(README))
+
+
+def page_args(profile=None, party=None, answers=None):
+    return [a for flag, value in (("--profile", profile), ("--party", party), ("--answers", answers))
+            if value for a in (flag, value)]
+
+
+def write_form(*args, name="form.html", file=README):
+    """Write the page for these options into the test folder; its path."""
+    out = TMP / name
+    result = run_main("form", *args, "--file", file, "-o", out)
+    assert result.returncode == 0, result
+    return out
+
+
+def listed(*args):
+    """(IDs in order, role) as `items` lists them for the same options."""
+    result = run_main("items", *args, "--file", README, "--format", "json")
+    assert result.returncode == 0, result
+    data = json.loads(result.stdout)
+    return [r["id"] for r in data["items"]], data["role"]
+
+
+def page_data(text):
+    m = re.search(r'<script type="application/json" id="form-data">(.*?)</script>', text, re.S)
+    assert m, "no data block"
+    return json.loads(m.group(1))
+
+
+# ---------------------------------------------------------------- the page as written
+
+@test
+def form_page_is_one_self_contained_file():
+    text = run_main("form", "--profile", "lab", "--file", README).stdout
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert "{{" not in text.split('id="form-data">')[0], "a placeholder was left in the template"
+    assert not re.search(r"""<(?:script|img|iframe|link|object|embed)\b[^>]*\b(?:src|href|data)\s*=\s*["']?(?!["']|data:|#)""",
+                         text, re.I), \
+        "the page loads an outside file"
+    assert not re.search(r"@import|url\(\s*['\"]?(?!data:)", text), "the style sheet loads an outside file"
+    assert "default-src 'none'" in text, "no Content-Security-Policy"
+    data = page_data(text)
+    assert data["profile"]["key"] == "lab" and data["items"] and data["roles"]
+    assert [it["id"] for it in data["items"]] == [it.id for it in cl.working_order(readme())]
+
+
+@test
+def form_data_block_cannot_be_broken_out_of():
+    hostile = "</script><script>alert(1)</script><!-- {{data}} {{title}}"
+    text = swap("**REQ-3** The number of sites.", f"**REQ-3** The number of sites {hostile}.")
+    with Sandbox(text) as box:
+        page = box.run("form").stdout
+    block = page.split('id="form-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in block, "a '<' was left in the data block"
+    assert page.count("</script>") == 2 and page.count("<script") == 2
+    assert hostile in json.dumps(page_data(page)["items"], ensure_ascii=False)
+
+
+@test
+def form_writes_a_file_and_refuses_bad_options():
+    out = TMP / "written.html"
+    result = run_main("form", "--party", "counsel", "--file", README, "-o", out)
+    assert result.returncode == 0 and result.stdout == "" and "written" in result.stderr, result
+    assert page_data(out.read_text(encoding="utf-8"))["party"] == "counsel"
+    assert run_main("form", "--profile", "nobody", "--file", README).returncode == 2
+    assert run_main("form", "--party", "nobody", "--file", README).returncode == 2
+    with Sandbox() as box:
+        refused = box.run("form", "--answers", box.csv("id,answer\nLIC-1,maybe\n"))
+        assert refused.returncode == 1 and "answers.csv:2:" in refused.stderr, refused
+
+
+@test
+def form_exports_full_conditions_and_declared_answers():
+    doc = cl.parse(FIXTURE)
+    with Sandbox() as box:
+        data = page_data(box.run("form").stdout)
+    items = {it["id"]: it for it in data["items"]}
+    # DEL-2's tree holds its group's named condition, expanded
+    assert items["DEL-2"]["tree"] == cl.tree_json(cl.item_tree(doc, doc.items["DEL-2"]))
+    assert '"test": "LIC-1"' in json.dumps(items["DEL-2"]["tree"]), items["DEL-2"]["tree"]
+    assert items["LIC-1"]["declared"]["kind"] == "one" and items["REQ-3"]["declared"] is None
+    assert cl.token_labels("One of: `a` (first (really)), `b`, `c` (third).", ["a", "b", "c"]) == \
+        {"a": "first (really)", "c": "third"}
+
+
+@test
+def form_brief_takes_outside_facts_with_their_dates():
+    text = ("# T\n\n## Outside context: reports\n\nNone of this is an answer. Facts are as of 1 May 2026 unless a "
+            "bullet says otherwise. Sources below.\n\n- <a id=\"ctx-a\"></a>**A.** One.\n  - **Sub.** Two, as of "
+            "3 June 2026.\n    - Deeper.\n- <a id=\"ctx-b\"></a>**B.** Three.\n\n## Next\n")
+    context = cl.outside_context(cl.parse(text))
+    assert context["dating"] == "Facts are as of 1 May 2026 unless a bullet says otherwise."
+    assert [(b["anchor"], b["as_of"]) for b in context["bullets"]] == [("ctx-a", "3 June 2026"), ("ctx-b", "1 May 2026")]
+    assert context["bullets"][0]["lines"] == [(0, "**A.** One."), (1, "**Sub.** Two, as of 3 June 2026."), (2, "Deeper.")]
+    assert cl.outside_context(cl.parse(FIXTURE)) == {"dating": "", "date": "", "bullets": []}
+
+
+# ---------------------------------------------------------------- in the browser
+
+def chromium():
+    """The suite's one browser, started on first use; Skip where there is none."""
+    if "error" in _browser:
+        raise Skip(_browser["error"])
+    if "broken" in _browser:
+        raise AssertionError(_browser["broken"])
+    if "b" not in _browser:
+        if not cdp.find_chromium():
+            _browser["error"] = "no Chromium here (bash .ci/run installs Debian's chromium as root)"
+            raise Skip(_browser["error"])
+        try:
+            _browser["b"] = cdp.Browser()
+        except Exception as e:                 # installed but not working: a failure, once per test
+            _browser["broken"] = f"Chromium did not start: {e}"
+            raise
+        atexit.register(_browser["b"].close)
+        _browser["page"] = _browser["b"].page()
+    return _browser["b"]
+
+
+def open_form(*args, width=1000, name="form.html"):
+    """The suite's tab, showing a fresh page for these options, with no error so far."""
+    chromium()
+    page = _browser["page"]
+    page.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                     "mobile": width < 500})
+    page.goto(write_form(*args, name=name).as_uri())
+    assert not page.errors(), page.errors()
+    return page
+
+
+def shown(page):
+    """The IDs of the items listed on the page (not the other parties' routing items), in order."""
+    ids = page.eval("Array.from(document.querySelectorAll('#item-list [data-item]'))"
+                    ".filter(e => !e.hidden).map(e => e.dataset.item)")
+    assert ids == page.eval("checklistForm.shown()"), "the DOM and the page's own list differ"
+    return ids
+
+
+def expected_brief(doc, answers, party=None):
+    """(open blockers, first items) as the brief should give them for these routing answers."""
+    rows = cl.applicable(doc, answers)
+    blockers = [r.item.id for r in rows if r.item.stage == "blocker" and r.applies is not False
+                and not r.item.get("Answer")]
+    first = [r.item.id for r in rows if r.applies is True and r.item.stage != "blocker" and r.item.id not in answers
+             and not r.item.get("Answer") and (not party or r.item.party == party)]
+    return blockers, first[:cl.FIRST_ITEMS]
+
+
+def pages(pdf):
+    return len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
+
+
+@test
+def browser_every_profile_shows_exactly_the_items_that_apply():
+    doc = readme()
+    cases = [page_args(profile=key) for key in doc.profiles] + [page_args(party="counsel"), []]
+    for args in cases:
+        page = open_form(*args)
+        ids, role = listed(*args)
+        assert shown(page) == ids, f"{args}: the page and 'items' differ"
+        assert page.eval("checklistForm.currentRole()") == role
+        assert role in page.eval("document.getElementById('role-line').textContent")
+        fields = page.eval("Array.from(document.querySelectorAll('#item-list [data-id]')).map(e => e.dataset.id)")
+        assert set(ids) <= set(fields), f"{args}: items without an answer field"
+        profile = doc.profiles[args[1]] if args[:1] == ["--profile"] else None
+        blockers, first = expected_brief(doc, profile.assumes if profile else {}, "counsel" if "--party" in args else None)
+        brief = page.eval("checklistForm.brief()")
+        assert (brief["blockers"], brief["first"]) == (blockers, first), f"{args}: brief {brief}"
+        if profile:
+            assert [it.id for it in cl.profile_view(doc, profile)[2]] == first
+        linked = {a for i in blockers + first for a in re.findall(r"\(#(ctx-[a-z0-9-]+)\)",
+                                                                   doc.items[i].get("Note") + doc.items[i].get("Form"))}
+        assert brief["context"] == [b["anchor"] for b in cl.outside_context(doc)["bullets"] if b["anchor"] in linked]
+        assert page.eval("document.querySelectorAll('#brief-context .ctx-list > li').length") == len(linked)
+        assert page.eval("document.querySelector('#brief-context').textContent").count("(as of ") >= len(linked)
+        page.eval("document.body.classList.add('print-brief')")
+        assert pages(page.pdf()) == 1, f"{args}: the brief does not print on one A4 page"
+        page.eval("document.body.classList.remove('print-brief')")
+        assert not page.errors(), page.errors()
+    # --party counsel: the other parties' routing items stay editable, in their own section
+    page = open_form("--party", "counsel")
+    other = page.eval("Array.from(document.querySelectorAll('#routing-list [data-item]'))"
+                      ".filter(e => !e.hidden).map(e => e.dataset.item)")
+    assert "REQ-1" in other and "LIC-1" in other and all(doc.items[i].party != "counsel" for i in other)
+
+
+@test
+def browser_conditions_agree_with_python():
+    doc = readme()
+    rng = random.Random(20261206)
+    routing = doc.routing()
+    sets = [dict(p.assumes) for p in doc.profiles.values()] + [{}]
+    for _ in range(240):
+        answers = {}
+        for iid, d in routing.items():
+            if rng.random() < 0.15:
+                continue
+            if d.kind == "one":
+                answers[iid] = [rng.choice(d.values)]
+            elif d.kind == "many":
+                answers[iid] = rng.sample(d.values, rng.randint(1, len(d.values)))
+            else:
+                answers[iid] = [f"{p}={rng.choice(d.values)}" for p in d.parts if rng.random() > 0.1]
+        sets.append(answers)
+    page = open_form()
+    got = page.call("sets => sets.map(a => [checklistForm.verdicts(a), checklistForm.role(a)])", sets)
+    undecided = 0
+    for answers, (verdicts, role) in zip(sets, got):
+        expected = {r.item.id: r.applies for r in cl.applicable(doc, answers)}
+        assert verdicts == expected, {k: (v, expected.get(k)) for k, v in verdicts.items() if expected.get(k) != v}
+        assert role == cl.role_of(doc, answers).key, (answers, role)
+        undecided += sum(v is None for v in expected.values())
+    assert undecided > 100, "the random answers never left an item undecided"
+
+
+def click(page, selector):
+    page.call("s => { const e = document.querySelector(s); if (!e) throw new Error('no ' + s); e.click(); }", selector)
+
+
+def value(page, selector):
+    return page.call("s => document.querySelector(s).value", selector)
+
+
+@test
+def browser_routing_answers_change_the_list_and_the_role():
+    doc = readme()
+    page = open_form("--profile", "vendor")
+    assert any(i.startswith("DEL-") for i in shown(page))
+    click(page, '[data-id="LIC-1"] input[value="no"]')
+    answers = dict(doc.profiles["vendor"].assumes, **{"LIC-1": ["no"]})
+    expected = [r.item.id for r in cl.applicable(doc, answers) if r.applies is not False]
+    assert shown(page) == expected and not any(i.startswith("DEL-") for i in expected)
+    click(page, '[data-id="REQ-4"] input[value="evaluator"]')
+    answers["REQ-4"] = ["evaluator"]
+    assert shown(page) == [r.item.id for r in cl.applicable(doc, answers) if r.applies is not False]
+    assert page.eval("checklistForm.currentRole()") == cl.role_of(doc, answers).key == "evaluator"
+    assert "evaluator" in page.eval("document.getElementById('role-line').textContent")
+    # REQ-2, one choice per part
+    page.call("() => { const s = document.querySelector('#p-REQ-2-hardware'); s.value = 'out';"
+              " s.dispatchEvent(new Event('change', {bubbles: true})); }")
+    assert "hardware=out" in page.eval("checklistForm.answers()['REQ-2']")
+    # keyboard only: an arrow key moves the choice, the space bar ticks a box
+    page = open_form("--profile", "lab")
+    values, assumed = doc.items["REQ-4"].declared.values, doc.profiles["lab"].assumes["REQ-4"][0]
+    following = values[(values.index(assumed) + 1) % len(values)]
+    page.focus(f'[data-id="REQ-4"] input[value="{assumed}"]')
+    page.key("ArrowDown", key_code=40)
+    assert page.eval("checklistForm.answers()['REQ-4']") == [following]
+    page.focus('[data-id="REQ-1"] input[value="public"]')
+    page.key(" ", code="Space", key_code=32)
+    ticked = [v for v in doc.items["REQ-1"].declared.values if v == "public" or v in doc.profiles["lab"].assumes["REQ-1"]]
+    answers = dict(doc.profiles["lab"].assumes, **{"REQ-4": [following], "REQ-1": ticked})
+    assert page.eval("checklistForm.answers()['REQ-1']") == answers["REQ-1"]
+    assert shown(page) == [r.item.id for r in cl.applicable(doc, answers) if r.applies is not False]
+    # clearing a routing answer leaves its items waiting
+    click(page, '[data-id="LIC-1"] .clear')
+    assert "LIC-1" not in page.eval("checklistForm.answers()")
+    assert page.eval("document.querySelector('#st-LIC-1').textContent") == ""
+    assert not page.errors(), page.errors()
+
+
+def problems_of(page, iid):
+    return page.call("id => Array.from(document.querySelectorAll('#err-' + id + ' li')).map(e => e.textContent)", iid)
+
+
+@test
+def browser_answers_are_checked_as_you_type():
+    page = open_form("--profile", "lab")
+    text_item = '#a-REQ-3'
+    counts = lambda: [int(n) for n in re.findall(r"\d+", page.eval("document.querySelector('#summary').textContent"))]
+    before = counts()
+    page.type(text_item, "Germany: development, testing and trials")
+    assert problems_of(page, "REQ-3") == [] and page.eval("document.querySelector('#a-REQ-3').getAttribute('aria-invalid')") == "false"
+    page.eval("document.querySelector('#a-REQ-3').value = ''")
+    page.type(text_item, "K is 465b5ce8b199b49faa5f0a2ee238a6bc")
+    [message] = problems_of(page, "REQ-3")
+    assert "a key" in message and "confidential channel" in message and "pointer" in message, message
+    assert page.eval("document.querySelector('#a-REQ-3').getAttribute('aria-invalid')") == "true"
+    page.eval("document.querySelector('#a-REQ-3').value = ''")
+    page.type(text_item, "=SUM(A1:A9)")
+    assert any("formula" in m for m in problems_of(page, "REQ-3")), problems_of(page, "REQ-3")
+    click(page, "#download-csv")
+    assert "Not downloaded" in page.eval("document.getElementById('file-status').textContent")
+    # 'not needed' needs a reason; the button starts one
+    page.eval("const t = document.querySelector('#a-REQ-3'); t.value = ''; t.dispatchEvent(new Event('input'))")
+    click(page, '[data-item="REQ-3"] .not-needed')
+    assert value(page, text_item) == "not needed: "
+    assert any("reason" in m for m in problems_of(page, "REQ-3"))
+    page.type(text_item, "nothing is shipped")
+    assert problems_of(page, "REQ-3") == []
+    assert counts() == [before[0], before[1] + 1, before[2] - 1], (before, counts())
+    assert not page.errors(), page.errors()
+
+
+CORPUS = [
+    "12 sites in two countries", "research, teaching", "not needed: no radio in this laboratory", "not needed",
+    "Not-needed: ok", "not needed \u2013 the lab has no radios", "=SUM(A1:A2)", "+44 20 7946 0000", "-5 dB",
+    "@counsel", "<b>bold</b>", "see <https://example.org/spec>", "a <br> b", "unmatched `tick", "`code` is fine",
+    "K = 465b5ce8b199b49faa5f0a2ee238a6bc", "465b 5ce8 b199 b49f aa5f 0a2e e238 a6bc 0011",
+    "sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "commit 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b", "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "key: -----BEGIN RSA PRIVATE KEY-----", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+    "secret dGhpcyBpcyBhIHNlY3JldCBrZXkgbWF0ZXJpYWwxMjM0NTY3OA==", "otp JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "see https://example.org/aBcD1234eFgH5678iJkL9012mNoP3456/path", "AbCdEfGh12345678IjKlMnOp90qRsT",
+    "line one\nline two", "zero\u200bwidth", "x" * 2001, "x" * 2000, "\U0001F600" * 1001, "# heading",
+    "1. first", "> quote", "| table", "* item", "   padded answer   ", "   ", "\u00dcn\u00efc\u00f6d\u00e9 \u2014 ok",
+    "\u0661. arabic digit list", "not needed: ---", "not needed:  ab", "not needed: abc", "notneeded because xyz",
+    "needed: not", "a\tb", "\u00a9 2026 ACME", "\ufb01nal answer", "\uff1d1+1", "not\u00a0needed: \uff21\uff22\uff23",
+    "<mailto:x@example.org> and <x", "ok </p>", "price < 5 and > 3", "<?php", "<!-- note -->",
+    # the second hostile-input review (D1 to D21)
+    "K=0x465b5ce8b199b49faa5f0a2ee238a6bc", "OPc 0X465B5CE8B199B49FAA5F0A2EE238A6BC",
+    "{0x46, 0x5b, 0x5c, 0xe8, 0xb1, 0x99, 0xb4, 0x9f, 0xaa, 0x5f, 0x0a, 0x2e, 0xe2, 0x38, 0xa6, 0xbc}",
+    "K=\\x46\\x5b\\x5c\\xe8\\xb1\\x99\\xb4\\x9f\\xaa\\x5f\\x0a\\x2e\\xe2\\x38\\xa6\\xbc",
+    "465b  5ce8  b199  b49f  aa5f  0a2e  e238  a6bc", "46.5b.5c.e8.b1.99.b4.9f.aa.5f.0a.2e.e2.38.a6.bc",
+    "465b_5ce8_b199_b49f_aa5f_0a2e_e238_a6bc", "K 465b5ce8b199b49faa5f0a2ee238a6bch",
+    "K 465b5ce8b199b49f`aa5f0a2ee238a6bc", "K 465b5ce8b199b49f**aa5f0a2ee238a6bc**",
+    "K 465b5ce8b199b49f&#8203;aa5f0a2ee238a6bc", "K 465b5ce8b199b49f&shy;aa5f0a2ee238a6bc",
+    "totp seed jbswy3dpehpk3pxpjbswy3dpehpk3pxp", "seed JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP",
+    "K Rltc 6LGZ tJ+q Xwou 4jim vA==", "K: 8NnwerXI9aay/xRkRUw2mg==", "K: lusnjdopJnt4asxdpTAIig",
+    "K: T5XQLDVKV2JIYBMTDLT5IYKMQQ======", "K: 1zAfAuO3xh//cJvRGrl+/W5dYSrET/dEWM18lLTRzvY=",
+    "K: HQRITGOJKTQDXIRKRIDGDJYQWY======", "K: beqhqzvqqoormtyjsauivoefjm",
+    "see https://github.com/open5gs/open5gs/commit/2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912",
+    "see https://github.com/o/o/blob/2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912/configs/amf.yaml.in",
+    "see https://code.example/tree/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08/src",
+    "see https://kms.example/k/465b5ce8b199b49faa5f0a2ee238a6bc", "https://kms.example/?k=Rltc6LGZtJ+qXwou4jimvA==",
+    "SHA256 (fw.bin) = 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  fw.bin (sha256sum)",
+    "sha256 Fingerprint=9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:A3:BF:4F:1B:2B:0B:82:2C:D1:5D:6C:15:B0:F0:0A:08",
+    "sha256 465b5ce8b199b49faa5f0a2ee238a6bc", "UPF at 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+    "memo at https://docs.google.com/spreadsheets/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit",
+    "https://contoso.sharepoint.com/:w:/s/legal/EbXyZ12AbCdEfGhIjKlMnOpQrSt3uVwXyZ?e=4aBcDe",
+    "see configs/gnb_rf_b210_fdd_srsUE and pduSessionResourceSetupRequestTransfer", "crlf_line_endings_are_kept",
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 (Iran: testing)", "Germany \U0001F468\u200d\U0001F4BB team",
+    "\u2764\ufe0f\u200d\U0001F525", "\u0915\u094d\u200d\u0937 lab", "a\u200cb", "1\u200d2", "\u200clab",
+    "[](#req-3)", "![](#req-3)", "\u3164", "\u2800\u2800", "\ufe0f", "\u034f", "\uffa0 \u3164", "&nbsp;", "&#8203;",
+    "Germany &#x202E;gnitset", "n&#111;t needed", "R&D and AT&T: 2 sites", "*not* needed", "`not needed`",
+    "_not_ needed: ok", "[not needed](#req-5)", "not needed: \u3164\u3164\u3164", "not needed: a\u0301\u0301",
+    "agreed in [REQ-4](https://evil.example/phish)", "see [REQ-4](<#req-5>)", "see [**REQ-4**](#req-5)",
+    "see [REQ\u20114](#req-5)", "see REQ\u22124", "Germany **Note:** forged", "Mu\u0308nchen", "12\rsites",
+]
+
+
+@test
+def browser_validation_agrees_with_python():
+    doc = readme()
+    routing = doc.routing()
+    text_id = next(i for i, it in doc.items.items() if not it.void and not it.declared)
+    one = next(i for i, d in routing.items() if d.kind == "one")
+    many = next(i for i, d in routing.items() if d.kind == "many")
+    parts = next(i for i, d in routing.items() if d.kind == "parts")
+    d1, dm, dp = routing[one], routing[many], routing[parts]
+    full = " ".join(f"{p}={dp.values[0]}" for p in dp.parts)
+    cases = [(text_id, v) for v in CORPUS] + [(i, v) for i in (one, many, parts) for v in CORPUS[:12]] + [
+        (one, d1.values[0]), (one, d1.values[0].upper() + "; a comment"), (one, ", ".join(d1.values[:2])),
+        (one, "maybe"), (one, "not needed: x y z"), (one, f"{d1.values[0]}; see `x`"), (one, f"={d1.values[0]}"),
+        (many, ", ".join(dm.values[:2])), (many, f"{dm.values[0]} {dm.values[0]}"),
+        (many, f"`{dm.values[0]}`, `{dm.values[1]}`; a comment"), (parts, full), (parts, full.replace("=", " = ", 1)),
+        (parts, f"{dp.parts[0]}={dp.values[0]}"), (parts, full + f" {dp.parts[0]}={dp.values[-1]}"),
+        (parts, full.upper()), (parts, full + "; a comment, with commas"), ("REQ-5", "anything"),
+        (one, "z" * 80), (many, "\u00e9" * 70),
+    ]
+    assert len(cases) >= 40
+    page = open_form()
+    got = page.call("cases => cases.map(c => checklistForm.formatAnswer(c[0], c[1]))", cases)
+    disagree = []
+    for (iid, cell), (js_text, js_problems) in zip(cases, got):
+        text, problems = cl.format_answer(doc.items[iid], cell) if iid in doc.items else (None, ["unknown"])
+        if problems != js_problems or (not problems and text != js_text):
+            disagree.append((iid, cell[:60], problems, js_problems, text, js_text))
+    assert not disagree, disagree
+    accepted = sum(1 for _, p in got if not p)
+    assert 15 <= accepted <= len(cases) - 15, f"the corpus is one-sided: {accepted} of {len(cases)} accepted"
+    # and on seeded random text made of the pieces the rules look for: the same messages, word for word
+    rng = random.Random(4)
+    texts = ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 8))) for _ in range(1600)]
+    got = page.call("ts => ts.map(t => [checklistForm.textProblems(t), checklistForm.secretIn(t), "
+                    "checklistForm.isNotNeeded(t)])", texts)
+    wrong = [(t, js) for t, js in zip(texts, got) if js != [cl.text_problems(t), cl.secret_in(t), cl.is_not_needed(t)]]
+    assert not wrong, wrong[:3]
+
+
+PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a0", "\u3000", "`", "<", ">", "<b>",
+          "</i", "<!--", "<?", "<https://x.org/a>", "<mailto:a@b>", "=", "+", "-", "@", "#", "*", "|", "1.", "2)",
+          "\u0661.", "\uff11.", "a", "Z", "9", "\u00e9", "\u017f", "\u212a", "0123456789abcdef", "DEADBEEF",
+          "465b 5ce8 b199 b49f", "aa:bb:cc:dd", "sha256:", "sha3-512=", "commit ", "blake2b ",
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "123e4567-e89b-12d3-a456-426614174000",
+          "eyJhbGciOiJIUzI1NiJ9", ".", "eyJzdWIiOiIxMjM0NTY3ODkwIn0.", "AbCd1234EfGh5678IjKl90", "/", "+/", "xY9/",
+          "JBSWY3DPEHPK3PXP", "ABCDEFGHIJKLMNOPQRSTUVWXYZ2345", "https://example.org/", "?q=", "&", ";", ",",
+          "-----BEGIN EC PRIVATE KEY-----", "\U0001F600", "\u200b", "\t", "\n", "\x1f", "\x85", "\ufeff", "\ue000",
+          # the second hostile-input review
+          "0x", "0X4", "\\x", "&#8203;", "&shy;", "&nbsp;", "&#x202E;", "**", "_", "[", "]", "](", "](#req-3)", "![",
+          "\u3164", "\u2800", "\ufe0f", "\u034f", "\u200c", "\u200d", "\U0001F468", "\U0001F3FD", "\u0645", "\u094d",
+          "\u0301", "REQ\u20114", "\u2212", "jbswy3dpehpk3pxp", "JBSW Y3DP ", "Rltc 6LGZ tJ+q ", "vA==",
+          "8NnwerXI9aay/xRkRUw2mg==", "lusnjdopJnt4asxdpTAIig", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+          "https://github.com/a/b/commit/", "2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912", "#frag", "{", "}", "46:5b:5c:e8:",
+          "465b  5ce8  ", "b199_b49f_", "aa5f.0a2e.", ", 0x", "digest ", "fingerprint=", "pduSessionResource",
+          "configs/gnb_rf_", "\x1c", "-----\x1cBEGIN RSA ", "\r", "h", "G"]
+
+
+CSV_CORPUS = [
+    'id,answer\nREQ-3,"a, b"\n', "id;answer\nREQ-3;a\n", "id\tanswer\nREQ-3\ta\n", "# x, y\nid,answer\nREQ-3,a\n",
+    "answer,id\na,REQ-3\n", "id,answer\nREQ-3,a,b\n", 'id,answer\nREQ-3,"unterminated\n', 'id,answer\nREQ-3,"a"x\n',
+    "foo,bar\n1,2\n", "id,answer,id\n", "\ufeffid,answer\r\nREQ-3,a\r\n", "id,answer\n\n\nREQ-3,a\n,\n",
+    'id,answer\r\nREQ-3,"multi\r\nline"\r\nLIC-1,no\r\n', "ID , Answer \nREQ-3, a \n", "\n", "", "id,answer\rREQ-3,a\r",
+    'id,answer\nREQ-3,a\n"REQ-4","x""y"\n', "id,answer\nREQ-3\n", "#only a comment\n",
+    "id,answer\n\u200b" + "X" * 70 + ",a,b\n",
+    "\ufeff\ufeffid,answer\nREQ-3,a\n", 'id,answer\nREQ-3, "a, b"\n', 'id, answer\nREQ-3,  " a "\n', "id,answer\n ,\n",
+    'id,answer\nREQ-4(b),x\nlic-6 (B),y\nREQ-3,Mu\u0308nchen\n', '[{"id": "LIC-1", "answer": "no"}]',
+    "id,answer\n" + "REQ-3,x\n" * 10001, "id,answer\n" + "NOPE-1,x\n" * 300, "id,answer\n" + "REQ-3,[](#x)\n" * 300,
+]
+
+
+@test
+def browser_csv_reading_agrees_with_python():
+    rng = random.Random(3)
+    pieces = ["id", "answer", " Answer ", ",", ";", "\t", '"', '""', "\n", "\r\n", "\r", "#", " #c", "REQ-3", "lic-1",
+              "x", "a b", "\ufeff", "\x1f", "\u00e9", "XYZ-9", "=1", ""]
+    heads = ["id,answer\n", "id;answer\r\n", "# c\nid\tanswer\n", "answer,id,x\n", "", "#a,b\n\nid,answer\n"]
+    texts = CSV_CORPUS + [rng.choice(heads) + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+                          for _ in range(300)]
+    page = open_form()
+    doc = readme()
+    got = page.call("texts => texts.map(t => [checklistForm.readCsvText(t), checklistForm.planCsvText(t)])", texts)
+    for k, (text, ((rows, problems), plan)) in enumerate(zip(texts, got)):
+        path = TMP / f"corpus-{k}.csv"
+        path.write_bytes(text.encode("utf-8"))
+        py_rows, py_problems = cl.read_csv(str(path))
+        assert [list(r) for r in py_rows] == rows, (text[:200], py_rows[:5], rows[:5])
+        assert [list(p) for p in py_problems] == problems, (text[:200], py_problems[:5], problems[:5])
+        answers, py_plan = planned(doc, py_rows, py_problems)
+        assert answers == plan["answers"], (text[:200], answers, plan["answers"])
+        assert sorted(py_plan) == sorted(tuple(p) for p in plan["problems"]), (text[:200], py_plan[:5], plan["problems"][:5])
+
+
+def planned(doc, rows, problems):
+    """([[id, text]], problems) of CSV rows as answers_in_csv reads them (the page's planRows)."""
+    found, more = cl.known_rows(doc, rows) if not problems else ([], [])
+    problems, answers = problems + more, []
+    for line, item, cell in found:
+        if len(problems) > cl.MAX_PROBLEMS:
+            break
+        text, messages = cl.format_answer(item, cell)
+        problems += [cl.Problem(line, m) for m in messages]
+        answers += [] if messages else [[item.id, text]]
+    return answers, problems
+
+
+def download(page, folder):
+    """Click the download button; the path of the file Chromium saved."""
+    b = chromium()
+    b.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder), "eventsEnabled": True})
+    b.events = [e for e in b.events if not e[1].startswith("Browser.download")]
+    click(page, "#download-csv")
+    begin = b.wait_for(lambda s, m, p: m == "Browser.downloadWillBegin")[2]
+    b.wait_for(lambda s, m, p: m == "Browser.downloadProgress" and p["guid"] == begin["guid"] and p["state"] != "inProgress")
+    return Path(folder) / begin["suggestedFilename"]
+
+
+@test
+def browser_download_imports_unchanged():
+    doc = readme()
+    page = open_form("--profile", "lab")
+    click(page, '[data-id="REQ-1"] .confirm')
+    page.type('#c-LIC-1', "public standards only")
+    page.type('#a-REQ-3', 'Germany: development and "testing", no transmission')
+    text_item = next(i for i in shown(page) if not doc.items[i].declared and i != "REQ-3")
+    page.type(f"#a-{text_item}", "not needed: a laboratory with no budget line")
+    folder = TMP / "downloads"
+    folder.mkdir(exist_ok=True)
+    path = download(page, folder)
+    raw = path.read_bytes()
+    assert path.name == "answers-lab.csv" and raw.startswith("\ufeffid,answer\r\n".encode()), raw[:40]
+    lines = raw.decode("utf-8-sig").split("\r\n")
+    expected = {"REQ-1": 'REQ-1,"research, teaching"', "LIC-1": "LIC-1,no; public standards only",
+                "REQ-3": 'REQ-3,"Germany: development and ""testing"", no transmission"',
+                text_item: f"{text_item},not needed: a laboratory with no budget line"}
+    assert lines[1:-1] == [expected[it.id] for it in cl.working_order(doc) if it.id in expected], lines
+    assert "Downloaded answers-lab.csv with 4 answers" in page.eval("document.getElementById('file-status').textContent")
+    # loaded back into a fresh page, the file gives the same answers and the same CSV
+    page = open_form("--profile", "lab")
+    page.set_files("#load-csv", [path])
+    wait_for_status(page, "Loaded 4 answers")
+    assert page.eval("checklistForm.csv().text") == raw.decode("utf-8")
+    assert value(page, "#a-REQ-3") == 'Germany: development and "testing", no transmission'
+    assert "REQ-4" in page.eval("checklistForm.answers()") and "REQ-4" not in raw.decode()
+    with Sandbox(README.read_bytes()) as box:
+        result = box.run("import", path)
+        assert result.returncode == 0, result
+        after = cl.load(str(box.doc))
+        assert after.items["REQ-1"].get("Answer") == "`research`, `teaching`"
+        assert after.items["LIC-1"].get("Answer") == "`no`; public standards only"
+        assert after.items["REQ-3"].get("Answer") == 'Germany: development and "testing", no transmission'
+        assert after.items[text_item].get("Answer") == "not needed: a laboratory with no budget line"
+        assert not after.items["REQ-4"].get("Answer"), "an assumption went into the CSV"
+        assert cl.run_rules(after) == []
+        # the same page made from the file with those answers shows them as recorded, not as new
+        page.goto(write_form("--profile", "lab", file=box.doc, name="recorded.html").as_uri())
+        assert page.eval("document.querySelector('#st-REQ-3').textContent").startswith("Recorded in")
+        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\n"
+        page.eval("const t = document.querySelector('#a-REQ-3'); t.value = 'Spain'; t.dispatchEvent(new Event('input'))")
+        assert "--replace" in page.eval("document.querySelector('#st-REQ-3').textContent")
+    assert not page.errors(), page.errors()
+
+
+def wait_for_status(page, text, seconds=5):
+    """Wait until the file status line says `text` (a file is read asynchronously); return the status."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = page.eval("document.getElementById('file-status').textContent")
+        if text in status or time.monotonic() > deadline:
+            assert text in status, status
+            return status
+
+
+@test
+def browser_load_csv_resumes_and_refuses_like_import():
+    page = open_form("--profile", "lab")
+    good = TMP / "colleague.csv"
+    good.write_text('# from a colleague; kept\r\nid;answer\r\nREQ-3;"Spain; testing only"\r\nlic-1;Yes\r\n', encoding="utf-8")
+    page.set_files("#load-csv", [good])
+    wait_for_status(page, "Loaded 2 answers from colleague.csv")
+    assert value(page, "#a-REQ-3") == "Spain; testing only"
+    assert page.eval("document.querySelector('[data-id=\"LIC-1\"] input[value=\"yes\"]').checked")
+    ids, role = listed("--profile", "lab", "--answers", str(good))
+    assert shown(page) == ids and "EXP-1" in ids and page.eval("checklistForm.currentRole()") == role
+    loaded = page.eval("checklistForm.csv().text")
+    # the same file given to 'form --answers' fills in the same answers, marked as not yet recorded
+    prefilled = open_form("--profile", "lab", "--answers", str(good), name="prefilled.html")
+    assert prefilled.eval("checklistForm.csv().text") == loaded and shown(prefilled) == ids
+    assert value(prefilled, "#a-REQ-3") == "Spain; testing only"
+    assert "not yet recorded" in prefilled.eval("document.querySelector('#st-REQ-3').textContent")
+    page = open_form("--profile", "lab")
+    page.set_files("#load-csv", [good])
+    wait_for_status(page, "Loaded 2 answers")
+    before = page.eval("checklistForm.csv().text")
+    bad = TMP / "bad.csv"
+    bad.write_text("id,answer\nREQ-3,=SUM(1)\nXYZ-1,foo\nREQ-2,core=build\n", encoding="utf-8")
+    page.set_files("#load-csv", [bad])
+    status = wait_for_status(page, "bad.csv not loaded")
+    refused = run_main("import", bad, "--file", README)
+    assert refused.returncode == 1
+    for line in refused.stderr.splitlines()[:-1]:
+        assert line.split(":", 1)[1].split(":", 1)[0] in status, (line, status)
+    assert "bad.csv:2:" in status and "bad.csv:3:" in status and "bad.csv:4:" in status, status
+    assert page.eval("checklistForm.csv().text") == before, "a refused file changed the answers"
+    assert not page.errors(), page.errors()
+
+
+@test
+def browser_page_is_labelled_narrow_and_printable():
+    for args in (["--profile", "vendor"], ["--party", "counsel"]):
+        page = open_form(*args, width=375)
+        assert page.eval("document.documentElement.scrollWidth") <= 375, "wider than 375 px"
+        unlabelled = page.eval("Array.from(document.querySelectorAll('input, select, textarea, button'))"
+                               ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+                               " && !(e.tagName === 'BUTTON' && e.textContent.trim())).map(e => e.outerHTML.slice(0, 80))")
+        assert not unlabelled, unlabelled
+        assert page.eval("Array.from(document.querySelectorAll('fieldset')).every(f => f.querySelector('legend'))")
+        assert page.eval("Array.from(document.querySelectorAll('[tabindex]')).every(e => e.tabIndex >= -1 && "
+                         "(e.tabIndex < 0 ? !e.matches('input, select, textarea, button, a') : true))")
+        pdf = page.pdf()
+        assert pages(pdf) > 1 and not page.errors(), page.errors()
+    # Tab walks to the download button and the file chooser
+    page.focus("#print-brief")
+    seen = []
+    for _ in range(4):
+        page.key("Tab", key_code=9)
+        seen.append(page.eval("document.activeElement.id"))
+    assert "download-csv" in seen and "load-csv" in seen, seen
