@@ -1,0 +1,1419 @@
+"""The checklist's core, imported by checklist.py: everything that reads the document and judges
+text, and nothing that writes a file or prints. Python 3.8 or later, standard library only.
+
+Shape, in file order: format (section titles and every regex); model (`Item`, `Role`, `Profile`,
+`Doc` and small named tuples); `parse()`, which reads the Markdown once into a Doc; conditions
+(`parse_condition`, `evaluate`) and routing (`applicable`, `role_of`, `profile_view`); answer
+validation (`text_problems`, `secret_in`, `format_answer`); rules, each declaring its codes with
+`@rule(...)`; and the word count that `stats` and the length rule share. To add a rule: write a
+function of a Doc that yields `Defect`s, register it with `@rule("its-code: what it reports")`, and
+add a one-defect case to the tests; `check --list-rules` lists every code.
+"""
+import collections
+import functools
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Optional, Tuple
+from urllib.parse import unquote
+
+# ---------------------------------------------------------------- format
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "README.md"
+START, ROUTER, ROLES, HOWTO, CHECKLIST, ASSUMED, REFERENCES = (
+    "Start here", "Which items apply to you", "Answering in your role", "How to use this checklist",
+    "The checklist", "Profiles: the answers each assumes", "References")
+REQUIRED_SECTIONS = (START, ROUTER, ROLES, HOWTO, CHECKLIST, ASSUMED, REFERENCES)
+TEXT_FIELDS = ("Form", "Unblocks", "Note", "Answer")
+REQUIRED_FIELDS = ("Form", "Unblocks")
+MAX_ITEM_WORDS = 120
+MAX_ANSWER_CHARS = 2000
+MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_CSV_ROWS = 10_000
+FIFO_WAIT = 10                         # seconds a CSV that is a FIFO may take to give its data
+MAX_NESTING = 50
+MAX_PROBLEMS = 200                     # refused input: problems collected, and shown
+MAX_PROBLEMS_SHOWN = 50
+FIRST_ITEMS = 7
+COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
+
+# A heading, matched on the line without its trailing spaces (linear time): '## Title', '### Name (ABC) ##'
+HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(\w*)")
+# An item's first line:  - [ ] <a id="lic-4"></a>**LIC-4** The rights granted for each licensed item.
+ITEM = re.compile(r'^- \[(?P<box>[ xX])\] (?:<a id="(?P<anchor>[^"]*)"></a>)?'
+                  r'\*\*(?P<id>[A-Z]{2,4}-[1-9][0-9]*)\*\* (?P<ask>\S.*)$')
+ITEM_START = re.compile(r"^- \[(?![^\]]*\][(\[])")     # a task-list bullet, not "- [text](#link)"
+# A field line:          - **Form:** a list of ...
+FIELD = re.compile(r"^  - \*\*(?P<label>[A-Za-z][A-Za-z ]*):\*\*[ \t]*(?P<value>.*)$")
+# The meta line:         - `design` · counsel, with licensor · if `licensed and holder`
+META = re.compile(r"^  - `(?P<stage>[^`]*)`(?: · (?P<source>[^·`]+?))?(?: · if `(?P<cond>[^`]*)`)?[ \t]*$")
+ANY_BULLET = re.compile(r"^\s*[-*+][ \t]")
+LOOSE_FIELD = re.compile(r"^\s*[-*+]?\s*(?:\*\*)?(?P<label>[A-Za-z][A-Za-z ]*?)(?:\*\*)?\s*:")
+LOOSE_ID = re.compile(r"\b([A-Z]{2,4}-[1-9][0-9]*)\b")
+ID_TOKEN = re.compile(r"\b[A-Z]{2,4}-\d+\b")
+GROUP = re.compile(r"\(([A-Z]{2,4})\)$")
+SPEC = re.compile(r"\b(TS|TR)[ \u00a0](\d{2}\.\d{3}(?:-\d+)?)\b")
+PLACEHOLDER = re.compile(r"\b(TODO|FIXME|XXX|TBD)\b")
+LINK = re.compile(r"\[([^\]\[]*)\]\(#([^)\s]+)\)")       # no '[' inside link text: linear time
+HTML_ANCHOR = re.compile(r"""<a\s+(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
+CODE_SPAN = re.compile(r"`[^`]*`")
+BACKTICKED = re.compile(r"`([^`]+)`")
+# An item ID with a lettered part, as the checklist writes it: 'LIC-6(b)' (a CSV gives it no row of its own)
+LETTERED = re.compile(r"([A-Za-z]{2,4}-[1-9][0-9]*) *\(([A-Za-z])\)")
+TEST_ID = re.compile(r"^([A-Z]{2,4}-[1-9][0-9]*)(?:\.([a-z][a-z0-9-]*))?$")
+NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+RANGE = re.compile(r"\b([A-Z]{2,4})-(\d+) to ([A-Z]{2,4})-(\d+)\b")
+LONGEST_RANGE = 100
+
+
+# ---------------------------------------------------------------- model
+
+class Defect(NamedTuple):
+    """One finding of `check`: printed as 'path:line: [code] message'."""
+    line: int
+    code: str
+    message: str
+
+
+class Problem(NamedTuple):
+    """One refused input: a CSV line (0: the file as a whole) and why."""
+    line: int
+    message: str
+
+
+class Field(NamedTuple):
+    value: str
+    line: int
+
+
+class Refusal(Exception):
+    """A request the program will not carry out; main() prints it and exits with `code`."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Declared:
+    """The answers a routing item accepts: `one` token, `many` tokens, or one value per part."""
+    kind: str
+    values: list
+    parts: list = field(default_factory=list)
+
+
+@dataclass
+class Item:
+    """One checklist item: ID, first line, box, anchor, group, fields, and its meta line."""
+    id: str
+    line: int
+    ask: str
+    ticked: bool
+    anchor: str
+    group: Optional[str]
+    end: int = 0                                   # 0-based index just past its field lines
+    fields: dict = field(default_factory=dict)     # label -> Field
+    stage: str = ""
+    source: str = ""                               # who answers: "counsel, with licensor"
+    condition: str = ""                            # the item's own condition ("" = none)
+    meta_line: int = 0
+
+    def get(self, label):
+        return self.fields[label].value if label in self.fields else ""
+
+    def line_of(self, label):
+        return self.fields[label].line if label in self.fields else self.line
+
+    @property
+    def party(self):
+        """The accountable party: the first word of the source."""
+        words = re.findall(r"[a-z]+", self.source.lower())
+        return words[0] if words else ""
+
+    def involves(self, party):
+        return party in re.findall(r"[a-z]+", self.source.lower())
+
+    @property
+    def void(self):
+        return self.stage == "void"
+
+    @functools.cached_property
+    def declared(self):
+        """The Form's declared answers, if this is a routing item (read once, after parsing)."""
+        form = self.get("Form")
+        m = re.match(r"for each part, one of (.*?)\. Parts: (.*)$", form, re.I)
+        if m:
+            return Declared("parts", unique(BACKTICKED.findall(m.group(1))), BACKTICKED.findall(m.group(2)))
+        m = re.match(r"(one or more of|one of):\s*(.*)$", form, re.I)
+        if m and BACKTICKED.search(m.group(2)):
+            kind = "many" if m.group(1).lower() == "one or more of" else "one"
+            return Declared(kind, unique(BACKTICKED.findall(m.group(2))))
+        return None
+
+
+@dataclass
+class Role:
+    """A row of 'Answering in your role': who it is, when it applies, and its answering rule."""
+    key: str
+    condition: str
+    rule: str
+    line: int
+
+    @property
+    def label(self):
+        """The label of the item lines that state this role's exception: 'Software maker'."""
+        return self.key.replace("-", " ").capitalize()
+
+
+@dataclass
+class Profile:
+    """A typical requester: the router row (who, item count) and its assumed routing answers."""
+    key: str
+    who: str
+    line: int
+    count: str = ""
+    assumes: dict = field(default_factory=dict)    # id -> [tokens]
+    assumes_line: int = 0
+
+
+class Output(NamedTuple):
+    """What a command returns to main(): its text, its exit code, and a note for stderr."""
+    text: str
+    code: int = 0
+    note: str = ""
+
+
+class Row(NamedTuple):
+    line: int
+    cells: list
+
+
+@dataclass
+class Doc:
+    """The whole checklist, parsed once, with line numbers."""
+    path: str
+    lines: list
+    fenced: list
+    headings: list = field(default_factory=list)     # (line, level, title)
+    sections: dict = field(default_factory=dict)     # level-2 title -> (first, end)
+    stages: list = field(default_factory=list)
+    parties: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)        # condition name -> Field(text, line)
+    roles: list = field(default_factory=list)
+    groups: dict = field(default_factory=dict)       # prefix -> heading line
+    preambles: dict = field(default_factory=dict)    # prefix -> Field(condition, line)
+    items: dict = field(default_factory=dict)        # id -> Item, document order
+    profiles: dict = field(default_factory=dict)     # key -> Profile
+    start_ids: list = field(default_factory=list)    # Row per Start-here ID: (line, [id])
+    problems: list = field(default_factory=list)     # Defects found while parsing
+    raw: bytes = b""                                 # the file's bytes, as read (import compares them)
+    real_path: Optional[Path] = None                 # the file import writes (a symlink's target)
+    _names: Optional[dict] = None                    # caches: named-condition trees,
+    _trees: dict = field(default_factory=dict)       # item condition trees,
+    _order: list = field(default_factory=list)       # and the working order
+
+    def live(self):
+        return ((n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1])
+
+    def section(self, title):
+        """(first, end) line numbers of the '## title...' section, or None."""
+        return next((bounds for name, bounds in self.sections.items() if name.startswith(title)), None)
+
+    def inside(self, n, title):
+        sec = self.section(title)
+        return sec is not None and sec[0] <= n < sec[1]
+
+    def routing(self):
+        return {iid: it.declared for iid, it in self.items.items() if not it.void and it.declared}
+
+    def recorded(self):
+        """{id: tokens} for routing items that carry an Answer."""
+        routing = self.routing()
+        return {iid: BACKTICKED.findall(self.items[iid].get("Answer"))
+                for iid in routing if self.items[iid].get("Answer")}
+
+    def role_labels(self):
+        return {role.label for role in self.roles}
+
+
+def unique(values):
+    """The values in their order, each once."""
+    return list(dict.fromkeys(values))
+
+
+# ---------------------------------------------------------------- parsing
+
+def slugify(text):
+    """GitHub heading anchor (without the -N suffix for repeats)."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = text.replace("`", "").replace("*", "")
+    text = re.sub(r"(?<!\w)_+|_+(?!\w)", "", text)
+    text = text.strip().lower()
+    keep = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LMN")
+    return keep.replace(" ", "-")
+
+
+def fenced_lines(lines):
+    """One flag per line: True if the line belongs to a fenced code block."""
+    flags, fence = [], None
+    for line in lines:
+        m = FENCE.match(line)
+        if fence is None:
+            fence = m.group(1) if m else None
+            flags.append(fence is not None)
+        else:
+            flags.append(True)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                    and not line.strip().strip(fence[0]):
+                fence = None
+    return flags
+
+
+def tables(doc, title):
+    """The tables of a section: lists of Rows, header first, separator row dropped."""
+    found, rows = [], []
+    sec = doc.section(title)
+    for n in range(*sec) if sec else ():
+        line = doc.lines[n - 1]
+        if doc.fenced[n - 1]:
+            continue
+        if line.strip().startswith("|"):
+            rows.append(Row(n, [c.strip() for c in line.strip().strip("|").split("|")]))
+            continue
+        if rows:
+            found.append([r for k, r in enumerate(rows) if k != 1])
+        rows = []
+    if rows:
+        found.append([r for k, r in enumerate(rows) if k != 1])
+    return found
+
+
+def table(doc, title, header):
+    """Rows (header excluded) of the section's table whose first header cell is `header`."""
+    for rows in tables(doc, title):
+        if rows and rows[0].cells[0].strip("* ") == header:
+            return rows[1:]
+    return []
+
+
+def code_cell(cell):
+    """The text of a cell written as one code span, or None."""
+    m = re.fullmatch(r"`([^`]+)`", cell.strip())
+    return m.group(1).strip() if m else None
+
+
+def parse(text, path="README.md"):
+    """Read the Markdown once into a Doc; shape defects go to doc.problems."""
+    lines = text.split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    doc = Doc(path, lines, fenced_lines(lines))
+    for n, line in doc.live():
+        m = HEADING.fullmatch(line.rstrip(" \t"))
+        if m:
+            doc.headings.append((n, len(m.group(1)), heading_title(m.group(2) or "")))
+    tops = [(n, title) for n, level, title in doc.headings if level <= 2] + [(len(lines) + 1, None)]
+    for (n, title), (end, _) in zip(tops, tops[1:]):
+        level = next(lvl for k, lvl, _ in doc.headings if k == n)
+        if level == 2:
+            doc.sections.setdefault(title, (n, end))
+    parse_tables(doc)
+    parse_items(doc)
+    return doc
+
+
+def heading_title(text):
+    """A heading's text without its closing #s (which need a space or tab before them)."""
+    bare = text.rstrip("#")
+    return (bare if not bare or bare[-1] in " \t" else text).strip()
+
+
+def parse_tables(doc):
+    """Stages, parties, named conditions, roles, profiles and the Start-here IDs."""
+    doc.stages = [v for r in table(doc, HOWTO, "Stage") if (v := code_cell(r.cells[0]))]
+    doc.parties = [v for r in table(doc, HOWTO, "Party") if (v := code_cell(r.cells[0]))]
+    for r in table(doc, HOWTO, "Name"):
+        name, text = code_cell(r.cells[0]), code_cell(r.cells[1]) if len(r.cells) > 1 else None
+        if name:
+            doc.names.setdefault(name, Field(text or "", r.line))
+    for r in table(doc, ROLES, "Role"):
+        key = code_cell(r.cells[0])
+        if key and len(r.cells) >= 3:
+            doc.roles.append(Role(key, code_cell(r.cells[1]) or "", r.cells[2].strip(), r.line))
+    for r in table(doc, ROUTER, "Profile"):
+        key = code_cell(r.cells[0])
+        if key and len(r.cells) >= 3:
+            doc.profiles.setdefault(key, Profile(key, r.cells[1].strip(), r.line, r.cells[2].strip()))
+    for r in table(doc, ASSUMED, "Profile"):
+        key = code_cell(r.cells[0])
+        if key in doc.profiles and len(r.cells) >= 2:
+            profile = doc.profiles[key]
+            profile.assumes_line = r.line
+            for part in r.cells[1].split(";"):
+                ids = ID_TOKEN.findall(LINK.sub(r"\1", part))
+                if ids:
+                    profile.assumes[ids[0]] = BACKTICKED.findall(part)
+    for rows in tables(doc, START):
+        for r in rows[1:]:
+            doc.start_ids.append(Row(r.line, unique(ID_TOKEN.findall(" ".join(r.cells)))))
+
+
+def parse_items(doc):
+    """Groups, group conditions and items, with their field lines."""
+    heading_at = {n: (level, title) for n, level, title in doc.headings}
+    group, under_items = None, set()
+    for n, line in doc.live():
+        if n in heading_at:
+            level, title = heading_at[n]
+            m = GROUP.search(title)
+            group = m.group(1) if level == 3 and m and doc.inside(n, CHECKLIST) else None
+            if group:
+                doc.groups.setdefault(group, n)
+            continue
+        if group and group not in doc.preambles and line.startswith("**Applies to this group:**"):
+            m = BACKTICKED.search(line)
+            doc.preambles[group] = Field(m.group(1).strip() if m else "", n)
+        if ITEM_START.match(line):
+            parse_item(doc, n, line, group if doc.inside(n, CHECKLIST) else None)
+            under_items.update(range(n + 1, block_end(doc.lines, n) + 1))
+    for n, line in doc.live():
+        if (FIELD.match(line) or META.match(line)) and n not in under_items and doc.inside(n, CHECKLIST):
+            doc.problems.append(Defect(n, "item-format", "field line is not under an item "
+                                                         "(a blank line or other text separates them)"))
+
+
+def block_end(lines, n):
+    """0-based index just past the indented lines that follow the bullet on 1-based line n."""
+    k = n
+    while k < len(lines) and lines[k][:1] in (" ", "\t") and lines[k].strip():
+        k += 1
+    return k
+
+
+def parse_item(doc, n, line, group):
+    """Read the item starting on line n, with its field lines, into doc.items; return it."""
+    m = ITEM.match(line)
+    if m:
+        iid, ticked, anchor, ask = m.group("id"), m.group("box") != " ", m.group("anchor"), m.group("ask")
+    else:
+        doc.problems.append(Defect(n, "item-format",
+                                   "item must look like '- [ ] <a id=\"abc-1\"></a>**ABC-1** text'"))
+        loose = LOOSE_ID.search(line)
+        if not loose:
+            return None
+        found = HTML_ANCHOR.search(line)
+        iid, ticked, anchor, ask = loose.group(1), False, found and found.group(1), line
+    if iid in doc.items:
+        doc.problems.append(Defect(n, "duplicate-id", f"{iid} is already defined at line {doc.items[iid].line}"))
+        return None
+    item = Item(iid, n, ask, ticked, anchor, group, end=block_end(doc.lines, n))
+    labels = set(TEXT_FIELDS) | doc.role_labels()
+    for k in range(n, item.end):
+        text, number = doc.lines[k], k + 1
+        if doc.fenced[k]:
+            continue
+        meta, found = META.match(text), FIELD.match(text)
+        if meta:
+            if item.meta_line:
+                doc.problems.append(Defect(number, "duplicate-field", f"{iid}: a second meta line"))
+                continue
+            item.stage, item.meta_line = meta.group("stage").strip(), number
+            item.source = (meta.group("source") or "").strip()
+            item.condition = (meta.group("cond") or "").strip()
+        elif found and found.group("label") in labels:
+            label = found.group("label")
+            if label in item.fields:
+                doc.problems.append(Defect(number, "duplicate-field", f"{iid}: {label} appears more than once"))
+            else:
+                item.fields[label] = Field(found.group("value").strip(), number)
+        elif found:
+            doc.problems.append(Defect(number, "unknown-field", f"{iid}: unknown field '{found.group('label')}'"))
+        elif (loose := LOOSE_FIELD.match(text)) and loose.group("label") in labels:
+            label = loose.group("label")
+            doc.problems.append(Defect(number, "item-format", f"{iid}: write the field as '  - **{label}:** text'"))
+            if label != "Answer":                     # an answer in the wrong shape is not an answer
+                item.fields.setdefault(label, Field(text.split(":", 1)[1].strip(" *"), number))
+        elif ANY_BULLET.match(text) or text.startswith("  "):
+            doc.problems.append(Defect(number, "item-format",
+                                       f"{iid}: a line under an item must be '  - **Label:** text' or the "
+                                       "meta line '  - `stage` · party · if `condition`', indented two spaces"))
+    doc.items[iid] = item
+    return item
+
+
+# ---------------------------------------------------------------- conditions
+
+class Always(NamedTuple):
+    pass
+
+
+class Test(NamedTuple):
+    id: str
+    part: Optional[str]
+    op: str
+    values: Tuple[str, ...]
+
+
+class Not(NamedTuple):
+    node: object
+
+
+class All(NamedTuple):
+    nodes: tuple
+
+
+class Any_(NamedTuple):
+    nodes: tuple
+
+
+ALWAYS = Always()
+KEYWORDS = ("and", "or", "not", "(", ")")
+
+
+class ConditionError(ValueError):
+    """A condition that does not parse."""
+
+
+def parse_condition(text, names=None):
+    """Parse a condition into a tree of Always, Test, Not, All and Any_ nodes.
+
+    cond := conj ('or' conj)* ; conj := neg ('and' neg)* ; neg := 'not' neg | '(' cond ')' | NAME | test
+    test := ID['.'part] ('is'|'includes') value ('or' value)*   -- an 'or' followed by a value
+    (not an ID, a name, 'not' or '(') extends the value list. `always` alone means no condition.
+    NAME is a named condition from `names` ({name: tree}); it stands for its tree, as if in parentheses.
+    """
+    names = names or {}
+    if text.strip() == "always":
+        return ALWAYS
+    tokens = re.findall(r"[()]|[^\s()]+", text)
+    if not tokens:
+        raise ConditionError("the condition is empty")
+    if tokens.count("(") + tokens.count("not") > MAX_NESTING:
+        raise ConditionError(f"more than {MAX_NESTING} parentheses and 'not's; split the condition")
+    pos = 0
+
+    def peek(offset=0):
+        return tokens[pos + offset] if pos + offset < len(tokens) else None
+
+    def take(expected=None):
+        nonlocal pos
+        token = peek()
+        if token is None or (expected and token != expected):
+            raise ConditionError(f"expected {expected or 'more'} at the end" if token is None
+                                 else f"expected '{expected}', found '{token}'")
+        pos += 1
+        return token
+
+    def chain(word, operand, node):
+        terms = [operand()]
+        while peek() == word:
+            take()
+            terms.append(operand())
+        return terms[0] if len(terms) == 1 else node(tuple(terms))
+
+    def disjunction():
+        return chain("or", conjunction, Any_)
+
+    def conjunction():
+        return chain("and", negation, All)
+
+    def negation():
+        if peek() == "not":
+            take()
+            return Not(negation())
+        if peek() == "(":
+            take()
+            inner = disjunction()
+            take(")")
+            return inner
+        if peek() in names:
+            return names[take()]
+        return test()
+
+    def is_value(token):
+        return token is not None and token not in KEYWORDS and token not in names and not TEST_ID.match(token)
+
+    def test():
+        token = take()
+        m = TEST_ID.match(token)
+        if not m:
+            raise ConditionError(f"'{token}' is neither an item ID nor a named condition")
+        op = take()
+        if op not in ("is", "includes"):
+            raise ConditionError(f"expected 'is' or 'includes' after {token}, found '{op}'")
+        if not is_value(peek()):
+            raise ConditionError(f"expected a value after '{op}'")
+        values = [take()]
+        while peek() == "or" and is_value(peek(1)):
+            take()
+            values.append(take())
+        return Test(m.group(1), m.group(2), op, tuple(values))
+
+    tree = disjunction()
+    if pos != len(tokens):
+        raise ConditionError(f"unexpected '{tokens[pos]}'")
+    return tree
+
+
+def tests_in(tree):
+    """The Test leaves of a condition tree."""
+    if isinstance(tree, Test):
+        yield tree
+    elif isinstance(tree, Not):
+        yield from tests_in(tree.node)
+    elif isinstance(tree, (All, Any_)):
+        for sub in tree.nodes:
+            yield from tests_in(sub)
+
+
+def evaluate(tree, answers):
+    """True, False, or None (cannot be decided yet); answers = {id: tokens}."""
+    if isinstance(tree, Always):
+        return True
+    if isinstance(tree, Test):
+        tokens = answers.get(tree.id)
+        if tokens is None:
+            return None
+        if tree.part:
+            given = [t.split("=", 1)[1] for t in tokens if t.startswith(tree.part + "=")]
+            return given[0] in tree.values if given else None
+        return any(t in tree.values for t in tokens)
+    if isinstance(tree, Not):
+        value = evaluate(tree.node, answers)
+        return None if value is None else not value
+    results = [evaluate(sub, answers) for sub in tree.nodes]
+    decisive = isinstance(tree, Any_)                 # True decides an 'or', False an 'and'
+    if decisive in results:
+        return decisive
+    return None if None in results else not decisive
+
+
+def condition_problems(tree, routing):
+    """Messages for tests that name non-routing items, wrong operators, parts or values."""
+    for test in tests_in(tree):
+        declared = routing.get(test.id)
+        if declared is None:
+            yield f"{test.id} is not a routing item (its Form declares no answers)"
+            continue
+        expected = "includes" if declared.kind == "many" else "is"
+        if test.op != expected:
+            yield f"use '{expected}' with {test.id}"
+        if declared.kind == "parts" and test.part not in declared.parts:
+            yield f"{test.id} needs a part, one of {declared.parts}" if test.part is None \
+                else f"{test.id} has no part '{test.part}'"
+        elif declared.kind != "parts" and test.part:
+            yield f"{test.id} has no parts"
+        for value in test.values:
+            if value not in declared.values:
+                yield f"'{value}' is not an answer of {test.id} {declared.values}"
+
+
+def name_trees(doc):
+    """{name: tree} of the named conditions that parse (names may not use names)."""
+    trees = {}
+    for name, (text, _) in doc.names.items():
+        try:
+            trees[name] = parse_condition(text)
+        except ConditionError:
+            continue
+    return trees
+
+
+def item_tree(doc, item):
+    """The item's full condition (its group's and its own), or None if either is malformed."""
+    if item.id not in doc._trees:
+        if doc._names is None:
+            doc._names = name_trees(doc)
+        names = doc._names
+        parts = []
+        try:
+            group = doc.preambles.get(item.group)
+            if group:
+                parts.append(parse_condition(group.value, names))
+            if item.condition:
+                parts.append(parse_condition(item.condition, names))
+            tree = ALWAYS if not parts else parts[0] if len(parts) == 1 else All(tuple(parts))
+        except ConditionError:
+            tree = None
+        doc._trees[item.id] = tree
+    return doc._trees[item.id]
+
+
+def applies_text(doc, item):
+    """The item's condition as written: group and own, joined by 'and'."""
+    group = doc.preambles.get(item.group)
+    parts = [text for text in (group.value if group else "", item.condition) if text]
+    return " and ".join(f"({text})" for text in parts) if len(parts) > 1 else (parts[0] if parts else "always")
+
+
+# ---------------------------------------------------------------- routing
+
+class Verdict(NamedTuple):
+    item: Item
+    applies: Optional[bool]          # True, False, or None: waits on an unanswered routing item
+    waits: tuple
+
+
+def unblocked_ids(item):
+    """IDs in an item's Unblocks, with 'ABC-2 to ABC-5' expanded (see bad_ranges for the rest)."""
+    text = item.get("Unblocks")
+    ids = set(ID_TOKEN.findall(text))
+    for pa, na, pb, nb in RANGE.findall(text):
+        if pa == pb and 0 <= int(nb) - int(na) <= LONGEST_RANGE:
+            ids.update(f"{pa}-{k}" for k in range(int(na), int(nb) + 1))
+    return ids
+
+
+def bad_ranges(item):
+    """'ABC-5 to ABC-2'-style ranges in Unblocks that run backwards, across groups or too far."""
+    return [f"{pa}-{na} to {pb}-{nb}" for pa, na, pb, nb in RANGE.findall(item.get("Unblocks"))
+            if pa != pb or not 0 <= int(nb) - int(na) <= LONGEST_RANGE]
+
+
+def working_order(doc):
+    """Non-void items in answering order: by stage, blockers in Start-here order, otherwise
+    document order, except that an item moves after the items of its own stage that unblock it."""
+    if not doc._order:
+        stage_rank = {s: k for k, s in enumerate(doc.stages)}
+        start = {iid: k for k, row in enumerate(doc.start_ids) for iid in row.cells}
+        items = sorted((it for it in doc.items.values() if not it.void),
+                       key=lambda it: (stage_rank.get(it.stage, len(stage_rank)), start.get(it.id, len(start))))
+        ids = {it.id for it in items}
+        waits_for = {it.id: set() for it in items}
+        for it in items:
+            for other in unblocked_ids(it) & ids - {it.id}:
+                if doc.items[other].stage == it.stage != "blocker":
+                    waits_for[other].add(it.id)
+        done, pending = set(), list(items)
+        while pending:
+            ready = next((it for it in pending if waits_for[it.id] <= done), pending[0])   # [0]: a cycle
+            pending.remove(ready)
+            done.add(ready.id)
+            doc._order.append(ready)
+    return doc._order
+
+
+def applicable(doc, answers):
+    """[Verdict] for every non-void item, in working order."""
+    out = []
+    for item in working_order(doc):
+        tree = item_tree(doc, item)
+        verdict = evaluate(tree, answers) if tree is not None else None
+        waits = tuple(sorted({t.id for t in tests_in(tree) if t.id not in answers})) \
+            if tree is not None and verdict is None else ()
+        out.append(Verdict(item, verdict, waits))
+    return out
+
+
+def role_of(doc, answers):
+    """The first role whose condition holds for `answers` (the last role if none does)."""
+    names = name_trees(doc)
+    for role in doc.roles:
+        try:
+            if evaluate(parse_condition(role.condition, names), answers):
+                return role
+        except ConditionError:
+            continue
+    return doc.roles[-1] if doc.roles else None
+
+
+def profile_view(doc, profile):
+    """(applying items, undecided items, first items to answer) for a profile's answers."""
+    rows = applicable(doc, profile.assumes)
+    yes = [r.item for r in rows if r.applies]
+    undecided = [r for r in rows if r.applies is None]
+    first = [it for it in yes if it.stage != "blocker" and it.id not in profile.assumes][:FIRST_ITEMS]
+    return yes, undecided, first
+
+
+# ---------------------------------------------------------------- answer validation
+
+CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
+                "(ID, date, recipient): see 'Answering' in README.md")
+INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
+FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
+JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
+# A character that is not printable ASCII (the only kind that may render blank)
+NOT_ASCII = re.compile(r"[^ -~]")
+# HTML entities, named or numeric: '&nbsp;', '&#8203;', '&#x202E;'
+ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+# A Markdown link shell, whose text is empty: '[](#req-3)'
+LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
+# The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
+MD_LINK = re.compile(r"\]\(")
+# An item ID written with a hyphen that is not ASCII: 'REQ‑4' (U+2011)
+ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
+# A hex prefix or escape before a hex digit: '0x46', '\x46'
+HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
+# Markdown emphasis and code marks: they render as nothing between two halves of a key
+MARKUP = re.compile(r"[*`]")
+# A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan
+UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
+# A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan
+IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
+# A run of hex digits 32 characters long or more: one group of more than 16, or groups of at most 16
+# (whole groups) joined across separators: '465b 5ce8 b199 ...', '46:5b:5c:...'; lists of hashes stay apart
+HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f\s:._,{}-]{32})(?:[0-9A-Fa-f]{17,}|[0-9A-Fa-f]{1,16}"
+                     r"(?![0-9A-Fa-f])(?:[\s:._,{}-]+[0-9A-Fa-f]{1,16}(?![0-9A-Fa-f]))*)")
+# A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
+HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
+HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
+# A word that says a hex run of a hash's length is a digest, anywhere in the answer
+HASH_WORD = re.compile(r"sha-?(?:1|224|256|384|512)|sha3|blake2|commit|digest|checksum|fingerprint|git", re.I)
+# A URL: a short scheme (so the search stays linear), host, path, and the query and fragment after them
+URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/?#\s<>]*(?P<path>[^?#\s<>]*)"
+                 r"(?P<rest>[^\s<>]*)")
+# A run of base64 or base64url characters with its padding, and base64 written in groups of four
+B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+B64_QUADS = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]{4} ){3,}[A-Za-z0-9+/_-]{2,4}={0,2}"
+                       r"(?![A-Za-z0-9+/_=-])")
+# Base32 in one letter case, 26 characters or more (a 128-bit key), with its padding
+BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{26,}|[a-z2-7]{26,})={0,6}(?![A-Za-z0-9])")
+# A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
+WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
+# A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
+CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+# A signed token (JWT): a base64url header, which starts '{"' ('eyJ'), and payload
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+# The first line of a PEM block or of another private key format, in any letter case
+KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
+# 'not needed', in the spellings people type, and the reason after it
+NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+# An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
+HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
+AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def shown(value, limit=60):
+    """A value from outside, safe to print: invisible and control characters escaped, cut short."""
+    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in value)
+    return out if len(out) <= limit else out[:limit] + "…"
+
+
+def joins(value, k):
+    """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji."""
+    if value[k] not in JOINERS or not 0 < k < len(value) - 1:
+        return False
+    before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
+    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama
+        return True
+    return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
+
+
+def hidden_characters(value):
+    """The invisible and control characters of a value, sorted (joiners in their place excepted)."""
+    if value.isprintable():                         # the common case, checked in C
+        return []
+    return sorted({c for k, c in enumerate(value) if unicodedata.category(c) in INVISIBLE and not joins(value, k)})
+
+
+def blank(c):
+    """True for a character that renders as nothing: invisible, a combining mark or a filler."""
+    return unicodedata.category(c) in UNSEEN or c in FILLERS
+
+
+def substance(text):
+    """What a reader sees of the text: no whitespace, blank characters or empty link shells."""
+    return LINK_SHELL.sub("", "".join(c for c in text if not (c.isspace() or blank(c))))
+
+
+def scanned(text):
+    """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept),
+    HTML entities, Markdown emphasis and code marks, or hex prefixes."""
+    text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace() else m.group(),
+                         unicodedata.normalize("NFKC", text))
+    return HEX_PREFIX.sub("", MARKUP.sub("", ENTITY.sub("", text)))
+
+
+def hex_key(text):
+    """True if the text holds a key in hex: 32 or more digits with 8 decimal digits and 2 letters,
+    unless a hash's length beside a hash word or in a URL's path. UUIDs and IPv6 addresses are not keys."""
+    if not HEX_RUN.search(text):                      # the common case, without the work below
+        return False
+    text = IPV6.sub(" ", UUID.sub(" ", text))
+    for m in HEX_RUN.finditer(text):
+        digits = re.sub(r"[^0-9A-Fa-f]", "", m.group())
+        if len(digits) < 32:
+            continue
+        decimal = len(re.sub(r"[^0-9]", "", digits))
+        if decimal < 8 or len(digits) - decimal < 2:
+            continue
+        if len(digits) in HASH_LENGTHS and (HASH_WORD.search(text) or any(
+                u.start("path") <= m.start() and m.end() <= u.end("path") for u in URL.finditer(text))):
+            continue
+        return True
+    return False
+
+
+def char_class(c):
+    """'u'pper, 'l'ower, 'd'igit or 'o'ther, for ASCII letters and digits."""
+    return "u" if "A" <= c <= "Z" else "l" if "a" <= c <= "z" else "d" if "0" <= c <= "9" else "o"
+
+
+def transitions(s):
+    """How often adjacent characters change class (upper, lower, digit, other)."""
+    return sum(char_class(a) != char_class(b) for a, b in zip(s, s[1:]))
+
+
+def voweled(s):
+    """True if every lower-case run of three letters or more has a vowel, as words do."""
+    return all(re.search(r"[aeiouy]", run) for run in re.findall(r"[a-z]{3,}", s))
+
+
+def entropy(s):
+    """Shannon entropy of the characters of s, in bits per character."""
+    return -sum(n / len(s) * math.log2(n / len(s)) for n in collections.Counter(s).values())
+
+
+def base64_key(run):
+    """True if a base64-alphabet run looks like an encoded key rather than a path, word or identifier."""
+    core = run.rstrip("=")
+    if run.endswith("=") and len(core) >= 16 and len({char_class(c) for c in core}) >= 2:
+        return True
+    if len(core) < 20:
+        return False
+    pieces = [p for segment in core.split("/") for p in re.split(r"[-_.]", segment) if p]
+    if "/" in core and all(transitions(p) <= 2 and (len(p) <= 6 or voweled(p)) for p in pieces):
+        return False                                # a path
+    words = [p for p in re.split(r"[-_]", core) if p]
+    if re.search(r"[-_]", core) and voweled(core) and \
+            all(WORDSHAPE.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p)) for p in words):
+        return False                                # kebab-case or snake_case words
+    if CAMEL.fullmatch(core) and voweled(core):
+        return False                                # camelCase words
+    return entropy(core) >= 3.0
+
+
+def base32_key(run):
+    """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not."""
+    return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
+
+
+def secret_in(text):
+    """What secret material `text` seems to hold (a short description), or None."""
+    text = scanned(text)
+    if KEY_MARKERS.search(text):
+        return "a private key or PEM block"
+    if JWT.search(text):
+        return "a signed token (JWT)"
+    if hex_key(text):
+        return "a key (32 or more hex digits, like a subscriber key K or OPc)"
+    plain = URL.sub(url_values, text)
+    plain = " ".join([plain] + [quads.replace(" ", "") for quads in B64_QUADS.findall(plain)])
+    if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
+        return "encoded key material (a base32 run)"
+    if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
+        return "encoded key material (a base64 run)"
+    return None
+
+
+def url_values(m):
+    """A URL as the base64 scan reads it: its query values and fragment, without scheme, host or path."""
+    return " " + " ".join(p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))) + " "
+
+
+def reason_length(reason):
+    """The letters and digits a reader sees in a reason."""
+    return len(re.sub(r"[\W_]", "", substance(reason)))
+
+
+def unmarked(text):
+    """NFKC text without Markdown emphasis or code marks, as 'not needed' is matched."""
+    return re.sub(r"[*_`]", "", unicodedata.normalize("NFKC", text))
+
+
+def text_problems(value):
+    """Why a recorded or imported answer's text is not acceptable (the same rules for both)."""
+    if len(value) > MAX_ANSWER_CHARS:
+        return [f"the answer is longer than {MAX_ANSWER_CHARS:,} characters: keep it elsewhere and "
+                "record a pointer to it"]
+    bad = hidden_characters(value)
+    if bad:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
+        return [f"the answer holds an invisible or control character ({codes}); retype it as plain text"]
+    text = value.strip()
+    if not substance(text):
+        return ["the answer is empty"]
+    what = secret_in(text)
+    if what:
+        return [f"this looks like {what}; {CONFIDENTIAL}"]
+    problems = []
+    if text.startswith(FORMULA_START):
+        problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
+                        "begin it with a word")
+    elif re.match(r"(#+|[*>|]|\d+[.)])(\s|$)", text):
+        problems.append("the answer may not start with a list, heading, quote or table marker")
+    if HTML_TAG.search(AUTOLINK.sub("", text)):
+        problems.append("the answer may not contain HTML (a link may be written <https://...>)")
+    if ENTITY.search(text):
+        problems.append("the answer may not contain HTML entities")
+    if MD_LINK.search(text):
+        problems.append("the answer may not contain a Markdown link or image (a link may be written <https://...>)")
+    if "**" in text:
+        problems.append("the answer may not contain bold text ('**')")
+    if ID_LOOKALIKE.search(text):
+        problems.append("write item IDs with an ASCII hyphen")
+    if text.count("`") % 2:
+        problems.append("the answer has an unmatched backtick")
+    m = NOT_NEEDED.match(unmarked(text))
+    if m and reason_length(m.group("reason")) < 3:
+        problems.append("'not needed' must give its reason, for example 'not needed: no radio in this laboratory'")
+    return problems
+
+
+def is_not_needed(value):
+    """True if the answer says 'not needed' (its reason is text_problems' business)."""
+    return bool(NOT_NEEDED.match(unmarked(value.strip())))
+
+
+def answer_problems(iid, tokens, declared):
+    """Messages for a routing answer (list of tokens) that its item does not accept."""
+    if not tokens:
+        return [f"{iid} needs one of {declared.values}"]
+    problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens) if tokens.count(t) > 1]
+    if declared.kind == "parts":
+        pairs = [t.split("=", 1) if "=" in t else [t, None] for t in tokens]
+        problems += [f"{iid}: '{shown(t)}' is not part=value with a part of {declared.parts} "
+                     f"and a value of {declared.values}"
+                     for t, (p, v) in zip(tokens, pairs) if p not in declared.parts or v not in declared.values]
+        named = [p for p, _ in pairs]
+        problems += [f"{iid}: part '{p}' is answered {named.count(p)} times"
+                     for p in declared.parts if named.count(p) > 1]
+        missing = [p for p in declared.parts if p not in named]
+        if missing:
+            problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
+        return problems
+    problems += [f"{iid}: '{shown(t)}' is not an answer of {iid} {declared.values}"
+                 for t in unique(tokens) if t not in declared.values]
+    if declared.kind == "one" and len(unique(tokens)) > 1:
+        problems.append(f"{iid} takes exactly one answer")
+    return problems
+
+
+def canonical(token, declared):
+    """The declared spelling of a token typed in any letter case ('Teaching' -> 'teaching')."""
+    spelled = {v.lower(): v for v in declared.values + declared.parts}
+    if "=" in token:
+        part, value = token.split("=", 1)
+        return f"{spelled.get(part.lower(), part)}={spelled.get(value.lower(), value)}"
+    return spelled.get(token.lower(), token)
+
+
+def format_answer(item, cell):
+    """(text to record, problems) for an answer addressed to `item` (from a CSV cell)."""
+    if item.void:
+        return None, [f"{item.id} is withdrawn (void): {item.ask}"]
+    cell = unicodedata.normalize("NFC", cell)
+    problems = [f"{item.id}: {m}" for m in text_problems(cell)]
+    declared = item.declared
+    if problems or not declared:
+        return (None if problems else cell.strip()), problems
+    if is_not_needed(cell):
+        return None, [f"{item.id} is a routing item: answer with {declared.values}, not 'not needed'"]
+    tokens_part, _, comment = cell.partition(";")
+    tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
+    tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
+    problems = answer_problems(item.id, tokens, declared)
+    if "`" in comment:
+        problems.append(f"{item.id}: the comment after ';' may not contain backticks")
+    text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
+    return text, problems
+
+
+def same_answer(item, text):
+    """True if `text` (as format_answer gives it) is the item's recorded answer, however that is spaced."""
+    recorded = item.get("Answer")
+    return bool(recorded) and text in (recorded, format_answer(item, recorded)[0])
+
+
+# ---------------------------------------------------------------- rules
+
+RULES = []
+
+
+def rule(*codes):
+    """Register a rule: a function of a Doc that yields Defects with the codes it declares,
+    each written 'code: what it reports'."""
+    declared = dict(code.split(": ", 1) for code in codes)
+    for code in declared:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code), code
+
+    def register(fn):
+        fn.codes = declared
+        RULES.append(fn)
+        return fn
+    return register
+
+
+@rule("item-format: an item's first line or a line under it is not in the documented shape",
+      "duplicate-id: two items have the same ID",
+      "unknown-field: a field label that is neither Form, Unblocks, Note, Answer nor a role",
+      "duplicate-field: a field or the meta line appears twice in one item")
+def parse_problems(doc):
+    """Items and their field lines have the documented shape; IDs and fields are not repeated."""
+    yield from doc.problems
+
+
+@rule("structure: a required section or table is missing")
+def required_sections(doc):
+    """The required sections and the Stage, Party, Role and profile tables exist."""
+    for title in REQUIRED_SECTIONS:
+        if not doc.section(title):
+            yield Defect(1, "structure", f"no '## {title}' section")
+    for what, found in (("Stage", doc.stages), ("Party", doc.parties)):
+        if not found:
+            yield Defect(1, "structure", f"no `{what}` table (backticked values) under '## {HOWTO}'")
+    if not doc.roles:
+        yield Defect(1, "structure", f"no `Role` table under '## {ROLES}'")
+    if doc.section(CHECKLIST) and not doc.groups:
+        yield Defect(doc.section(CHECKLIST)[0], "structure", "no group headings like '### Name (ABC)'")
+
+
+@rule("heading-blank: a heading has no blank line before it")
+def heading_spacing(doc):
+    """Every heading has a blank line before it (pandoc and some renderers need it)."""
+    for n, _, _ in doc.headings:
+        if n > 1 and doc.lines[n - 2].strip():
+            yield Defect(n, "heading-blank", "a heading needs a blank line before it")
+
+
+@rule("line-ending: a carriage return inside a line; renderers break the line there")
+def line_endings(doc):
+    """No line holds a carriage return but in its line ending (parse() takes that off)."""
+    for n, line in enumerate(doc.lines, 1):
+        if "\r" in line:
+            yield Defect(n, "line-ending", "a carriage return inside a line; renderers break the line there")
+
+
+@rule("undeclared-prefix: an item's prefix has no group heading",
+      "wrong-group: an item sits under another group",
+      "item-anchor: an item lacks its own <a id> anchor",
+      "missing-field: an item lacks its meta line, Form or Unblocks, or one is empty")
+def item_shape(doc):
+    """Each item sits in its group, has its own anchor, a meta line and every required field."""
+    for item in doc.items.values():
+        prefix = item.id.split("-")[0]
+        if doc.groups and prefix not in doc.groups:
+            yield Defect(item.line, "undeclared-prefix", f"{item.id}: no '### ... ({prefix})' group heading")
+        elif doc.groups and prefix != item.group:
+            where = f"under the ({item.group}) group" if item.group else "outside its group"
+            yield Defect(item.line, "wrong-group",
+                         f"{item.id} sits {where}; it belongs under line {doc.groups[prefix]}")
+        if item.anchor != item.id.lower():
+            yield Defect(item.line, "item-anchor", f'{item.id} needs <a id="{item.id.lower()}"></a> before its ID')
+        if not item.meta_line:
+            yield Defect(item.line, "missing-field", f"{item.id}: no meta line '  - `stage` · party · if `condition`'")
+        if item.void:
+            continue
+        for label in REQUIRED_FIELDS:
+            if label not in item.fields:
+                yield Defect(item.line, "missing-field", f"{item.id}: no {label} field")
+            elif not item.get(label):
+                yield Defect(item.line_of(label), "missing-field", f"{item.id}: {label} is empty")
+
+
+@rule("bad-stage: the meta line names an undeclared stage",
+      "bad-party: the meta line's party is not a declared party")
+def stage_and_party(doc):
+    """The meta line names one declared stage and, unless void, starts its source with a declared party."""
+    for item in doc.items.values():
+        if not item.meta_line:
+            continue
+        if doc.stages and item.stage not in doc.stages:
+            yield Defect(item.meta_line, "bad-stage", f"{item.id}: stage must be one of {doc.stages}")
+        elif not item.void and doc.parties and item.party not in doc.parties:
+            yield Defect(item.meta_line, "bad-party", f"{item.id}: the party must start with one of {doc.parties}")
+
+
+@rule("condition: an item's condition does not parse or names an undeclared item, part or answer",
+      "group-condition: a group's condition is wrong in the same ways",
+      "named-condition: a named condition is badly named or wrong in the same ways")
+def conditions(doc):
+    """Named, group and item conditions parse and name only routing items, parts and declared answers."""
+    routing = doc.routing()
+    values = {v for d in routing.values() for v in d.values + d.parts}
+    names = {}
+    for name, (text, line) in doc.names.items():
+        problem = None
+        if not NAME.match(name) or name in KEYWORDS or name == "always":
+            problem = f"'{name}' must be a lower-case word (hyphens allowed), not a keyword"
+        elif name in values:
+            problem = f"'{name}' is also an answer of a routing item; choose another name"
+        else:
+            try:
+                names[name] = parse_condition(text)
+                problem = next(condition_problems(names[name], routing), None)
+            except ConditionError as e:
+                problem = f"{e} (a name may not use another name)"
+        if problem:
+            yield Defect(line, "named-condition", f"`{name}`: {problem}")
+    for prefix, (text, line) in doc.preambles.items():
+        try:
+            problems = list(condition_problems(parse_condition(text, names), routing))
+        except ConditionError as e:
+            problems = [str(e)]
+        for message in problems:
+            yield Defect(line, "group-condition", f"({prefix}): {message}")
+    for item in doc.items.values():
+        if not item.condition:
+            continue
+        try:
+            problems = list(condition_problems(parse_condition(item.condition, names), routing))
+        except ConditionError as e:
+            problems = [str(e)]
+        for message in problems:
+            yield Defect(item.meta_line, "condition", f"{item.id}: {message}")
+
+
+@rule("role: a role's condition is wrong, or the last role is not `always`")
+def roles(doc):
+    """Each role's condition parses, the last role applies always, and exception lines name a role."""
+    names, routing = name_trees(doc), doc.routing()
+    for role in doc.roles:
+        try:
+            for message in condition_problems(parse_condition(role.condition, names), routing):
+                yield Defect(role.line, "role", f"role {role.key}: {message}")
+        except ConditionError as e:
+            yield Defect(role.line, "role", f"role {role.key}: {e}")
+    if doc.roles and doc.roles[-1].condition != "always":
+        yield Defect(doc.roles[-1].line, "role", "the last role must be `always` (the default)")
+
+
+@rule("answer: a recorded Answer breaks import's rules, its box, or its routing item's answers")
+def recorded_answers(doc):
+    """Answer lines follow import's rules, match their box, and a routing answer is declared."""
+    routing = doc.routing()
+    for item in doc.items.values():
+        if "Answer" not in item.fields:
+            if item.ticked and not item.void:
+                yield Defect(item.line, "answer", f"{item.id} is ticked but has no Answer")
+            continue
+        value, line = item.fields["Answer"]
+        if item.void:
+            yield Defect(line, "answer", f"{item.id} is withdrawn (void) and takes no Answer")
+            continue
+        if not item.ticked:
+            yield Defect(item.line, "answer", f"{item.id} has an Answer but its box is not ticked")
+        for message in text_problems(value):
+            if not message.startswith("this looks like"):          # the secret rule reports those
+                yield Defect(line, "answer", f"{item.id}: {message}")
+        if item.id in routing:
+            for message in answer_problems(item.id, BACKTICKED.findall(value), routing[item.id]):
+                yield Defect(line, "answer", message)
+
+
+@rule("secret: a line looks like key material")
+def secrets(doc):
+    """Nothing in the file looks like secret material."""
+    for n, line in enumerate(doc.lines, 1):
+        what = secret_in(line)
+        if what:
+            yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
+
+
+@rule("range: an Unblocks range runs backwards, across groups or too far",
+      "stage-order: an item unblocks an item of an earlier stage",
+      "cycle: items unblock each other in a cycle")
+def unblock_order(doc):
+    """No item unblocks an item of an earlier stage; Unblocks has no cycle or bad range."""
+    order = {s: k for k, s in enumerate(doc.stages)}
+    edges = {}
+    for item in doc.items.values():
+        if item.void:
+            continue
+        line = item.line_of("Unblocks")
+        for text in bad_ranges(item):
+            yield Defect(line, "range", f"{item.id}: '{text}' must run forwards within one group")
+        edges[item.id] = sorted(unblocked_ids(item) & doc.items.keys() - {item.id})
+        for other in edges[item.id]:
+            later = doc.items[other]
+            if later.stage in order and item.stage in order and order[later.stage] < order[item.stage]:
+                yield Defect(line, "stage-order", f"{item.id} (`{item.stage}`) unblocks {other}, "
+                                                  f"which is needed earlier (`{later.stage}`)")
+    state = {}
+    for root in edges:                                # depth first, with its own stack: chains may be long
+        if root in state:
+            continue
+        state[root], path, todo = "open", [root], [iter(edges[root])]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = "done"
+                todo.pop()
+            elif state.get(nxt) == "open":
+                cycle = path[path.index(nxt):] + [nxt]
+                yield Defect(doc.items[nxt].line, "cycle", "Unblocks cycle: " + " -> ".join(cycle))
+            elif nxt not in state:
+                state[nxt] = "open"
+                path.append(nxt)
+                todo.append(iter(edges.get(nxt, [])))
+
+
+@rule("undefined-id: an ID is mentioned that no item has",
+      "blocker-list: the Start-here table and the blockers differ")
+def mentions(doc):
+    """IDs mentioned outside answers exist; the Start-here table lists exactly the blockers."""
+    skip = {it.line for it in doc.items.values()} | {it.line_of("Answer") for it in doc.items.values()
+                                                      if "Answer" in it.fields}
+    for n, line in enumerate(doc.lines, 1):
+        if n in skip or (doc.fenced[n - 1] and not in_mermaid(doc, n)):
+            continue
+        for iid in unique(ID_TOKEN.findall(line)):
+            if iid.split("-")[0] in doc.groups and iid not in doc.items:
+                yield Defect(n, "undefined-id", f"{iid} is not a checklist item")
+    listed = {iid: row.line for row in doc.start_ids for iid in row.cells if iid in doc.items}
+    blockers = {iid for iid, it in doc.items.items() if it.stage == "blocker"}
+    for iid in sorted(blockers - listed.keys()):
+        yield Defect(doc.items[iid].line, "blocker-list", f"{iid} is a blocker but not in the table under '## {START}'")
+    for iid in sorted(listed.keys() - blockers):
+        yield Defect(listed[iid], "blocker-list", f"{iid} is in the table under '## {START}' but is not a blocker")
+
+
+def in_mermaid(doc, n):
+    """True if line n is inside a ```mermaid fence."""
+    for k in range(n - 1, 0, -1):
+        m = FENCE.match(doc.lines[k - 1])
+        if m:
+            return m.group(2) == "mermaid" and doc.fenced[k - 1]
+    return False
+
+
+@rule("anchor: an internal link matches no heading or anchor",
+      "id-link: a link whose text is an ID points elsewhere",
+      "unlinked-id: an ID in a table is not a link",
+      "duplicate-anchor: two anchors have the same name")
+def links(doc):
+    """Internal links land on a heading or an item; an ID link lands on its item; anchors are unique."""
+    anchors, seen = {}, {}
+    for n, _, title in doc.headings:
+        slug = slugify(title)
+        anchors.setdefault(f"{slug}-{seen[slug]}" if slug in seen else slug, n)
+        seen[slug] = seen.get(slug, 0) + 1
+    repeated_items = {d.line for d in doc.problems if d.code == "duplicate-id"}
+    for n, line in doc.live():
+        for anchor in HTML_ANCHOR.findall(line):
+            if anchor in anchors and n not in repeated_items:
+                yield Defect(n, "duplicate-anchor", f"#{anchor} is already defined at line {anchors[anchor]}")
+            else:
+                anchors[anchor] = n
+    for n, line in doc.live():
+        bare = CODE_SPAN.sub("", line)
+        for text, target in LINK.findall(bare):
+            if unquote(target) not in anchors:
+                yield Defect(n, "anchor", f"#{target} matches no heading or <a id>")
+            elif ID_TOKEN.fullmatch(text) and target != text.lower():
+                yield Defect(n, "id-link", f"a link whose text is {text} must point to #{text.lower()}")
+        if line.lstrip().startswith("|"):
+            for iid in unique(ID_TOKEN.findall(LINK.sub("", bare))):
+                if iid in doc.items:
+                    yield Defect(n, "unlinked-id", f"{iid} here must be a link: [{iid}](#{iid.lower()})")
+
+
+@rule("profile: a profile assumes undeclared answers, leaves items undecided, or states a wrong count")
+def profiles(doc):
+    """Each profile assumes declared answers, decides every item, and shows its computed count."""
+    if doc.section(ROUTER) and not doc.profiles:
+        yield Defect(doc.section(ROUTER)[0], "profile", "no profile table ('| Profile | For | Items |')")
+    if any(conditions(doc)):
+        return                                        # reported as conditions; counts would only echo them
+    routing = doc.routing()
+    for p in doc.profiles.values():
+        if not p.assumes_line:
+            yield Defect(p.line, "profile", f"profile {p.key}: no row in the table under '## {ASSUMED}'")
+            continue
+        for iid, tokens in p.assumes.items():
+            if iid not in routing:
+                yield Defect(p.assumes_line, "profile", f"profile {p.key}: {iid} is not a routing item")
+            else:
+                for message in answer_problems(iid, tokens, routing[iid]):
+                    yield Defect(p.assumes_line, "profile", f"profile {p.key}: {message}")
+        yes, undecided, _ = profile_view(doc, p)
+        if undecided:
+            names = ", ".join(f"{r.item.id} (waits on {', '.join(r.waits) or 'a malformed condition'})"
+                              for r in undecided[:5])
+            yield Defect(p.assumes_line, "profile",
+                         f"profile {p.key} leaves {len(undecided)} item(s) undecided: {names}")
+        shown_count = re.match(r"\D*(\d+)", p.count)
+        if not shown_count or int(shown_count.group(1)) != len(yes):
+            said = shown_count.group(1) if shown_count else "no number"
+            yield Defect(p.line, "profile", f"profile {p.key}: says {said} items, computed {len(yes)}")
+
+
+@rule("reference: a standard cited by number is not under References")
+def references(doc):
+    """Every standard cited by number is listed under References."""
+    refs = doc.section(REFERENCES)
+    listed = {" ".join(m.groups()) for n, line in doc.live() if refs and refs[0] <= n < refs[1]
+              for m in SPEC.finditer(line)}
+    for n, line in doc.live():
+        if refs and refs[0] <= n < refs[1]:
+            continue
+        for m in SPEC.finditer(line):
+            spec = " ".join(m.groups())
+            if spec not in listed:
+                listed.add(spec)
+                yield Defect(n, "reference", f"{spec} is cited but not listed under '## {REFERENCES}'")
+
+
+@rule("placeholder: TODO, FIXME, XXX or TBD is left in the text",
+      "commands: the document does not give its two commands")
+def leftovers(doc):
+    """No placeholder words remain, and the document gives the two commands of its last section."""
+    for n, line in doc.live():
+        for word in unique(PLACEHOLDER.findall(line)):
+            yield Defect(n, "placeholder", f"placeholder '{word}' left in the text")
+    text = "\n".join(doc.lines)
+    for command in COMMANDS:
+        if command not in text:
+            yield Defect(len(doc.lines), "commands", f"the document never gives the command '{command}'")
+
+
+@rule("item-length: an item is longer than 120 words")
+def item_length(doc):
+    """No item is longer than 120 words as rendered (its Answer not counted)."""
+    for item in doc.items.values():
+        words = item_words(doc, item)
+        if words > MAX_ITEM_WORDS:
+            yield Defect(item.line, "item-length", f"{item.id} has {words} words; at most {MAX_ITEM_WORDS}")
+
+
+def run_rules(doc):
+    """All defects of a Doc, sorted by line."""
+    found = set()
+    for fn in RULES:
+        try:
+            found.update(fn(doc))
+        except Exception as e:                        # pragma: no cover (a bug in a rule)
+            raise RuntimeError(f"rule {fn.__name__} failed: {e!r}") from e
+    return sorted(found)
+
+
+check = run_rules
+
+
+# ---------------------------------------------------------------- words
+
+def rendered(line):
+    """A line as a reader sees it: anchors, link targets, emphasis, list and table markup removed."""
+    line = re.sub(r"<a [^>]*></a>", "", line)
+    line = re.sub(r"\[([^\]\[]*)\]\([^)]*\)", r"\1", line)
+    line = line.replace("**", "").replace("`", "")
+    line = re.sub(r"^\s*- \[[ xX]\] ", "", line)
+    line = re.sub(r"^\s*[-*] ", "", line)
+    line = re.sub(r"^#+ ", "", line)
+    line = re.sub(r"^\|?[-:| ]+\|?$", "", line)
+    return line.replace("|", " ")
+
+
+def words(line):
+    return sum(1 for w in rendered(line).split() if re.search(r"\w", w))
+
+
+def item_words(doc, item):
+    answer = item.line_of("Answer") if "Answer" in item.fields else 0
+    return sum(words(doc.lines[k]) for k in range(item.line - 1, item.end) if k + 1 != answer)
