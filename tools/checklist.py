@@ -161,17 +161,28 @@ def known_rows(doc, rows):
     return found, problems
 
 
-def plan_answers(doc, rows, replace):
-    """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op."""
-    found, problems = known_rows(doc, rows)
-    changes = {}
+def formatted_rows(found):
+    """([(line, item, text to record)] for the answers format_answer accepts, [Problem] for the rest)."""
+    accepted, problems = [], []
     for line, item, cell in found:
         if len(problems) > MAX_PROBLEMS:
             break
         text, messages = format_answer(item, cell)
         problems += [Problem(line, m) for m in messages]
+        if not messages:
+            accepted.append((line, item, text))
+    return accepted, problems
+
+
+def plan_answers(doc, rows, replace):
+    """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op."""
+    found, problems = known_rows(doc, rows)
+    accepted, more = formatted_rows(found)
+    problems += more
+    changes = {}
+    for line, item, text in accepted:
         existing = item.get("Answer")
-        if messages or same_answer(item, text):
+        if same_answer(item, text):
             continue
         if existing and not replace:
             problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
@@ -327,14 +338,9 @@ def answers_in_csv(doc, path):
     """({id: text as import would record it}, {ids answered}) of a CSV; nothing is written."""
     rows, problems = read_csv(path)
     found, more = known_rows(doc, rows) if not problems else ([], [])
-    problems += more
-    given = {}
-    for line, item, cell in found:
-        if len(problems) > MAX_PROBLEMS:
-            break
-        text, messages = format_answer(item, cell)
-        problems += [Problem(line, m) for m in messages]
-        given[item.id] = text
+    accepted, refused = formatted_rows(found)
+    problems += more + refused
+    given = {item.id: text for _, item, text in accepted}
     if problems:
         raise Refusal(csv_report(path, problems))
     return given, set(given)
