@@ -283,7 +283,8 @@ def allowed_answers_are_listed_once():
 
 @test
 def not_needed_without_reason():
-    refuse("id,answer\nREQ-3,not needed\n", "answers.csv:2: REQ-3: 'not needed' must give its reason")
+    refuse("id,answer\nREQ-3,not needed\n", "answers.csv:2: REQ-3: 'not needed' must give its reason, "
+           "for example 'not needed: we run no radios'")
     with Sandbox() as box:
         box.accepted("id,answer\nREQ-3,Not needed: one site only\n")
 

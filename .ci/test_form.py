@@ -120,6 +120,36 @@ def form_brief_takes_outside_facts_with_their_dates():
     assert cl.outside_context(cl.parse(FIXTURE)) == {"dating": "", "date": "", "bullets": []}
 
 
+@test
+def form_says_who_answers_in_plain_words():
+    doc = readme()
+    data = page_data(run_main("form", "--profile", "buyer", "--party", "operator", "--file", README).stdout)
+    # every role of the checklist has a manager's wording: who it is, its rule, and why licences concern it
+    assert sorted(r.key for r in doc.roles) == sorted(cl.ROLE_WORDS), "a role without plain words in ROLE_WORDS"
+    syntax = re.compile(r"`|\b(?:is|includes) (?:[a-z]+ or )|REQ-\d+\.[a-z]|\band not\b|\b[a-z]+-[a-z]+-[a-z]+\b")
+    for role in data["roles"]:
+        words = role["words"]
+        assert words and all(words[k] for k in ("as", "who", "rule", "why")), role["key"]
+        assert not any(syntax.search(words[k]) for k in words), (role["key"], words)
+        assert "Huawei's 2019 offer to license" in words["why"] and "(LIC-1)" in words["why"] and "(EXP-1)" in words["why"]
+    assert "LIC-1" in doc.items and "EXP-1" in doc.items
+    buyer = next(r["words"] for r in data["roles"] if r["key"] == "buyer")
+    assert buyer["who"] == "the organisation that buys this network by tender"
+    assert "what the tender must require" in buyer["rule"] and "A bidder's equipment may be made under" in buyer["why"]
+    # the parties and stages in words, taken from the checklist's own tables
+    assert data["party_name"] == "the operator" and data["party_words"]["operator"] == "whoever will run the network"
+    assert set(data["party_words"]) == set(doc.parties) and set(data["stage_words"]) == set(doc.stages)
+    assert data["stage_words"]["design"] == "before the design of the part it concerns is fixed"
+    # links to the checklist's sections that the page holds land on the page
+    template = cl.FORM_TEMPLATE.read_text(encoding="utf-8")
+    assert data["standins"] == {"start-here": "brief-first", "answering-in-your-role": "brief-who",
+                                "outside-context-public-reports-and-rules": "context-all"}
+    assert all(f'id="{page_id}"' in template for page_id in data["standins"].values())
+    # the page's own words for confidential material point to the page, not to the file
+    assert cl.CONFIDENTIAL.startswith(data["confidential_on_page"].rsplit(",", 1)[0]) and "README" not in data["confidential_on_page"]
+    assert "applies" not in data["items"][0], "the raw condition is still sent to the page"
+
+
 # ---------------------------------------------------------------- in the browser
 
 def chromium():
@@ -184,7 +214,7 @@ def browser_every_profile_shows_exactly_the_items_that_apply():
         ids, role = listed(*args)
         assert shown(page) == ids, f"{args}: the page and 'items' differ"
         assert page.eval("checklistForm.currentRole()") == role
-        assert role in page.eval("document.getElementById('role-line').textContent")
+        assert f"You answer as {cl.ROLE_WORDS[role][0]}:" in page.eval("document.getElementById('role-line').textContent")
         fields = page.eval("Array.from(document.querySelectorAll('#item-list [data-id]')).map(e => e.dataset.id)")
         assert set(ids) <= set(fields), f"{args}: items without an answer field"
         profile = doc.profiles[args[1]] if args[:1] == ["--profile"] else None
@@ -259,7 +289,7 @@ def browser_routing_answers_change_the_list_and_the_role():
     answers["REQ-4"] = ["evaluator"]
     assert shown(page) == [r.item.id for r in cl.applicable(doc, answers) if r.applies is not False]
     assert page.eval("checklistForm.currentRole()") == cl.role_of(doc, answers).key == "evaluator"
-    assert "evaluator" in page.eval("document.getElementById('role-line').textContent")
+    assert "You answer as an evaluator:" in page.eval("document.getElementById('role-line').textContent")
     # REQ-2, one choice per part
     page.call("() => { const s = document.querySelector('#p-REQ-2-hardware'); s.value = 'out';"
               " s.dispatchEvent(new Event('change', {bubbles: true})); }")
@@ -300,21 +330,52 @@ def browser_answers_are_checked_as_you_type():
     page.type(text_item, "K is 465b5ce8b199b49faa5f0a2ee238a6bc")
     [message] = problems_of(page, "REQ-3")
     assert "a key" in message and "confidential channel" in message and "pointer" in message, message
+    assert "README" not in message, "the page sends its reader to the checklist file"
     assert page.eval("document.querySelector('#a-REQ-3').getAttribute('aria-invalid')") == "true"
     page.eval("document.querySelector('#a-REQ-3').value = ''")
     page.type(text_item, "=SUM(A1:A9)")
     assert any("formula" in m for m in problems_of(page, "REQ-3")), problems_of(page, "REQ-3")
     click(page, "#download-csv")
     assert "Not downloaded" in page.eval("document.getElementById('file-status').textContent")
-    # 'not needed' needs a reason; the button starts one
-    page.eval("const t = document.querySelector('#a-REQ-3'); t.value = ''; t.dispatchEvent(new Event('input'))")
+    # 'not needed' needs a reason; the button starts one, and its error waits until the person has
+    # had the chance to type the reason: it shows once they leave the box, not when the button fills it
+    set_text(page, "#a-REQ-3", "")
     click(page, '[data-item="REQ-3"] .not-needed')
-    assert value(page, text_item) == "not needed: "
-    assert any("reason" in m for m in problems_of(page, "REQ-3"))
+    assert value(page, text_item) == "not needed: " and page.eval("document.activeElement.id") == "a-REQ-3"
+    assert problems_of(page, "REQ-3") == [] and invalid(page, "REQ-3") == "false"
+    assert "type the reason" in page.eval("document.querySelector('#st-REQ-3').textContent")
+    page.type(text_item, "n")                          # typing: still no error while the reason is begun
+    assert problems_of(page, "REQ-3") == [] and invalid(page, "REQ-3") == "false"
+    page.focus("#download-csv")                        # leaving the box shows it, with the new example
+    assert problems_of(page, "REQ-3") == ["REQ-3: 'not needed' must give its reason, for example 'not needed: we run no radios'"]
+    assert invalid(page, "REQ-3") == "true"
+    set_text(page, "#a-REQ-3", "not needed: ")
     page.type(text_item, "nothing is shipped")
-    assert problems_of(page, "REQ-3") == []
+    assert problems_of(page, "REQ-3") == [] and invalid(page, "REQ-3") == "false"
     assert counts() == [before[0], before[1] + 1, before[2] - 1], (before, counts())
+    # other problems still show as they are typed, even in a 'not needed' answer
+    set_text(page, "#a-REQ-3", "not needed: ")
+    page.type(text_item, "K=465b5ce8b199b49faa5f0a2ee238a6bc")
+    assert any("a key" in m for m in problems_of(page, "REQ-3")), problems_of(page, "REQ-3")
+    # keyboard only: Space on the button, then Tab away
+    set_text(page, "#a-REQ-3", "")
+    page.focus('[data-item="REQ-3"] .not-needed')
+    page.key(" ", code="Space", key_code=32)
+    assert value(page, text_item) == "not needed: " and page.eval("document.activeElement.id") == "a-REQ-3"
+    assert problems_of(page, "REQ-3") == []
+    page.key("Tab", key_code=9)
+    assert any("must give its reason" in m for m in problems_of(page, "REQ-3")), problems_of(page, "REQ-3")
     assert not page.errors(), page.errors()
+
+
+def set_text(page, selector, text):
+    """Put `text` in a text box as if typed (one input event)."""
+    page.call("(s, v) => { const t = document.querySelector(s); t.value = v; t.dispatchEvent(new Event('input')); }",
+              selector, text)
+
+
+def invalid(page, iid):
+    return page.call("id => document.getElementById('a-' + id).getAttribute('aria-invalid')", iid)
 
 
 CORPUS = [
@@ -500,7 +561,15 @@ def browser_download_imports_unchanged():
                 "REQ-3": 'REQ-3,"Germany: development and ""testing"", no transmission"',
                 text_item: f"{text_item},not needed: a laboratory with no budget line"}
     assert lines[1:-1] == [expected[it.id] for it in cl.working_order(doc) if it.id in expected], lines
-    assert "Downloaded answers-lab.csv with 4 answers" in page.eval("document.getElementById('file-status').textContent")
+    # the status counts the rows as the progress counter counts the answers, and says what to do next
+    answered, not_needed, _ = summary_counts(page)
+    status = page.eval("document.querySelector('#file-status p').textContent")
+    assert (answered, not_needed) == (3, 1), (answered, not_needed)
+    assert f"Downloaded answers-lab.csv: 4 rows: {answered} answered, {not_needed} not needed." in status, status
+    assert "send this file back to whoever sent you this page" in status.lower(), status
+    assert "python3" not in status and "README" not in status, status
+    assert page.eval("document.querySelector('#file-status .note').textContent") == \
+        "For whoever records it: python3 tools/checklist.py import answers-lab.csv."
     # loaded back into a fresh page, the file gives the same answers and the same CSV
     page = open_form("--profile", "lab")
     page.set_files("#load-csv", [path])
@@ -522,9 +591,21 @@ def browser_download_imports_unchanged():
         page.goto(write_form("--profile", "lab", file=box.doc, name="recorded.html").as_uri())
         assert page.eval("document.querySelector('#st-REQ-3').textContent").startswith("Recorded in")
         assert page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\n"
-        page.eval("const t = document.querySelector('#a-REQ-3'); t.value = 'Spain'; t.dispatchEvent(new Event('input'))")
+        set_text(page, "#a-REQ-3", "Spain")
         assert "--replace" in page.eval("document.querySelector('#st-REQ-3').textContent")
+        # answers recorded already are counted on the page but not repeated in the file: the status says so
+        answered, not_needed, _ = summary_counts(page)
+        got = page.eval("checklistForm.csv()")
+        assert got["summary"] == "1 row: 1 answered, 0 not needed" and got["kept"] == answered + not_needed - 1 == 3, got
     assert not page.errors(), page.errors()
+
+
+def summary_counts(page):
+    """(answered, not needed, open) as the progress counter gives them."""
+    text = page.eval("document.getElementById('summary').textContent")
+    m = re.fullmatch(r"(\d+) answered, (\d+) not needed, (\d+) open", text)
+    assert m, text
+    return tuple(int(n) for n in m.groups())
 
 
 def wait_for_status(page, text, seconds=5):
@@ -568,6 +649,94 @@ def browser_load_csv_resumes_and_refuses_like_import():
         assert line.split(":", 1)[1].split(":", 1)[0] in status, (line, status)
     assert "bad.csv:2:" in status and "bad.csv:3:" in status and "bad.csv:4:" in status, status
     assert page.eval("checklistForm.csv().text") == before, "a refused file changed the answers"
+    assert not page.errors(), page.errors()
+
+
+@test
+def browser_brief_says_who_the_page_is_for_and_why_licences_come_first():
+    page = open_form("--profile", "buyer", "--party", "operator")
+    headings = page.eval("Array.from(document.querySelectorAll('#brief h3')).map(h => h.textContent)")
+    assert headings[0] == "Who this page is for", headings
+    first = page.eval("document.querySelector('#brief h3').nextElementSibling.id")
+    assert first == "brief-who", first
+    assert page.eval("document.getElementById('brief-for').textContent") == \
+        "For the operator (whoever will run the network): this page lists the items the operator answers, in the order to answer them."
+    role = page.eval("document.getElementById('role-line').textContent")
+    assert role.startswith("You answer as a buyer: the organisation that buys this network by tender. Where an item is "
+                           "written for whoever builds the network, answer with what the tender must require of bidders"), role
+    why = page.eval("document.getElementById('brief-why').textContent")
+    assert why.startswith("Why licence and export questions come first. This checklist starts from Huawei's 2019 offer "
+                          "to license its 5G network technology") and "A bidder's equipment may be made under" in why, why
+    # the next step, for someone who is no programmer: download and send the file back
+    brief = page.eval("document.getElementById('brief').textContent")
+    assert "send the file back to whoever sent you this page" in brief, brief
+    assert "python3" not in brief and "README" not in brief and "import" not in brief, brief
+    # the command and the file name of the checklist only where they are a note for the sender or provenance
+    stray = page.eval("""(() => { const out = [], w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        while (w.nextNode()) { const n = w.currentNode, p = n.parentElement;
+          if (/python3|checklist\\.py/.test(n.textContent) && !p.closest('.note, noscript, script')) out.push(n.textContent);
+          if (/README/.test(n.textContent) && !p.closest('#subtitle, #footer-text, script')) out.push(n.textContent); }
+        return out; })()""")
+    assert not stray, stray
+    assert "python3 tools/checklist.py import answers-buyer-operator.csv" in page.eval("document.querySelector('#footer-text .note').textContent")
+    # the role follows the routing answers; the brief still prints on one page
+    click(page, '[data-id="REQ-4"] input[value="evaluator"]')
+    assert page.eval("document.getElementById('role-line').textContent").startswith("You answer as an evaluator:")
+    assert "code and hardware you examine" in page.eval("document.getElementById('brief-why').textContent")
+    page.eval("document.body.classList.add('print-brief')")
+    assert pages(page.pdf()) == 1, "the brief does not print on one A4 page"
+    # with no party, the page says it is for everyone who answers
+    page = open_form("--profile", "lab")
+    assert page.eval("document.getElementById('brief-for').textContent").startswith("For everyone who answers:")
+    assert not page.errors(), page.errors()
+
+
+def dead_links(page):
+    """Links on the page whose target is missing or hidden (an in-page link that leads nowhere)."""
+    return page.eval("""Array.from(document.querySelectorAll('a[href]')).filter(a => {
+        const h = a.getAttribute('href');
+        if (!h.startsWith('#')) return true;
+        const t = document.getElementById(decodeURIComponent(h.slice(1)));
+        return !t || !!t.closest('[hidden]') || !t.getClientRects().length;
+      }).map(a => a.getAttribute('href') + ' ' + a.textContent + ' in ' + ((a.closest('[id]') || {}).id || '?'))""")
+
+
+@test
+def browser_page_shows_no_raw_conditions_or_dead_links():
+    doc = readme()
+    raw = {cl.applies_text(doc, it) for it in doc.items.values()} | {r.condition for r in doc.roles} | \
+          {f.value for f in doc.names.values()} | {n for n in doc.names if "-" in n}
+    raw = {c for c in raw if c and c != "always" and re.search(r"[-. ]", c)}
+    assert "has-radio" in raw and "real-or-eval and not deciding" in raw and "REQ-4 is customer" in raw
+    for args in (["--profile", "buyer", "--party", "operator"], ["--party", "counsel"], ["--profile", "lab"],
+                 ["--profile", "vendor"], []):
+        page = open_form(*args)
+        text = page.eval("document.body.innerText")
+        assert "applies if" not in text, args
+        shown_raw = sorted(c for c in raw if re.search(r"(?<![\w-])" + re.escape(c) + r"(?![\w-])", text))
+        assert not shown_raw, (args, shown_raw)
+        assert not dead_links(page), (args, dead_links(page))
+        # an item's stage is said in words
+        first = shown(page)[0]
+        meta = page.call("id => document.querySelector('[data-item=\"' + id + '\"] .meta').textContent", first)
+        assert meta == f"Stage {doc.items[first].stage}: {cl.column_words(doc, 'Stage')[doc.items[first].stage]}.", meta
+    # the buyer's operator page of the review: REQ-3 (not on the page) is text in the brief, not a link
+    page = open_form("--profile", "buyer", "--party", "operator")
+    assert page.eval("document.querySelector('#brief-blockers li:nth-child(2) .iid').tagName") == "SPAN"
+    assert page.eval("document.querySelector('#brief-blockers li:nth-child(1) .iid').getAttribute('href')") == "#req-1"
+    # the laboratory's defaults table is not on the page: 'defaults' is plain text
+    page = open_form("--profile", "lab")
+    note = page.eval("document.querySelector('[data-item=\"RAD-3\"] dl').innerHTML")
+    assert "defaults" in note and "engineerings-proposed" not in note, note
+    # links follow the routing: an item that stops applying is no longer linked to
+    page = open_form("--profile", "vendor")
+    linked = set(page.eval("Array.from(document.querySelectorAll('a[href^=\"#del-\"]')).map(a => a.getAttribute('href'))"))
+    assert linked, "no link to a DEL item to begin with"
+    click(page, '[data-id="LIC-1"] input[value="no"]')
+    assert not dead_links(page), dead_links(page)
+    assert not page.eval("document.querySelectorAll('a[href^=\"#del-\"]').length")
+    click(page, '[data-id="LIC-1"] input[value="yes"]')
+    assert set(page.eval("Array.from(document.querySelectorAll('a[href^=\"#del-\"]')).map(a => a.getAttribute('href'))")) == linked
     assert not page.errors(), page.errors()
 
 

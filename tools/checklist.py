@@ -619,6 +619,58 @@ CONTEXT = "Outside context"
 CONTEXT_BULLET = re.compile(r'^- <a id="(?P<anchor>ctx-[a-z0-9-]+)"></a>(?P<text>.*)$')
 AS_OF = re.compile(r"\bas of (\d{1,2} [A-Z][a-z]+ \d{4})")
 PLACEHOLDERS = re.compile(r"\{\{(title|data)\}\}")
+# What the page tells a reader who may never have seen the checklist: each role in a manager's words
+# (who answers in it, and how to answer an item written for someone else) and why the licence and
+# export questions concern it. The README's own rule is shown where a role is missing here; the tests
+# require every role of the README to be here.
+ROLE_WORDS = {
+    "investor": ("an investor", "an investor, lender or acquirer assessing a company that would take the licence",
+                 "where an item is written for whoever builds or runs the network, answer with what the company "
+                 "must show you before you commit, or write \u201cfor the company\u201d where only it can act",
+                 "The company you assess would take such a licence"),
+    "authority": ("the authority", "the government or regulator deciding whether a domestic company may take the licence",
+                  "where an item is written for whoever builds or runs the network, answer with the condition you "
+                  "would impose on a licensee, or write \u201cfor the licensee\u201d; where an item names the "
+                  "regulator or a national authority, give your own answer",
+                  "You decide whether a domestic company may take such a licence"),
+    "evaluator": ("an evaluator", "the laboratory that examines a licensee's code and hardware",
+                  "for network items, answer with the configuration and targets under test (REQ-13); for licence "
+                  "and delivery items, with what the licensee's agreement or your legal powers provide; write "
+                  "\u201cnot needed\u201d where an item names a body you are",
+                  "The code and hardware you examine are made under such a licence"),
+    "buyer": ("a buyer", "the organisation that buys this network by tender",
+              "where an item is written for whoever builds the network, answer with what the tender must require "
+              "of bidders (bidders propose the rest); for licence items, with what you require of your supplier; "
+              "after the contract is awarded, with the winning bidder's answer",
+              "A bidder's equipment may be made under such a licence"),
+    "software-maker": ("a software maker", "a company that sells 5G software, without hardware",
+                       "answer with what your software must support, offer or let its operator set; for hardware "
+                       "and radio items, with what the software needs from them, or write \u201cfor the customer\u201d",
+                       "Your software might draw on licensed material"),
+    "maker": ("a maker", "a company that makes equipment or software for sale",
+              "answer with the product requirement: what the product must support, offer, accept or report",
+              "Your product might be made under such a licence"),
+    "running-network": ("the operator of a running network", "the organisation whose network already runs",
+                        "answer with the value as configured today, or the change you want, saying which",
+                        "Equipment or software in your network might be made under such a licence"),
+    "simulator": ("a simulator team", "the team that builds a simulator",
+                  "answer with the range of values the simulator must model",
+                  "A simulator might draw on licensed material"),
+    "lab": ("a laboratory", "a laboratory with no network operator",
+            "accept or change the default that engineering proposes for each item",
+            "The laboratory's work might use licensed material"),
+    "builder": ("the builder", "whoever builds the system",
+                "answer with the value the system must meet",
+                "The work might use material licensed under it"),
+}
+LICENCE_WHY = ("This checklist starts from Huawei's 2019 offer to license its 5G network technology to one "
+               "Western company. {why}, so the first questions settle whether licensed material is involved "
+               "(LIC-1) and whether dealing with the licensor is lawful (EXP-1).")
+# The page holds the part of these sections a reader needs; a link to one lands there.
+SECTION_STANDINS = ((CONTEXT, "context-all"), (ROLES, "brief-who"), (START, "brief-first"))
+BARE_PARTIES = ("counsel", "engineering")      # named without 'the'
+CONFIDENTIAL_ON_PAGE = ("send confidential material through a confidential channel and record only a pointer "
+                        "(ID, date, recipient), as the brief says")
 
 
 def tree_json(tree):
@@ -683,6 +735,29 @@ def every_role_rules(doc):
             if doc.lines[n - 1].startswith("- ")] if sec else []
 
 
+def role_words(role):
+    """A role in a manager's words for the brief, or None where ROLE_WORDS lacks it."""
+    words = ROLE_WORDS.get(role.key)
+    return words and dict(zip(("as", "who", "rule"), words[:3]), why=LICENCE_WHY.format(why=words[3]))
+
+
+def column_words(doc, header):
+    """{key: its meaning} from the How-to table headed `header` (Stage, Party): the meaning up to its first
+    ';' or '(' , links as their text."""
+    words = {}
+    for r in table(doc, HOWTO, header):
+        key = code_cell(r.cells[0])
+        if key and len(r.cells) > 1:
+            words[key] = re.split(r"\s*[;(]", LINK.sub(r"\1", r.cells[1]).strip(), 1)[0]
+    return words
+
+
+def section_standins(doc):
+    """{README heading anchor: the id of the part of the page that stands in for that section}."""
+    return {slugify(title): page_id for _, level, title in doc.headings if level == 2
+            for prefix, page_id in SECTION_STANDINS if title.startswith(prefix)}
+
+
 def form_item(doc, item, given, assumed):
     """One item as the form's page needs it."""
     declared = item.declared
@@ -690,7 +765,7 @@ def form_item(doc, item, given, assumed):
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
             "source": item.source, "party": item.party, "stage": item.stage,
-            "applies": applies_text(doc, item), "tree": tree_json(item_tree(doc, item)),
+            "tree": tree_json(item_tree(doc, item)),
             "declared": declared and {"kind": declared.kind, "values": declared.values, "parts": declared.parts,
                                       "labels": token_labels(item.get("Form"), declared.values + declared.parts)},
             "role_lines": {label: item.get(label) for label in doc.role_labels() if item.get(label)},
@@ -716,10 +791,14 @@ def form_data(doc, args):
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
             "party": args.party or "", "answers_file": args.answers or "",
+            "party_name": args.party and (args.party if args.party in BARE_PARTIES else f"the {args.party}"),
+            "licence_why": LICENCE_WHY.format(why=ROLE_WORDS["builder"][3]),
             "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, args.party) if v) + ".csv",
             "stages": doc.stages, "parties": doc.parties,
-            "roles": [{"key": r.key, "label": r.label, "rule": r.rule, "tree": tree_or_none(doc, r.condition)}
-                      for r in doc.roles],
+            "stage_words": column_words(doc, "Stage"), "party_words": column_words(doc, "Party"),
+            "standins": section_standins(doc),
+            "roles": [{"key": r.key, "label": r.label, "rule": r.rule, "tree": tree_or_none(doc, r.condition),
+                       "words": role_words(r)} for r in doc.roles],
             "every_role": every_role_rules(doc),
             "items": [form_item(doc, it, given, assumed) for it in working_order(doc)],
             "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
@@ -727,7 +806,7 @@ def form_data(doc, args):
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
                        "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
                        "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN},
-            "confidential": CONFIDENTIAL}
+            "confidential": CONFIDENTIAL, "confidential_on_page": CONFIDENTIAL_ON_PAGE}
 
 
 def tree_or_none(doc, condition):

@@ -962,7 +962,7 @@ def text_problems(value):
         problems.append("the answer has an unmatched backtick")
     m = NOT_NEEDED.match(unmarked(text))
     if m and reason_length(m.group("reason")) < 3:
-        problems.append("'not needed' must give its reason, for example 'not needed: no radio in this laboratory'")
+        problems.append("'not needed' must give its reason, for example 'not needed: we run no radios'")
     return problems
 
 
