@@ -2,7 +2,8 @@
 
 Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
 The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
-second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), one test per defect.
+second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
+(/work/scratch/HOSTILE-FIX-3.md), one test per defect.
 """
 import base64
 import csv
@@ -18,7 +19,8 @@ import sys
 import threading
 import time
 
-from support import FIXTURE, PROGRAM, README, Sandbox, cl, deadline, line_of, run_main, swap, test, unanswered
+from support import (FIXTURE, PROGRAM, README, Sandbox, cl, deadline, defects, line_of, run_main, swap, test,
+                     unanswered)
 
 
 def refuse(content, message, text=FIXTURE):
@@ -628,7 +630,7 @@ def d09_links_bold_and_look_alike_ids_are_refused():
 def d10_ordinary_pointers_and_joined_scripts_are_accepted():
     values = [f"see https://github.com/open5gs/open5gs/commit/{H40}",
               f"see https://github.com/open5gs/open5gs/blob/{H40}/configs/open5gs/amf.yaml.in",
-              f"see https://code.example/tree/{H64}/src", f"SHA256 (fw.bin) = {H64}", f"{H64}  fw.bin (sha256sum)",
+              f"see https://code.example/tree/{H64}/src", f"SHA256 (fw.bin) = {H64}", f"sha256 of fw.bin: {H64}",
               "sha256 Fingerprint=" + ":".join(pairs(H64.upper())), f"digest {H64[:56]}", f"checksum {H64 * 2}",
               "UPF at 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ticket 123e4567-e89b-12d3-a456-426614174000",
               "memo at https://docs.google.com/spreadsheets/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit",
@@ -654,10 +656,10 @@ def d11_a_fifo_never_hangs_and_the_checklist_must_be_a_regular_file():
         with Sandbox() as box, deadline(20):
             fifo = box.dir / "fifo.csv"
             os.mkfifo(fifo)
-            cl.FIFO_WAIT = 0.01                               # nobody writes: it reads as empty after the wait
+            cl.FIFO_WAIT = 0.01                               # nobody writes: refused after the wait
             for args in (("import", fifo), ("items", "--answers", fifo)):
                 result = box.run(*args)
-                assert result.returncode == 1 and "no 'id' and 'answer' columns" in result.stderr, result
+                assert result.returncode == 1 and "fifo.csv: no data for 0.01 s" in result.stderr, result
             cl.FIFO_WAIT = 10                                 # a writer: its end of data is the end of the file
             writer = threading.Thread(target=lambda: fifo.write_text("id,answer\nREQ-3,12 sites\n"))
             writer.start()
@@ -821,3 +823,185 @@ def d21_message_nits():
         result = box.run("import", "no-such.csv")
         assert result.returncode == 1 and "no-such.csv: cannot read" in result.stderr, result
     assert "a CSV that cannot be read is refused input" in cl.__doc__ and "a checklist that cannot be read" in cl.__doc__
+
+
+# ---------------------------------------------------------------- hostile input, third review (E1 to E14)
+
+K256 = "9e1c5f7a3b2d4e6f80a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8"
+
+
+def accepted_as_text(*values):
+    """Each value passes the answer rules (no problem at all)."""
+    assert [(value, cl.text_problems(value)) for value in values if cl.text_problems(value)] == []
+
+
+@test
+def e01_hex_pieces_of_up_to_31_digits_are_joined():
+    refused_as_secret("K " + K[:17] + " " + K[17:], "K " + K[:24] + " " + K[24:], "K " + K[:17] + "  " + K[17:],
+                      "K " + K[:31] + "-" + K[31:], "K " + K256[:30] + " " + K256[30:50] + " " + K256[50:])
+    accepted_as_text(f"sha256 {H64} sha256 {H64[::-1]}", f"commit {H40}, commit {H40[::-1]}")   # hashes stay apart
+
+
+@test
+def e02_more_separators_and_markdown_escapes_do_not_hide_a_key():
+    separated = ["K " + sep.join(pairs(K)) for sep in ("/", "|", "'", ";", "%", "\\", "\u2010", "\u2011", "\u2013",
+                                                       "\u2015", "\u2212", " ; ", "\uff0f")]
+    refused_as_secret(*separated, "K " + " ; ".join(pairs(K, 8)), "K " + K.upper()[:16] + "'" + K.upper()[16:],
+                      "K=" + "".join("%" + p.upper() for p in pairs(K)), "K " + K[:16] + "\\-" + K[16:],
+                      "K " + "\u2013".join(pairs(K, 4)), "K Rltc6LGZtJ\\+qXwou4jimvA\\=\\=")
+    accepted_as_text("dates 2026-12-01; 2026-12-08 | 10.45.0.0/16 | 2027-01-15", "C:\\Users\\lab\\fw\\b210.bin",
+                     "rooms 1a/2b/3c; racks 4d|5e|6f", "see https://dms.example/a/b/c/d/e/f/12/34%20x")
+
+
+@test
+def e03_a_hash_word_counts_only_as_a_whole_word_just_before_the_digest():
+    refused_as_secret("digital signature key " + K256, "AES-256 key for the legitimate test UE: " + K256,
+                      "256-bit K (64 hex digits) " + K256, "OPc, Ed25519 seed for the AMF: " + K256 + " (no digest)",
+                      "WireGuard private key (hex) " + K256 + "; registered with the committee",
+                      "commit-free key " + K256[:40], "K " + K256[:40] + " from the SIM vendor's digital file",
+                      f"{H64}  fw.bin (sha256sum)", "sha256 of the image we ship to every customer site: " + K256)
+    accepted_as_text(f"sha256:{H64}", f"SHA-256 {H64}", f"git {H40}", f"image digest sha256:{H64}", f"Commit {H40}",
+                     f"ghcr.io/open5gs/open5gs@sha256:{H64}", f"sha3-256 {H64}", f"blake2b {H64 * 2}",
+                     f"fingerprint (SHA256) = {H64}", f"checksum: {H40}")
+
+
+@test
+def e04_short_base32_grouped_base64_and_padded_url_segments_are_keys():
+    refused_as_secret("TOTP seed JBSWY3DPEHPK3PXP", "totp setup key jbsw y3dp ehpk 3pxp", "seed JBSW-Y3DP-EHPK-3PXP",
+                      "seed mfrggzdfmztwq2lk", "K Rltc6LGZtJ+q.Xwou4jimvA==", "K Rltc6LGZ tJ+qXwou 4jimvA==",
+                      "K Rltc.6LGZ.tJ+q.Xwou.4jim.vA==", "K at https://kms.example/keys/Rltc6LGZtJ+qXwou4jimvA==",
+                      "research JBSW Y3DP EHPK 3PXP JBSW Y3DP")
+    accepted_as_text("internationalization", "STRAIGHTFORWARDLY", "students research projects",
+                     "with residual-risk thresholds", "this kind with strength", "3GPP Security Assurance",
+                     "see engineerings-proposed-defaults-for a lab", "Installation.md and Organisation.Department",
+                     "https://example.org/search/name=value/list", "version 1234.5678.9012.3456")
+
+
+@test
+def e05_a_pipe_that_stalls_is_refused_never_cut_off():
+    wait = cl.FIFO_WAIT
+    try:
+        with Sandbox() as box, deadline(10):
+            cl.FIFO_WAIT = 0.02
+            for command, given, message in ((("import",), "id,answer\nREQ-3,Germ", "the input stopped for 0.02 s before "
+                                             "its end; nothing recorded"), (("items", "--answers"), "", "no data for 0.02 s")):
+                read, write = os.pipe()                       # the writer stays open: the data has no end
+                os.write(write, given.encode())
+                result = box.run(*command, f"/dev/fd/{read}")
+                os.close(read)
+                os.close(write)
+                assert result.returncode == 1 and f"/dev/fd/{read}: {message}" in result.stderr, (command, result)
+            assert "Germ" not in box.doc.read_text(encoding="utf-8")
+            read, write = os.pipe()                           # data that pauses, never for the whole wait
+            cl.FIFO_WAIT = 0.06
+
+            def trickle():
+                for piece in ("id,answer\n", "REQ-3,Germ", "any and France\n"):
+                    time.sleep(0.025)
+                    os.write(write, piece.encode())
+                os.close(write)
+            writer = threading.Thread(target=trickle)
+            writer.start()
+            result = box.run("import", f"/dev/fd/{read}")
+            writer.join()
+            os.close(read)
+            assert result.returncode == 0 and "**Answer:** Germany and France" in box.doc.read_text(encoding="utf-8"), result
+    finally:
+        cl.FIFO_WAIT = wait
+
+
+@test
+def e07_a_line_right_after_an_item_is_refused_before_an_answer_joins_it():
+    text = swap("  - **Unblocks:** sizing.\n  - `plan` · requester\n",
+                "  - **Unblocks:** sizing.\n  - `plan` · requester\nBuyers: list transit countries too.\n")
+    found = defects(text)
+    assert [(d.line, d.code, d.message) for d in found] == [(line_of(text, "Buyers:"), "item-format", "a line right "
+                                                             "after an item continues it; leave a blank line before it")]
+    refuse("id,answer\nREQ-3,Germany\n", "[item-format] a line right after an item continues it", text=text)
+    for after in ("- a list item", "1. a numbered one", "### Heading", "```text"):    # a block of its own
+        assert not [d for d in defects(swap("sizing.\n  - `plan` · requester\n", f"sizing.\n  - `plan` · requester\n"
+                                            f"{after}\n")) if "right after" in d.message], after
+
+
+@test
+def e08_form_never_overwrites_the_checklist_its_answers_or_another_file():
+    with Sandbox() as box:
+        answers = box.csv("id,answer\nREQ-3,12 sites\n")
+        notes = box.dir / "notes.txt"
+        notes.write_text("mine", encoding="utf-8")
+        (box.dir / "page.html").symlink_to("README.md")
+        before = {path: path.read_bytes() for path in (box.doc, answers, notes)}
+        for target, message in ((box.doc, "README.md is the checklist"), ("page.html", "page.html is the checklist"),
+                                ("./answers.csv", "answers.csv is the --answers CSV"),
+                                (notes, "notes.txt exists and is not an .html or .htm page")):
+            result = box.run("form", "--answers", answers, "-o", target)
+            assert result.returncode == 2 and message in result.stderr, (target, result)
+        assert all(path.read_bytes() == data for path, data in before.items())
+        for target in ("new.htm", "new.htm", "fresh.txt", "Page.HTML"):              # a new file, or an old page
+            assert box.run("form", "-o", target).returncode == 0, target
+        assert (box.dir / "fresh.txt").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@test
+def e09_mac_addresses_pass_and_the_refusal_says_what_to_record():
+    accepted_as_text("gNB MACs 00:1a:2b:3c:4d:5e, 00:1a:2b:3c:4d:5f, 00:1a:2b:3c:4d:60",
+                     "switch ports 00-1A-2B-3C-4D-5E and 00-1A-2B-3C-4D-5F, ru 00:1a:2b:3c:4d:61")
+    refused_as_secret(":".join(pairs(K)), "-".join(pairs(K)), ":".join(pairs(K[:12])) + "-" + "-".join(pairs(K[12:])))
+    message = refuse("id,answer\nREQ-3,plan at https://www.notion.so/acme/Plan-1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6\n",
+                     "record a pointer without the 32-digit run, e.g. the page title")
+    assert "confidential channel" in message, message
+
+
+@test
+def e10_check_reads_a_routing_answer_as_import_reads_its_export():
+    lic1 = ('- [ ] <a id="lic-1"></a>**LIC-1** Whether licensed material is used.\n'
+            "  - **Form:** One of: `yes`, `no`, `undecided`.")
+    for answer, clean in (("`no` (public standards only)", False), ("`no`: public standards only", False),
+                          ("not needed: no licence", False), ("`no`;public standards only", True),
+                          ("`no` ; public standards only", True), ("`no`", True)):
+        text = swap(lic1, lic1.replace("- [ ]", "- [x]") + "\n  - **Answer:** " + answer)
+        found = defects(text)
+        assert (found == []) == clean and all(d.code == "answer" for d in found), (answer, found)
+        with Sandbox(text) as box:
+            exported = box.run("items", "--format", "csv").stdout
+            result = box.run("import", box.csv(exported))
+            assert (result.returncode == 0 and "nothing to record" in result.stdout) == clean, (answer, result)
+
+
+@test
+def e11_not_applicable_is_not_an_answer():
+    for value in ("n/a", "N/A", "na", "NA", "#N/A", "#n/a", "N.A.", "`n/a`", " n/a "):
+        refuse(f"id,answer\nREQ-3,{value}\n", "is not an answer: write 'not needed:' and the reason instead")
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,none\nREQ-4,NA-1 socket and n/a for the rest\n")
+
+
+@test
+def e12_characters_newer_than_pythons_unicode_are_accepted():
+    with Sandbox() as box:
+        text = box.accepted("id,answer\nREQ-3,Germany \U0001FAE8 (tbc by legal) \u0378\n")
+        assert "**Answer:** Germany \U0001FAE8 (tbc by legal) \u0378" in text
+
+
+@test
+def e13_paths_are_escaped_wherever_they_are_echoed():
+    with Sandbox() as box:
+        forged = "a\nREADME.md: recorded 1 answer: REQ-3.\n.csv"
+        cases = [(box.run("import", box.csv("id,answer\nNOPE-1,x\n", forged)).stderr,
+                  "a\\u000aREADME.md: recorded 1 answer: REQ-3.\\u000a.csv:2: 'NOPE-1' is not an item"),
+                 (box.run("items", "--answers", box.csv("id,answer\nREQ-1,teaching\n", "\x1b[2J\x1b]0;pwned\x07.csv"),
+                          "--format", "csv").stdout, "\\u001b[2J\\u001b]0;pwned\\u0007.csv)"),
+                 (run_main("check", "--file", box.csv(swap("| `lab` | Teaching lab | 4 |", "| `lab` | x | 5 |"),
+                                                      "c\rd\n.md")).stdout, "c\\u000dd\\u000a.md:24: [profile]"),
+                 (box.run("form", "-o", box.dir / "p\x1b[31m.html").stderr, "p\\u001b[31m.html: written")]
+        for out, expected in cases:
+            assert expected in out and not any(c in out for c in "\x1b\x07\r"), out
+        assert [cases[k][0].count("\n") for k in (0, 2, 3)] == [2, 1, 1], "a path made a line of its own"
+
+
+@test
+def e14_html_comments_outside_code_are_hidden_text():
+    text = swap("used by the tests.", "used by the tests: `<!--` in code,")
+    assert defects(text) == [], defects(text)
+    refuse("id,answer\nREQ-3,Germany\n", "[hidden-text] an HTML comment hides text from readers",
+           text=swap("used by the tests.", "used by the tests.\n\n<!--\nhidden\n-->"))

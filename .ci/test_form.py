@@ -172,13 +172,13 @@ def chromium():
     return _browser["b"]
 
 
-def open_form(*args, width=1000, name="form.html"):
+def open_form(*args, width=1000, name="form.html", file=README):
     """The suite's tab, showing a fresh page for these options, with no error so far."""
     chromium()
     page = _browser["page"]
     page.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
                                                      "mobile": width < 500})
-    page.goto(write_form(*args, name=name).as_uri())
+    page.goto(write_form(*args, name=name, file=file).as_uri())
     assert not page.errors(), page.errors()
     return page
 
@@ -378,6 +378,10 @@ def invalid(page, iid):
     return page.call("id => document.getElementById('a-' + id).getAttribute('aria-invalid')", iid)
 
 
+K256 = "9e1c5f7a3b2d4e6f80a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8"
+H40 = "2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912"
+H64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 CORPUS = [
     "12 sites in two countries", "research, teaching", "not needed: no radio in this laboratory", "not needed",
     "Not-needed: ok", "not needed \u2013 the lab has no radios", "=SUM(A1:A2)", "+44 20 7946 0000", "-5 dB",
@@ -423,6 +427,22 @@ CORPUS = [
     "_not_ needed: ok", "[not needed](#req-5)", "not needed: \u3164\u3164\u3164", "not needed: a\u0301\u0301",
     "agreed in [REQ-4](https://evil.example/phish)", "see [REQ-4](<#req-5>)", "see [**REQ-4**](#req-5)",
     "see [REQ\u20114](#req-5)", "see REQ\u22124", "Germany **Note:** forged", "Mu\u0308nchen", "12\rsites",
+    # the third hostile-input review (E1 to E14)
+    "K 465b5ce8b199b49fa a5f0a2ee238a6bc", "K 465b5ce8b199b49faa5f0a2e e238a6bc",
+    "K 46/5b/5c/e8/b1/99/b4/9f/aa/5f/0a/2e/e2/38/a6/bc", "K 46|5b|5c|e8|b1|99|b4|9f|aa|5f|0a|2e|e2|38|a6|bc",
+    "K 465b\u20135ce8\u2013b199\u2013b49f\u2013aa5f\u20130a2e\u2013e238\u2013a6bc", "K 465b5ce8 ; b199b49f ; aa5f0a2e ; e238a6bc",
+    "K 465B5CE8B199B49F'AA5F0A2EE238A6BC", "K=%46%5B%5C%E8%B1%99%B4%9F%AA%5F%0A%2E%E2%38%A6%BC",
+    "K 465b5ce8b199b49f\\-aa5f0a2ee238a6bc", "K 465b\u22125ce8\u2212b199\u2212b49f\u2212aa5f\u22120a2e\u2212e238\u2212a6bc",
+    f"digital signature key {K256}", f"256-bit K (64 hex digits) {K256}", f"commit-free key {K256[:40]}",
+    f"sha256 of the image we ship to every customer site: {K256}", f"git {H40}", f"sha3-256 {H64}",
+    f"Commit {H40} and digest {H64}",
+    "TOTP seed JBSWY3DPEHPK3PXP", "totp setup key jbsw y3dp ehpk 3pxp", "K Rltc6LGZtJ+q.Xwou4jimvA==",
+    "K Rltc6LGZ tJ+qXwou 4jimvA==", "K at https://kms.example/keys/Rltc6LGZtJ+qXwou4jimvA==",
+    "K Rltc6LGZtJ\\+qXwou4jimvA\\=\\=", "students research projects", "with residual-risk thresholds",
+    "3GPP Security Assurance", "gNB MACs 00:1a:2b:3c:4d:5e, 00:1a:2b:3c:4d:5f",
+    "plan at https://www.notion.so/acme/Plan-1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "n/a", "#N/A", "N.A.", "na", "none",
+    "Germany \U0001FAE8 (tbc by legal)", "\u0378 and \ufdd0", f"\U0001F600 sha256 {H64}",
+    "\U0001F600" * 30 + f"sha256 {H64}", "sha256 " + "\U0001F600" * 25 + H64, "sha256 " + "\U0001F600" * 26 + H64,
 ]
 
 
@@ -480,7 +500,11 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "8NnwerXI9aay/xRkRUw2mg==", "lusnjdopJnt4asxdpTAIig", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
           "https://github.com/a/b/commit/", "2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912", "#frag", "{", "}", "46:5b:5c:e8:",
           "465b  5ce8  ", "b199_b49f_", "aa5f.0a2e.", ", 0x", "digest ", "fingerprint=", "pduSessionResource",
-          "configs/gnb_rf_", "\x1c", "-----\x1cBEGIN RSA ", "\r", "h", "G"]
+          "configs/gnb_rf_", "\x1c", "-----\x1cBEGIN RSA ", "\r", "h", "G",
+          # the third hostile-input review
+          "/", "|", "'", "%", "\\", "\\-", "\\+", "\u2013", "\u2212", "465b5ce8b199b49fa", "a5f0a2ee238a6bc", "sha256 ",
+          "git ", "digital ", "commit-", "sha3-256 ", "jbsw ", "Rltc6LGZ ", ".Xwou4jimvA==", "https://kms.example/keys/",
+          "00:1a:2b:3c:4d:5e", "00-1A-2B-", "n/a", "#N/A", "NA", "\U0001FAE8", "\u0378", K256, "research "]
 
 
 CSV_CORPUS = [
@@ -598,6 +622,72 @@ def browser_download_imports_unchanged():
         got = page.eval("checklistForm.csv()")
         assert got["summary"] == "1 row: 1 answered, 0 not needed" and got["kept"] == answered + not_needed - 1 == 3, got
     assert not page.errors(), page.errors()
+
+
+def choose_part(page, iid, part, choice):
+    """Choose a value for one part of a one-choice-per-part item, as a person does (a change event)."""
+    page.call("(id, p, v) => { const s = document.getElementById('p-' + id + '-' + p); s.value = v;"
+              " s.dispatchEvent(new Event('change', {bubbles: true})); }", iid, part, choice)
+
+
+@test
+def e06_browser_an_assumption_goes_into_the_csv_only_when_changed_or_confirmed():
+    doc = readme()
+    lab, parts = doc.profiles["lab"].assumes, doc.items["REQ-2"].declared.parts
+    header = "\ufeffid,answer\r\n"
+    page = open_form("--profile", "lab")
+    page.type("#c-REQ-1", "?")                                 # typed and deleted: still the assumption
+    page.key("Backspace", key_code=8)
+    assert value(page, "#c-REQ-1") == "" and page.eval("checklistForm.csv().text") == header
+    for _ in range(2):                                        # a box ticked and unticked again
+        click(page, '[data-id="REQ-1"] input[value="lab"]')
+    click(page, f'[data-id="REQ-4"] input[value="{lab["REQ-4"][0]}"]')    # the assumed radio, clicked
+    assert page.eval("checklistForm.csv().text") == header
+    assert page.eval("document.querySelector('#st-REQ-1').textContent").startswith("Assumed by profile lab")
+    # one part of REQ-2 changed: not an answer, and the page says which parts still need a choice
+    choose_part(page, "REQ-2", "ru", "model")
+    rest = ", ".join(p for p in parts if p != "ru")
+    assert f"Still to choose: {rest};" in page.eval("document.querySelector('#st-REQ-2').textContent")
+    assert page.eval("checklistForm.csv()")["problems"] == 1
+    click(page, "#download-csv")
+    status = page.eval("document.getElementById('file-status').textContent")
+    assert "Not downloaded" in status and f"REQ-2: choose {rest} too" in status, status
+    assumed = dict(t.split("=") for t in lab["REQ-2"])
+    for part in parts[:-1]:                                   # every part chosen by the person: an answer
+        if part != "ru":
+            choose_part(page, "REQ-2", part, assumed[part])
+    assert "REQ-2" not in page.eval("checklistForm.csv().text")
+    choose_part(page, "REQ-2", parts[-1], "buy")
+    chosen = dict(assumed, ru="model", **{parts[-1]: "buy"})
+    req2 = '"' + ", ".join(f"{p}={chosen[p]}" for p in parts) + '"'
+    assert page.eval("checklistForm.csv().text") == header + f"REQ-2,{req2}\r\n"
+    # a changed value goes in as it is; an untouched one only once confirmed
+    click(page, '[data-id="REQ-1"] input[value="lab"]')
+    click(page, '[data-id="LIC-1"] .confirm')
+    rows = dict(line.split(",", 1) for line in page.eval("checklistForm.csv().text").split("\r\n")[1:-1])
+    ticked = [v for v in doc.items["REQ-1"].declared.values if v in ("lab", *lab["REQ-1"])]
+    assert rows == {"REQ-1": f'"{", ".join(ticked)}"', "REQ-2": req2, "LIC-1": "no"}, rows
+    # on a fresh page: one part changed, then the rest confirmed
+    page = open_form("--profile", "lab")
+    choose_part(page, "REQ-2", "ru", "model")
+    click(page, '[data-id="REQ-2"] .confirm')
+    partly = ", ".join(f"{p}={'model' if p == 'ru' else assumed[p]}" for p in parts)
+    assert page.eval("checklistForm.csv().text") == header + f'REQ-2,"{partly}"\r\n'
+    assert not page.errors(), page.errors()
+
+
+@test
+def e10_browser_a_hand_spaced_routing_answer_does_not_block_the_download():
+    lic1 = ('- [ ] <a id="lic-1"></a>**LIC-1** Whether licensed material is used.\n'
+            "  - **Form:** One of: `yes`, `no`, `undecided`.")
+    text = swap(lic1, lic1.replace("- [ ]", "- [x]") + "\n  - **Answer:** `no` ; public standards only")
+    with Sandbox(text) as box:
+        assert box.run("check").returncode == 0
+        page = open_form(name="hand.html", file=box.doc)
+        page.type("#a-REQ-3", "12 sites")
+        assert page.eval("checklistForm.csv()")["problems"] == 0
+        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\nREQ-3,12 sites\r\n"
+        assert not page.errors(), page.errors()
 
 
 def summary_counts(page):

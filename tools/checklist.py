@@ -36,7 +36,6 @@ import stat
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,6 +63,8 @@ def read_csv(path):
                 raw = f.read(MAX_CSV_BYTES + 1)
         else:
             return [], [Problem(0, "not a regular file")]
+    except TimeoutError as e:                         # a FIFO that stopped giving data
+        return [], [Problem(0, str(e))]
     except OSError as e:
         return [], [Problem(0, f"cannot read: {e.strerror}")]
     if len(raw) > MAX_CSV_BYTES:
@@ -82,12 +83,16 @@ def read_csv(path):
 
 
 def read_fifo(path):
-    """What a FIFO gives within FIFO_WAIT seconds, up to one byte over the size limit; a FIFO
-    that no program writes to gives nothing (end of data is taken as end of file)."""
+    """What a FIFO gives up to its end of data, or up to one byte over the size limit. A TimeoutError
+    if it gives nothing for FIFO_WAIT seconds first: a pause is never taken for the end of the data,
+    which would cut a cell short or drop the rows after it."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    chunks, size, deadline = [], 0, time.monotonic() + FIFO_WAIT
+    chunks, size = [], 0
     try:
-        while size <= MAX_CSV_BYTES and select.select([fd], [], [], max(0, deadline - time.monotonic()))[0]:
+        while size <= MAX_CSV_BYTES:
+            if not select.select([fd], [], [], FIFO_WAIT)[0]:
+                raise TimeoutError(f"the input stopped for {FIFO_WAIT:g} s before its end; nothing recorded"
+                                   if chunks else f"no data for {FIFO_WAIT:g} s")
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
@@ -216,19 +221,19 @@ def write_atomically(path, original, text):
     temporary file in the same folder and is moved over `path` with os.replace. Until then a
     signal (SIGTERM, SIGHUP, SIGINT) stops the import and nothing is written; once it has run,
     the file is written and a signal is ignored. An OSError on the way becomes a Refusal."""
-    swapped = []                                      # [True] once os.replace has run
+    swapped, name = [], shown(path.name, None)          # [True] once os.replace has run
     tmp, handle, previous = None, None, catch_signals(swapped)
     try:
         if not (path.stat().st_mode & 0o222 and os.access(path, os.W_OK)):
-            raise Refusal(f"{path.name} is read-only; nothing written.")
+            raise Refusal(f"{name} is read-only; nothing written.")
         handle = open(path, "rb")
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise Refusal(f"{path.name}: another import is writing it; nothing written. Try again.")
+                raise Refusal(f"{name}: another import is writing it; nothing written. Try again.")
         if path.read_bytes() != original:
-            raise Refusal(f"{path.name} changed while importing; nothing written. Run the import again.")
+            raise Refusal(f"{name} changed while importing; nothing written. Run the import again.")
         try:
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
                                              prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
@@ -237,13 +242,13 @@ def write_atomically(path, original, text):
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as e:
-            raise Refusal(f"{path.name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
+            raise Refusal(f"{name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
         shutil.copymode(path, tmp)
         with signals_held():
             os.replace(tmp, path)
             swapped.append(True)
     except OSError as e:                              # from copymode, replace, or reading the file again
-        raise Refusal(f"cannot replace {path.name} ({e.strerror}); nothing written.")
+        raise Refusal(f"cannot replace {name} ({e.strerror}); nothing written.")
     finally:
         try:
             if tmp is not None and not swapped:
@@ -293,7 +298,8 @@ def remove_temporary(tmp, path):
     try:
         tmp.unlink(missing_ok=True)
     except OSError as e:
-        raise Refusal(f"cannot remove the temporary file {tmp.name} ({e.strerror}); {path.name} not changed.")
+        raise Refusal(f"cannot remove the temporary file {shown(tmp.name, None)} ({e.strerror}); "
+                      f"{shown(path.name, None)} not changed.")
 
 
 # ---------------------------------------------------------------- views
@@ -329,8 +335,8 @@ def gather_answers(doc, profile=None, csv_path=None):
         given, given_ids = answers_in_csv(doc, csv_path)
         for iid, text in given.items():
             if doc.items[iid].declared and not same_answer(doc.items[iid], text):
-                tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, csv_path
-        sources.append(f"the answers in {csv_path}")
+                tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, shown(csv_path, None)
+        sources.append(f"the answers in {shown(csv_path, None)}")
     return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given_ids)
 
 
@@ -348,7 +354,7 @@ def answers_in_csv(doc, path):
 
 def csv_report(path, problems):
     """One 'path:line: message' per problem, sorted, at most MAX_PROBLEMS_SHOWN of them."""
-    problems = sorted(problems)
+    problems, path = sorted(problems), shown(path, None)
     out = [f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p.message}"
            for p in problems[:MAX_PROBLEMS_SHOWN]]
     if len(problems) > MAX_PROBLEMS:                  # collecting stopped there
@@ -599,7 +605,8 @@ def cmd_import(doc, args):
             item = new_doc.items.get(iid)
             if item:
                 owner.update({item.line: line, item.line_of("Answer"): line})
-        raise Refusal("\n".join(f"{args.answers}:{owner[d.line]}: this answer would break the document "
+        answers = shown(args.answers, None)
+        raise Refusal("\n".join(f"{answers}:{owner[d.line]}: this answer would break the document "
                                 f"([{d.code}] {d.message})" if d.line in owner else
                                 f"{doc.path}:{d.line}: [{d.code}] {d.message}" for d in defects)
                       + f"\n{doc.path} not changed" + ("" if all(d.line in owner for d in defects) else
@@ -782,15 +789,15 @@ def form_data(doc, args):
     assumed = {iid: toks for iid, toks in (profile.assumes.items() if profile else ())
                if iid in doc.routing() and iid not in recorded}
     command = "python3 tools/checklist.py form" + "".join(
-        f" --{name} {value}" for name, value in (("profile", args.profile), ("party", args.party),
-                                                   ("answers", args.answers)) if value)
+        f" --{name} {shown(value, None)}" for name, value in (("profile", args.profile), ("party", args.party),
+                                                               ("answers", args.answers)) if value)
     title = next((t for _, level, t in doc.headings if level == 1), doc.path)
     return {"title": title, "source": doc.path, "command": command,
             "page_title": "Answers" + "".join(f", {k} {v}" for k, v in (("profile", args.profile),
                                                                          ("party", args.party)) if v) + f": {title}",
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
-            "party": args.party or "", "answers_file": args.answers or "",
+            "party": args.party or "", "answers_file": shown(args.answers or "", None),
             "party_name": args.party and (args.party if args.party in BARE_PARTIES else f"the {args.party}"),
             "licence_why": LICENCE_WHY.format(why=ROLE_WORDS["builder"][3]),
             "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, args.party) if v) + ".csv",
@@ -831,23 +838,49 @@ def cmd_form(doc, args):
     try:
         template = FORM_TEMPLATE.read_text(encoding="utf-8")
     except OSError as e:
-        raise Refusal(f"{FORM_TEMPLATE}: cannot read the page template: {e.strerror}", 2)
+        raise Refusal(f"{shown(FORM_TEMPLATE, None)}: cannot read the page template: {e.strerror}", 2)
     page = render_form(form_data(doc, args), template)
     if not args.output:
         return Output(page)
+    refuse_output(doc, args)
     try:
         with open(args.output, "w", encoding="utf-8", newline="") as out:
             out.write(page)
     except OSError as e:
-        raise Refusal(f"{args.output}: cannot write: {e.strerror}", 2)
-    return Output("", 0, f"{args.output}: written; open it in a browser")
+        raise Refusal(f"{shown(args.output, None)}: cannot write: {e.strerror}", 2)
+    return Output("", 0, f"{shown(args.output, None)}: written; open it in a browser")
+
+
+def refuse_output(doc, args):
+    """Refuse (exit 2) an -o that is the checklist or the --answers CSV, or a file that exists and is
+    not a page (.html, .htm): the page never overwrites what it was made from, or anything else."""
+    name = shown(args.output, None)
+    for what, path in (("the checklist", doc.real_path), ("the --answers CSV", args.answers)):
+        if path and same_file(args.output, path):
+            raise Refusal(f"{name} is {what}; write the page to another file", 2)
+    try:
+        target = Path(args.output).resolve()
+        exists = target.is_file()
+    except (OSError, RuntimeError):                   # RuntimeError: a symbolic link loop (Python < 3.13)
+        return                                        # open() reports it
+    if exists and target.suffix.lower() not in (".html", ".htm"):
+        raise Refusal(f"{name} exists and is not an .html or .htm page; write the page to a new file "
+                      "or over an old page", 2)
+
+
+def same_file(a, b):
+    """True if paths a and b name the same file (symbolic links followed)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------- command line
 
 def load(path):
     """Parse the checklist (README.md by default), keeping its bytes and real path for import."""
-    shown_path = path or "README.md"
+    shown_path = shown(path or "README.md", None)
     try:
         real = Path(path or DEFAULT_FILE).resolve()
         if not stat.S_ISREG(real.stat().st_mode):

@@ -51,6 +51,8 @@ FIELD = re.compile(r"^  - \*\*(?P<label>[A-Za-z][A-Za-z ]*):\*\*[ \t]*(?P<value>
 # The meta line:         - `design` · counsel, with licensor · if `licensed and holder`
 META = re.compile(r"^  - `(?P<stage>[^`]*)`(?: · (?P<source>[^·`]+?))?(?: · if `(?P<cond>[^`]*)`)?[ \t]*$")
 ANY_BULLET = re.compile(r"^\s*[-*+][ \t]")
+# A line that starts a block of its own, so it cannot continue the item above it: a list item, heading or quote
+NEW_BLOCK = re.compile(r"(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)(?:[ \t]|$)")
 LOOSE_FIELD = re.compile(r"^\s*[-*+]?\s*(?:\*\*)?(?P<label>[A-Za-z][A-Za-z ]*?)(?:\*\*)?\s*:")
 LOOSE_ID = re.compile(r"\b([A-Z]{2,4}-[1-9][0-9]*)\b")
 ID_TOKEN = re.compile(r"\b[A-Z]{2,4}-\d+\b")
@@ -383,6 +385,12 @@ def parse_items(doc):
         if (FIELD.match(line) or META.match(line)) and n not in under_items and doc.inside(n, CHECKLIST):
             doc.problems.append(Defect(n, "item-format", "field line is not under an item "
                                                          "(a blank line or other text separates them)"))
+    for item in doc.items.values():
+        after = item.end                              # 0-based: the line right after the item's block
+        if after < len(doc.lines) and doc.lines[after].strip() and not doc.fenced[after] \
+                and not NEW_BLOCK.match(doc.lines[after]):
+            doc.problems.append(Defect(after + 1, "item-format",
+                                       "a line right after an item continues it; leave a blank line before it"))
 
 
 def block_end(lines, n):
@@ -733,7 +741,9 @@ def profile_view(doc, profile):
 
 CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
                 "(ID, date, recipient): see 'Answering' in README.md")
-INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+# Controls, formats, separators, private use and surrogates. Not Cn (unassigned): an emoji newer than
+# this Python's Unicode is Cn here but a symbol to the browser, and the two must agree
+INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs"}
 UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
 FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
@@ -749,30 +759,47 @@ MD_LINK = re.compile(r"\]\(")
 ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
 # A hex prefix or escape before a hex digit: '0x46', '\x46'
 HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
+# The backslash of a Markdown escape, which renders as the character alone: '\-' is '-', '\=' is '='
+MD_ESCAPE = re.compile(r"\\(?=[!-/:-@\[-`{-~])")
 # Markdown emphasis and code marks: they render as nothing between two halves of a key
 MARKUP = re.compile(r"[*`]")
 # A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan
 UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 # A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan
 IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
-# A run of hex digits 32 characters long or more: one group of more than 16, or groups of at most 16
-# (whole groups) joined across separators: '465b 5ce8 b199 ...', '46:5b:5c:...'; lists of hashes stay apart
-HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f\s:._,{}-]{32})(?:[0-9A-Fa-f]{17,}|[0-9A-Fa-f]{1,16}"
-                     r"(?![0-9A-Fa-f])(?:[\s:._,{}-]+[0-9A-Fa-f]{1,16}(?![0-9A-Fa-f]))*)")
+# A MAC address (six 2-digit groups joined by one kind of ':' or '-'): taken out before the hex scan
+MAC = re.compile(r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])")
+# What may stand between the groups of a hex key: spaces, punctuation and the dashes (after NFKC)
+HEX_SEPARATORS = r"\s:._,{}/|;'%\\\u2010-\u2015\u2212-"
+# A run of hex digits 32 characters long or more: one group of 32 or more, or groups of fewer than 32
+# (whole groups) joined across separators: '465b 5ce8 b199 ...', '46:5b:5c:...', '465b5ce8b199b49fa a5f0...';
+# hashes (40 or 64 digits) are never joined, so lists of them stay apart
+HEX_RUN = re.compile(rf"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f{HEX_SEPARATORS}]{{32}})(?:[0-9A-Fa-f]{{32,}}|[0-9A-Fa-f]{{1,31}}"
+                     rf"(?![0-9A-Fa-f])(?:[{HEX_SEPARATORS}]+[0-9A-Fa-f]{{1,31}}(?![0-9A-Fa-f]))*)")
 # A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
 HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
 HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
-# A word that says a hex run of a hash's length is a digest, anywhere in the answer
-HASH_WORD = re.compile(r"sha-?(?:1|224|256|384|512)|sha3|blake2|commit|digest|checksum|fingerprint|git", re.I)
+# A word that says a hex run of a hash's length is a digest: a whole word ('digital', 'committee' and
+# 'commit-free' are not), within HASH_WORD_REACH characters before the run
+HASH_WORD = re.compile(r"(?<![\w-])(?:sha-?(?:1|224|256|384|512)|sha3(?:-(?:224|256|384|512))?|blake2[bs]|"
+                       r"commit|digest|checksum|fingerprint|git)(?![\w-])", re.I)
+HASH_WORD_REACH = 32
 # A URL: a short scheme (so the search stays linear), host, path, and the query and fragment after them
 URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/?#\s<>]*(?P<path>[^?#\s<>]*)"
                  r"(?P<rest>[^\s<>]*)")
-# A run of base64 or base64url characters with its padding, and base64 written in groups of four
+# A run of base64 or base64url characters with its padding
 B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-B64_QUADS = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]{4} ){3,}[A-Za-z0-9+/_-]{2,4}={0,2}"
-                       r"(?![A-Za-z0-9+/_=-])")
-# Base32 in one letter case, 26 characters or more (a 128-bit key), with its padding
-BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{26,}|[a-z2-7]{26,})={0,6}(?![A-Za-z0-9])")
+# Base64 or base32 written in groups of one length, 4, 8 or 12 characters (the last no longer), each joined to
+# the next by one space, dot or hyphen: 'JBSW Y3DP EHPK 3PXP', 'Rltc6LGZ tJ+qXwou 4jimvA==',
+# 'Rltc6LGZtJ+q.Xwou4jimvA=='; the groups are joined before the scan, unless they are words
+B64_GROUPS = re.compile(r"(?<![A-Za-z0-9+/_=.-])(?=[A-Za-z0-9+/_=. -]{17})"      # 16 characters joined, or more
+                        r"(?:(?:[A-Za-z0-9+/_]{4}[ .-]){2,}[A-Za-z0-9+/_]{2,4}"
+                        r"|(?:[A-Za-z0-9+/_]{8}[ .-])+[A-Za-z0-9+/_]{2,8}"
+                        r"|(?:[A-Za-z0-9+/_]{12}[ .-])+[A-Za-z0-9+/_]{2,12})"
+                        r"={0,6}(?![A-Za-z0-9+/_=]|[.-][A-Za-z0-9+/_])")
+B64_JOINS = re.compile(r"[ .-]")
+# Base32 in one letter case, 16 characters or more (an 80-bit TOTP seed), with its padding
+BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![A-Za-z0-9])")
 # A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
@@ -783,6 +810,8 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
 # 'not needed', in the spellings people type, and the reason after it
 NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+# 'Not applicable' as spreadsheets write it, with no reason: 'n/a', '#N/A', 'na', 'N.A.'
+NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 # An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
@@ -790,9 +819,10 @@ FORMULA_START = ("=", "+", "-", "@")
 
 
 def shown(value, limit=60):
-    """A value from outside, safe to print: invisible and control characters escaped, cut short."""
-    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in value)
-    return out if len(out) <= limit else out[:limit] + "…"
+    """A value from outside, safe to print: invisible and control characters escaped, cut short
+    (a file path, with limit None, is never cut)."""
+    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in str(value))
+    return out if limit is None or len(out) <= limit else out[:limit] + "…"
 
 
 def joins(value, k):
@@ -824,18 +854,18 @@ def substance(text):
 
 def scanned(text):
     """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept),
-    HTML entities, Markdown emphasis and code marks, or hex prefixes."""
+    HTML entities, Markdown emphasis and code marks, the backslashes of Markdown escapes, or hex prefixes."""
     text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace() else m.group(),
                          unicodedata.normalize("NFKC", text))
-    return HEX_PREFIX.sub("", MARKUP.sub("", ENTITY.sub("", text)))
+    return HEX_PREFIX.sub("", MD_ESCAPE.sub("", MARKUP.sub("", ENTITY.sub("", text))))
 
 
 def hex_key(text):
     """True if the text holds a key in hex: 32 or more digits with 8 decimal digits and 2 letters,
-    unless a hash's length beside a hash word or in a URL's path. UUIDs and IPv6 addresses are not keys."""
+    unless a hash's length labelled as a hash or in a URL's path. UUIDs, IPv6 and MAC addresses are not keys."""
     if not HEX_RUN.search(text):                      # the common case, without the work below
         return False
-    text = IPV6.sub(" ", UUID.sub(" ", text))
+    text = MAC.sub(" ", IPV6.sub(" ", UUID.sub(" ", text)))
     for m in HEX_RUN.finditer(text):
         digits = re.sub(r"[^0-9A-Fa-f]", "", m.group())
         if len(digits) < 32:
@@ -843,11 +873,17 @@ def hex_key(text):
         decimal = len(re.sub(r"[^0-9]", "", digits))
         if decimal < 8 or len(digits) - decimal < 2:
             continue
-        if len(digits) in HASH_LENGTHS and (HASH_WORD.search(text) or any(
+        if len(digits) in HASH_LENGTHS and (labelled(text, m.start()) or any(
                 u.start("path") <= m.start() and m.end() <= u.end("path") for u in URL.finditer(text))):
             continue
         return True
     return False
+
+
+def labelled(text, start):
+    """True if a hash word stands within the HASH_WORD_REACH characters before text[start]."""
+    word = HASH_WORD.search(text, max(0, start - HASH_WORD_REACH))
+    return word is not None and word.end() <= start
 
 
 def char_class(c):
@@ -889,22 +925,36 @@ def base64_key(run):
     return entropy(core) >= 3.0
 
 
+def worded(group):
+    """True if a group reads as a word: letters or digits in one shape, with a vowel in every run of three letters."""
+    return bool(WORDSHAPE.fullmatch(group)) and voweled(group.lower())
+
+
+def joined_groups(text):
+    """The base64 and base32 that `text` writes in groups, each joined into one run (words stay apart)."""
+    chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
+    return ["".join(groups) for groups in chains if not all(worded(g) for g in groups)]
+
+
 def base32_key(run):
     """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not."""
     return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def secret_in(text):
-    """What secret material `text` seems to hold (a short description), or None."""
+    """What secret material `text` seems to hold (a short description), or None. Cached, as the same
+    lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
     text = scanned(text)
     if KEY_MARKERS.search(text):
         return "a private key or PEM block"
     if JWT.search(text):
         return "a signed token (JWT)"
     if hex_key(text):
-        return "a key (32 or more hex digits, like a subscriber key K or OPc)"
+        return ("a key (32 or more hex digits, like a subscriber key K or OPc; a page or message ID that holds "
+                "such a run counts too: record a pointer without the 32-digit run, e.g. the page title)")
     plain = URL.sub(url_values, text)
-    plain = " ".join([plain] + [quads.replace(" ", "") for quads in B64_QUADS.findall(plain)])
+    plain = " ".join([plain] + joined_groups(plain))
     if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
@@ -913,8 +963,10 @@ def secret_in(text):
 
 
 def url_values(m):
-    """A URL as the base64 scan reads it: its query values and fragment, without scheme, host or path."""
-    return " " + " ".join(p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))) + " "
+    """A URL as the base64 scan reads it: the segments of its path that end in '=' (padded base64),
+    its query values and its fragment; not its scheme, host or the rest of its path."""
+    padded = [segment for segment in m.group("path").split("/") if segment.endswith("=")]
+    return " " + " ".join(padded + [p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))]) + " "
 
 
 def reason_length(reason):
@@ -963,6 +1015,8 @@ def text_problems(value):
     m = NOT_NEEDED.match(unmarked(text))
     if m and reason_length(m.group("reason")) < 3:
         problems.append("'not needed' must give its reason, for example 'not needed: we run no radios'")
+    if NOT_APPLICABLE.fullmatch(unmarked(text)):
+        problems.append(f"'{shown(text)}' is not an answer: write 'not needed:' and the reason instead")
     return problems
 
 
@@ -1090,6 +1144,14 @@ def line_endings(doc):
             yield Defect(n, "line-ending", "a carriage return inside a line; renderers break the line there")
 
 
+@rule("hidden-text: an HTML comment hides text from readers")
+def hidden_text(doc):
+    """No HTML comment (outside code, which shows it) hides text from readers."""
+    for n, line in doc.live():
+        if "<!--" in CODE_SPAN.sub("", line):
+            yield Defect(n, "hidden-text", "an HTML comment hides text from readers; delete it or make it visible")
+
+
 @rule("undeclared-prefix: an item's prefix has no group heading",
       "wrong-group: an item sits under another group",
       "item-anchor: an item lacks its own <a id> anchor",
@@ -1184,7 +1246,7 @@ def roles(doc):
         yield Defect(doc.roles[-1].line, "role", "the last role must be `always` (the default)")
 
 
-@rule("answer: a recorded Answer breaks import's rules, its box, or its routing item's answers")
+@rule("answer: a recorded Answer breaks import's rules, its box, or its routing item's answers as import reads them")
 def recorded_answers(doc):
     """Answer lines follow import's rules, match their box, and a routing answer is declared."""
     routing = doc.routing()
@@ -1199,11 +1261,15 @@ def recorded_answers(doc):
             continue
         if not item.ticked:
             yield Defect(item.line, "answer", f"{item.id} has an Answer but its box is not ticked")
-        for message in text_problems(value):
+        problems = text_problems(value)
+        for message in problems:
             if not message.startswith("this looks like"):          # the secret rule reports those
                 yield Defect(line, "answer", f"{item.id}: {message}")
         if item.id in routing:
-            for message in answer_problems(item.id, BACKTICKED.findall(value), routing[item.id]):
+            messages = answer_problems(item.id, BACKTICKED.findall(value), routing[item.id])
+            if not problems:                          # and as import reads the Answer from an export of it
+                messages += format_answer(item, value)[1]
+            for message in unique(messages):
                 yield Defect(line, "answer", message)
 
 
@@ -1398,20 +1464,25 @@ check = run_rules
 
 # ---------------------------------------------------------------- words
 
+# What a reader does not see of a line: empty anchors and the targets of links; then, in this order, a task
+# box, a bullet, a heading's marks and a table's rule
+EMPTY_ANCHOR = re.compile(r"<a [^>]*></a>")
+LINK_TARGET = re.compile(r"\[([^\]\[]*)\]\([^)]*\)")
+LINE_MARKUP = tuple(map(re.compile, (r"^\s*- \[[ xX]\] ", r"^\s*[-*] ", r"^#+ ", r"^\|?[-:| ]+\|?$")))
+# A word as counted: a run of non-space characters with a letter, digit or underscore in it
+WORD = re.compile(r"[^\s\w]*\w\S*")
+
+
 def rendered(line):
     """A line as a reader sees it: anchors, link targets, emphasis, list and table markup removed."""
-    line = re.sub(r"<a [^>]*></a>", "", line)
-    line = re.sub(r"\[([^\]\[]*)\]\([^)]*\)", r"\1", line)
-    line = line.replace("**", "").replace("`", "")
-    line = re.sub(r"^\s*- \[[ xX]\] ", "", line)
-    line = re.sub(r"^\s*[-*] ", "", line)
-    line = re.sub(r"^#+ ", "", line)
-    line = re.sub(r"^\|?[-:| ]+\|?$", "", line)
+    line = LINK_TARGET.sub(r"\1", EMPTY_ANCHOR.sub("", line)).replace("**", "").replace("`", "")
+    for markup in LINE_MARKUP:
+        line = markup.sub("", line)
     return line.replace("|", " ")
 
 
 def words(line):
-    return sum(1 for w in rendered(line).split() if re.search(r"\w", w))
+    return len(WORD.findall(rendered(line)))
 
 
 def item_words(doc, item):
