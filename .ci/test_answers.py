@@ -3,8 +3,10 @@
 Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
 The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
 second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
-(/work/scratch/HOSTILE-FIX-3.md), one test per defect.
+(/work/scratch/HOSTILE-FIX-3.md), one test per defect. C1 to C7 follow the fourth round of new-user
+reviews (/work/scratch/CODE-FIX-5.md); test_form.py has their tests of the answer form.
 """
+import argparse
 import base64
 import csv
 import errno
@@ -12,6 +14,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -1005,3 +1008,183 @@ def e14_html_comments_outside_code_are_hidden_text():
     assert defects(text) == [], defects(text)
     refuse("id,answer\nREQ-3,Germany\n", "[hidden-text] an HTML comment hides text from readers",
            text=swap("used by the tests.", "used by the tests.\n\n<!--\nhidden\n-->"))
+
+
+# ---------------------------------------------------------------- new-user reviews, fourth round (C1 to C7)
+# The fixes of /work/scratch/CODE-FIX-5.md: provisional answers, states, the answers so far and the links
+# and outside facts of every packet, and the form's words for a party that is not the requester.
+
+REQ3_BLOCKER = ("| 3 | [REQ-2](#req-2) | Which parts are built |",
+                "| 3 | [REQ-2](#req-2) | Which parts are built |\n| 4 | [REQ-3](#req-3) | The number of sites |")
+# An Outside-context section, and links from REQ-3 to it, to a section, to an item never listed for `lab` and to one
+# always listed
+CONTEXT_SECTION = ("## Outside context: reports\n\nNone of this is an answer. Facts are as of 1 May 2026 unless "
+                   "dated.\n\n"
+                   '- <a id="ctx-de"></a>**Germany.** Rules one.\n'
+                   '- <a id="ctx-us"></a>**United States, export controls.** Rules two, as of 3 June 2026.\n'
+                   "  - **Sub.** Deeper: [the checklist](#the-checklist).\n"
+                   '- <a id="ctx-ca"></a>**Canada.** Rules three.\n\n')
+REQ3_NOTE = ("  - **Form:** a number.\n", "  - **Form:** a number.\n  - **Note:** [German rules](#ctx-de); "
+             "[the stages](#how-to-use-this-checklist); [LIC-2](#lic-2), [REQ-1](#req-1).\n")
+
+
+def record(text, answers):
+    """The text with these answers ({id: text as recorded}) recorded, as import records them."""
+    return cl.apply_answers(text, cl.parse(text), {iid: (answer, 0) for iid, answer in answers.items()})
+
+
+def with_req3_a_blocker(text=FIXTURE):
+    """The fixture with REQ-3 (free text, no routing item) a blocker, like the README's."""
+    return swap("  - `plan` · requester\n", "  - `blocker` · requester\n", swap(*REQ3_BLOCKER, text))
+
+
+def with_outside_context(text=FIXTURE):
+    return swap(*REQ3_NOTE, swap("## The checklist\n", CONTEXT_SECTION + "## The checklist\n", text))
+
+
+def states_of(box, *args):
+    return {r["id"]: r["state"] for r in json.loads(box.run("status", *args, "--format", "json").stdout)}
+
+
+@test
+def c1_provisional_tokens_are_the_ones_an_item_declares():
+    doc, fixture = cl.load(str(README)), cl.parse(FIXTURE)
+    for iid, declared in doc.routing().items():
+        for token in declared.values:
+            assert cl.provisional(doc.items[iid], [token]) == (token in cl.PROVISIONAL), (iid, token)
+    assert cl.provisional(doc.items["EXP-1"], ["pending"]) and cl.provisional(doc.items["REQ-4"], ["undecided"])
+    lic1 = fixture.items["LIC-1"]
+    assert cl.provisional(lic1, ["undecided"]) and not cl.provisional(lic1, ["pending"])    # not declared there
+    assert not cl.provisional(lic1, []) and not cl.provisional(fixture.items["REQ-3"], ["undecided"])
+
+
+@test
+def c1_a_provisional_answer_routes_the_list_but_leaves_its_item_open():
+    routing = 'id,answer\nREQ-1,teaching\nREQ-2,"ap=build, radio=out"\n'
+    with Sandbox(record(FIXTURE, {"LIC-1": "`undecided`; board meets in May"})) as box:
+        assert box.run("check").returncode == 0
+        box.csv(routing, "mine.csv")
+        status = box.run("status", "--answers", "mine.csv").stdout
+        assert "## Open blockers, in order\n\n1. LIC-1: Whether licensed material is used. (requester; recorded " \
+               "`undecided`)\n\n## Next to answer" in status, status
+        assert states_of(box, "--answers", "mine.csv")["LIC-1"] == "open"
+        listed = box.run("items", "--answers", "mine.csv").stdout
+        assert '\n- [ ] <a id="lic-1"></a>**LIC-1** Whether licensed material is used.\n' in listed, listed
+        assert "\n  - **Answer (provisional):** `undecided`; board meets in May\n" in listed, listed
+        assert "**LIC-2**" in listed and "**DEL-1**" in listed, "it no longer routes as `undecided`"
+    with Sandbox() as box:                            # given in a CSV: the same; import records it as before
+        box.csv(routing + "LIC-1,undecided\n", "mine.csv")
+        status = box.run("status", "--answers", "mine.csv").stdout
+        assert "\n1. LIC-1: Whether licensed material is used. (requester; `undecided` given in mine.csv)\n" in status
+        assert states_of(box, "--answers", "mine.csv") == {"REQ-1": "answered", "LIC-1": "open", "REQ-2": "answered",
+                                                          "REQ-3": "open", "LIC-2": "open", "DEL-1": "open"}
+        listed = box.run("items", "--answers", "mine.csv").stdout
+        assert "\n  - **Assumed, not recorded (provisional):** `undecided` (mine.csv)\n" in listed, listed
+        assert "**Answer:** `undecided`" in box.accepted(routing + "LIC-1,undecided\n")
+
+
+@test
+def c2_an_answered_item_is_answered_even_while_its_condition_waits():
+    with Sandbox(record(FIXTURE, {"REQ-4": "channels 36 to 48"})) as box:
+        box.csv("id,answer\nDEL-2,not needed: no radios\nREQ-3,12\n", "mine.csv")
+        states = states_of(box, "--answers", "mine.csv")
+        assert states == {"REQ-1": "open", "LIC-1": "open", "REQ-2": "open", "REQ-3": "answered", "REQ-4": "answered",
+                          "LIC-2": "waiting", "DEL-1": "waiting", "DEL-2": "not needed"}, states
+
+
+@test
+def c3_every_packet_carries_the_answers_so_far():
+    text = record(with_req3_a_blocker(), {"REQ-3": "12 sites in Germany"})
+    lines = ["REQ-1 `teaching` (assumed by profile lab)", "LIC-1 `yes`; term sheet only (given in mine.csv)",
+             "REQ-2 `ap=build`, `radio=out` (assumed by profile lab)", "REQ-3 12 sites in Germany (recorded)"]
+    so_far = "Answers so far:\n\n" + "".join(f"- {line}\n" for line in lines) + "\n"
+    with Sandbox(text) as box:
+        assert box.run("check").returncode == 0
+        box.csv("id,answer\nLIC-1,yes; term sheet only\n", "mine.csv")
+        args = ("--profile", "lab", "--answers", "mine.csv")
+        md = box.run("items", *args).stdout
+        assert md.startswith("# Items that apply, given profile `lab` and the answers in mine.csv\n\nYour role: "
+                             "**builder**. Answer an item written for someone else with the value the system must "
+                             "meet\n\n" + so_far), md[:900]
+        assert "\n\n" + so_far in box.run("status", *args).stdout
+        context = json.loads(box.run("items", *args, "--format", "json").stdout)["context"]
+        assert context == {"REQ-1": {"answer": "`teaching`", "origin": "assumed by profile lab", "provisional": False},
+                           "LIC-1": {"answer": "`yes`; term sheet only", "origin": "given in mine.csv",
+                                     "provisional": False},
+                           "REQ-2": {"answer": "`ap=build`, `radio=out`", "origin": "assumed by profile lab",
+                                     "provisional": False},
+                           "REQ-3": {"answer": "12 sites in Germany", "origin": "recorded", "provisional": False}}
+        exported = box.run("items", *args, "--format", "csv").stdout
+        first, rest = exported.split("\n", 1)
+        assert next(csv.reader([first])) == ["# Role: builder. Answer an item written for someone else with the "
+                                             "value the system must meet (routing: profile `lab` and the answers in "
+                                             "mine.csv). Answers so far: " + "; ".join(lines) + "."]
+        assert [r["id"] for r in csv.DictReader(io.StringIO(rest))][:4] == ["REQ-1", "LIC-1", "REQ-2", "REQ-3"]
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv(exported, "export.csv"))
+        assert result.returncode == 0 and "nothing to record" in result.stdout and box.doc.read_bytes() == before
+        assert "Answers so far" not in run_main("items", "--file", box.csv(FIXTURE, "plain.md")).stdout
+
+
+@test
+def c4_markdown_packets_keep_their_links_working_and_cite_their_outside_facts():
+    with Sandbox(with_outside_context()) as box:
+        assert box.run("check").returncode == 0
+        md = box.run("items", "--profile", "lab").stdout
+        assert '\n- [ ] <a id="req-3"></a>**REQ-3** The number of sites.\n' in md, md
+        assert ("\n  - **Note:** [German rules](#ctx-de); the stages (README.md, \"How to use this checklist\"); "
+                "LIC-2, [REQ-1](#req-1).\n") in md, md
+        assert md.endswith("\n\n## Outside facts these items cite\n\nFacts are as of 1 May 2026 unless dated.\n\n"
+                           '- <a id="ctx-de"></a>**Germany.** Rules one. (as of 1 May 2026)\n'), md[-400:]
+        note = {r["id"]: r["note"] for r in csv.DictReader(io.StringIO(
+            box.run("items", "--profile", "lab", "--format", "csv").stdout.split("\n", 1)[1]))}["REQ-3"]
+        assert note == ('German rules (README.md, "Outside context: reports"); the stages (README.md, "How to use this '
+                        'checklist"); LIC-2, REQ-1.'), note
+        assert "](#" not in box.run("items", "--profile", "vendor", "--format", "csv").stdout
+        data = json.loads(box.run("items", "--profile", "lab", "--format", "json").stdout)
+        kept = next(r for r in data["items"] if r["id"] == "REQ-3")["note"]
+        assert kept == REQ3_NOTE[1].split("**Note:** ")[1].strip(), kept          # JSON keeps the Markdown
+
+
+@test
+def c4_markdown_packets_of_the_checklist_link_only_within_themselves():
+    doc, facts = cl.load(str(README)), set()
+    for key, party in (("lab", None), ("vendor", "counsel"), ("buyer", "operator")):
+        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, format="md")
+        md = cl.cmd_items(doc, args).text
+        anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
+        listed = re.findall(r'^- \[[ x]\] <a id="([^"]+)"></a>\*\*([A-Z]+-\d+)\*\* ', md, re.M)
+        assert listed and all(anchor == iid.lower() for anchor, iid in listed), (key, listed[:3])
+        dangling = sorted({t for t in re.findall(r"\]\(#([^)]+)\)", md) if t not in anchors})
+        assert not dangling, (key, party, dangling)
+        facts |= {a for a in anchors if a.startswith("ctx-")}
+    assert facts, "no packet cites an outside fact"
+    args = argparse.Namespace(profile="vendor", answers=None, party=None, involving=None, stage=None, format="csv")
+    assert "](#" not in cl.cmd_items(doc, args).text, "a spreadsheet cell holds a Markdown link"
+
+
+@test
+def c6_packets_for_another_party_name_the_requesters_role():
+    with Sandbox() as box:
+        for party, whose in (("counsel", "Requester's role"), ("requester", "Your role")):
+            md = box.run("items", "--profile", "vendor", "--party", party).stdout
+            assert f"\n\n{whose}: **maker**. Answer an item written for someone else with what the product must " \
+                   "support\n\n" in md, md
+            exported = box.run("items", "--profile", "vendor", "--party", party, "--format", "csv").stdout
+            first = next(csv.reader(io.StringIO(exported)))[0]
+            assert first.startswith(f"# {whose if party == 'counsel' else 'Role'}: maker. Answer an item"), first
+
+
+@test
+def c7_the_facts_of_the_countries_named_join_the_packet():
+    text = record(with_outside_context(), {"REQ-3": "12 sites in Canada and the united states"})
+    with Sandbox(text) as box:
+        md = box.run("items", "--profile", "lab").stdout
+        assert md.endswith("## Outside facts these items cite\n\nFacts are as of 1 May 2026 unless dated.\n\n"
+                           '- <a id="ctx-de"></a>**Germany.** Rules one. (as of 1 May 2026)\n'
+                           '- <a id="ctx-us"></a>**United States, export controls.** Rules two, as of 3 June 2026.\n'
+                           '  - **Sub.** Deeper: the checklist (README.md, "The checklist").\n'
+                           '- <a id="ctx-ca"></a>**Canada.** Rules three. (as of 1 May 2026)\n'), md[-600:]
+    context = cl.outside_context(cl.parse(with_outside_context()))
+    assert [b["country"] for b in context["bullets"]] == ["Germany", "United States", "Canada"]
+    assert cl.country_anchors(context, "GERMANY, Canadas and the United-States") == {"ctx-de"}

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import FIXTURE, README, Sandbox, Skip, cl, run_main, swap, test
+from support import FIXTURE, README, Sandbox, Skip, cl, run_main, swap, test, unanswered
 
 import browser as cdp
 
@@ -150,6 +150,22 @@ def form_says_who_answers_in_plain_words():
     assert "applies" not in data["items"][0], "the raw condition is still sent to the page"
 
 
+@test
+def c1_the_form_holds_the_same_provisional_tokens():
+    found = re.findall(r"var PROVISIONAL = \[([^\]]*)\];", cl.FORM_TEMPLATE.read_text(encoding="utf-8"))
+    assert len(found) == 1 and tuple(re.findall(r"'([^']*)'", found[0])) == cl.PROVISIONAL, found
+
+
+@test
+def c5_token_labels_are_plain_text():
+    assert cl.token_labels("One of: `a` (only asking, [LIC-13](#lic-13)), `b` (**bold** and `code`), `c`.",
+                           ["a", "b", "c"]) == {"a": "only asking, LIC-13", "b": "bold and code"}
+    doc = readme()
+    labels = [label for it in doc.items.values() if it.declared
+              for label in cl.token_labels(it.get("Form"), it.declared.values + it.declared.parts).values()]
+    assert labels and not [label for label in labels if re.search(r"\]\(|\*\*|`", label)], labels
+
+
 # ---------------------------------------------------------------- in the browser
 
 def chromium():
@@ -191,14 +207,23 @@ def shown(page):
     return ids
 
 
-def expected_brief(doc, answers, party=None):
-    """(open blockers, first items) as the brief should give them for these routing answers."""
+def expected_brief(doc, answers, party=None, given=None):
+    """(open blockers, first items) as the brief should give them for these routing answers (and the answers
+    `given` in a CSV, {id: text})."""
     rows = cl.applicable(doc, answers)
     blockers = [r.item.id for r in rows if r.item.stage == "blocker" and r.applies is not False
-                and not r.item.get("Answer")]
+                and cl.item_state(r.item, r.applies, given) in ("open", "waiting")]
     first = [r.item.id for r in rows if r.applies is True and r.item.stage != "blocker" and r.item.id not in answers
-             and not r.item.get("Answer") and (not party or r.item.party == party)]
+             and cl.item_state(r.item, r.applies, given) == "open" and (not party or r.item.party == party)]
     return blockers, first[:cl.FIRST_ITEMS]
+
+
+def expected_context(doc, ids, countries=""):
+    """The outside facts the brief should give: those the items cite (Note, Form), and those of the countries named."""
+    context = cl.outside_context(doc)
+    wanted = cl.cited_context(doc.items[i].get("Note") + doc.items[i].get("Form") for i in ids)
+    wanted |= cl.country_anchors(context, countries)
+    return [b["anchor"] for b in context["bullets"] if b["anchor"] in wanted]
 
 
 def pages(pdf):
@@ -214,13 +239,17 @@ def browser_every_profile_shows_exactly_the_items_that_apply():
         ids, role = listed(*args)
         assert shown(page) == ids, f"{args}: the page and 'items' differ"
         assert page.eval("checklistForm.currentRole()") == role
-        assert f"You answer as {cl.ROLE_WORDS[role][0]}:" in page.eval("document.getElementById('role-line').textContent")
+        said = f"The requester's role is {cl.ROLE_WORDS[role][0]} (" if "--party" in args else \
+            f"You answer as {cl.ROLE_WORDS[role][0]}:"
+        assert said in page.eval("document.getElementById('role-line').textContent"), (args, said)
         fields = page.eval("Array.from(document.querySelectorAll('#item-list [data-id]')).map(e => e.dataset.id)")
         assert set(ids) <= set(fields), f"{args}: items without an answer field"
         profile = doc.profiles[args[1]] if args[:1] == ["--profile"] else None
         blockers, first = expected_brief(doc, profile.assumes if profile else {}, "counsel" if "--party" in args else None)
         brief = page.eval("checklistForm.brief()")
         assert (brief["blockers"], brief["first"]) == (blockers, first), f"{args}: brief {brief}"
+        assert page.eval("checklistForm.answersSoFar()") == \
+            cl.answers_so_far(doc, cl.gather_answers(doc, profile and profile.key)), f"{args}: answers so far"
         if profile:
             assert [it.id for it in cl.profile_view(doc, profile)[2]] == first
         linked = {a for i in blockers + first for a in re.findall(r"\(#(ctx-[a-z0-9-]+)\)",
@@ -752,8 +781,10 @@ def browser_brief_says_who_the_page_is_for_and_why_licences_come_first():
     assert page.eval("document.getElementById('brief-for').textContent") == \
         "For the operator (whoever will run the network): this page lists the items the operator answers, in the order to answer them."
     role = page.eval("document.getElementById('role-line').textContent")
-    assert role.startswith("You answer as a buyer: the organisation that buys this network by tender. Where an item is "
-                           "written for whoever builds the network, answer with what the tender must require of bidders"), role
+    assert role.startswith("These items are for the operator. The requester's role is a buyer (the organisation "
+                           "that buys this network by tender); items written for someone else are answered by that "
+                           "rule: where an item is written for whoever builds the network, answer with what the "
+                           "tender must require of bidders"), role
     why = page.eval("document.getElementById('brief-why').textContent")
     assert why.startswith("Why licence and export questions come first. This checklist starts from Huawei's 2019 offer "
                           "to license its 5G network technology") and "A bidder's equipment may be made under" in why, why
@@ -771,7 +802,8 @@ def browser_brief_says_who_the_page_is_for_and_why_licences_come_first():
     assert "python3 tools/checklist.py import answers-buyer-operator.csv" in page.eval("document.querySelector('#footer-text .note').textContent")
     # the role follows the routing answers; the brief still prints on one page
     click(page, '[data-id="REQ-4"] input[value="evaluator"]')
-    assert page.eval("document.getElementById('role-line').textContent").startswith("You answer as an evaluator:")
+    assert page.eval("document.getElementById('role-line').textContent").startswith(
+        "These items are for the operator. The requester's role is an evaluator (")
     assert "code and hardware you examine" in page.eval("document.getElementById('brief-why').textContent")
     page.eval("document.body.classList.add('print-brief')")
     assert pages(page.pdf()) == 1, "the brief does not print on one A4 page"
@@ -851,3 +883,117 @@ def browser_page_is_labelled_narrow_and_printable():
         page.key("Tab", key_code=9)
         seen.append(page.eval("document.activeElement.id"))
     assert "download-csv" in seen and "load-csv" in seen, seen
+
+
+# ---------------------------------------------------------------- new-user reviews, fourth round (C1 to C7)
+
+@test
+def c1_browser_a_provisional_answer_keeps_its_blocker_open():
+    with Sandbox() as box:
+        answers = box.csv('id,answer\nREQ-1,teaching\nREQ-2,"ap=build, radio=out"\nLIC-1,undecided\n')
+        page = open_form("--answers", answers, name="provisional.html", file=box.doc)
+        assert page.eval("checklistForm.brief()")["blockers"] == ["LIC-1"]
+        brief = page.eval("document.getElementById('brief-first').textContent")
+        assert "No blocker is open" not in brief and "Whether licensed material is used. (requester) provisional: " \
+            "undecided" in brief, brief
+        assert summary_counts(page) == (2, 0, 4)       # LIC-1 routes as given: LIC-2 and DEL-1 apply
+        assert page.eval("document.querySelector('#st-LIC-1').textContent") == \
+            f"From {answers}; not yet recorded. Provisional: the item stays open until it is decided."
+        assert page.eval("checklistForm.csv()")["summary"] == \
+            "3 rows: 2 answered, 0 not needed, 1 provisional (counted open)"
+        click(page, '[data-id="LIC-1"] input[value="no"]')
+        assert page.eval("checklistForm.brief()")["blockers"] == [] and summary_counts(page) == (3, 0, 1)
+        assert "No blocker is open." in page.eval("document.getElementById('brief-first').textContent")
+    # on the checklist: counsel's EXP-1 `pending` stays an open blocker, and the brief cites its outside facts
+    doc = readme()
+    pending = TMP / "pending.csv"
+    pending.write_text("id,answer\nEXP-1,pending\n", encoding="utf-8")
+    page = open_form("--profile", "vendor", "--party", "counsel", "--answers", str(pending))
+    answers = dict(doc.profiles["vendor"].assumes, **{"EXP-1": ["pending"]})
+    blockers, first = expected_brief(doc, answers, "counsel", {"EXP-1": "`pending`"})
+    brief = page.eval("checklistForm.brief()")
+    assert "EXP-1" in blockers and (brief["blockers"], brief["first"]) == (blockers, first), brief
+    assert brief["context"] == expected_context(doc, blockers + first)
+    assert cl.cited_context([doc.items["EXP-1"].get("Note")]) <= set(brief["context"]), brief["context"]
+    assert summary_counts(page)[0] == 0, "EXP-1 `pending` is counted as answered"
+    assert not page.errors(), page.errors()
+
+
+@test
+def c1_browser_provisional_answers_agree_with_python():
+    chromium()                                        # skipped at once where there is none
+    doc = readme()
+    cases = [(iid, tokens) for iid, d in doc.routing().items()
+             for tokens in [[v] for v in d.values] + [d.values[:2], [], ["pending", "undecided"]]]
+    got = open_form().call("cases => cases.map(c => checklistForm.isProvisional(c[0], c[1]))", cases)
+    assert got == [cl.provisional(doc.items[iid], tokens) for iid, tokens in cases]
+    assert any(got) and not all(got)
+
+
+@test
+def c3_browser_the_brief_gives_the_answers_so_far():
+    chromium()                                        # skipped at once where there is none
+    given = TMP / "so-far.csv"
+    given.write_text("id,answer\nREQ-3,Spain: development\nEXP-1,pending\n", encoding="utf-8")
+    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
+        doc = cl.load(str(box.doc))
+        page = open_form("--profile", "vendor", "--answers", str(given), name="so-far.html", file=box.doc)
+    expected = cl.answers_so_far(doc, cl.gather_answers(doc, "vendor", str(given)))
+    assert page.eval("checklistForm.answersSoFar()") == expected
+    assert {e["origin"] for e in expected} == {"given in " + str(given), "assumed by profile vendor"}, expected
+    paragraphs = page.eval("Array.from(document.querySelectorAll('#brief-answers p')).map(p => p.textContent)")
+    lines = page.eval("Array.from(document.querySelectorAll('#brief-answers li')).map(li => li.textContent)")
+    assert len(paragraphs) == 2 and paragraphs[1] == f"Given in {given}:", paragraphs
+    assert lines == ["REQ-3Spain: development", "EXP-1pending (provisional)"], lines
+    assert paragraphs[0].startswith(f"Assumed by profile vendor ({doc.profiles['vendor'].who}): REQ-1"), paragraphs
+    assert paragraphs[0].endswith(". Assumptions are shown with a dashed border: not answers, and left out of the "
+                                  "file until you confirm or change them."), paragraphs
+    set_text(page, "#a-REQ-3", "Portugal")                # an answer given on the page joins them
+    assert {"id": "REQ-3", "answer": "Portugal", "origin": "answered on this page", "provisional": False} in \
+        page.eval("checklistForm.answersSoFar()")
+    assert page.eval("document.querySelector('#brief h3:nth-of-type(2)').textContent") == "Answers so far"
+    with Sandbox() as box:
+        plain = open_form(name="plain.html", file=box.doc)
+    assert plain.eval("document.getElementById('brief-answers').textContent") == "None yet."
+    assert not plain.errors(), plain.errors()
+
+
+@test
+def c6_browser_a_page_for_another_party_does_not_give_it_the_requesters_role():
+    chromium()                                        # skipped at once where there is none
+    doc = readme()
+    _, role = listed("--profile", "lab", "--party", "counsel")
+    words = cl.ROLE_WORDS[role]
+    page = open_form("--profile", "lab", "--party", "counsel")
+    assert page.eval("document.getElementById('role-line').textContent") == \
+        f"These items are for counsel. The requester's role is {words[0]} ({words[1]}); items written for someone " \
+        f"else are answered by that rule: {words[2]}."
+    assert "You answer as" not in page.eval("document.getElementById('brief').textContent")
+    page = open_form("--profile", "lab", "--party", "requester")
+    assert page.eval("document.getElementById('role-line').textContent").startswith(f"You answer as {words[0]}: ")
+    assert not page.errors(), page.errors()
+
+
+@test
+def c7_browser_the_brief_gives_the_facts_of_the_countries_named():
+    chromium()                                        # skipped at once where there is none
+    doc = readme()
+    context = cl.outside_context(doc)
+    page = open_form("--profile", "lab")
+    base = page.eval("checklistForm.brief()")["context"]
+    countries = [b["country"] for b in context["bullets"] if b["anchor"] not in base and b["country"]]
+    assert len(countries) >= 2, countries
+    texts = [f"{countries[0]} and the {countries[1].upper()}: testing", countries[-1].lower(), countries[0] + "s only",
+             f"{countries[0]}-based", ""]
+    for text in texts:
+        set_text(page, "#a-REQ-3", text)
+        got = page.eval("checklistForm.brief()")["context"]
+        wanted = set(base) | cl.country_anchors(context, text)
+        assert got == [b["anchor"] for b in context["bullets"] if b["anchor"] in wanted], (text, got)
+    assert len(got) == len(base) and cl.country_anchors(context, texts[0]), "the countries named changed nothing"
+    given = TMP / "country.csv"
+    given.write_text(f"id,answer\nREQ-3,{countries[1]}\n", encoding="utf-8")
+    brief = open_form("--profile", "lab", "--answers", str(given), name="country.html").eval("checklistForm.brief()")
+    assert brief["context"] == expected_context(doc, brief["blockers"] + brief["first"], countries[1])
+    assert set(brief["context"]) - set(base), brief["context"]
+    assert not page.errors(), page.errors()

@@ -38,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import unquote
 
 try:
     import fcntl                       # POSIX: a lock the kernel drops when its process dies
@@ -304,22 +305,25 @@ def remove_temporary(tmp, path):
 
 # ---------------------------------------------------------------- views
 
+REQUESTER = "requester"           # the party that asked for the work, whose routing answers decide the role
+COUNTRIES = "REQ-3"               # the blocker that names the countries; counsel answers per country of it
 COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on",
            "in_your_role", "note", "assumed", "answer")
 
 
 class Answers(NamedTuple):
-    """The routing answers a view uses, and where each came from."""
-    tokens: dict          # id -> [tokens]
-    texts: dict           # id -> text as given, for answers not recorded in the file
-    origin: dict          # id -> 'profile KEY' or the CSV's name, for answers not recorded
+    """The answers a view uses, and where each came from."""
+    tokens: dict          # id -> [tokens], the routing answers
+    texts: dict           # id -> text as given, for routing answers not recorded in the file
+    origin: dict          # id -> 'profile KEY' or the CSV's name, for routing answers not recorded
     title: str
-    given: set            # IDs answered in the CSV, routing or not
+    given: dict           # id -> text as import would record it, for every answer in the CSV, routing or not
+    csv: str = ""         # the CSV's name, as shown
 
 
 def gather_answers(doc, profile=None, csv_path=None):
     """A profile's assumptions, under the answers recorded in the file, under a CSV's answers."""
-    tokens, texts, origin, sources, given_ids = {}, {}, {}, [], set()
+    tokens, texts, origin, sources, given = {}, {}, {}, [], {}
     if profile:
         p = doc.profiles[profile]
         for iid, toks in p.assumes.items():
@@ -332,16 +336,17 @@ def gather_answers(doc, profile=None, csv_path=None):
     if doc.recorded():
         sources.append("the answers recorded")
     if csv_path:
-        given, given_ids = answers_in_csv(doc, csv_path)
+        given = answers_in_csv(doc, csv_path)
         for iid, text in given.items():
             if doc.items[iid].declared and not same_answer(doc.items[iid], text):
                 tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, shown(csv_path, None)
         sources.append(f"the answers in {shown(csv_path, None)}")
-    return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given_ids)
+    return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given,
+                   shown(csv_path, None) if csv_path else "")
 
 
 def answers_in_csv(doc, path):
-    """({id: text as import would record it}, {ids answered}) of a CSV; nothing is written."""
+    """{id: text as import would record it} of a CSV; nothing is written."""
     rows, problems = read_csv(path)
     found, more = known_rows(doc, rows) if not problems else ([], [])
     accepted, refused = formatted_rows(found)
@@ -349,7 +354,43 @@ def answers_in_csv(doc, path):
     given = {item.id: text for _, item, text in accepted}
     if problems:
         raise Refusal(csv_report(path, problems))
-    return given, set(given)
+    return given
+
+
+def known_answer(item, answers):
+    """(text, origin) of the answer known for an item: given in the CSV, recorded in the file, or assumed
+    by the profile, in that order of precedence; origin 'given in FILE', 'recorded' or 'assumed by profile KEY'.
+    None if there is none."""
+    given = answers.given.get(item.id)
+    if given and not same_answer(item, given):
+        return given, f"given in {answers.csv}"
+    if item.get("Answer"):
+        return item.get("Answer"), "recorded"
+    if item.id in answers.texts:                      # what is left there is a profile's assumption
+        return answers.texts[item.id], f"assumed by {answers.origin[item.id]}"
+    return None
+
+
+def answers_so_far(doc, answers):
+    """The blockers' answers known, in working order: [{id, answer, origin, provisional}] (see known_answer).
+    They travel with every packet: counsel answers per country of REQ-3, which is no routing item."""
+    out = []
+    for item in working_order(doc):
+        known = item.stage == "blocker" and known_answer(item, answers)
+        if known:
+            out.append({"id": item.id, "answer": known[0], "origin": known[1],
+                        "provisional": provisional(item, BACKTICKED.findall(known[0]))})
+    return out
+
+
+def so_far_lines(entries):
+    """The answers so far as one line each: 'REQ-3 Germany (recorded)', '... (recorded; provisional)'."""
+    return [f"{e['id']} {e['answer']} ({e['origin']}{'; provisional' if e['provisional'] else ''})" for e in entries]
+
+
+def so_far_md(entries):
+    """The 'Answers so far' list of a Markdown view (nothing if none is known)."""
+    return ["Answers so far:", ""] + [f"- {line}" for line in so_far_lines(entries)] + [""] if entries else []
 
 
 def csv_report(path, problems):
@@ -381,25 +422,28 @@ def spreadsheet_safe(value):
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def render(records, columns, fmt, markdown, preamble=None):
-    """Records as CSV, JSON or Markdown; `preamble` (role and rule) heads every format."""
+def render(records, columns, fmt, markdown, preamble=None, first_row=""):
+    """Records as CSV, JSON or Markdown; `preamble` (role, rule, answers so far) heads JSON, `first_row`
+    CSV: one '#' row, which import skips."""
     if fmt == "json":
         body = records if preamble is None else {**preamble, "items": records}
         return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        if preamble:
-            writer.writerow([f"# {preamble_line(preamble)}"])
+        if first_row:
+            writer.writerow([f"# {first_row}"])
         writer.writerow(columns)
         writer.writerows([[spreadsheet_safe(r.get(c, "")) for c in columns] for r in records])
         return out.getvalue()
     return markdown(records)
 
 
-def preamble_line(preamble):
-    return (f"Role: {preamble['role']}. Answer an item written for someone else with {preamble['rule']} "
+def preamble_line(whose, preamble, entries, plain):
+    """The first row of a CSV packet: the role, its rule and the answers so far, in plain text."""
+    line = (f"{whose}: {preamble['role']}. Answer an item written for someone else with {plain(preamble['rule'])} "
             f"(routing: {preamble['answers']}).")
+    return line + (f" Answers so far: {'; '.join(so_far_lines(entries))}." if entries else "")
 
 
 def counted(n, noun, plural=""):
@@ -408,7 +452,8 @@ def counted(n, noun, plural=""):
 
 
 def cmd_items(doc, args):
-    """`items`: the items that apply, in working order, filtered by party, involvement or stage."""
+    """`items`: the items that apply, in working order, filtered by party, involvement or stage; headed by the
+    role and the answers so far, and in Markdown followed by the outside facts the items cite."""
     answers = gather_answers(doc, args.profile, args.answers)
     role = role_of(doc, answers.tokens)
     rows = [r for r in applicable(doc, answers.tokens) if r.applies is not False]
@@ -416,7 +461,11 @@ def cmd_items(doc, args):
               and (not args.involving or r.item.involves(args.involving))
               and (not args.stage or r.item.stage == args.stage)]
     records = [item_record(doc, r.item, r.waits, answers, role) for r in picked]
-    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title} if role else None
+    so_far = answers_so_far(doc, answers)
+    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title,
+                "context": {e["id"]: {k: e[k] for k in ("answer", "origin", "provisional")} for e in so_far}} \
+        if role else None
+    whose = "Requester's role" if args.party and args.party != REQUESTER else ""
     note = ""
     if args.party and not picked:
         involved = sum(1 for r in rows if r.item.involves(args.party) and (not args.stage or r.item.stage == args.stage))
@@ -424,14 +473,27 @@ def cmd_items(doc, args):
                 + (f"; {counted(involved, 'item')} {'names' if involved == 1 else 'name'} it as a contributor: "
                    f"use --involving {args.party}."
                    if involved else ", and none names it."))
+    if args.format == "csv":                          # no Markdown links in cells; import reads only id and answer
+        plain = link_rewriter(doc)
+        records = [{k: v if k in ("id", "answer") else plain(v) for k, v in r.items()} for r in records]
+        first = preamble_line(whose or "Role", preamble, so_far, plain) if preamble else ""
+        return Output(render(records, COLUMNS, "csv", None, first_row=first), 0, note)
 
     def markdown(recs):
         filters = "".join(f", {label} `{value}`" for label, value in
                           (("party", args.party), ("involving", args.involving), ("stage", args.stage)) if value)
         waiting = sum(1 for r in recs if r["waits_on"])
+        context = outside_context(doc)
+        countries = known_answer(doc.items[COUNTRIES], answers) if COUNTRIES in doc.items else None
+        facts = cited_context(r[k] for r in recs for k in ("ask", "form", "unblocks", "in_your_role", "note")) \
+            | country_anchors(context, countries[0] if countries else "")
+        bullets = [b for b in context["bullets"] if b["anchor"] in facts]
+        plain = link_rewriter(doc, {doc.items[r["id"]].anchor for r in recs} | {b["anchor"] for b in bullets})
         out = [f"# Items that apply, given {answers.title}{filters}", ""]
         if preamble:
-            out += [f"Your role: **{role.key}**. Answer an item written for someone else with {role.rule}", ""]
+            out += [f"{whose or 'Your role'}: **{role.key}**. Answer an item written for someone else with "
+                    f"{plain(role.rule)}", ""]
+        out += so_far_md(so_far)
         if not answers.tokens:
             out += [f"Nothing is recorded yet: {counted(len(recs), 'item')} may apply and {waiting} wait on the "
                     "blockers. Answer those first (`items --stage blocker`), or pick a profile (`profiles`).", ""]
@@ -440,15 +502,80 @@ def cmd_items(doc, args):
         if note:
             out += [note, ""]
         for r in recs:
-            out.append(f"- [{'x' if r['answer'] else ' '}] **{r['id']}** {r['ask']}")
-            out += [f"  - **{label}:** {r[key]}" for label, key in (("Form", "form"), ("Unblocks", "unblocks"))
+            item = doc.items[r["id"]]
+            held = provisional(item, BACKTICKED.findall(r["answer"]))
+            assumed_held = provisional(item, BACKTICKED.findall(answers.texts.get(item.id, "")))
+            out.append(f"- [{'x' if r['answer'] and not held else ' '}] <a id=\"{item.anchor}\"></a>"
+                       f"**{r['id']}** {plain(r['ask'])}")
+            out += [f"  - **{label}:** {plain(r[key])}" for label, key in (("Form", "form"), ("Unblocks", "unblocks"))
                     if r[key]]
             out.append(f"  - `{r['stage']}` · {r['from']}" + (f" · if `{r['applies']}`" if r["applies"] != "always" else ""))
-            out += [f"  - **{label}:** {r[key]}" for label, key in
+            out += [f"  - **{label}:** {plain(r[key])}" for label, key in
                     (("In your role", "in_your_role"), ("Note", "note"), ("Waits on", "waits_on"),
-                     ("Assumed, not recorded", "assumed"), ("Answer", "answer")) if r[key]]
-        return "\n".join(out) + "\n"
+                     ("Assumed, not recorded" + (" (provisional)" if assumed_held else ""), "assumed"),
+                     ("Answer (provisional)" if held else "Answer", "answer")) if r[key]]
+        return "\n".join(out + outside_facts_md(context, bullets, plain)) + "\n"
     return Output(render(records, COLUMNS, args.format, markdown, preamble), 0, note if args.format != "md" else "")
+
+
+def link_targets(doc):
+    """{anchor: (item ID, "") or ("", title of the heading it names or of the section it is in)}, read once."""
+    if doc._targets:
+        return doc._targets
+    targets, seen = doc._targets, {}
+    for _, _, title in doc.headings:
+        slug = slugify(title)
+        targets.setdefault(f"{slug}-{seen[slug]}" if slug in seen else slug, ("", title))
+        seen[slug] = seen.get(slug, 0) + 1
+    targets.update({item.anchor: (iid, "") for iid, item in doc.items.items() if item.anchor})
+    for n, line in doc.live():
+        for anchor in HTML_ANCHOR.findall(line):
+            if anchor not in targets:
+                targets[anchor] = ("", next((t for t, (first, end) in doc.sections.items() if first <= n < end), ""))
+    return targets
+
+
+def link_rewriter(doc, kept=()):
+    """A function that rewrites the Markdown links to this document in a text for a packet read outside it:
+    a link to an anchor in `kept` (one the packet holds) stays; one to an item becomes its ID; any other becomes
+    its text and the section it leads to: 'defaults (README.md, "Engineering's proposed defaults ...")'."""
+    targets, name, kept = link_targets(doc), Path(doc.path).name, set(kept)
+
+    def plain(m):
+        text, anchor = m.group(1), unquote(m.group(2))
+        if anchor in kept:
+            return m.group(0)
+        iid, title = targets.get(anchor, ("", ""))
+        if iid:
+            return iid if text == iid else f"{text} ({iid})"
+        return f'{text} ({name}, "{title}")' if title else text
+    return lambda text: LINK.sub(plain, text)
+
+
+def cited_context(texts):
+    """The Outside-context anchors ('ctx-...') that the texts link to."""
+    return {anchor for text in texts for anchor in CONTEXT_LINK.findall(text)}
+
+
+def country_anchors(context, text):
+    """The Outside-context bullets whose country (the bold label up to its first '.' or ',': 'United States')
+    the text names, as a whole word in any letter case."""
+    return {b["anchor"] for b in context["bullets"]
+            if b["country"] and re.search(rf"(?<!\w){re.escape(b['country'])}(?!\w)", text, re.I)}
+
+
+def outside_facts_md(context, bullets, plain):
+    """The closing section of a Markdown packet: the Outside-context bullets it cites, as in the README
+    (with their anchors), each with its as-of date where its first line does not give it."""
+    if not bullets:
+        return []
+    out = ["", "## Outside facts these items cite", ""] + ([plain(context["dating"]), ""] if context["dating"] else [])
+    for b in bullets:
+        head = b["lines"][0][1]
+        dated = f" (as of {b['as_of']})" if b["as_of"] and f"as of {b['as_of']}" not in head else ""
+        out.append(f'- <a id="{b["anchor"]}"></a>{plain(head)}{dated}')
+        out += ["  " * depth + f"- {plain(text)}" for depth, text in b["lines"][1:]]
+    return out
 
 
 def cmd_profiles(doc, args):
@@ -491,16 +618,25 @@ def cmd_profiles(doc, args):
 STATES = ("answered", "not needed", "open", "waiting")
 
 
-def item_state(item, verdict, given=()):
-    """'waiting', 'open', 'not needed' or 'answered'; `given` holds IDs answered in a CSV."""
-    if verdict is None:
-        return "waiting"
-    if item.id in given:
-        return "answered"
-    answer = item.get("Answer")
+def item_state(item, verdict, given=None):
+    """'answered' or 'not needed' for an item with an answer, given in a CSV (`given`: {id: text}) or recorded,
+    whatever its condition; 'open' for one without, or with a provisional routing answer only; 'waiting' for one
+    without an answer whose condition waits on a routing answer."""
+    answer = (given or {}).get(item.id) or item.get("Answer")
     if not answer:
+        return "waiting" if verdict is None else "open"
+    if provisional(item, BACKTICKED.findall(answer)):
         return "open"
     return "not needed" if is_not_needed(answer) else "answered"
+
+
+def provisional_note(item, answers):
+    """'; recorded `pending`' or '; `pending` given in FILE' for an item whose answer is provisional, else ''."""
+    known = known_answer(item, answers)
+    if not known or known[1].startswith("assumed") or not provisional(item, BACKTICKED.findall(known[0])):
+        return ""
+    tokens = ", ".join(f"`{t}`" for t in BACKTICKED.findall(known[0]))
+    return f"; recorded {tokens}" if known[1] == "recorded" else f"; {tokens} {known[1]}"
 
 
 def count_table(rows, key, values):
@@ -536,10 +672,11 @@ def cmd_status(doc, args):
                f"Role: {role.key if role else 'none'}. "
                f"{counted(len(recs), 'item')} apply or may apply; {excluded} do not apply to these answers."
                + (" Waiting: the item's condition needs a routing answer not yet given."
-                  if any(r["state"] == "waiting" for r in recs) else ""), "",
-               count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
-               "## Open blockers, in order", ""]
-        out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}" +
+                  if any(r["state"] == "waiting" for r in recs) else ""), ""]
+        out += so_far_md(answers_so_far(doc, answers))
+        out += [count_table(recs, "stage", doc.stages), "", count_table(recs, "party", doc.parties), "",
+                "## Open blockers, in order", ""]
+        out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}{provisional_note(doc.items[r['id']], answers)}" +
                 (f"; waits on {r['waits_on']})" if r["waits_on"] else ")") for k, r in enumerate(blockers, 1)]
         out += ([] if blockers else ["None."]) + ["", "## Next to answer", ""]
         out += [f"{k}. {r['id']}: {r['ask']} ({r['party']}, `{r['stage']}`)" for k, r in enumerate(upcoming, 1)]
@@ -624,6 +761,9 @@ def cmd_import(doc, args):
 FORM_TEMPLATE = Path(__file__).resolve().parent / "form.html"
 CONTEXT = "Outside context"
 CONTEXT_BULLET = re.compile(r'^- <a id="(?P<anchor>ctx-[a-z0-9-]+)"></a>(?P<text>.*)$')
+CONTEXT_LINK = re.compile(r"\]\(#(ctx-[a-z0-9-]+)\)")
+# A bullet's country: its bold label up to the first '.' or ',' ('**United States, export controls.**')
+COUNTRY = re.compile(r"\*\*([^.,*]+)")
 AS_OF = re.compile(r"\bas of (\d{1,2} [A-Z][a-z]+ \d{4})")
 PLACEHOLDERS = re.compile(r"\{\{(title|data)\}\}")
 # What the page tells a reader who may never have seen the checklist: each role in a manager's words
@@ -695,7 +835,8 @@ def tree_json(tree):
 
 
 def token_labels(form, tokens):
-    """{token: the words in parentheses after it in the Form}, e.g. `public` (serving the public)."""
+    """{token: the words in parentheses after it in the Form, as plain text (links as their text, no bold or
+    code marks)}, e.g. `public` (serving the public)."""
     labels = {}
     for token in tokens:
         start = form.find(f"`{token}` (")
@@ -705,14 +846,14 @@ def token_labels(form, tokens):
         for k in range(first, len(form)):
             depth += {"(": 1, ")": -1}.get(form[k], 0)
             if depth < 0:
-                labels[token] = form[first:k].strip()
+                labels[token] = re.sub(r"\*\*|`", "", LINK.sub(r"\1", form[first:k].strip()))
                 break
     return labels
 
 
 def outside_context(doc):
     """The dating sentence of 'Outside context', its date, and its anchored bullets in file order:
-    [{anchor, as_of, lines: [(depth, Markdown)]}]; a bullet's own 'as of' date overrides the section's."""
+    [{anchor, as_of, country, lines: [(depth, Markdown)]}]; a bullet's own 'as of' date overrides the section's."""
     sec = doc.section(CONTEXT)
     if not sec:
         return {"dating": "", "date": "", "bullets": []}
@@ -732,6 +873,8 @@ def outside_context(doc):
     for b in bullets:
         own = AS_OF.search(" ".join(md for _, md in b["lines"]))
         b["as_of"] = own.group(1) if own else date
+        country = COUNTRY.match(b["lines"][0][1])
+        b["country"] = country.group(1).strip() if country else ""
     return {"dating": dating, "date": date, "bullets": bullets}
 
 
@@ -768,7 +911,7 @@ def section_standins(doc):
 def form_item(doc, item, given, assumed):
     """One item as the form's page needs it."""
     declared = item.declared
-    links = re.findall(r"\]\(#(ctx-[a-z0-9-]+)\)", item.get("Note") + " " + item.get("Form"))
+    links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
             "source": item.source, "party": item.party, "stage": item.stage,
@@ -784,7 +927,7 @@ def form_data(doc, args):
     """Everything the page shows and checks, as one JSON-ready dict."""
     from datetime import date
     profile = doc.profiles.get(args.profile) if args.profile else None
-    given = answers_in_csv(doc, args.answers)[0] if args.answers else {}
+    given = answers_in_csv(doc, args.answers) if args.answers else {}
     recorded = doc.recorded()
     assumed = {iid: toks for iid, toks in (profile.assumes.items() if profile else ())
                if iid in doc.routing() and iid not in recorded}
@@ -797,7 +940,8 @@ def form_data(doc, args):
                                                                          ("party", args.party)) if v) + f": {title}",
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
-            "party": args.party or "", "answers_file": shown(args.answers or "", None),
+            "party": args.party or "", "answers_file": shown(args.answers or "", None), "requester": REQUESTER,
+            "countries_item": COUNTRIES,
             "party_name": args.party and (args.party if args.party in BARE_PARTIES else f"the {args.party}"),
             "licence_why": LICENCE_WHY.format(why=ROLE_WORDS["builder"][3]),
             "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, args.party) if v) + ".csv",

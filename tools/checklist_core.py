@@ -37,6 +37,10 @@ MAX_NESTING = 50
 MAX_PROBLEMS = 200                     # refused input: problems collected, and shown
 MAX_PROBLEMS_SHOWN = 50
 FIRST_ITEMS = 7
+# Routing answers that hold off rather than decide: an answer made only of these (those its item declares:
+# `pending` for EXP-1, `undecided` for REQ-4 or LIC-1) routes the list as given, but its item stays open.
+# tools/form.html holds the same list.
+PROVISIONAL = ("pending", "undecided")
 COMMANDS = ("python3 tools/checklist.py items --profile", "bash .ci/run")
 
 # A heading, matched on the line without its trailing spaces (linear time): '## Title', '### Name (ABC) ##'
@@ -215,7 +219,8 @@ class Doc:
     real_path: Optional[Path] = None                 # the file import writes (a symlink's target)
     _names: Optional[dict] = None                    # caches: named-condition trees,
     _trees: dict = field(default_factory=dict)       # item condition trees,
-    _order: list = field(default_factory=list)       # and the working order
+    _order: list = field(default_factory=list)       # the working order,
+    _targets: dict = field(default_factory=dict)     # and what each anchor names (checklist.py's link_targets)
 
     def live(self):
         return ((n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1])
@@ -714,6 +719,12 @@ def applicable(doc, answers):
             if tree is not None and verdict is None else ()
         out.append(Verdict(item, verdict, waits))
     return out
+
+
+def provisional(item, tokens):
+    """True if a routing answer's tokens are all PROVISIONAL ones its item declares: it routes, but is not final."""
+    declared = item.declared
+    return bool(declared and tokens) and all(t in PROVISIONAL and t in declared.values for t in tokens)
 
 
 def role_of(doc, answers):
