@@ -790,6 +790,11 @@ ROLE_WORDS = {
               "of bidders (bidders propose the rest); for licence items, with what you require of your supplier; "
               "after the contract is awarded, with the winning bidder's answer",
               "A bidder's equipment may be made under such a licence"),
+    "supplier": ("a supplier", "a company that would make or supply parts, products or services for a licensee",
+                 "where an item is written for whoever builds the network, answer with what your customer, the "
+                 "licensee, specifies, as received; give your own answer where the choice is yours; write "
+                 "\u201cfor the licensee\u201d where only it can act",
+                 "Your customer would hold such a licence"),
     "software-maker": ("a software maker", "a company that sells 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
                        "and radio items, with what the software needs from them, or write \u201cfor the customer\u201d",
