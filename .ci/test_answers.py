@@ -3,8 +3,9 @@
 Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
 The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
 second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
-(/work/scratch/HOSTILE-FIX-3.md), one test per defect. C1 to C7 follow the fourth round of new-user
-reviews (/work/scratch/CODE-FIX-5.md); test_form.py has their tests of the answer form.
+(/work/scratch/HOSTILE-FIX-3.md), G1 to G15 and P12 the fourth (/work/scratch/HOSTILE-FIX-4.md), one
+test per defect. C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
+test_form.py has their tests of the answer form.
 """
 import argparse
 import base64
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 
-from support import (FIXTURE, PROGRAM, README, Sandbox, cl, deadline, defects, line_of, run_main, swap, test,
+from support import (FIXTURE, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, line_of, run_main, swap, test,
                      unanswered)
 
 
@@ -68,14 +69,12 @@ def round_trip_on_the_real_checklist():
 def untouched_exports_reimport_byte_identical():
     import argparse
     doc = cl.parse(shipped_readme())
-    for key in doc.profiles:
-        for party in [None] + doc.parties:
-            args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None,
-                                      format="csv")
-            exported = cl.cmd_items(doc, args).text
-            rows, problems = cl.csv_rows(exported, ",")
-            changes, more = cl.plan_answers(doc, rows, replace=False)
-            assert not problems and not more and not changes, (key, party, problems, more, changes)
+    for key, party in [(key, party) for key in doc.profiles for party in (None, *doc.parties)]:
+        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, format="csv")
+        exported = cl.cmd_items(doc, args).text
+        rows, problems = cl.csv_rows(exported, ",")
+        changes, more = cl.plan_answers(doc, rows, replace=False)
+        assert not problems and not more and not changes, (key, party, problems, more, changes)
     with Sandbox(shipped_readme()) as box:                # and once end to end, byte for byte
         before = box.doc.read_bytes()
         result = box.run("import", box.csv(box.run("items", "--profile", "vendor", "--format", "csv").stdout))
@@ -633,8 +632,7 @@ def d09_links_bold_and_look_alike_ids_are_refused():
 def d10_ordinary_pointers_and_joined_scripts_are_accepted():
     values = [f"see https://github.com/open5gs/open5gs/commit/{H40}",
               f"see https://github.com/open5gs/open5gs/blob/{H40}/configs/open5gs/amf.yaml.in",
-              f"see https://code.example/tree/{H64}/src", f"SHA256 (fw.bin) = {H64}", f"sha256 of fw.bin: {H64}",
-              "sha256 Fingerprint=" + ":".join(pairs(H64.upper())), f"digest {H64[:56]}", f"checksum {H64 * 2}",
+              f"SHA256 (fw.bin) = {H64}", "sha256 Fingerprint=" + ":".join(pairs(H64.upper())), f"digest {H64[:56]}", f"checksum {H64 * 2}",
               "UPF at 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ticket 123e4567-e89b-12d3-a456-426614174000",
               "memo at https://docs.google.com/spreadsheets/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit",
               "https://contoso.sharepoint.com/:w:/s/legal/EbXyZ12AbCdEfGhIjKlMnOpQrSt3uVwXyZ?e=4aBcDe",
@@ -645,8 +643,11 @@ def d10_ordinary_pointers_and_joined_scripts_are_accepted():
     with Sandbox() as box:
         box.accepted("id,answer\n" + "".join(f'{iid},"{value}"\n' for iid, value in (("REQ-3", values[0]),
                                                                                       ("REQ-4", values[-1]))))
-    for value in (f"see https://kms.example/k/{K}", f"sha256 {K}", "\u200clab", "1\u200d2"):
-        assert cl.text_problems(value), value            # the key length is never exempt; a joiner needs letters
+    for value in (f"see https://kms.example/k/{K}", f"sha256 {K}", "\u200clab", "1\u200d2",
+                  f"see https://code.example/tree/{H64}/src", f"sha256 of fw.bin: {H64}"):
+        assert cl.text_problems(value), value            # the key length is never exempt; a joiner needs letters;
+                                                         # in a URL only a commit's length is (G4), after a label only
+                                                         # a hash's, right after it
     assert all(not cl.secret_in(line) for line in README.read_text(encoding="utf-8").split("\n"))
 
 
@@ -735,12 +736,12 @@ def d15_a_huge_csv_stops_early_in_bounded_memory():
 
 @test
 def d16_long_lines_are_checked_in_linear_time():
-    hostile = ["a." * 50000, "## x" + " " * 100000 + "x", "a " * 50000, "0x" * 50000, "Ab1/" * 25000]
-    text = README.read_text(encoding="utf-8").replace("\n## References", "\n\n" + "\n\n".join(hostile)
-                                                      + "\n\n## References", 1)
+    hostile = ["a." * 15000, "## x" + " " * 30000 + "x", "a " * 15000, "0x" * 15000, "Ab1/" * 7500]    # quadratic: minutes
+    text = FIXTURE.replace("\n## References", "\n\n" + "\n\n".join(hostile) + "\n\n## References", 1)
     started = time.perf_counter()
+    cl.secret_in.cache_clear()
     cl.run_rules(cl.parse(text))
-    assert time.perf_counter() - started < 2, f"{time.perf_counter() - started:.1f} s"
+    assert time.perf_counter() - started < 1, f"{time.perf_counter() - started:.1f} s"
 
 
 @test
@@ -885,9 +886,9 @@ def e05_a_pipe_that_stalls_is_refused_never_cut_off():
     wait = cl.FIFO_WAIT
     try:
         with Sandbox() as box, deadline(10):
-            cl.FIFO_WAIT = 0.02
-            for command, given, message in ((("import",), "id,answer\nREQ-3,Germ", "the input stopped for 0.02 s before "
-                                             "its end; nothing recorded"), (("items", "--answers"), "", "no data for 0.02 s")):
+            cl.FIFO_WAIT = 0.01
+            for command, given, message in ((("import",), "id,answer\nREQ-3,Germ", "the input stopped for 0.01 s before "
+                                             "its end; nothing recorded"), (("items", "--answers"), "", "no data for 0.01 s")):
                 read, write = os.pipe()                       # the writer stays open: the data has no end
                 os.write(write, given.encode())
                 result = box.run(*command, f"/dev/fd/{read}")
@@ -896,11 +897,11 @@ def e05_a_pipe_that_stalls_is_refused_never_cut_off():
                 assert result.returncode == 1 and f"/dev/fd/{read}: {message}" in result.stderr, (command, result)
             assert "Germ" not in box.doc.read_text(encoding="utf-8")
             read, write = os.pipe()                           # data that pauses, never for the whole wait
-            cl.FIFO_WAIT = 0.06
+            cl.FIFO_WAIT = 0.05
 
             def trickle():
                 for piece in ("id,answer\n", "REQ-3,Germ", "any and France\n"):
-                    time.sleep(0.025)
+                    time.sleep(0.015)
                     os.write(write, piece.encode())
                 os.close(write)
             writer = threading.Thread(target=trickle)
@@ -1188,3 +1189,328 @@ def c7_the_facts_of_the_countries_named_join_the_packet():
     context = cl.outside_context(cl.parse(with_outside_context()))
     assert [b["country"] for b in context["bullets"]] == ["Germany", "United States", "Canada"]
     assert cl.country_anchors(context, "GERMANY, Canadas and the United-States") == {"ctx-de"}
+
+
+# ---------------------------------------------------------------- hostile input, fourth review (G1 to G15, P12)
+# The fixes of /work/scratch/HOSTILE-FIX-4.md for /work/scratch/review-11/HOSTILE-4.md: each refusal is checked
+# word for word, with the checklist byte-for-byte unchanged.
+
+HEX_KEY = ("a key (32 or more hex digits, like a subscriber key K or OPc; a page or message ID that holds such a run "
+           "counts too: record a pointer without the 32-digit run, e.g. the page title)")
+BASE64 = "encoded key material (a base64 run)"
+K64 = "Rltc6LGZtJ+qXwou4jimvA=="                           # K in base64
+
+
+def refused_exactly(box, content, *problems, flags=()):
+    """Import `content`: refused with exactly these problems ('line: message', sorted as import sorts them)
+    and nothing else; the checklist unchanged."""
+    before = box.doc.read_bytes()
+    path = box.csv(content)
+    result = box.run("import", path, *flags)
+    expected = "".join(f"{path}:{p}\n" for p in problems) + \
+        f"{cl.counted(len(problems), 'problem')}; {box.doc} not changed.\n"
+    assert (result.returncode, result.stderr) == (1, expected), (result, expected)
+    assert box.doc.read_bytes() == before, "the checklist changed"
+
+
+def secret_refused(kind, *values):
+    """Each value, as REQ-3's answer, is refused as exactly `kind` of secret; check's rule finds it too."""
+    with Sandbox() as box:
+        for value in values:
+            cell = '"' + value.replace('"', '""') + '"'
+            refused_exactly(box, f"id,answer\nREQ-3,{cell}\n", f"2: REQ-3: this looks like {kind}; {cl.CONFIDENTIAL}")
+            assert cl.secret_in(value) == kind, value
+
+
+@test
+def g01_a_value_under_an_unnamed_header_column_is_refused():
+    advice = "which the header leaves unnamed: put the answer in quotes if it contains"
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,\nREQ-1,teaching, product\nREQ-4,36, 40\n",
+                        f"2: a value in column 3, {advice} ','", f"3: a value in column 3, {advice} ','")
+        refused_exactly(box, "id,answer,,,\nREQ-4,36, 40, 44, 48\n", f"2: a value in column 3, {advice} ','")
+        refused_exactly(box, "id;answer;\nREQ-4;36; 40\n", f"2: a value in column 3, {advice} ';'")
+        refused_exactly(box, "id,,answer\nREQ-4,x,36\n", f"2: a value in column 2, {advice} ','")
+        text = box.accepted('id,answer,\nREQ-1,"teaching, product",\nREQ-4,36\n')     # empty everywhere: fine
+        assert "**Answer:** `teaching`, `product`" in text and "**Answer:** 36\n" in text
+        refused_exactly(box, "id,answer,\nREQ-4,36, 40 and 44\n", f"2: a value in column 3, {advice} ','",
+                        flags=("--replace",))                     # never cut down to the answer already recorded
+
+
+@test
+def g02_hex_groups_joined_by_any_punctuation_or_by_math_are_keys():
+    octets = pairs(K, 8)
+    secret_refused(HEX_KEY, *("K " + sep.join(octets) for sep in '!~^=#?$&"'),
+                   "K $" + "\\!".join(octets) + "$", "K $" + "".join(f"\\mathtt{{{o}}}" for o in octets) + "$",
+                   "K " + "".join(f"({o})" for o in octets), "K " + "".join(f"[{o}]" for o in octets),
+                   "K " + " \u00bb ".join(pairs(K, 4)), "K " + "+".join(pairs(K256, 16)))
+    accepted_as_text("TS 38.211, 38.212, 38.213, 38.214, 38.300, 38.321, 38.401, 38.413, 38.473, 23.501, 33.501",
+                     "from 2026-12-01 to 2027-01-15, then 2027-02-01, 2027-03-01 (tbc) and 2027-04-01",
+                     "1 Dec 2026, 15 Dec 2026, 3 Feb 2027, 4 Feb 2027, 5 Feb 2027 and 6 Dec 2027",
+                     "(a) 2026-12-01 (b) 2027-01-15 (c) 2027-02-01 (d) 2027-03-01 (e) 2027-04-01",
+                     "UPFs at 10.45.0.1, 10.45.0.2, 10.45.0.3, 10.45.0.4 (N3) and 192.168.100.1-192.168.100.254",
+                     "releases 1.2.3, 1.2.4, 1.3.0, 2.0.0, 2.0.1, 2.1.0, 2.1.1, 2.2.0, 2.3.0, 2.3.1, 2.4.0, 2.4.1",
+                     "phones +49 (0)30 1234-5678, +44 20 7946 0000, +1 (212) 555-0100, +33 1 23 45 67 89",
+                     "budget $1,200,000 (2027) & $2,500,000 (2028); ports 36412, 38412, 2152, 8805, 7777, 9090")
+
+
+@test
+def g03_base64_percent_encoded_in_a_url_or_split_unevenly_is_refused():
+    secret_refused(BASE64, "K=Rltc6LGZtJ%2BqXwou4jimvA%3D%3D", "see https://Rltc6LGZtJ-qXwou4jimvA.kms.example/",
+                   "K Rltc6LGZtJ+qX wou4jimvA==", "K Rlt c6LGZtJ+qXwou4 jimvA==", f"https://{K64}@hss.example/",
+                   "K 1zAfAuO3xh//cJvRGrl+/W5dY SrET/dEWM18lLTRzvY=")
+    secret_refused("a password in a URL (user:password@host)", f"HSS at https://ki:{K64}@hss.example/",
+                   "UDM database postgres://udm:s3cret-pass@10.45.0.9:5432/udm")
+    accepted_as_text("see https://git@github.com/open5gs/open5gs and https://user@dms.example/doc/42",
+                     "portal https://My-Lab.example.org/x and https://Example.com/a%20b/c%2Fd?q=x%26y",
+                     "RAN 100% ready, core 80% (see https://dms.example/plan?owner=ops&year=2027)",
+                     "three sites: Berlin Mitte, Hamburg Altona and Koeln Deutz==")
+
+
+@test
+def g04_a_hash_label_counts_only_right_before_its_digest():
+    secret_refused(HEX_KEY, "TUAK K (this is not a sha256): " + K256, "TUAK K (ask git ops): " + K256,
+                   "SUCI home network private key: https://kms.example/hn-key/" + K256, "no checksum, the key: " + K256,
+                   f"see https://code.example/tree/{H64}/src", f"sha256 of fw.bin: {H64}", f"https://kms.example/{K}")
+    accepted_as_text(f"sha256:{H64}", f"SHA-256 {H64}", f"SHA256 (fw.bin) = {H64}", f"SHA2-256(fw.bin)= {H64}",
+                     f"sha256sum: {H64}", f"fingerprint (SHA256) = {H64}", f"ghcr.io/o/o@sha256:{H64}", f"git {H40}",
+                     f"see https://github.com/o/r/commit/{H40} and https://example.org/sha256/{H64}/fw.bin")
+
+
+@test
+def g05_form_never_overwrites_the_page_template_or_the_program():
+    with Sandbox() as box:
+        tools = box.dir / "tools"                   # a copy of the program, whose README.md is the fixture
+        shutil.copytree(ROOT / "tools", tools, ignore=shutil.ignore_patterns("__pycache__"))
+        before = {p.name: p.read_bytes() for p in tools.iterdir()}
+        saved = {name: getattr(cl, name, None) for name in ("PROGRAM_DIR", "FORM_TEMPLATE")}
+        cl.PROGRAM_DIR, cl.FORM_TEMPLATE = tools, tools / "form.html"      # the program run from the copy
+        try:
+            result = run_main("form", "-o", "form.html", "--file", box.doc, cwd=tools)    # cd tools && ... form -o form.html
+            assert (result.returncode, result.stdout, result.stderr) == \
+                (2, "", "form.html is the page template, which every page is made from; write the page to another file\n")
+            for name in ("checklist.py", "checklist_core.py"):
+                result = box.run("form", "-o", tools / name)
+                assert (result.returncode, result.stderr) == \
+                    (2, f"{tools / name} is a file of the program (tools/{name}); write the page to another file\n")
+            assert {p.name: p.read_bytes() for p in tools.iterdir()} == before
+            (tools / "form.html").write_text("<!DOCTYPE html><title>an old page</title>", encoding="utf-8")
+            result = box.run("form", "-o", box.dir / "page.html")              # a template written over is never used
+            assert (result.returncode, result.stderr) == (2, f"{tools / 'form.html'}: the page template lacks "
+                                                             "{{title}} and {{data}} (was a page written over it?); restore "
+                                                             "it, for example with 'git checkout tools/form.html'\n")
+        finally:
+            for name, value in saved.items():
+                setattr(cl, name, value)
+        assert not (box.dir / "page.html").exists()
+
+
+class FailingOutput(io.StringIO):
+    """Standard output that fails as a closed pipe or a full disk does."""
+
+    def __init__(self, code):
+        super().__init__()
+        self.code = code
+
+    def write(self, text):
+        raise (BrokenPipeError if self.code == errno.EPIPE else OSError)(self.code, os.strerror(self.code))
+
+
+def run_into(out, *args):
+    """Run the program in-process with this standard output (None: a closed one); (code, stderr)."""
+    err, saved = io.StringIO(), sys.stdout
+    try:
+        sys.stdout = None if out is None else sys.stdout
+        code = cl.main([str(a) for a in args], out, err)
+    finally:
+        sys.stdout = saved
+    return code, err.getvalue()
+
+
+@test
+def g06_an_import_that_has_written_says_so_whatever_happens_to_its_report():
+    for out, why in ((FailingOutput(errno.EPIPE), "the reader has closed the pipe"),
+                     (FailingOutput(errno.ENOSPC), "No space left on device"), (None, "it is closed")):
+        with Sandbox() as box:
+            answers = box.csv("id,answer\nREQ-3,12 sites\n")
+            assert run_into(out, "import", answers, "--file", box.doc) == \
+                (0, f"{box.doc}: recorded 1 answer: REQ-3. The report could not be printed on standard output ({why}).\n")
+            assert "**Answer:** 12 sites" in box.doc.read_text(encoding="utf-8")
+
+
+@test
+def g07_header_names_that_only_look_like_id_or_answer_are_refused():
+    plain = "but is not spelled in plain letters; retype it"
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\u200b,answer\nREQ-3,France,Germany\n",
+                        "1: the header name 'answer\\u200b' holds an invisible character (U+200B); retype it as plain text")
+        refused_exactly(box, "id,\u0430nswer,answer\nREQ-3,France,Germany\n",
+                        f"1: the header name '\u0430nswer' reads 'answer' {plain}")
+        refused_exactly(box, "# role\n\u0456d,answer\nREQ-3,France\n", f"2: the header name '\u0456d' reads 'id' {plain}")
+        refused_exactly(box, "id,\uff21\uff2e\uff33\uff37\uff25\uff32\nREQ-3,France\n",
+                        f"1: the header name '\uff41\uff4e\uff53\uff57\uff45\uff52' reads 'answer' {plain}")
+        refused_exactly(box, "id,Answer, ANSWER\nREQ-3,France,Germany\n", "1: the header names 'answer' more than once")
+        assert "**Answer:** Germany" in box.accepted("ID,Answer,R\u00e9ponse,\u041e\u0442\u0432\u0435\u0442\nREQ-3,Germany,x,y\n")
+
+
+@test
+def g08_long_decimal_runs_and_octal_escapes_are_keys():
+    secret_refused(HEX_KEY, "K (decimal) 93520343136652685040522976224586802876", "K 12345678901234567890123456789012")
+    secret_refused("a key (16 or more bytes written as octal escapes, like \\106\\133\\134)",
+                   "K = " + "".join(f"\\{b:o}" for b in bytes.fromhex(K)))
+    accepted_as_text("K 1234567890123456789012345678901 (31 digits)", "IMSI 001010000000001, 001010000000002, 00101000000003",
+                     "bytes \\106\\133\\134\\350 only")
+
+
+@test
+def g09_github_math_and_strikethrough_are_markup():
+    math = "the answer may not contain math: '$$', '\\color', '\\phantom', or a '\\' command between '$' signs"
+    reason = "'not needed' must give its reason, for example 'not needed: we run no radios'"
+    with Sandbox() as box:
+        for value in ("$\\phantom{Germany}$", "Germany $\\color{white}{\\text{and also France}}$", "Germany $$x$$",
+                      "Germany \\color{white}"):
+            refused_exactly(box, f"id,answer\nREQ-3,{value}\n", f"2: REQ-3: {math}")
+        refused_exactly(box, "id,answer\nREQ-3,$\\text{not needed}$\n", f"2: REQ-3: {reason}", f"2: REQ-3: {math}")
+        refused_exactly(box, "id,answer\nREQ-3,~~not needed~~\n", f"2: REQ-3: {reason}",
+                        "2: REQ-3: the answer may not contain struck-through text ('~~')")
+        box.accepted("id,answer\nREQ-3,12 sites at $5 to $10 a month each (~20 in all)\n")
+    assert cl.is_not_needed("~~not needed~~: x") and cl.is_not_needed("$\\text{not needed}$: x")
+
+
+@test
+def g10_an_answer_needs_a_letter_or_digit_and_noncharacters_are_invisible():
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,\ufdd0\ufffe\uffff\n", "2: REQ-3: the answer holds an invisible or control "
+                                                                      "character (U+FDD0, U+FFFE, U+FFFF); retype it as plain text")
+        refused_exactly(box, "id,answer\nREQ-3,Germany \U0010ffff\n", "2: REQ-3: the answer holds an invisible or "
+                                                                      "control character (U+10FFFF); retype it as plain text")
+        for value in ("\U0003fffd\U0004abcd", "\u2014 \u2713 \U0001F44D", "?!"):
+            refused_exactly(box, f"id,answer\nREQ-3,{value}\n", "2: REQ-3: the answer has no letter or digit; write it in words")
+        assert "**Answer:** Germany \U0001FAE8 \U0003fffd" in box.accepted("id,answer\nREQ-3,Germany \U0001FAE8 \U0003fffd\n")
+
+
+@test
+def g11_only_entities_html_defines_are_refused():
+    with Sandbox() as box:
+        for value in ("&nbsp;", "a&ZeroWidthSpace;b", "AT&amp;T", "&#x202E;x", "&GT;"):
+            refused_exactly(box, f"id,answer\nREQ-3,{value}\n", "2: REQ-3: the answer may not contain HTML entities")
+        assert "**Answer:** US carrier AT&T; EU: Vodafone, R&D; Q&A;" in \
+            box.accepted('id,answer\nREQ-3,"US carrier AT&T; EU: Vodafone, R&D; Q&A;"\n')
+
+
+@test
+def g12_views_end_quietly_when_their_output_cannot_be_written():
+    with Sandbox() as box:
+        assert run_into(FailingOutput(errno.EPIPE), "items", "--file", box.doc) == (0, "")
+        assert run_into(FailingOutput(errno.EPIPE), "check", "--file", box.dir / "none.md") == \
+            (2, f"{box.dir / 'none.md'}: cannot read: No such file or directory\n")
+        assert run_into(FailingOutput(errno.ENOSPC), "status", "--file", box.doc) == \
+            (2, "cannot write to standard output: No space left on device\n")
+        assert run_into(None, "check", "--file", box.doc) == (2, "cannot write to standard output: it is closed\n")
+
+
+@test
+def g13_form_writes_its_page_whole_or_not_at_all():
+    with Sandbox() as box:
+        page = box.dir / "page.html"
+        page.write_text("an older page", encoding="utf-8")
+        page.chmod(0o640)
+        fsync = os.fsync
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync = full
+        try:
+            result = box.run("form", "-o", page)
+        finally:
+            os.fsync = fsync
+        assert (result.returncode, result.stderr) == (2, f"{page}: cannot write: No space left on device\n")
+        assert page.read_text(encoding="utf-8") == "an older page"
+        assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "page.html"], "a temporary file was left"
+        assert box.run("form", "-o", page).returncode == 0 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+        assert page.stat().st_mode & 0o777 == 0o640
+        mask = os.umask(0o022)
+        try:
+            assert box.run("form", "-o", box.dir / "new.html").returncode == 0
+        finally:
+            os.umask(mask)
+        assert (box.dir / "new.html").stat().st_mode & 0o777 == 0o644
+
+
+@test
+def g14_a_trickling_pipe_meets_an_overall_deadline():
+    wait, limit = cl.FIFO_WAIT, getattr(cl, "FIFO_DEADLINE", None)
+    read, write = os.pipe()
+    stop = threading.Event()
+
+    def trickle():                                    # a byte every 5 ms, never an end
+        os.write(write, b"id,answer\nREQ-3,Germany\n")
+        while not stop.wait(0.005):
+            os.write(write, b" ")
+    writer = threading.Thread(target=trickle)
+    try:
+        with Sandbox() as box, deadline(10):
+            cl.FIFO_WAIT, cl.FIFO_DEADLINE = 0.03, 0.06
+            before = box.doc.read_bytes()
+            writer.start()
+            result = box.run("import", f"/dev/fd/{read}")
+            assert (result.returncode, result.stderr) == (1, f"/dev/fd/{read}: the input took more than 0.06 s in all; "
+                                                             f"nothing recorded\n1 problem; {box.doc} not changed.\n")
+            assert box.doc.read_bytes() == before
+    finally:
+        cl.FIFO_WAIT, cl.FIFO_DEADLINE = wait, limit
+        stop.set()
+        if writer.is_alive():
+            writer.join()
+        os.close(write)
+        os.close(read)
+
+
+@test
+def g15_a_long_line_of_commit_urls_is_checked_in_linear_time():
+    rng = random.Random(15)
+    line = "Mirror: https://git.example/" + "/".join(bytes(rng.randrange(256) for _ in range(20)).hex() for _ in range(4000))
+    text = swap("used by the tests.", "used by the tests.\n\n" + line + "\n")
+    started = time.perf_counter()
+    cl.secret_in.cache_clear()
+    assert cl.run_rules(cl.parse(text)) == []             # import runs the same rules, before and after its change
+    assert time.perf_counter() - started < 0.3, f"{time.perf_counter() - started:.2f} s"
+
+
+@test
+def p12_a_hand_edit_saved_while_import_replaces_the_file_is_kept():
+    """An editor saves README.md while import is writing: during the temporary file's fsync (by renaming its
+    file over README.md), just before import's hard link (the same), or between the hard link and the rename
+    (writing into README.md). Each time the import is refused and the hand edit kept."""
+    real = {"fsync": os.fsync, "link": os.link, "replace": os.replace}
+    for when in ("fsync", "link", "replace"):
+        with Sandbox() as box:
+            edit = b"\nA hand edit.\n"
+            edited = box.doc.read_bytes() + edit
+            done = []
+
+            def save():
+                if done:
+                    return
+                done.append(True)
+                if when == "replace":                 # an editor that writes in place
+                    with open(box.doc, "ab") as f:
+                        f.write(edit)
+                else:                                 # one that saves by rename, as most do
+                    (box.dir / "editor.tmp").write_bytes(edited)
+                    real["replace"](box.dir / "editor.tmp", box.doc)
+
+            def hooked(name):
+                def call(*args, **kwargs):
+                    save()
+                    return real[name](*args, **kwargs)
+                return call
+            setattr(os, when, hooked(when))
+            try:
+                result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
+            finally:
+                setattr(os, when, real[when])
+            assert (result.returncode, result.stderr) == \
+                (1, "README.md changed during the import; nothing recorded; run import again.\n"), (when, result)
+            assert box.doc.read_bytes() == edited, when
+            assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "answers.csv"], "a file was left"

@@ -1,12 +1,15 @@
-"""The program as a real process: from another directory, exit codes, the linter format, and
-concurrent imports. Kept few, because each starts an interpreter."""
+"""The command line: from another directory, exit codes, the linter format, concurrent imports, and
+output that cannot be written. Real processes are kept few, because each starts an interpreter: the
+usage errors, --help and the linter format run in-process (main() returns the code the process exits
+with, and writes what it prints)."""
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from support import FIXTURE, PROGRAM, README, Sandbox, cl, line_of, run_cli, swap, test
+from support import PROGRAM, Sandbox, cl, line_of, run_cli, run_main, swap, test
 
 
 @test
@@ -19,13 +22,13 @@ def cli_items_json_from_another_directory():
 
 @test
 def cli_unknown_profile_is_a_usage_error():
-    result = run_cli("items", "--profile", "nobody")
+    result = run_main("items", "--profile", "nobody")
     assert result.returncode == 2 and "unknown --profile 'nobody'" in result.stderr, result
 
 
 @test
 def cli_missing_file():
-    result = run_cli("check", "--file", "no-such-file.md")
+    result = run_main("check", "--file", "no-such-file.md")
     assert result.returncode == 2 and "cannot read" in result.stderr, result
 
 
@@ -35,7 +38,7 @@ def cli_check_reports_in_linter_style():
     with tempfile.TemporaryDirectory() as tmp:
         bad = Path(tmp) / "bad.md"
         bad.write_text(text, encoding="utf-8")
-        result = run_cli("check", "--file", bad)
+        result = run_main("check", "--file", bad)
     assert result.returncode == 1
     assert result.stdout.strip() == f"{bad}:{line_of(text, '| 5 |')}: [profile] profile lab: says 5 items, " \
                                     "computed 4", result.stdout
@@ -43,37 +46,54 @@ def cli_check_reports_in_linter_style():
 
 @test
 def cli_help_states_python_and_exit_codes():
-    result = run_cli("--help")
+    result = run_main("--help")
     assert result.returncode == 0 and "Exit codes: 0" in result.stdout and "Python 3.8" in result.stdout
 
 
 @test
 def concurrent_imports_never_corrupt_the_file():
-    answers = {"a.csv": "id,answer\nREQ-3,12 sites\n", "b.csv": "id,answer\nLIC-1,no\n",
-               "c.csv": "id,answer\nREQ-1,teaching\n"}
-    for _ in range(2):
-        with Sandbox() as box:
-            procs = {name: subprocess.Popen([sys.executable, PROGRAM, "import", str(box.csv(body, name)),
-                                             "--file", str(box.doc)], stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True)
-                     for name, body in answers.items()}
-            results = {}
-            for name, p in procs.items():                 # communicate(): no polling, pipes closed
-                err = p.communicate(timeout=60)[1]
-                results[name] = (p.returncode, err)
-            text = box.doc.read_text(encoding="utf-8")
-            assert cl.run_rules(cl.parse(text)) == [], "the file no longer checks clean"
-            expected = {"a.csv": "**Answer:** 12 sites", "b.csv": "**Answer:** `no`",
-                        "c.csv": "**Answer:** `teaching`"}
-            for name, (code, err) in results.items():
-                assert (expected[name] in text) == (code == 0), (name, code, err)
-                if code:
-                    assert "nothing written" in err or "changed while importing" in err, err
-            assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", *sorted(answers)]
+    answers = {"a.csv": "id,answer\nREQ-3,12 sites\n", "b.csv": "id,answer\nLIC-1,no\n"}     # two, at once
+    with Sandbox() as box:
+        procs = {name: subprocess.Popen([sys.executable, PROGRAM, "import", str(box.csv(body, name)),
+                                         "--file", str(box.doc)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                 for name, body in answers.items()}
+        results = {}
+        for name, p in procs.items():                 # communicate(): no polling, pipes closed
+            err = p.communicate(timeout=60)[1]
+            results[name] = (p.returncode, err)
+        text = box.doc.read_text(encoding="utf-8")
+        assert cl.run_rules(cl.parse(text)) == [], "the file no longer checks clean"
+        expected = {"a.csv": "**Answer:** 12 sites", "b.csv": "**Answer:** `no`"}
+        for name, (code, err) in results.items():
+            assert (expected[name] in text) == (code == 0), (name, code, err)
+            if code:
+                assert "nothing written" in err or "changed while importing" in err or "nothing recorded" in err, err
+        assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", *sorted(answers)]
 
 
 @test
-def cli_readme_check_passes():
-    result = run_cli("check", "--file", README)
-    assert result.returncode == 0, result.stdout[:2000]
-    assert FIXTURE  # the fixture is loaded by support
+def cli_output_that_cannot_be_written_is_never_a_traceback():
+    """G6 and G12 as real processes, where Python itself flushes standard output at exit, all three at once:
+    an import into a full disk; a view into a pipe whose reader has gone; and a view in a locale whose code
+    page lacks the characters of an answer (UTF-8 is written whatever the locale)."""
+    chinese = swap("  - **Form:** a number.", "  - **Form:** a number.\n  - **Answer:** \u4e2d\u56fd: testing")
+    with Sandbox(chinese.replace('- [ ] <a id="req-3">', '- [x] <a id="req-3">')) as box:
+        env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONDONTWRITEBYTECODE": "1"}
+
+        def start(*args, stdout=subprocess.PIPE):
+            return subprocess.Popen([sys.executable, PROGRAM, *map(str, args), "--file", str(box.doc)], stdout=stdout,
+                                    stderr=subprocess.PIPE, env=env)
+        with open("/dev/full", "wb") as full:
+            imported = start("import", box.csv("id,answer\nREQ-4,36\n"), stdout=full)
+        gone, piped = start("status"), start("items", "--format", "csv")
+        gone.stdout.close()                             # the reader goes before the view writes
+        out, err = piped.communicate(timeout=60)
+        assert (piped.returncode, err) == (0, b"") and "\u4e2d\u56fd: testing" in out.decode("utf-8"), (out[-300:], err)
+        assert (gone.wait(timeout=60), gone.stderr.read()) == (0, b"")
+        assert imported.wait(timeout=60) == 0
+        assert imported.stderr.read().decode() == (f"{box.doc}: recorded 1 answer: REQ-4. The report could not be "
+                                                   "printed on standard output (No space left on device).\n")
+        assert "**Answer:** 36" in box.doc.read_text(encoding="utf-8")
+        for proc in (imported, gone):
+            proc.stderr.close()

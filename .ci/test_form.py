@@ -66,6 +66,7 @@ def form_page_is_one_self_contained_file():
     assert "default-src 'none'" in text, "no Content-Security-Policy"
     data = page_data(text)
     assert data["profile"]["key"] == "lab" and data["items"] and data["roles"]
+    assert set(data["entities"]) == cl.ENTITY_NAMES and {"amp", "nbsp", "ZeroWidthSpace"} < cl.ENTITY_NAMES   # G11
     assert [it["id"] for it in data["items"]] == [it.id for it in cl.working_order(readme())]
 
 
@@ -472,6 +473,26 @@ CORPUS = [
     "plan at https://www.notion.so/acme/Plan-1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "n/a", "#N/A", "N.A.", "na", "none",
     "Germany \U0001FAE8 (tbc by legal)", "\u0378 and \ufdd0", f"\U0001F600 sha256 {H64}",
     "\U0001F600" * 30 + f"sha256 {H64}", "sha256 " + "\U0001F600" * 25 + H64, "sha256 " + "\U0001F600" * 26 + H64,
+    # the fourth hostile-input review (G1 to G15)
+    *("K " + sep.join(["465b5ce8", "b199b49f", "aa5f0a2e", "e238a6bc"]) for sep in '!~^=#?$&"+'),
+    "K $465b5ce8\\!b199b49f\\!aa5f0a2e\\!e238a6bc$", "K $\\mathtt{465b5ce8}\\mathtt{b199b49f}\\mathtt{aa5f0a2e}\\mathtt{e238a6bc}$",
+    "K (465b5ce8)(b199b49f)(aa5f0a2e)(e238a6bc)", "K [465b5ce8][b199b49f][aa5f0a2e][e238a6bc]",
+    "1 Dec 2026, 15 Dec 2026, 3 Feb 2027, 4 Feb 2027, 5 Feb 2027 and 6 Dec 2027",
+    "(a) 2026-12-01 (b) 2027-01-15 (c) 2027-02-01 (d) 2027-03-01 (e) 2027-04-01",
+    "TS 38.211, 38.212, 38.213, 38.214, 38.300, 38.321, 38.401, 38.413, 38.473, 23.501, 33.501",
+    "K=Rltc6LGZtJ%2BqXwou4jimvA%3D%3D", "HSS at https://ki:Rltc6LGZtJ+qXwou4jimvA==@hss.example/",
+    "see https://Rltc6LGZtJ-qXwou4jimvA.kms.example/", "K Rltc6LGZtJ+qX wou4jimvA==", "K Rlt c6LGZtJ+qXwou4 jimvA==",
+    "https://Rltc6LGZtJ+qXwou4jimvA==@hss.example/", "see https://git@github.com/o/o and https://My-Lab.example.org/x",
+    "%E2%80%8B%ZZ%e4%b8%ad %C3%28 %F0%9F%98%80 %ED%A0%80 caf%C3%A9", "portal https://Example.com/a%20b/c%2Fd?q=x%26y",
+    f"TUAK K (this is not a sha256): {K256}", f"TUAK K (ask git ops): {K256}", f"no checksum, the key: {K256}",
+    f"SUCI key: https://kms.example/hn-key/{K256}", f"sha256 of fw.bin: {H64}", f"SHA2-256(fw.bin)= {H64}",
+    f"sha256sum: {H64}", f"https://example.org/sha256/{H64}/fw.bin", f"fingerprint (SHA256) = {H64}",
+    "K (decimal) 93520343136652685040522976224586802876", "K 12345678901234567890123456789012",
+    "K = \\106\\133\\134\\350\\261\\231\\264\\237\\252\\137\\12\\56\\342\\70\\246\\274",
+    "$\\phantom{Germany}$", "Germany $\\color{white}{\\text{and also France}}$", "Germany $$x$$", "$\\text{not needed}$",
+    "~~not needed~~", "12 sites at $5 to $10 a month each (~20 in all)", "\ufdd0\ufffe\uffff", "Germany \U0010ffff",
+    "\U0003fffd\U0004abcd", "\u2014 \u2713 \U0001F44D", "?!", "US carrier AT&T; EU: Vodafone, R&D; Q&A;",
+    "a&ZeroWidthSpace;b", "&GT;", "&T;x", "not needed: ~~no~~ radios",
 ]
 
 
@@ -533,7 +554,14 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           # the third hostile-input review
           "/", "|", "'", "%", "\\", "\\-", "\\+", "\u2013", "\u2212", "465b5ce8b199b49fa", "a5f0a2ee238a6bc", "sha256 ",
           "git ", "digital ", "commit-", "sha3-256 ", "jbsw ", "Rltc6LGZ ", ".Xwou4jimvA==", "https://kms.example/keys/",
-          "00:1a:2b:3c:4d:5e", "00-1A-2B-", "n/a", "#N/A", "NA", "\U0001FAE8", "\u0378", K256, "research "]
+          "00:1a:2b:3c:4d:5e", "00-1A-2B-", "n/a", "#N/A", "NA", "\U0001FAE8", "\u0378", K256, "research ",
+          # the fourth hostile-input review
+          "!", "~", "~~", "^", "=", "?", "$", "$$", "&", '"', "(", ")", "[", "]", "\\!", "\\mathtt{", "\\text{",
+          "\\color", "\\phantom", "465b5ce8", "b199b49f", "aa5f0a2e", "1 Dec 2026", "(a) ", "AT&T;", "&T;", "&GT;",
+          "%2B", "%3D", "%E2%80%8B", "%C3", "%", "https://ki:", "@hss.example/", "Rltc6LGZtJ+qX ", "wou4jimvA==",
+          "Rltc6LGZtJ-qXwou4jimvA.kms.example", "not a ", "no ", "sha256): ", "git ops ", "SHA2-256(fw.bin)= ",
+          "sha256sum ", "93520343136652685040522976224586802876", "\\106\\133\\134\\350", "\ufdd0", "\uffff",
+          "\U0001fffe", "\U0003fffd", "\u2014"]
 
 
 CSV_CORPUS = [
@@ -546,6 +574,13 @@ CSV_CORPUS = [
     "\ufeff\ufeffid,answer\nREQ-3,a\n", 'id,answer\nREQ-3, "a, b"\n', 'id, answer\nREQ-3,  " a "\n', "id,answer\n ,\n",
     'id,answer\nREQ-4(b),x\nlic-6 (B),y\nREQ-3,Mu\u0308nchen\n', '[{"id": "LIC-1", "answer": "no"}]',
     "id,answer\n" + "REQ-3,x\n" * 10001, "id,answer\n" + "NOPE-1,x\n" * 300, "id,answer\n" + "REQ-3,[](#x)\n" * 300,
+    # the fourth hostile-input review (G1, G7)
+    "id,answer,\nREQ-1,research, teaching\nREQ-3,Germany, France\n", "id,answer,,,\nREQ-1,public, private, product\n",
+    'id,answer,\nREQ-3,"Germany, France",\nREQ-4,x\n', "id,,answer\nREQ-3,x,a\nREQ-4,,b\n", "id;answer;\nREQ-3;a; b\n",
+    "id,answer\u200b,answer\nREQ-3,France,Germany\n", "id,\u0430nswer,answer\nREQ-3,France,Germany\n",
+    "\u0456d,answer\nREQ-3,France\n", "id,\uff21\uff2e\uff33\uff37\uff25\uff32\nREQ-3,France\n",
+    "id,Answer, ANSWER\nREQ-3,a,b\n", "ID,Answer,R\u00e9ponse,\u041e\u0442\u0432\u0435\u0442\nREQ-3,a,x,y\n",
+    "# role\nid,ANSW\u0415R\nREQ-3,a\n", "id,a\u0301nswer\nREQ-3,a\n", "i\ufeffd,answer\nREQ-3,a\n",
 ]
 
 
@@ -553,7 +588,7 @@ CSV_CORPUS = [
 def browser_csv_reading_agrees_with_python():
     rng = random.Random(3)
     pieces = ["id", "answer", " Answer ", ",", ";", "\t", '"', '""', "\n", "\r\n", "\r", "#", " #c", "REQ-3", "lic-1",
-              "x", "a b", "\ufeff", "\x1f", "\u00e9", "XYZ-9", "=1", ""]
+              "x", "a b", "\ufeff", "\x1f", "\u00e9", "XYZ-9", "=1", "", ",,", "answer\u200b", "\u0430nswer", "\u0456d"]
     heads = ["id,answer\n", "id;answer\r\n", "# c\nid\tanswer\n", "answer,id,x\n", "", "#a,b\n\nid,answer\n"]
     texts = CSV_CORPUS + [rng.choice(heads) + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
                           for _ in range(300)]

@@ -12,8 +12,11 @@
 
 Exit codes: 0 done; 1 the checklist has defects (check), or the input was refused and nothing
 was written (import, --answers; a CSV that cannot be read is refused input); 2 the command could
-not run as asked: a usage error (an unknown option, profile, party or stage, an empty value) or
-a checklist that cannot be read.
+not run as asked: a usage error (an unknown option, profile, party or stage, an empty value),
+a checklist that cannot be read, or an output that cannot be written (a full disk, a closed
+stdout). A view whose reader has closed the pipe ends quietly with its usual code; an import that
+has recorded its answers exits 0 even if its report cannot be printed, and says so on stderr.
+Output is UTF-8, whatever the locale.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
 conditions and routing, answer validation, and the rules, each declaring its codes; this file writes
@@ -36,6 +39,8 @@ import stat
 import statistics
 import sys
 import tempfile
+import time
+import unicodedata
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -85,13 +90,17 @@ def read_csv(path):
 
 def read_fifo(path):
     """What a FIFO gives up to its end of data, or up to one byte over the size limit. A TimeoutError
-    if it gives nothing for FIFO_WAIT seconds first: a pause is never taken for the end of the data,
-    which would cut a cell short or drop the rows after it."""
+    if it gives nothing for FIFO_WAIT seconds first, or has not ended FIFO_DEADLINE seconds after the
+    start (a trickle of data): a pause is never taken for the end of the data, which would cut a cell
+    short or drop the rows after it."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    chunks, size = [], 0
+    chunks, size, deadline = [], 0, time.monotonic() + FIFO_DEADLINE
     try:
         while size <= MAX_CSV_BYTES:
-            if not select.select([fd], [], [], FIFO_WAIT)[0]:
+            wait = min(FIFO_WAIT, deadline - time.monotonic())
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                if wait < FIFO_WAIT:
+                    raise TimeoutError(f"the input took more than {FIFO_DEADLINE:g} s in all; nothing recorded")
                 raise TimeoutError(f"the input stopped for {FIFO_WAIT:g} s before its end; nothing recorded"
                                    if chunks else f"no data for {FIFO_WAIT:g} s")
             chunk = os.read(fd, 1 << 16)
@@ -105,8 +114,8 @@ def read_fifo(path):
 
 
 def csv_rows(text, delimiter):
-    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer'. Reading
-    stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
+    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer' (as a person
+    reads the names: header_name). Reading stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
     rows, problems, start, header = [], [], 1, None
     try:
@@ -116,12 +125,17 @@ def csv_rows(text, delimiter):
                 continue
             header = [cell.strip().lower() for cell in row]
             break
-        if not header or "id" not in header or "answer" not in header:
+        names = [header_name(cell) for cell in header or ()]
+        if "id" not in names or "answer" not in names:
             return None, []
+        odd = header_problem(header, names)
+        if odd:
+            return [], [Problem(start, odd)]
         repeated = sorted({name for name in ("id", "answer") if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         id_col, answer_col = header.index("id"), header.index("answer")
+        unnamed = [k for k, name in enumerate(header) if not name]
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -132,6 +146,10 @@ def csv_rows(text, delimiter):
             elif any(cell.strip() for cell in row[len(header):]):
                 problems.append(Problem(start, f"more cells than the header has columns ({len(row)} for "
                                                f"{len(header)}): put the answer in quotes if it contains '{delimiter}'"))
+            elif any(k < len(row) and row[k].strip() for k in unnamed):
+                column = next(k for k in unnamed if k < len(row) and row[k].strip()) + 1
+                problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
+                                               f"put the answer in quotes if it contains '{delimiter}'"))
             else:
                 cells = row + [""] * (len(header) - len(row))
                 rows.append((start, cells[id_col], cells[answer_col]))
@@ -143,6 +161,41 @@ def csv_rows(text, delimiter):
             return None, []
         problems.append(Problem(start, f"not valid CSV: {e}"))
     return rows, problems
+
+
+# Letters of other scripts, and small capitals, that look like the Latin letters of 'id' and 'answer'
+# (tools/form.html holds the same table)
+LOOKALIKES = str.maketrans({c: latin for latin, others in (("a", "\u0430\u0251\u03b1\ua4ee"),
+                                                              ("d", "\u0501\u1d05\ua4d3"),
+                                                              ("e", "\u0435\u0454\u03b5\u1d07\ua4f0"),
+                                                              ("i", "\u0456\u03b9\u0131\u04cf\u026a\ua4f2"),
+                                                              ("n", "\u0578\u0274\u03bd\ua4e0"),
+                                                              ("r", "\u0433\u0280\ua4e3"),
+                                                              ("s", "\u0455\ua731\ua4e2"),
+                                                              ("w", "\u051d\u1d21\u03c9\ua4ea"))
+                            for c in others})
+
+
+def header_name(cell):
+    """A header name as a person reads it: NFKD, in lower case, without invisible characters or accents, and
+    with letters of other scripts that look Latin read as Latin: 'аnswer' (Cyrillic 'а'), 'answer\u200b' and
+    'ＡＮＳＷＥＲ' all read 'answer'."""
+    folded = unicodedata.normalize("NFKD", cell).lower()
+    return "".join(c for c in folded if unicodedata.category(c) not in UNSEEN).translate(LOOKALIKES).strip()
+
+
+def header_problem(header, names):
+    """Why a header cannot be read as written (None if it can): a name with an invisible character, or one
+    that reads 'id' or 'answer' (header_name) without being spelled so in plain letters; the program would
+    not take such a column for the one it looks like, and the sheet would show two."""
+    for cell, name in zip(header, names):
+        bad = hidden_characters(cell)
+        if bad:
+            codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
+            return f"the header name '{shown(cell)}' holds an invisible character ({codes}); retype it as plain text"
+        if name in ("id", "answer") and cell != name:
+            return f"the header name '{shown(cell)}' reads '{name}' but is not spelled in plain letters; retype it"
+    return None
 
 
 def known_rows(doc, rows):
@@ -219,9 +272,10 @@ def write_atomically(path, original, text):
 
     The file is locked (flock) while it is compared and replaced, so a second import refuses
     rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
-    temporary file in the same folder and is moved over `path` with os.replace. Until then a
-    signal (SIGTERM, SIGHUP, SIGINT) stops the import and nothing is written; once it has run,
-    the file is written and a signal is ignored. An OSError on the way becomes a Refusal."""
+    temporary file in the same folder (write_temporary) and is moved over `path` by swap(), which
+    checks once more that nobody else has changed it. Until then a signal (SIGTERM, SIGHUP, SIGINT)
+    stops the import and nothing is written; once it has run, the file is written and a signal is
+    ignored. An OSError on the way becomes a Refusal."""
     swapped, name = [], shown(path.name, None)          # [True] once os.replace has run
     tmp, handle, previous = None, None, catch_signals(swapped)
     try:
@@ -236,18 +290,11 @@ def write_atomically(path, original, text):
         if path.read_bytes() != original:
             raise Refusal(f"{name} changed while importing; nothing written. Run the import again.")
         try:
-            with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                             prefix=f".{path.name}.", suffix=".tmp", delete=False) as out:
-                tmp = Path(out.name)
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
+            tmp = write_temporary(path, text)
         except OSError as e:
             raise Refusal(f"{name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
         shutil.copymode(path, tmp)
-        with signals_held():
-            os.replace(tmp, path)
-            swapped.append(True)
+        swap(path, tmp, original, handle, swapped)
     except OSError as e:                              # from copymode, replace, or reading the file again
         raise Refusal(f"cannot replace {name} ({e.strerror}); nothing written.")
     finally:
@@ -259,6 +306,72 @@ def write_atomically(path, original, text):
                 handle.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def write_temporary(path, text):
+    """A new file next to `path` ('.NAME.random.tmp', mode 0600) holding `text` as UTF-8, flushed to disk;
+    its Path. If writing fails, the file is removed and the error raised."""
+    out = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                      prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    tmp = Path(out.name)
+    try:
+        with out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:                             # a full disk, or a signal's Refusal
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def swap(path, tmp, original, handle, swapped):
+    """Move `tmp` over `path` (os.replace), the locked file `handle` holds open, unless someone has changed
+    `path` since it was read as `original`: a hand edit saved meanwhile is kept and the import refused.
+
+    With the signals held: check that `path` is still the locked file (its inode) and holds `original`;
+    hard-link it to a backup name; rename `tmp` over it; then compare the backup (the file just replaced)
+    with `original`. If they differ, an edit landed between the check and the rename: the backup is put
+    back and the import refused. The backup is removed otherwise.
+
+    The window that remains: an editor that saves by renaming its own file over `path` between the hard
+    link and the rename (microseconds apart) is not seen, and its edit is replaced; so is an edit written
+    into the old file after the comparison (it lands in the backup, which is removed). Where the folder
+    takes no hard links (some network and FAT file systems) the comparison after the rename is skipped,
+    and the window spans the check and the rename."""
+    changed = f"{shown(path.name, None)} changed during the import; nothing recorded; run import again."
+    with signals_held():
+        if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino or path.read_bytes() != original:
+            raise Refusal(changed)
+        backup = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            os.link(path, backup)
+        except OSError:
+            backup = None                             # no hard links here: no comparison after the rename
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+            raise
+        swapped.append(True)
+        if backup is None:
+            return
+        try:
+            edited = backup.read_bytes() != original
+        except OSError:
+            edited = False                            # cannot tell: the answers stay recorded
+        if not edited:
+            with contextlib.suppress(OSError):
+                backup.unlink()
+            return
+        try:
+            os.replace(backup, path)                  # the hand edit back in place; this import's text is gone
+        except OSError as e:
+            raise Refusal(f"{shown(path.name, None)} changed during the import and the answers were written over "
+                          f"the change, which is kept in {shown(backup.name, None)} ({e.strerror}); compare the two.")
+        raise Refusal(changed)
 
 
 # The signals an import catches while it writes (SIGHUP is POSIX only)
@@ -758,7 +871,8 @@ def cmd_import(doc, args):
 
 # ---------------------------------------------------------------- form
 
-FORM_TEMPLATE = Path(__file__).resolve().parent / "form.html"
+PROGRAM_DIR = Path(__file__).resolve().parent      # tools/: the program, whose files a page never overwrites
+FORM_TEMPLATE = PROGRAM_DIR / "form.html"
 CONTEXT = "Outside context"
 CONTEXT_BULLET = re.compile(r'^- <a id="(?P<anchor>ctx-[a-z0-9-]+)"></a>(?P<text>.*)$')
 CONTEXT_LINK = re.compile(r"\]\(#(ctx-[a-z0-9-]+)\)")
@@ -962,7 +1076,8 @@ def form_data(doc, args):
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
                        "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
                        "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN},
-            "confidential": CONFIDENTIAL, "confidential_on_page": CONFIDENTIAL_ON_PAGE}
+            "confidential": CONFIDENTIAL, "confidential_on_page": CONFIDENTIAL_ON_PAGE,
+            "entities": sorted(ENTITY_NAMES)}
 
 
 def tree_or_none(doc, condition):
@@ -988,23 +1103,54 @@ def cmd_form(doc, args):
         template = FORM_TEMPLATE.read_text(encoding="utf-8")
     except OSError as e:
         raise Refusal(f"{shown(FORM_TEMPLATE, None)}: cannot read the page template: {e.strerror}", 2)
+    missing = [m for m in ("{{title}}", "{{data}}") if m not in template]
+    if missing:
+        raise Refusal(f"{shown(FORM_TEMPLATE, None)}: the page template lacks {' and '.join(missing)} (was a page "
+                      "written over it?); restore it, for example with 'git checkout tools/form.html'", 2)
+    if args.output:
+        refuse_output(doc, args)
     page = render_form(form_data(doc, args), template)
     if not args.output:
         return Output(page)
-    refuse_output(doc, args)
-    try:
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            out.write(page)
-    except OSError as e:
-        raise Refusal(f"{shown(args.output, None)}: cannot write: {e.strerror}", 2)
+    write_page(args.output, page)
     return Output("", 0, f"{shown(args.output, None)}: written; open it in a browser")
 
 
+def write_page(output, page):
+    """Write the page to `output` by way of a temporary file in its folder, moved over it (os.replace): a
+    failed or interrupted write leaves an older page there whole. A symbolic link is followed and kept; the
+    page keeps an older page's mode, or gets the mode of a new file."""
+    tmp = None
+    try:
+        target = Path(output).resolve()
+        tmp = write_temporary(target, page)
+        if target.exists():
+            shutil.copymode(target, tmp)
+        else:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, target)
+        tmp = None
+    except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
+        raise Refusal(f"{shown(output, None)}: cannot write: {getattr(e, 'strerror', None) or 'a symbolic link loop'}",
+                      2)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 def refuse_output(doc, args):
-    """Refuse (exit 2) an -o that is the checklist or the --answers CSV, or a file that exists and is
-    not a page (.html, .htm): the page never overwrites what it was made from, or anything else."""
+    """Refuse (exit 2) an -o that is the checklist, the --answers CSV, the page template or a file of
+    the program (tools/*.py), or a file that exists and is not a page (.html, .htm): the page never
+    overwrites what it was made from, or anything else."""
     name = shown(args.output, None)
-    for what, path in (("the checklist", doc.real_path), ("the --answers CSV", args.answers)):
+    made_from = [("the checklist", doc.real_path), ("the --answers CSV", args.answers),
+                 ("the page template, which every page is made from", FORM_TEMPLATE)]
+    made_from += [(f"a file of the program ({PROGRAM_DIR.name}/{path.name})", path)
+                  for path in sorted(PROGRAM_DIR.glob("*.py"))]
+    for what, path in made_from:
         if path and same_file(args.output, path):
             raise Refusal(f"{name} is {what}; write the page to another file", 2)
     try:
@@ -1116,12 +1262,19 @@ def build_parser():
 
 
 def main(argv=None, out=None, err=None):
-    """Run one command; print its output or its refusal; return the exit code."""
+    """Run one command; print its output or its refusal; return the exit code (see emit_result for an
+    output that cannot be written)."""
+    if out is None and err is None:
+        utf8_streams()
     out, err = out or sys.stdout, err or sys.stderr
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:                 # argparse has printed its message
         return e.code if isinstance(e.code, int) else 2
+    except OSError:                         # --help or a usage message into a closed pipe or a full disk
+        silence(sys.stdout)
+        silence(sys.stderr)
+        return 2
     commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items,
                 "status": cmd_status, "stats": cmd_stats, "import": cmd_import,
                 "form": cmd_form}
@@ -1134,16 +1287,70 @@ def main(argv=None, out=None, err=None):
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
         result = Output(*commands[args.command](doc, args))
     except Refusal as e:
-        err.write(terminal_safe(str(e).rstrip("\n")) + "\n")
+        emit(err, terminal_safe(str(e).rstrip("\n")) + "\n")
         return e.code
     except KeyboardInterrupt:
-        err.write("interrupted; nothing written.\n")
+        emit(err, "interrupted; nothing written.\n")
         return 1
     markdown = args.command != "form" and getattr(args, "format", "md") == "md"
-    out.write(terminal_safe(result.text) if markdown else result.text)
-    if result.note:
-        err.write(terminal_safe(result.note) + "\n")
-    return result.code
+    return emit_result(args.command, result, terminal_safe(result.text) if markdown else result.text, out, err)
+
+
+def emit_result(command, result, text, out, err):
+    """Print a command's text and note; its exit code. If standard output cannot take the text (a closed
+    pipe or stdout, a full disk), nothing is raised: a reader that has gone (a broken pipe) gets the usual
+    code quietly, another failure a line on stderr and code 2; but an import that has written its answers
+    says so on stderr and keeps code 0, as its answers are recorded."""
+    failure = emit(out, text)
+    if failure is None:
+        if result.note:
+            emit(err, terminal_safe(result.note) + "\n")
+        return result.code
+    if command == "import" and result.code == 0:
+        emit(err, terminal_safe(f"{result.text.strip()} The report could not be printed on standard output "
+                                f"({failure}).") + "\n")
+        return 0
+    if failure == BROKEN_PIPE:
+        return result.code
+    emit(err, f"cannot write to standard output: {failure}\n")
+    return 2
+
+
+BROKEN_PIPE = "the reader has closed the pipe"
+
+
+def emit(stream, text):
+    """Write and flush `text`; None, or why it could not be written (BROKEN_PIPE for a closed pipe). A
+    stream that failed is pointed at the null device, so that Python's own flush at exit cannot fail."""
+    try:
+        if stream is None:                  # the process started with this stream closed ('>&-')
+            return "it is closed"
+        stream.write(text)
+        stream.flush()
+        return None
+    except BrokenPipeError:
+        silence(stream)
+        return BROKEN_PIPE
+    except (OSError, ValueError) as e:      # ValueError: a stream already closed
+        silence(stream)
+        return getattr(e, "strerror", None) or str(e)
+
+
+def silence(stream):
+    """Point a standard stream's file descriptor at the null device (what it still buffers goes nowhere)."""
+    if stream is not None and stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+
+
+def utf8_streams():
+    """Have standard output and error write UTF-8, whatever the locale says (a Windows code page cannot
+    hold every answer); a character that still cannot be written is escaped, never an error."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
 if __name__ == "__main__":

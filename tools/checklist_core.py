@@ -9,8 +9,10 @@ validation (`text_problems`, `secret_in`, `format_answer`); rules, each declarin
 function of a Doc that yields `Defect`s, register it with `@rule("its-code: what it reports")`, and
 add a one-defect case to the tests; `check --list-rules` lists every code.
 """
+import bisect
 import collections
 import functools
+import html.entities
 import math
 import re
 import unicodedata
@@ -33,6 +35,7 @@ MAX_ANSWER_CHARS = 2000
 MAX_CSV_BYTES = 16 * 1024 * 1024
 MAX_CSV_ROWS = 10_000
 FIFO_WAIT = 10                         # seconds a CSV that is a FIFO may take to give its data
+FIFO_DEADLINE = 30                     # seconds a CSV that is a FIFO may take in all (a trickle)
 MAX_NESTING = 50
 MAX_PROBLEMS = 200                     # refused input: problems collected, and shown
 MAX_PROBLEMS_SHOWN = 50
@@ -753,15 +756,19 @@ def profile_view(doc, profile):
 CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
                 "(ID, date, recipient): see 'Answering' in README.md")
 # Controls, formats, separators, private use and surrogates. Not Cn (unassigned): an emoji newer than
-# this Python's Unicode is Cn here but a symbol to the browser, and the two must agree
+# this Python's Unicode is Cn here but a symbol to the browser, and the two must agree. The noncharacters
+# (U+FDD0 to U+FDEF, and U+FFFE and U+FFFF of every plane), which are Cn too but never assigned, count as
+# invisible: see noncharacter()
 INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs"}
 UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
 FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
 # A character that is not printable ASCII (the only kind that may render blank)
 NOT_ASCII = re.compile(r"[^ -~]")
-# HTML entities, named or numeric: '&nbsp;', '&#8203;', '&#x202E;'
+# What may be an HTML entity, named or numeric: '&nbsp;', '&#8203;', '&#x202E;' (and '&T;', which is not one:
+# a name is an entity only if HTML defines it, see entity())
 ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+ENTITY_NAMES = frozenset(name[:-1] for name in html.entities.html5 if name.endswith(";"))   # 'amp', 'nbsp', ...
 # A Markdown link shell, whose text is empty: '[](#req-3)'
 LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
 # The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
@@ -774,30 +781,46 @@ HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
 MD_ESCAPE = re.compile(r"\\(?=[!-/:-@\[-`{-~])")
 # Markdown emphasis and code marks: they render as nothing between two halves of a key
 MARKUP = re.compile(r"[*`]")
+# Two '$' signs and what stands between them, paired from the left as GitHub pairs math: '$x^2$'
+MATH = re.compile(r"\$([^$]*)\$")
+# A LaTeX command, which renders as its effect and not its name: '\mathtt', '\color', '\text'
+LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+# Math commands that hide or recolour text, refused wherever they stand
+HIDING_COMMAND = re.compile(r"\\(?:color|phantom)")
 # A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan
 UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 # A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan
 IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
 # A MAC address (six 2-digit groups joined by one kind of ':' or '-'): taken out before the hex scan
 MAC = re.compile(r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])")
-# What may stand between the groups of a hex key: spaces, punctuation and the dashes (after NFKC)
-HEX_SEPARATORS = r"\s:._,{}/|;'%\\\u2010-\u2015\u2212-"
 # A run of hex digits 32 characters long or more: one group of 32 or more, or groups of fewer than 32
-# (whole groups) joined across separators: '465b 5ce8 b199 ...', '46:5b:5c:...', '465b5ce8b199b49fa a5f0...';
-# hashes (40 or 64 digits) are never joined, so lists of them stay apart
-HEX_RUN = re.compile(rf"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f{HEX_SEPARATORS}]{{32}})(?:[0-9A-Fa-f]{{32,}}|[0-9A-Fa-f]{{1,31}}"
-                     rf"(?![0-9A-Fa-f])(?:[{HEX_SEPARATORS}]+[0-9A-Fa-f]{{1,31}}(?![0-9A-Fa-f]))*)")
+# (whole groups) joined across any run of characters that are neither letters nor digits (spaces,
+# punctuation, symbols, '_'): '465b 5ce8 b199 ...', '46:5b:5c:...', '(465b5ce8)(b199b49f)...', '465b5ce8!b199...';
+# hashes (40 or 64 digits) are never joined, so lists of them stay apart. key_like() judges the groups
+HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f][0-9A-Fa-f\W_]{31})(?:[0-9A-Fa-f]{32,}|[0-9A-Fa-f]{1,31}"
+                     r"(?![0-9A-Fa-f])(?:[\W_]+[0-9A-Fa-f]{1,31}(?![0-9A-Fa-f]))*)")
+HEX_GROUP = re.compile(r"[0-9A-Fa-f]+")
+# A C string of 16 bytes or more written as octal escapes: '\106\133\134\350...'
+OCTAL_ESCAPES = re.compile(r"(?:\\[0-7]{1,3}){16,}")
 # A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
 HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
 HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
-# A word that says a hex run of a hash's length is a digest: a whole word ('digital', 'committee' and
-# 'commit-free' are not), within HASH_WORD_REACH characters before the run
-HASH_WORD = re.compile(r"(?<![\w-])(?:sha-?(?:1|224|256|384|512)|sha3(?:-(?:224|256|384|512))?|blake2[bs]|"
-                       r"commit|digest|checksum|fingerprint|git)(?![\w-])", re.I)
-HASH_WORD_REACH = 32
-# A URL: a short scheme (so the search stays linear), host, path, and the query and fragment after them
-URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/?#\s<>]*(?P<path>[^?#\s<>]*)"
-                 r"(?P<rest>[^\s<>]*)")
+COMMIT_LENGTH = 40                                  # a git commit: in a URL's path, a run of this length is one
+# A label that says a hex run of a hash's length is a digest, standing right before the run: a whole word
+# ('digital', 'committee' and 'commit-free' are not), then at most a file name in parentheses, a ')' and three
+# of ' :=/@#': 'sha256:', 'SHA-256 ', '@sha256:', 'commit/', 'SHA256 (fw.bin) = ', 'fingerprint (SHA256) = '.
+# Matched at the end of the HASH_LABEL_REACH characters before the run
+HASH_LABEL = re.compile(r"(?<![\w-])(?:sha-?(?:1|224|256|384|512)(?:sum)?|sha2-(?:224|256|384|512)|"
+                        r"sha3(?:-(?:224|256|384|512))?|blake2[bs]|commit|digest|checksum|fingerprint|git)"
+                        r"(?:\s*\([^()\s]{1,64}\))?\)?[\s:=/@#]{0,3}$", re.I)
+HASH_LABEL_REACH = 96
+# A negation right before a hash label, which then labels nothing: 'not a sha256', 'no checksum'
+NEGATION = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn't)[\s-]+(?:(?:a|an|the)\s+)?$", re.I)
+NEGATION_REACH = 24
+# A URL: a short scheme (so the search stays linear), its authority (user, password, host and port),
+# path, and the query and fragment after them
+URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://(?P<authority>[^/?#\s<>]*)"
+                 r"(?P<path>[^?#\s<>]*)(?P<rest>[^\s<>]*)")
 # A run of base64 or base64url characters with its padding
 B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 # Base64 or base32 written in groups of one length, 4, 8 or 12 characters (the last no longer), each joined to
@@ -809,6 +832,10 @@ B64_GROUPS = re.compile(r"(?<![A-Za-z0-9+/_=.-])(?=[A-Za-z0-9+/_=. -]{17})"     
                         r"|(?:[A-Za-z0-9+/_]{12}[ .-])+[A-Za-z0-9+/_]{2,12})"
                         r"={0,6}(?![A-Za-z0-9+/_=]|[.-][A-Za-z0-9+/_])")
 B64_JOINS = re.compile(r"[ .-]")
+# Base64 cut by single spaces into pieces of any length, the last one padded: 'Rltc6LGZtJ+qX wou4jimvA=='; the
+# last two, three or four pieces are joined when together they have the length of a padded key (B64_KEY_LENGTHS)
+B64_PIECES = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]+ ){1,3}[A-Za-z0-9+/_-]+={1,2}(?![A-Za-z0-9+/_=-])")
+B64_KEY_LENGTHS = (24, 44, 88)                      # 16, 32 and 64 bytes, with their padding
 # Base32 in one letter case, 16 characters or more (an 80-bit TOTP seed), with its padding
 BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![A-Za-z0-9])")
 # A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
@@ -819,6 +846,8 @@ CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
 # The first line of a PEM block or of another private key format, in any letter case
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
+# A letter or digit of any script: an answer needs one
+LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 # 'not needed', in the spellings people type, and the reason after it
 NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
 # 'Not applicable' as spreadsheets write it, with no reason: 'n/a', '#N/A', 'na', 'N.A.'
@@ -846,11 +875,25 @@ def joins(value, k):
     return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
 
 
+def noncharacter(c):
+    """True for a Unicode noncharacter: U+FDD0 to U+FDEF, or U+FFFE or U+FFFF of any plane (never assigned)."""
+    n = ord(c)
+    return 0xFDD0 <= n <= 0xFDEF or n & 0xFFFE == 0xFFFE
+
+
 def hidden_characters(value):
-    """The invisible and control characters of a value, sorted (joiners in their place excepted)."""
+    """The invisible and control characters of a value, and its noncharacters, sorted (joiners in their place
+    excepted)."""
     if value.isprintable():                         # the common case, checked in C
         return []
-    return sorted({c for k, c in enumerate(value) if unicodedata.category(c) in INVISIBLE and not joins(value, k)})
+    return sorted({c for k, c in enumerate(value)
+                   if (unicodedata.category(c) in INVISIBLE or noncharacter(c)) and not joins(value, k)})
+
+
+def entity(m):
+    """True if an ENTITY match is one HTML defines: numeric, or a name of HTML5's list ('&T;' is not)."""
+    name = m.group()[1:-1]
+    return name.startswith("#") or name in ENTITY_NAMES
 
 
 def blank(c):
@@ -864,37 +907,62 @@ def substance(text):
 
 
 def scanned(text):
-    """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept),
-    HTML entities, Markdown emphasis and code marks, the backslashes of Markdown escapes, or hex prefixes."""
+    """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept), HTML
+    entities, Markdown emphasis and code marks, the backslashes of Markdown escapes, hex prefixes, or the
+    LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
     text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace() else m.group(),
                          unicodedata.normalize("NFKC", text))
-    return HEX_PREFIX.sub("", MD_ESCAPE.sub("", MARKUP.sub("", ENTITY.sub("", text))))
+    text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
+    text = HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))
+    return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
 
 
 def hex_key(text):
-    """True if the text holds a key in hex: 32 or more digits with 8 decimal digits and 2 letters,
-    unless a hash's length labelled as a hash or in a URL's path. UUIDs, IPv6 and MAC addresses are not keys."""
+    """True if the text holds a key in hex (see key_like), unless it has a hash's length and is labelled
+    as a hash, or has a git commit's length and stands in a URL's path. UUIDs, IPv6 and MAC addresses are
+    not keys. Linear: the URLs are found once, and a label is looked for only just before its run."""
     if not HEX_RUN.search(text):                      # the common case, without the work below
         return False
     text = MAC.sub(" ", IPV6.sub(" ", UUID.sub(" ", text)))
+    paths = None                                      # [(start, end)] of the URL paths, found when first needed
     for m in HEX_RUN.finditer(text):
-        digits = re.sub(r"[^0-9A-Fa-f]", "", m.group())
-        if len(digits) < 32:
+        groups = HEX_GROUP.findall(m.group())
+        if not key_like(groups):
             continue
-        decimal = len(re.sub(r"[^0-9]", "", digits))
-        if decimal < 8 or len(digits) - decimal < 2:
+        length = sum(map(len, groups))
+        if length in HASH_LENGTHS and labelled(text, m.start()):
             continue
-        if len(digits) in HASH_LENGTHS and (labelled(text, m.start()) or any(
-                u.start("path") <= m.start() and m.end() <= u.end("path") for u in URL.finditer(text))):
-            continue
+        if length == COMMIT_LENGTH:
+            paths = paths if paths is not None else [u.span("path") for u in URL.finditer(text)]
+            k = bisect.bisect_right(paths, (m.start(), len(text))) - 1
+            if k >= 0 and paths[k][0] <= m.start() and m.end() <= paths[k][1]:
+                continue
         return True
     return False
 
 
+def key_like(groups):
+    """True if hex groups joined into one run read as a key: 32 digits or more, and either one unbroken run
+    of decimal digits, or at least 8 decimal digits and 2 letters, where a run of several groups also needs a
+    group that mixes letters and digits ('5ce8'), unless every group is one or two characters. So decimal
+    numbers joined by ', ' (spec numbers, dates, addresses) are no key, nor are words and numbers that only
+    take turns ('1 Dec 2026, 15 Dec 2026', '(a) 2026-12-01 (b) ...')."""
+    digits = "".join(groups)
+    if len(digits) < 32:
+        return False
+    decimal = sum(1 for c in digits if c <= "9")
+    if decimal == len(digits):
+        return len(groups) == 1
+    if decimal < 8 or len(digits) - decimal < 2:
+        return False
+    return len(groups) == 1 or max(map(len, groups)) <= 2 or any(not g.isdigit() and not g.isalpha() for g in groups)
+
+
 def labelled(text, start):
-    """True if a hash word stands within the HASH_WORD_REACH characters before text[start]."""
-    word = HASH_WORD.search(text, max(0, start - HASH_WORD_REACH))
-    return word is not None and word.end() <= start
+    """True if a hash label (HASH_LABEL) ends right before text[start], and no negation stands before it."""
+    window = text[max(0, start - HASH_LABEL_REACH):start]
+    label = HASH_LABEL.search(window)
+    return label is not None and not NEGATION.search(window[max(0, label.start() - NEGATION_REACH):label.start()])
 
 
 def char_class(c):
@@ -942,9 +1010,14 @@ def worded(group):
 
 
 def joined_groups(text):
-    """The base64 and base32 that `text` writes in groups, each joined into one run (words stay apart)."""
+    """The base64 and base32 that `text` writes in groups, each joined into one run (words stay apart), and
+    padded base64 cut unevenly by single spaces, joined where the pieces have a key's length (B64_PIECES)."""
     chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
-    return ["".join(groups) for groups in chains if not all(worded(g) for g in groups)]
+    joined = ["".join(groups) for groups in chains if not all(worded(g) for g in groups)]
+    for m in B64_PIECES.finditer(text) if "=" in text else ():
+        pieces = m.group().split(" ")
+        joined += [run for run in ("".join(pieces[k:]) for k in range(len(pieces) - 1)) if len(run) in B64_KEY_LENGTHS]
+    return joined
 
 
 def base32_key(run):
@@ -954,9 +1027,19 @@ def base32_key(run):
 
 @functools.lru_cache(maxsize=1 << 14)
 def secret_in(text):
-    """What secret material `text` seems to hold (a short description), or None. Cached, as the same
-    lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
+    """What secret material `text` seems to hold (a short description), or None: in the text as scanned,
+    and then percent-decoded ('%2B' is '+'). Cached, as the same lines are read again and again (an answer
+    by import and then by check; the checklist by the tests)."""
     text = scanned(text)
+    found = secret_kind(text)
+    if found is None and "%" in text:
+        decoded = scanned(unquote(text))
+        found = secret_kind(decoded) if decoded != text else None
+    return found
+
+
+def secret_kind(text):
+    """secret_in() of a text already scanned."""
     if KEY_MARKERS.search(text):
         return "a private key or PEM block"
     if JWT.search(text):
@@ -964,7 +1047,12 @@ def secret_in(text):
     if hex_key(text):
         return ("a key (32 or more hex digits, like a subscriber key K or OPc; a page or message ID that holds "
                 "such a run counts too: record a pointer without the 32-digit run, e.g. the page title)")
-    plain = URL.sub(url_values, text)
+    if OCTAL_ESCAPES.search(text):
+        return "a key (16 or more bytes written as octal escapes, like \\106\\133\\134)"
+    urls = list(URL.finditer(text)) if "://" in text else []
+    if any(url_password(m) for m in urls):
+        return "a password in a URL (user:password@host)"
+    plain = URL.sub(url_values, text) if urls else text
     plain = " ".join([plain] + joined_groups(plain))
     if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
         return "encoded key material (a base32 run)"
@@ -973,11 +1061,21 @@ def secret_in(text):
     return None
 
 
+def url_password(m):
+    """The password of a URL ('https://user:password@host/'), or ''."""
+    userinfo = m.group("authority").rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
 def url_values(m):
-    """A URL as the base64 scan reads it: the segments of its path that end in '=' (padded base64),
-    its query values and its fragment; not its scheme, host or the rest of its path."""
+    """A URL as the base64 scan reads it: its user and password, the labels of its host written in both
+    letter cases (a name is written in one; base64 is not), the segments of its path that end in '=' (padded
+    base64), its query values and its fragment; not its scheme, the rest of its host, or the rest of its path."""
+    userinfo, _, host = m.group("authority").rpartition("@")
+    labels = [label for label in host.split(".") if re.search("[a-z]", label) and re.search("[A-Z]", label)]
     padded = [segment for segment in m.group("path").split("/") if segment.endswith("=")]
-    return " " + " ".join(padded + [p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))]) + " "
+    query = [p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))]
+    return " " + " ".join(userinfo.split(":") + labels + padded + query) + " "
 
 
 def reason_length(reason):
@@ -986,8 +1084,16 @@ def reason_length(reason):
 
 
 def unmarked(text):
-    """NFKC text without Markdown emphasis or code marks, as 'not needed' is matched."""
-    return re.sub(r"[*_`]", "", unicodedata.normalize("NFKC", text))
+    """NFKC text without Markdown emphasis, strikethrough or code marks, or math ('$', '{', '}' and LaTeX
+    commands), as 'not needed' is matched: '~~not needed~~' and '$\\text{not needed}$' read 'not needed'."""
+    return re.sub(r"\\[A-Za-z]+|[*_`~${}]", "", unicodedata.normalize("NFKC", text))
+
+
+def math_markup(text):
+    """True if the text holds GitHub math: '$$', a command that hides or recolours text, or a LaTeX command
+    between two '$' signs ('$\\text{x}$'). A '$' amount alone is no math."""
+    return "$$" in text or bool(HIDING_COMMAND.search(text)) or \
+        any(LATEX_COMMAND.search(m.group(1)) for m in MATH.finditer(text))
 
 
 def text_problems(value):
@@ -1002,6 +1108,8 @@ def text_problems(value):
     text = value.strip()
     if not substance(text):
         return ["the answer is empty"]
+    if not LETTER_OR_DIGIT.search(text):
+        return ["the answer has no letter or digit; write it in words"]
     what = secret_in(text)
     if what:
         return [f"this looks like {what}; {CONFIDENTIAL}"]
@@ -1013,12 +1121,17 @@ def text_problems(value):
         problems.append("the answer may not start with a list, heading, quote or table marker")
     if HTML_TAG.search(AUTOLINK.sub("", text)):
         problems.append("the answer may not contain HTML (a link may be written <https://...>)")
-    if ENTITY.search(text):
+    if any(entity(m) for m in ENTITY.finditer(text)):
         problems.append("the answer may not contain HTML entities")
     if MD_LINK.search(text):
         problems.append("the answer may not contain a Markdown link or image (a link may be written <https://...>)")
     if "**" in text:
         problems.append("the answer may not contain bold text ('**')")
+    if "~~" in text:
+        problems.append("the answer may not contain struck-through text ('~~')")
+    if math_markup(text):
+        problems.append("the answer may not contain math: '$$', '\\color', '\\phantom', or a '\\' command "
+                        "between '$' signs")
     if ID_LOOKALIKE.search(text):
         problems.append("write item IDs with an ASCII hyphen")
     if text.count("`") % 2:
