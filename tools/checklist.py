@@ -485,11 +485,12 @@ def known_answer(item, answers):
 
 
 def answers_so_far(doc, answers):
-    """The blockers' answers known, in working order: [{id, answer, origin, provisional}] (see known_answer).
-    They travel with every packet: counsel answers per country of REQ-3, which is no routing item."""
+    """The answers known to the blockers and routing items, in working order: [{id, answer, origin,
+    provisional}] (see known_answer). They travel with every packet: counsel answers per country of REQ-3,
+    and an item such as EXP-12 applies because of a routing answer (REQ-12) its reader should see."""
     out = []
     for item in working_order(doc):
-        known = item.stage == "blocker" and known_answer(item, answers)
+        known = (item.stage == "blocker" or item.declared) and known_answer(item, answers)
         if known:
             out.append({"id": item.id, "answer": known[0], "origin": known[1],
                         "provisional": provisional(item, BACKTICKED.findall(known[0]))})
