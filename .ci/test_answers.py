@@ -1514,3 +1514,25 @@ def p12_a_hand_edit_saved_while_import_replaces_the_file_is_kept():
                 (1, "README.md changed during the import; nothing recorded; run import again.\n"), (when, result)
             assert box.doc.read_bytes() == edited, when
             assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "answers.csv"], "a file was left"
+
+
+@test
+def packets_carry_the_rules_for_every_role_and_while_exp1_applies_the_contact_rule():
+    contact = "no contact with the licensor"
+    with Sandbox(shipped_readme()) as box:
+        md = box.run("items", "--profile", "buyer", "--party", "counsel").stdout
+        rules = md.split("Rules for every role:\n\n", 1)[1].split("\n\n", 1)[0].split("\n")
+        assert len(rules) == 4 and rules[1].startswith("- **Counsel's answers**") and contact in rules[3], rules
+        first = box.run("items", "--profile", "buyer", "--party", "counsel", "--format", "csv").stdout.split("\n")[0]
+        assert "Counsel's answers are given per country" in first and contact in first and "**" not in first, first
+        preamble = json.loads(box.run("items", "--profile", "buyer", "--format", "json").stdout)
+        assert any(contact in rule for rule in preamble["rules"]), preamble["rules"]
+        lab = box.run("items", "--profile", "lab", "--party", "counsel").stdout     # LIC-1 no: EXP-1 does not apply
+        assert "Rules for every role:" in lab and contact not in lab, lab[:2000]
+
+
+@test
+def answers_so_far_hold_every_routing_answer_not_only_the_blockers():
+    with Sandbox(shipped_readme()) as box:
+        context = json.loads(box.run("items", "--profile", "buyer", "--format", "json").stdout)["context"]
+        assert {"REQ-8", "REQ-9", "REQ-12", "REQ-17"} <= set(context), sorted(context)

@@ -1032,3 +1032,22 @@ def c7_browser_the_brief_gives_the_facts_of_the_countries_named():
     assert brief["context"] == expected_context(doc, brief["blockers"] + brief["first"], countries[1])
     assert set(brief["context"]) - set(base), brief["context"]
     assert not page.errors(), page.errors()
+
+
+@test
+def browser_the_brief_gives_the_contact_rule_while_exp1_applies_and_says_when_nothing_is_licensed():
+    chromium()                                        # skipped at once where there is none
+    doc = readme()
+    rule = cl.contact_rule(doc)
+    assert rule.startswith("One rule comes first: no contact with the licensor"), rule
+    page = open_form("--profile", "buyer", "--party", "counsel")
+    rules = page.eval("Array.from(document.querySelectorAll('#every-role > li')).map(li => li.textContent)")
+    assert len(rules) == len(cl.every_role_rules(doc)) + 1 and rules[1].startswith("Counsel's answers") and \
+        rules[-1].startswith("One rule comes first: no contact with the licensor"), rules
+    assert page.eval("document.getElementById('brief-why').textContent").startswith("Why licence and export")
+    page = open_form("--profile", "lab", "--party", "counsel")       # LIC-1 no: EXP-1 does not apply
+    text = page.eval("document.getElementById('brief-who').textContent")
+    assert "no contact with the licensor" not in text and "Counsel's answers" in text, text
+    assert page.eval("document.getElementById('brief-why').textContent") == "Licence questions. " + \
+        cl.LICENCE_NOT_USED.replace("`", "")
+    assert not page.errors(), page.errors()

@@ -418,6 +418,7 @@ def remove_temporary(tmp, path):
 
 # ---------------------------------------------------------------- views
 
+BOLD_LINE = re.compile(r"^\*\*([^*].*?)\*\*$")   # a paragraph that is one bold sentence, as Start here's contact rule
 REQUESTER = "requester"           # the party that asked for the work, whose routing answers decide the role
 COUNTRIES = "REQ-3"               # the blocker that names the countries; counsel answers per country of it
 COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on",
@@ -557,7 +558,23 @@ def preamble_line(whose, preamble, entries, plain):
     """The first row of a CSV packet: the role, its rule and the answers so far, in plain text."""
     line = (f"{whose}: {preamble['role']}. Answer an item written for someone else with {plain(preamble['rule'])} "
             f"(routing: {preamble['answers']}).")
+    line += "".join(f" {plain(rule).replace('**', '')}" for rule in preamble["rules"])
     return line + (f" Answers so far: {'; '.join(so_far_lines(entries))}." if entries else "")
+
+
+def contact_rule(doc):
+    """The contact rule of 'Start here' (Markdown): its one-sentence bold paragraph that names EXP-1; '' if none."""
+    sec = doc.section(START)
+    found = [m.group(1) for n in range(sec[0], sec[1]) for m in [BOLD_LINE.match(doc.lines[n - 1])]
+             if m and "EXP-1" in m.group(1)] if sec else []
+    return found[0] if found else ""
+
+
+def shared_rules(doc, verdicts):
+    """The rules every packet carries (Markdown): those that hold in every role, and the contact rule while
+    EXP-1 may apply."""
+    rule = contact_rule(doc) if verdicts.get("EXP-1") is not False else ""
+    return every_role_rules(doc) + ([rule] if rule else [])
 
 
 def counted(n, noun, plural=""):
@@ -570,13 +587,15 @@ def cmd_items(doc, args):
     role and the answers so far, and in Markdown followed by the outside facts the items cite."""
     answers = gather_answers(doc, args.profile, args.answers)
     role = role_of(doc, answers.tokens)
-    rows = [r for r in applicable(doc, answers.tokens) if r.applies is not False]
+    verdicts = applicable(doc, answers.tokens)
+    rows = [r for r in verdicts if r.applies is not False]
     picked = [r for r in rows if (not args.party or r.item.party == args.party)
               and (not args.involving or r.item.involves(args.involving))
               and (not args.stage or r.item.stage == args.stage)]
     records = [item_record(doc, r.item, r.waits, answers, role) for r in picked]
     so_far = answers_so_far(doc, answers)
-    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title,
+    rules = shared_rules(doc, {r.item.id: r.applies for r in verdicts})
+    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title, "rules": rules,
                 "context": {e["id"]: {k: e[k] for k in ("answer", "origin", "provisional")} for e in so_far}} \
         if role else None
     whose = "Requester's role" if args.party and args.party != REQUESTER else ""
@@ -615,6 +634,8 @@ def cmd_items(doc, args):
             out += [f"{counted(len(recs), 'item')}, {waiting} of them waiting on a routing answer.", ""]
         if note:
             out += [note, ""]
+        if preamble and rules:
+            out += ["Rules for every role:", ""] + [f"- {plain(r)}" for r in rules] + [""]
         for r in recs:
             item = doc.items[r["id"]]
             held = provisional(item, BACKTICKED.findall(r["answer"]))
@@ -930,6 +951,8 @@ ROLE_WORDS = {
                 "answer with the value the system must meet",
                 "The work might use material licensed under it"),
 }
+LICENCE_NOT_USED = ("Your work uses nothing licensed from Huawei (LIC-1 `no`): no licence or licensor item applies, "
+                    "though export and publication rules for your own work may.")
 LICENCE_WHY = ("This checklist starts from Huawei's 2019 offer to license its 5G network technology to one "
                "Western company. {why}, so the first questions settle whether licensed material is involved "
                "(LIC-1) and whether dealing with the licensor is lawful (EXP-1).")
@@ -1070,7 +1093,8 @@ def form_data(doc, args):
             "standins": section_standins(doc),
             "roles": [{"key": r.key, "label": r.label, "rule": r.rule, "tree": tree_or_none(doc, r.condition),
                        "words": role_words(r)} for r in doc.roles],
-            "every_role": every_role_rules(doc),
+            "every_role": every_role_rules(doc), "contact_rule": contact_rule(doc),
+            "licence_not_used": LICENCE_NOT_USED,
             "items": [form_item(doc, it, given, assumed) for it in working_order(doc)],
             "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
             "context": outside_context(doc),
