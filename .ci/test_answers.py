@@ -70,7 +70,7 @@ def untouched_exports_reimport_byte_identical():
     import argparse
     doc = cl.parse(shipped_readme())
     for key, party in [(key, party) for key in doc.profiles for party in (None, *doc.parties)]:
-        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, format="csv")
+        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, group=None, format="csv")
         exported = cl.cmd_items(doc, args).text
         rows, problems = cl.csv_rows(exported, ",")
         changes, more = cl.plan_answers(doc, rows, replace=False)
@@ -1151,7 +1151,7 @@ def c4_markdown_packets_keep_their_links_working_and_cite_their_outside_facts():
 def c4_markdown_packets_of_the_checklist_link_only_within_themselves():
     doc, facts = cl.load(str(README)), set()
     for key, party in (("lab", None), ("vendor", "counsel"), ("buyer", "operator")):
-        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, format="md")
+        args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, group=None, format="md")
         md = cl.cmd_items(doc, args).text
         anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
         listed = re.findall(r'^- \[[ x]\] <a id="([^"]+)"></a>\*\*([A-Z]+-\d+)\*\* ', md, re.M)
@@ -1160,7 +1160,7 @@ def c4_markdown_packets_of_the_checklist_link_only_within_themselves():
         assert not dangling, (key, party, dangling)
         facts |= {a for a in anchors if a.startswith("ctx-")}
     assert facts, "no packet cites an outside fact"
-    args = argparse.Namespace(profile="vendor", answers=None, party=None, involving=None, stage=None, format="csv")
+    args = argparse.Namespace(profile="vendor", answers=None, party=None, involving=None, stage=None, group=None, format="csv")
     assert "](#" not in cl.cmd_items(doc, args).text, "a spreadsheet cell holds a Markdown link"
 
 

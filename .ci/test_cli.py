@@ -97,3 +97,12 @@ def cli_output_that_cannot_be_written_is_never_a_traceback():
         assert "**Answer:** 36" in box.doc.read_text(encoding="utf-8")
         for proc in (imported, gone):
             proc.stderr.close()
+
+
+@test
+def cli_items_of_one_group():
+    result = run_main("items", "--profile", "vendor", "--party", "counsel", "--group", "EXP", "--format", "json")
+    ids = [r["id"] for r in json.loads(result.stdout)["items"]]
+    assert result.returncode == 0 and ids and all(i.startswith("EXP-") for i in ids), ids
+    result = run_main("items", "--group", "exp")
+    assert result.returncode == 2 and "unknown --group 'exp'; choose from: REQ, LIC, EXP" in result.stderr, result

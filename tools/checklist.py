@@ -4,7 +4,7 @@
     python3 tools/checklist.py check    [--list-rules] [--format md|json] [--file PATH]
     python3 tools/checklist.py profiles [--show KEY] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py items    [--profile KEY] [--answers CSV] [--party P | --involving P]
-                                        [--stage S] [--format md|csv|json] [--file PATH]
+                                        [--stage S] [--group PREFIX] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py status   [--profile KEY] [--answers CSV] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py stats    [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
@@ -12,7 +12,7 @@
 
 Exit codes: 0 done; 1 the checklist has defects (check), or the input was refused and nothing
 was written (import, --answers; a CSV that cannot be read is refused input); 2 the command could
-not run as asked: a usage error (an unknown option, profile, party or stage, an empty value),
+not run as asked: a usage error (an unknown option, profile, party, stage or group, an empty value),
 a checklist that cannot be read, or an output that cannot be written (a full disk, a closed
 stdout). A view whose reader has closed the pipe ends quietly with its usual code; an import that
 has recorded its answers exits 0 even if its report cannot be printed, and says so on stderr.
@@ -591,7 +591,8 @@ def cmd_items(doc, args):
     rows = [r for r in verdicts if r.applies is not False]
     picked = [r for r in rows if (not args.party or r.item.party == args.party)
               and (not args.involving or r.item.involves(args.involving))
-              and (not args.stage or r.item.stage == args.stage)]
+              and (not args.stage or r.item.stage == args.stage)
+              and (not args.group or r.item.id.split("-")[0] == args.group)]
     records = [item_record(doc, r.item, r.waits, answers, role) for r in picked]
     so_far = answers_so_far(doc, answers)
     rules = shared_rules(doc, {r.item.id: r.applies for r in verdicts})
@@ -614,7 +615,8 @@ def cmd_items(doc, args):
 
     def markdown(recs):
         filters = "".join(f", {label} `{value}`" for label, value in
-                          (("party", args.party), ("involving", args.involving), ("stage", args.stage)) if value)
+                          (("party", args.party), ("involving", args.involving), ("stage", args.stage),
+                           ("group", args.group)) if value)
         waiting = sum(1 for r in recs if r["waits_on"])
         context = outside_context(doc)
         countries = known_answer(doc.items[COUNTRIES], answers) if COUNTRIES in doc.items else None
@@ -1271,6 +1273,8 @@ def build_parser():
     who.add_argument("--involving", type=nonempty,
                      help="only items that name this party at all, as accountable or contributor")
     items.add_argument("--stage", type=nonempty, help="only items of this stage")
+    items.add_argument("--group", metavar="PREFIX", type=nonempty,
+                       help="only items of this group, by ID prefix (such as EXP)")
     sub.add_parser("status", parents=[common, fmt, route], help="progress, given the answers recorded so far")
     sub.add_parser("stats", parents=[common, fmt], help="words per item and in all, as rendered")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
@@ -1306,7 +1310,7 @@ def main(argv=None, out=None, err=None):
     try:
         doc = load(args.file)
         for option, known in (("profile", doc.profiles), ("show", doc.profiles), ("party", doc.parties),
-                              ("involving", doc.parties), ("stage", doc.stages)):
+                              ("involving", doc.parties), ("stage", doc.stages), ("group", doc.groups)):
             value = getattr(args, option, None)
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
