@@ -1536,3 +1536,17 @@ def answers_so_far_hold_every_routing_answer_not_only_the_blockers():
     with Sandbox(shipped_readme()) as box:
         context = json.loads(box.run("items", "--profile", "buyer", "--format", "json").stdout)["context"]
         assert {"REQ-8", "REQ-9", "REQ-12", "REQ-17"} <= set(context), sorted(context)
+
+
+@test
+def a_provisional_answer_is_recorded_with_its_box_unticked():
+    with Sandbox() as box:
+        text = box.accepted("id,answer\nLIC-1,undecided; board meets in May\n")
+        assert '- [ ] <a id="lic-1">' in text and "  - **Answer:** `undecided`; board meets in May" in text, text
+        assert box.run("check").returncode == 0
+        box.doc.write_text(text.replace('- [ ] <a id="lic-1">', '- [x] <a id="lic-1">'), encoding="utf-8")
+        result = box.run("check")
+        assert result.returncode == 1 and "[answer] LIC-1: a provisional answer (such as `pending`) leaves its box " \
+            "unticked" in result.stdout, result
+        text = box.accepted("id,answer\nLIC-1,yes\n", "--replace")
+        assert '- [x] <a id="lic-1">' in text, text

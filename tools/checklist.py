@@ -252,7 +252,8 @@ def plan_answers(doc, rows, replace):
 
 
 def apply_answers(text, doc, changes):
-    """The text with each changed item ticked and its Answer line set; every line keeps its ending."""
+    """The text with each changed item's Answer line set and its box ticked, unless the answer is provisional;
+    every line keeps its ending."""
     lines = text.split("\n")                  # as parse() splits; a CR before LF stays on its line
     for iid in sorted(changes, key=lambda i: -doc.items[i].line):
         item = doc.items[iid]
@@ -263,7 +264,8 @@ def apply_answers(text, doc, changes):
         else:
             k = item.end - 1
             lines.insert(k + 1, answer + ("\r" if lines[k].endswith("\r") else ""))
-        lines[item.line - 1] = re.sub(r"^- \[[ xX]\]", "- [x]", lines[item.line - 1])
+        box = "- [ ]" if provisional(item, BACKTICKED.findall(changes[iid][0])) else "- [x]"   # pending stays open
+        lines[item.line - 1] = re.sub(r"^- \[[ xX]\]", box, lines[item.line - 1])
     return "\n".join(lines)
 
 
@@ -933,7 +935,7 @@ ROLE_WORDS = {
                  "licensee, specifies, as received; give your own answer where the choice is yours; write "
                  "\u201cfor the licensee\u201d where only it can act",
                  "Your customer would hold such a licence"),
-    "software-maker": ("a software maker", "a company that sells 5G software, without hardware",
+    "software-maker": ("a software maker", "a company that sells or publishes 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
                        "and radio items, with what the software needs from them, or write \u201cfor the customer\u201d",
                        "Your software might draw on licensed material"),

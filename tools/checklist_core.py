@@ -1383,8 +1383,10 @@ def recorded_answers(doc):
         if item.void:
             yield Defect(line, "answer", f"{item.id} is withdrawn (void) and takes no Answer")
             continue
-        if not item.ticked:
-            yield Defect(item.line, "answer", f"{item.id} has an Answer but its box is not ticked")
+        held = provisional(item, BACKTICKED.findall(value))
+        if item.ticked == held:
+            yield Defect(item.line, "answer", f"{item.id}: a provisional answer (such as `pending`) leaves its box "
+                         "unticked" if held else f"{item.id} has an Answer but its box is not ticked")
         problems = text_problems(value)
         for message in problems:
             if not message.startswith("this looks like"):          # the secret rule reports those
