@@ -1051,3 +1051,14 @@ def browser_the_brief_gives_the_contact_rule_while_exp1_applies_and_says_when_no
     assert page.eval("document.getElementById('brief-why').textContent") == "Licence questions. " + \
         cl.LICENCE_NOT_USED.replace("`", "")
     assert not page.errors(), page.errors()
+
+
+@test
+def browser_a_page_for_every_item_that_names_a_party_shows_what_items_lists():
+    chromium()                                        # skipped at once where there is none
+    for args in (["--profile", "buyer", "--involving", "counsel"], ["--profile", "lab", "--involving", "engineering"]):
+        page = open_form(*args)
+        ids, _ = listed(*args)
+        assert ids and shown(page) == ids, f"{args}: the page and 'items' differ"
+        assert "answers or contributes to" in page.eval("document.getElementById('brief-for').textContent")
+        assert not page.errors(), page.errors()

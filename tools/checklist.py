@@ -8,7 +8,8 @@
     python3 tools/checklist.py status   [--profile KEY] [--answers CSV] [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py stats    [--format md|csv|json] [--file PATH]
     python3 tools/checklist.py import   ANSWERS.csv [--replace] [--file PATH]
-    python3 tools/checklist.py form     [--profile KEY] [--party P] [--answers CSV] [--file PATH] [-o FILE]
+    python3 tools/checklist.py form     [--profile KEY] [--party P | --involving P] [--answers CSV] [--file PATH]
+                                        [-o FILE]
 
 Exit codes: 0 done; 1 the checklist has defects (check), or the input was refused and nothing
 was written (import, --answers; a CSV that cannot be read is refused input); 2 the command could
@@ -1078,20 +1079,22 @@ def form_data(doc, args):
     recorded = doc.recorded()
     assumed = {iid: toks for iid, toks in (profile.assumes.items() if profile else ())
                if iid in doc.routing() and iid not in recorded}
+    party = args.party or args.involving
     command = "python3 tools/checklist.py form" + "".join(
         f" --{name} {shown(value, None)}" for name, value in (("profile", args.profile), ("party", args.party),
+                                                               ("involving", args.involving),
                                                                ("answers", args.answers)) if value)
     title = next((t for _, level, t in doc.headings if level == 1), doc.path)
     return {"title": title, "source": doc.path, "command": command,
             "page_title": "Answers" + "".join(f", {k} {v}" for k, v in (("profile", args.profile),
-                                                                         ("party", args.party)) if v) + f": {title}",
+                                                                         ("party", party)) if v) + f": {title}",
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
-            "party": args.party or "", "answers_file": shown(args.answers or "", None), "requester": REQUESTER,
+            "party": party or "", "involving": bool(args.involving), "answers_file": shown(args.answers or "", None), "requester": REQUESTER,
             "countries_item": COUNTRIES,
-            "party_name": args.party and (args.party if args.party in BARE_PARTIES else f"the {args.party}"),
+            "party_name": party and (party if party in BARE_PARTIES else f"the {party}"),
             "licence_why": LICENCE_WHY.format(why=ROLE_WORDS["builder"][3]),
-            "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, args.party) if v) + ".csv",
+            "csv_name": "answers" + "".join(f"-{v}" for v in (args.profile, party) if v) + ".csv",
             "stages": doc.stages, "parties": doc.parties,
             "stage_words": column_words(doc, "Stage"), "party_words": column_words(doc, "Party"),
             "standins": section_standins(doc),
@@ -1285,8 +1288,11 @@ def build_parser():
     imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
     form = sub.add_parser("form", parents=[common, route], help="one self-contained HTML page to answer the items "
                           "in a browser, with live routing, checks as you type and a CSV that 'import' reads")
-    form.add_argument("--party", type=nonempty,
-                      help="only items this party is accountable for (routing items always show)")
+    form_who = form.add_mutually_exclusive_group()
+    form_who.add_argument("--party", type=nonempty,
+                          help="only items this party is accountable for (routing items always show)")
+    form_who.add_argument("--involving", type=nonempty,
+                          help="only items that name this party at all, as accountable or contributor")
     form.add_argument("-o", "--output", metavar="FILE", type=nonempty,
                       help="write the page to FILE (default: standard output)")
     return parser
