@@ -2,6 +2,7 @@
 the program (in-process, as most tests do, or as a real subprocess). Standard library only."""
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -151,15 +152,35 @@ class Sandbox:
 def run_tests(tests, names=()):
     """Run the tests (only those named, if any); print each failure with its failing line, each skip
     with its reason, and the closing line 'N passed, N failed' (', N skipped' when any test raised
-    Skip). Returns the exit code."""
+    Skip). Returns the exit code. The whole suite uses two CPUs where it can: every other test that
+    needs no browser (none of test_form.py's) runs in a second process, forked once the tests are loaded,
+    which reports its lines and counts back through a pipe."""
     chosen = [t for t in tests if not names or t.__name__ in names]
     if names and len(chosen) < len(set(names)):
         unknown = sorted(set(names) - {t.__name__ for t in chosen})
         print(f"no test named {', '.join(unknown)}")
         return 2
-    passed = failed = skipped = 0
     started = time.perf_counter()
-    for fn in chosen:
+    apart = []
+    if not names and hasattr(os, "fork") and (os.cpu_count() or 1) > 1:
+        apart = [t for t in chosen if t.__module__ != "test_form"][1::2]
+        chosen = [t for t in chosen if t not in apart]
+    child = run_apart(apart) if apart else None
+    counts = run_each(chosen)
+    if child:
+        more, text = report_apart(*child)
+        print(text, end="")
+        counts = [a + b for a, b in zip(counts, more)]
+    passed, failed, skipped = counts
+    print(f"tests took {time.perf_counter() - started:.1f} s")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
+    return 1 if failed else 0
+
+
+def run_each(tests):
+    """Run the tests one after the other, printing each failure and skip; [passed, failed, skipped]."""
+    passed = failed = skipped = 0
+    for fn in tests:
         try:
             fn()
             passed += 1
@@ -174,6 +195,38 @@ def run_tests(tests, names=()):
             where = next((f for f in reversed(frames) if f.filename.startswith(str(HERE))), frames[-1])
             print(f"FAIL {fn.__name__} ({Path(where.filename).name}:{where.lineno}: {where.line})")
             print("  " + "".join(traceback.format_exception_only(type(e), e)).strip().replace("\n", "\n  "))
-    print(f"tests took {time.perf_counter() - started:.1f} s")
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
-    return 1 if failed else 0
+    return [passed, failed, skipped]
+
+
+def run_apart(tests):
+    """Fork a process that runs `tests` (run_each) and writes its counts and printed lines, as JSON, to a
+    pipe; (its pid, the pipe's reading end). The child never returns: it leaves with os._exit, so that
+    nothing of the parent's (its exit handlers, its buffered output) runs twice."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return pid, read
+    try:
+        os.close(read)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            counts = run_each(tests)
+        with os.fdopen(write, "w", encoding="utf-8") as pipe:
+            json.dump([counts, out.getvalue()], pipe)
+    finally:
+        os._exit(0)
+
+
+def report_apart(pid, read):
+    """([passed, failed, skipped], printed lines) of the tests run apart, once their process has ended."""
+    with os.fdopen(read, encoding="utf-8") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    try:
+        counts, text = json.loads(data)
+        return counts, text
+    except ValueError:
+        return [0, 1, 0], "FAIL the tests run in the second process (it ended without its report)\n"

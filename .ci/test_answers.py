@@ -4,7 +4,8 @@ Every refused import must exit 1, name the CSV line, and leave the checklist byt
 The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
 second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
 (/work/scratch/HOSTILE-FIX-3.md), G1 to G15 and P12 the fourth (/work/scratch/HOSTILE-FIX-4.md), one
-test per defect. C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
+test per defect; the h5_ tests follow the fifth (/work/scratch/HOSTILE-FIX-5.md), named by its defects
+(H1, D2 to D11, FP1 to FP8). C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
 test_form.py has their tests of the answer form.
 """
 import argparse
@@ -18,12 +19,13 @@ import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 
-from support import (FIXTURE, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, line_of, run_main, swap, test,
+from support import (FIXTURE, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, expect, line_of, run_main, swap, test,
                      unanswered)
 
 
@@ -42,7 +44,7 @@ def shipped_readme():
 def round_trip_on_the_real_checklist():
     with Sandbox(shipped_readme()) as box:
         exported = box.run("items", "--format", "csv").stdout
-        lines = exported.split("\n", 1)
+        lines = exported.lstrip("\ufeff").split("\n", 1)               # after the byte-order mark (D9)
         assert lines[0].lstrip('"').startswith("# Role: builder."), lines[0]
         rows = list(csv.DictReader(io.StringIO(lines[1])))
         answers = {"LIC-1": "no", "REQ-3": "United States: development and laboratory test",
@@ -72,7 +74,7 @@ def untouched_exports_reimport_byte_identical():
     for key, party in [(key, party) for key in doc.profiles for party in (None, *doc.parties)]:
         args = argparse.Namespace(profile=key, answers=None, party=party, involving=None, stage=None, group=None, format="csv")
         exported = cl.cmd_items(doc, args).text
-        rows, problems = cl.csv_rows(exported, ",")
+        rows, problems = cl.csv_rows(exported.lstrip("\ufeff"), ",")      # as read_csv reads it
         changes, more = cl.plan_answers(doc, rows, replace=False)
         assert not problems and not more and not changes, (key, party, problems, more, changes)
     with Sandbox(shipped_readme()) as box:                # and once end to end, byte for byte
@@ -128,7 +130,7 @@ def the_role_heads_every_packet():
         assert "Your role: **maker**" in md and "**In your role:** the channels" in md, md
         data = json.loads(box.run("items", "--profile", "vendor", "--format", "json").stdout)
         assert data["role"] == "maker" and data["rule"] == "what the product must support"
-        first = box.run("items", "--profile", "vendor", "--format", "csv").stdout.split("\n", 1)[0]
+        first = box.run("items", "--profile", "vendor", "--format", "csv").stdout.lstrip("\ufeff").split("\n", 1)[0]
         assert first.lstrip('"').startswith("# Role: maker. Answer an item written for someone else with what the "
                                             "product must support"), first
 
@@ -644,10 +646,10 @@ def d10_ordinary_pointers_and_joined_scripts_are_accepted():
         box.accepted("id,answer\n" + "".join(f'{iid},"{value}"\n' for iid, value in (("REQ-3", values[0]),
                                                                                       ("REQ-4", values[-1]))))
     for value in (f"see https://kms.example/k/{K}", f"sha256 {K}", "\u200clab", "1\u200d2",
-                  f"see https://code.example/tree/{H64}/src", f"sha256 of fw.bin: {H64}"):
+                  f"see https://code.example/tree/{H64}/src", f"sha256 of the UE key: {H64}"):
         assert cl.text_problems(value), value            # the key length is never exempt; a joiner needs letters;
                                                          # in a URL only a commit's length is (G4), after a label only
-                                                         # a hash's, right after it
+                                                         # a hash's, and never across a word that names a key (FP2)
     assert all(not cl.secret_in(line) for line in README.read_text(encoding="utf-8").split("\n"))
 
 
@@ -1116,7 +1118,7 @@ def c3_every_packet_carries_the_answers_so_far():
                                      "provisional": False},
                            "REQ-3": {"answer": "12 sites in Germany", "origin": "recorded", "provisional": False}}
         exported = box.run("items", *args, "--format", "csv").stdout
-        first, rest = exported.split("\n", 1)
+        first, rest = exported.lstrip("\ufeff").split("\n", 1)
         assert next(csv.reader([first])) == ["# Role: builder. Answer an item written for someone else with the "
                                              "value the system must meet (routing: profile `lab` and the answers in "
                                              "mine.csv). Answers so far: " + "; ".join(lines) + "."]
@@ -1172,7 +1174,7 @@ def c6_packets_for_another_party_name_the_requesters_role():
             assert f"\n\n{whose}: **maker**. Answer an item written for someone else with what the product must " \
                    "support\n\n" in md, md
             exported = box.run("items", "--profile", "vendor", "--party", party, "--format", "csv").stdout
-            first = next(csv.reader(io.StringIO(exported)))[0]
+            first = next(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))[0]
             assert first.startswith(f"# {whose if party == 'counsel' else 'Role'}: maker. Answer an item"), first
 
 
@@ -1271,7 +1273,7 @@ def g03_base64_percent_encoded_in_a_url_or_split_unevenly_is_refused():
 def g04_a_hash_label_counts_only_right_before_its_digest():
     secret_refused(HEX_KEY, "TUAK K (this is not a sha256): " + K256, "TUAK K (ask git ops): " + K256,
                    "SUCI home network private key: https://kms.example/hn-key/" + K256, "no checksum, the key: " + K256,
-                   f"see https://code.example/tree/{H64}/src", f"sha256 of fw.bin: {H64}", f"https://kms.example/{K}")
+                   f"see https://code.example/tree/{H64}/src", f"sha256 of the key file: {H64}", f"https://kms.example/{K}")
     accepted_as_text(f"sha256:{H64}", f"SHA-256 {H64}", f"SHA256 (fw.bin) = {H64}", f"SHA2-256(fw.bin)= {H64}",
                      f"sha256sum: {H64}", f"fingerprint (SHA256) = {H64}", f"ghcr.io/o/o@sha256:{H64}", f"git {H40}",
                      f"see https://github.com/o/r/commit/{H40} and https://example.org/sha256/{H64}/fw.bin")
@@ -1550,3 +1552,207 @@ def a_provisional_answer_is_recorded_with_its_box_unticked():
             "unticked" in result.stdout, result
         text = box.accepted("id,answer\nLIC-1,yes\n", "--replace")
         assert '- [x] <a id="lic-1">' in text, text
+
+
+# ---------------------------------------------------------------- the fifth hostile-input review (H1, D2 to D11, FP1 to FP8)
+
+BASE32 = "encoded key material (a base32 run)"
+NN_REASON = "'not needed' must give its reason, for example 'not needed: we run no radios'"
+
+
+@test
+def h5_h1_form_writes_a_pipe_or_device_in_place_and_never_replaces_it():
+    if not hasattr(os, "mkfifo"):
+        return
+    with Sandbox() as box, deadline(20):
+        fifo, got = box.dir / "page.fifo", []
+        os.mkfifo(fifo)
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+        reader.start()
+        result = box.run("form", "-o", fifo)
+        reader.join()
+        assert (result.returncode, result.stderr) == (0, f"{fifo}: written\n"), result
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got[0].startswith(b"<!DOCTYPE html>"), got[:1]
+        read, write = os.pipe()                       # /dev/stdout into a pipe: /dev/fd/N resolves to 'pipe:[...]'
+        reader = threading.Thread(target=lambda: got.append(os.fdopen(read, "rb").read()), daemon=True)
+        reader.start()
+        try:
+            result = box.run("form", "-o", f"/dev/fd/{write}")
+        finally:
+            os.close(write)
+        reader.join()
+        assert result.returncode == 0 and got[1] == got[0], (result, len(got[1]))
+        read, write = os.pipe()                       # a reader that has gone: the page ends quietly, as a view does
+        os.close(read)
+        try:
+            result = box.run("form", "-o", f"/dev/fd/{write}")
+        finally:
+            os.close(write)
+        assert (result.returncode, result.stderr) == (0, f"/dev/fd/{write}: the reader has closed the pipe\n"), result
+        null = os.stat("/dev/null")
+        assert box.run("form", "-o", "/dev/null").returncode == 0
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and os.stat("/dev/null").st_rdev == null.st_rdev
+        disk = box.dir / "disk"                       # a block device (a disk) is refused, and stays one
+        try:
+            os.mknod(disk, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+        except (AttributeError, OSError):             # not root: no device nodes
+            disk = None
+        if disk:
+            result = box.run("form", "-o", disk)
+            assert (result.returncode, result.stderr) == (2, f"{disk} is a block device (a disk); write the page to a "
+                                                             "file\n"), result
+            assert stat.S_ISBLK(os.stat(disk).st_mode)
+        assert sorted(p.name for p in box.dir.iterdir()) == ["README.md"] + ["disk"] * bool(disk) + ["page.fifo"]
+
+
+@test
+def h5_d11_import_keeps_the_owner_mode_and_extended_attributes_of_the_checklist():
+    with Sandbox() as box:
+        box.doc.chmod(0o664)
+        owner = (1000, 1000) if os.geteuid() == 0 else None     # root importing another user's file
+        if owner:
+            os.chown(box.doc, *owner)
+        try:
+            os.setxattr(box.doc, "user.origin", b"lab")
+            attributes = True
+        except (AttributeError, OSError):             # no xattrs here
+            attributes = False
+        box.accepted("id,answer\nREQ-3,4\n")
+        st = box.doc.stat()
+        assert st.st_mode & 0o777 == 0o664 and (not owner or (st.st_uid, st.st_gid) == owner), (oct(st.st_mode), st.st_uid)
+        assert not attributes or os.getxattr(box.doc, "user.origin") == b"lab"
+
+
+@test
+def h5_fp1_lists_of_identifiers_are_answers_but_a_key_cut_into_a_list_is_not():
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"US ECCNs 5A002.a.1, 5A992.c, 5D002.c.1, 5D992.c, 5E002.a (per counsel)"\n'
+                            'REQ-4,"PLMN 262-01; TACs 0x00A001, 0x00A002, 0x00A003, 0x00A004, 0x00A005, 0x00A006"\n')
+        assert "**Answer:** PLMN 262-01; TACs 0x00A001, 0x00A002, 0x00A003" in text
+    accepted_as_text("cherry-picked commits 3f2a1bc, 7d9e0f1, a4b5c6d, 8e9f0a1, 2b3c4d5",
+                     "fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3, 8e9f0a14",
+                     "Gerrit change Change-Id: I8473b95934b5732ac55d26311a706c9c2bde9940 on gerrit.o-ran-sc.org",
+                     "gNB MACs 001a.2b3c.4d5e, 001a.2b3c.4d5f, 001a.2b3c.4d60",
+                     "radio unit serials 21A8F3C2, 21A8F3C3, 21A8F3C4, 21A8F3C5",
+                     "TACs 0x00A1, 0x00A2, 0x00A3, 0x00A4, 0x00A5, 0x00A6, 0x00A7, 0x00A8")
+    secret_refused(HEX_KEY, "K " + ", ".join(pairs(K, 8)), "K " + "; ".join(pairs(K, 4)), "K and " + ", ".join(pairs(K, 8)),
+                   "K " + ",".join(pairs(K)) + " and more", "TUAK K " + ", ".join(pairs(K256, 16)),
+                   "no commits: " + ", ".join(pairs(K, 8)))
+
+
+@test
+def h5_fp4_an_answer_may_cite_a_standard_the_references_do_not_list():
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"MILENAGE (TS 35.206), SIMs from sysmocom"\n')
+        assert "  - **Answer:** MILENAGE (TS 35.206), SIMs from sysmocom\n" in text
+        assert box.run("check").returncode == 0
+    expect(swap("TS 23.501 is cited here.", "TS 23.501 and TS 35.206 are cited here."), "reference", "TS 35.206")
+
+
+@test
+def h5_d2_a_key_laid_out_as_a_uuid_or_a_full_ipv6_address_is_a_key():
+    secret_refused(HEX_KEY, "OPc cd63cb71-954a-9f4e-48a5-994e37a02baf, K 465b5ce8-b199-b49f-aa5f-0a2ee238a6bc",
+                   "TUAK K 9e1c5f7a-3b2d-4e6f-80a1-b2c3d4e5f607 18293a4b-5c6d-7e8f-9012-a3b4c5d6e7f8",
+                   "K 465b:5ce8:b199:b49f:aa5f:0a2e:e238:a6bc")
+    accepted_as_text("hub ID 4C4C4544-0042-3510-8052-B4C04F4E3732", "SBOM urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79",
+                     "asset GUID 465b5ce8-b199-b49f-aa5f-0a2ee238a6bc",
+                     "UPF N3 IPv6 address fd12:3456:789a:0001:0000:0000:0000:0001",
+                     "N3 IPv6 addresses fd12:3456:789a:0001:0000:0000:0000:0001, fd12:3456:789a:0001:0000:0000:0000:0002",
+                     "UPF at 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+                     "UEs 2001:db8:1::1 2001:db8:1::2 2001:db8:1::3 2001:db8:1::4 2001:db8:1::5 2001:db8:1::6")
+
+
+@test
+def h5_d3_git_alone_labels_only_a_commit_and_a_negation_a_few_words_before_cancels_a_label():
+    secret_refused(HEX_KEY, "TUAK K (kept in git): " + K256, "TUAK K (this isn't really a sha256): " + K256,
+                   "TUAK K (not in fact the sha256): " + K256)
+    accepted_as_text(f"git {H40}", f"git sha {H64}", f"git commit {H40}", f"no radios; firmware sha256: {H64}")
+
+
+@test
+def h5_d4_base64_and_base32_split_unevenly_by_spaces_or_percent_encoded_twice_are_keys():
+    secret_refused(BASE64, "K Rltc6LGZtJ+qX wou4jimvA", "K Rltc6LGZtJ+qX  wou4jimvA==", "K Rltc6 LGZtJ +qXwo u4jim vA==",
+                   "K=Rltc6LGZtJ%252BqXwou4jimvA%253D%253D", "K=Rltc6LGZtJ%25252BqXwou4jimvA%25253D%25253D",
+                   "K Rltc  6LGZ  tJ+q  Xwou  4jim  vA==")
+    secret_refused(BASE32, "K IZNVZ2FRTG2 J7KS7BIXOEOFGXQ")
+    accepted_as_text("SEC-10 Secure-development process", "Open5GS configs/open5gs/amf.yaml.in and srsRAN gnb_rf_b210.conf",
+                     "sysmoISIM-SJA2 cards, 100 of them", "100%25 of sites")
+
+
+@test
+def h5_fp2_a_hash_label_may_stand_a_few_words_before_a_sha1_or_sha256_digest():
+    accepted_as_text(f"Commit SHA: {H40} (tag v2.7.1)", f"SHA-256 of release v1.0: {H64}",
+                     f"sha256sum of the release tarball: {H64}", f"checksums in SHA256SUMS: {H64}",
+                     "counsel's PGP key: 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4",
+                     "PGP fingerprint 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4")
+    secret_refused(HEX_KEY, f"SHA-256 of the OPc file: {K256}", f"PGP key: {K256}", f"sha256 of fw.bin, not this: {K256}",
+                   "sha256 of the image we ship to every customer site: " + K256)
+
+
+@test
+def h5_fp6_lrm_and_rlm_are_accepted_in_right_to_left_text_only():
+    arabic = "\u0627\u0644\u062a\u0637\u0648\u064a\u0631 \u0641\u064a \u0623\u0644\u0645\u0627\u0646\u064a\u0627"
+    hebrew = "\u05e2\u05d1\u05e8\u05d9\u05ea"
+    accepted_as_text(f"{arabic}\u200f (2026)", f"{hebrew}\u200e test")
+    with Sandbox() as box:
+        for mark in ("\u200e", "\u200f"):
+            refused_exactly(box, f"id,answer\nREQ-4,Germany{mark} (2026)\n", "2: REQ-4: the answer holds an invisible or "
+                            f"control character (U+{ord(mark):04X}); retype it as plain text")
+
+
+@test
+def h5_fp8_an_excel_separator_line_names_the_delimiter():
+    with Sandbox() as box:
+        for content, row in (("sep=;\nid;answer\nREQ-3;Germany, France\n", (3, "REQ-3", "Germany, France")),
+                             ("\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n", (3, "REQ-4", "4 sites"))):
+            assert cl.read_csv(str(box.csv(content))) == ([row], []), content
+        refused_exactly(box, "sep=;\nid,answer\nREQ-1,teaching\n", "2: no 'id' and 'answer' columns in the header line "
+                        "(export one with: items --format csv)")
+
+
+@test
+def h5_d8_a_placeholder_is_no_reason_for_not_needed():
+    with Sandbox() as box:
+        for reason in ("tbd", "TODO.", "FixMe", "xxx"):
+            refused_exactly(box, f"id,answer\nREQ-3,not needed: {reason}\n", f"2: REQ-3: {NN_REASON}")
+    accepted_as_text("not needed: tbd by counsel in May", "not needed: TODO list is empty")
+
+
+@test
+def h5_d6_d7_single_tilde_strikethrough_hiding_commands_and_latex_spaces_are_markup():
+    math = "the answer may not contain math: '$$', '\\color', '\\phantom', or a '\\' command between '$' signs"
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,\"Germany, ~France~\"\n",
+                        "2: REQ-3: the answer may not contain struck-through text ('~text~')")
+        refused_exactly(box, "id,answer\nREQ-3,$not\\ needed$\n", f"2: REQ-3: {NN_REASON}")
+        for value in ("\"Germany US$ 5 m, $\\textcolor{white}{and France}$\"", "Germany costs $5 to $\\hphantom{France}$",
+                      "Germany $\\vphantom{x}$"):
+            refused_exactly(box, f"id,answer\nREQ-3,{value}\n", f"2: REQ-3: {math}")
+    accepted_as_text("~20 to ~30 UEs per cell", "5~10 ms", "about ~20-~30 UEs")
+
+
+@test
+def h5_d9_csv_views_start_with_a_byte_order_mark():
+    with Sandbox() as box:
+        for view in (("items",), ("status",), ("profiles",), ("stats",)):
+            out = box.run(*view, "--format", "csv").stdout
+            assert out.startswith("\ufeff") and not out.startswith("\ufeff\ufeff"), (view, out[:20])
+        exported = box.csv(box.run("items", "--format", "csv").stdout)             # read back as it was written
+        assert box.run("items", "--answers", exported).returncode == 0
+
+
+@test
+def h5_fp3_ssh_fingerprints_and_spdx_ids_are_not_base64_keys():
+    accepted_as_text("jump host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (ED25519)",
+                     "SBOM in SPDX 2.3; root element SPDXRef-Package-open5gs-2.7.1")
+    secret_refused(BASE64, "K SHA256 uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s")
+
+
+@test
+def h5_fp5_an_answer_may_start_with_a_greater_than_sign():
+    with Sandbox() as box:
+        text = box.accepted("id,answer\nREQ-3,> 10 Gbit/s per UPF site\n")
+        assert "  - **Answer:** > 10 Gbit/s per UPF site\n" in text and box.run("check").returncode == 0
+        assert cl.parse(text).items["REQ-3"].get("Answer") == "> 10 Gbit/s per UPF site"
+        refused_exactly(box, "id,answer\nREQ-4,# 10 channels\n",
+                        "2: REQ-4: the answer may not start with a list, heading or table marker")

@@ -493,6 +493,47 @@ CORPUS = [
     "~~not needed~~", "12 sites at $5 to $10 a month each (~20 in all)", "\ufdd0\ufffe\uffff", "Germany \U0010ffff",
     "\U0003fffd\U0004abcd", "\u2014 \u2713 \U0001F44D", "?!", "US carrier AT&T; EU: Vodafone, R&D; Q&A;",
     "a&ZeroWidthSpace;b", "&GT;", "&T;x", "not needed: ~~no~~ radios",
+    # the fifth hostile-input review (H1, D2 to D11, FP1 to FP8)
+    "US ECCNs 5A002.a.1, 5A992.c, 5D002.c.1, 5D992.c, 5E002.a (per counsel)",
+    "PLMN 262-01; TACs 0x00A001, 0x00A002, 0x00A003, 0x00A004, 0x00A005, 0x00A006",
+    "cherry-picked commits 3f2a1bc, 7d9e0f1, a4b5c6d, 8e9f0a1, 2b3c4d5",
+    "fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3, 8e9f0a14",
+    "Gerrit change Change-Id: I8473b95934b5732ac55d26311a706c9c2bde9940 on gerrit.o-ran-sc.org",
+    "gNB MACs 001a.2b3c.4d5e, 001a.2b3c.4d5f, 001a.2b3c.4d60", "radio unit serials 21A8F3C2, 21A8F3C3, 21A8F3C4, 21A8F3C5",
+    "TACs 0x00A1, 0x00A2, 0x00A3, 0x00A4, 0x00A5, 0x00A6, 0x00A7, 0x00A8", "K 465b5ce8, b199b49f, aa5f0a2e, e238a6bc",
+    "K 465b; 5ce8; b199; b49f; aa5f; 0a2e; e238; a6bc", "K and 465b5ce8, b199b49f, aa5f0a2e, e238a6bc",
+    "K 46,5b,5c,e8,b1,99,b4,9f,aa,5f,0a,2e,e2,38,a6,bc and more", "no commits: 465b5ce8, b199b49f, aa5f0a2e, e238a6bc",
+    "TUAK K 9e1c5f7a3b2d4e6f, 80a1b2c3d4e5f607, 18293a4b5c6d7e8f, 9012a3b4c5d6e7f8",
+    "MILENAGE (TS 35.206), SIMs from sysmocom",
+    "OPc cd63cb71-954a-9f4e-48a5-994e37a02baf, K 465b5ce8-b199-b49f-aa5f-0a2ee238a6bc",
+    "TUAK K 9e1c5f7a-3b2d-4e6f-80a1-b2c3d4e5f607 18293a4b-5c6d-7e8f-9012-a3b4c5d6e7f8",
+    "K 465b:5ce8:b199:b49f:aa5f:0a2e:e238:a6bc", "hub ID 4C4C4544-0042-3510-8052-B4C04F4E3732",
+    "SBOM urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79", "asset GUID 465b5ce8-b199-b49f-aa5f-0a2ee238a6bc",
+    "UPF N3 IPv6 address fd12:3456:789a:0001:0000:0000:0000:0001",
+    "N3 IPv6 addresses fd12:3456:789a:0001:0000:0000:0000:0001, fd12:3456:789a:0001:0000:0000:0000:0002",
+    "IPv6 fd12:3456:789a:0001:0000:0000:0000:0001, K 465b:5ce8:b199:b49f:aa5f:0a2e:e238:a6bc",
+    "UEs 2001:db8:1::1 2001:db8:1::2 2001:db8:1::3 2001:db8:1::4 2001:db8:1::5 2001:db8:1::6",
+    f"TUAK K (kept in git): {K256}", f"TUAK K (this isn't really a sha256): {K256}",
+    f"TUAK K (not in fact the sha256): {K256}", f"git sha {H64}", f"git commit {H40}", f"no radios; firmware sha256: {H64}",
+    f"TUAK K (this isn\u2019t a sha256): {K256}",
+    "K Rltc6LGZtJ+qX wou4jimvA", "K Rltc6LGZtJ+qX  wou4jimvA==", "K Rltc6 LGZtJ +qXwo u4jim vA==",
+    "K=Rltc6LGZtJ%252BqXwou4jimvA%253D%253D", "K=Rltc6LGZtJ%25252BqXwou4jimvA%25253D%25253D",
+    "K Rltc  6LGZ  tJ+q  Xwou  4jim  vA==", "K IZNVZ2FRTG2 J7KS7BIXOEOFGXQ", "SEC-10 Secure-development process",
+    "Open5GS configs/open5gs/amf.yaml.in and srsRAN gnb_rf_b210.conf", "sysmoISIM-SJA2 cards, 100 of them",
+    "100%25 of sites",
+    f"Commit SHA: {H40} (tag v2.7.1)", f"SHA-256 of release v1.0: {H64}", f"sha256sum of the release tarball: {H64}",
+    f"checksums in SHA256SUMS: {H64}", "counsel's PGP key: 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4",
+    "PGP fingerprint 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4", f"SHA-256 of the OPc file: {K256}",
+    f"PGP key: {K256}", f"sha256 of fw.bin, not this: {K256}",
+    "\u0627\u0644\u062a\u0637\u0648\u064a\u0631 \u0641\u064a \u0623\u0644\u0645\u0627\u0646\u064a\u0627\u200f (2026)",
+    "\u05e2\u05d1\u05e8\u05d9\u05ea\u200e test", "Germany\u200e (2026)", "Germany\u200f (2026)",
+    "not needed: tbd", "not needed: TODO.", "not needed: FixMe", "not needed: xxx", "not needed: tbd by counsel in May",
+    "Germany, ~France~", "$not\\ needed$", "Germany US$ 5 m, $\\textcolor{white}{and France}$",
+    "Germany costs $5 to $\\hphantom{France}$", "Germany $\\vphantom{x}$", "~20 to ~30 UEs per cell", "5~10 ms",
+    "about ~20-~30 UEs", "a~b~c", "~\U0001F600~", "\u00bf~x~?",
+    "jump host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (ED25519)",
+    "SBOM in SPDX 2.3; root element SPDXRef-Package-open5gs-2.7.1", "K SHA256 uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+    "> 10 Gbit/s per UPF site", "# 10 channels",
 ]
 
 
@@ -561,7 +602,17 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "%2B", "%3D", "%E2%80%8B", "%C3", "%", "https://ki:", "@hss.example/", "Rltc6LGZtJ+qX ", "wou4jimvA==",
           "Rltc6LGZtJ-qXwou4jimvA.kms.example", "not a ", "no ", "sha256): ", "git ops ", "SHA2-256(fw.bin)= ",
           "sha256sum ", "93520343136652685040522976224586802876", "\\106\\133\\134\\350", "\ufdd0", "\uffff",
-          "\U0001fffe", "\U0003fffd", "\u2014"]
+          "\U0001fffe", "\U0003fffd", "\u2014",
+          # the fifth hostile-input review
+          ", ", "; ", ",", "5A002.a.1", "0x00A001", "3f2a1bc8", "21A8F3C2", "001a.2b3c.4d5e", "Change-Id: I", "uuid ",
+          "urn:uuid:", "GUID=", "9e1c5f7a-3b2d-4e6f-80a1-b2c3d4e5f607", "465b5ce8-b199-b49f-aa5f-0a2ee238a6bc",
+          "465b:5ce8:b199:b49f:aa5f:0a2e:e238:a6bc", "2001:db8::1", "::", "IPv6 ", "address ", "kept in git): ",
+          "fd12:3456:789a:0001:0000:0000:0000:0001", " and ", " or ",
+          "isn't really a ", "isn\u2019t ", "not in fact the ", "git sha ", "Commit SHA: ", " of release v1.0: ",
+          "PGP key: ", "4AEE 18F8 3AFD EB23 ", " the key ", "Rltc6LGZtJ+qX", " wou4jimvA", "  ", "IZNVZ2FRTG2 ",
+          "J7KS7BIXOEOFGXQ", "%25", "%252B", "SEC-10 ", "Secure-development ", "\u200e", "\u200f", "\u0627",
+          "\u05e2", "\U00010900", "tbd", "TODO", "\\ ", "\\,", "\\textcolor", "\\hphantom", "\\vphantom", "~",
+          "~x~", "SHA256:", "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "SPDXRef-", "> ", "\u00bf"]
 
 
 CSV_CORPUS = [
@@ -581,6 +632,10 @@ CSV_CORPUS = [
     "\u0456d,answer\nREQ-3,France\n", "id,\uff21\uff2e\uff33\uff37\uff25\uff32\nREQ-3,France\n",
     "id,Answer, ANSWER\nREQ-3,a,b\n", "ID,Answer,R\u00e9ponse,\u041e\u0442\u0432\u0435\u0442\nREQ-3,a,x,y\n",
     "# role\nid,ANSW\u0415R\nREQ-3,a\n", "id,a\u0301nswer\nREQ-3,a\n", "i\ufeffd,answer\nREQ-3,a\n",
+    # the fifth hostile-input review (FP8): Excel's separator line
+    "sep=;\nid;answer\nREQ-3;Germany, France\n", "\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n",
+    "sep=;\nid,answer\nREQ-1,teaching\n", "SEP=|\nid|answer\nREQ-3|a, b\n", "sep=\t \nid\tanswer\nREQ-3\ta\n",
+    "sep=;\n# role\nid;answer\nREQ-3;a\n", "sep=:\nid:answer\n", "sep=;", "x\nsep=;\nid;answer\n",
 ]
 
 
@@ -589,7 +644,8 @@ def browser_csv_reading_agrees_with_python():
     rng = random.Random(3)
     pieces = ["id", "answer", " Answer ", ",", ";", "\t", '"', '""', "\n", "\r\n", "\r", "#", " #c", "REQ-3", "lic-1",
               "x", "a b", "\ufeff", "\x1f", "\u00e9", "XYZ-9", "=1", "", ",,", "answer\u200b", "\u0430nswer", "\u0456d"]
-    heads = ["id,answer\n", "id;answer\r\n", "# c\nid\tanswer\n", "answer,id,x\n", "", "#a,b\n\nid,answer\n"]
+    heads = ["id,answer\n", "id;answer\r\n", "# c\nid\tanswer\n", "answer,id,x\n", "", "#a,b\n\nid,answer\n",
+             "sep=;\nid;answer\n", "sep=,\r\n", "sep=|\n"]
     texts = CSV_CORPUS + [rng.choice(heads) + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
                           for _ in range(300)]
     page = open_form()

@@ -17,7 +17,7 @@ not run as asked: a usage error (an unknown option, profile, party, stage or gro
 a checklist that cannot be read, or an output that cannot be written (a full disk, a closed
 stdout). A view whose reader has closed the pipe ends quietly with its usual code; an import that
 has recorded its answers exits 0 even if its report cannot be printed, and says so on stderr.
-Output is UTF-8, whatever the locale.
+Output is UTF-8, whatever the locale; CSV starts with a byte-order mark, as Excel needs.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
 conditions and routing, answer validation, and the rules, each declaring its codes; this file writes
@@ -28,6 +28,7 @@ argparse layer and the only place that prints or exits. The default file is READ
 import argparse
 import contextlib
 import csv
+import errno
 import functools
 import io
 import json
@@ -60,7 +61,8 @@ def read_csv(path):
     """([(csv line, id cell, answer cell)], [Problem]) from a CSV with 'id' and 'answer' columns.
 
     Leading rows whose first cell starts with '#' (the role line of an export) are skipped; the
-    delimiter is the first of , ; TAB whose header holds both columns."""
+    delimiter is the first of , ; TAB whose header holds both columns, or the one a first line such as
+    'sep=;' names (Excel writes one)."""
     try:
         mode = os.stat(path).st_mode
         if stat.S_ISFIFO(mode):
@@ -82,11 +84,17 @@ def read_csv(path):
         return [], [Problem(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
     if "\x00" in text:
         return [], [Problem(text[:text.index("\x00")].count("\n") + 1, "not a CSV file (it holds binary data)")]
-    for delimiter in (",", ";", "\t"):
-        rows, problems = csv_rows(text, delimiter)
+    named = EXCEL_SEPARATOR.match(text)
+    for delimiter in (named.group(1),) if named else (",", ";", "\t"):
+        rows, problems = csv_rows(text, delimiter, skip=1 if named else 0)
         if rows is not None:
             return rows, problems
-    return [], [Problem(1, "no 'id' and 'answer' columns in the header line (export one with: items --format csv)")]
+    return [], [Problem(1 + bool(named), "no 'id' and 'answer' columns in the header line (export one with: "
+                                         "items --format csv)")]
+
+
+# Excel's first line that names the separator: 'sep=;' (any of , ; TAB |)
+EXCEL_SEPARATOR = re.compile(r"sep=([,;\t|])[ \t]*(?:\r\n|\r|\n|$)", re.I)
 
 
 def read_fifo(path):
@@ -114,14 +122,15 @@ def read_fifo(path):
     return b"".join(chunks)
 
 
-def csv_rows(text, delimiter):
-    """The rows read with `delimiter`, or (None, []) if its header lacks 'id' or 'answer' (as a person
-    reads the names: header_name). Reading stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
+def csv_rows(text, delimiter, skip=0):
+    """The rows read with `delimiter` after the first `skip` lines, or (None, []) if its header lacks 'id' or
+    'answer' (as a person reads the names: header_name). Reading stops after MAX_CSV_ROWS rows or MAX_PROBLEMS
+    problems."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
     rows, problems, start, header = [], [], 1, None
     try:
         for row in reader:
-            if row and row[0].lstrip().startswith("#") and header is None:
+            if reader.line_num <= skip or row and row[0].lstrip().startswith("#") and header is None:
                 start = reader.line_num + 1
                 continue
             header = [cell.strip().lower() for cell in row]
@@ -275,7 +284,8 @@ def write_atomically(path, original, text):
 
     The file is locked (flock) while it is compared and replaced, so a second import refuses
     rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
-    temporary file in the same folder (write_temporary) and is moved over `path` by swap(), which
+    temporary file in the same folder (write_temporary), which gets the file's owner, mode and extended
+    attributes (keep_owner_and_attributes), and is moved over `path` by swap(), which
     checks once more that nobody else has changed it. Until then a signal (SIGTERM, SIGHUP, SIGINT)
     stops the import and nothing is written; once it has run, the file is written and a signal is
     ignored. An OSError on the way becomes a Refusal."""
@@ -296,7 +306,7 @@ def write_atomically(path, original, text):
             tmp = write_temporary(path, text)
         except OSError as e:
             raise Refusal(f"{name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
-        shutil.copymode(path, tmp)
+        keep_owner_and_attributes(path, tmp)
         swap(path, tmp, original, handle, swapped)
     except OSError as e:                              # from copymode, replace, or reading the file again
         raise Refusal(f"cannot replace {name} ({e.strerror}); nothing written.")
@@ -309,6 +319,25 @@ def write_atomically(path, original, text):
                 handle.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def keep_owner_and_attributes(path, tmp):
+    """Give the new file `tmp` what `path` has: its owner and group (where this process may: as root, a file of
+    another user stays that user's), its mode, and its extended attributes where the system has them (ACLs,
+    labels; each copied if it can be, skipped if not). An OSError from the mode is raised."""
+    st = os.stat(path)
+    if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.stat(tmp).st_uid, os.stat(tmp).st_gid):
+        with contextlib.suppress(OSError):
+            os.chown(tmp, st.st_uid, st.st_gid)
+    shutil.copymode(path, tmp)                        # after chown, which may clear set-id bits
+    if hasattr(os, "listxattr"):
+        try:
+            names = os.listxattr(path)
+        except OSError:
+            names = []
+        for attribute in names:
+            with contextlib.suppress(OSError):
+                os.setxattr(tmp, attribute, os.getxattr(path, attribute))
 
 
 def write_temporary(path, text):
@@ -541,13 +570,14 @@ def spreadsheet_safe(value):
 
 
 def render(records, columns, fmt, markdown, preamble=None, first_row=""):
-    """Records as CSV, JSON or Markdown; `preamble` (role, rule, answers so far) heads JSON, `first_row`
-    CSV: one '#' row, which import skips."""
+    """Records as CSV (after a byte-order mark, which import skips), JSON or Markdown; `preamble` (role, rule,
+    answers so far) heads JSON, `first_row` CSV: one '#' row, which import skips."""
     if fmt == "json":
         body = records if preamble is None else {**preamble, "items": records}
         return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
+        out.write("\ufeff")                           # a byte-order mark: Excel reads the file as UTF-8
         writer = csv.writer(out, lineterminator="\n")
         if first_row:
             writer.writerow([f"# {first_row}"])
@@ -1144,14 +1174,22 @@ def cmd_form(doc, args):
     page = render_form(form_data(doc, args), template)
     if not args.output:
         return Output(page)
-    write_page(args.output, page)
-    return Output("", 0, f"{shown(args.output, None)}: written; open it in a browser")
+    done = write_page(args.output, page)
+    return Output("", 0, f"{shown(args.output, None)}: {done}")
 
 
 def write_page(output, page):
     """Write the page to `output` by way of a temporary file in its folder, moved over it (os.replace): a
     failed or interrupted write leaves an older page there whole. A symbolic link is followed and kept; the
-    page keeps an older page's mode, or gets the mode of a new file."""
+    page keeps an older page's mode, or gets the mode of a new file. An `output` that exists and is not a
+    regular file (/dev/null, /dev/stdout, a named pipe) is written in place (write_in_place), never replaced.
+    What was done, for the note: 'written; open it in a browser', 'written' in place, or BROKEN_PIPE."""
+    try:
+        special = not stat.S_ISREG(os.stat(output).st_mode)
+    except (OSError, ValueError):
+        special = False                               # a new file, or one open() reports on
+    if special:
+        return write_in_place(output, page)
     tmp = None
     try:
         target = Path(output).resolve()
@@ -1164,6 +1202,7 @@ def write_page(output, page):
             os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, target)
         tmp = None
+        return "written; open it in a browser"
     except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
         raise Refusal(f"{shown(output, None)}: cannot write: {getattr(e, 'strerror', None) or 'a symbolic link loop'}",
                       2)
@@ -1173,10 +1212,43 @@ def write_page(output, page):
                 tmp.unlink()
 
 
+def write_in_place(output, page):
+    """Write the page into `output`, an existing file that is not a regular one, with no temporary file and no
+    rename: a device such as /dev/null, /dev/stdout, or a named pipe, whose reader it waits for up to FIFO_WAIT
+    seconds. 'written', or BROKEN_PIPE if the reader has stopped reading (as a view ends then: quietly)."""
+    name, fifo = shown(output, None), False
+    deadline = time.monotonic() + FIFO_WAIT
+    try:
+        fifo = stat.S_ISFIFO(os.stat(output).st_mode)
+        while True:
+            try:
+                fd = os.open(output, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0))   # a pipe's open does not wait
+                break
+            except OSError as e:
+                if not fifo or e.errno != errno.ENXIO or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)                      # a named pipe with no reader yet
+        out = open(fd, "w", encoding="utf-8", newline="")
+        try:
+            if fcntl is not None:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            out.write(page)
+            out.flush()
+        except BrokenPipeError:
+            return BROKEN_PIPE
+        finally:
+            with contextlib.suppress(OSError):
+                out.close()                           # after a broken pipe, the flush in close fails again
+        return "written"
+    except OSError as e:
+        reason = f"no reader for {FIFO_WAIT:g} s" if e.errno == errno.ENXIO and fifo else e.strerror
+        raise Refusal(f"{name}: cannot write: {reason}", 2)
+
+
 def refuse_output(doc, args):
     """Refuse (exit 2) an -o that is the checklist, the --answers CSV, the page template or a file of
-    the program (tools/*.py), or a file that exists and is not a page (.html, .htm): the page never
-    overwrites what it was made from, or anything else."""
+    the program (tools/*.py), a block device, or a regular file that exists and is not a page (.html, .htm):
+    the page never overwrites what it was made from, or anything else."""
     name = shown(args.output, None)
     made_from = [("the checklist", doc.real_path), ("the --answers CSV", args.answers),
                  ("the page template, which every page is made from", FORM_TEMPLATE)]
@@ -1185,6 +1257,9 @@ def refuse_output(doc, args):
     for what, path in made_from:
         if path and same_file(args.output, path):
             raise Refusal(f"{name} is {what}; write the page to another file", 2)
+    with contextlib.suppress(OSError, ValueError):
+        if stat.S_ISBLK(os.stat(args.output).st_mode):
+            raise Refusal(f"{name} is a block device (a disk); write the page to a file", 2)
     try:
         target = Path(args.output).resolve()
         exists = target.is_file()

@@ -224,9 +224,13 @@ class Doc:
     _trees: dict = field(default_factory=dict)       # item condition trees,
     _order: list = field(default_factory=list)       # the working order,
     _targets: dict = field(default_factory=dict)     # and what each anchor names (checklist.py's link_targets)
+    _live: Optional[list] = None                     # and the lines outside code fences
 
     def live(self):
-        return ((n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1])
+        """[(number, line)] of the lines outside code fences, found once (the rules read them again and again)."""
+        if self._live is None:
+            self._live = [(n, line) for n, line in enumerate(self.lines, 1) if not self.fenced[n - 1]]
+        return self._live
 
     def section(self, title):
         """(first, end) line numbers of the '## title...' section, or None."""
@@ -763,6 +767,10 @@ INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs"}
 UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
 FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
+BIDI_MARKS = "\u200e\u200f"                         # LRM and RLM: Arabic and Hebrew text needs them (not overrides)
+# The blocks of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and their presentation
+# forms): a letter of one lets the text hold BIDI_MARKS
+RTL_BLOCK = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
 # A character that is not printable ASCII (the only kind that may render blank)
 NOT_ASCII = re.compile(r"[^ -~]")
 # What may be an HTML entity, named or numeric: '&nbsp;', '&#8203;', '&#x202E;' (and '&T;', which is not one:
@@ -785,12 +793,27 @@ MARKUP = re.compile(r"[*`]")
 MATH = re.compile(r"\$([^$]*)\$")
 # A LaTeX command, which renders as its effect and not its name: '\mathtt', '\color', '\text'
 LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
-# Math commands that hide or recolour text, refused wherever they stand
-HIDING_COMMAND = re.compile(r"\\(?:color|phantom)")
-# A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan
+# Math commands that hide or recolour text, refused wherever they stand: '\color', '\textcolor', '\hphantom'
+HIDING_COMMAND = re.compile(r"\\(?:textcolor|color|[hv]?phantom)")
+# A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan if it is valid (its
+# version digit 1 to 8, its variant digit 8, 9, a or b) or labelled (UUID_LABEL), unless two stand side by side
+# with only spaces between (a 64-digit key in two halves): see uuids_out()
 UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
-# A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan
+UUID_LABEL = re.compile(r"(?<![\w-])[gu]uid[\s:=#]{0,3}$", re.I)       # 'uuid ', 'urn:uuid:', 'GUID='
+UUID_LABEL_REACH = 12
+# A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan if it is labelled
+# (IPV6_LABEL) or in the documentation prefix (2001:db8::/32); and one compressed with '::' (at most seven
+# groups, so never 32 digits), always taken out
 IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
+IPV6_SHORT = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::"
+                        r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?(?![0-9A-Fa-f:])")
+IPV6_DOCUMENTATION = re.compile(r"2001:0{0,2}db8:", re.I)
+# A word that says an address follows, at most three words before it: 'IPv6 ', 'N3 address: ', 'prefix '
+IPV6_LABEL = re.compile(r"(?<![\w-])(?:ipv6|addr(?:ess)?(?:es)?|prefix(?:es)?|routes?)(?:[^\w;.]+[\w-]+){0,3}[^\w;.]*$",
+                        re.I)
+IPV6_LABEL_REACH = 48
+# What may stand between two addresses of one list: the second is taken out if the first was ('IPv6 addresses A, B')
+IPV6_LIST_GAP = re.compile(r"\s*(?:[,;/&]|and|or)?\s*", re.I)
 # A MAC address (six 2-digit groups joined by one kind of ':' or '-'): taken out before the hex scan
 MAC = re.compile(r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])")
 # A run of hex digits 32 characters long or more: one group of 32 or more, or groups of fewer than 32
@@ -800,23 +823,42 @@ MAC = re.compile(r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9
 HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f][0-9A-Fa-f\W_]{31})(?:[0-9A-Fa-f]{32,}|[0-9A-Fa-f]{1,31}"
                      r"(?![0-9A-Fa-f])(?:[\W_]+[0-9A-Fa-f]{1,31}(?![0-9A-Fa-f]))*)")
 HEX_GROUP = re.compile(r"[0-9A-Fa-f]+")
+# What parts a run into the items of a list: a list of identifiers ('5A002.a.1, 5A992.c', 'TACs 0x00A001, 0x00A002',
+# 'serials 21A8F3C2, 21A8F3C3') is judged item by item, unless its items read as a key cut into pieces (split_key)
+LIST_BREAK = re.compile(r"[,;]")
+KEY_DIGITS = (32, 64)                               # the hex lengths of a 128-bit and a 256-bit key
+# A letter or digit of any script (a word a run's first or last group may be a piece of)
+WORD_CHARACTER = re.compile(r"[^\W_]")
 # A C string of 16 bytes or more written as octal escapes: '\106\133\134\350...'
 OCTAL_ESCAPES = re.compile(r"(?:\\[0-7]{1,3}){16,}")
 # A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
 HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
 HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
 COMMIT_LENGTH = 40                                  # a git commit: in a URL's path, a run of this length is one
-# A label that says a hex run of a hash's length is a digest, standing right before the run: a whole word
-# ('digital', 'committee' and 'commit-free' are not), then at most a file name in parentheses, a ')' and three
-# of ' :=/@#': 'sha256:', 'SHA-256 ', '@sha256:', 'commit/', 'SHA256 (fw.bin) = ', 'fingerprint (SHA256) = '.
+FAR_LENGTHS = (40, 64)                              # SHA-1 and SHA-256: a label may stand a few words before these
+# The words that say a hex run is a digest: whole words ('digital', 'committee' and 'commit-free' are not)
+HASH_WORDS = (r"sha-?(?:1|224|256|384|512)(?:sums?)?|sha2-(?:224|256|384|512)|sha3(?:-(?:224|256|384|512))?|"
+              r"blake2[bs]|commits?|digests?|checksums?|fingerprints?|shas?|hash(?:es)?|revisions?")
+# A hash label standing right before the run: a hash word, then at most a file name in parentheses, a ')' and
+# three of ' :=/@#': 'sha256:', 'SHA-256 ', '@sha256:', 'commit/', 'SHA256 (fw.bin) = ', 'fingerprint (SHA256) = '.
 # Matched at the end of the HASH_LABEL_REACH characters before the run
-HASH_LABEL = re.compile(r"(?<![\w-])(?:sha-?(?:1|224|256|384|512)(?:sum)?|sha2-(?:224|256|384|512)|"
-                        r"sha3(?:-(?:224|256|384|512))?|blake2[bs]|commit|digest|checksum|fingerprint|git)"
-                        r"(?:\s*\([^()\s]{1,64}\))?\)?[\s:=/@#]{0,3}$", re.I)
+HASH_LABEL = re.compile(rf"(?<![\w-])(?:{HASH_WORDS})(?:\s*\([^()\s]{{1,64}}\))?\)?[\s:=/@#]{{0,3}}$", re.I)
+# A hash word up to five words before a SHA-1 or SHA-256 digest: 'SHA-256 of release v1.0: ', 'sha256sum of the
+# release tarball: '; none of the words between names a key (KEY_WORD) or negates
+FAR_LABEL = re.compile(rf"(?<![\w-])(?:{HASH_WORDS})(?P<between>(?:[\s(),:=/@#]+[\w.'’/+-]+){{1,5}})"
+                       r"[\s(),:=/@#]{1,3}$", re.I)
+KEY_WORD = re.compile(r"(?<![\w-])(?:keys?|k|ki|opc?|secrets?|passwords?|psk|private|seed)(?![\w-])", re.I)
+# A label of a 40-digit run only (no key has 40 hex digits): 'git ', a Gerrit 'Change-Id: I', an OpenPGP key's
+# fingerprint ('PGP key: ')
+COMMIT_LABEL = re.compile(r"(?<![\w-])(?:(?:git|(?:open)?pgp(?:\s+key)?|gpg(?:\s+key)?)[\s:=/@#]{0,3}|change-id:\s*I)$",
+                          re.I)
 HASH_LABEL_REACH = 96
-# A negation right before a hash label, which then labels nothing: 'not a sha256', 'no checksum'
-NEGATION = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn't)[\s-]+(?:(?:a|an|the)\s+)?$", re.I)
-NEGATION_REACH = 24
+# A negation up to three words before a hash label, which then labels nothing: 'not a sha256', 'no checksum',
+# "isn't really a sha256" (not across the end of a sentence or clause: '.', ';', '!', '?')
+NEGATION = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn['’]t)"
+                      r"(?:[^\w'’;.!?]+[\w'’]+){0,3}[^\w'’;.!?]*$", re.I)
+NEGATION_WORD = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn['’]t)(?![\w-])", re.I)
+NEGATION_REACH = 40
 # A URL: a short scheme (so the search stays linear), its authority (user, password, host and port),
 # path, and the query and fragment after them
 URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://(?P<authority>[^/?#\s<>]*)"
@@ -824,18 +866,28 @@ URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://(?P<authori
 # A run of base64 or base64url characters with its padding
 B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 # Base64 or base32 written in groups of one length, 4, 8 or 12 characters (the last no longer), each joined to
-# the next by one space, dot or hyphen: 'JBSW Y3DP EHPK 3PXP', 'Rltc6LGZ tJ+qXwou 4jimvA==',
+# the next by spaces, a dot or a hyphen: 'JBSW Y3DP EHPK 3PXP', 'Rltc6LGZ tJ+qXwou 4jimvA==',
 # 'Rltc6LGZtJ+q.Xwou4jimvA=='; the groups are joined before the scan, unless they are words
 B64_GROUPS = re.compile(r"(?<![A-Za-z0-9+/_=.-])(?=[A-Za-z0-9+/_=. -]{17})"      # 16 characters joined, or more
-                        r"(?:(?:[A-Za-z0-9+/_]{4}[ .-]){2,}[A-Za-z0-9+/_]{2,4}"
-                        r"|(?:[A-Za-z0-9+/_]{8}[ .-])+[A-Za-z0-9+/_]{2,8}"
-                        r"|(?:[A-Za-z0-9+/_]{12}[ .-])+[A-Za-z0-9+/_]{2,12})"
+                        r"(?:(?:[A-Za-z0-9+/_]{4}(?: +|[.-])){2,}[A-Za-z0-9+/_]{2,4}"
+                        r"|(?:[A-Za-z0-9+/_]{8}(?: +|[.-]))+[A-Za-z0-9+/_]{2,8}"
+                        r"|(?:[A-Za-z0-9+/_]{12}(?: +|[.-]))+[A-Za-z0-9+/_]{2,12})"
                         r"={0,6}(?![A-Za-z0-9+/_=]|[.-][A-Za-z0-9+/_])")
-B64_JOINS = re.compile(r"[ .-]")
-# Base64 cut by single spaces into pieces of any length, the last one padded: 'Rltc6LGZtJ+qX wou4jimvA=='; the
-# last two, three or four pieces are joined when together they have the length of a padded key (B64_KEY_LENGTHS)
-B64_PIECES = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]+ ){1,3}[A-Za-z0-9+/_-]+={1,2}(?![A-Za-z0-9+/_=-])")
+B64_JOINS = re.compile(r" +|[.-]")
+# Base64 or base32 cut by runs of spaces into pieces (see joined_pieces): two to six pieces, the last one padded
+# ('Rltc6LGZtJ+qX wou4jimvA=='); and two or more pieces of six characters or more, unpadded ('Rltc6LGZtJ+qX wou4jimvA')
+B64_PADDED = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]+ +){1,5}[A-Za-z0-9+/_-]+={1,2}(?![A-Za-z0-9+/_=-])")
+B64_CHAIN = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{6,}(?: +[A-Za-z0-9+/_-]{6,})+(?![A-Za-z0-9+/_=-])")
+MAX_PIECES = 6
+CHARACTER_CLASSES = (re.compile("[a-z]"), re.compile("[A-Z]"), re.compile("[0-9]"))
+PATH_PARTS = re.compile(r"[-_./]")                 # what parts a path or a kebab-case or snake_case name
 B64_KEY_LENGTHS = (24, 44, 88)                      # 16, 32 and 64 bytes, with their padding
+UNPADDED_KEY_LENGTHS = (22, 24, 26, 32, 43, 52)     # 16 and 32 bytes in base64 (22, 43) and base32 (26, 52), and 24, 32
+# Identifiers that read as base64 and are none, taken out before its scan: an ssh-keygen fingerprint ('SHA256:'
+# and 43 base64 characters), an SPDX element ID ('SPDXRef-Package-open5gs') and a Gerrit Change-Id ('I' and 40 hex)
+NOT_BASE64 = re.compile(r"(?<![\w-])(?:SHA256:[A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])|SPDXRef-[A-Za-z0-9.-]+|"
+                        r"Change-Id:\s*I[0-9a-fA-F]{40}(?![A-Za-z0-9+/=_-]))")
+PERCENT_ROUNDS = 3                                  # percent-encoding undone up to three times ('%252B' is '+')
 # Base32 in one letter case, 16 characters or more (an 80-bit TOTP seed), with its padding
 BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![A-Za-z0-9])")
 # A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
@@ -850,6 +902,12 @@ KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-
 LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 # 'not needed', in the spellings people type, and the reason after it
 NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+# A reason for 'not needed' that only puts the answer off: 'tbd', 'TODO' (its letters and digits, in any case)
+PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
+# LaTeX spaces in math, which render as a space: '$not\ needed$'
+MATH_SPACE = re.compile(r"\\[ ,;:!]")
+# A single '~' (not part of '~~'): a pair of them strikes text through on GitHub (see struck)
+TILDE = re.compile(r"(?<!~)~(?!~)")
 # 'Not applicable' as spreadsheets write it, with no reason: 'n/a', '#N/A', 'na', 'N.A.'
 NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 # An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
@@ -883,11 +941,19 @@ def noncharacter(c):
 
 def hidden_characters(value):
     """The invisible and control characters of a value, and its noncharacters, sorted (joiners in their place
-    excepted)."""
+    excepted, and LRM and RLM in a text with right-to-left letters)."""
     if value.isprintable():                         # the common case, checked in C
         return []
-    return sorted({c for k, c in enumerate(value)
-                   if (unicodedata.category(c) in INVISIBLE or noncharacter(c)) and not joins(value, k)})
+    found = {c for k, c in enumerate(value)
+             if (unicodedata.category(c) in INVISIBLE or noncharacter(c)) and not joins(value, k)}
+    if found & set(BIDI_MARKS) and right_to_left(value):
+        found -= set(BIDI_MARKS)
+    return sorted(found)
+
+
+def right_to_left(value):
+    """True if the value holds a letter of a right-to-left script (Arabic, Hebrew, ...)."""
+    return any(m.group().isalpha() for m in RTL_BLOCK.finditer(value))
 
 
 def entity(m):
@@ -919,26 +985,116 @@ def scanned(text):
 
 def hex_key(text):
     """True if the text holds a key in hex (see key_like), unless it has a hash's length and is labelled
-    as a hash, or has a git commit's length and stands in a URL's path. UUIDs, IPv6 and MAC addresses are
-    not keys. Linear: the URLs are found once, and a label is looked for only just before its run."""
+    as a hash, or has a git commit's length and stands in a URL's path. A run that is a list is judged item
+    by item (run_parts). Identifiers are not keys (identifiers_out). Linear: the URLs are found once, and a
+    label is looked for only just before its run."""
     if not HEX_RUN.search(text):                      # the common case, without the work below
         return False
-    text = MAC.sub(" ", IPV6.sub(" ", UUID.sub(" ", text)))
+    text = identifiers_out(text)
     paths = None                                      # [(start, end)] of the URL paths, found when first needed
     for m in HEX_RUN.finditer(text):
-        groups = HEX_GROUP.findall(m.group())
-        if not key_like(groups):
-            continue
-        length = sum(map(len, groups))
-        if length in HASH_LENGTHS and labelled(text, m.start()):
-            continue
-        if length == COMMIT_LENGTH:
-            paths = paths if paths is not None else [u.span("path") for u in URL.finditer(text)]
-            k = bisect.bisect_right(paths, (m.start(), len(text))) - 1
-            if k >= 0 and paths[k][0] <= m.start() and m.end() <= paths[k][1]:
+        for start, end, groups in run_parts(text, m):
+            if not key_like(groups):
                 continue
-        return True
+            length = sum(map(len, groups))
+            if length == COMMIT_LENGTH:
+                paths = paths if paths is not None else [u.span("path") for u in URL.finditer(text)]
+                k = bisect.bisect_right(paths, (start, len(text))) - 1
+                if k >= 0 and paths[k][0] <= start and end <= paths[k][1]:
+                    continue
+            if length in HASH_LENGTHS and labelled(text, start, length):
+                continue
+            return True
     return False
+
+
+def identifiers_out(text):
+    """The text without the identifiers that hold long hex runs: UUIDs (uuids_out), IPv6 addresses compressed
+    with '::', full ones labelled as addresses (IPV6_LABEL) or in the documentation prefix, and MAC addresses."""
+    if "-" in text:
+        text = uuids_out(text)
+    if ":" in text:
+        text = ipv6_out(IPV6_SHORT.sub(lambda m: " " if len(HEX_GROUP.findall(m.group())) <= 7 else m.group(), text))
+    return MAC.sub(" ", text)
+
+
+def ipv6_out(text):
+    """The text without its full IPv6 addresses that are labelled (IPV6_LABEL), in the documentation prefix, or
+    next in a list after one that is ('IPv6 addresses A, B and C')."""
+    out, last, listed = [], 0, None                   # listed: where the last address taken out ends
+    for m in IPV6.finditer(text):
+        if listed is not None and IPV6_LIST_GAP.fullmatch(text, listed, m.start()) or \
+                IPV6_DOCUMENTATION.match(m.group()) or \
+                IPV6_LABEL.search(text[max(0, m.start() - IPV6_LABEL_REACH):m.start()]):
+            out += [text[last:m.start()], " "]
+            last = listed = m.end()
+        else:
+            listed = None
+    return "".join(out) + text[last:] if out else text
+
+
+def uuids_out(text):
+    """The text without its valid UUIDs (version digit 1 to 8, variant digit 8, 9, a or b) and those labelled
+    'uuid' or 'guid', except two that stand side by side with only spaces between: a 64-digit key in two halves."""
+    found = list(UUID.finditer(text))
+    paired = {m.start() for a, b in zip(found, found[1:]) if text[a.end():b.start()].isspace() for m in (a, b)}
+    out, last = [], 0
+    for m in found:
+        uuid = m.group()
+        if m.start() in paired or not (uuid[14] in "12345678" and uuid[19] in "89abAB" or
+                                       UUID_LABEL.search(text[max(0, m.start() - UUID_LABEL_REACH):m.start()])):
+            continue
+        out += [text[last:m.start()], " "]
+        last = m.end()
+    return "".join(out) + text[last:] if out else text
+
+
+def run_parts(text, m):
+    """[(start, end, groups)] to judge of a HEX_RUN match: the whole run; or, where ',' or ';' part it into the
+    items of a list, each item on its own, unless the items read as a key cut into pieces (split_key)."""
+    run = m.group()
+    if "," not in run and ";" not in run:
+        return [(m.start(), m.end(), HEX_GROUP.findall(run))]
+    items, at = [], m.start()
+    for part in LIST_BREAK.split(run):
+        spans = [(at + g.start(), at + g.end()) for g in HEX_GROUP.finditer(part)]
+        if spans:
+            items.append(spans)
+        at += len(part) + 1
+    if len(items) < 2 or split_key(text, items):
+        return [(m.start(), m.end(), HEX_GROUP.findall(run))]
+    return [(spans[0][0], spans[-1][1], [text[a:b] for a, b in spans]) for spans in items]
+
+
+def split_key(text, items):
+    """True if the items of a list (each [(start, end)] of its hex groups) read as one key cut into pieces: the
+    same shape each (group lengths), a key's length in all (KEY_DIGITS), and no prefix of three characters or
+    more that every item shares (serial numbers, area codes); a list of short commit hashes (7 to 12 digits
+    each) is none if a hash label stands right before it. A group that is a piece of a word at either end
+    (the 'd' of 'and') counts for nothing."""
+    first, last = items[0], items[-1]
+    if first[0][0] > 0 and WORD_CHARACTER.match(text, first[0][0] - 1):
+        first = first[1:]
+    if last[-1][1] < len(text) and WORD_CHARACTER.match(text, last[-1][1]):
+        last = last[:-1]
+    items = [spans for spans in [first] + items[1:-1] + [last] if spans]
+    shapes = {tuple(b - a for a, b in spans) for spans in items}
+    if len(shapes) != 1 or sum(next(iter(shapes))) * len(items) not in KEY_DIGITS:
+        return False
+    digits = ["".join(text[a:b] for a, b in spans).lower() for spans in items]
+    if len(commonprefix(digits)) >= 3:
+        return False
+    shape = next(iter(shapes))
+    return not (len(shape) == 1 and 7 <= shape[0] <= 12 and labelled(text, items[0][0][0], None))
+
+
+def commonprefix(words):
+    """The longest prefix that every word has."""
+    first, last = min(words), max(words)
+    k = 0
+    while k < len(first) and first[k] == last[k]:
+        k += 1
+    return first[:k]
 
 
 def key_like(groups):
@@ -958,10 +1114,19 @@ def key_like(groups):
     return len(groups) == 1 or max(map(len, groups)) <= 2 or any(not g.isdigit() and not g.isalpha() for g in groups)
 
 
-def labelled(text, start):
-    """True if a hash label (HASH_LABEL) ends right before text[start], and no negation stands before it."""
+def labelled(text, start, length):
+    """True if a hash label ends right before text[start] (HASH_LABEL; COMMIT_LABEL for a run of `length` 40),
+    or a hash word up to five words before it (FAR_LABEL, for a run of 40 or 64 digits), and no negation
+    stands a few words before the label. `length` None: HASH_LABEL only."""
     window = text[max(0, start - HASH_LABEL_REACH):start]
     label = HASH_LABEL.search(window)
+    if label is None and length == COMMIT_LENGTH:
+        label = COMMIT_LABEL.search(window)
+    if label is None and length in FAR_LENGTHS:
+        label = FAR_LABEL.search(window)
+        between = label.group("between") if label else ""
+        if KEY_WORD.search(between) or NEGATION_WORD.search(between):
+            label = None
     return label is not None and not NEGATION.search(window[max(0, label.start() - NEGATION_REACH):label.start()])
 
 
@@ -1011,13 +1176,37 @@ def worded(group):
 
 def joined_groups(text):
     """The base64 and base32 that `text` writes in groups, each joined into one run (words stay apart), and
-    padded base64 cut unevenly by single spaces, joined where the pieces have a key's length (B64_PIECES)."""
+    the pieces cut unevenly by spaces that together have a key's length (joined_pieces)."""
     chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
     joined = ["".join(groups) for groups in chains if not all(worded(g) for g in groups)]
-    for m in B64_PIECES.finditer(text) if "=" in text else ():
-        pieces = m.group().split(" ")
+    return joined + joined_pieces(text)
+
+
+def joined_pieces(text):
+    """Base64 or base32 cut unevenly by runs of spaces, joined: the last two to MAX_PIECES pieces of B64_PADDED
+    where together they have a padded key's length (B64_KEY_LENGTHS): 'Rltc6LGZtJ+qX wou4jimvA=='; and two to
+    MAX_PIECES pieces in a row of B64_CHAIN that each mix letter cases or digits and are no words (mixed), where
+    together they have an unpadded key's length (UNPADDED_KEY_LENGTHS): 'Rltc6LGZtJ+qX wou4jimvA'."""
+    joined = []
+    for m in B64_PADDED.finditer(text) if "=" in text else ():
+        pieces = m.group().split()
         joined += [run for run in ("".join(pieces[k:]) for k in range(len(pieces) - 1)) if len(run) in B64_KEY_LENGTHS]
+    for m in B64_CHAIN.finditer(text):
+        chain = []
+        for piece in m.group().split():
+            chain = (chain + [piece])[-MAX_PIECES:] if mixed(piece) else []
+            joined += [run for run in ("".join(chain[k:]) for k in range(len(chain) - 1))
+                       if len(run) in UNPADDED_KEY_LENGTHS]
     return joined
+
+
+def mixed(piece):
+    """True if a piece of base64 or base32 mixes letter cases or digits and is not made of words: a word, path or
+    kebab-case name changes between upper case, lower case and digits at most twice in each part between '-', '_',
+    '.' and '/' ('Secure-development', 'SEC-10', 'configs/open5gs/amf')."""
+    if WORDSHAPE.fullmatch(piece) or sum(bool(c.search(piece)) for c in CHARACTER_CLASSES) < 2:
+        return False
+    return not all(transitions(part) <= 2 for part in PATH_PARTS.split(piece))
 
 
 def base32_key(run):
@@ -1028,13 +1217,18 @@ def base32_key(run):
 @functools.lru_cache(maxsize=1 << 14)
 def secret_in(text):
     """What secret material `text` seems to hold (a short description), or None: in the text as scanned,
-    and then percent-decoded ('%2B' is '+'). Cached, as the same lines are read again and again (an answer
-    by import and then by check; the checklist by the tests)."""
+    and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'). Cached, as the
+    same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
     text = scanned(text)
     found = secret_kind(text)
-    if found is None and "%" in text:
+    for _ in range(PERCENT_ROUNDS):
+        if found is not None or "%" not in text:
+            break
         decoded = scanned(unquote(text))
-        found = secret_kind(decoded) if decoded != text else None
+        if decoded == text:
+            break
+        text = decoded
+        found = secret_kind(text)
     return found
 
 
@@ -1053,6 +1247,8 @@ def secret_kind(text):
     if any(url_password(m) for m in urls):
         return "a password in a URL (user:password@host)"
     plain = URL.sub(url_values, text) if urls else text
+    if "SHA256:" in plain or "SPDXRef-" in plain or "Change-Id:" in plain:
+        plain = NOT_BASE64.sub(" ", plain)
     plain = " ".join([plain] + joined_groups(plain))
     if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
         return "encoded key material (a base32 run)"
@@ -1078,15 +1274,36 @@ def url_values(m):
     return " " + " ".join(userinfo.split(":") + labels + padded + query) + " "
 
 
-def reason_length(reason):
+def reason_letters(reason):
     """The letters and digits a reader sees in a reason."""
-    return len(re.sub(r"[\W_]", "", substance(reason)))
+    return re.sub(r"[\W_]", "", substance(reason))
 
 
 def unmarked(text):
     """NFKC text without Markdown emphasis, strikethrough or code marks, or math ('$', '{', '}' and LaTeX
-    commands), as 'not needed' is matched: '~~not needed~~' and '$\\text{not needed}$' read 'not needed'."""
-    return re.sub(r"\\[A-Za-z]+|[*_`~${}]", "", unicodedata.normalize("NFKC", text))
+    commands; a LaTeX space is a space), as 'not needed' is matched: '~~not needed~~', '$\\text{not needed}$'
+    and '$not\\ needed$' read 'not needed'."""
+    text = MATH_SPACE.sub(" ", unicodedata.normalize("NFKC", text))
+    return re.sub(r"\\[A-Za-z]+|[*_`~${}]", "", text)
+
+
+def struck(text):
+    """True if the text holds a pair of single '~' that GitHub renders as struck-through text ('~France~'):
+    one that can open (left-flanking, as CommonMark says) and a later one that can close (right-flanking)."""
+    opened = False
+    for m in TILDE.finditer(text):
+        k = m.start()
+        before, after = text[k - 1] if k else " ", text[k + 1] if k + 1 < len(text) else " "
+        if opened and not before.isspace() and (not punctuation(before) or after.isspace() or punctuation(after)):
+            return True
+        if not after.isspace() and (not punctuation(after) or before.isspace() or punctuation(before)):
+            opened = True
+    return False
+
+
+def punctuation(c):
+    """True for ASCII punctuation or a Unicode punctuation character (as CommonMark's flanking rules read it)."""
+    return c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" or unicodedata.category(c).startswith("P")
 
 
 def math_markup(text):
@@ -1117,8 +1334,8 @@ def text_problems(value):
     if text.startswith(FORMULA_START):
         problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
                         "begin it with a word")
-    elif re.match(r"(#+|[*>|]|\d+[.)])(\s|$)", text):
-        problems.append("the answer may not start with a list, heading, quote or table marker")
+    elif re.match(r"(#+|[*|]|\d+[.)])(\s|$)", text):          # '>' stays text after '**Answer:**'
+        problems.append("the answer may not start with a list, heading or table marker")
     if HTML_TAG.search(AUTOLINK.sub("", text)):
         problems.append("the answer may not contain HTML (a link may be written <https://...>)")
     if any(entity(m) for m in ENTITY.finditer(text)):
@@ -1129,6 +1346,8 @@ def text_problems(value):
         problems.append("the answer may not contain bold text ('**')")
     if "~~" in text:
         problems.append("the answer may not contain struck-through text ('~~')")
+    elif "~" in text and struck(text):
+        problems.append("the answer may not contain struck-through text ('~text~')")
     if math_markup(text):
         problems.append("the answer may not contain math: '$$', '\\color', '\\phantom', or a '\\' command "
                         "between '$' signs")
@@ -1137,7 +1356,8 @@ def text_problems(value):
     if text.count("`") % 2:
         problems.append("the answer has an unmatched backtick")
     m = NOT_NEEDED.match(unmarked(text))
-    if m and reason_length(m.group("reason")) < 3:
+    reason = reason_letters(m.group("reason")) if m else ""
+    if m and (len(reason) < 3 or PLACEHOLDER_REASON.fullmatch(reason)):
         problems.append("'not needed' must give its reason, for example 'not needed: we run no radios'")
     if NOT_APPLICABLE.fullmatch(unmarked(text)):
         problems.append(f"'{shown(text)}' is not an answer: write 'not needed:' and the reason instead")
@@ -1538,12 +1758,14 @@ def profiles(doc):
 
 @rule("reference: a standard cited by number is not under References")
 def references(doc):
-    """Every standard cited by number is listed under References."""
+    """Every standard cited by number is listed under References; not in an Answer, which is the respondent's
+    text, not the document's citation."""
     refs = doc.section(REFERENCES)
     listed = {" ".join(m.groups()) for n, line in doc.live() if refs and refs[0] <= n < refs[1]
               for m in SPEC.finditer(line)}
+    answers = {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
     for n, line in doc.live():
-        if refs and refs[0] <= n < refs[1]:
+        if refs and refs[0] <= n < refs[1] or n in answers:
             continue
         for m in SPEC.finditer(line):
             spec = " ".join(m.groups())
