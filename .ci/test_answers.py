@@ -1756,3 +1756,38 @@ def h5_fp5_an_answer_may_start_with_a_greater_than_sign():
         assert cl.parse(text).items["REQ-3"].get("Answer") == "> 10 Gbit/s per UPF site"
         refused_exactly(box, "id,answer\nREQ-4,# 10 channels\n",
                         "2: REQ-4: the answer may not start with a list, heading or table marker")
+
+
+@test
+def an_interrupt_after_the_write_says_what_was_recorded():
+    with Sandbox() as box:
+        real = cl.applicable
+        calls = []
+
+        def interrupted(*args):                       # the first call after the write: an interrupt lands there
+            calls.append(args)
+            raise KeyboardInterrupt
+        before = box.doc.read_bytes()
+        cl.applicable = interrupted
+        try:
+            result = box.run("import", box.csv("id,answer\nREQ-3,12\n"))
+        finally:
+            cl.applicable = real
+        assert calls and box.doc.read_bytes() != before and "**Answer:** 12" in box.doc.read_text(encoding="utf-8")
+        assert result.returncode == 0 and \
+            result.stderr == f"interrupted after {box.doc} was written: recorded REQ-3.\n", result
+
+
+@test
+def form_writes_to_standard_output_for_a_dash_and_never_over_a_write_protected_page():
+    with Sandbox() as box:
+        result = box.run("form", "-o", "-")
+        assert result.returncode == 0 and result.stdout.startswith("<!DOCTYPE html>") and \
+            not (box.dir / "-").exists(), result.stderr
+        page = box.dir / "mine.html"
+        page.write_text("old page", encoding="utf-8")
+        page.chmod(0o444)
+        result = box.run("form", "-o", page)
+        assert result.returncode == 2 and result.stderr == \
+            f"{page} is write-protected; make it writable or write the page to another file\n", result
+        assert page.read_text(encoding="utf-8") == "old page"

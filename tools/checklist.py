@@ -16,7 +16,8 @@ was written (import, --answers; a CSV that cannot be read is refused input); 2 t
 not run as asked: a usage error (an unknown option, profile, party, stage or group, an empty value),
 a checklist that cannot be read, or an output that cannot be written (a full disk, a closed
 stdout). A view whose reader has closed the pipe ends quietly with its usual code; an import that
-has recorded its answers exits 0 even if its report cannot be printed, and says so on stderr.
+has recorded its answers exits 0 even if its report cannot be printed or it is interrupted, and says so
+on stderr.
 Output is UTF-8, whatever the locale; CSV starts with a byte-order mark, as Excel needs.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
@@ -919,6 +920,7 @@ def cmd_import(doc, args):
                       + f"\n{doc.path} not changed" + ("" if all(d.line in owner for d in defects) else
                                                         f": it fails its own check; run 'check' and fix it first") + ".")
     write_atomically(doc.real_path, doc.raw, new_text)
+    args.recorded = sorted(changes)                   # from here on an interrupt must not say "nothing written"
     verdicts = {r.item.id: r.applies for r in applicable(new_doc, new_doc.recorded())}
     late = sorted(iid for iid in changes if verdicts.get(iid) is False)
     note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
@@ -1169,6 +1171,8 @@ def cmd_form(doc, args):
     if missing:
         raise Refusal(f"{shown(FORM_TEMPLATE, None)}: the page template lacks {' and '.join(missing)} (was a page "
                       "written over it?); restore it, for example with 'git checkout tools/form.html'", 2)
+    if args.output == "-":                            # the usual name for standard output
+        args.output = None
     if args.output:
         refuse_output(doc, args)
     page = render_form(form_data(doc, args), template)
@@ -1265,6 +1269,8 @@ def refuse_output(doc, args):
         exists = target.is_file()
     except (OSError, RuntimeError):                   # RuntimeError: a symbolic link loop (Python < 3.13)
         return                                        # open() reports it
+    if exists and not os.stat(target).st_mode & stat.S_IWUSR:
+        raise Refusal(f"{name} is write-protected; make it writable or write the page to another file", 2)
     if exists and target.suffix.lower() not in (".html", ".htm"):
         raise Refusal(f"{name} exists and is not an .html or .htm page; write the page to a new file "
                       "or over an old page", 2)
@@ -1402,6 +1408,10 @@ def main(argv=None, out=None, err=None):
         emit(err, terminal_safe(str(e).rstrip("\n")) + "\n")
         return e.code
     except KeyboardInterrupt:
+        recorded = getattr(args, "recorded", None)
+        if recorded:
+            emit(err, f"interrupted after {shown(doc.path, None)} was written: recorded {', '.join(recorded)}.\n")
+            return 0
         emit(err, "interrupted; nothing written.\n")
         return 1
     markdown = args.command != "form" and getattr(args, "format", "md") == "md"
