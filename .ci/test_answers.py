@@ -968,10 +968,12 @@ def e10_check_reads_a_routing_answer_as_import_reads_its_export():
         text = swap(lic1, lic1.replace("- [ ]", "- [x]") + "\n  - **Answer:** " + answer)
         found = defects(text)
         assert (found == []) == clean and all(d.code == "answer" for d in found), (answer, found)
-        with Sandbox(text) as box:
-            exported = box.run("items", "--format", "csv").stdout
+        with Sandbox(text) as box:                        # an export shows it as recorded, and never re-records it
+            exported = box.run("items", "--format", "csv").stdout.lstrip("\ufeff").split("\n", 1)[1]
+            row = next(r for r in csv.DictReader(io.StringIO(exported)) if r["id"] == "LIC-1")
+            assert (row["recorded"], row["answer"]) == (answer, ""), row
             result = box.run("import", box.csv(exported))
-            assert (result.returncode == 0 and "nothing to record" in result.stdout) == clean, (answer, result)
+            assert result.returncode == 0 and "nothing to record" in result.stdout, (answer, result)
 
 
 @test
@@ -1791,3 +1793,20 @@ def form_writes_to_standard_output_for_a_dash_and_never_over_a_write_protected_p
         assert result.returncode == 2 and result.stderr == \
             f"{page} is write-protected; make it writable or write the page to another file\n", result
         assert page.read_text(encoding="utf-8") == "old page"
+
+
+@test
+def a_sheet_returned_late_never_brings_back_a_replaced_answer():
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,50 sites\n")
+        packet = box.run("items", "--format", "csv").stdout
+        box.accepted("id,answer\nREQ-3,80 sites (approved)\n", "--replace")
+        rows = list(csv.reader(io.StringIO(packet.lstrip("\ufeff"))))
+        header = rows[1]
+        for row in rows[2:]:                          # the reader fills in one other item, as asked
+            if row[0] == "REQ-4":
+                row[header.index("answer")] = "`none`"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        text = box.accepted(out.getvalue(), "--replace")
+        assert "**Answer:** 80 sites (approved)" in text and "50 sites" not in text, text

@@ -456,6 +456,7 @@ REQUESTER = "requester"           # the party that asked for the work, whose rou
 COUNTRIES = "REQ-3"               # the blocker that names the countries; counsel answers per country of it
 COLUMNS = ("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on",
            "in_your_role", "note", "assumed", "answer")
+CSV_COLUMNS = COLUMNS[:-1] + ("recorded", "answer")
 
 
 class Answers(NamedTuple):
@@ -643,9 +644,12 @@ def cmd_items(doc, args):
                    if involved else ", and none names it."))
     if args.format == "csv":                          # no Markdown links in cells; import reads only id and answer
         plain = link_rewriter(doc)
-        records = [{k: v if k in ("id", "answer") else plain(v) for k, v in r.items()} for r in records]
+        # what is recorded goes in its own column and `answer` starts empty: a sheet returned late, or with
+        # --replace, can then only record what its reader typed, never bring back an answer since replaced
+        records = [{**{k: v if k == "id" else plain(v) for k, v in r.items() if k != "answer"},
+                    "recorded": r["answer"], "answer": ""} for r in records]
         first = preamble_line(whose or "Role", preamble, so_far, plain) if preamble else ""
-        return Output(render(records, COLUMNS, "csv", None, first_row=first), 0, note)
+        return Output(render(records, CSV_COLUMNS, "csv", None, first_row=first), 0, note)
 
     def markdown(recs):
         filters = "".join(f", {label} `{value}`" for label, value in
