@@ -1810,3 +1810,13 @@ def a_sheet_returned_late_never_brings_back_a_replaced_answer():
         csv.writer(out, lineterminator="\n").writerows(rows)
         text = box.accepted(out.getvalue(), "--replace")
         assert "**Answer:** 80 sites (approved)" in text and "50 sites" not in text, text
+
+
+@test
+def views_never_copy_a_key_the_file_holds():
+    key = "K 465b5ce8b199b49faa5f0a2ee238a6bc"
+    with Sandbox(swap("used by the tests.", f"used by the tests, {key}.")) as box:
+        for command in (("items", "--format", "csv"), ("status",), ("form",)):
+            result = box.run(*command)
+            assert result.returncode == 1 and key not in result.stdout and \
+                "[secret] this looks like" in result.stderr and "nothing printed" in result.stderr, (command, result)

@@ -1407,6 +1407,11 @@ def main(argv=None, out=None, err=None):
             value = getattr(args, option, None)
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
+        if args.command in ("items", "status", "form"):  # views copy the file's text: never a key it holds
+            found = next(iter(secrets(doc)), None)
+            if found:
+                raise Refusal(f"{shown(doc.path, None)}:{found.line}: [secret] {found.message}; nothing printed. "
+                              "Remove it, then run 'check'.", 1)
         result = Output(*commands[args.command](doc, args))
     except Refusal as e:
         emit(err, terminal_safe(str(e).rstrip("\n")) + "\n")
