@@ -13,11 +13,12 @@
 
 Exit codes: 0 done; 1 the checklist has defects (check) or holds what looks like a key (items,
 status and form then print nothing), or the input was refused and nothing was written (import,
---answers; a CSV that cannot be read is refused input); 2 the command could not run as asked: a
-usage error (an unknown option, profile, party, stage or group, an empty value), a checklist that
-cannot be read, or an output that cannot be written (a full disk, a closed stdout). A view whose
-reader has closed the pipe ends quietly with its usual code; an import that has recorded its
-answers exits 0 even if its report cannot be printed or it is interrupted, and says so on stderr.
+--answers; a CSV that cannot be read is refused input); 2 the command could not run as asked:
+a usage error (an unknown option, profile, party, stage or group, an empty value),
+a checklist that cannot be read, or an output that cannot be written (a full disk, a closed stdout).
+A view whose reader has closed the pipe ends quietly with its usual code; an import that has
+recorded its answers exits 0 even if its report cannot be printed or it is interrupted, and says
+so on stderr.
 Output is UTF-8, whatever the locale; CSV starts with a byte-order mark, as Excel needs.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
