@@ -6,7 +6,9 @@ its code and line; every declared code has such a case. Condition and helper tes
 the product's routing goldens on README.md itself. test_answers.py (import, status, hostile input)
 and test_cli.py (real processes) are collected from here. The run ends with 'N passed, N failed'.
 """
+import os
 import sys
+import tempfile
 
 from support import FIXTURE, README, TESTS, cl, defects, expect, line_of, run_main, run_tests, swap, test
 
@@ -222,6 +224,30 @@ def roles_follow_the_routing_answers():
     assert cl.role_of(doc, {"REQ-1": ["product"]}).key == "maker"
     assert cl.role_of(doc, {"REQ-1": ["teaching"]}).key == "builder"
     assert cl.role_of(doc, {}).key == "builder"
+
+
+@test
+def an_item_with_no_line_for_your_role_shows_another_fitting_roles_line():
+    doc = readme()
+    answers = {"REQ-1": ["public"], "REQ-4": ["customer"], "REQ-17": ["running"]}
+    roles = cl.roles_of(doc, answers)
+    assert [r.key for r in roles] == ["buyer", "running-network"], [r.key for r in roles]
+    assert cl.role_line(doc.items["ACC-4"], roles) == "Running network: " + doc.items["ACC-4"].get("Running network")
+    assert cl.role_line(doc.items["ACC-3"], roles) == doc.items["ACC-3"].get("Buyer")
+    assert cl.role_line(doc.items["LIC-18"], roles) == "", "the default role lends no line"
+    assert [r.key for r in cl.roles_of(doc, {"REQ-1": ["teaching"]})] == ["builder"]
+
+
+@test
+def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
+    with tempfile.TemporaryDirectory() as tmp:
+        mine = os.path.join(tmp, "mine.csv")
+        with open(mine, "w", encoding="utf-8") as f:
+            f.write("id,answer\nREQ-1,`public`\nREQ-17,`running`\n")
+        result = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README)
+    head = result.stdout.split("Rules for every role:")[0]
+    assert result.returncode == 0 and "REQ-10" not in head, head
+    assert "(also fits: running-network;" in head, head
 
 
 @test

@@ -288,12 +288,13 @@ def browser_conditions_agree_with_python():
                 answers[iid] = [f"{p}={rng.choice(d.values)}" for p in d.parts if rng.random() > 0.1]
         sets.append(answers)
     page = open_form()
-    got = page.call("sets => sets.map(a => [checklistForm.verdicts(a), checklistForm.role(a)])", sets)
+    got = page.call("sets => sets.map(a => [checklistForm.verdicts(a), checklistForm.role(a), checklistForm.roles(a)])", sets)
     undecided = 0
-    for answers, (verdicts, role) in zip(sets, got):
+    for answers, (verdicts, role, roles) in zip(sets, got):
         expected = {r.item.id: r.applies for r in cl.applicable(doc, answers)}
         assert verdicts == expected, {k: (v, expected.get(k)) for k, v in verdicts.items() if expected.get(k) != v}
         assert role == cl.role_of(doc, answers).key, (answers, role)
+        assert roles == [r.key for r in cl.roles_of(doc, answers)], (answers, roles)
         undecided += sum(v is None for v in expected.values())
     assert undecided > 100, "the random answers never left an item undecided"
 

@@ -521,12 +521,12 @@ def known_answer(item, answers):
 
 
 def answers_so_far(doc, answers):
-    """The answers known to the blockers and routing items, in working order: [{id, answer, origin,
+    """The answers known to the blockers and routing items that may apply, in working order: [{id, answer, origin,
     provisional}] (see known_answer). They travel with every packet: counsel answers per country of REQ-3,
     and an item such as EXP-12 applies because of a routing answer (REQ-12) its reader should see."""
-    out = []
+    out, excluded = [], {r.item.id for r in applicable(doc, answers.tokens) if r.applies is False}
     for item in working_order(doc):
-        known = (item.stage == "blocker" or item.declared) and known_answer(item, answers)
+        known = (item.stage == "blocker" or item.declared) and item.id not in excluded and known_answer(item, answers)
         if known:
             out.append({"id": item.id, "answer": known[0], "origin": known[1],
                         "provisional": provisional(item, BACKTICKED.findall(known[0]))})
@@ -555,12 +555,12 @@ def csv_report(path, problems):
     return "\n".join(out)
 
 
-def item_record(doc, item, waits, answers, role):
+def item_record(doc, item, waits, answers, roles):
     """One item as a flat record. `answer` holds only what is recorded in the file."""
     return {"id": item.id, "ask": item.ask, "form": item.get("Form"), "unblocks": item.get("Unblocks"),
             "from": item.source, "party": item.party, "stage": item.stage,
             "applies": applies_text(doc, item), "waits_on": " ".join(waits),
-            "in_your_role": item.get(role.label) if role else "", "note": item.get("Note"),
+            "in_your_role": role_line(item, roles), "note": item.get("Note"),
             "assumed": (f"{answers.texts[item.id]} ({answers.origin[item.id]})"
                         if item.id in answers.texts else ""),
             "answer": item.get("Answer")}
@@ -590,9 +590,16 @@ def render(records, columns, fmt, markdown, preamble=None, first_row=""):
     return markdown(records)
 
 
+def also_fits(roles):
+    """' (also fits: running-network; ...)' for the roles after the requester's own; `roles` are Role objects
+    (the first being the requester's) or, from a preamble, the other keys alone."""
+    keys = [r.key for r in roles[1:]] if roles and not isinstance(roles[0], str) else list(roles)
+    return f" (also fits: {', '.join(keys)}; an item with no line for your role may show theirs)" if keys else ""
+
+
 def preamble_line(whose, preamble, entries, plain):
     """The first row of a CSV packet: the role, its rule and the answers so far, in plain text."""
-    line = (f"{whose}: {preamble['role']}. Answer an item written for someone else with {plain(preamble['rule'])} "
+    line = (f"{whose}: {preamble['role']}{also_fits(preamble['also'])}. Answer an item written for someone else with {plain(preamble['rule'])} "
             f"(routing: {preamble['answers']}).")
     line += "".join(f" {plain(rule).replace('**', '')}" for rule in preamble["rules"])
     return line + (f" Answers so far: {'; '.join(so_far_lines(entries))}." if entries else "")
@@ -622,17 +629,19 @@ def cmd_items(doc, args):
     """`items`: the items that apply, in working order, filtered by party, involvement or stage; headed by the
     role and the answers so far, and in Markdown followed by the outside facts the items cite."""
     answers = gather_answers(doc, args.profile, args.answers)
-    role = role_of(doc, answers.tokens)
+    roles = roles_of(doc, answers.tokens)
+    role = roles[0] if roles else None
     verdicts = applicable(doc, answers.tokens)
     rows = [r for r in verdicts if r.applies is not False]
     picked = [r for r in rows if (not args.party or r.item.party == args.party)
               and (not args.involving or r.item.involves(args.involving))
               and (not args.stage or r.item.stage == args.stage)
               and (not args.group or r.item.id.split("-")[0] == args.group)]
-    records = [item_record(doc, r.item, r.waits, answers, role) for r in picked]
+    records = [item_record(doc, r.item, r.waits, answers, roles) for r in picked]
     so_far = answers_so_far(doc, answers)
     rules = shared_rules(doc, {r.item.id: r.applies for r in verdicts})
-    preamble = {"role": role.key, "rule": role.rule, "answers": answers.title, "rules": rules,
+    preamble = {"role": role.key, "also": [r.key for r in roles[1:]], "rule": role.rule,
+                "answers": answers.title, "rules": rules,
                 "context": {e["id"]: {k: e[k] for k in ("answer", "origin", "provisional")} for e in so_far}} \
         if role else None
     whose = "Requester's role" if args.party and args.party != REQUESTER else ""
@@ -665,8 +674,8 @@ def cmd_items(doc, args):
         plain = link_rewriter(doc, {doc.items[r["id"]].anchor for r in recs} | {b["anchor"] for b in bullets})
         out = [f"# Items that apply, given {answers.title}{filters}", ""]
         if preamble:
-            out += [f"{whose or 'Your role'}: **{role.key}**. Answer an item written for someone else with "
-                    f"{plain(role.rule)}", ""]
+            out += [f"{whose or 'Your role'}: **{role.key}**{also_fits(roles)}. Answer an item written for someone "
+                    f"else with {plain(role.rule)}", ""]
         out += so_far_md(so_far)
         if not answers.tokens:
             out += [f"Nothing is recorded yet: {counted(len(recs), 'item')} may apply and {waiting} wait on the "

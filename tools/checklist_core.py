@@ -3,7 +3,7 @@ text, and nothing that writes a file or prints. Python 3.8 or later, standard li
 
 Shape, in file order: format (section titles and every regex); model (`Item`, `Role`, `Profile`,
 `Doc` and small named tuples); `parse()`, which reads the Markdown once into a Doc; conditions
-(`parse_condition`, `evaluate`) and routing (`applicable`, `role_of`, `profile_view`); answer
+(`parse_condition`, `evaluate`) and routing (`applicable`, `role_of`, `roles_of`, `profile_view`); answer
 validation (`text_problems`, `secret_in`, `format_answer`); rules, each declaring its codes with
 `@rule(...)`; and the word count that `stats` and the length rule share. To add a rule: write a
 function of a Doc that yields `Defect`s, register it with `@rule("its-code: what it reports")`, and
@@ -734,16 +734,32 @@ def provisional(item, tokens):
     return bool(declared and tokens) and all(t in PROVISIONAL and t in declared.values for t in tokens)
 
 
-def role_of(doc, answers):
-    """The first role whose condition holds for `answers` (the last role if none does)."""
-    names = name_trees(doc)
+def roles_of(doc, answers):
+    """The roles whose conditions hold for `answers`, in table order: the first is the requester's role, the
+    others lend their lines to items that have none for it. The last role (the default) only if none holds."""
+    names, out = name_trees(doc), []
     for role in doc.roles:
         try:
             if evaluate(parse_condition(role.condition, names), answers):
-                return role
+                out.append(role)
         except ConditionError:
             continue
-    return doc.roles[-1] if doc.roles else None
+    return [r for r in out if r is not doc.roles[-1]] or doc.roles[-1:]
+
+
+def role_of(doc, answers):
+    """The requester's role: the first role whose condition holds (the last role if none does)."""
+    roles = roles_of(doc, answers)
+    return roles[0] if roles else None
+
+
+def role_line(item, roles):
+    """The item's line for the first of `roles` that has one; prefixed 'Label: ' when that is not the
+    requester's own role. '' if none has one."""
+    for k, role in enumerate(roles):
+        if item.get(role.label):
+            return item.get(role.label) if k == 0 else f"{role.label}: {item.get(role.label)}"
+    return ""
 
 
 def profile_view(doc, profile):
