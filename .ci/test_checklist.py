@@ -251,6 +251,21 @@ def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
 
 
 @test
+def a_markdown_packet_gives_the_items_it_names_but_does_not_list_and_its_groups_notes():
+    with tempfile.TemporaryDirectory() as tmp:
+        mine = os.path.join(tmp, "mine.csv")
+        with open(mine, "w", encoding="utf-8") as f:
+            f.write("id,answer\nEXP-1,`pending`\n")
+        out = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README).stdout
+    listed, cited = out.split("## Items named above but not in this list")
+    assert "**DEL-3**" not in listed and "**SEC-22**" in listed, "SEC-22 names DEL-3, which pending drops"
+    assert f'<a id="del-3"></a>**DEL-3** {readme().items["DEL-3"].ask} Form: ' in cited, cited[:400]
+    assert "[DEL-3](#del-3)" in listed, "a link to a cited item stays a link"
+    notes = listed.split("Group notes:")[1].split("- [ ]")[0]
+    assert "- **EXP:** Questions for counsel" in notes and "Applies to this group" not in notes, notes
+
+
+@test
 def unblocks_ranges_expand():
     item = cl.Item("X-1", 1, "", False, "x-1", "X", fields={"Unblocks": cl.Field("LIC-3 to LIC-5 and DEL-2.", 2)})
     assert cl.unblocked_ids(item) == {"LIC-3", "LIC-4", "LIC-5", "DEL-2"}

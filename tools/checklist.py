@@ -671,7 +671,9 @@ def cmd_items(doc, args):
         facts = cited_context(r[k] for r in recs for k in ("ask", "form", "unblocks", "in_your_role", "note")) \
             | country_anchors(context, countries[0] if countries else "")
         bullets = [b for b in context["bullets"] if b["anchor"] in facts]
-        plain = link_rewriter(doc, {doc.items[r["id"]].anchor for r in recs} | {b["anchor"] for b in bullets})
+        cited = cited_elsewhere(doc, recs)
+        plain = link_rewriter(doc, {doc.items[i].anchor for i in [r["id"] for r in recs] + cited}
+                              | {b["anchor"] for b in bullets})
         out = [f"# Items that apply, given {answers.title}{filters}", ""]
         if preamble:
             out += [f"{whose or 'Your role'}: **{role.key}**{also_fits(roles)}. Answer an item written for someone "
@@ -686,6 +688,9 @@ def cmd_items(doc, args):
             out += [note, ""]
         if preamble and rules:
             out += ["Rules for every role:", ""] + [f"- {plain(r)}" for r in rules] + [""]
+        intros = [(g, group_intro(doc, g)) for g in unique(r["id"].split("-")[0] for r in recs)]
+        if any(text for _, text in intros):
+            out += ["Group notes:", ""] + [f"- **{g}:** {plain(text)}" for g, text in intros if text] + [""]
         for r in recs:
             item = doc.items[r["id"]]
             held = provisional(item, BACKTICKED.findall(r["answer"]))
@@ -699,7 +704,7 @@ def cmd_items(doc, args):
                     (("In your role", "in_your_role"), ("Note", "note"), ("Waits on", "waits_on"),
                      ("Assumed, not recorded" + (" (provisional)" if assumed_held else ""), "assumed"),
                      ("Answer (provisional)" if held else "Answer", "answer")) if r[key]]
-        return "\n".join(out + outside_facts_md(context, bullets, plain)) + "\n"
+        return "\n".join(out + cited_md(doc, cited, plain) + outside_facts_md(context, bullets, plain)) + "\n"
     return Output(render(records, COLUMNS, args.format, markdown, preamble), 0, note if args.format != "md" else "")
 
 
@@ -747,6 +752,27 @@ def country_anchors(context, text):
     the text names, as a whole word in any letter case."""
     return {b["anchor"] for b in context["bullets"]
             if b["country"] and re.search(rf"(?<!\w){re.escape(b['country'])}(?!\w)", text, re.I)}
+
+
+def cited_elsewhere(doc, records):
+    """The IDs of items that the records' asks, Forms, role lines and Notes name but that are not among them
+    (as when an answer drops a group an item still points to), in working order. Unblocks are left out:
+    they name what waits on an item, not what it needs."""
+    listed = {r["id"] for r in records}
+    named = set().union(*(ids_in(r[k]) for r in records for k in ("ask", "form", "in_your_role", "note")))
+    return [it.id for it in working_order(doc) if it.id in named - listed]
+
+
+def cited_md(doc, ids, plain):
+    """The section of a Markdown packet that gives, for each item it names but does not list, its ask and Form."""
+    if not ids:
+        return []
+    out = ["", "## Items named above but not in this list", ""]
+    for iid in ids:
+        item = doc.items[iid]
+        form = f" Form: {plain(item.get('Form'))}" if item.get("Form") else ""
+        out.append(f'- <a id="{item.anchor}"></a>**{iid}** {plain(item.ask)}{form}')
+    return out
 
 
 def outside_facts_md(context, bullets, plain):

@@ -677,14 +677,28 @@ class Verdict(NamedTuple):
     waits: tuple
 
 
-def unblocked_ids(item):
-    """IDs in an item's Unblocks, with 'ABC-2 to ABC-5' expanded (see bad_ranges for the rest)."""
-    text = item.get("Unblocks")
+def ids_in(text):
+    """The item IDs a text names, with 'ABC-2 to ABC-5' expanded (see bad_ranges for the rest)."""
     ids = set(ID_TOKEN.findall(text))
     for pa, na, pb, nb in RANGE.findall(text):
         if pa == pb and 0 <= int(nb) - int(na) <= LONGEST_RANGE:
             ids.update(f"{pa}-{k}" for k in range(int(na), int(nb) + 1))
     return ids
+
+
+def unblocked_ids(item):
+    """IDs in an item's Unblocks."""
+    return ids_in(item.get("Unblocks"))
+
+
+def group_intro(doc, prefix):
+    """The text between a group's heading and its first item, its condition line left out ('' if none)."""
+    start = doc.groups.get(prefix)
+    first = min((it.line for it in doc.items.values() if it.group == prefix), default=None)
+    if not start or not first:
+        return ""
+    lines = [doc.lines[n - 1].strip() for n in range(start + 1, first) if not doc.fenced[n - 1]]
+    return " ".join(line for line in lines if line and not line.startswith("**Applies to this group:**"))
 
 
 def bad_ranges(item):
