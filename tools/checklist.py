@@ -1028,8 +1028,8 @@ ROLE_WORDS = {
                 "answer with the value the system must meet",
                 "The work might use material licensed under it"),
 }
-LICENCE_NOT_USED = ("Your work uses nothing licensed from Huawei (LIC-1 `no`): no licence or licensor item applies, "
-                    "though export and publication rules for your own work may.")
+LICENCE_NOT_USED = ("Your work uses nothing licensed under Huawei's offer (LIC-1 `no`): nothing is asked of a "
+                    "licensor, though patent, export and publication rules for your own work may apply.")
 LICENCE_WHY = ("This checklist starts from Huawei's 2019 offer to license its 5G network technology to one "
                "Western company. {why}, so the first questions settle whether licensed material is involved "
                "(LIC-1) and whether dealing with the licensor is lawful (EXP-1).")
@@ -1159,7 +1159,8 @@ def form_data(doc, args):
     title = next((t for _, level, t in doc.headings if level == 1), doc.path)
     return {"title": title, "source": doc.path, "command": command,
             "page_title": "Answers" + "".join(f", {k} {v}" for k, v in (("profile", args.profile),
-                                                                         ("party", party)) if v) + f": {title}",
+                                                                         ("involving" if args.involving else "party",
+                                                                          party)) if v) + f": {title}",
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
             "party": party or "", "involving": bool(args.involving), "answers_file": shown(args.answers or "", None), "requester": REQUESTER,
