@@ -262,7 +262,8 @@ def a_markdown_packet_gives_the_items_it_names_but_does_not_list_and_its_groups_
     assert f'<a id="del-3"></a>**DEL-3** {readme().items["DEL-3"].ask} Form: ' in cited, cited[:400]
     assert "[DEL-3](#del-3)" in listed, "a link to a cited item stays a link"
     notes = listed.split("Group notes:")[1].split("- [ ]")[0]
-    assert "- **EXP:** Questions for counsel" in notes and "Applies to this group" not in notes, notes
+    intro = cl.group_intro(readme(), "EXP")
+    assert intro and f"- **EXP:** {intro}" in notes and "Applies to this group" not in notes, notes
 
 
 @test

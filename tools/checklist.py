@@ -590,16 +590,15 @@ def render(records, columns, fmt, markdown, preamble=None, first_row=""):
     return markdown(records)
 
 
-def also_fits(roles):
-    """' (also fits: running-network; ...)' for the roles after the requester's own; `roles` are Role objects
-    (the first being the requester's) or, from a preamble, the other keys alone."""
-    keys = [r.key for r in roles[1:]] if roles and not isinstance(roles[0], str) else list(roles)
+def also_fits(keys):
+    """' (also fits: running-network; ...)' for the other roles that fit, given by key."""
     return f" (also fits: {', '.join(keys)}; an item with no line for your role may show theirs)" if keys else ""
 
 
 def preamble_line(whose, preamble, entries, plain):
     """The first row of a CSV packet: the role, its rule and the answers so far, in plain text."""
-    line = (f"{whose}: {preamble['role']}{also_fits(preamble['also'])}. Answer an item written for someone else with {plain(preamble['rule'])} "
+    line = (f"{whose}: {preamble['role']}{also_fits(preamble['also'])}. Answer an item written for someone else "
+            f"with {plain(preamble['rule'])} "
             f"(routing: {preamble['answers']}).")
     line += "".join(f" {plain(rule).replace('**', '')}" for rule in preamble["rules"])
     return line + (f" Answers so far: {'; '.join(so_far_lines(entries))}." if entries else "")
@@ -676,7 +675,7 @@ def cmd_items(doc, args):
                               | {b["anchor"] for b in bullets})
         out = [f"# Items that apply, given {answers.title}{filters}", ""]
         if preamble:
-            out += [f"{whose or 'Your role'}: **{role.key}**{also_fits(roles)}. Answer an item written for someone "
+            out += [f"{whose or 'Your role'}: **{role.key}**{also_fits(preamble['also'])}. Answer an item written for someone "
                     f"else with {plain(role.rule)}", ""]
         out += so_far_md(so_far)
         if not answers.tokens:
