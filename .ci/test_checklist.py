@@ -261,6 +261,7 @@ def a_markdown_packet_gives_the_items_it_names_but_does_not_list_and_its_groups_
     assert "**DEL-3**" not in listed and "**SEC-22**" in listed, "SEC-22 names DEL-3, which pending drops"
     assert f'<a id="del-3"></a>**DEL-3** {readme().items["DEL-3"].ask} Form: ' in cited, cited[:400]
     assert "[DEL-3](#del-3)" in listed, "a link to a cited item stays a link"
+    assert "**DEL-4**" in cited and "**DEL-15**" in cited, "linked ranges are expanded"
     notes = listed.split("Group notes:")[1].split("- [ ]")[0]
     intro = cl.group_intro(readme(), "EXP")
     assert intro and f"- **EXP:** {intro}" in notes and "Applies to this group" not in notes, notes

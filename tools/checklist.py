@@ -758,7 +758,8 @@ def cited_elsewhere(doc, records):
     (as when an answer drops a group an item still points to), in working order. Unblocks are left out:
     they name what waits on an item, not what it needs."""
     listed = {r["id"] for r in records}
-    named = set().union(*(ids_in(r[k]) for r in records for k in ("ask", "form", "in_your_role", "note")))
+    named = set().union(*(ids_in(LINK.sub(r"\1", r[k]))          # '[DEL-3](#del-3) to [DEL-5](#del-5)' is a range
+                          for r in records for k in ("ask", "form", "in_your_role", "note")))
     return [it.id for it in working_order(doc) if it.id in named - listed]
 
 
