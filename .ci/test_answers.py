@@ -1140,6 +1140,8 @@ def c4_markdown_packets_keep_their_links_working_and_cite_their_outside_facts():
         assert ("\n  - **Note:** [German rules](#ctx-de); the stages (README.md, \"How to use this checklist\"); "
                 "[LIC-2](#lic-2), [REQ-1](#req-1).\n") in md, md
         assert md.endswith("\n\n## Items named above but not in this list\n\n"
+                           "Another party's, or not applying to these answers; given so that the references above "
+                           "can be read.\n\n"
                            '- <a id="lic-2"></a>**LIC-2** Where the licence stands. Form: a signed term sheet.\n'
                            "\n## Outside facts these items cite\n\nFacts are as of 1 May 2026 unless dated.\n\n"
                            '- <a id="ctx-de"></a>**Germany.** Rules one. (as of 1 May 2026)\n'), md[-400:]

@@ -6,6 +6,7 @@ its code and line; every declared code has such a case. Condition and helper tes
 the product's routing goldens on README.md itself. test_answers.py (import, status, hostile input)
 and test_cli.py (real processes) are collected from here. The run ends with 'N passed, N failed'.
 """
+import json
 import os
 import sys
 import tempfile
@@ -239,6 +240,26 @@ def an_item_with_no_line_for_your_role_shows_another_fitting_roles_line():
 
 
 @test
+def cited_items_include_links_without_their_id_and_group_notes_keep_the_first_paragraph():
+    doc = cl.parse(FIXTURE.replace("### Licence (LIC)\n", "### Licence (LIC)\n\nAsk counsel first.\n\n- a list\n", 1))
+    record = {"id": "REQ-1", "ask": "", "form": "see [the term sheet](#lic-2)", "in_your_role": "", "note": ""}
+    assert cl.cited_elsewhere(doc, [record]) == ["LIC-2"]
+    assert cl.group_intro(doc, "LIC") == "Ask counsel first.", cl.group_intro(doc, "LIC")
+
+
+@test
+def a_role_is_decided_by_answers_to_items_that_apply_and_its_own_line_wins():
+    doc = readme()
+    assert cl.role_of(doc, {"REQ-1": ["teaching"], "REQ-17": ["running"]}).key == "builder", \
+        "REQ-17 does not apply without a network, so it makes no running network"
+    roles = cl.roles_of(doc, {"REQ-1": ["private"], "REQ-4": ["supplier"], "REQ-17": ["running"]})
+    assert [r.key for r in roles] == ["supplier", "running-network"], [r.key for r in roles]
+    ops1 = doc.items["OPS-1"]
+    assert ops1.get("Supplier") and ops1.get("Running network")
+    assert cl.role_line(ops1, roles) == ops1.get("Supplier"), "the requester's own line wins over a lent one"
+
+
+@test
 def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
     with tempfile.TemporaryDirectory() as tmp:
         mine = os.path.join(tmp, "mine.csv")
@@ -248,6 +269,16 @@ def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
     head = result.stdout.split("Rules for every role:")[0]
     assert result.returncode == 0 and "REQ-10" not in head, head
     assert "(also fits: running-network;" in head, head
+    with tempfile.TemporaryDirectory() as tmp:
+        mine = os.path.join(tmp, "mine.csv")
+        with open(mine, "w", encoding="utf-8") as f:
+            f.write("id,answer\nREQ-1,`public`\nREQ-17,`running`\n")
+        packet = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README, "--format", "csv")
+        data = json.loads(run_main("items", "--profile", "buyer", "--answers", mine, "--file", README,
+                                   "--format", "json").stdout)
+    first = packet.stdout.lstrip("\ufeff").split("\n", 1)[0]
+    assert first.startswith('"# Role: buyer (also fits: running-network;'), first
+    assert data["also"] == ["running-network"], data["also"]
 
 
 @test

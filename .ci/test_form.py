@@ -299,6 +299,23 @@ def browser_conditions_agree_with_python():
     assert undecided > 100, "the random answers never left an item undecided"
 
 
+@test
+def browser_an_item_without_a_line_for_your_role_shows_another_fitting_roles_and_asks_show_over_links():
+    doc = readme()
+    page = open_form("--profile", "buyer")
+    click(page, '[data-id="REQ-17"] input[value="running"]')
+    terms = page.eval("Array.from(document.querySelectorAll('[data-item=\"ACC-4\"] dt')).filter(d => !d.hidden)"
+                      ".map(d => d.textContent + ': ' + d.nextElementSibling.textContent)")
+    line = doc.items["ACC-4"].get("Running network").replace("`", "")
+    assert f"As Running network (also your role): {line}" in terms, terms
+    assert page.eval("checklistForm.roles(checklistForm.answers())") == ["buyer", "running-network"]
+    title = page.eval("document.querySelector('[data-item=\"SEC-22\"] a[data-to=\"del-1\"], "
+                      "[data-item=\"SEC-22\"] span[title]').title")
+    assert title == doc.items["DEL-1"].ask.replace("`", ""), title
+    page = open_form("--involving", "counsel")
+    assert page.eval("document.title").startswith("Answers, involving counsel: "), page.eval("document.title")
+
+
 def click(page, selector):
     page.call("s => { const e = document.querySelector(s); if (!e) throw new Error('no ' + s); e.click(); }", selector)
 
@@ -940,10 +957,11 @@ def browser_page_shows_no_raw_conditions_or_dead_links():
     assert page.eval("document.querySelector('#brief-blockers li:nth-child(1) .iid').getAttribute('href')") == "#req-1"
     # the laboratory's defaults table is not on the page: 'defaults' is plain text
     page = open_form("--profile", "lab")
-    note = page.eval("document.querySelector('[data-item=\"RAD-3\"] dl').innerHTML")
+    note = page.eval("document.querySelector('[data-item=\"SEC-5\"] dl').innerHTML")
     assert "defaults" in note and "engineerings-proposed" not in note, note
     # links follow the routing: an item that stops applying is no longer linked to
     page = open_form("--profile", "vendor")
+    assert page.eval("document.querySelectorAll('a a').length") == 0, "a link inside a link"
     linked = set(page.eval("Array.from(document.querySelectorAll('a[href^=\"#del-\"]')).map(a => a.getAttribute('href'))"))
     assert linked, "no link to a DEL item to begin with"
     click(page, '[data-id="LIC-1"] input[value="no"]')

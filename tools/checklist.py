@@ -757,17 +757,20 @@ def cited_elsewhere(doc, records):
     """The IDs of items that the records' asks, Forms, role lines and Notes name but that are not among them
     (as when an answer drops a group an item still points to), in working order. Unblocks are left out:
     they name what waits on an item, not what it needs."""
-    listed = {r["id"] for r in records}
-    named = set().union(*(ids_in(LINK.sub(r"\1", r[k]))          # '[DEL-3](#del-3) to [DEL-5](#del-5)' is a range
-                          for r in records for k in ("ask", "form", "in_your_role", "note")))
-    return [it.id for it in working_order(doc) if it.id in named - listed]
+    listed, targets = {r["id"] for r in records}, link_targets(doc)
+    texts = [r[k] for r in records for k in ("ask", "form", "in_your_role", "note")]
+    named = set().union(*(ids_in(LINK.sub(r"\1", text)) for text in texts))  # '[DEL-3](#del-3) to [DEL-5](#del-5)'
+    named |= {targets.get(unquote(anchor), ("", ""))[0] for text in texts for _, anchor in LINK.findall(text)}
+    unlisted = named - listed
+    return [it.id for it in working_order(doc) if it.id in unlisted]
 
 
 def cited_md(doc, ids, plain):
     """The section of a Markdown packet that gives, for each item it names but does not list, its ask and Form."""
     if not ids:
         return []
-    out = ["", "## Items named above but not in this list", ""]
+    out = ["", "## Items named above but not in this list", "",
+           "Another party's, or not applying to these answers; given so that the references above can be read.", ""]
     for iid in ids:
         item = doc.items[iid]
         form = f" Form: {plain(item.get('Form'))}" if item.get("Form") else ""

@@ -692,13 +692,21 @@ def unblocked_ids(item):
 
 
 def group_intro(doc, prefix):
-    """The text between a group's heading and its first item, its condition line left out ('' if none)."""
+    """The first paragraph between a group's heading and its first item, its condition line left out ('' if none)."""
     start = doc.groups.get(prefix)
     first = min((it.line for it in doc.items.values() if it.group == prefix), default=None)
     if not start or not first:
         return ""
-    lines = [doc.lines[n - 1].strip() for n in range(start + 1, first) if not doc.fenced[n - 1]]
-    return " ".join(line for line in lines if line and not line.startswith("**Applies to this group:**"))
+    paragraph = []
+    for n in range(start + 1, first):
+        line = doc.lines[n - 1].strip()
+        if doc.fenced[n - 1] or line.startswith("**Applies to this group:**"):
+            continue
+        if not line and paragraph:                    # the first paragraph only: a list or table would garble
+            break
+        if line:
+            paragraph.append(line)
+    return " ".join(paragraph)
 
 
 def bad_ranges(item):
@@ -749,8 +757,11 @@ def provisional(item, tokens):
 
 
 def roles_of(doc, answers):
-    """The roles whose conditions hold for `answers`, in table order: the first is the requester's role, the
-    others lend their lines to items that have none for it. The last role (the default) only if none holds."""
+    """The roles that fit, in table order: the first is the requester's role, the others lend their lines to
+    items that have none for it; the last role (the default, which fits everyone) only when no other does.
+    An answer to an item that does not apply (REQ-17 once REQ-1 is not a network) decides no role."""
+    applying = {r.item.id for r in applicable(doc, answers) if r.applies is not False}
+    answers = {iid: tokens for iid, tokens in answers.items() if iid in applying}
     names, out = name_trees(doc), []
     for role in doc.roles:
         try:
@@ -762,7 +773,7 @@ def roles_of(doc, answers):
 
 
 def role_of(doc, answers):
-    """The requester's role: the first role whose condition holds (the last role if none does)."""
+    """The requester's role: the first of roles_of()."""
     roles = roles_of(doc, answers)
     return roles[0] if roles else None
 
