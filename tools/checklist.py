@@ -987,15 +987,18 @@ PLACEHOLDERS = re.compile(r"\{\{(title|data)\}\}")
 # export questions concern it. The README's own rule is shown where a role is missing here; the tests
 # require every role of the README to be here.
 ROLE_WORDS = {
-    "investor": ("an investor", "an investor, lender or acquirer assessing a company that would take the licence",
+    "investor": ("an investor", "an investor, lender, insurer or acquirer assessing a company that would take the licence or a sublicence",
                  "where an item is written for whoever builds or runs the network, answer with what the company "
-                 "must show you before you commit, or write \u201cfor the company\u201d where only it can act",
+                 "must show you before you commit, or write \u201cfor the company\u201d where only it can act; "
+                 "funding a buyer, not a licensee, answer REQ-4 \u201ccustomer\u201d and read the buyer's answers "
+                 "as what it must show you",
                  "The company you assess would take such a licence"),
-    "authority": ("the authority", "the government or regulator deciding whether a domestic company may take the licence",
+    "authority": ("the authority", "the government or regulator deciding whether a domestic company may take the licence or use its products",
                   "where an item is written for whoever builds or runs the network, answer with the condition you "
-                  "would impose on a licensee, or write \u201cfor the licensee\u201d; where an item names the "
+                  "would impose on a licensee or on a network using its products, or write \u201cfor the "
+                  "licensee\u201d; where an item names the "
                   "regulator or a national authority, give your own answer",
-                  "You decide whether a domestic company may take such a licence"),
+                  "You decide whether a domestic company may take such a licence or use its products"),
     "evaluator": ("an evaluator", "the laboratory that examines a licensee's code and hardware",
                   "for network items, answer with the configuration and targets under test (REQ-13); for licence "
                   "and delivery items, with what the licensee's agreement or your legal powers provide; write "
@@ -1004,12 +1007,13 @@ ROLE_WORDS = {
     "buyer": ("a buyer", "the organisation that buys this network by tender",
               "where an item is written for whoever builds the network, answer with what the tender must require "
               "of bidders (bidders propose the rest); for licence items, with what you require of your supplier; "
-              "after the contract is awarded, with the winning bidder's answer",
+              "after the contract is awarded, with the winning bidder's or the operator's answer",
               "A bidder's equipment may be made under such a licence"),
     "supplier": ("a supplier", "a company that would make or supply parts, products or services for a licensee",
                  "where an item is written for whoever builds the network, answer with what your customer, the "
                  "licensee, specifies, as received; give your own answer where the choice is yours; write "
-                 "\u201cfor the licensee\u201d where only it can act",
+                 "\u201cfor the licensee\u201d where only it can act; in REQ-2, \u201cbuild\u201d only what you make "
+                 "to its designs, \u201coperate\u201d its units you run",
                  "Your customer would hold such a licence"),
     "software-maker": ("a software maker", "a company that sells or publishes 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
