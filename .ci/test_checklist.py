@@ -259,35 +259,31 @@ def a_role_is_decided_by_answers_to_items_that_apply_and_its_own_line_wins():
     assert cl.role_line(ops1, roles) == ops1.get("Supplier"), "the requester's own line wins over a lent one"
 
 
-@test
-def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
+def buyer_items(answers_csv, *fmt):
+    """`items --profile buyer --answers FILE [--format F]` on README.md, FILE holding these CSV rows."""
     with tempfile.TemporaryDirectory() as tmp:
         mine = os.path.join(tmp, "mine.csv")
         with open(mine, "w", encoding="utf-8") as f:
-            f.write("id,answer\nREQ-1,`public`\nREQ-17,`running`\n")
-        result = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README)
+            f.write("id,answer\n" + answers_csv)
+        return run_main("items", "--profile", "buyer", "--answers", mine, "--file", README, *fmt)
+
+
+@test
+def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
+    public_running = "REQ-1,`public`\nREQ-17,`running`\n"
+    result = buyer_items(public_running)
     head = result.stdout.split("Rules for every role:")[0]
     assert result.returncode == 0 and "REQ-10" not in head, head
     assert "(also fits: running-network;" in head, head
-    with tempfile.TemporaryDirectory() as tmp:
-        mine = os.path.join(tmp, "mine.csv")
-        with open(mine, "w", encoding="utf-8") as f:
-            f.write("id,answer\nREQ-1,`public`\nREQ-17,`running`\n")
-        packet = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README, "--format", "csv")
-        data = json.loads(run_main("items", "--profile", "buyer", "--answers", mine, "--file", README,
-                                   "--format", "json").stdout)
-    first = packet.stdout.lstrip("\ufeff").split("\n", 1)[0]
+    first = buyer_items(public_running, "--format", "csv").stdout.lstrip("\ufeff").split("\n", 1)[0]
     assert first.startswith('"# Role: buyer (also fits: running-network;'), first
+    data = json.loads(buyer_items(public_running, "--format", "json").stdout)
     assert data["also"] == ["running-network"], data["also"]
 
 
 @test
 def a_markdown_packet_gives_the_items_it_names_but_does_not_list_and_its_groups_notes():
-    with tempfile.TemporaryDirectory() as tmp:
-        mine = os.path.join(tmp, "mine.csv")
-        with open(mine, "w", encoding="utf-8") as f:
-            f.write("id,answer\nEXP-1,`pending`\n")
-        out = run_main("items", "--profile", "buyer", "--answers", mine, "--file", README).stdout
+    out = buyer_items("EXP-1,`pending`\n").stdout
     listed, cited = out.split("## Items named above but not in this list")
     assert "**DEL-3**" not in listed and "**SEC-22**" in listed, "SEC-22 names DEL-3, which pending drops"
     assert f'<a id="del-3"></a>**DEL-3** {readme().items["DEL-3"].ask} Form: ' in cited, cited[:400]
