@@ -1006,7 +1006,8 @@ ROLE_WORDS = {
                   "The code and hardware you examine are made under such a licence"),
     "buyer": ("a buyer", "the organisation that buys this network by tender",
               "where an item is written for whoever builds the network, answer with what the tender must require "
-              "of bidders (bidders propose the rest); for licence items, with what you require of your supplier; "
+              "of bidders (bidders propose the rest); for parts you build yourself, with your own value; "
+              "for licence items, with what you require of your supplier; "
               "after the contract is awarded, with the winning bidder's or the operator's answer",
               "A bidder's equipment may be made under such a licence"),
     "supplier": ("a supplier", "a company that would make or supply parts, products or services for a licensee",
@@ -1015,7 +1016,7 @@ ROLE_WORDS = {
                  "\u201cfor the licensee\u201d where only it can act; in REQ-2, \u201cbuild\u201d only what you make "
                  "to its designs, \u201coperate\u201d its units you run",
                  "Your customer would hold such a licence"),
-    "software-maker": ("a software maker", "a company that sells or publishes 5G software, without hardware",
+    "software-maker": ("a software maker", "a company or university that sells, licenses or publishes 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
                        "and radio items, with what the software needs from them, or write \u201cfor the customer\u201d",
                        "Your software might draw on licensed material"),
