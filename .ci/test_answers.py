@@ -1176,6 +1176,8 @@ def c4_markdown_packets_of_the_checklist_link_only_within_themselves():
 def c6_packets_for_another_party_name_the_requesters_role():
     with Sandbox() as box:
         for party, whose in (("counsel", "Requester's role"), ("requester", "Your role")):
+            involving = box.run("items", "--profile", "vendor", "--involving", party).stdout
+            assert f"\n\n{whose}: **maker**." in involving, "--involving names the role as --party does"
             md = box.run("items", "--profile", "vendor", "--party", party).stdout
             assert f"\n\n{whose}: **maker**. Answer an item written for someone else with what the product must " \
                    "support\n\n" in md, md

@@ -292,6 +292,8 @@ def a_markdown_packet_gives_the_items_it_names_but_does_not_list_and_its_groups_
     notes = listed.split("Group notes:")[1].split("- [ ]")[0]
     intro = cl.group_intro(readme(), "EXP")
     assert intro and f"- **EXP:** {intro}" in notes and "Applies to this group" not in notes, notes
+    named_in_notes = cl.ids_in(intro) - {line.split("**")[1] for line in listed.splitlines() if line.startswith("- [")}
+    assert named_in_notes and all(f"**{iid}** " in cited for iid in named_in_notes), (named_in_notes, cited[:400])
 
 
 @test

@@ -643,7 +643,8 @@ def cmd_items(doc, args):
                 "answers": answers.title, "rules": rules,
                 "context": {e["id"]: {k: e[k] for k in ("answer", "origin", "provisional")} for e in so_far}} \
         if role else None
-    whose = "Requester's role" if args.party and args.party != REQUESTER else ""
+    sent_to = args.party or args.involving
+    whose = "Requester's role" if sent_to and sent_to != REQUESTER else ""
     note = ""
     if args.party and not picked:
         involved = sum(1 for r in rows if r.item.involves(args.party) and (not args.stage or r.item.stage == args.stage))
@@ -670,7 +671,9 @@ def cmd_items(doc, args):
         facts = cited_context(r[k] for r in recs for k in ("ask", "form", "unblocks", "in_your_role", "note")) \
             | country_anchors(context, countries[0] if countries else "")
         bullets = [b for b in context["bullets"] if b["anchor"] in facts]
-        cited = cited_elsewhere(doc, recs)
+        intros = [(g, group_intro(doc, g)) for g in unique(r["id"].split("-")[0] for r in recs)]
+        cited = cited_elsewhere(doc, recs, [text for _, text in intros]
+                                + ([role.rule, *(rules or [])] if preamble else []))
         plain = link_rewriter(doc, {doc.items[i].anchor for i in [r["id"] for r in recs] + cited}
                               | {b["anchor"] for b in bullets})
         out = [f"# Items that apply, given {answers.title}{filters}", ""]
@@ -687,7 +690,6 @@ def cmd_items(doc, args):
             out += [note, ""]
         if preamble and rules:
             out += ["Rules for every role:", ""] + [f"- {plain(r)}" for r in rules] + [""]
-        intros = [(g, group_intro(doc, g)) for g in unique(r["id"].split("-")[0] for r in recs)]
         if any(text for _, text in intros):
             out += ["Group notes:", ""] + [f"- **{g}:** {plain(text)}" for g, text in intros if text] + [""]
         for r in recs:
@@ -753,12 +755,13 @@ def country_anchors(context, text):
             if b["country"] and re.search(rf"(?<!\w){re.escape(b['country'])}(?!\w)", text, re.I)}
 
 
-def cited_elsewhere(doc, records):
-    """The IDs of items that the records' asks, Forms, role lines and Notes name but that are not among them
-    (as when an answer drops a group an item still points to), in working order. Unblocks are left out:
-    they name what waits on an item, not what it needs."""
+def cited_elsewhere(doc, records, more=()):
+    """The IDs of items that the records' asks, Forms, role lines and Notes, or the packet's other texts
+    (`more`: its role rule, rules and group notes), name but that are not among them (as when an answer drops
+    a group an item still points to), in working order. Unblocks are left out: they name what waits on an
+    item, not what it needs."""
     listed, targets = {r["id"] for r in records}, link_targets(doc)
-    texts = [r[k] for r in records for k in ("ask", "form", "in_your_role", "note")]
+    texts = [r[k] for r in records for k in ("ask", "form", "in_your_role", "note")] + list(more)
     named = set().union(*(ids_in(LINK.sub(r"\1", text)) for text in texts))  # '[DEL-3](#del-3) to [DEL-5](#del-5)'
     named |= {targets.get(unquote(anchor), ("", ""))[0] for text in texts for _, anchor in LINK.findall(text)}
     unlisted = named - listed
