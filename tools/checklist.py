@@ -1009,7 +1009,7 @@ ROLE_WORDS = {
                   "The code and hardware you examine are made under such a licence"),
     "buyer": ("a buyer", "the organisation that buys this network by tender",
               "where an item is written for whoever builds the network, answer with what the tender must require "
-              "of bidders (bidders propose the rest); for parts you build yourself, with your own value; "
+              "of bidders (bidders propose the rest); for parts you build yourself, as a builder would; "
               "for licence items, with what you require of your supplier; "
               "after the contract is awarded, with the winning bidder's or the operator's answer",
               "A bidder's equipment may be made under such a licence"),
@@ -1017,7 +1017,7 @@ ROLE_WORDS = {
                  "where an item is written for whoever builds the network, answer with what your customer, the "
                  "licensee, specifies, as received; give your own answer where the choice is yours; write "
                  "\u201cfor the licensee\u201d where only it can act; in REQ-2, \u201cbuild\u201d only what you make "
-                 "to its designs, \u201coperate\u201d its units you run",
+                 "to its designs, \u201coperate\u201d its units you run or test",
                  "Your customer would hold such a licence"),
     "software-maker": ("a software maker", "a company or university that sells, licenses or publishes 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
