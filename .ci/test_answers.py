@@ -5,7 +5,8 @@ The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to
 second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
 (/work/scratch/HOSTILE-FIX-3.md), G1 to G15 and P12 the fourth (/work/scratch/HOSTILE-FIX-4.md), one
 test per defect; the h5_ tests follow the fifth (/work/scratch/HOSTILE-FIX-5.md), named by its defects
-(H1, D2 to D11, FP1 to FP8). C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
+(H1, D2 to D11, FP1 to FP8), and the h7_ tests the seventh (/work/scratch/HOSTILE-FIX-7.md; test_form.py
+has its D9 test). C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
 test_form.py has their tests of the answer form.
 """
 import argparse
@@ -1713,7 +1714,7 @@ def h5_fp8_an_excel_separator_line_names_the_delimiter():
     with Sandbox() as box:
         for content, row in (("sep=;\nid;answer\nREQ-3;Germany, France\n", (3, "REQ-3", "Germany, France")),
                              ("\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n", (3, "REQ-4", "4 sites"))):
-            assert cl.read_csv(str(box.csv(content))) == ([row], []), content
+            assert cl.read_csv(str(box.csv(content))) == ([(*row, None)], []), content
         refused_exactly(box, "sep=;\nid,answer\nREQ-1,teaching\n", "2: no 'id' and 'answer' columns in the header line "
                         "(export one with: items --format csv)")
 
@@ -1826,3 +1827,198 @@ def views_never_copy_a_key_the_file_holds():
             result = box.run(*command)
             assert result.returncode == 1 and key not in result.stdout and \
                 "[secret] this looks like" in result.stderr and "nothing printed" in result.stderr, (command, result)
+
+
+# ---------------------------------------------------------------- the seventh hostile-input review (D1, D3, D6 to D12)
+
+def packet(box, *args):
+    """An `items --format csv` export of the sandbox's checklist: (header, rows) as csv reads it."""
+    rows = list(csv.reader(io.StringIO(box.run("items", *args, "--format", "csv").stdout.lstrip("\ufeff"))))
+    return rows[1], rows[2:]
+
+
+def filled(header, rows, answers):
+    """The packet as CSV text with these answers ({id: text}) typed into its `answer` column."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([row[:header.index("answer")] + [answers.get(row[0], "")] for row in rows])
+    return out.getvalue()
+
+
+def stale(iid, now):
+    """The message of a row whose 'recorded' cell is not the answer recorded now."""
+    if now is None:
+        return (f"{iid}'s recorded answer changed since this sheet was exported (now: none); export again, or clear "
+                "its 'recorded' cell to record this answer anyway")
+    return (f"{iid}'s recorded answer changed since this sheet was exported (now: '{now}'); export again, or put that "
+            "answer in its 'recorded' cell to replace it anyway")
+
+
+@test
+def h7_d8_a_stale_packet_is_refused_even_with_replace():
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,Germany\nLIC-1,no\n")
+        header, rows = packet(box)
+        line = {row[0]: k for k, row in enumerate(rows, 2)}          # the CSV line of each item's row
+        box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\n', "--replace")
+        sheet = filled(header, rows, {"REQ-3": "Spain", "REQ-4": "channels 1 to 11"})
+        for flags in ((), ("--replace",)):                            # nothing is written, REQ-4's row neither
+            refused_exactly(box, sheet, f"{line['REQ-3']}: {stale('REQ-3', 'Germany, France (newer)')}", flags=flags)
+        # the recorded cell set to the answer now, however it is spaced or cased: the row replaces it
+        rows[line["REQ-3"] - 2][header.index("recorded")] = "  Germany, France (newer) "
+        rows[line["LIC-1"] - 2][header.index("recorded")] = "NO"
+        text = box.accepted(filled(header, rows, {"REQ-3": "Spain", "LIC-1": "yes; counsel says so"}), "--replace")
+        assert "**Answer:** Spain" in text and "**Answer:** `yes`; counsel says so" in text, text
+        # an empty recorded cell with an answer recorded now: a conflict under --replace only (without it, as before)
+        header, rows = packet(box)
+        line = {row[0]: k for k, row in enumerate(rows, 2)}
+        rows[line["REQ-3"] - 2][header.index("recorded")] = ""
+        sheet = filled(header, rows, {"REQ-3": "Italy"})
+        refused_exactly(box, sheet, f"{line['REQ-3']}: {stale('REQ-3', 'Spain')}", flags=("--replace",))
+        refused_exactly(box, sheet, f"{line['REQ-3']}: REQ-3 already has a different answer ('Spain'); use --replace "
+                                    "to overwrite it")
+        # an answer removed by hand since the export: the row is stale too
+        header, rows = packet(box)
+        line = {row[0]: k for k, row in enumerate(rows, 2)}
+        box.doc.write_text(box.doc.read_text(encoding="utf-8").replace("  - **Answer:** Spain\n", "").replace(
+            '- [x] <a id="req-3">', '- [ ] <a id="req-3">'), encoding="utf-8")
+        refused_exactly(box, filled(header, rows, {"REQ-3": "Italy"}), f"{line['REQ-3']}: {stale('REQ-3', None)}")
+        # a sheet without a recorded column (typed by hand) is read as before
+        assert "**Answer:** Italy" in box.accepted("id,answer\nREQ-3,Italy\n")
+        assert "**Answer:** Malta" in box.accepted("id,answer,note\nREQ-3,Malta,moved\n", "--replace")
+        # a 'recorded' header spelled with look-alike letters, or given twice, is refused like 'answer'
+        refused_exactly(box, "id,answer,r\u0435c\u043erded\nREQ-3,x,\n", "1: the header name 'r\u0435c\u043erded' "
+                        "reads 'recorded' but is not spelled in plain letters; retype it")
+        refused_exactly(box, "id,answer,recorded,recorded\nREQ-3,x,,\n",
+                        "1: the header names 'recorded' more than once")
+
+
+@test
+def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
+    """100 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
+    were quadratic there (LINK, WORD, LOOSE_FIELD: about 7 s, 2 min and 1 min each); parsing, every rule and the
+    word count over all four now take a fraction of a second."""
+    note = "  - **Form:** a number."
+    text = swap(note, note + "\n  - **Note:** " + "-" * 100000 + "\n" + " " * 100000 + "x\n" + "\t" * 100000 + "x")
+    text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 20000 + "\n", text)
+    started = time.perf_counter()
+    with deadline(10):
+        cl.secret_in.cache_clear()
+        doc = cl.parse(text)
+        assert {d.code for d in cl.run_rules(doc)} == {"item-format"}          # the two lines under REQ-3
+        sum(cl.words(line) for line in doc.lines)
+    assert time.perf_counter() - started < 3, f"{time.perf_counter() - started:.1f} s"
+
+
+@test
+def h7_d3_letters_that_look_latin_are_read_as_latin_by_the_key_test():
+    cyrillic = K.translate(str.maketrans("ace", "\u0430\u0441\u0435"))           # Cyrillic а, с, е for a, c, e
+    greek = K.upper().translate(str.maketrans("ABE", "\u0391\u0392\u0395"))       # Greek Α, Β, Ε for A, B, E
+    secret_refused(HEX_KEY, "K " + cyrillic, "OPc " + greek, "K " + K[:16] + "\u0430" + K[17:])
+    assert cl.secret_in(K64.translate(str.maketrans("cZ", "\u0441\u0396"))) == BASE64
+    accepted_as_text("\u0421\u0435\u0440\u0432\u0435\u0440 \u0432 \u041c\u043e\u0441\u043a\u0432\u0435: "
+                     "2 \u0441\u0430\u0439\u0442\u0430",                  # Russian: 'a server in Moscow: 2 sites'
+                     "\u03a4\u03bf \u03ba\u03ad\u03bd\u03c4\u03c1\u03bf \u03b4\u03b5\u03b4\u03bf\u03bc"
+                     "\u03ad\u03bd\u03c9\u03bd \u03c3\u03c4\u03b7\u03bd \u0391\u03b8\u03ae\u03bd\u03b1")   # Greek
+
+
+PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+
+
+@test
+def h7_d6_labelled_passwords_and_tokens_and_user_password_at_host_are_refused():
+    secret_refused(PASSWORD, "admin password: Tr0ub4dor&3xyz", "api token: 3f9a1c2e7b", "passwd=hunter22",
+                   "pwd: s3cr3t!!", "API key: AbC123xyz", "secret: Xy7#kk9q", "token = 9f8e7d6c", "DB_PASSWORD=hunter22",
+                   "Wi-Fi passphrase: 'Gr33n-Fields-7'", "x-api-key: 7f3a9b2c1d")
+    secret_refused("a password in an address (user:password@host)", "ssh alice:Hunter2pw@git.example.org",
+                   "scp fw.bin ops:pw@10.0.0.1.example:/tmp")
+    accepted_as_text("password policy: 12 characters minimum", "token bucket, 100 requests a second",
+                     "password: changed every 90 days", "secret: none", "API key: kept in Vault (path kv/prod/amf)",
+                     "token: see OPS-1234", "API token: OPS-1234", "password: https://vault.example/item/12",
+                     "password: x", "secret: kubernetesSecretName", "<mailto:alice@example.org>",
+                     "meet at 10:30@hq.example.org", "sip:alice@example.org and git@github.com:org/repo.git")
+
+
+@test
+def h7_d7_an_id_cell_that_looks_like_a_key_is_never_echoed():
+    with Sandbox() as box:
+        refused_exactly(box, f"id,answer\n{K},Germany\nREQ-33,x\nRequirement three of the list,x\n\u001b[31m,x\n",
+                        "2: '465b5ce8…' is not an item of the checklist",
+                        "3: 'REQ-33' is not an item of the checklist",
+                        "4: 'Requirem…' is not an item of the checklist",
+                        "5: '\\u001b[31m' is not an item of the checklist")
+        given = box.csv(f"id,answer\nK {K[:16]} and {K[16:]},Germany\n", "given.csv")
+        for view in ("items", "status", "form"):
+            result = box.run(view, "--answers", given)
+            assert result.returncode == 1 and K[8:] not in result.stderr and K[16:] not in result.stderr and \
+                "given.csv:2: 'K 465b5c…' is not an item of the checklist" in result.stderr, (view, result)
+
+
+@test
+def h7_d1_a_key_cut_by_words_or_labels_is_a_key():
+    secret_refused(HEX_KEY, f"K1={K[:16]} K2={K[16:]}", f"K {K[:16]} and {K[16:]}",
+                   f"first half {K[:16]}; second half {K[16:]}", "K is " + " then ".join(pairs(K, 8)),
+                   f"OPc part one {K[:12]}, part two {K[12:]}", f"TUAK K {K256[:32]} and then {K256[32:]}")
+    accepted_as_text("fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3 and 8e9f0a14",
+                     "fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3, 8e9f0a14, 1234abcd, 9876fedc, 0a1b2c3d and 4d5e6f70",
+                     "radio unit serials 21A8F3C2 and 21A8F3C3, then 21A8F3C4 and 21A8F3C5",
+                     "IMSIs 001010000000001 and 001010000000002, dates 20261201 and 20270115",
+                     f"see https://git.example/o/r/commit/{H40[:8]} and https://git.example/o/r/commit/{H40[8:16]} "
+                     f"and https://git.example/o/r/commit/{H40[16:24]} and https://git.example/o/r/commit/{H40[24:32]}")
+
+
+@test
+def h7_d12_a_defect_already_in_the_document_is_not_blamed_on_the_answer():
+    with Sandbox(swap("**REQ-3** The number of sites.", "**REQ-3** The number of sites TODO.")) as box:
+        line = line_of(box.doc.read_text(encoding="utf-8"), "sites TODO")
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
+        assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: [placeholder] placeholder 'TODO' left in "
+                                                         f"the text\n{box.doc} not changed: {box.doc} already has "
+                                                         "problems here; run 'check' first.\n"), result
+        assert box.doc.read_bytes() == before
+    with Sandbox(swap("**REQ-3** The number of sites.", "**REQ-3** The number of [sites](#nowhere).")) as box:
+        line = line_of(box.doc.read_text(encoding="utf-8"), "#nowhere")
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites TBD\n"))    # what follows from it is left out
+        assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: [anchor] #nowhere matches no heading or "
+                                                         f"<a id>\n{box.doc} not changed: {box.doc} already has "
+                                                         "problems here; run 'check' first.\n"), result
+        assert box.doc.read_bytes() == before
+    with Sandbox(swap("**REQ-4** The radio channels to support.", "**REQ-4** The radio [channels](#nowhere).")) as box:
+        line = line_of(box.doc.read_text(encoding="utf-8"), "#nowhere")
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites TBD\n"))    # a problem elsewhere, and the answer's
+        assert (result.returncode, result.stderr) == (1, f"{box.dir / 'answers.csv'}:2: this answer would break the "
+                                                         "document ([placeholder] placeholder 'TBD' left in the text)\n"
+                                                         f"{box.doc}:{line}: [anchor] #nowhere matches no heading or "
+                                                         f"<a id>\n{box.doc} not changed: it fails its own check; run "
+                                                         "'check' and fix it first.\n"), result
+        assert box.doc.read_bytes() == before
+    with Sandbox() as box:                            # a Markdown file that is no checklist: never the answer's fault
+        notes = box.dir / "notes.md"
+        notes.write_text("# Notes\n\n- [ ] REQ-3 thing\n", encoding="utf-8")
+        result = run_main("import", box.csv("id,answer\nREQ-3,Germany\n"), "--file", notes, cwd=box.dir)
+        assert result.returncode == 1 and "this answer" not in result.stderr and result.stderr.endswith(
+            f"{notes} not changed: {notes} already has problems here; run 'check' first.\n"), result
+
+
+@test
+def h7_d11_a_paragraph_after_an_answer_is_flagged_and_blocks_a_replace():
+    old = "  - **Form:** a number.\n"
+    text = swap('- [ ] <a id="req-3">', '- [x] <a id="req-3">',
+                swap(old, old + "  - **Unblocks:** sizing.\n  - `plan` · requester\n  - **Answer:** 4 sites\n\n"
+                     "    an old second paragraph\n", swap("  - **Unblocks:** sizing.\n  - `plan` · requester\n", "")))
+    with Sandbox(text) as box:
+        line = line_of(text, "an old second paragraph")
+        result = box.run("check")
+        assert (result.returncode, result.stdout) == (1, f"{box.doc}:{line}: [item-continuation] REQ-3: this indented "
+                                                         "text after a blank line renders as part of the item (of its "
+                                                         "Answer), but is none of its fields; unindent it or delete "
+                                                         "it\n"), result
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"), "--replace")
+        assert result.returncode == 1 and result.stderr.endswith(
+            f"{box.doc} not changed: {box.doc} already has problems here; run 'check' first.\n"), result
+        assert box.doc.read_bytes() == before

@@ -32,6 +32,8 @@ ONE_DEFECT = [
     ("text_under_an_item", "  - **Form:** a number.", "  - **Form:** a number.\n  just some text",
      "item-format", "just some text"),
     ("field_line_cut_off_from_its_item", LAST_REQ, LAST_REQ + "\n  - **Note:** stray\n", "item-format", "stray"),
+    ("paragraph_after_an_item", LAST_REQ, LAST_REQ + "\n    an old second paragraph\n", "item-continuation",
+     "an old second paragraph"),
     ("line_right_after_an_item", LAST_REQ, LAST_REQ + "Buyers: list transit countries too.\n", "item-format",
      "Buyers: list"),
     ("unknown_field", "  - **Form:** a number.", "  - **Form:** a number.\n  - **Colour:** red", "unknown-field", "Colour"),

@@ -552,6 +552,27 @@ CORPUS = [
     "jump host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (ED25519)",
     "SBOM in SPDX 2.3; root element SPDXRef-Package-open5gs-2.7.1", "K SHA256 uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
     "> 10 Gbit/s per UPF site", "# 10 channels",
+    # the seventh hostile-input review (D1, D3, D6)
+    "K1=465b5ce8b199b49f K2=aa5f0a2ee238a6bc", "K 465b5ce8b199b49f and aa5f0a2ee238a6bc",
+    "first half 465b5ce8b199b49f; second half aa5f0a2ee238a6bc", "K is 465b5ce8 then b199b49f then aa5f0a2e then e238a6bc",
+    "fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3 and 8e9f0a14",
+    "fixed in commits 3f2a1bc8, 7d9e0f12, a4b5c6d3, 8e9f0a14, 1234abcd, 9876fedc, 0a1b2c3d and 4d5e6f70",
+    "radio unit serials 21A8F3C2 and 21A8F3C3, then 21A8F3C4 and 21A8F3C5",
+    "IMSIs 001010000000001 and 001010000000002, dates 20261201 and 20270115",
+    "see https://git.example/o/r/commit/2216af7c and https://git.example/o/r/commit/9e3b4a5d and "
+    "https://git.example/o/r/commit/6f708192 and https://git.example/o/r/commit/a3b4c5d6",
+    "K 465b5\u0441e8b199b49f\u0430\u04305f0\u04302\u0435\u0435238\u04306b\u0441",
+    "OPc 465B5CE8B199B49F\u0391\u03915F0\u03912EE238\u03916\u0392C", "K Rltc6LGZtJ+qXwou4jimvA".replace("c", "\u0441"),
+    "\u0421\u0435\u0440\u0432\u0435\u0440 \u0432 \u041c\u043e\u0441\u043a\u0432\u0435: 2 \u0441\u0430\u0439\u0442\u0430",
+    "admin password: Tr0ub4dor&3xyz", "api token: 3f9a1c2e7b", "passwd=hunter22", "pwd: s3cr3t!!", "API key: AbC123xyz",
+    "secret: Xy7#kk9q", "token = 9f8e7d6c", "DB_PASSWORD=hunter22", "Wi-Fi passphrase: 'Gr33n-Fields-7'",
+    "x-api-key: 7f3a9b2c1d", "ssh alice:Hunter2pw@git.example.org", "scp fw.bin ops:pw@10.0.0.1.example:/tmp",
+    "password policy: 12 characters minimum", "token bucket, 100 requests a second", "password: changed every 90 days",
+    "secret: none", "API key: kept in Vault (path kv/prod/amf)", "token: see OPS-1234", "API token: OPS-1234",
+    "password: https://vault.example/item/12", "password: x", "secret: kubernetesSecretName",
+    "<mailto:alice@example.org>", "meet at 10:30@hq.example.org", "sip:alice@example.org and git@github.com:org/repo.git",
+    "password: \u201cHunter22\u201d.", "token:\u00a0Zz9-Qq8-Ww7", "\u03c1assword: Tr0ub4dor",
+    "ap\u0130 key: Xy7kk9qq", "\u0130password: Tr0ub4dor", "\u017fecret: Xy7kk9qq", "api \u212aey: Xy7kk9qq",
 ]
 
 
@@ -630,7 +651,12 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "PGP key: ", "4AEE 18F8 3AFD EB23 ", " the key ", "Rltc6LGZtJ+qX", " wou4jimvA", "  ", "IZNVZ2FRTG2 ",
           "J7KS7BIXOEOFGXQ", "%25", "%252B", "SEC-10 ", "Secure-development ", "\u200e", "\u200f", "\u0627",
           "\u05e2", "\U00010900", "tbd", "TODO", "\\ ", "\\,", "\\textcolor", "\\hphantom", "\\vphantom", "~",
-          "~x~", "SHA256:", "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "SPDXRef-", "> ", "\u00bf"]
+          "~x~", "SHA256:", "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "SPDXRef-", "> ", "\u00bf",
+          # the seventh hostile-input review
+          "K1=", " K2=", "465b5ce8b199b49f", "aa5f0a2ee238a6bc", " then ", " and ", "3f2a1bc8", "\u0430", "\u0441",
+          "\u0435", "\u0391", "\u0392", "\u041a", "\ua4ee", "password: ", "passwd=", "pwd:", "api key: ", "token=",
+          "secret: ", "Tr0ub4dor&3", "hunter22", "changed", "policy", "alice:", "pw@", "host.example.org", "mailto:",
+          "10:30@", "OPS-1234", "kv/prod"]
 
 
 CSV_CORPUS = [
@@ -654,6 +680,12 @@ CSV_CORPUS = [
     "sep=;\nid;answer\nREQ-3;Germany, France\n", "\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n",
     "sep=;\nid,answer\nREQ-1,teaching\n", "SEP=|\nid|answer\nREQ-3|a, b\n", "sep=\t \nid\tanswer\nREQ-3\ta\n",
     "sep=;\n# role\nid;answer\nREQ-3;a\n", "sep=:\nid:answer\n", "sep=;", "x\nsep=;\nid;answer\n",
+    # the seventh hostile-input review (D7, D8): a key in the id column; an export's 'recorded' column
+    "id,answer\n465b5ce8b199b49faa5f0a2ee238a6bc,Germany\nREQ-33,x\nRequirement three of the list,x\n",
+    "id,answer\nK 465b5ce8b199b49f and aa5f0a2ee238a6bc,x\n\u001b[31m,x\n",
+    "id,answer,recorded\nREQ-3,Spain,Germany\nLIC-1,yes,\n", "recorded,answer,id\nGermany,Spain,REQ-3\n",
+    "id,answer,recorded,recorded\nREQ-3,x,,\n", "id,answer,r\u0435c\u043erded\nREQ-3,x,\n",
+    "id,answer,RECORDED\nREQ-3,x,y\n", "id;answer;recorded\nREQ-3;a, b;\n", "id,answer,recorded\nREQ-3,x\n",
 ]
 
 
@@ -717,11 +749,11 @@ def browser_download_imports_unchanged():
     folder.mkdir(exist_ok=True)
     path = download(page, folder)
     raw = path.read_bytes()
-    assert path.name == "answers-lab.csv" and raw.startswith("\ufeffid,answer\r\n".encode()), raw[:40]
+    assert path.name == "answers-lab.csv" and raw.startswith("\ufeffid,answer,recorded\r\n".encode()), raw[:40]
     lines = raw.decode("utf-8-sig").split("\r\n")
-    expected = {"REQ-1": 'REQ-1,"research, teaching"', "LIC-1": "LIC-1,no; public standards only",
-                "REQ-3": 'REQ-3,"Germany: development and ""testing"", no transmission"',
-                text_item: f"{text_item},not needed: a laboratory with no budget line"}
+    expected = {"REQ-1": 'REQ-1,"research, teaching",', "LIC-1": "LIC-1,no; public standards only,",
+                "REQ-3": 'REQ-3,"Germany: development and ""testing"", no transmission",',
+                text_item: f"{text_item},not needed: a laboratory with no budget line,"}
     assert lines[1:-1] == [expected[it.id] for it in cl.working_order(doc) if it.id in expected], lines
     # the status counts the rows as the progress counter counts the answers, and says what to do next
     answered, not_needed, _ = summary_counts(page)
@@ -772,7 +804,7 @@ def choose_part(page, iid, part, choice):
 def e06_browser_an_assumption_goes_into_the_csv_only_when_changed_or_confirmed():
     doc = readme()
     lab, parts = doc.profiles["lab"].assumes, doc.items["REQ-2"].declared.parts
-    header = "\ufeffid,answer\r\n"
+    header, rows_header = "\ufeffid,answer\r\n", "\ufeffid,answer,recorded\r\n"       # a file with rows gives 'recorded'
     page = open_form("--profile", "lab")
     page.type("#c-REQ-1", "?")                                 # typed and deleted: still the assumption
     page.key("Backspace", key_code=8)
@@ -798,11 +830,11 @@ def e06_browser_an_assumption_goes_into_the_csv_only_when_changed_or_confirmed()
     choose_part(page, "REQ-2", parts[-1], "buy")
     chosen = dict(assumed, ru="model", **{parts[-1]: "buy"})
     req2 = '"' + ", ".join(f"{p}={chosen[p]}" for p in parts) + '"'
-    assert page.eval("checklistForm.csv().text") == header + f"REQ-2,{req2}\r\n"
+    assert page.eval("checklistForm.csv().text") == rows_header + f"REQ-2,{req2},\r\n"
     # a changed value goes in as it is; an untouched one only once confirmed
     click(page, '[data-id="REQ-1"] input[value="lab"]')
     click(page, '[data-id="LIC-1"] .confirm')
-    rows = dict(line.split(",", 1) for line in page.eval("checklistForm.csv().text").split("\r\n")[1:-1])
+    rows = dict(line[:-1].split(",", 1) for line in page.eval("checklistForm.csv().text").split("\r\n")[1:-1])
     ticked = [v for v in doc.items["REQ-1"].declared.values if v in ("lab", *lab["REQ-1"])]
     assert rows == {"REQ-1": f'"{", ".join(ticked)}"', "REQ-2": req2, "LIC-1": "no"}, rows
     # on a fresh page: one part changed, then the rest confirmed
@@ -810,7 +842,7 @@ def e06_browser_an_assumption_goes_into_the_csv_only_when_changed_or_confirmed()
     choose_part(page, "REQ-2", "ru", "model")
     click(page, '[data-id="REQ-2"] .confirm')
     partly = ", ".join(f"{p}={'model' if p == 'ru' else assumed[p]}" for p in parts)
-    assert page.eval("checklistForm.csv().text") == header + f'REQ-2,"{partly}"\r\n'
+    assert page.eval("checklistForm.csv().text") == rows_header + f'REQ-2,"{partly}",\r\n'
     assert not page.errors(), page.errors()
 
 
@@ -824,7 +856,7 @@ def e10_browser_a_hand_spaced_routing_answer_does_not_block_the_download():
         page = open_form(name="hand.html", file=box.doc)
         page.type("#a-REQ-3", "12 sites")
         assert page.eval("checklistForm.csv()")["problems"] == 0
-        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\nREQ-3,12 sites\r\n"
+        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer,recorded\r\nREQ-3,12 sites,\r\n"
         assert not page.errors(), page.errors()
 
 
@@ -1137,3 +1169,59 @@ def browser_a_page_for_every_item_that_names_a_party_shows_what_items_lists():
         assert ids and shown(page) == ids, f"{args}: the page and 'items' differ"
         assert "answers or contributes to" in page.eval("document.getElementById('brief-for').textContent")
         assert not page.errors(), page.errors()
+
+
+@test
+def h7_d9_browser_an_old_answers_csv_never_stands_for_a_newer_recorded_answer():
+    """D9: `form --answers old.csv` over newer recorded answers. The page shows the recorded answers, names the CSV's
+    other ones, and leaves them out of an untouched download (option B); a row it does write carries the answer
+    recorded when the page was made (`recorded`), so that import refuses it if that answer changes before the import,
+    as the page's advice about --replace says (the D8 check); and a page made later leaves such a row out on loading."""
+    chromium()                                        # skipped at once where there is none
+    with Sandbox() as box:
+        assert box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\nLIC-1,no; public standards only\n')
+        old = box.csv("id,answer\nREQ-3,Germany\nLIC-1,yes\nREQ-4,channels 1 to 11\n", "old.csv")
+        page = open_form("--answers", old, name="old-answers.html", file=box.doc)
+        assert value(page, "#a-REQ-3") == "Germany, France (newer)"
+        assert page.eval("document.querySelector('#st-REQ-3').textContent") == (
+            f"Recorded in {box.doc}. {old} gives another answer, left out of the file: \u201cGermany\u201d. Type it in "
+            "only if it should replace the one recorded.")
+        assert page.eval("document.querySelector('#st-LIC-1').textContent").startswith(f"Recorded in {box.doc}. {old} "
+                                                                                      "gives another answer")
+        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer,recorded\r\nREQ-4,channels 1 to 11,\r\n"
+        folder = TMP / "d9"
+        folder.mkdir(exist_ok=True)
+        untouched = download(page, folder)
+        assert "--replace" not in page.eval("document.querySelector('#file-status').textContent")
+        before = box.doc.read_bytes()
+        text = box.accepted(untouched.read_bytes(), "--replace")
+        assert "**Answer:** Germany, France (newer)" in text and "**Answer:** `no`; public standards only" in text and \
+            "**Answer:** channels 1 to 11" in text, text
+        assert box.doc.read_bytes() != before
+        # a change typed on the page carries the answer recorded when the page was made; the advice says what then
+        set_text(page, "#a-REQ-3", "Spain")
+        status = page.eval("document.querySelector('#st-REQ-3').textContent")
+        assert status == (f"Changes the answer recorded in {box.doc}: import the CSV with --replace, which refuses it "
+                          "if that answer has changed since this page was made."), status
+        changed = download(page, folder)
+        assert changed.read_bytes().decode("utf-8-sig").split("\r\n")[1] == 'REQ-3,Spain,"Germany, France (newer)"'
+        assert page.eval("document.querySelector('#file-status .note').textContent") == (
+            "For whoever records it: python3 tools/checklist.py import answers.csv --replace (it changes the recorded "
+            "answers of REQ-3; a row whose recorded answer has changed since this page was made is refused).")
+        box.accepted("id,answer\nREQ-3,Italy (newest)\n", "--replace")         # recorded after the page was made
+        before = box.doc.read_bytes()
+        result = box.run("import", changed, "--replace")
+        assert (result.returncode, result.stderr) == (1, f"{changed}:2: REQ-3's recorded answer changed since this "
+                                                         "sheet was exported (now: 'Italy (newest)'); export again, or "
+                                                         "put that answer in its 'recorded' cell to replace it anyway\n"
+                                                         f"1 problem; {box.doc} not changed.\n"), result
+        assert box.doc.read_bytes() == before
+        # loaded into a page made now, the file's REQ-3 row is left out: it was made before the answer recorded now
+        page = open_form(name="newer.html", file=box.doc)
+        page.set_files("#load-csv", [changed])
+        wait_for_status(page, "Loaded 1 answer")                     # REQ-4's, which is recorded now
+        assert page.eval("document.querySelector('#file-status p').textContent") == (
+            f"Loaded 1 answer from answers.csv. Left out, as the answer recorded in {box.doc} has changed since the "
+            "file was made: REQ-3.")
+        assert value(page, "#a-REQ-3") == "Italy (newest)" and page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\n"
+    assert not page.errors(), page.errors()

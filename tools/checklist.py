@@ -28,6 +28,7 @@ and prints: import (CSV reading, planning, atomic writing), the views (`items`, 
 argparse layer and the only place that prints or exits. The default file is README.md next to tools/.
 """
 import argparse
+import bisect
 import contextlib
 import csv
 import errno
@@ -60,7 +61,7 @@ from checklist_core import *  # noqa: E402,F401,F403  the model, parser, conditi
 # ---------------------------------------------------------------- import
 
 def read_csv(path):
-    """([(csv line, id cell, answer cell)], [Problem]) from a CSV with 'id' and 'answer' columns.
+    """([CsvRow], [Problem]) from a CSV with 'id' and 'answer' columns, and perhaps a 'recorded' one (an export's).
 
     Leading rows whose first cell starts with '#' (the role line of an export) are skipped; the
     delimiter is the first of , ; TAB whose header holds both columns, or the one a first line such as
@@ -143,10 +144,11 @@ def csv_rows(text, delimiter, skip=0):
         odd = header_problem(header, names)
         if odd:
             return [], [Problem(start, odd)]
-        repeated = sorted({name for name in ("id", "answer") if header.count(name) > 1})
+        repeated = sorted({name for name in COLUMN_NAMES if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         id_col, answer_col = header.index("id"), header.index("answer")
+        recorded_col = header.index("recorded") if "recorded" in header else None
         unnamed = [k for k, name in enumerate(header) if not name]
         start = reader.line_num + 1
         for row in reader:
@@ -164,7 +166,8 @@ def csv_rows(text, delimiter, skip=0):
                                                f"put the answer in quotes if it contains '{delimiter}'"))
             else:
                 cells = row + [""] * (len(header) - len(row))
-                rows.append((start, cells[id_col], cells[answer_col]))
+                rows.append(CsvRow(start, cells[id_col], cells[answer_col],
+                                   None if recorded_col is None else cells[recorded_col]))
             if len(problems) > MAX_PROBLEMS:
                 break
             start = reader.line_num + 1
@@ -175,17 +178,8 @@ def csv_rows(text, delimiter, skip=0):
     return rows, problems
 
 
-# Letters of other scripts, and small capitals, that look like the Latin letters of 'id' and 'answer'
-# (tools/form.html holds the same table)
-LOOKALIKES = str.maketrans({c: latin for latin, others in (("a", "\u0430\u0251\u03b1\ua4ee"),
-                                                              ("d", "\u0501\u1d05\ua4d3"),
-                                                              ("e", "\u0435\u0454\u03b5\u1d07\ua4f0"),
-                                                              ("i", "\u0456\u03b9\u0131\u04cf\u026a\ua4f2"),
-                                                              ("n", "\u0578\u0274\u03bd\ua4e0"),
-                                                              ("r", "\u0433\u0280\ua4e3"),
-                                                              ("s", "\u0455\ua731\ua4e2"),
-                                                              ("w", "\u051d\u1d21\u03c9\ua4ea"))
-                            for c in others})
+# LOOKALIKES (checklist_core.py) in lower case, for header names
+HEADER_LOOKALIKES = str.maketrans({c: latin.lower() for latin, others in LOOKALIKE_LETTERS.items() for c in others})
 
 
 def header_name(cell):
@@ -193,27 +187,32 @@ def header_name(cell):
     with letters of other scripts that look Latin read as Latin: 'аnswer' (Cyrillic 'а'), 'answer\u200b' and
     'ＡＮＳＷＥＲ' all read 'answer'."""
     folded = unicodedata.normalize("NFKD", cell).lower()
-    return "".join(c for c in folded if unicodedata.category(c) not in UNSEEN).translate(LOOKALIKES).strip()
+    return "".join(c for c in folded if unicodedata.category(c) not in UNSEEN).translate(HEADER_LOOKALIKES).strip()
+
+
+# The columns import reads: 'recorded' (an export's) holds the answer recorded when the sheet was made
+COLUMN_NAMES = ("id", "answer", "recorded")
 
 
 def header_problem(header, names):
     """Why a header cannot be read as written (None if it can): a name with an invisible character, or one
-    that reads 'id' or 'answer' (header_name) without being spelled so in plain letters; the program would
-    not take such a column for the one it looks like, and the sheet would show two."""
+    that reads 'id', 'answer' or 'recorded' (header_name) without being spelled so in plain letters; the program
+    would not take such a column for the one it looks like, and the sheet would show two."""
     for cell, name in zip(header, names):
         bad = hidden_characters(cell)
         if bad:
             codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
             return f"the header name '{shown(cell)}' holds an invisible character ({codes}); retype it as plain text"
-        if name in ("id", "answer") and cell != name:
+        if name in COLUMN_NAMES and cell != name:
             return f"the header name '{shown(cell)}' reads '{name}' but is not spelled in plain letters; retype it"
     return None
 
 
 def known_rows(doc, rows):
-    """([(line, item, answer)] for rows with an answer, [Problem]) ; unknown or repeated IDs are problems."""
+    """([(line, item, answer)] for rows (CsvRow) with an answer, [Problem]) ; unknown or repeated IDs are problems
+    (an unknown one is shown cut short if it may be a key: id_shown)."""
     seen, found, problems = {}, [], []
-    for line, raw_id, cell in rows:
+    for line, raw_id, cell, _ in rows:
         if len(problems) > MAX_PROBLEMS:
             break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
@@ -222,7 +221,7 @@ def known_rows(doc, rows):
             problems.append(Problem(line, "answer lettered parts inside the item's one answer: "
                                           f"{lettered.group(1).upper()},\"({lettered.group(2).lower()}) ...\""))
         elif iid not in doc.items:
-            problems.append(Problem(line, f"'{shown(raw_id.strip())}' is not an item of the checklist"))
+            problems.append(Problem(line, f"'{id_shown(raw_id.strip())}' is not an item of the checklist"))
         elif iid in seen:
             problems.append(Problem(line, f"{iid} appears twice (first at line {seen[iid]})"))
         else:
@@ -230,6 +229,16 @@ def known_rows(doc, rows):
             if cell.strip():
                 found.append((line, doc.items[iid], cell.strip()))
     return found, problems
+
+
+ID_SHOWN = 16                     # an id cell longer than this, or one that looks like a key, is shown cut to ID_CUT
+ID_CUT = 8
+
+
+def id_shown(raw):
+    """An id cell that is no item, as a message shows it: escaped (shown), and cut to its first ID_CUT characters
+    and '…' if it is longer than ID_SHOWN or looks like secret material, so that a key typed there is never echoed."""
+    return shown(raw[:ID_CUT], None) + "…" if len(raw) > ID_SHOWN or secret_in(raw) else shown(raw)
 
 
 def formatted_rows(found):
@@ -246,14 +255,21 @@ def formatted_rows(found):
 
 
 def plan_answers(doc, rows, replace):
-    """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op."""
+    """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op. A row whose
+    'recorded' cell (an export's) is not the answer recorded now is stale, and refused: with --replace it would
+    bring back an answer since replaced, or replace one its reader never saw. An empty 'recorded' cell is stale
+    only under --replace (without it, an answer recorded since is refused anyway)."""
     found, problems = known_rows(doc, rows)
     accepted, more = formatted_rows(found)
     problems += more
+    sheet = {row.line: row.recorded for row in rows if row.recorded is not None}
     changes = {}
     for line, item, text in accepted:
         existing = item.get("Answer")
         if same_answer(item, text):
+            continue
+        if line in sheet and (sheet[line].strip() or replace) and not recorded_matches(item, sheet[line]):
+            problems.append(Problem(line, stale_message(item)))
             continue
         if existing and not replace:
             problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
@@ -261,6 +277,29 @@ def plan_answers(doc, rows, replace):
             continue
         changes[item.id] = (text, line)
     return changes, problems
+
+
+def recorded_matches(item, cell):
+    """True if a sheet's 'recorded' cell holds the item's answer as recorded now (both may be empty), compared as
+    import compares an answer with the recorded one (NFC, outer spaces, and a routing answer as format_answer
+    writes it: same_answer)."""
+    cell, existing = unicodedata.normalize("NFC", cell).strip(), item.get("Answer")
+    if not cell or not existing:
+        return not cell and not existing
+    if cell == existing:
+        return True
+    text, problems = format_answer(item, cell)
+    return not problems and same_answer(item, text)
+
+
+def stale_message(item):
+    """Why a row whose 'recorded' cell is not the answer recorded now is refused, and what to do."""
+    existing = item.get("Answer")
+    if not existing:
+        return (f"{item.id}'s recorded answer changed since this sheet was exported (now: none); export again, "
+                "or clear its 'recorded' cell to record this answer anyway")
+    return (f"{item.id}'s recorded answer changed since this sheet was exported (now: '{shown(existing)}'); "
+            "export again, or put that answer in its 'recorded' cell to replace it anyway")
 
 
 def apply_answers(text, doc, changes):
@@ -652,10 +691,11 @@ def cmd_items(doc, args):
                 + (f"; {counted(involved, 'item')} {'names' if involved == 1 else 'name'} it as a contributor: "
                    f"use --involving {args.party}."
                    if involved else ", and none names it."))
-    if args.format == "csv":                          # no Markdown links in cells; import reads only id and answer
+    if args.format == "csv":                          # no Markdown links in cells; import reads id, answer, recorded
         plain = link_rewriter(doc)
         # what is recorded goes in its own column and `answer` starts empty: a sheet returned late, or with
-        # --replace, can then only record what its reader typed, never bring back an answer since replaced
+        # --replace, can then only record what its reader typed, never bring back an answer since replaced; and
+        # import refuses a row whose `recorded` cell is no longer the answer recorded (plan_answers)
         records = [{**{k: v if k == "id" else plain(v) for k, v in r.items() if k != "answer"},
                     "recorded": r["answer"], "answer": ""} for r in records]
         first = preamble_line(whose or "Role", preamble, so_far, plain) if preamble else ""
@@ -954,17 +994,7 @@ def cmd_import(doc, args):
     new_doc = parse(new_text, doc.path)
     defects = run_rules(new_doc)
     if defects:
-        owner = {}
-        for iid, (_, line) in changes.items():
-            item = new_doc.items.get(iid)
-            if item:
-                owner.update({item.line: line, item.line_of("Answer"): line})
-        answers = shown(args.answers, None)
-        raise Refusal("\n".join(f"{answers}:{owner[d.line]}: this answer would break the document "
-                                f"([{d.code}] {d.message})" if d.line in owner else
-                                f"{doc.path}:{d.line}: [{d.code}] {d.message}" for d in defects)
-                      + f"\n{doc.path} not changed" + ("" if all(d.line in owner for d in defects) else
-                                                        f": it fails its own check; run 'check' and fix it first") + ".")
+        raise Refusal(breakage_report(doc, new_doc, defects, changes, shown(args.answers, None)))
     write_atomically(doc.real_path, doc.raw, new_text)
     args.recorded = sorted(changes)                   # from here on an interrupt must not say "nothing written"
     verdicts = {r.item.id: r.applies for r in applicable(new_doc, new_doc.recorded())}
@@ -972,6 +1002,50 @@ def cmd_import(doc, args):
     note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
             "answers recorded." if late else "")
     return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
+
+
+def breakage_report(doc, new_doc, defects, changes, answers):
+    """Why an import that would leave the checklist with `defects` is refused. A defect the document had before
+    (the same code and message, on the line that became this one) is the document's: it is shown at its line now,
+    with 'already has problems here; run check first' if it is on an answered item's lines, and then the new ones
+    on that item's lines, which follow from them, are left out. A new one on another answered item's first or
+    Answer line is blamed on the CSV row that answers it; any other is shown at its line in the document as it
+    would be."""
+    inserted = sorted(doc.items[iid].end for iid in changes if "Answer" not in doc.items[iid].fields)
+
+    def moved(n):                                     # the line an old line becomes: Answer lines go in above it
+        return n + bisect.bisect_left(inserted, n)
+    before = {(moved(d.line), d.code, d.message): d.line for d in run_rules(doc)}
+    was_at = {n for n, _, _ in before}
+    owner, here, troubled = {}, set(), set()
+    for iid, (_, line) in changes.items():
+        old, item = doc.items[iid], new_doc.items.get(iid)
+        end = k = old.end                             # and indented lines after blank ones (item-continuation)
+        while k < len(doc.lines) and (not doc.lines[k].strip() or doc.lines[k][:1] in (" ", "\t")):
+            k += 1
+            end = k if doc.lines[k - 1].strip() else end
+        lines = {moved(n) for n in range(old.line, end + 1)} | ({item.line_of("Answer")} if item else set())
+        here |= lines
+        if lines & was_at:
+            troubled |= lines
+        elif item:
+            owner.update({item.line: line, item.line_of("Answer"): line})
+    out, kinds = [], set()
+    for d in defects:
+        was = before.get((d.line, d.code, d.message))
+        if was:
+            kinds.add("here" if d.line in here else "old")
+            out.append(f"{doc.path}:{was}: [{d.code}] {d.message}")
+        elif d.line in troubled:
+            continue                                  # it follows from a problem the item has already
+        elif d.line in owner:
+            out.append(f"{answers}:{owner[d.line]}: this answer would break the document ([{d.code}] {d.message})")
+        else:
+            kinds.add("old")
+            out.append(f"{doc.path}:{d.line}: [{d.code}] {d.message}")
+    tail = (f": {doc.path} already has problems here; run 'check' first" if "here" in kinds else
+            ": it fails its own check; run 'check' and fix it first" if kinds else "")
+    return "\n".join(out) + f"\n{doc.path} not changed{tail}."
 
 
 # ---------------------------------------------------------------- form
@@ -1129,7 +1203,7 @@ def column_words(doc, header):
     for r in table(doc, HOWTO, header):
         key = code_cell(r.cells[0])
         if key and len(r.cells) > 1:
-            words[key] = re.split(r"\s*[;(]", LINK.sub(r"\1", r.cells[1]).strip(), 1)[0]
+            words[key] = re.split(r"[;(]", LINK.sub(r"\1", r.cells[1]).strip(), 1)[0].rstrip()
     return words
 
 
@@ -1140,8 +1214,12 @@ def section_standins(doc):
 
 
 def form_item(doc, item, given, assumed):
-    """One item as the form's page needs it."""
+    """One item as the form's page needs it. An answer of the --answers CSV that differs from the one recorded in
+    the file is no answer on the page (`given_instead`): the page shows the recorded one and names the other, which
+    goes into the page's CSV only if typed in, so that an old CSV never stands for a newer answer untouched."""
     declared = item.declared
+    text = given.get(item.id, "")
+    instead = bool(text and item.get("Answer") and not same_answer(item, text))
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
@@ -1150,7 +1228,7 @@ def form_item(doc, item, given, assumed):
             "declared": declared and {"kind": declared.kind, "values": declared.values, "parts": declared.parts,
                                       "labels": token_labels(item.get("Form"), declared.values + declared.parts)},
             "role_lines": {label: item.get(label) for label in doc.role_labels() if item.get(label)},
-            "recorded": item.get("Answer"), "given": given.get(item.id, ""),
+            "recorded": item.get("Answer"), "given": "" if instead else text, "given_instead": text if instead else "",
             "assumed": assumed.get(item.id), "context": unique(links)}
 
 
@@ -1191,7 +1269,9 @@ def form_data(doc, args):
             "context": outside_context(doc),
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
                        "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
-                       "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN},
+                       "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN,
+                       "id_shown": ID_SHOWN, "id_cut": ID_CUT},
+            "lookalikes": LOOKALIKE_LETTERS,
             "confidential": CONFIDENTIAL, "confidential_on_page": CONFIDENTIAL_ON_PAGE,
             "entities": sorted(ENTITY_NAMES)}
 

@@ -60,13 +60,15 @@ META = re.compile(r"^  - `(?P<stage>[^`]*)`(?: · (?P<source>[^·`]+?))?(?: · i
 ANY_BULLET = re.compile(r"^\s*[-*+][ \t]")
 # A line that starts a block of its own, so it cannot continue the item above it: a list item, heading or quote
 NEW_BLOCK = re.compile(r"(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)(?:[ \t]|$)")
-LOOSE_FIELD = re.compile(r"^\s*[-*+]?\s*(?:\*\*)?(?P<label>[A-Za-z][A-Za-z ]*?)(?:\*\*)?\s*:")
+# A field line in a loose shape: '- Answer: 4', '**Form**:', ' * Note :' (its label words one space apart, so that no two
+# parts of the pattern can take the same spaces: linear time on a long line of spaces)
+LOOSE_FIELD = re.compile(r"^\s*(?:[-*+]\s*)?(?:\*\*)?(?P<label>[A-Za-z]+(?: [A-Za-z]+)*)(?:\*\*)?\s*:")
 LOOSE_ID = re.compile(r"\b([A-Z]{2,4}-[1-9][0-9]*)\b")
 ID_TOKEN = re.compile(r"\b[A-Z]{2,4}-\d+\b")
 GROUP = re.compile(r"\(([A-Z]{2,4})\)$")
 SPEC = re.compile(r"\b(TS|TR)[ \u00a0](\d{2}\.\d{3}(?:-\d+)?)\b")
 PLACEHOLDER = re.compile(r"\b(TODO|FIXME|XXX|TBD)\b")
-LINK = re.compile(r"\[([^\]\[]*)\]\(#([^)\s]+)\)")       # no '[' inside link text: linear time
+LINK = re.compile(r"\[([^\]\[]*)\]\(#([^)\s\[]+)\)")     # no '[' in its text or target: linear time
 HTML_ANCHOR = re.compile(r"""<a\s+(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
 CODE_SPAN = re.compile(r"`[^`]*`")
 BACKTICKED = re.compile(r"`([^`]+)`")
@@ -91,6 +93,15 @@ class Problem(NamedTuple):
     """One refused input: a CSV line (0: the file as a whole) and why."""
     line: int
     message: str
+
+
+class CsvRow(NamedTuple):
+    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded' cell (None where the sheet
+    has no such column: a sheet typed by hand)."""
+    line: int
+    id: str
+    answer: str
+    recorded: Optional[str] = None
 
 
 class Field(NamedTuple):
@@ -262,8 +273,8 @@ def unique(values):
 
 def slugify(text):
     """GitHub heading anchor (without the -N suffix for repeats)."""
-    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"<[^>]+>", "", text)
+    text = re.sub(r"!?\[([^\]\[]*)\]\([^)\[]*\)", r"\1", text)        # no '[' inside: linear time
+    text = re.sub(r"<[^<>]+>", "", text)
     text = text.replace("`", "").replace("*", "")
     text = re.sub(r"(?<!\w)_+|_+(?!\w)", "", text)
     text = text.strip().lower()
@@ -456,7 +467,7 @@ def parse_item(doc, n, line, group):
             doc.problems.append(Defect(number, "item-format", f"{iid}: write the field as '  - **{label}:** text'"))
             if label != "Answer":                     # an answer in the wrong shape is not an answer
                 item.fields.setdefault(label, Field(text.split(":", 1)[1].strip(" *"), number))
-        elif ANY_BULLET.match(text) or text.startswith("  "):
+        else:                                         # any other line of the block: indented, so it continues the item
             doc.problems.append(Defect(number, "item-format",
                                        f"{iid}: a line under an item must be '  - **Label:** text' or the "
                                        "meta line '  - `stage` · party · if `condition`', indented two spaces"))
@@ -868,6 +879,10 @@ HEX_GROUP = re.compile(r"[0-9A-Fa-f]+")
 # 'serials 21A8F3C2, 21A8F3C3') is judged item by item, unless its items read as a key cut into pieces (split_key)
 LIST_BREAK = re.compile(r"[,;]")
 KEY_DIGITS = (32, 64)                               # the hex lengths of a 128-bit and a 256-bit key
+# A hex run of 8 digits or more with no letter or digit either side: a piece of a key that words or labels cut
+# ('K1=465b5ce8b199b49f K2=aa5f0a2ee238a6bc', '465b5ce8 then b199b49f then ...'); see pieced_key
+HEX_PIECE = re.compile(r"(?<![^\W_])[0-9A-Fa-f]{8,}(?![^\W_])")
+SHORT_COMMIT = (7, 12)                              # the lengths of an abbreviated git commit hash
 # A letter or digit of any script (a word a run's first or last group may be a piece of)
 WORD_CHARACTER = re.compile(r"[^\W_]")
 # A C string of 16 bytes or more written as octal escapes: '\106\133\134\350...'
@@ -936,9 +951,22 @@ WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
 CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
 # A signed token (JWT): a base64url header, which starts '{"' ('eyJ'), and payload
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")    # at a run's start: linear time
 # The first line of a PEM block or of another private key format, in any letter case
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
+# A password or token after its label and ':' or '=': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
+# 'API token: 3f9a1c2e7b' (not 'password policy: ...', whose label is another word's, nor 'token bucket');
+# plain_value() judges the value
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?)|pwd|(?:api|secret|private)[ _-]?"
+                          r"(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)\s*[:=]\s*(?P<value>\S+)", re.I)
+SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
+SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?"
+SECRET_VALUE_LENGTH = 6
+# A user and password before a host, without a scheme, as ssh and scp take them: 'alice:Hunter2pw@git.example.org';
+# not 'mailto:alice@example.org', whose 'user' is a scheme (ADDRESS_SCHEMES), nor a time or ports ('10:30@...')
+ADDRESS_PASSWORD = re.compile(r"(?<![\w.+/:-])(?P<user>[\w.+-]+):(?P<password>[^\s:@/]+)@[\w-]+(?:\.[\w-]+)+")
+DIGITS = re.compile(r"[0-9]+")
+ADDRESS_SCHEMES = ("mailto", "sip", "sips", "xmpp", "im", "pres", "tel", "urn", "news", "acct", "cid", "mid")
 # A letter or digit of any script: an answer needs one
 LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 # 'not needed', in the spellings people type, and the reason after it
@@ -955,6 +983,22 @@ NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
 FORMULA_START = ("=", "+", "-", "@")
+# Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
+# Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.
+# The secret scan reads them folded (a key typed with Cyrillic 'а', 'е' and 'с' is a key), and so do a CSV's header
+# names (header_name in checklist.py); tools/form.html receives the same table. With 'ı' and 'İ' folded (and 'ſ' and
+# 'K', which NFKC folds), no letter is left that Python's IGNORECASE and JavaScript's /iu match differently
+LOOKALIKE_LETTERS = {
+    "a": "\u0430\u0251\u03b1", "A": "\u0410\u0391\ua4ee", "B": "\u0412\u0392\ua4d0", "c": "\u0441\u03f2",
+    "C": "\u0421\u03f9\ua4da", "d": "\u0501\u1d05", "D": "\ua4d3", "e": "\u0435\u0454\u03b5\u1d07",
+    "E": "\u0415\u0395\ua4f0", "h": "\u04bb", "H": "\u041d\u0397\ua4e7", "i": "\u0456\u03b9\u0131\u04cf\u026a",
+    "I": "\u0130\u0406\u0399\u04c0\ua4f2", "j": "\u0458", "J": "\u0408\ua4d9", "K": "\u041a\u039a\ua4d7",
+    "M": "\u041c\u039c\ua4df", "n": "\u0578\u0274\u03bd", "N": "\u039d\ua4e0", "o": "\u043e\u03bf\u0585",
+    "O": "\u041e\u039f\ua4f3", "p": "\u0440\u03c1", "P": "\u0420\u03a1\ua4d1", "q": "\u051b", "r": "\u0433\u0280",
+    "R": "\ua4e3", "s": "\u0455\ua731", "S": "\u0405\ua4e2", "T": "\u0422\u03a4\ua4d4", "w": "\u051d\u1d21\u03c9",
+    "W": "\u051c\ua4ea", "x": "\u0445", "X": "\u0425\u03a7\ua4eb", "y": "\u0443", "Y": "\u04ae\u03a5\ua4ec",
+    "Z": "\u0396\ua4dc"}
+LOOKALIKES = str.maketrans({c: latin for latin, others in LOOKALIKE_LETTERS.items() for c in others})
 
 
 def shown(value, limit=60):
@@ -1014,11 +1058,11 @@ def substance(text):
 
 
 def scanned(text):
-    """The text as the secret scan reads it: NFKC; without blank characters (whitespace kept), HTML
-    entities, Markdown emphasis and code marks, the backslashes of Markdown escapes, hex prefixes, or the
-    LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
-    text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace() else m.group(),
-                         unicodedata.normalize("NFKC", text))
+    """The text as the secret scan reads it: NFKC, with letters that look Latin read as Latin (LOOKALIKES); without
+    blank characters (whitespace kept), HTML entities, Markdown emphasis and code marks, the backslashes of Markdown
+    escapes, hex prefixes, or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
+    text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace()
+                         else m.group().translate(LOOKALIKES), unicodedata.normalize("NFKC", text))
     text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
     text = HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))
     return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
@@ -1028,8 +1072,8 @@ def hex_key(text):
     """True if the text holds a key in hex (see key_like), unless it has a hash's length and is labelled
     as a hash, or has a git commit's length and stands in a URL's path. A run that is a list is judged item
     by item (run_parts). Identifiers are not keys (identifiers_out). Linear: the URLs are found once, and a
-    label is looked for only just before its run."""
-    if not HEX_RUN.search(text):                      # the common case, without the work below
+    label is looked for only just before its run. Pieces of a key that words cut apart count too (pieced_key)."""
+    if not HEX_RUN.search(text) and not HEX_PIECE.search(text):      # the common case, without the work below
         return False
     text = identifiers_out(text)
     paths = None                                      # [(start, end)] of the URL paths, found when first needed
@@ -1046,7 +1090,54 @@ def hex_key(text):
             if length in HASH_LENGTHS and labelled(text, start, length):
                 continue
             return True
+    return pieced_key(text)
+
+
+def pieced_key(text):
+    """True if two or more hex runs of 8 digits or more (HEX_PIECE) in a row, with words between some of them,
+    join into a key's length (KEY_DIGITS) and read as a key (key_like): 'K1=465b5ce8b199b49f K2=aa5f0a2ee238a6bc'.
+    Not pieces in a URL, nor pieces that share a prefix of three characters (serial numbers), short commit hashes
+    after a hash label (before the first piece of the text or of the row), or a hash's length after its label.
+    Pieces only punctuation parts are HEX_RUN's. Each piece has 8 digits or more, so a row of them that has 64
+    at most is 8 long: linear."""
+    pieces = [m.span() for m in HEX_PIECE.finditer(text)]
+    if len(pieces) < 2:
+        return False
+    if "://" in text:                                 # the URLs stand apart, in order: one search each
+        urls = [u.span() for u in URL.finditer(text)]
+        pieces = [p for p in pieces if not in_span(urls, p)]
+    worded = [k > 0 and bool(LETTER_OR_DIGIT.search(text, pieces[k - 1][1], pieces[k][0])) for k in range(len(pieces))]
+    listed = []                                       # [True] if a hash label stands before the text's first piece
+    for k in range(len(pieces)):
+        total = 0
+        for j in range(k, len(pieces)):
+            total += pieces[j][1] - pieces[j][0]
+            if total > max(KEY_DIGITS):
+                break
+            if j > k and total in KEY_DIGITS and any(worded[k + 1:j + 1]) and \
+                    key_piece_row(text, pieces[k:j + 1], total, listed, pieces[0][0]):
+                return True
     return False
+
+
+def in_span(spans, span):
+    """True if `span` lies inside one of `spans` (sorted, not overlapping)."""
+    k = bisect.bisect_right(spans, (span[0], float("inf"))) - 1
+    return k >= 0 and spans[k][0] <= span[0] and span[1] <= spans[k][1]
+
+
+def key_piece_row(text, row, total, listed, first):
+    """True if a row of HEX_PIECE spans that joins into `total` digits reads as a key (see pieced_key). `listed`
+    caches whether a hash label stands before the text's first piece, which starts at `first`."""
+    groups = [text[a:b] for a, b in row]
+    if not key_like(groups) or len(commonprefix([g.lower() for g in groups])) >= 3:
+        return False
+    if all(SHORT_COMMIT[0] <= len(g) <= SHORT_COMMIT[1] for g in groups):
+        if not listed:
+            listed.append(labelled(text, first, None))
+        if listed[0] or labelled(text, row[0][0], None):
+            return False
+    return not (total in HASH_LENGTHS and labelled(text, row[0][0], total))
 
 
 def identifiers_out(text):
@@ -1287,6 +1378,8 @@ def secret_kind(text):
     urls = list(URL.finditer(text)) if "://" in text else []
     if any(url_password(m) for m in urls):
         return "a password in a URL (user:password@host)"
+    if "@" in text and any(address_password(m) for m in ADDRESS_PASSWORD.finditer(text)):
+        return "a password in an address (user:password@host)"
     plain = URL.sub(url_values, text) if urls else text
     if "SHA256:" in plain or "SPDXRef-" in plain or "Change-Id:" in plain:
         plain = NOT_BASE64.sub(" ", plain)
@@ -1295,7 +1388,26 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
+    if any(not plain_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
+        return "a password or token after its label ('password:', 'token=' and the like)"
     return None
+
+
+def address_password(m):
+    """True if an ADDRESS_PASSWORD match holds a password: its user is no scheme, and not both parts are numbers."""
+    user, password = m.group("user"), m.group("password")
+    return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
+
+
+def plain_value(value):
+    """True if the value after a password or token label reads as words, a number or a pointer, not as a password:
+    shorter than SECRET_VALUE_LENGTH (without quotes, brackets and end punctuation), or made of parts (between
+    '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word in one letter case, a
+    camelCase word or a number: 'changed', 'SEC-10', 'kv/prod/amf', 'https://vault.example/item/12'."""
+    value = value.strip(SECRET_VALUE_EDGES)
+    return len(value) < SECRET_VALUE_LENGTH or all(
+        WORDSHAPE.fullmatch(part) or (part.isalpha() and CAMEL.fullmatch(part) and voweled(part))
+        for part in SECRET_VALUE_PARTS.split(value) if part)
 
 
 def url_password(m):
@@ -1496,6 +1608,27 @@ def rule(*codes):
 def parse_problems(doc):
     """Items and their field lines have the documented shape; IDs and fields are not repeated."""
     yield from doc.problems
+
+
+@rule("item-continuation: an indented paragraph after an item, which renders as part of the item")
+def continuations(doc):
+    """No indented text follows an item after a blank line: GitHub shows it as a paragraph of the item (of its
+    last field, such as its Answer), but it is none of the item's fields, and import and the views never see it."""
+    for item in doc.items.values():
+        k = item.end                                  # 0-based: the line right after the item's block
+        while k < len(doc.lines) and not doc.lines[k].strip():
+            k += 1
+        if not item.end < k < len(doc.lines):
+            continue
+        line = doc.lines[k]
+        if FIELD.match(line) or META.match(line):
+            continue                                  # item-format reports a field line cut off from its item
+        if len(line[:len(line) - len(line.lstrip(" \t"))].expandtabs(4)) >= 2:      # a list item's content column
+            last = FIELD.match(doc.lines[item.end - 1])
+            yield Defect(k + 1, "item-continuation",
+                         f"{item.id}: this indented text after a blank line renders as part of the item"
+                         + (f" (of its {last.group('label')})" if last else "") + ", but is none of its fields; "
+                         "unindent it or delete it")
 
 
 @rule("structure: a required section or table is missing")
@@ -1855,11 +1988,12 @@ check = run_rules
 
 # What a reader does not see of a line: empty anchors and the targets of links; then, in this order, a task
 # box, a bullet, a heading's marks and a table's rule
-EMPTY_ANCHOR = re.compile(r"<a [^>]*></a>")
-LINK_TARGET = re.compile(r"\[([^\]\[]*)\]\([^)]*\)")
+EMPTY_ANCHOR = re.compile(r"<a [^<>]*></a>")
+LINK_TARGET = re.compile(r"\[([^\]\[]*)\]\([^)\[]*\)")                # no '[' inside: linear time
 LINE_MARKUP = tuple(map(re.compile, (r"^\s*- \[[ xX]\] ", r"^\s*[-*] ", r"^#+ ", r"^\|?[-:| ]+\|?$")))
-# A word as counted: a run of non-space characters with a letter, digit or underscore in it
-WORD = re.compile(r"[^\s\w]*\w\S*")
+# A word as counted: a run of non-space characters with a letter, digit or underscore in it (matched only from the
+# run's start, so that a long run without one is read once: linear time)
+WORD = re.compile(r"(?<!\S)\S*\w\S*")
 
 
 def rendered(line):
