@@ -22,6 +22,24 @@ FIXTURE = (HERE / "fixture.md").read_text(encoding="utf-8")
 README = ROOT / "README.md"
 PROGRAM = str(ROOT / "tools" / "checklist.py")
 TESTS = []
+# The eighth hostile-input review: answers after a password label that are no password (N5), and made-up passwords
+# after their label (N3); test_answers.py and test_form.py's parity corpus use them
+N5_ACCEPTED = ("passwords: SHA256-hashed and salted", "passwords: argon2id", "tokens: OAuth2 client credentials",
+               "secrets: AES256 in the HSM", "Wi-Fi password: WPA3-SAE only", "tokens: 5G-AKA", "pwd: /opt/open5gs/etc",
+               "password: PBKDF2-hashed, set at install", "password: none (certificate login only)",
+               "passwords: set by the operator at first login", "token: see vault entry 2026-17",
+               "passwords: argon2id, rotated yearly", "tokens: OAuth2 client credentials (RFC 6749)",
+               "secrets: AES256 in the HSM, never exported", "tokens: 5G-AKA and EAP-AKA' per TS 33.501",
+               "gNB v2.1: admin over SSH, password: PBKDF2-hashed, set at install", "secrets: AES256",
+               "password: SHA-256-hashed", "PSK: WPA2-PSK only", "credentials: X509 client certificates",
+               "passphrase: argon2id-protected", "credentials: admin over SSH, keys only")
+N3_REFUSED = ("password: Tr0ub4dor&3", "DB_PASSWORD=hunter22", "API token: 3f9a1c2e7b", "admin password: Welcome-2024",
+              "root password: Summer_2024!", "login admin, pw: Tr0ub4dor&3xyz", "PSK: Tr0ub4dor&3xyz",
+              "passcode: 84729135", "passphrase: Welcome-2024", "credentials: Tr0ub4dor&3xyz", "Passwort: Tr0ub4dor&3xyz",
+              "Kennwort: Sommer-2024", "mot de passe: Tr0ub4dor&3xyz", "contrase\u00f1a: Tr0ub4dor&3xyz",
+              "senha: Tr0ub4dor&3xyz", "admin password - Tr0ub4dor&3xyz", "password = Tr0ub4dor&3xyz",
+              "password: Tr0ub4dor&3xyz (rotated yearly)", "password: Welcome-2024, rotated yearly")
+
 
 
 class Skip(Exception):

@@ -6,7 +6,8 @@ second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the
 (/work/scratch/HOSTILE-FIX-3.md), G1 to G15 and P12 the fourth (/work/scratch/HOSTILE-FIX-4.md), one
 test per defect; the h5_ tests follow the fifth (/work/scratch/HOSTILE-FIX-5.md), named by its defects
 (H1, D2 to D11, FP1 to FP8), and the h7_ tests the seventh (/work/scratch/HOSTILE-FIX-7.md; test_form.py
-has its D9 test). C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
+has its D9 test), and the h8_ tests the eighth (/work/scratch/HOSTILE-FIX-8.md; test_form.py has its N1 test).
+C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
 test_form.py has their tests of the answer form.
 """
 import argparse
@@ -26,8 +27,8 @@ import sys
 import threading
 import time
 
-from support import (FIXTURE, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, expect, line_of, run_main, swap, test,
-                     unanswered)
+from support import (FIXTURE, N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, expect,
+                     line_of, run_main, swap, test, unanswered)
 
 
 def refuse(content, message, text=FIXTURE):
@@ -1846,6 +1847,12 @@ def filled(header, rows, answers):
     return out.getvalue()
 
 
+def unmatched(iid, now):
+    """The message of a row whose 'recorded' cell is empty or missing where an answer is recorded (N8)."""
+    return (f"{iid}: its 'recorded' cell does not match the answer recorded now ('{now}'); put that answer in its "
+            "'recorded' cell to replace it")
+
+
 def stale(iid, now):
     """The message of a row whose 'recorded' cell is not the answer recorded now."""
     if now is None:
@@ -1875,7 +1882,7 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
         line = {row[0]: k for k, row in enumerate(rows, 2)}
         rows[line["REQ-3"] - 2][header.index("recorded")] = ""
         sheet = filled(header, rows, {"REQ-3": "Italy"})
-        refused_exactly(box, sheet, f"{line['REQ-3']}: {stale('REQ-3', 'Spain')}", flags=("--replace",))
+        refused_exactly(box, sheet, f"{line['REQ-3']}: {unmatched('REQ-3', 'Spain')}", flags=("--replace",))
         refused_exactly(box, sheet, f"{line['REQ-3']}: REQ-3 already has a different answer ('Spain'); use --replace "
                                     "to overwrite it")
         # an answer removed by hand since the export: the row is stale too
@@ -2022,3 +2029,68 @@ def h7_d11_a_paragraph_after_an_answer_is_flagged_and_blocks_a_replace():
         assert result.returncode == 1 and result.stderr.endswith(
             f"{box.doc} not changed: {box.doc} already has problems here; run 'check' first.\n"), result
         assert box.doc.read_bytes() == before
+
+
+# ---------------------------------------------------------------- the eighth hostile-input review
+
+# N5_ACCEPTED and N3_REFUSED are in support.py, as test_form.py's parity corpus holds them too
+
+
+@test
+def h8_n5_security_answers_after_a_password_label_are_not_passwords():
+    """An algorithm, protocol or scheme name, a path, or several words after 'password:' is no password."""
+    accepted_as_text(*N5_ACCEPTED)
+    with Sandbox() as box:
+        before = box.doc.read_bytes()
+        result = box.run("import", box.csv('id,answer\nREQ-3,"passwords: SHA256-hashed and salted"\n'))
+        assert result.returncode == 0 and box.doc.read_bytes() != before, result
+
+
+@test
+def h8_n3_made_up_passwords_after_more_labels_are_refused():
+    """A word glued to a number, a lone long number, and the labels 'pw', 'psk', 'passcode', 'credentials' and the
+    German, French, Spanish and Portuguese words, with ':', '=' or ' - ', are refused as exactly a labelled password."""
+    secret_refused(PASSWORD, *N3_REFUSED)
+
+
+@test
+def h8_n2_a_renamed_recorded_column_is_still_the_recorded_column():
+    """A header whose name starts with 'recorded' ('recorded answer', 'Recorded at export') is the export's
+    'recorded' column: a stale row under it is refused; two such columns are refused as ambiguous."""
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,Germany\n")
+        box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\n', "--replace")
+        for name in ("recorded answer", "Recorded at export", " RECORDED_v1 "):
+            refused_exactly(box, f"id,answer,{name}\nREQ-3,Spain,Germany\n",
+                            f"2: {stale('REQ-3', 'Germany, France (newer)')}", flags=("--replace",))
+        refused_exactly(box, "id,answer,recorded,recorded answer\nREQ-3,Spain,Germany,Germany\n",
+                        "1: the header names more than one column that reads 'recorded' ('recorded', "
+                        "'recorded answer'); keep one", flags=("--replace",))
+        text = box.accepted('id,answer,Recorded at export\nREQ-3,Spain,"Germany, France (newer)"\n', "--replace")
+        assert "**Answer:** Spain" in text, text
+
+
+@test
+def h8_n8_a_missing_or_empty_recorded_cell_is_not_called_an_old_export():
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,Germany\n")
+        for sheet in ("id,answer,recorded\nREQ-3,Spain\n", "id,answer,recorded\nREQ-3,Spain,\n",
+                      "id,answer,recorded\nREQ-3,Spain,  \n"):
+            refused_exactly(box, sheet, f"2: {unmatched('REQ-3', 'Germany')}", flags=("--replace",))
+        refused_exactly(box, "id,answer,recorded\nREQ-3,Spain,Italy\n", f"2: {stale('REQ-3', 'Germany')}",
+                        flags=("--replace",))
+
+
+@test
+def h8_n7_control_characters_in_the_checklist_are_flagged_and_never_printed_raw():
+    text = swap("  - **Unblocks:** sizing.", "  - **Unblocks:** sizing\x00 \x1b]0;pwned\x07 \x9b31m.")
+    with Sandbox(text) as box:
+        line = line_of(text, "pwned")
+        result = box.run("check")
+        assert (result.returncode, result.stdout) == (1, f"{box.doc}:{line}: [control-character] a control character "
+                                                         "(U+0000, U+001B, U+0007) in the line; delete it\n"), result
+        for fmt in ("csv", "json", "md"):
+            out = box.run("items", "--format", fmt).stdout
+            assert "pwned" in out and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), (fmt, out)
+        listed = json.loads(box.run("items", "--format", "json").stdout)["items"]     # JSON's escapes read back
+        assert any("sizing\x00 \x1b]0;pwned\x07 \x9b31m." in str(v) for r in listed for v in r.values()), listed

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import FIXTURE, README, Sandbox, Skip, cl, run_main, swap, test, unanswered
+from support import FIXTURE, N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main, swap, test, unanswered
 
 import browser as cdp
 
@@ -573,6 +573,9 @@ CORPUS = [
     "<mailto:alice@example.org>", "meet at 10:30@hq.example.org", "sip:alice@example.org and git@github.com:org/repo.git",
     "password: \u201cHunter22\u201d.", "token:\u00a0Zz9-Qq8-Ww7", "\u03c1assword: Tr0ub4dor",
     "ap\u0130 key: Xy7kk9qq", "\u0130password: Tr0ub4dor", "\u017fecret: Xy7kk9qq", "api \u212aey: Xy7kk9qq",
+    # the eighth hostile-input review (N3, N5)
+    *N5_ACCEPTED, *N3_REFUSED, "password:\u3000Welcome-2024\u3000\n(x)", "pw:x12345678,",
+    "mot\u00a0de\u00a0passe - Tr0ub4dor&3", "token: \u017fha256-hashed", "password: Tr0ub4dor&3.next",
 ]
 
 
@@ -656,7 +659,10 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "K1=", " K2=", "465b5ce8b199b49f", "aa5f0a2ee238a6bc", " then ", " and ", "3f2a1bc8", "\u0430", "\u0441",
           "\u0435", "\u0391", "\u0392", "\u041a", "\ua4ee", "password: ", "passwd=", "pwd:", "api key: ", "token=",
           "secret: ", "Tr0ub4dor&3", "hunter22", "changed", "policy", "alice:", "pw@", "host.example.org", "mailto:",
-          "10:30@", "OPS-1234", "kv/prod"]
+          "10:30@", "OPS-1234", "kv/prod",
+          # the eighth hostile-input review
+          "pw: ", "PSK=", "passcode - ", "mot de passe: ", "contrase\u00f1a:", "Welcome-2024", "Summer_2024!", "84729135",
+          "argon2id", "SHA256-hashed", "WPA3-SAE", "5G-AKA", "/opt/open5gs", " (", "(", "\x1b"]
 
 
 CSV_CORPUS = [
@@ -686,6 +692,10 @@ CSV_CORPUS = [
     "id,answer,recorded\nREQ-3,Spain,Germany\nLIC-1,yes,\n", "recorded,answer,id\nGermany,Spain,REQ-3\n",
     "id,answer,recorded,recorded\nREQ-3,x,,\n", "id,answer,r\u0435c\u043erded\nREQ-3,x,\n",
     "id,answer,RECORDED\nREQ-3,x,y\n", "id;answer;recorded\nREQ-3;a, b;\n", "id,answer,recorded\nREQ-3,x\n",
+    # the eighth hostile-input review (N2): a renamed 'recorded' column
+    "id,answer,recorded answer\nREQ-3,Spain,Germany\n", "id,answer,Recorded at export\nREQ-3,x,\n",
+    "id,answer,recorded,Recorded answer\nREQ-3,x,y,z\n", "recorded_by,id,answer,recorded\nme,REQ-3,x,y\n",
+    "id,answer,r\u0435corded answer\nREQ-3,x,y\n", "id,answer,recordedness\nREQ-3,x,y\n",
 ]
 
 
@@ -1201,8 +1211,9 @@ def h7_d9_browser_an_old_answers_csv_never_stands_for_a_newer_recorded_answer():
         # a change typed on the page carries the answer recorded when the page was made; the advice says what then
         set_text(page, "#a-REQ-3", "Spain")
         status = page.eval("document.querySelector('#st-REQ-3').textContent")
-        assert status == (f"Changes the answer recorded in {box.doc}: import the CSV with --replace, which refuses it "
-                          "if that answer has changed since this page was made."), status
+        assert status == (f"Changes the answer recorded in {box.doc}: import the CSV with --replace. Its row carries "
+                          "the answer recorded when this page was made, and import refuses the row if that answer has "
+                          "changed since."), status
         changed = download(page, folder)
         assert changed.read_bytes().decode("utf-8-sig").split("\r\n")[1] == 'REQ-3,Spain,"Germany, France (newer)"'
         assert page.eval("document.querySelector('#file-status .note').textContent") == (
@@ -1216,12 +1227,56 @@ def h7_d9_browser_an_old_answers_csv_never_stands_for_a_newer_recorded_answer():
                                                          "put that answer in its 'recorded' cell to replace it anyway\n"
                                                          f"1 problem; {box.doc} not changed.\n"), result
         assert box.doc.read_bytes() == before
-        # loaded into a page made now, the file's REQ-3 row is left out: it was made before the answer recorded now
+        # loaded into a page made now, the file's REQ-3 row is not taken (N1): it was made before the answer recorded
+        # now, which stays, with the file's answer named under it
         page = open_form(name="newer.html", file=box.doc)
         page.set_files("#load-csv", [changed])
         wait_for_status(page, "Loaded 1 answer")                     # REQ-4's, which is recorded now
         assert page.eval("document.querySelector('#file-status p').textContent") == (
-            f"Loaded 1 answer from answers.csv. Left out, as the answer recorded in {box.doc} has changed since the "
-            "file was made: REQ-3.")
+            f"Loaded 1 answer from answers.csv. Not taken, as it would change the answer recorded in {box.doc} (shown "
+            "under each item; type it in only if it should replace that answer): REQ-3.")
         assert value(page, "#a-REQ-3") == "Italy (newest)" and page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\n"
+    assert not page.errors(), page.errors()
+
+
+@test
+def h8_n1_browser_load_csv_never_takes_a_change_of_a_recorded_answer_silently():
+    """N1: the page's Load CSV over answers recorded since the CSV was made. A row that would change a recorded
+    answer is taken only when its 'recorded' cell (under any name that starts with 'recorded', N2) holds that
+    answer; otherwise the recorded answer stays, the row's is named under the item, and the download leaves it
+    out unless the person types it in; so import --replace of an untouched download changes nothing."""
+    chromium()                                        # skipped at once where there is none
+    with Sandbox() as box:
+        box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\nLIC-1,"`no`; public standards only"\n')
+        page = open_form(name="n1.html", file=box.doc)
+        note = (f"Not taken, as they would change the answer recorded in {box.doc} (shown under each item; type it in "
+                "only if it should replace that answer): REQ-3, LIC-1.")
+        for name, text in (("old.csv", "id,answer\nREQ-3,Germany\nLIC-1,yes\n"),
+                           ("renamed.csv", "id,answer,recorded answer\nREQ-3,Germany,Germany\nLIC-1,yes,yes\n"),
+                           ("blank.csv", "id,answer,recorded\nREQ-3,Germany,\nLIC-1,yes\n")):
+            assert page.call("a => checklistForm.loadCsvText(a[0], a[1])", [name, text])
+            assert page.eval("document.querySelector('#file-status p').textContent") == \
+                f"Loaded 0 answers from {name}. {note}", name
+            assert value(page, "#a-REQ-3") == "Germany, France (newer)"
+            assert page.eval("document.querySelector('#st-REQ-3').textContent") == (
+                f"Recorded in {box.doc}. {name} gives another answer, left out of the file: \u201cGermany\u201d. Type "
+                "it in only if it should replace the one recorded."), name
+            assert page.eval("checklistForm.csv().text") == "\ufeffid,answer\r\n", name
+        folder = TMP / "n1"
+        folder.mkdir(exist_ok=True)
+        before = box.doc.read_bytes()
+        result = box.run("import", download(page, folder), "--replace")
+        assert result.returncode == 0 and "nothing to record" in result.stdout and box.doc.read_bytes() == before
+        # typed in, the change goes into the file, carrying the answer recorded when the page was made
+        set_text(page, "#a-REQ-3", "Germany")
+        assert page.eval("checklistForm.csv().text") == '\ufeffid,answer,recorded\r\nREQ-3,Germany,"Germany, France ' \
+                                                        '(newer)"\r\n'
+        # a row whose 'recorded' cell holds the answer recorded now is taken, as before
+        assert page.call("a => checklistForm.loadCsvText(a[0], a[1])",
+                         ["now.csv", 'id,answer,Recorded at export\nREQ-3,Spain,"Germany, France (newer)"\n'])
+        assert page.eval("document.querySelector('#file-status p').textContent") == "Loaded 1 answer from now.csv."
+        assert value(page, "#a-REQ-3") == "Spain" and page.eval("document.querySelector('#st-REQ-3').textContent") \
+            .startswith(f"Changes the answer recorded in {box.doc}")
+        assert page.eval("checklistForm.csv().text") == '\ufeffid,answer,recorded\r\nREQ-3,Spain,"Germany, France ' \
+                                                        '(newer)"\r\n'
     assert not page.errors(), page.errors()

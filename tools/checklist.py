@@ -147,8 +147,15 @@ def csv_rows(text, delimiter, skip=0):
         repeated = sorted({name for name in COLUMN_NAMES if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
+        # any column whose name starts with 'recorded' ('recorded answer', 'Recorded at export') is the export's
+        # 'recorded' one, renamed: never left unread, as that would switch off the check of plan_answers
+        recorded_cols = [k for k, name in enumerate(names) if name.startswith("recorded")]
+        if len(recorded_cols) > 1:
+            listed = ", ".join(f"'{shown(header[k])}'" for k in recorded_cols)
+            return [], [Problem(start, f"the header names more than one column that reads 'recorded' "
+                                       f"({listed}); keep one")]
         id_col, answer_col = header.index("id"), header.index("answer")
-        recorded_col = header.index("recorded") if "recorded" in header else None
+        recorded_col = recorded_cols[0] if recorded_cols else None
         unnamed = [k for k, name in enumerate(header) if not name]
         start = reader.line_num + 1
         for row in reader:
@@ -269,7 +276,7 @@ def plan_answers(doc, rows, replace):
         if same_answer(item, text):
             continue
         if line in sheet and (sheet[line].strip() or replace) and not recorded_matches(item, sheet[line]):
-            problems.append(Problem(line, stale_message(item)))
+            problems.append(Problem(line, stale_message(item, sheet[line])))
             continue
         if existing and not replace:
             problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
@@ -292,9 +299,13 @@ def recorded_matches(item, cell):
     return not problems and same_answer(item, text)
 
 
-def stale_message(item):
-    """Why a row whose 'recorded' cell is not the answer recorded now is refused, and what to do."""
+def stale_message(item, cell):
+    """Why a row whose 'recorded' cell is not the answer recorded now is refused, and what to do. An empty or
+    missing cell, where an answer is recorded, may be a hand-made sheet's: nothing is said about an export."""
     existing = item.get("Answer")
+    if existing and not cell.strip():
+        return (f"{item.id}: its 'recorded' cell does not match the answer recorded now ('{shown(existing)}'); put "
+                "that answer in its 'recorded' cell to replace it")
     if not existing:
         return (f"{item.id}'s recorded answer changed since this sheet was exported (now: none); export again, "
                 "or clear its 'recorded' cell to record this answer anyway")
@@ -1551,8 +1562,10 @@ def main(argv=None, out=None, err=None):
             return 0
         emit(err, "interrupted; nothing written.\n")
         return 1
-    markdown = args.command != "form" and getattr(args, "format", "md") == "md"
-    return emit_result(args.command, result, terminal_safe(result.text) if markdown else result.text, out, err)
+    # every format is written with its control characters escaped, as Markdown always was: a CSV or JSON view of a
+    # file someone sent cannot drive the terminal (JSON reads the same: '\u001b' is its escape of ESC)
+    return emit_result(args.command, result, terminal_safe(result.text) if args.command != "form" else result.text,
+                       out, err)
 
 
 def emit_result(command, result, text, out, err):

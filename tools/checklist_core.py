@@ -954,11 +954,30 @@ CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
 JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")    # at a run's start: linear time
 # The first line of a PEM block or of another private key format, in any letter case
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
-# A password or token after its label and ':' or '=': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
-# 'API token: 3f9a1c2e7b' (not 'password policy: ...', whose label is another word's, nor 'token bucket');
-# plain_value() judges the value
-SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?)|pwd|(?:api|secret|private)[ _-]?"
-                          r"(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)\s*[:=]\s*(?P<value>\S+)", re.I)
+# A password or token after its label and ':', '=' or ' - ': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
+# 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
+# is another word's, nor 'token bucket'); labelled_secret() and plain_value() judge the value
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|credentials?|passwort|"
+                          r"kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|(?:api|secret|private)[ _-]?"
+                          r"(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)(?:\s*[:=]\s*|\s+-\s+)(?P<value>\S+)",
+                          re.I)
+# What may follow the value for it to be the whole of its clause: the answer's end, a line break or a '(' (a remark)
+CLAUSE_END = re.compile(r"[^\S\n]*(?:\n|\(|\Z)")
+CLAUSE_BREAKS = (",", ";", ".")
+# A value that is a pointer, not a password: a path ('/opt/open5gs/etc', '~/keys', './x') or a URL
+POINTER = re.compile(r"(?:\.{1,2}|~)?/|[a-z][a-z0-9+.-]*://", re.I)
+# A value that names an algorithm, protocol or scheme ('argon2id', 'OAuth2', 'WPA3-SAE', '5G-AKA'), alone or joined
+# by '-' or '_' to a word that describes it ('SHA256-hashed', 'PBKDF2-hashed', 'AES256-encrypted')
+SCHEME_VALUE = re.compile(
+    r"(?:sha-?(?:1|2|224|256|384|512)|sha3(?:-(?:224|256|384|512))?|sha2-(?:256|384|512)|md5|bcrypt|scrypt|yescrypt|"
+    r"argon2(?:i|d|id)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
+    r"rsa(?:-?(?:2048|3072|4096))?|ecdsa|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
+    r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|5g-aka|milenage|tuak|"
+    r"oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|tpm2?|totp|hotp|fido2|webauthn|"
+    r"x\.?509|ntlmv?2?|radius|suci|ecies|ssh|sshv2|ipsec|ikev2|snow3g|zuc|kasumi)"
+    r"(?:[-_](?:hashed|salted|encrypted|stored|only|based|protected|managed|signed|wrapped))*", re.I)
+# A word glued to a number, the commonest made-up password: 'Welcome-2024', 'Summer_2024' (not 'OPS-1234', a ticket)
+WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A-Z]?[a-z]+")
 SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
 SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?"
 SECRET_VALUE_LENGTH = 6
@@ -1388,7 +1407,7 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if any(not plain_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
+    if any(labelled_secret(m, text) for m in SECRET_LABEL.finditer(text)):
         return "a password or token after its label ('password:', 'token=' and the like)"
     return None
 
@@ -1399,13 +1418,27 @@ def address_password(m):
     return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
 
 
+def labelled_secret(m, text):
+    """True if a SECRET_LABEL match's value is a password: one token, the whole of its clause (what follows it up
+    to the answer's end, a line break, a '(' or a ',', ';' or '.' that ends it is only space), that is no plain
+    value. 'passwords: set by the operator at first login' and 'token: see vault entry 2026-17' are words."""
+    value = m.group("value")
+    if not value.endswith(CLAUSE_BREAKS) and not CLAUSE_END.match(text, m.end()):
+        return False
+    return not plain_value(value)
+
+
 def plain_value(value):
-    """True if the value after a password or token label reads as words, a number or a pointer, not as a password:
-    shorter than SECRET_VALUE_LENGTH (without quotes, brackets and end punctuation), or made of parts (between
-    '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word in one letter case, a
-    camelCase word or a number: 'changed', 'SEC-10', 'kv/prod/amf', 'https://vault.example/item/12'."""
+    """True if the value after a password or token label reads as words, a number, a pointer or a scheme's name, not
+    as a password: shorter than SECRET_VALUE_LENGTH (without quotes, brackets and end punctuation), a path or URL
+    (POINTER), the name of an algorithm or protocol (SCHEME_VALUE), or made of parts (between '-', '_', '.', '/',
+    ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word in one letter case, a camelCase word or a
+    number, but not a word glued to a number (WORD_NUMBER) nor a number alone ('passcode: 84729135'): 'changed',
+    'SEC-10', 'kv/prod/amf', 'argon2id'."""
     value = value.strip(SECRET_VALUE_EDGES)
-    return len(value) < SECRET_VALUE_LENGTH or all(
+    if len(value) < SECRET_VALUE_LENGTH or POINTER.match(value) or SCHEME_VALUE.fullmatch(value):
+        return True
+    return not WORD_NUMBER.fullmatch(value) and not DIGITS.fullmatch(value) and all(
         WORDSHAPE.fullmatch(part) or (part.isalpha() and CAMEL.fullmatch(part) and voweled(part))
         for part in SECRET_VALUE_PARTS.split(value) if part)
 
@@ -1660,6 +1693,21 @@ def line_endings(doc):
     for n, line in enumerate(doc.lines, 1):
         if "\r" in line:
             yield Defect(n, "line-ending", "a carriage return inside a line; renderers break the line there")
+
+
+# C0 and C1 control characters but tab (and line feed and carriage return, which line-ending judges)
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@rule("control-character: a line holds a control character (NUL, ESC, BEL and the like), which a terminal obeys")
+def control_characters(doc):
+    """No line holds a C0 or C1 control character but tab: an ESC sequence in a file someone sends can drive the
+    terminal of whoever views it, and a NUL or BEL is no text."""
+    for n, line in enumerate(doc.lines, 1):
+        found = CONTROL_CHARACTER.findall(line)
+        if found:
+            codes = ", ".join(f"U+{ord(c):04X}" for c in list(dict.fromkeys(found))[:3])
+            yield Defect(n, "control-character", f"a control character ({codes}) in the line; delete it")
 
 
 @rule("hidden-text: an HTML comment hides text from readers")
