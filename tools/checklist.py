@@ -1102,7 +1102,8 @@ ROLE_WORDS = {
                  "where an item is written for whoever builds the network, answer with what your customer, the "
                  "licensee, specifies, as received; give your own answer where the choice is yours; write "
                  "\u201cfor the licensee\u201d where only it can act; in REQ-2, \u201cbuild\u201d only what you make "
-                 "to its designs, \u201coperate\u201d its units you run or test",
+                 "to its designs, \u201coperate\u201d its units you run or test; SIMs or credentials only: "
+                 "\u201ccore=buy\u201d",
                  "Your customer would hold such a licence"),
     "software-maker": ("a software maker", "a company or university that sells, licenses or publishes 5G software, without hardware",
                        "answer with what your software must support, offer or let its operator set; for hardware "
