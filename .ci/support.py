@@ -39,6 +39,28 @@ N3_REFUSED = ("password: Tr0ub4dor&3", "DB_PASSWORD=hunter22", "API token: 3f9a1
               "Kennwort: Sommer-2024", "mot de passe: Tr0ub4dor&3xyz", "contrase\u00f1a: Tr0ub4dor&3xyz",
               "senha: Tr0ub4dor&3xyz", "admin password - Tr0ub4dor&3xyz", "password = Tr0ub4dor&3xyz",
               "password: Tr0ub4dor&3xyz (rotated yearly)", "password: Welcome-2024, rotated yearly")
+# The ninth: a labelled password followed by more words (H9-1), and quantities, words in any script, and names of
+# standards, protocols and schemes or ticket IDs after a label (H9-2, H9-3, H9-4)
+H9_REFUSED = ("root password: K7#pQ2!xLm9 until go-live", "root password: K7#pQ2!xLm9 - change at first login",
+              "password: Tr0ub4dor&3xyz\u2014rotate monthly", "password: Tr0ub4dor&3xyz \u2013 rotate monthly",
+              "admin password: Tr0ub4dor&3xyz and user admin", "password = 'Tr0ub4dor&3xyz' for now",
+              "Wi-Fi PSK: Tr0ub4dor&3xyz for the lab SSID", "password: /Tr0ub4dor&3xyz", "pwd: ./K7#pQ2!xLm9 (old)",
+              "passcode: 84729135 until May", "Kennwort: Sommer-2024 bis Juni", "token: Zz9-Qq8-Ww7 \u2014 see vault",
+              "password: Summer2024", "credentials: 2024-Welcome")
+H9_ACCEPTED = ("passwords: 90-days", "passcode: 6-digits", "passwords: 12-characters", "tokens: 24-hours",
+               "token: 60-min", "pw: 12+chars", "credentials: ticket-4711", "Passwort: 12-stellig",
+               "Passwort: verschl\u00fcsselt", "Passwort: ge\u00e4ndert", "Kennwort: zur\u00fcckgesetzt",
+               "mot de passe : r\u00e9initialis\u00e9", "mot de passe: chiffr\u00e9", "password: \u00e4nderbar",
+               "credentials: 802.1X", "credentials: X.509v3", "credentials: TPM2.0", "credentials: PKCS12",
+               "credentials: 3GPP-AKA", "credentials: OAuth2.1", "credentials: EAP-TLS1.3", "credentials: IKEv2-PSK",
+               "credentials: FIDO2-keys", "credentials: Ed25519-SK", "credentials: INC0012345", "PSK: 802.11r",
+               "contrase\u00f1a: Kerberos5", "passwords: PBKDF2-HMAC-SHA256",
+               "passwords: PBKDF2-HMAC-SHA256, 600k iterations", "secrets: ChaCha20-Poly1305", "passwords: sha512crypt",
+               "passwords: bcrypt(12)", "tokens: JWT-RS256", "tokens: TS33.501", "secrets: Vault1.15",
+               "token: Base64URL", "tokens: YubiKey-5C", "password: NIST800-63B", "password: min12chars",
+               "secret: Release17", "token: JIRA-4711", "token: CHG0034567", "token: OPS-20260114-0042",
+               "pwd: configs/open5gs/amf.yaml", "pwd: ~/keys/amf", "passwords: set \u2014 see the runbook",
+               "secret: \u5bc6\u7801\u5df2\u8bbe\u7f6e", "credentials: per-user", "psk: per-SSID")
 
 
 

@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 
-from support import (FIXTURE, N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl, deadline, defects, expect,
-                     line_of, run_main, swap, test, unanswered)
+from support import (FIXTURE, H9_ACCEPTED, H9_REFUSED, N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
+                     deadline, defects, expect, line_of, run_main, swap, test, unanswered)
 
 
 def refuse(content, message, text=FIXTURE):
@@ -2033,7 +2033,8 @@ def h7_d11_a_paragraph_after_an_answer_is_flagged_and_blocks_a_replace():
 
 # ---------------------------------------------------------------- the eighth hostile-input review
 
-# N5_ACCEPTED and N3_REFUSED are in support.py, as test_form.py's parity corpus holds them too
+# N5_ACCEPTED, N3_REFUSED, H9_REFUSED and H9_ACCEPTED are in support.py, as test_form.py's parity corpus holds
+# them too
 
 
 @test
@@ -2094,3 +2095,29 @@ def h8_n7_control_characters_in_the_checklist_are_flagged_and_never_printed_raw(
             assert "pwned" in out and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), (fmt, out)
         listed = json.loads(box.run("items", "--format", "json").stdout)["items"]     # JSON's escapes read back
         assert any("sizing\x00 \x1b]0;pwned\x07 \x9b31m." in str(v) for r in listed for v in r.values()), listed
+
+
+
+# ---------------------------------------------------------------- the ninth hostile-input review
+
+
+@test
+def h9_1_a_labelled_password_followed_by_more_words_is_refused():
+    """The first token after the label is judged, whatever follows it (words, ' - ', an en or em dash), and a
+    bare '/X' is judged as X."""
+    secret_refused(PASSWORD, *H9_REFUSED)
+    with Sandbox() as box:
+        given = box.csv("id,answer\nREQ-3,root password: K7#pQ2!xLm9 until go-live\n", "mine.csv")
+        for view in (("form", "--answers", given, "-o", box.dir / "p.html"), ("items", "--answers", given, "--format",
+                                                                           "csv"), ("status", "--answers", given)):
+            result = box.run(*view)
+            assert result.returncode == 1 and "K7#pQ2" not in result.stdout + result.stderr, (view, result)
+        assert not (box.dir / "p.html").exists() or "K7#pQ2" not in (box.dir / "p.html").read_text(encoding="utf-8")
+
+
+@test
+def h9_2_3_4_quantities_words_in_any_script_and_scheme_names_after_a_label_are_no_passwords():
+    accepted_as_text(*H9_ACCEPTED)
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"Passwort: verschl\u00fcsselt; credentials: 802.1X"\n')
+        assert "Passwort: verschl\u00fcsselt; credentials: 802.1X" in text

@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import FIXTURE, N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main, swap, test, unanswered
+from support import (FIXTURE, H9_ACCEPTED, H9_REFUSED, N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
+                     swap, test, unanswered)
 
 import browser as cdp
 
@@ -576,6 +577,12 @@ CORPUS = [
     # the eighth hostile-input review (N3, N5)
     *N5_ACCEPTED, *N3_REFUSED, "password:\u3000Welcome-2024\u3000\n(x)", "pw:x12345678,",
     "mot\u00a0de\u00a0passe - Tr0ub4dor&3", "token: \u017fha256-hashed", "password: Tr0ub4dor&3.next",
+    # the ninth hostile-input review (H9-1 to H9-4), and edges of secret_value()'s letter cases, paths and schemes
+    *H9_REFUSED, *H9_ACCEPTED, "password: \u0131ttps://x.example/a", "token: \u0130NC0012345", "secret: \u01c5abcdefg",
+    "secret: \u00aaabcdefg", "secret: ABC\u00e9DEFG", "secret: abc\u00c9defg", "secret: AbcD\u00e9fgh",
+    "pwd: /x/Tr0ub4dor&3", "pwd: ~/", "pwd: //", "pwd: a/b/c/", "pwd: \u00e9/\u00e8/\u00ea", "password:\u2014Tr0ub4dor&3",
+    "password: \u2014\u2014", "token: (bcrypt)(12)", "token: eap-tls1.3x", "token: sha512crypt9", "token: 12+d\u00edas",
+    "token: TICKET-4711", "token: \u017fha512crypt", "passcode: 123456 \u2013 x", "password: 12\u0661\u0662\u0663\u0664",
 ]
 
 
@@ -1279,4 +1286,38 @@ def h8_n1_browser_load_csv_never_takes_a_change_of_a_recorded_answer_silently():
             .startswith(f"Changes the answer recorded in {box.doc}")
         assert page.eval("checklistForm.csv().text") == '\ufeffid,answer,recorded\r\nREQ-3,Spain,"Germany, France ' \
                                                         '(newer)"\r\n'
+    assert not page.errors(), page.errors()
+
+
+@test
+def h9_n1_form_answers_leaves_out_a_row_exported_before_the_answer_was_retracted():
+    """N1's variant: a packet exported while REQ-3 was recorded as Germany, its answer since retracted by hand, given
+    to `form --answers`: its row's 'recorded' cell is not the answer recorded now (none), so the page names its answer
+    as a note and leaves it out of the file unless typed in, as Load CSV does; a row whose cell matches is taken."""
+    with Sandbox() as box:
+        packet = box.csv("id,answer,recorded\nREQ-3,Spain,Germany\nREQ-4,channels 1 to 11,\n", "pk.csv")
+        args = cl.build_parser().parse_args(["form", "--answers", str(packet)])
+        items = {it["id"]: it for it in cl.form_data(cl.load(box.doc), args)["items"]}
+        assert (items["REQ-3"]["given"], items["REQ-3"]["given_instead"]) == ("", "Spain"), items["REQ-3"]
+        assert (items["REQ-4"]["given"], items["REQ-4"]["given_instead"]) == ("channels 1 to 11", ""), items["REQ-4"]
+
+
+@test
+def h9_n1_browser_form_answers_untouched_download_never_records_a_retracted_row():
+    chromium()                                        # skipped at once where there is none
+    with Sandbox() as box:
+        packet = box.csv("id,answer,recorded\nREQ-3,Spain,Germany\nREQ-4,channels 1 to 11,\n", "pk.csv")
+        page = open_form("--answers", packet, name="h9-n1.html", file=box.doc)
+        assert value(page, "#a-REQ-3") == ""
+        assert page.eval("document.querySelector('#st-REQ-3').textContent") == (
+            f"Nothing is recorded in {box.doc} now. {packet} gives an answer exported when another was recorded, left "
+            "out of the file: \u201cSpain\u201d. Type it in only if it should be recorded.")
+        assert page.eval("checklistForm.csv().text") == "\ufeffid,answer,recorded\r\nREQ-4,channels 1 to 11,\r\n"
+        folder = TMP / "h9-n1"
+        folder.mkdir(exist_ok=True)
+        text = box.accepted(download(page, folder).read_bytes(), "--replace")
+        assert "Spain" not in text and "**Answer:** channels 1 to 11" in text, text
+        set_text(page, "#a-REQ-3", "Spain")                                  # typed in, it goes into the file
+        assert page.eval("checklistForm.csv().text") == \
+            "\ufeffid,answer,recorded\r\nREQ-3,Spain,\r\nREQ-4,channels 1 to 11,\r\n"
     assert not page.errors(), page.errors()

@@ -544,8 +544,9 @@ def gather_answers(doc, profile=None, csv_path=None):
                    shown(csv_path, None) if csv_path else "")
 
 
-def answers_in_csv(doc, path):
-    """{id: text as import would record it} of a CSV; nothing is written."""
+def answers_in_csv(doc, path, stale=None):
+    """{id: text as import would record it} of a CSV; nothing is written. The ids of the rows whose 'recorded'
+    cell (an export's) is not the answer recorded now, even none (recorded_matches), are added to `stale` if given."""
     rows, problems = read_csv(path)
     found, more = known_rows(doc, rows) if not problems else ([], [])
     accepted, refused = formatted_rows(found)
@@ -553,6 +554,9 @@ def answers_in_csv(doc, path):
     given = {item.id: text for _, item, text in accepted}
     if problems:
         raise Refusal(csv_report(path, problems))
+    if stale is not None:
+        sheet = {row.line: row.recorded for row in rows if row.recorded is not None}
+        stale.update(item.id for line, item, _ in accepted if line in sheet and not recorded_matches(item, sheet[line]))
     return given
 
 
@@ -1225,13 +1229,15 @@ def section_standins(doc):
             for prefix, page_id in SECTION_STANDINS if title.startswith(prefix)}
 
 
-def form_item(doc, item, given, assumed):
+def form_item(doc, item, given, assumed, stale=()):
     """One item as the form's page needs it. An answer of the --answers CSV that differs from the one recorded in
-    the file is no answer on the page (`given_instead`): the page shows the recorded one and names the other, which
-    goes into the page's CSV only if typed in, so that an old CSV never stands for a newer answer untouched."""
+    the file, or whose row's 'recorded' cell is not the answer recorded now (`stale`: an export made before the
+    answer was replaced or retracted), is no answer on the page (`given_instead`): the page shows the recorded one,
+    if any, and names the other, which goes into the page's CSV only if typed in, so that an old CSV never stands
+    for a newer answer, or for none, untouched."""
     declared = item.declared
     text = given.get(item.id, "")
-    instead = bool(text and item.get("Answer") and not same_answer(item, text))
+    instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
@@ -1248,7 +1254,8 @@ def form_data(doc, args):
     """Everything the page shows and checks, as one JSON-ready dict."""
     from datetime import date
     profile = doc.profiles.get(args.profile) if args.profile else None
-    given = answers_in_csv(doc, args.answers) if args.answers else {}
+    stale = set()
+    given = answers_in_csv(doc, args.answers, stale) if args.answers else {}
     recorded = doc.recorded()
     assumed = {iid: toks for iid, toks in (profile.assumes.items() if profile else ())
                if iid in doc.routing() and iid not in recorded}
@@ -1276,7 +1283,7 @@ def form_data(doc, args):
                        "words": role_words(r)} for r in doc.roles],
             "every_role": every_role_rules(doc), "contact_rule": contact_rule(doc),
             "licence_not_used": LICENCE_NOT_USED,
-            "items": [form_item(doc, it, given, assumed) for it in working_order(doc)],
+            "items": [form_item(doc, it, given, assumed, stale) for it in working_order(doc)],
             "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
             "context": outside_context(doc),
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,

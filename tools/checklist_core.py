@@ -956,26 +956,52 @@ JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
 # A password or token after its label and ':', '=' or ' - ': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
 # 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
-# is another word's, nor 'token bucket'); labelled_secret() and plain_value() judge the value
+# is another word's, nor 'token bucket'); secret_value() judges the value
 SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|credentials?|passwort|"
                           r"kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|(?:api|secret|private)[ _-]?"
                           r"(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)(?:\s*[:=]\s*|\s+-\s+)(?P<value>\S+)",
                           re.I)
-# What may follow the value for it to be the whole of its clause: the answer's end, a line break or a '(' (a remark)
-CLAUSE_END = re.compile(r"[^\S\n]*(?:\n|\(|\Z)")
-CLAUSE_BREAKS = (",", ";", ".")
-# A value that is a pointer, not a password: a path ('/opt/open5gs/etc', '~/keys', './x') or a URL
-POINTER = re.compile(r"(?:\.{1,2}|~)?/|[a-z][a-z0-9+.-]*://", re.I)
-# A value that names an algorithm, protocol or scheme ('argon2id', 'OAuth2', 'WPA3-SAE', '5G-AKA'), alone or joined
-# by '-' or '_' to a word that describes it ('SHA256-hashed', 'PBKDF2-hashed', 'AES256-encrypted')
-SCHEME_VALUE = re.compile(
-    r"(?:sha-?(?:1|2|224|256|384|512)|sha3(?:-(?:224|256|384|512))?|sha2-(?:256|384|512)|md5|bcrypt|scrypt|yescrypt|"
-    r"argon2(?:i|d|id)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
-    r"rsa(?:-?(?:2048|3072|4096))?|ecdsa|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
-    r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|5g-aka|milenage|tuak|"
-    r"oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|tpm2?|totp|hotp|fido2|webauthn|"
-    r"x\.?509|ntlmv?2?|radius|suci|ecies|ssh|sshv2|ipsec|ikev2|snow3g|zuc|kasumi)"
-    r"(?:[-_](?:hashed|salted|encrypted|stored|only|based|protected|managed|signed|wrapped))*", re.I)
+# What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
+TOKEN_DASHES = re.compile("[\u2013\u2014]+")
+# A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
+# segments after '/', './', '../' or '~/' ('/opt/open5gs/etc', '~/keys/amf'), or of three or more without
+# ('configs/open5gs/amf.yaml'); a bare '/X' is judged as X
+URL_VALUE = re.compile(r"[a-z][a-z0-9+.-]*://")   # in lower case
+PATH_START = re.compile(r"(?:\.{1,2}|~)?/")
+PATH_SEGMENT = r"[\w.+~@%-]+"
+PATH_AFTER_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT})+/?")
+PATH_WITHOUT_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT}){{2,}}/?")
+# A quantity, in lower case: digits, an optional '+' and a unit ('90-days', '6-digits', '12+chars', '12-stellig',
+# 'min12chars')
+QUANTITY = re.compile(
+    r"(?:(?:min|max)[-_]?)?[0-9]+\+?[-_]?(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|"
+    r"months?|y|yrs?|years?|digits?|chars?|characters?|letters?|symbols?|words?|bits?|bytes?|[kmg]b|"
+    r"iterations?|rounds?|times|attempts?|tries|uses?|users?|stellig|stellen|zeichen|ziffern|tagen?|stunden|"
+    r"minuten|monate|jahre|caract\u00e8res|caracteres|chiffres|jours|heures|mois|ans|d\u00edgitos|digitos|"
+    r"d\u00edas|dias|horas|meses|a\u00f1os|anos)")
+# A ticket or record ID: upper-case letters and a number ('OPS-1234', 'INC0012345', 'OPS-20260114-0042'), or, in
+# lower case, a record's word and a number ('ticket-4711')
+UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
+RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|story|ref|req)[-_#]?[0-9]+")
+# A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
+# '(' or ')' to another such name, a number or version ('12', 'v3', '1x', '63b') or a word that describes it
+# ('SHA256-hashed', 'EAP-TLS1.3', '802.1X', 'PBKDF2-HMAC-SHA256', 'bcrypt(12)'): scheme_name() reads it token by token,
+# the longest name first, so every regex is tried once at each place (linear time)
+SCHEME_NAME = re.compile(
+    r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
+    r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
+    r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
+    r"chacha20|poly1305|[rpeh]s(?:256|384|512)|jwt|jws|jwe|jwk|"
+    r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|sae|psk|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|peap|"
+    r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
+    r"tpm2?|totp|hotp|fido2?|u2f|webauthn|passkeys?|x\.?509|pkcs|pem|der|ntlmv?2?|radius|suci|ecies|sshv2|ssh|"
+    r"ipsec|ikev2|ike|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|base(?:64|32|16)(?:url)?|"
+    r"release|version|rev")
+SCHEME_NUMBER = re.compile(r"v?[0-9]+[a-z]?")
+SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|protected|managed|rotated|signed|wrapped|"
+                         r"keys?|certs?|certificates?")
+SCHEME_JOIN = re.compile(r"[-_.()]+")
+SCHEME_TOKENS = ((SCHEME_NAME, True), (SCHEME_NUMBER, False), (SCHEME_WORD, False), (SCHEME_JOIN, False))
 # A word glued to a number, the commonest made-up password: 'Welcome-2024', 'Summer_2024' (not 'OPS-1234', a ticket)
 WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A-Z]?[a-z]+")
 SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
@@ -1407,7 +1433,7 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if any(labelled_secret(m, text) for m in SECRET_LABEL.finditer(text)):
+    if any(secret_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
         return "a password or token after its label ('password:', 'token=' and the like)"
     return None
 
@@ -1418,29 +1444,55 @@ def address_password(m):
     return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
 
 
-def labelled_secret(m, text):
-    """True if a SECRET_LABEL match's value is a password: one token, the whole of its clause (what follows it up
-    to the answer's end, a line break, a '(' or a ',', ';' or '.' that ends it is only space), that is no plain
-    value. 'passwords: set by the operator at first login' and 'token: see vault entry 2026-17' are words."""
-    value = m.group("value")
-    if not value.endswith(CLAUSE_BREAKS) and not CLAUSE_END.match(text, m.end()):
+def secret_value(value):
+    """True if the value after a password or token label (a SECRET_LABEL match's) is a password. Its first token is
+    judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), whatever follows
+    it: 'K7#pQ2!xLm9 until go-live' is a password. It is none when shorter than SECRET_VALUE_LENGTH, a URL or path
+    (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or record ID ('OPS-1234', 'ticket-4711'), names of
+    schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts (between '-', '_', '.', '/', ':', '@', '#', '?',
+    '=', '&', '+', ',' and ';') that are each a word of letters in any script, in one letter case or camelCase, or a
+    number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'), but not a word glued to a number (WORD_NUMBER:
+    'Welcome-2024') nor a number alone ('passcode: 84729135')."""
+    token = next((t for t in TOKEN_DASHES.split(value) if t), "").strip(SECRET_VALUE_EDGES)
+    start = PATH_START.match(token)
+    if start:
+        if PATH_AFTER_START.fullmatch(token, start.end()):
+            return False
+        token = token[start.end():]
+    lower = token.lower()
+    if len(token) < SECRET_VALUE_LENGTH or URL_VALUE.match(lower) or PATH_WITHOUT_START.fullmatch(token) or \
+            QUANTITY.fullmatch(lower) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
         return False
-    return not plain_value(value)
-
-
-def plain_value(value):
-    """True if the value after a password or token label reads as words, a number, a pointer or a scheme's name, not
-    as a password: shorter than SECRET_VALUE_LENGTH (without quotes, brackets and end punctuation), a path or URL
-    (POINTER), the name of an algorithm or protocol (SCHEME_VALUE), or made of parts (between '-', '_', '.', '/',
-    ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word in one letter case, a camelCase word or a
-    number, but not a word glued to a number (WORD_NUMBER) nor a number alone ('passcode: 84729135'): 'changed',
-    'SEC-10', 'kv/prod/amf', 'argon2id'."""
-    value = value.strip(SECRET_VALUE_EDGES)
-    if len(value) < SECRET_VALUE_LENGTH or POINTER.match(value) or SCHEME_VALUE.fullmatch(value):
+    if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return True
-    return not WORD_NUMBER.fullmatch(value) and not DIGITS.fullmatch(value) and all(
-        WORDSHAPE.fullmatch(part) or (part.isalpha() and CAMEL.fullmatch(part) and voweled(part))
-        for part in SECRET_VALUE_PARTS.split(value) if part)
+    return not all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part)
+
+
+def scheme_name(value):
+    """True if a value in lower case is names of schemes joined to numbers or words that describe them
+    (SCHEME_TOKENS), with one name at least: 'pbkdf2-hmac-sha256', 'eap-tls1.3', 'x.509v3'."""
+    pos, named = 0, False
+    while pos < len(value):
+        for token, name in SCHEME_TOKENS:
+            m = token.match(value, pos)
+            if m:
+                break
+        else:
+            return False
+        pos, named = m.end(), named or name
+    return named
+
+
+def word_part(part):
+    """True if a part of a value is a number, or a word of letters in any script in one letter case ('changed',
+    'Sites', 'SEC', 'geändert', '密码') or camelCase with vowels ('kubernetesSecretName')."""
+    if DIGITS.fullmatch(part):
+        return True
+    if not part.isalpha():
+        return False
+    if not any(c.isupper() for c in part[1:]) or not any(c.islower() for c in part):
+        return True
+    return bool(CAMEL.fullmatch(part)) and voweled(part)
 
 
 def url_password(m):
