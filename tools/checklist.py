@@ -1120,7 +1120,8 @@ ROLE_WORDS = {
                         "answer with the value as configured today, or the change you want, saying which",
                         "Equipment or software in your network might be made under such a licence"),
     "simulator": ("a simulator team", "the team that builds a simulator",
-                  "answer with the range of values the simulator must model",
+                  "answer with the range of values the simulator must model; for parts you build, with "
+                  "engineering's proposed default, accepted or changed",
                   "A simulator might draw on licensed material"),
     "lab": ("a laboratory", "a laboratory with no network operator",
             "accept or change the default that engineering proposes for each item",
