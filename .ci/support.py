@@ -61,6 +61,31 @@ H9_ACCEPTED = ("passwords: 90-days", "passcode: 6-digits", "passwords: 12-charac
                "secret: Release17", "token: JIRA-4711", "token: CHG0034567", "token: OPS-20260114-0042",
                "pwd: configs/open5gs/amf.yaml", "pwd: ~/keys/amf", "passwords: set \u2014 see the runbook",
                "secret: \u5bc6\u7801\u5df2\u8bbe\u7f6e", "credentials: per-user", "psk: per-SSID")
+# The tenth: ordinary answers after a label that round 9 recorded (H10-1), names joined by '/' or '+', quantities
+# with units, tool names (part of H10-2), and edges of the new rules that stay refused
+H10_ACCEPTED = ("PSK: 5GHz-only SSID, WPA3-SAE", "password: ${AMF_DB_PASSWORD} from the sealed secret",
+                "credentials: Kyber768 hybrid with X25519", "credentials: OpenSSL3.0 FIPS provider",
+                "credentials: Keycloak24 realm 'lab'", "credentials: v2.3.1 of the provisioning tool",
+                "secrets: Dilithium3 signatures (PQC trial)", "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
+                "credentials: Ki/OPc in the HSM, never exported", "credentials: 1.2.3-rc1 tooling",
+                "credentials: Open5GS-2.7.1 defaults", "credentials: srsRAN_4G defaults",
+                "credentials: OAI-5G defaults",
+                "credentials: Rel-17 USIM", "credentials: Open5GS defaults changed at install",
+                "secrets: Open5GS WebUI, changed at install", "credentials: Rel-17 SIMs", "tokens: Rel-16 SBA OAuth2",
+                "credentials: sysmoISIM-SJA5 cards", "credentials: Milenage-OPc per SIM", "secrets: v1.15.2 of Vault",
+                "tokens: JWT/RS256, 15-minute expiry", "credentials: 802.1X/EAP-TLS", "tokens: 802.1X/EAP-TLS",
+                "credentials: Ki/OPc", "secrets: Ki/OPc", "credentials: 5G-AKA/EAP-AKA'", "tokens: 5G-AKA/EAP-AKA'",
+                "tokens: 1h/24h (access/refresh)", "token: TTL=15min", "secrets: K8s-native, sealed with SOPS",
+                "PSK: 3.5GHz", "secrets: 100MHz", "credentials: v2.3.1", "tokens: OpenSSL3.0", "secret: Rel-17",
+                "token: R17 USIM", "secrets: 1.15.2", "token: 2.2.1-rc1 build", "password: $DB_PASSWORD",
+                "password: %AMF_PASSWORD%", "password: {{db_pass1}}", "secrets: Kubernetes-managed",
+                "secret: SoftHSM2", "tokens: Keycloak", "secrets: UERANSIM-3.2.6", "secret: free5GC-v3.4",
+                "tokens: OCUDU", "secret: pycrate", "secret: Ansible-Vault", "secret: Magma1.8",
+                "secret: OpenAirInterface5G", "credentials: admin / Tr0ub4dor&3xyz")
+H10_REFUSED = ("credentials: Tr0ub4dor&3xyz, rotated", "credentials: Tr0ub4dor&3xyz;",
+               "password: $ecretPass1", "password: ${DB:-K7#pQ2!xLm9}", "password: Welcome-2024s",
+               "password: jwt/Xk9pQ2", "password: sha256/Welcome2024", "password: Open5GS-Xk9pQ",
+               "password: 1.2.3-K7pQ2", "token: TTL=K7pQ2xLm9", "password: 5GHz-K7pQ2xLm9", "password: %Tr0ub4dor%x")
 
 
 

@@ -27,7 +27,8 @@ import sys
 import threading
 import time
 
-from support import (FIXTURE, H9_ACCEPTED, H9_REFUSED, N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
+from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H9_ACCEPTED, H9_REFUSED,
+                     N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, run_main, swap, test, unanswered)
 
 
@@ -2099,6 +2100,18 @@ def h8_n7_control_characters_in_the_checklist_are_flagged_and_never_printed_raw(
 
 
 # ---------------------------------------------------------------- the ninth hostile-input review
+
+
+@test
+def h10_1_names_versions_releases_quantities_and_placeholders_after_a_label_are_recorded():
+    """A first token that is a version or 3GPP release, a quantity with a unit, a placeholder, a public stack's or
+    tool's name, or names joined by '/' or '+' is no password; after 'credentials' words are a description, and its
+    value is judged only alone on its line or before ',' or ';'. Made-up passwords near these shapes stay refused."""
+    accepted_as_text(*H10_ACCEPTED)
+    secret_refused(PASSWORD, *H10_REFUSED)
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,credentials: Open5GS defaults changed at install\n')
+        assert "credentials: Open5GS defaults changed at install" in text
 
 
 @test

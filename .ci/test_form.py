@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import (FIXTURE, H9_ACCEPTED, H9_REFUSED, N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
+from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H9_ACCEPTED, H9_REFUSED,
+                     N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
                      swap, test, unanswered)
 
 import browser as cdp
@@ -583,6 +584,10 @@ CORPUS = [
     "pwd: /x/Tr0ub4dor&3", "pwd: ~/", "pwd: //", "pwd: a/b/c/", "pwd: \u00e9/\u00e8/\u00ea", "password:\u2014Tr0ub4dor&3",
     "password: \u2014\u2014", "token: (bcrypt)(12)", "token: eap-tls1.3x", "token: sha512crypt9", "token: 12+d\u00edas",
     "token: TICKET-4711", "token: \u017fha512crypt", "passcode: 123456 \u2013 x", "password: 12\u0661\u0662\u0663\u0664",
+    # the tenth (H10-1, part of H10-2), and edges of the 'credentials' rule
+    *H10_ACCEPTED, *H10_REFUSED, "credentials: Tr0ub4dor&3xyz\u3000", "credentials: Tr0ub4dor&3xyz (old)",
+    "credentials: Tr0ub4dor&3xyz\r\nx", "credentials: Tr0ub4dor&3xyz\nsecond line", "credentials: Tr0ub4dor&3xyz\u2028x",
+    "PSK: 3.5ghz/2.4ghz-only",
 ]
 
 

@@ -956,10 +956,12 @@ JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
 # A password or token after its label and ':', '=' or ' - ': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
 # 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
-# is another word's, nor 'token bucket'); secret_value() judges the value
-SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|credentials?|passwort|"
-                          r"kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|(?:api|secret|private)[ _-]?"
-                          r"(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)(?:\s*[:=]\s*|\s+-\s+)(?P<value>\S+)",
+# is another word's, nor 'token bucket'); secret_value() judges the value. After 'credentials' (group 'described'),
+# words are a description ('credentials: Open5GS defaults changed at install'): its value is judged only when nothing
+# but ',' or ';' follows it on its line ('credentials: Tr0ub4dor&3xyz'); see labelled_secret()
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|"
+                          r"(?P<described>credentials?)|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
+                          r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)(?:\s*[:=]\s*|\s+-\s+)(?P<value>\S+)",
                           re.I)
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
 TOKEN_DASHES = re.compile("[\u2013\u2014]+")
@@ -972,13 +974,25 @@ PATH_SEGMENT = r"[\w.+~@%-]+"
 PATH_AFTER_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT})+/?")
 PATH_WITHOUT_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT}){{2,}}/?")
 # A quantity, in lower case: digits, an optional '+' and a unit ('90-days', '6-digits', '12+chars', '12-stellig',
-# 'min12chars')
-QUANTITY = re.compile(
-    r"(?:(?:min|max)[-_]?)?[0-9]+\+?[-_]?(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|"
-    r"months?|y|yrs?|years?|digits?|chars?|characters?|letters?|symbols?|words?|bits?|bytes?|[kmg]b|"
+# 'min12chars'), with a decimal point ('3.5ghz'); after a name and '=' ('ttl=15min'), several joined by '/' ('1h/24h'),
+# or one followed by a word that qualifies it ('5ghz-only')
+QUANTITY_TEXT = (
+    r"(?:(?:min|max)[-_]?)?[0-9]+(?:\.[0-9]+)?\+?[-_]?(?:s|secs?|seconds?|ms|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|"
+    r"wks?|weeks?|months?|y|yrs?|years?|digits?|chars?|characters?|letters?|symbols?|words?|bits?|bytes?|[kmgt]i?b|"
+    r"[kmgt]?hz|[kmg]bps|dbm?|"
     r"iterations?|rounds?|times|attempts?|tries|uses?|users?|stellig|stellen|zeichen|ziffern|tagen?|stunden|"
     r"minuten|monate|jahre|caract\u00e8res|caracteres|chiffres|jours|heures|mois|ans|d\u00edgitos|digitos|"
     r"d\u00edas|dias|horas|meses|a\u00f1os|anos)")
+QUANTITY = re.compile(rf"(?:[a-z]+=)?{QUANTITY_TEXT}(?:/{QUANTITY_TEXT})*(?:-(?:only|max|min|long|wide|band|valid))?")
+# A version ('v1.15.2', '2.2.1-rc1'), or a 3GPP release ('rel-17', 'r17'), in lower case
+VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+)+(?:[-.+_]?(?:rc|alpha|beta|pre|dev|post|a|b)[0-9]*)?|"
+                     r"(?:rel|r)[-_.]?[0-9]{1,2}")
+# A placeholder for a value kept elsewhere: '${AMF_DB_PASSWORD}', '$DB_PASSWORD', '%DB_PASSWORD%', '{{ db_password }}'
+VALUE_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_][A-Z0-9_]*%|"
+                               r"\{\{-?[A-Za-z_.][A-Za-z0-9_.]*-?\}\}")
+PLACEHOLDER_EDGES = "\"'\u201c\u201d\u2018\u2019()[]<>.,;:!?"
+# What joins names in one token ('JWT/RS256', 'Ki/OPc', '5G-AKA/EAP-AKA\'', 'SHA256+salted')
+NAME_JOIN = re.compile(r"[/+]")
 # A ticket or record ID: upper-case letters and a number ('OPS-1234', 'INC0012345', 'OPS-20260114-0042'), or, in
 # lower case, a record's word and a number ('ticket-4711')
 UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
@@ -988,6 +1002,8 @@ RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|s
 # ('SHA256-hashed', 'EAP-TLS1.3', '802.1X', 'PBKDF2-HMAC-SHA256', 'bcrypt(12)'): scheme_name() reads it token by token,
 # the longest name first, so every regex is tried once at each place (linear time)
 SCHEME_NAME = re.compile(
+    r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|keycloak|"
+    r"openssl|softhsm|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|"
     r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
     r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
     r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
@@ -996,9 +1012,9 @@ SCHEME_NAME = re.compile(
     r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
     r"tpm2?|totp|hotp|fido2?|u2f|webauthn|passkeys?|x\.?509|pkcs|pem|der|ntlmv?2?|radius|suci|ecies|sshv2|ssh|"
     r"ipsec|ikev2|ike|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|base(?:64|32|16)(?:url)?|"
-    r"release|version|rev")
+    r"release|version|rev|rel")
 SCHEME_NUMBER = re.compile(r"v?[0-9]+[a-z]?")
-SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|protected|managed|rotated|signed|wrapped|"
+SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|native|protected|managed|rotated|signed|wrapped|"
                          r"keys?|certs?|certificates?")
 SCHEME_JOIN = re.compile(r"[-_.()]+")
 SCHEME_TOKENS = ((SCHEME_NAME, True), (SCHEME_NUMBER, False), (SCHEME_WORD, False), (SCHEME_JOIN, False))
@@ -1433,7 +1449,7 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if any(secret_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
+    if any(labelled_secret(text, m) for m in SECRET_LABEL.finditer(text)):
         return "a password or token after its label ('password:', 'token=' and the like)"
     return None
 
@@ -1442,6 +1458,17 @@ def address_password(m):
     """True if an ADDRESS_PASSWORD match holds a password: its user is no scheme, and not both parts are numbers."""
     user, password = m.group("user"), m.group("password")
     return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
+
+
+def labelled_secret(text, m):
+    """True if a SECRET_LABEL match's value is a password (secret_value); after 'credentials' only when the value
+    stands alone on its line or before ',' or ';' ('credentials: Tr0ub4dor&3xyz', not 'credentials: Open5GS
+    defaults')."""
+    value = m.group("value")
+    if m.group("described") and not value.endswith((",", ";")) and \
+            text[m.end():].split("\n", 1)[0].split("\r", 1)[0].strip():
+        return False
+    return secret_value(value)
 
 
 def secret_value(value):
@@ -1453,7 +1480,12 @@ def secret_value(value):
     '=', '&', '+', ',' and ';') that are each a word of letters in any script, in one letter case or camelCase, or a
     number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'), but not a word glued to a number (WORD_NUMBER:
     'Welcome-2024') nor a number alone ('passcode: 84729135')."""
-    token = next((t for t in TOKEN_DASHES.split(value) if t), "").strip(SECRET_VALUE_EDGES)
+    first = next((t for t in TOKEN_DASHES.split(value) if t), "")
+    if VALUE_PLACEHOLDER.fullmatch(first.strip(PLACEHOLDER_EDGES)):
+        return False
+    token = first.strip(SECRET_VALUE_EDGES)
+    if named_token(token):
+        return False
     start = PATH_START.match(token)
     if start:
         if PATH_AFTER_START.fullmatch(token, start.end()):
@@ -1466,6 +1498,16 @@ def secret_value(value):
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return True
     return not all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part)
+
+
+def named_token(token):
+    """True if a token (a value's first) is a version or 3GPP release ('v1.15.2', 'Rel-17'), a quantity ('5GHz-only',
+    'TTL=15min'), or names of schemes or tools (scheme_name) joined by '/' or '+' ('JWT/RS256', 'Ki/OPc')."""
+    lower = token.lower()
+    if VERSION.fullmatch(lower) or QUANTITY.fullmatch(lower):
+        return True
+    pieces = NAME_JOIN.split(lower)
+    return len(pieces) > 1 and all(piece and scheme_name(piece) for piece in pieces)
 
 
 def scheme_name(value):
