@@ -1978,22 +1978,18 @@ def h7_d1_a_key_cut_by_words_or_labels_is_a_key():
 
 @test
 def h7_d12_a_defect_already_in_the_document_is_not_blamed_on_the_answer():
-    with Sandbox(swap("**REQ-3** The number of sites.", "**REQ-3** The number of sites TODO.")) as box:
-        line = line_of(box.doc.read_text(encoding="utf-8"), "sites TODO")
-        before = box.doc.read_bytes()
-        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
-        assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: [placeholder] placeholder 'TODO' left in "
-                                                         f"the text\n{box.doc} not changed: {box.doc} already has "
-                                                         "problems here; run 'check' first.\n"), result
-        assert box.doc.read_bytes() == before
-    with Sandbox(swap("**REQ-3** The number of sites.", "**REQ-3** The number of [sites](#nowhere).")) as box:
-        line = line_of(box.doc.read_text(encoding="utf-8"), "#nowhere")
-        before = box.doc.read_bytes()
-        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites TBD\n"))    # what follows from it is left out
-        assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: [anchor] #nowhere matches no heading or "
-                                                         f"<a id>\n{box.doc} not changed: {box.doc} already has "
-                                                         "problems here; run 'check' first.\n"), result
-        assert box.doc.read_bytes() == before
+    cases = (("The number of sites TODO.", "sites TODO", "12 sites", "[placeholder] placeholder 'TODO' left in the text"),
+             ("The number of [sites](#nowhere).", "#nowhere", "12 sites TBD",   # what follows from it is left out
+              "[anchor] #nowhere matches no heading or <a id>"))
+    for broken, mark, answer, defect in cases:
+        with Sandbox(swap("**REQ-3** The number of sites.", f"**REQ-3** {broken}")) as box:
+            line = line_of(box.doc.read_text(encoding="utf-8"), mark)
+            before = box.doc.read_bytes()
+            result = box.run("import", box.csv(f"id,answer\nREQ-3,{answer}\n"))
+            assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: {defect}\n{box.doc} not changed: "
+                                                             f"{box.doc} already has problems here; run 'check' "
+                                                             "first.\n"), result
+            assert box.doc.read_bytes() == before
     with Sandbox(swap("**REQ-4** The radio channels to support.", "**REQ-4** The radio [channels](#nowhere).")) as box:
         line = line_of(box.doc.read_text(encoding="utf-8"), "#nowhere")
         before = box.doc.read_bytes()
