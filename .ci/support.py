@@ -63,25 +63,51 @@ H9_ACCEPTED = ("passwords: 90-days", "passcode: 6-digits", "passwords: 12-charac
                "secret: \u5bc6\u7801\u5df2\u8bbe\u7f6e", "credentials: per-user", "psk: per-SSID")
 # The tenth: ordinary answers after a label that round 9 recorded (H10-1), names joined by '/' or '+', quantities
 # with units, tool names (part of H10-2), and edges of the new rules that stay refused
-H10_ACCEPTED = ("PSK: 5GHz-only SSID, WPA3-SAE", "password: ${AMF_DB_PASSWORD} from the sealed secret",
-                "credentials: Kyber768 hybrid with X25519", "credentials: OpenSSL3.0 FIPS provider",
-                "credentials: Keycloak24 realm 'lab'", "credentials: v2.3.1 of the provisioning tool",
-                "secrets: Dilithium3 signatures (PQC trial)", "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
-                "credentials: Ki/OPc in the HSM, never exported", "credentials: 1.2.3-rc1 tooling",
-                "credentials: Open5GS-2.7.1 defaults", "credentials: srsRAN_4G defaults",
-                "credentials: OAI-5G defaults",
-                "credentials: Rel-17 USIM", "credentials: Open5GS defaults changed at install",
-                "secrets: Open5GS WebUI, changed at install", "credentials: Rel-17 SIMs", "tokens: Rel-16 SBA OAuth2",
-                "credentials: sysmoISIM-SJA5 cards", "credentials: Milenage-OPc per SIM", "secrets: v1.15.2 of Vault",
-                "tokens: JWT/RS256, 15-minute expiry", "credentials: 802.1X/EAP-TLS", "tokens: 802.1X/EAP-TLS",
-                "credentials: Ki/OPc", "secrets: Ki/OPc", "credentials: 5G-AKA/EAP-AKA'", "tokens: 5G-AKA/EAP-AKA'",
-                "tokens: 1h/24h (access/refresh)", "token: TTL=15min", "secrets: K8s-native, sealed with SOPS",
-                "PSK: 3.5GHz", "secrets: 100MHz", "credentials: v2.3.1", "tokens: OpenSSL3.0", "secret: Rel-17",
-                "token: R17 USIM", "secrets: 1.15.2", "token: 2.2.1-rc1 build", "password: $DB_PASSWORD",
-                "password: %AMF_PASSWORD%", "password: {{db_pass1}}", "secrets: Kubernetes-managed",
-                "secret: SoftHSM2", "tokens: Keycloak", "secrets: UERANSIM-3.2.6", "secret: free5GC-v3.4",
-                "tokens: OCUDU", "secret: pycrate", "secret: Ansible-Vault", "secret: Magma1.8",
-                "secret: OpenAirInterface5G", "credentials: admin / Tr0ub4dor&3xyz")
+H10_ACCEPTED = ('PSK: 5GHz-only SSID, WPA3-SAE', 'password: ${AMF_DB_PASSWORD} from the sealed secret',
+                'credentials: v2.3.1 of the provisioning tool', "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
+                'credentials: Ki/OPc in the HSM, never exported', 'credentials: 1.2.3-rc1 tooling',
+                'credentials: Rel-17 USIM', 'credentials: Open5GS defaults changed at install',
+                'secrets: Open5GS WebUI, changed at install', 'credentials: Rel-17 SIMs',
+                'tokens: Rel-16 SBA OAuth2', 'secrets: v1.15.2 of Vault', 'tokens: JWT/RS256, 15-minute expiry',
+                'credentials: 802.1X/EAP-TLS', 'tokens: 802.1X/EAP-TLS', 'credentials: Ki/OPc', 'secrets: Ki/OPc',
+                "credentials: 5G-AKA/EAP-AKA'", "tokens: 5G-AKA/EAP-AKA'", 'tokens: 1h/24h (access/refresh)',
+                'token: TTL=15min', 'PSK: 3.5GHz', 'secrets: 100MHz', 'credentials: v2.3.1', 'secret: Rel-17',
+                'token: R17 USIM', 'secrets: 1.15.2', 'token: 2.2.1-rc1 build', 'password: $DB_PASSWORD',
+                'password: %AMF_PASSWORD%', 'secrets: Kubernetes-managed',
+                'tokens: Keycloak', 'secrets: UERANSIM-3.2.6', 'tokens: OCUDU', 'secret: pycrate',
+                'secret: Ansible-Vault', 'credentials: admin / Tr0ub4dor&3xyz')
+# The eleventh hostile-input round: 'credentials' is judged as 'password' whatever follows (H11-1); a stack's or
+# tool's name glued to digits or symbols, a version with a major of 4 digits, a quantity after a lower-case key
+# (H11-2) and a placeholder whose name holds digits not after '_' (H11-3) are judged: all refused. The tool-name
+# forms accepted in round 10 (Kyber768 ... OpenAirInterface5G) are judged now too, except a name with its dotted
+# version ('Open5GS-2.7.1', 'Magma1.8')
+H11_REFUSED = ('credentials: K7#pQ2!xLm9 until go-live', 'credential: K7#pQ2!xLm9 for the AMF',
+               'DB_CREDENTIALS=K7#pQ2!xLm9 in prod', 'credentials: admin/K7#pQ2!xLm9 on the WebUI',
+               'credentials: Welcome-2024 for all SIM admins', 'credentials: Tr0ub4dor&3xyz (rotate monthly)',
+               'credentials: K7#pQ2!xLm9 \u2014 change at first login', 'credentials: K7#pQ2!xLm9. Rotate.',
+               'credentials: K7#pQ2!xLm9\u3000x', 'credentials: Tr0ub4dor&3xyz (old)', 'password: Open5GS-2024',
+               'password: Magma2024', 'password: Kubernetes1!', 'password: Falcon-99', 'psk: Dilithium5',
+               'password: Ki7q-Sp4x.Ts9z', 'password: rel17x-sk42q', 'password: v8472.91', 'password: hunter=15min',
+               'password: Open5GS2024!', 'password: ki2024', 'password: $HUNTER22', 'password: ${K7pQ2xLm9}',
+               'password: {{K7pQ2xLm9}}', 'password: %K7PQ2XLM9Z%', 'password: {{db_pass1}}',
+               'credentials: Kyber768 hybrid with X25519', "credentials: Keycloak24 realm 'lab'",
+               'secrets: Dilithium3 signatures (PQC trial)', 'credentials: srsRAN_4G defaults',
+               'credentials: OAI-5G defaults', 'secrets: K8s-native, sealed with SOPS', 'secret: SoftHSM2',
+               'secret: OpenAirInterface5G')
+H11_ACCEPTED = ('credentials: Open5GS defaults changed at install', 'credentials: OpenSSL3.0 FIPS provider',
+                'credentials: Open5GS-2.7.1 defaults', 'tokens: OpenSSL3.0', 'secret: free5GC-v3.4',
+                'secret: Magma1.8', 'credentials: Rel-17 SIMs',
+                'credentials: Ki/OPc in the HSM, never exported', "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
+                'token: TTL=15min', 'password: ${AMF_DB_PASSWORD}', 'password: $VAR', 'password: {{ var }}',
+                'password: %VAR%', 'password: {{db_pass_1}}', 'password: $DB_PASSWORD_2', 'credentials: Magma',
+                'secrets: Kubernetes/Vault', 'token: v2.3.1')
+# H11-6: 'pass', ' is ', '->' and '=>' label a password too
+H11_6_REFUSED = ("pass: K7#pQ2!xLm9", "user=admin pass=K7#pQ2!xLm9", "the password is K7#pQ2!xLm9",
+                 "password -> K7#pQ2!xLm9", "password => K7#pQ2!xLm9", "the password is: Welcome-2024",
+                 "PASS=hunter22", "API token is 3f9a1c2e7b")
+H11_6_ACCEPTED = ("passport: Kx7PQ2LM9Z", "bypass: K7#pQ2!xLm9", "the password is stored in Vault",
+                  "password isolation K7#pQ2!xLm9", "token is rotated every 90 days", "pass: 3 of 4 tests",
+                  "the credential is set, see OPS-1234", "password -> see the runbook")
 H10_REFUSED = ("credentials: Tr0ub4dor&3xyz, rotated", "credentials: Tr0ub4dor&3xyz;",
                "password: $ecretPass1", "password: ${DB:-K7#pQ2!xLm9}", "password: Welcome-2024s",
                "password: jwt/Xk9pQ2", "password: sha256/Welcome2024", "password: Open5GS-Xk9pQ",

@@ -27,7 +27,8 @@ import sys
 import threading
 import time
 
-from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H9_ACCEPTED, H9_REFUSED,
+from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
+                     H9_ACCEPTED, H9_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, run_main, swap, test, unanswered)
 
@@ -2101,13 +2102,83 @@ def h8_n7_control_characters_in_the_checklist_are_flagged_and_never_printed_raw(
 @test
 def h10_1_names_versions_releases_quantities_and_placeholders_after_a_label_are_recorded():
     """A first token that is a version or 3GPP release, a quantity with a unit, a placeholder, a public stack's or
-    tool's name, or names joined by '/' or '+' is no password; after 'credentials' words are a description, and its
-    value is judged only alone on its line or before ',' or ';'. Made-up passwords near these shapes stay refused."""
+    tool's name, or names joined by '/' or '+' is no password. Made-up passwords near these shapes stay refused."""
     accepted_as_text(*H10_ACCEPTED)
     secret_refused(PASSWORD, *H10_REFUSED)
     with Sandbox() as box:
         text = box.accepted('id,answer\nREQ-3,credentials: Open5GS defaults changed at install\n')
         assert "credentials: Open5GS defaults changed at install" in text
+
+
+@test
+def h11_1_credentials_judges_its_first_token_as_password_does():
+    """After 'credentials', 'credential' and FOO_CREDENTIALS=, the first token is judged whatever follows it; a
+    first token that is a name, a release or joined names stays a description."""
+    refused = [v for v in H11_REFUSED if "credential" in v.lower()]
+    assert len(refused) >= 9
+    secret_refused(PASSWORD, *refused)
+    for value in refused:
+        assert cl.secret_in(value.replace("credentials", "password").replace("credential", "password")
+                            .replace("CREDENTIALS", "PASSWORD")) == PASSWORD, value
+    accepted_as_text(*H11_ACCEPTED[:4])
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"credentials: Ki/OPc in the HSM, never exported"\n')
+        assert "credentials: Ki/OPc in the HSM, never exported" in text
+
+
+@test
+def h11_2_a_tool_name_glued_to_digits_or_symbols_a_long_version_or_a_lower_case_quantity_key_is_judged():
+    """A stack's, tool's or algorithm's name exempts only as the whole token or a whole '/'- or '+'-joined segment;
+    a version's major has at most 3 digits; a quantity's key is ALL-CAPS and at most 6 letters."""
+    secret_refused(PASSWORD, "password: Open5GS-2024", "password: Magma2024", "password: Kubernetes1!",
+                   "password: Falcon-99", "psk: Dilithium5", "password: Ki7q-Sp4x.Ts9z", "password: rel17x-sk42q",
+                   "password: v8472.91", "password: hunter=15min", "password: Open5GS2024!", "password: ki2024",
+                   "token: TTLTTLX=15min", "secret: SoftHSM2")
+    accepted_as_text("password: Open5GS", "credentials: Open5GS/Magma", "tokens: Keycloak+Vault", "token: TTL=15min",
+                     "token: v123.4.5-rc1", "secrets: 1h/24h", "PSK: 5GHz-only SSID", "password: RSA-2048",
+                     "tokens: OpenSSL3.0", "secret: Open5GS-2.7.1")
+
+
+@test
+def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
+    """'${AMF_DB_PASSWORD}', '$VAR', '{{ var }}', '%VAR%' are placeholders; a name with digits not right after an
+    underscore is judged ('$HUNTER22', '${K7pQ2xLm9}', '{{K7pQ2xLm9}}', '%K7PQ2XLM9Z%')."""
+    secret_refused(PASSWORD, "password: $HUNTER22", "password: ${K7pQ2xLm9}", "password: {{K7pQ2xLm9}}",
+                   "password: %K7PQ2XLM9Z%", "password: {{db_pass1}}", "password: $K7PQ2XLM9Z")
+    accepted_as_text("password: ${AMF_DB_PASSWORD}", "password: $VAR", "password: {{ var }}", "password: %VAR%",
+                     "password: $DB_PASSWORD_2", "password: {{db_pass_1}}", "password: {{ .Values.db }}",
+                     "password: {{Values.db_password}}")
+
+
+@test
+def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
+    """A line of 150,000 characters made of labels ('credentials: x ' and the like) is read in a short budget (it
+    was quadratic in 'credentials' labels: 0.4 s for 150,000 characters, 27 s for 1.2 MB; linear, it is 0.05 s)."""
+    for seed in ("credentials: x ", "credential=x "):
+        line = (seed * (150_000 // len(seed) + 1))[:150_000]
+        cl.secret_in.cache_clear()
+        started = time.perf_counter()
+        assert cl.secret_in(line) is None, seed
+        assert time.perf_counter() - started < 0.25, (seed, time.perf_counter() - started)
+
+
+@test
+def h11_5_a_cell_over_the_csv_field_limit_is_named_as_the_answer_cap():
+    """A cell over the csv module's field limit (131,072 characters) is refused with the row and the 2,000-character
+    answer cap, not as 'not valid CSV: field larger than field limit'."""
+    problem = cl.long_cell(csv.field_size_limit())
+    assert "2,000" in problem and "131,072" in problem and "not valid CSV" not in problem
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,notes\nRES-1,short," + "a" * 200_000 + "\n", f"2: {problem}")
+        refused_exactly(box, "id,answer\nRES-1,short\nREQ-3," + "a" * 200_000 + "\n", f"3: {problem}")
+
+
+@test
+def h11_6_pass_is_arrows_label_a_password_too():
+    """'pass:', 'pass=', 'password is X', 'password is: X', 'password -> X' and 'password => X' are labels; 'passport',
+    'bypass', 'password isolation' and a description after 'is' are not."""
+    secret_refused(PASSWORD, *H11_6_REFUSED)
+    accepted_as_text(*H11_6_ACCEPTED)
 
 
 @test

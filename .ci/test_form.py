@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H9_ACCEPTED, H9_REFUSED,
+from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
+                     H9_ACCEPTED, H9_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
                      swap, test, unanswered)
 
@@ -588,7 +589,24 @@ CORPUS = [
     *H10_ACCEPTED, *H10_REFUSED, "credentials: Tr0ub4dor&3xyz\u3000", "credentials: Tr0ub4dor&3xyz (old)",
     "credentials: Tr0ub4dor&3xyz\r\nx", "credentials: Tr0ub4dor&3xyz\nsecond line", "credentials: Tr0ub4dor&3xyz\u2028x",
     "PSK: 3.5ghz/2.4ghz-only",
+    # the eleventh (H11-1 to H11-3, H11-6)
+    *H11_REFUSED, *H11_ACCEPTED, *H11_6_REFUSED, *H11_6_ACCEPTED, "password isolation:x", "pass\u3000is\u3000Tr0ub4dor&3", "token: TTLTTLX=15min", "password: {{ .Values.db }}", "password: $K7PQ2XLM9Z",
+    "token: v123.4.5-rc1", "password: Open5GS/2024", "password: ${_A_1_}", "credentials: Open5GS-2.7.1",
 ]
+
+
+@test
+def h11_browser_refuses_the_eleventh_rounds_secrets_and_keeps_its_descriptions():
+    """The page's secretIn() refuses every H11-1 to H11-3 string as import does, and accepts the descriptions."""
+    page = open_form()
+    refused, accepted = H11_REFUSED + H11_6_REFUSED, H11_ACCEPTED + H11_6_ACCEPTED
+    got = page.call("ts => ts.map(t => checklistForm.secretIn(t))", list(refused + accepted))
+    kinds = dict(zip(refused + accepted, got))
+    assert [v for v in refused if kinds[v] != cl.secret_in(v) or kinds[v] is None] == []
+    assert [v for v in accepted if kinds[v] is not None] == []
+    big = "id,answer,notes\nRES-1,short," + "a" * 200_000 + "\n"
+    rows, problems = page.call("t => checklistForm.readCsvText(t)", big)
+    assert problems == [[2, cl.long_cell(131_072)]], problems
 
 
 @test
@@ -708,6 +726,9 @@ CSV_CORPUS = [
     "id,answer,recorded answer\nREQ-3,Spain,Germany\n", "id,answer,Recorded at export\nREQ-3,x,\n",
     "id,answer,recorded,Recorded answer\nREQ-3,x,y,z\n", "recorded_by,id,answer,recorded\nme,REQ-3,x,y\n",
     "id,answer,r\u0435corded answer\nREQ-3,x,y\n", "id,answer,recordedness\nREQ-3,x,y\n",
+    # the eleventh (H11-5): a cell over the field limit, in an unread column and as an answer, and one just under it
+    "id,answer,notes\nRES-1,short," + "a" * 131_072 + "\n", "id,answer\nRES-1,x\nREQ-3,\"" + "b" * 140_000 + "\"\n",
+    "id,answer,notes\nRES-1,short," + "a" * 131_071 + "\n",
 ]
 
 

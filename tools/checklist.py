@@ -181,8 +181,19 @@ def csv_rows(text, delimiter, skip=0):
     except csv.Error as e:
         if header is None:                            # no header with this delimiter
             return None, []
-        problems.append(Problem(start, f"not valid CSV: {e}"))
+        problems.append(Problem(start, long_cell(csv.field_size_limit()) if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
+                                else f"not valid CSV: {e}"))
     return rows, problems
+
+
+# The start of csv's message for a cell over its field limit (csv.field_size_limit(), 131,072 characters)
+CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
+
+
+def long_cell(limit):
+    """The problem of a row with a cell over the csv module's field limit: the answer cap, not a CSV syntax error."""
+    return (f"a cell in this row is longer than {limit:,} characters, and an answer may hold at most "
+            f"{MAX_ANSWER_CHARS:,}: keep long text (a log, notes) in a file and give its name")
 
 
 # LOOKALIKES (checklist_core.py) in lower case, for header names

@@ -954,14 +954,15 @@ CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
 JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")    # at a run's start: linear time
 # The first line of a PEM block or of another private key format, in any letter case
 KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
-# A password or token after its label and ':', '=' or ' - ': 'admin password: Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
+# A password or token after its label and ':', '=', '->', '=>', ' - ' or ' is ': 'admin password: Tr0ub4dor&3',
+# 'pass: Tr0ub4dor&3', 'the password is Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
 # 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
-# is another word's, nor 'token bucket'); secret_value() judges the value. After 'credentials' (group 'described'),
-# words are a description ('credentials: Open5GS defaults changed at install'): its value is judged only when nothing
-# but ',' or ';' follows it on its line ('credentials: Tr0ub4dor&3xyz'); see labelled_secret()
-SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|"
-                          r"(?P<described>credentials?)|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
-                          r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)(?:\s*[:=]\s*|\s+-\s+)(?P<value>\S+)",
+# is another word's, nor 'token bucket'); secret_value() judges the value, whatever follows it, after any label
+# ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...')
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)?|pwd|pw|psk|"
+                          r"credentials?|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
+                          r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
+                          r"(?:\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)",
                           re.I)
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
 TOKEN_DASHES = re.compile("[\u2013\u2014]+")
@@ -974,8 +975,9 @@ PATH_SEGMENT = r"[\w.+~@%-]+"
 PATH_AFTER_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT})+/?")
 PATH_WITHOUT_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT}){{2,}}/?")
 # A quantity, in lower case: digits, an optional '+' and a unit ('90-days', '6-digits', '12+chars', '12-stellig',
-# 'min12chars'), with a decimal point ('3.5ghz'); after a name and '=' ('ttl=15min'), several joined by '/' ('1h/24h'),
-# or one followed by a word that qualifies it ('5ghz-only')
+# 'min12chars'), with a decimal point ('3.5ghz'); several joined by '/' ('1h/24h'), or one followed by a word that
+# qualifies it ('5ghz-only'); after an ALL-CAPS key of up to 6 letters and '=' (QUANTITY_KEY, in the token's own
+# case: 'TTL=15min', not 'hunter=15min'): quantity()
 QUANTITY_TEXT = (
     r"(?:(?:min|max)[-_]?)?[0-9]+(?:\.[0-9]+)?\+?[-_]?(?:s|secs?|seconds?|ms|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|"
     r"wks?|weeks?|months?|y|yrs?|years?|digits?|chars?|characters?|letters?|symbols?|words?|bits?|bytes?|[kmgt]i?b|"
@@ -983,13 +985,19 @@ QUANTITY_TEXT = (
     r"iterations?|rounds?|times|attempts?|tries|uses?|users?|stellig|stellen|zeichen|ziffern|tagen?|stunden|"
     r"minuten|monate|jahre|caract\u00e8res|caracteres|chiffres|jours|heures|mois|ans|d\u00edgitos|digitos|"
     r"d\u00edas|dias|horas|meses|a\u00f1os|anos)")
-QUANTITY = re.compile(rf"(?:[a-z]+=)?{QUANTITY_TEXT}(?:/{QUANTITY_TEXT})*(?:-(?:only|max|min|long|wide|band|valid))?")
-# A version ('v1.15.2', '2.2.1-rc1'), or a 3GPP release ('rel-17', 'r17'), in lower case
-VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+)+(?:[-.+_]?(?:rc|alpha|beta|pre|dev|post|a|b)[0-9]*)?|"
+QUANTITY_KEY = re.compile(r"[A-Z]{1,6}=")
+QUANTITY = re.compile(rf"{QUANTITY_TEXT}(?:/{QUANTITY_TEXT})*(?:-(?:only|max|min|long|wide|band|valid))?")
+# A version ('v1.15.2', '2.2.1-rc1': an optional 'v', a major of at most 3 digits, then .minor[.patch][-suffix]; not
+# 'v8472.91'), or a 3GPP release ('rel-17', 'r17'), in lower case
+VERSION = re.compile(r"v?[0-9]{1,3}\.[0-9]+(?:\.[0-9]+)?(?:[-.+_]?(?:rc|alpha|beta|pre|dev|post|a|b)[0-9]*)?|"
                      r"(?:rel|r)[-_.]?[0-9]{1,2}")
-# A placeholder for a value kept elsewhere: '${AMF_DB_PASSWORD}', '$DB_PASSWORD', '%DB_PASSWORD%', '{{ db_password }}'
-VALUE_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_][A-Z0-9_]*%|"
-                               r"\{\{-?[A-Za-z_.][A-Za-z0-9_.]*-?\}\}")
+# A placeholder for a value kept elsewhere: '${AMF_DB_PASSWORD}', '$DB_PASSWORD', '%DB_PASSWORD%', '{{db_password}}';
+# its name is letters and underscores, with digits only right after an underscore (PLACEHOLDER_NAME: 'DB_PASSWORD_2',
+# not 'HUNTER22', 'db_pass1' nor 'K7pQ2xLm9')
+PLACEHOLDER_NAME = r"_*[A-Za-z]+(?:_+(?:[A-Za-z]+|[0-9]+))*_*"
+PLACEHOLDER_UPPER = r"_*[A-Z]+(?:_+(?:[A-Z]+|[0-9]+))*_*"
+VALUE_PLACEHOLDER = re.compile(rf"\$\{{{PLACEHOLDER_NAME}\}}|\${PLACEHOLDER_UPPER}|%{PLACEHOLDER_UPPER}%|"
+                               rf"\{{\{{-?{PLACEHOLDER_NAME}(?:\.{PLACEHOLDER_NAME})*-?\}}\}}")
 PLACEHOLDER_EDGES = "\"'\u201c\u201d\u2018\u2019()[]<>.,;:!?"
 # What joins names in one token ('JWT/RS256', 'Ki/OPc', '5G-AKA/EAP-AKA\'', 'SHA256+salted')
 NAME_JOIN = re.compile(r"[/+]")
@@ -1001,9 +1009,16 @@ RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|s
 # '(' or ')' to another such name, a number or version ('12', 'v3', '1x', '63b') or a word that describes it
 # ('SHA256-hashed', 'EAP-TLS1.3', '802.1X', 'PBKDF2-HMAC-SHA256', 'bcrypt(12)'): scheme_name() reads it token by token,
 # the longest name first, so every regex is tried once at each place (linear time)
-SCHEME_NAME = re.compile(
+# A public stack's or tool's name, or a name that may pass for a word glued to a number ('ki', 'opc', 'rel'), in lower
+# case: it is no secret only as a whole token or a whole '/'- or '+'-joined segment ('Open5GS', 'Ki/OPc'); glued to
+# digits or symbols it is judged ('Open5GS-2024', 'Magma2024', 'Ki7q-Sp4x.Ts9z')
+TOOL_NAME = re.compile(
     r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|keycloak|"
-    r"openssl|softhsm|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|"
+    r"openssl|softhsm|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|rel")
+# A stack's or tool's name with its dotted version ('Open5GS-2.7.1', 'free5GC-v3.4', 'Magma1.8'); not 'SoftHSM2'
+TOOL_VERSION = re.compile(r"(?:open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|"
+                          r"k8s|ansible|keycloak|openssl|softhsm)[-_]?v?[0-9]{1,3}\.[0-9]+(?:\.[0-9]+)?")
+SCHEME_NAME = re.compile(
     r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
     r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
     r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
@@ -1012,7 +1027,7 @@ SCHEME_NAME = re.compile(
     r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
     r"tpm2?|totp|hotp|fido2?|u2f|webauthn|passkeys?|x\.?509|pkcs|pem|der|ntlmv?2?|radius|suci|ecies|sshv2|ssh|"
     r"ipsec|ikev2|ike|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|base(?:64|32|16)(?:url)?|"
-    r"release|version|rev|rel")
+    r"release|version|rev")
 SCHEME_NUMBER = re.compile(r"v?[0-9]+[a-z]?")
 SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|native|protected|managed|rotated|signed|wrapped|"
                          r"keys?|certs?|certificates?")
@@ -1449,7 +1464,7 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if any(labelled_secret(text, m) for m in SECRET_LABEL.finditer(text)):
+    if any(secret_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
         return "a password or token after its label ('password:', 'token=' and the like)"
     return None
 
@@ -1458,17 +1473,6 @@ def address_password(m):
     """True if an ADDRESS_PASSWORD match holds a password: its user is no scheme, and not both parts are numbers."""
     user, password = m.group("user"), m.group("password")
     return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
-
-
-def labelled_secret(text, m):
-    """True if a SECRET_LABEL match's value is a password (secret_value); after 'credentials' only when the value
-    stands alone on its line or before ',' or ';' ('credentials: Tr0ub4dor&3xyz', not 'credentials: Open5GS
-    defaults')."""
-    value = m.group("value")
-    if m.group("described") and not value.endswith((",", ";")) and \
-            text[m.end():].split("\n", 1)[0].split("\r", 1)[0].strip():
-        return False
-    return secret_value(value)
 
 
 def secret_value(value):
@@ -1493,7 +1497,7 @@ def secret_value(value):
         token = token[start.end():]
     lower = token.lower()
     if len(token) < SECRET_VALUE_LENGTH or URL_VALUE.match(lower) or PATH_WITHOUT_START.fullmatch(token) or \
-            QUANTITY.fullmatch(lower) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
+            quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
         return False
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return True
@@ -1502,12 +1506,19 @@ def secret_value(value):
 
 def named_token(token):
     """True if a token (a value's first) is a version or 3GPP release ('v1.15.2', 'Rel-17'), a quantity ('5GHz-only',
-    'TTL=15min'), or names of schemes or tools (scheme_name) joined by '/' or '+' ('JWT/RS256', 'Ki/OPc')."""
+    'TTL=15min'), a stack's or tool's name, alone or with its dotted version (TOOL_NAME, TOOL_VERSION: 'Open5GS',
+    'Open5GS-2.7.1'), or names of schemes or tools (scheme_name) joined by '/' or '+' ('JWT/RS256', 'Ki/OPc')."""
     lower = token.lower()
-    if VERSION.fullmatch(lower) or QUANTITY.fullmatch(lower):
+    if VERSION.fullmatch(lower) or quantity(token) or TOOL_NAME.fullmatch(lower) or TOOL_VERSION.fullmatch(lower):
         return True
     pieces = NAME_JOIN.split(lower)
-    return len(pieces) > 1 and all(piece and scheme_name(piece) for piece in pieces)
+    return len(pieces) > 1 and all(piece and (TOOL_NAME.fullmatch(piece) or scheme_name(piece)) for piece in pieces)
+
+
+def quantity(token):
+    """True if a token is a quantity (QUANTITY: '90-days', '1h/24h'), alone or after QUANTITY_KEY ('TTL=15min')."""
+    key = QUANTITY_KEY.match(token)
+    return bool(QUANTITY.fullmatch(token[key.end():].lower() if key else token.lower()))
 
 
 def scheme_name(value):
