@@ -366,6 +366,7 @@ def main(names):
     import test_answers  # noqa: F401  recording answers: import, status, hostile input
     import test_cli      # noqa: F401  real processes
     import test_routing  # noqa: F401  the product's routing goldens on README.md
+    import test_others   # noqa: F401  `others=VALUE` in a one-value-per-part answer
     import test_form     # noqa: F401  the answer form, in a headless browser where there is one
     return run_tests(TESTS, names)
 

@@ -626,6 +626,14 @@ def browser_validation_agrees_with_python():
         (many, f"`{dm.values[0]}`, `{dm.values[1]}`; a comment"), (parts, full), (parts, full.replace("=", " = ", 1)),
         (parts, f"{dp.parts[0]}={dp.values[0]}"), (parts, full + f" {dp.parts[0]}={dp.values[-1]}"),
         (parts, full.upper()), (parts, full + "; a comment, with commas"), ("REQ-5", "anything"),
+        # `others=`: expanded, a named part winning, and its refusals
+        (parts, f"{dp.parts[0]}={dp.values[0]}, others={dp.values[-1]}"), (parts, f"others={dp.values[1]}"),
+        (parts, f"OTHERS = {dp.values[1].upper()} {dp.parts[-1]}={dp.values[0]}; a comment"),
+        (parts, f"others={dp.values[0]}, {dp.parts[2]}={dp.values[1]}, {dp.parts[2]}={dp.values[2]}"),
+        (parts, f"{dp.parts[0]}={dp.values[0]}, others=maybe"), (parts, f"{dp.parts[0]}={dp.values[0]}, others"),
+        (parts, f"others={dp.values[0]}, others={dp.values[1]}"), (parts, f"others={dp.values[0]} others={dp.values[0]}"),
+        (parts, full + f", others={dp.values[1]}"), (parts, f"others={dp.values[0]}, bogus={dp.values[0]}"),
+        (one, f"others={d1.values[0]}"),
         (one, "z" * 80), (many, "\u00e9" * 70),
     ]
     assert len(cases) >= 40
@@ -1346,4 +1354,37 @@ def h9_n1_browser_form_answers_untouched_download_never_records_a_retracted_row(
         set_text(page, "#a-REQ-3", "Spain")                                  # typed in, it goes into the file
         assert page.eval("checklistForm.csv().text") == \
             "\ufeffid,answer,recorded\r\nREQ-3,Spain,\r\nREQ-4,channels 1 to 11,\r\n"
+    assert not page.errors(), page.errors()
+
+
+@test
+def browser_others_fills_the_part_selects_and_routes_as_written_in_full():
+    """`others=VALUE` in REQ-2, given in a CSV (--answers), loaded, or recorded: the per-part selects show the
+    parts it stands for, the list is the one `items` gives, and the download writes the expanded tokens."""
+    chromium()                                        # skipped at once where there is none
+    doc = readme()
+    parts = next(d for d in doc.routing().values() if d.kind == "parts").parts
+    selects = "Array.from(document.querySelectorAll('[data-id=\"REQ-2\"] select')).map(s => s.value)"
+    expanded = ["build" if p == "core" else "out" for p in parts]
+    csv = TMP / "others.csv"
+    csv.write_text('id,answer\nREQ-2,"core=build, others=out"\n', encoding="utf-8")
+    page = open_form("--profile", "lab", "--answers", csv, name="others.html")
+    assert page.eval(selects) == expanded, (page.eval(selects), expanded)
+    assert page.eval("checklistForm.answers()['REQ-2']") == [f"{p}={v}" for p, v in zip(parts, expanded)]
+    answers = dict(doc.profiles["lab"].assumes, **{"REQ-2": [f"{p}={v}" for p, v in zip(parts, expanded)]})
+    assert shown(page) == [r.item.id for r in cl.applicable(doc, answers) if r.applies is not False]
+    assert "REQ-2," + '"' + ", ".join(f"{p}={v}" for p, v in zip(parts, expanded)) + '"' in \
+        page.eval("checklistForm.csv().text")
+    # loaded: a named part wins; refused as import refuses it
+    assert page.call("a => checklistForm.loadCsvText(a[0], a[1])",
+                     ["o.csv", 'id,answer\nREQ-2,"others=operate, oam=build"\n'])
+    assert page.eval(selects) == ["build" if p == "oam" else "operate" for p in parts]
+    bad = 'id,answer\nREQ-2,"others=out, others=buy"\n'
+    assert page.call("t => checklistForm.planCsvText(t)", bad)["problems"] == \
+        [[2, "REQ-2: 'others=' is given 2 times; give it once"]]
+    with Sandbox(unanswered(README.read_text(encoding="utf-8"))) as box:
+        box.refused(bad, "REQ-2: 'others=' is given 2 times; give it once")
+        box.accepted('id,answer\nREQ-2,"others=model; a comment"\n')
+        page = open_form(name="others-recorded.html", file=box.doc)
+        assert page.eval(selects) == ["model"] * len(parts)
     assert not page.errors(), page.errors()

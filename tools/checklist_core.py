@@ -257,7 +257,7 @@ class Doc:
     def recorded(self):
         """{id: tokens} for routing items that carry an Answer."""
         routing = self.routing()
-        return {iid: BACKTICKED.findall(self.items[iid].get("Answer"))
+        return {iid: expand_others(BACKTICKED.findall(self.items[iid].get("Answer")), routing[iid])
                 for iid in routing if self.items[iid].get("Answer")}
 
     def role_labels(self):
@@ -347,6 +347,9 @@ def parse(text, path="README.md"):
             doc.sections.setdefault(title, (n, end))
     parse_tables(doc)
     parse_items(doc)
+    for profile in doc.profiles.values():             # `others=` read as the parts it stands for
+        profile.assumes = {iid: expand_others(tokens, doc.items[iid].declared if iid in doc.items else None)
+                           for iid, tokens in profile.assumes.items()}
     return doc
 
 
@@ -1660,12 +1663,50 @@ def is_not_needed(value):
     return bool(NOT_NEEDED.match(unmarked(value.strip())))
 
 
+# The token of a one-value-per-part answer that sets every part not named elsewhere in it: `others=out`
+OTHERS = "others"
+
+
+def others_problems(iid, tokens, declared):
+    """Messages for the `others=` tokens of a one-value-per-part answer: a value not declared, given twice, or
+    given where every part is named already."""
+    others = [t for t in tokens if t.split("=", 1)[0] == OTHERS]
+    problems = [f"{iid}: '{shown(t)}' needs a value of {declared.values}"
+                for t in unique(others) if t.split("=", 1)[1:] not in [[v] for v in declared.values]]
+    if len(others) > 1:
+        problems.append(f"{iid}: '{OTHERS}=' is given {len(others)} times; give it once")
+    named = {t.split("=", 1)[0] for t in tokens}
+    if others and all(p in named for p in declared.parts):
+        problems.append(f"{iid}: '{OTHERS}=' leaves no part to set: every part of {declared.parts} is named")
+    return problems
+
+
+def expand_others(tokens, declared):
+    """A one-value-per-part answer's tokens with `others=VALUE` replaced by `part=VALUE` for every part not named
+    in it (a part named wins), in the parts' order; the tokens unchanged for another item, without `others=`,
+    or where others_problems() refuses it (so that answer_problems reports it)."""
+    if not declared or declared.kind != "parts" or not any(t.split("=", 1)[0] == OTHERS for t in tokens) \
+            or others_problems("", tokens, declared):
+        return tokens
+    value = next(t.split("=", 1)[1] for t in tokens if t.split("=", 1)[0] == OTHERS)
+    named = {t.split("=", 1)[0] for t in tokens}
+    out = [t for t in tokens if t.split("=", 1)[0] != OTHERS] + [f"{p}={value}" for p in declared.parts
+                                                                  if p not in named]
+    order = {p: k for k, p in enumerate(declared.parts)}
+    return sorted(out, key=lambda t: order.get(t.split("=", 1)[0], len(order)))
+
+
 def answer_problems(iid, tokens, declared):
     """Messages for a routing answer (list of tokens) that its item does not accept."""
     if not tokens:
         return [f"{iid} needs one of {declared.values}"]
     problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens) if tokens.count(t) > 1]
     if declared.kind == "parts":
+        refused = others_problems(iid, tokens, declared)
+        if refused:
+            problems += refused
+            tokens = [t for t in tokens if t.split("=", 1)[0] != OTHERS]
+        tokens = expand_others(tokens, declared)
         pairs = [t.split("=", 1) if "=" in t else [t, None] for t in tokens]
         problems += [f"{iid}: '{shown(t)}' is not part=value with a part of {declared.parts} "
                      f"and a value of {declared.values}"
@@ -1674,7 +1715,7 @@ def answer_problems(iid, tokens, declared):
         problems += [f"{iid}: part '{p}' is answered {named.count(p)} times"
                      for p in declared.parts if named.count(p) > 1]
         missing = [p for p in declared.parts if p not in named]
-        if missing:
+        if missing and not refused:
             problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
         return problems
     problems += [f"{iid}: '{shown(t)}' is not an answer of {iid} {declared.values}"
@@ -1686,7 +1727,8 @@ def answer_problems(iid, tokens, declared):
 
 def canonical(token, declared):
     """The declared spelling of a token typed in any letter case ('Teaching' -> 'teaching')."""
-    spelled = {v.lower(): v for v in declared.values + declared.parts}
+    words = declared.values + declared.parts + ([OTHERS] if declared.kind == "parts" else [])
+    spelled = {v.lower(): v for v in words}
     if "=" in token:
         part, value = token.split("=", 1)
         return f"{spelled.get(part.lower(), part)}={spelled.get(value.lower(), value)}"
@@ -1708,6 +1750,7 @@ def format_answer(item, cell):
     tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
     tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
     problems = answer_problems(item.id, tokens, declared)
+    tokens = expand_others(tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
