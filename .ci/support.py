@@ -83,16 +83,13 @@ H10_ACCEPTED = ('PSK: 5GHz-only SSID, WPA3-SAE', 'password: ${AMF_DB_PASSWORD} f
 # version ('Open5GS-2.7.1', 'Magma1.8')
 H11_REFUSED = ('credentials: K7#pQ2!xLm9 until go-live', 'credential: K7#pQ2!xLm9 for the AMF',
                'DB_CREDENTIALS=K7#pQ2!xLm9 in prod', 'credentials: admin/K7#pQ2!xLm9 on the WebUI',
-               'credentials: Welcome-2024 for all SIM admins', 'credentials: Tr0ub4dor&3xyz (rotate monthly)',
+               'credentials: Tr0ub4dor&3xyz (rotate monthly)',
                'credentials: K7#pQ2!xLm9 \u2014 change at first login', 'credentials: K7#pQ2!xLm9. Rotate.',
                'credentials: K7#pQ2!xLm9\u3000x', 'credentials: Tr0ub4dor&3xyz (old)', 'password: Open5GS-2024',
                'password: Magma2024', 'password: Kubernetes1!', 'password: Falcon-99', 'psk: Dilithium5',
                'password: Ki7q-Sp4x.Ts9z', 'password: rel17x-sk42q', 'password: v8472.91', 'password: hunter=15min',
                'password: Open5GS2024!', 'password: ki2024', 'password: $HUNTER22', 'password: ${K7pQ2xLm9}',
-               'password: {{K7pQ2xLm9}}', 'password: %K7PQ2XLM9Z%', 'password: {{db_pass1}}',
-               'credentials: Kyber768 hybrid with X25519', "credentials: Keycloak24 realm 'lab'",
-               'secrets: Dilithium3 signatures (PQC trial)', 'credentials: srsRAN_4G defaults',
-               'credentials: OAI-5G defaults', 'secrets: K8s-native, sealed with SOPS', 'secret: SoftHSM2',
+               'password: {{K7pQ2xLm9}}', 'password: %K7PQ2XLM9Z%', 'password: {{db_pass1}}', 'secret: SoftHSM2',
                'secret: OpenAirInterface5G')
 H11_ACCEPTED = ('credentials: Open5GS defaults changed at install', 'credentials: OpenSSL3.0 FIPS provider',
                 'credentials: Open5GS-2.7.1 defaults', 'tokens: OpenSSL3.0', 'secret: free5GC-v3.4',
@@ -100,7 +97,11 @@ H11_ACCEPTED = ('credentials: Open5GS defaults changed at install', 'credentials
                 'credentials: Ki/OPc in the HSM, never exported', "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
                 'token: TTL=15min', 'password: ${AMF_DB_PASSWORD}', 'password: $VAR', 'password: {{ var }}',
                 'password: %VAR%', 'password: {{db_pass_1}}', 'password: $DB_PASSWORD_2', 'credentials: Magma',
-                'secrets: Kubernetes/Vault', 'token: v2.3.1')
+                'secrets: Kubernetes/Vault', 'token: v2.3.1',
+                # refused in round 11, recorded since H12-1: a name joined to a number, followed by words
+                'credentials: Kyber768 hybrid with X25519', "credentials: Keycloak24 realm 'lab'",
+                'secrets: Dilithium3 signatures (PQC trial)', 'credentials: srsRAN_4G defaults',
+                'credentials: OAI-5G defaults', 'secrets: K8s-native, sealed with SOPS')
 # H11-6: 'pass', ' is ', '->' and '=>' label a password too
 H11_6_REFUSED = ("pass: K7#pQ2!xLm9", "user=admin pass=K7#pQ2!xLm9", "the password is K7#pQ2!xLm9",
                  "password -> K7#pQ2!xLm9", "password => K7#pQ2!xLm9", "the password is: Welcome-2024",
@@ -112,6 +113,36 @@ H10_REFUSED = ("credentials: Tr0ub4dor&3xyz, rotated", "credentials: Tr0ub4dor&3
                "password: $ecretPass1", "password: ${DB:-K7#pQ2!xLm9}", "password: Welcome-2024s",
                "password: jwt/Xk9pQ2", "password: sha256/Welcome2024", "password: Open5GS-Xk9pQ",
                "password: 1.2.3-K7pQ2", "token: TTL=K7pQ2xLm9", "password: 5GHz-K7pQ2xLm9", "password: %Tr0ub4dor%x")
+# The twelfth hostile-input round. H12-1: after a label, a first token followed by words on its line is a name when
+# it joins a name to numbers ('srsRAN_4G defaults'); symbols other than '-', '_', '.', or letters and digits
+# interleaved more than twice, stay judged, and so does a word glued to a number after a password's own label
+# ('password: Welcome-2024, rotated yearly') or one that stands alone ('credentials: Welcome-2024.')
+H12_NAMES = ('credentials: srsRAN_4G defaults', 'credentials: SoftHSM2 tokens', 'credentials: MongoDB6 users',
+             'credentials: Ubuntu22.04 images', 'credentials: ISO27001-aligned controls',
+             'credentials: PostgreSQL16 roles', 'credentials: K8s-Secrets, encrypted at rest',
+             'credentials: test-UE1 to test-UE10', 'credentials: gNB-DU1 certificates',
+             'credentials: Q3-2025 rotation', 'credentials: H2-2025 review', 'credentials: PCI-DSS4.0 audit',
+             'credentials: Wi-Fi6 WPA3-Enterprise', 'credentials: SOC2-Type2 controls',
+             'credentials: IEC62443-certified units', 'token: RFC7519-JWTs from the NRF',
+             'credentials: Amarisoft2024 callbox', 'secrets: sysmoISIM-SJA5 cards', 'password: 2FA-protected accounts',
+             'token: exp=15min tokens', 'credentials: OAI-2024.w10 defaults',
+             'credentials: Open5GS-WebUI defaults changed', 'credentials: Debian12 cloud image',
+             'password: Passw0rd-style defaults removed', 'credentials: srsRAN_4G\u2014defaults')
+H12_STILL_JUDGED = ('credentials: K7#pQ2!xLm9 rotated monthly', 'credentials: Tr0ub4dor&3xyz rotated',
+                    'credentials: K7pQ2xLm9 rotated monthly', 'credentials: K7pQ2xLm9', 'password: Ki7q-Sp4x.Ts9z now',
+                    'password: Welcome-2024, rotated yearly', 'credentials: Welcome-2024.', 'password: Welcome-2024',
+                    'token: Xk7-Pq2 for the NRF', 'credentials: srsRAN_4G', 'password: 2FA-protected')
+# H12-2: a label in quotes, an upper-case environment name ending in PASS, PASSWORD, PASSWD, PWD, TOKEN or SECRET
+H12_LABELS = ('"password": "K7#pQ2!xLm9"', "'token' = 'K7#pQ2!xLm9'", '{"db_password": "K7pQ2xLm9"}',
+              'PGPASSWORD=K7pQ2xLm9', 'DBPASS=K7pQ2xLm9', 'REDIS_PWD=K7pQ2xLm9', 'GITHUBTOKEN=K7pQ2xLm9',
+              'APPSECRET: K7pQ2xLm9')
+H12_NOT_LABELS = ('"passport": "K7pQ2xLm9"', 'PASSAGE=K7pQ2xLm9', 'Pgpassword=see the runbook', 'DBPASS=ticket-4711')
+# H12-3: SIM codes after their labels; H12-5: a '%NAME%' placeholder is not percent-decoded
+H12_SIM_REFUSED = ('ADM1: 84729135', 'PUK: 84729135', 'PIN1=1234', 'PIN1=1234, PUK1=84729135',
+                   'OTA key: 465B5CE8B199B49F', 'adm: 3838383838383838', 'KIc = 0123456789abcdef', 'pin2 is 0000')
+H12_SIM_ACCEPTED = ('PIN code policy: 4 digits', 'PIN: not used', 'PUK: on the card carrier', 'pin: 123',
+                    'spin: 84729135', 'admin: 84729135 staff', 'OTA key: kept by the vendor')
+H12_PLACEHOLDERS = ('password: %DB_PASSWORD%', 'password: %AMF_PASSWORD%', 'token: %API_TOKEN%')
 
 
 

@@ -28,7 +28,8 @@ import threading
 import time
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
-                     H9_ACCEPTED, H9_REFUSED,
+                     H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
+                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, run_main, swap, test, unanswered)
 
@@ -1232,8 +1233,19 @@ def secret_refused(kind, *values):
     with Sandbox() as box:
         for value in values:
             cell = '"' + value.replace('"', '""') + '"'
-            refused_exactly(box, f"id,answer\nREQ-3,{cell}\n", f"2: REQ-3: this looks like {kind}; {cl.CONFIDENTIAL}")
+            refused_exactly(box, f"id,answer\nREQ-3,{cell}\n", f"2: REQ-3: {refusal(kind, value)}")
             assert cl.secret_in(value) == kind, value
+
+
+def refusal(kind, value):
+    """The refusal of a secret of this kind in `value`: a labelled password's names its judged token and label
+    (H12-1), each found in the value as scanned (or percent-decoded); other kinds are described."""
+    if kind != cl.LABELLED_PASSWORD:
+        return f"this looks like {kind}; {cl.CONFIDENTIAL}"
+    token, label = cl.labelled_password(value)
+    scans = list(cl.scans(value))
+    assert token and any(token in text for text in scans) and label, (value, token, label)
+    return f"{cl.masked(token)} after '{cl.shown(label)}' looks like a password; {cl.CONFIDENTIAL}"
 
 
 @test
@@ -2201,3 +2213,84 @@ def h9_2_3_4_quantities_words_in_any_script_and_scheme_names_after_a_label_are_n
     with Sandbox() as box:
         text = box.accepted('id,answer\nREQ-3,"Passwort: verschl\u00fcsselt; credentials: 802.1X"\n')
         assert "Passwort: verschl\u00fcsselt; credentials: 802.1X" in text
+
+
+# ---------------------------------------------------------------- the twelfth hostile-input round (H12-1 to H12-3,
+# H12-5, H12-6): /work/scratch/HOSTILE-FIX-12.md for /work/scratch/review-123/HOSTILE-12.md
+
+SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
+
+
+def secret_judged(kind, *values):
+    """Each value is refused as exactly `kind` of secret, with import's message (text_problems), in this process:
+    secret_refused() without a subprocess for each (a few imports of each test check the whole path)."""
+    assert [v for v in values if cl.secret_in(v) != kind or cl.text_problems(v) != [refusal(kind, v)]] == []
+
+
+@test
+def h12_1_a_name_joined_to_numbers_followed_by_words_is_recorded():
+    """After a label, a first token followed by words on its line that joins a name to numbers ('srsRAN_4G
+    defaults', 'Ubuntu22.04 images', 'Q3-2025 rotation') is a name, not a password."""
+    accepted_as_text(*H12_NAMES)
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"credentials: srsRAN_4G defaults, SoftHSM2 tokens"\n')
+        assert "**Answer:** credentials: srsRAN_4G defaults, SoftHSM2 tokens" in text
+
+
+@test
+def h12_1_symbols_interleaving_a_lone_token_or_a_password_label_stay_judged_and_the_token_is_quoted():
+    """'K7#pQ2!xLm9 rotated monthly', 'K7pQ2xLm9 rotated', 'credentials: srsRAN_4G' alone and 'password: Welcome-2024,
+    rotated yearly' are refused, naming the judged token and its label."""
+    secret_judged(PASSWORD, *H12_STILL_JUDGED)
+    assert cl.text_problems("credentials: srsRAN_4G") == [
+        f"'srs…' (9 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
+    with Sandbox() as box:
+        refused_exactly(box, 'id,answer\nREQ-3,credentials: K7#pQ2!xLm9 rotated monthly\n'
+                             'DEL-1,"password: Welcome-2024, rotated yearly"\n',
+                        f"2: REQ-3: 'K7#…' (11 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}",
+                        f"3: DEL-1: 'Wel…' (12 characters) after 'password:' looks like a password; {cl.CONFIDENTIAL}")
+
+
+@test
+def h12_2_a_quoted_label_and_an_upper_case_environment_name_are_labels():
+    """'"password": "..."', "'token' = '...'", 'PGPASSWORD=...', 'DBPASS=...' label a password; the label is quoted
+    without its quotes."""
+    secret_judged(PASSWORD, *H12_LABELS)
+    accepted_as_text(*H12_NOT_LABELS)
+    with Sandbox() as box:
+        refused_exactly(box, 'id,answer\nREQ-3,"""password"": ""K7#pQ2!xLm9"""\nDEL-1,PGPASSWORD=K7pQ2xLm9\n',
+                        f"2: REQ-3: 'K7#…' (11 characters) after 'password:' looks like a password; {cl.CONFIDENTIAL}",
+                        f"3: DEL-1: 'K7p…' (9 characters) after 'PGPASSWORD=' looks like a password; {cl.CONFIDENTIAL}")
+
+
+@test
+def h12_3_sim_access_codes_and_ota_keys_after_their_labels_are_refused():
+    """ADM, PIN, PUK, KIc, KID, KIK and 'OTA key' label a SIM code: 4 digits or more, or 16 hex digits or more."""
+    secret_judged(SIM_CODE_KIND, *H12_SIM_REFUSED)
+    accepted_as_text(*H12_SIM_ACCEPTED)
+    with Sandbox() as box:
+        refused_exactly(box, 'id,answer\nREQ-3,ADM1: 84729135\n', f"2: REQ-3: this looks like {SIM_CODE_KIND}; "
+                                                               f"{cl.CONFIDENTIAL}")
+
+
+@test
+def h12_5_a_percent_placeholder_is_not_percent_decoded():
+    """'%DB_PASSWORD%' is a placeholder, not the byte 0xDB and 'B_PASSWORD%'; a percent-encoded password is still
+    decoded."""
+    accepted_as_text(*H12_PLACEHOLDERS)
+    assert cl.percent_decoded("%DB_PASSWORD% %41%42") == "%DB_PASSWORD% AB"
+    assert cl.secret_in("password: %4B7%23pQ2%21xLm9") == PASSWORD and cl.secret_in("password: %AB%CD%EF") == PASSWORD
+    with Sandbox() as box:
+        text = box.accepted("id,answer\nREQ-3,password: %DB_PASSWORD%\n")
+        assert "**Answer:** password: %DB_PASSWORD%" in text
+
+
+@test
+def h12_6_an_answer_typed_in_the_recorded_column_is_refused():
+    """A row with no answer whose 'recorded' cell holds one, where the file records none, is refused with a message;
+    nothing is written."""
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,recorded\nREQ-3,,France\n",
+                        "2: REQ-3: the recorded column is read-only; type the answer in 'answer'", flags=("--replace",))
+        result = box.run("import", box.csv("id,answer,recorded\nREQ-3,,\n"))
+        assert result.returncode == 0 and "nothing to record" in result.stdout, result

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
-                     H9_ACCEPTED, H9_REFUSED,
+                     H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
+                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
                      swap, test, unanswered)
 
@@ -592,6 +593,11 @@ CORPUS = [
     # the eleventh (H11-1 to H11-3, H11-6)
     *H11_REFUSED, *H11_ACCEPTED, *H11_6_REFUSED, *H11_6_ACCEPTED, "password isolation:x", "pass\u3000is\u3000Tr0ub4dor&3", "token: TTLTTLX=15min", "password: {{ .Values.db }}", "password: $K7PQ2XLM9Z",
     "token: v123.4.5-rc1", "password: Open5GS/2024", "password: ${_A_1_}", "credentials: Open5GS-2.7.1",
+    # the twelfth (H12-1 to H12-3, H12-5)
+    *H12_NAMES, *H12_STILL_JUDGED, *H12_LABELS, *H12_NOT_LABELS, *H12_SIM_REFUSED, *H12_SIM_ACCEPTED, *H12_PLACEHOLDERS,
+    "credentials: srsRAN_4G \u3000defaults", "credentials: srsRAN_4G \u00e9t\u00e9", "credentials: srsRAN_4G !!",
+    "credentials: srsRAN_4G\u2014", "password: %DB_PASSWORD%%41", "\u201cpassword\u201d: \u201cK7#pQ2!xLm9\u201d",
+    "PASSWORD_HINT: K7pQ2xLm9 x", "ota  key - 465B5CE8B199B49F", "token: 12345-abcde-67890 x",
 ]
 
 
@@ -607,6 +613,20 @@ def h11_browser_refuses_the_eleventh_rounds_secrets_and_keeps_its_descriptions()
     big = "id,answer,notes\nRES-1,short," + "a" * 200_000 + "\n"
     rows, problems = page.call("t => checklistForm.readCsvText(t)", big)
     assert problems == [[2, cl.long_cell(131_072)]], problems
+
+
+@test
+def h12_browser_judges_the_twelfth_rounds_strings_as_import_does():
+    """The page's textProblems() gives import's messages word for word on every H12 string: names joined to numbers
+    recorded, the judged token quoted, quoted and environment labels, SIM codes and '%NAME%' placeholders."""
+    page = open_form()
+    texts = list(H12_NAMES + H12_STILL_JUDGED + H12_LABELS + H12_NOT_LABELS + H12_SIM_REFUSED + H12_SIM_ACCEPTED +
+                 H12_PLACEHOLDERS)
+    got = page.call("ts => ts.map(t => checklistForm.textProblems(t))", texts)
+    assert [(t, js) for t, js in zip(texts, got) if js != cl.text_problems(t)] == []
+    assert page.call("t => checklistForm.textProblems(t)", "credentials: srsRAN_4G") == [
+        f"'srs…' (9 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
+    assert sum(1 for js in got if not js) == len(H12_NAMES + H12_NOT_LABELS + H12_SIM_ACCEPTED + H12_PLACEHOLDERS)
 
 
 @test

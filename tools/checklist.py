@@ -228,9 +228,11 @@ def header_problem(header, names):
 
 def known_rows(doc, rows):
     """([(line, item, answer)] for rows (CsvRow) with an answer, [Problem]) ; unknown or repeated IDs are problems
-    (an unknown one is shown cut short if it may be a key: id_shown)."""
+    (an unknown one is shown cut short if it may be a key: id_shown), and so is a row with no answer whose 'recorded'
+    cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
+    different cell is what a sheet returned late holds: its blank row stays a no-op.)"""
     seen, found, problems = {}, [], []
-    for line, raw_id, cell, _ in rows:
+    for line, raw_id, cell, recorded in rows:
         if len(problems) > MAX_PROBLEMS:
             break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
@@ -246,6 +248,8 @@ def known_rows(doc, rows):
             seen[iid] = line
             if cell.strip():
                 found.append((line, doc.items[iid], cell.strip()))
+            elif recorded and recorded.strip() and not doc.items[iid].get("Answer"):
+                problems.append(Problem(line, f"{iid}: the recorded column is read-only; type the answer in 'answer'"))
     return found, problems
 
 
@@ -561,7 +565,7 @@ def answers_in_csv(doc, path, stale=None):
     rows, problems = read_csv(path)
     found, more = known_rows(doc, rows) if not problems else ([], [])
     accepted, refused = formatted_rows(found)
-    problems += more + refused
+    problems += more + [Problem(p.line, unquoted(p.message)) for p in refused]
     given = {item.id: text for _, item, text in accepted}
     if problems:
         raise Refusal(csv_report(path, problems))
@@ -569,6 +573,14 @@ def answers_in_csv(doc, path, stale=None):
         sheet = {row.line: row.recorded for row in rows if row.recorded is not None}
         stale.update(item.id for line, item, _ in accepted if line in sheet and not recorded_matches(item, sheet[line]))
     return given
+
+
+def unquoted(message):
+    """A refusal as a view (items, status, form with --answers) gives it: a labelled password's, which quotes the
+    judged token for import (text_problems), without it, as a view never echoes secret material."""
+    if not message.endswith(f" looks like a password; {CONFIDENTIAL}"):
+        return message
+    return f"{message.partition(':')[0]}: this looks like {LABELLED_PASSWORD}; {CONFIDENTIAL}"
 
 
 def known_answer(item, answers):

@@ -960,13 +960,26 @@ KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-
 # A password or token after its label and ':', '=', '->', '=>', ' - ' or ' is ': 'admin password: Tr0ub4dor&3',
 # 'pass: Tr0ub4dor&3', 'the password is Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
 # 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
-# is another word's, nor 'token bucket'); secret_value() judges the value, whatever follows it, after any label
-# ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...')
+# is another word's, nor 'token bucket'); secret_value() judges the value's first token after any label
+# ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...'; 'credentials: srsRAN_4G defaults' is a name)
+# A label may stand in quotes before its separator ('"password": "..."', "'token' = '...'": LABEL_SEPARATOR)
+LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)"
 SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)?|pwd|pw|psk|"
                           r"credentials?|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
                           r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
-                          r"(?:\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)",
-                          re.I)
+                          + LABEL_SEPARATOR, re.I)
+# An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
+ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET)" + LABEL_SEPARATOR)
+# A SIM card's access code or OTA key after its label ('ADM1: 84729135', 'PUK: 84729135', 'OTA key: 465B5CE8...'):
+# four digits or more, or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used')
+SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:adm[1-4]?|pin[12]?|puk[12]?|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR, re.I)
+# A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
+PASSWORD_WORD = re.compile(r"pass|pw|kennwort|contrase|senha", re.I)
+LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
+SIM_CODE = re.compile(r"[0-9]{4,}|[0-9A-Fa-f]{16,}")
+# What follows a labelled value on its line, up to a letter or digit: the value's first token is then followed by
+# words (FOLLOWED_BY_WORDS)
+FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
 TOKEN_DASHES = re.compile("[\u2013\u2014]+")
 # A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
@@ -1038,6 +1051,16 @@ SCHEME_JOIN = re.compile(r"[-_.()]+")
 SCHEME_TOKENS = ((SCHEME_NAME, True), (SCHEME_NUMBER, False), (SCHEME_WORD, False), (SCHEME_JOIN, False))
 # A word glued to a number, the commonest made-up password: 'Welcome-2024', 'Summer_2024' (not 'OPS-1234', a ticket)
 WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A-Z]?[a-z]+")
+# A name joined to numbers, as products, versions and standards are named ('srsRAN_4G', 'SoftHSM2', 'Ubuntu22.04',
+# 'ISO27001-aligned', 'Q3-2025', 'exp=15min'): parts between '-', '_', '.' or '=' (NAME_SEPARATORS), each letters and
+# numbers of at most 5 digits with at most two changes between them (NAME_PART); at least 3 letters with a vowel in
+# all, or a part of capitals and a number (UPPER_NUMBER: 'Q3', 'RFC7519'); at most 3 changes between letters and
+# digits in all (name_number: not 'Ki7q-Sp4x.Ts9z', 'K7pQ2xLm9')
+NAME_SEPARATORS = re.compile(r"[-_.=]+")
+NAME_PART = re.compile(r"[A-Za-z]+(?:[0-9]{1,5}[A-Za-z]*)?|[0-9]{1,5}(?:[A-Za-z]+(?:[0-9]{1,5})?)?")
+UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
+VOWEL = re.compile(r"[AEIOUaeiou]")
+LETTER_DIGIT_CHANGE = re.compile(r"[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
 SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?"
 SECRET_VALUE_LENGTH = 6
@@ -1085,6 +1108,12 @@ def shown(value, limit=60):
     (a file path, with limit None, is never cut)."""
     out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in str(value))
     return out if limit is None or len(out) <= limit else out[:limit] + "…"
+
+
+def masked(token):
+    """A suspected password as a message names it: its first three characters and its length, enough to find it in
+    one's own text, never the whole."""
+    return f"'{shown(token[:3])}…' ({len(token)} characters)"
 
 
 def joins(value, k):
@@ -1430,17 +1459,32 @@ def secret_in(text):
     """What secret material `text` seems to hold (a short description), or None: in the text as scanned,
     and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'). Cached, as the
     same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
+    return next((found for found in map(secret_kind, scans(text)) if found is not None), None)
+
+
+def scans(text):
+    """The text as scanned, then percent-decoded up to PERCENT_ROUNDS times, while that changes it; a '%NAME%'
+    placeholder is not decoded ('%DB_PASSWORD%': percent_decoded)."""
     text = scanned(text)
-    found = secret_kind(text)
+    yield text
     for _ in range(PERCENT_ROUNDS):
-        if found is not None or "%" not in text:
-            break
-        decoded = scanned(unquote(text))
+        if "%" not in text:
+            return
+        decoded = scanned(percent_decoded(text))
         if decoded == text:
-            break
+            return
         text = decoded
-        found = secret_kind(text)
-    return found
+        yield text
+
+
+# A '%NAME%' placeholder (three characters or more in its name, so not a byte such as '%AB%'), kept as it is
+PERCENT_PLACEHOLDER = re.compile(rf"(%(?=[A-Z_]{{3}}){PLACEHOLDER_UPPER}%)")
+
+
+def percent_decoded(text):
+    """The text percent-decoded (unquote), but for its '%NAME%' placeholders (PERCENT_PLACEHOLDER)."""
+    pieces = PERCENT_PLACEHOLDER.split(text)
+    return "".join(piece if k % 2 else unquote(piece) for k, piece in enumerate(pieces))
 
 
 def secret_kind(text):
@@ -1467,8 +1511,35 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if any(secret_value(m.group("value")) for m in SECRET_LABEL.finditer(text)):
-        return "a password or token after its label ('password:', 'token=' and the like)"
+    if judged_label(text):
+        return LABELLED_PASSWORD
+    if any(SIM_CODE.fullmatch(m.group("value").strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text)):
+        return "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
+    return None
+
+
+LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+
+
+def judged_label(text):
+    """The first password or token label in a text already scanned (SECRET_LABEL, ENV_LABEL) whose value is a
+    password, as (its judged token, the label with its separator), or None."""
+    for labels in (SECRET_LABEL, ENV_LABEL):
+        for m in labels.finditer(text):
+            label = text[m.start():m.start("value")]
+            token = secret_value(m.group("value"), bool(FOLLOWED_BY_WORDS.match(text, m.end())),
+                                 bool(PASSWORD_WORD.search(label)))
+            if token:
+                return token, LABEL_QUOTES.sub("", label).strip()
+    return None
+
+
+def labelled_password(text):
+    """judged_label() of the text as secret_in() reads it, also once percent-decoded, or None."""
+    for variant in scans(text):
+        found = judged_label(variant)
+        if found:
+            return found
     return None
 
 
@@ -1478,33 +1549,51 @@ def address_password(m):
     return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
 
 
-def secret_value(value):
-    """True if the value after a password or token label (a SECRET_LABEL match's) is a password. Its first token is
-    judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), whatever follows
-    it: 'K7#pQ2!xLm9 until go-live' is a password. It is none when shorter than SECRET_VALUE_LENGTH, a URL or path
-    (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or record ID ('OPS-1234', 'ticket-4711'), names of
-    schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts (between '-', '_', '.', '/', ':', '@', '#', '?',
-    '=', '&', '+', ',' and ';') that are each a word of letters in any script, in one letter case or camelCase, or a
-    number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'), but not a word glued to a number (WORD_NUMBER:
-    'Welcome-2024') nor a number alone ('passcode: 84729135')."""
-    first = next((t for t in TOKEN_DASHES.split(value) if t), "")
+def secret_value(value, followed=False, password_label=False):
+    """The value after a password or token label (a SECRET_LABEL match's) if it is a password: its first token, as
+    judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), else ''. That
+    token is judged whatever follows it: 'K7#pQ2!xLm9 until go-live' is a password. It is none when shorter than
+    SECRET_VALUE_LENGTH, a URL or path (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or record ID
+    ('OPS-1234', 'ticket-4711'), names of schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts (between
+    '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word of letters in any script,
+    in one letter case or camelCase, or a number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'), but not a
+    word glued to a number (WORD_NUMBER: 'Welcome-2024') nor a number alone ('passcode: 84729135'). Followed by words
+    on its line (followed, or words after the dash that cut it), a name joined to numbers is none either
+    (name_number: 'credentials: srsRAN_4G defaults'), though 'Welcome-2024' alone is a password, and after a
+    password's own label (password_label: PASSWORD_WORD) a word glued to a number is one whatever follows it
+    ('password: Welcome-2024, rotated yearly')."""
+    cut = [t for t in TOKEN_DASHES.split(value) if t]
+    first = cut[0] if cut else ""
+    followed = followed or any(LETTER_OR_DIGIT.search(t) for t in cut[1:])
     if VALUE_PLACEHOLDER.fullmatch(first.strip(PLACEHOLDER_EDGES)):
-        return False
+        return ""
     token = first.strip(SECRET_VALUE_EDGES)
-    if named_token(token):
-        return False
+    if named_token(token) or (followed and name_number(token) and not (password_label and WORD_NUMBER.fullmatch(token))):
+        return ""
     start = PATH_START.match(token)
     if start:
         if PATH_AFTER_START.fullmatch(token, start.end()):
-            return False
+            return ""
         token = token[start.end():]
     lower = token.lower()
     if len(token) < SECRET_VALUE_LENGTH or URL_VALUE.match(lower) or PATH_WITHOUT_START.fullmatch(token) or \
             quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
-        return False
+        return ""
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
-        return True
-    return not all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part)
+        return token
+    return "" if all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part) else token
+
+
+def name_number(token):
+    """True if a token is a name joined to numbers (NAME_SEPARATORS, NAME_PART, UPPER_NUMBER): 'srsRAN_4G',
+    'PCI-DSS4.0', 'Q3-2025'; not 'K7pQ2xLm9', 'Ki7q-Sp4x.Ts9z', 'K7#pQ2!xLm9'."""
+    parts = [part for part in NAME_SEPARATORS.split(token) if part]
+    if not parts or not all(NAME_PART.fullmatch(part) for part in parts) or not DIGITS.search(token):
+        return False
+    if len(LETTER_DIGIT_CHANGE.findall("".join(parts))) > 3:
+        return False
+    letters = sum(c.isalpha() for c in token)
+    return (letters >= 3 and bool(VOWEL.search(token))) or any(UPPER_NUMBER.fullmatch(part) for part in parts)
 
 
 def named_token(token):
@@ -1622,6 +1711,9 @@ def text_problems(value):
     if not LETTER_OR_DIGIT.search(text):
         return ["the answer has no letter or digit; write it in words"]
     what = secret_in(text)
+    if what == LABELLED_PASSWORD:
+        token, label = labelled_password(text)
+        return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
     if what:
         return [f"this looks like {what}; {CONFIDENTIAL}"]
     problems = []
