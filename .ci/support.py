@@ -143,7 +143,31 @@ H12_SIM_REFUSED = ('ADM1: 84729135', 'PUK: 84729135', 'PIN1=1234', 'PIN1=1234, P
 H12_SIM_ACCEPTED = ('PIN code policy: 4 digits', 'PIN: not used', 'PUK: on the card carrier', 'pin: 123',
                     'spin: 84729135', 'admin: 84729135 staff', 'OTA key: kept by the vendor')
 H12_PLACEHOLDERS = ('password: %DB_PASSWORD%', 'password: %AMF_PASSWORD%', 'token: %API_TOKEN%')
+# Code review 127 (/work/scratch/CODE-FIX-13.md). B2: after a password's own label ('password', 'pwd', 'passphrase',
+# 'passcode', 'PSK'), a token without separators stays judged when words follow (a name joined to a number is taken
+# only after descriptive labels: credentials, token, secret, key); B3: a SIM code is cut at an en or em dash; B4: KIc,
+# KID, KIK and 'OTA key' take 16 hex digits or more only, and a bare 'pass' labels only before ':' or '='
+R13_PASSWORDS = ('password: Hunter22x for the WebUI', 'PSK: Welcome2024 on the guest SSID',
+                 'pwd: Welcome2024 rotated yearly', 'passphrase: Hunter22x, see the runbook',
+                 'PGPASSWORD=Welcome2024 for staging', 'pass: Hunter22x for now')
+R13_SIM_REFUSED = ('PUK: 84729135\u2014keep it safe', 'ADM1: 84729135\u2013rotated', 'PIN1=1234\u2014card 2',
+                   'KIc: 0123456789ABCDEF\u2014slot 1', 'OTA key: 465B5CE8B199B49F\u2013vendor')
+R13_ACCEPTED = ('JWT kid: 20240601', 'kid: 2024-06-01 (JWKS)', 'KIK = 12345678', 'KID: 8472913500',
+                'Interop test: pass - 20241105', 'Conformance run: pass is 20241105', 'Interop: pass -> Hunter22x',
+                'credentials: Amarisoft2024 callbox', 'token: Keycloak24 realm')
 
+
+
+def refused_exactly(box, content, *problems, flags=()):
+    """Import `content`: refused with exactly these problems ('line: message', sorted as import sorts them)
+    and nothing else; the checklist unchanged."""
+    before = box.doc.read_bytes()
+    path = box.csv(content)
+    result = box.run("import", path, *flags)
+    expected = "".join(f"{path}:{p}\n" for p in problems) + \
+        f"{cl.counted(len(problems), 'problem')}; {box.doc} not changed.\n"
+    assert (result.returncode, result.stderr) == (1, expected), (result, expected)
+    assert box.doc.read_bytes() == before, "the checklist changed"
 
 
 class Skip(Exception):

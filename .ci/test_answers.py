@@ -29,9 +29,10 @@ import time
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
-                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED,
+                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
+                     R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
-                     deadline, defects, expect, line_of, run_main, swap, test, unanswered)
+                     deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
 
 def refuse(content, message, text=FIXTURE):
@@ -746,7 +747,7 @@ def d16_long_lines_are_checked_in_linear_time():
     hostile = ["a." * 15000, "## x" + " " * 30000 + "x", "a " * 15000, "0x" * 15000, "Ab1/" * 7500]    # quadratic: minutes
     text = FIXTURE.replace("\n## References", "\n\n" + "\n\n".join(hostile) + "\n\n## References", 1)
     started = time.perf_counter()
-    cl.secret_in.cache_clear()
+    cl.secret_found.cache_clear()
     cl.run_rules(cl.parse(text))
     assert time.perf_counter() - started < 1, f"{time.perf_counter() - started:.1f} s"
 
@@ -1216,18 +1217,6 @@ BASE64 = "encoded key material (a base64 run)"
 K64 = "Rltc6LGZtJ+qXwou4jimvA=="                           # K in base64
 
 
-def refused_exactly(box, content, *problems, flags=()):
-    """Import `content`: refused with exactly these problems ('line: message', sorted as import sorts them)
-    and nothing else; the checklist unchanged."""
-    before = box.doc.read_bytes()
-    path = box.csv(content)
-    result = box.run("import", path, *flags)
-    expected = "".join(f"{path}:{p}\n" for p in problems) + \
-        f"{cl.counted(len(problems), 'problem')}; {box.doc} not changed.\n"
-    assert (result.returncode, result.stderr) == (1, expected), (result, expected)
-    assert box.doc.read_bytes() == before, "the checklist changed"
-
-
 def secret_refused(kind, *values):
     """Each value, as REQ-3's answer, is refused as exactly `kind` of secret; check's rule finds it too."""
     with Sandbox() as box:
@@ -1242,7 +1231,7 @@ def refusal(kind, value):
     (H12-1), each found in the value as scanned (or percent-decoded); other kinds are described."""
     if kind != cl.LABELLED_PASSWORD:
         return f"this looks like {kind}; {cl.CONFIDENTIAL}"
-    token, label = cl.labelled_password(value)
+    _, token, label = cl.secret_found(value)
     scans = list(cl.scans(value))
     assert token and any(token in text for text in scans) and label, (value, token, label)
     return f"{cl.masked(token)} after '{cl.shown(label)}' looks like a password; {cl.CONFIDENTIAL}"
@@ -1498,7 +1487,7 @@ def g15_a_long_line_of_commit_urls_is_checked_in_linear_time():
     line = "Mirror: https://git.example/" + "/".join(bytes(rng.randrange(256) for _ in range(20)).hex() for _ in range(4000))
     text = swap("used by the tests.", "used by the tests.\n\n" + line + "\n")
     started = time.perf_counter()
-    cl.secret_in.cache_clear()
+    cl.secret_found.cache_clear()
     assert cl.run_rules(cl.parse(text)) == []             # import runs the same rules, before and after its change
     assert time.perf_counter() - started < 0.3, f"{time.perf_counter() - started:.2f} s"
 
@@ -1925,7 +1914,7 @@ def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
     text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 20000 + "\n", text)
     started = time.perf_counter()
     with deadline(10):
-        cl.secret_in.cache_clear()
+        cl.secret_found.cache_clear()
         doc = cl.parse(text)
         assert {d.code for d in cl.run_rules(doc)} == {"item-format"}          # the two lines under REQ-3
         sum(cl.words(line) for line in doc.lines)
@@ -2168,7 +2157,7 @@ def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels(
     was quadratic in 'credentials' labels: 0.4 s for 150,000 characters, 27 s for 1.2 MB; linear, it is 0.05 s)."""
     for seed in ("credentials: x ", "credential=x "):
         line = (seed * (150_000 // len(seed) + 1))[:150_000]
-        cl.secret_in.cache_clear()
+        cl.secret_found.cache_clear()
         started = time.perf_counter()
         assert cl.secret_in(line) is None, seed
         assert time.perf_counter() - started < 0.25, (seed, time.perf_counter() - started)
@@ -2294,3 +2283,58 @@ def h12_6_an_answer_typed_in_the_recorded_column_is_refused():
                         "2: REQ-3: the recorded column is read-only; type the answer in 'answer'", flags=("--replace",))
         result = box.run("import", box.csv("id,answer,recorded\nREQ-3,,\n"))
         assert result.returncode == 0 and "nothing to record" in result.stdout, result
+
+
+# ---------------------------------------------------------------- code review 127 (B1 to B4):
+# /work/scratch/CODE-FIX-13.md for /work/scratch/review-127/CODE-REVIEW.md
+
+
+@test
+def r13_b1_check_reports_a_recorded_labelled_password_once_and_never_echoes_it():
+    """A recorded Answer holding a labelled password gets the `secret` defect only: no `answer` defect, which would
+    name the token's first characters and length in check's output."""
+    lines = FIXTURE.split("\n")
+    k = next(n for n, text in enumerate(lines) if text.startswith('- [ ] <a id="req-3"></a>'))
+    lines[k] = lines[k].replace("- [ ]", "- [x]", 1)
+    end = next(n for n in range(k + 1, len(lines)) if not lines[n].startswith("  "))
+    lines.insert(end, "  - **Answer:** root password: K7pQ2xLm9")
+    found = [(d.line, d.code, d.message) for d in cl.run_rules(cl.parse("\n".join(lines)))]
+    assert [d for d in found if d[1] in ("answer", "secret")] == \
+        [(end + 1, "secret", f"this looks like {PASSWORD}; {cl.CONFIDENTIAL}")], found
+    assert not [d for d in found if "K7p" in d[2]], found
+
+
+@test
+def r13_b2_after_a_password_label_a_token_without_separators_stays_judged_when_words_follow():
+    """After a password's own label ('password', 'pwd', 'passphrase', 'PSK', 'PGPASSWORD'), 'Hunter22x' and
+    'Welcome2024' are refused with the token named, though words follow; after 'credentials:' or 'token:' such a
+    name followed by words is recorded ('Amarisoft2024 callbox', 'Keycloak24 realm': r13_b4)."""
+    secret_judged(PASSWORD, *R13_PASSWORDS)
+    assert cl.text_problems("PSK: Welcome2024 on the guest SSID") == [
+        f"'Wel…' (11 characters) after 'PSK:' looks like a password; {cl.CONFIDENTIAL}"]
+
+
+@test
+def r13_b3_a_sim_code_is_cut_at_an_en_or_em_dash():
+    """'PUK: 84729135\u2014keep it safe' is refused as 'PUK: 84729135 keep it safe' is; import refuses such rows
+    with the messages of text_problems."""
+    secret_judged(SIM_CODE_KIND, *R13_SIM_REFUSED)
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,password: Hunter22x for the WebUI\nDEL-1,PSK: Welcome2024 on the guest "
+                             "SSID\nDEL-2,PUK: 84729135\u2014keep it safe\n",
+                        f"2: REQ-3: 'Hun…' (9 characters) after 'password:' looks like a password; {cl.CONFIDENTIAL}",
+                        f"3: DEL-1: 'Wel…' (11 characters) after 'PSK:' looks like a password; {cl.CONFIDENTIAL}",
+                        f"4: DEL-2: this looks like {SIM_CODE_KIND}; {cl.CONFIDENTIAL}")
+
+
+@test
+def r13_b4_a_jwt_key_id_and_a_test_verdict_are_no_secrets():
+    """KIc, KID, KIK and 'OTA key' take 16 hex digits or more ('JWT kid: 20240601' is recorded); a bare 'pass' labels
+    a password only before ':' or '=' ('Interop test: pass - 20241105' is recorded); names after descriptive labels
+    stay names."""
+    accepted_as_text(*R13_ACCEPTED)
+    assert [cl.secret_in(t) for t in ("KIc = 0123456789abcdef", "pass: K7#pQ2!xLm9", "PASS=hunter22")] == \
+        [SIM_CODE_KIND, PASSWORD, PASSWORD]
+    with Sandbox() as box:
+        text = box.accepted('id,answer\nREQ-3,"JWT kid: 20240601; Interop test: pass - 20241105"\n')
+        assert "**Answer:** JWT kid: 20240601; Interop test: pass - 20241105" in text

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
-                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED,
+                     H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
+                     R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
                      swap, test, unanswered)
 
@@ -598,6 +599,9 @@ CORPUS = [
     "credentials: srsRAN_4G \u3000defaults", "credentials: srsRAN_4G \u00e9t\u00e9", "credentials: srsRAN_4G !!",
     "credentials: srsRAN_4G\u2014", "password: %DB_PASSWORD%%41", "\u201cpassword\u201d: \u201cK7#pQ2!xLm9\u201d",
     "PASSWORD_HINT: K7pQ2xLm9 x", "ota  key - 465B5CE8B199B49F", "token: 12345-abcde-67890 x",
+    # code review 127 (B2 to B4)
+    *R13_PASSWORDS, *R13_SIM_REFUSED, *R13_ACCEPTED, "pass\u3000:\u3000Hunter22x x", "'pass' = Hunter22x x",
+    "kid\u2014465B5CE8B199B49F", "password: srsRAN_4G defaults", "PUK: \u201c84729135\u201d\u2014x",
 ]
 
 
@@ -627,6 +631,33 @@ def h12_browser_judges_the_twelfth_rounds_strings_as_import_does():
     assert page.call("t => checklistForm.textProblems(t)", "credentials: srsRAN_4G") == [
         f"'srs…' (9 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
     assert sum(1 for js in got if not js) == len(H12_NAMES + H12_NOT_LABELS + H12_SIM_ACCEPTED + H12_PLACEHOLDERS)
+
+
+@test
+def r13_browser_judges_code_review_127s_strings_as_import_does():
+    """B2 to B4 on the page: textProblems() gives import's messages word for word; a password label's token without
+    separators and a SIM code cut at a dash are refused, a JWT key ID and a test verdict accepted."""
+    page = open_form()
+    texts = list(R13_PASSWORDS + R13_SIM_REFUSED + R13_ACCEPTED)
+    got = page.call("ts => ts.map(t => checklistForm.textProblems(t))", texts)
+    assert [(t, js) for t, js in zip(texts, got) if js != cl.text_problems(t)] == []
+    assert [t for t, js in zip(texts, got) if not js] == list(R13_ACCEPTED)
+    assert page.call("t => checklistForm.textProblems(t)", "password: Hunter22x for the WebUI") == [
+        f"'Hun\u2026' (9 characters) after 'password:' looks like a password; {cl.CONFIDENTIAL}"]
+
+
+@test
+def r13_d1_browser_refuses_an_answer_typed_in_the_recorded_column():
+    """The page refuses a row with no answer whose 'recorded' cell holds one, for an item with none recorded, with
+    import's message (planRows, known_rows)."""
+    page = open_form()
+    text = "id,answer,recorded\nREQ-1,,France\nREQ-3,,\n"
+    message = "REQ-1: the recorded column is read-only; type the answer in 'answer'"
+    assert page.call("t => checklistForm.planCsvText(t)", text) == {"answers": [], "problems": [[2, message]]}
+    path = TMP / "recorded-typed.csv"
+    path.write_text(text, encoding="utf-8")
+    rows, problems = cl.read_csv(str(path))
+    assert planned(readme(), rows, problems) == ([], [cl.Problem(2, message)])
 
 
 @test
@@ -757,6 +788,8 @@ CSV_CORPUS = [
     # the eleventh (H11-5): a cell over the field limit, in an unread column and as an answer, and one just under it
     "id,answer,notes\nRES-1,short," + "a" * 131_072 + "\n", "id,answer\nRES-1,x\nREQ-3,\"" + "b" * 140_000 + "\"\n",
     "id,answer,notes\nRES-1,short," + "a" * 131_071 + "\n",
+    # code review 127 (D1): an answer typed in the 'recorded' column, for an item with none recorded
+    "id,answer,recorded\nREQ-1,,France\n", "id,answer,recorded\nREQ-3,,Germany\nREQ-1,,\n",
 ]
 
 

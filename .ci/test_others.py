@@ -4,7 +4,7 @@ nothing or two things. The page's side is in test_form.py (browser_validation_ag
 import json
 import re
 
-from support import README, Sandbox, cl, test, unanswered
+from support import README, Sandbox, cl, refused_exactly, test, unanswered
 
 
 def parts_item(doc):
@@ -87,9 +87,11 @@ def a_recorded_answer_with_others_is_read_as_the_parts_it_stands_for():
     tree = cl.parse_condition("REQ-2.core is build and REQ-2.ru is out")
     assert cl.evaluate(tree, doc.recorded()) is True
     bad = cl.parse(readme_with_answer("`core=build`, `others=maybe`"))
-    assert any("'others=maybe' needs a value of" in d.message for d in cl.run_rules(bad) if d.code == "answer")
+    assert [d.message for d in cl.run_rules(bad) if d.code == "answer"] == [
+        f"REQ-2: 'others=maybe' needs a value of {VALUES}"]
 
 
+VALUES = "['build', 'operate', 'buy', 'model', 'out']"
 FULL_CORE_BUILD = "`core=build`, `upf=out`, `cu=out`, `du=out`, `ru=out`, `transport=out`, `oam=out`, `hardware=out`"
 
 
@@ -116,14 +118,20 @@ def import_and_answers_accept_others():
 def others_is_refused_when_it_means_nothing_or_two_things():
     shipped = unanswered(README.read_text(encoding="utf-8"))
     every = ", ".join(f"{p}=out" for p in parts_item(cl.parse(shipped))[1].parts)
+    parts = parts_item(cl.parse(shipped))[1].parts
+    twice = "2: REQ-2: 'others=' is given 2 times; give it once"
     with Sandbox(shipped) as box:
-        box.refused('id,answer\nREQ-2,"core=build, others=maybe"\n',
-                    "REQ-2: 'others=maybe' needs a value of ['build', 'operate', 'buy', 'model', 'out']")
-        box.refused('id,answer\nREQ-2,"core=build, others"\n', "REQ-2: 'others' needs a value of")
-        box.refused('id,answer\nREQ-2,"core=build, others=out, others=buy"\n',
-                    "REQ-2: 'others=' is given 2 times; give it once")
-        box.refused('id,answer\nREQ-2,"core=build, others=out, others=out"\n', "'others=' is given 2 times")
-        box.refused(f'id,answer\nREQ-2,"{every}, others=build"\n', "REQ-2: 'others=' leaves no part to set")
-        box.refused('id,answer\nREQ-1,"others=out"\n', "'others=out' is not an answer of REQ-1")
-        result = box.run("items", "--answers", box.csv('id,answer\nREQ-2,"others=out, others=buy"\n'))
-        assert result.returncode == 1 and "'others=' is given 2 times" in result.stderr, result
+        refused_exactly(box, 'id,answer\nREQ-2,"core=build, others=maybe"\n',
+                        f"2: REQ-2: 'others=maybe' needs a value of {VALUES}")
+        refused_exactly(box, 'id,answer\nREQ-2,"core=build, others"\n', f"2: REQ-2: 'others' needs a value of {VALUES}")
+        refused_exactly(box, 'id,answer\nREQ-2,"core=build, others=out, others=buy"\n', twice)
+        # one mistake, one message: not also "'others=out' is given twice"
+        refused_exactly(box, 'id,answer\nREQ-2,"core=build, others=out, others=out"\n', twice)
+        refused_exactly(box, f'id,answer\nREQ-2,"{every}, others=build"\n',
+                        f"2: REQ-2: 'others=' leaves no part to set: every part of {parts} is named")
+        refused_exactly(box, 'id,answer\nREQ-1,"others=out"\n', "2: REQ-1: 'others=out' is not an answer of REQ-1 "
+                                                               "['public', 'private', 'product', 'lab', 'research', "
+                                                               "'teaching', 'evaluation']")
+        path = box.csv('id,answer\nREQ-2,"others=out, others=buy"\n')
+        result = box.run("items", "--answers", path)
+        assert (result.returncode, result.stderr) == (1, f"{path}:{twice}\n"), result

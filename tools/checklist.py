@@ -125,6 +125,10 @@ def read_fifo(path):
     return b"".join(chunks)
 
 
+# The start of csv's message for a cell over its field limit (csv.field_size_limit(), 131,072 characters)
+CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
+
+
 def csv_rows(text, delimiter, skip=0):
     """The rows read with `delimiter` after the first `skip` lines, or (None, []) if its header lacks 'id' or
     'answer' (as a person reads the names: header_name). Reading stops after MAX_CSV_ROWS rows or MAX_PROBLEMS
@@ -184,10 +188,6 @@ def csv_rows(text, delimiter, skip=0):
         problems.append(Problem(start, long_cell(csv.field_size_limit()) if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
                                 else f"not valid CSV: {e}"))
     return rows, problems
-
-
-# The start of csv's message for a cell over its field limit (csv.field_size_limit(), 131,072 characters)
-CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
 
 
 def long_cell(limit):
@@ -565,7 +565,7 @@ def answers_in_csv(doc, path, stale=None):
     rows, problems = read_csv(path)
     found, more = known_rows(doc, rows) if not problems else ([], [])
     accepted, refused = formatted_rows(found)
-    problems += more + [Problem(p.line, unquoted(p.message)) for p in refused]
+    problems += more + [Problem(p.line, without_token(p.message)) for p in refused]
     given = {item.id: text for _, item, text in accepted}
     if problems:
         raise Refusal(csv_report(path, problems))
@@ -575,9 +575,9 @@ def answers_in_csv(doc, path, stale=None):
     return given
 
 
-def unquoted(message):
-    """A refusal as a view (items, status, form with --answers) gives it: a labelled password's, which quotes the
-    judged token for import (text_problems), without it, as a view never echoes secret material."""
+def without_token(message):
+    """A labelled-password refusal as the views give it (items, status, form --answers): the kind of secret, not the
+    judged token (which import's message, text_problems, names by its first three characters)."""
     if not message.endswith(f" looks like a password; {CONFIDENTIAL}"):
         return message
     return f"{message.partition(':')[0]}: this looks like {LABELLED_PASSWORD}; {CONFIDENTIAL}"

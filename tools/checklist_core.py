@@ -964,19 +964,24 @@ KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-
 # ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...'; 'credentials: srsRAN_4G defaults' is a name)
 # A label may stand in quotes before its separator ('"password": "..."', "'token' = '...'": LABEL_SEPARATOR)
 LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)"
-SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)?|pwd|pw|psk|"
+# A bare 'pass' labels only before ':' or '=' ('pass: ...', 'PASS=...'; not 'Interop test: pass - 20241105')
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|(?=[\"'\u2019\u201d]?\s*[:=]))|"
+                          r"pwd|pw|psk|"
                           r"credentials?|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
                           r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
                           + LABEL_SEPARATOR, re.I)
 # An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
 ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET)" + LABEL_SEPARATOR)
-# A SIM card's access code or OTA key after its label ('ADM1: 84729135', 'PUK: 84729135', 'OTA key: 465B5CE8...'):
-# four digits or more, or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used')
-SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:adm[1-4]?|pin[12]?|puk[12]?|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR, re.I)
+# A SIM card's access code after its label (group 'code': 'ADM1: 84729135', 'PUK: 84729135'): four digits or more,
+# or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used'); a SIM's OTA key after its
+# label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
+SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
+                       re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
-PASSWORD_WORD = re.compile(r"pass|pw|kennwort|contrase|senha", re.I)
+PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
 SIM_CODE = re.compile(r"[0-9]{4,}|[0-9A-Fa-f]{16,}")
+SIM_KEY = re.compile(r"[0-9A-Fa-f]{16,}")
 # What follows a labelled value on its line, up to a letter or digit: the value's first token is then followed by
 # words (FOLLOWED_BY_WORDS)
 FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
@@ -1014,6 +1019,9 @@ PLACEHOLDER_NAME = r"_*[A-Za-z]+(?:_+(?:[A-Za-z]+|[0-9]+))*_*"
 PLACEHOLDER_UPPER = r"_*[A-Z]+(?:_+(?:[A-Z]+|[0-9]+))*_*"
 VALUE_PLACEHOLDER = re.compile(rf"\$\{{{PLACEHOLDER_NAME}\}}|\${PLACEHOLDER_UPPER}|%{PLACEHOLDER_UPPER}%|"
                                rf"\{{\{{-?{PLACEHOLDER_NAME}(?:\.{PLACEHOLDER_NAME})*-?\}}\}}")
+# A '%NAME%' placeholder (three characters or more in its name, so not a byte such as '%AB%'), kept as it is by
+# percent_decoded()
+PERCENT_PLACEHOLDER = re.compile(rf"(%(?=[A-Z_]{{3}}){PLACEHOLDER_UPPER}%)")
 PLACEHOLDER_EDGES = "\"'\u201c\u201d\u2018\u2019()[]<>.,;:!?"
 # What joins names in one token ('JWT/RS256', 'Ki/OPc', '5G-AKA/EAP-AKA\'', 'SHA256+salted')
 NAME_JOIN = re.compile(r"[/+]")
@@ -1021,19 +1029,19 @@ NAME_JOIN = re.compile(r"[/+]")
 # lower case, a record's word and a number ('ticket-4711')
 UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
 RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|story|ref|req)[-_#]?[0-9]+")
+# Public names, in lower case, that are no secret only as a whole token or a whole '/'- or '+'-joined segment
+# ('Open5GS', 'Ki/OPc'); glued to digits or symbols they are judged ('Open5GS-2024', 'Magma2024', 'Ki7q-Sp4x.Ts9z'):
+# TOOL_NAMES, the stacks' and tools' names, also written with a dotted version (TOOL_VERSION: 'Open5GS-2.7.1',
+# 'free5GC-v3.4', 'Magma1.8'; not 'SoftHSM2'); then post-quantum algorithms' names, and the 3GPP abbreviations 'Ki'
+# (subscriber key), 'OPc' (operator key) and 'Rel' (release), which name a secret or a release but hold none
+TOOL_NAMES = (r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|"
+              r"keycloak|openssl|softhsm")
+TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|rel")
+TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-9]+)?")
 # A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
 # '(' or ')' to another such name, a number or version ('12', 'v3', '1x', '63b') or a word that describes it
 # ('SHA256-hashed', 'EAP-TLS1.3', '802.1X', 'PBKDF2-HMAC-SHA256', 'bcrypt(12)'): scheme_name() reads it token by token,
 # the longest name first, so every regex is tried once at each place (linear time)
-# A public stack's or tool's name, or a name that may pass for a word glued to a number ('ki', 'opc', 'rel'), in lower
-# case: it is no secret only as a whole token or a whole '/'- or '+'-joined segment ('Open5GS', 'Ki/OPc'); glued to
-# digits or symbols it is judged ('Open5GS-2024', 'Magma2024', 'Ki7q-Sp4x.Ts9z')
-TOOL_NAME = re.compile(
-    r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|keycloak|"
-    r"openssl|softhsm|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|rel")
-# A stack's or tool's name with its dotted version ('Open5GS-2.7.1', 'free5GC-v3.4', 'Magma1.8'); not 'SoftHSM2'
-TOOL_VERSION = re.compile(r"(?:open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|"
-                          r"k8s|ansible|keycloak|openssl|softhsm)[-_]?v?[0-9]{1,3}\.[0-9]+(?:\.[0-9]+)?")
 SCHEME_NAME = re.compile(
     r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
     r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
@@ -1454,11 +1462,17 @@ def base32_key(run):
     return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def secret_in(text):
-    """What secret material `text` seems to hold (a short description), or None: in the text as scanned,
-    and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'). Cached, as the
-    same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
+    """What secret material `text` seems to hold (a short description), or None: secret_found()'s kind."""
+    found = secret_found(text)
+    return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def secret_found(text):
+    """The secret material `text` seems to hold, as secret_kind() gives it ((kind, token, label)), or None: in the
+    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'). Cached,
+    as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
     return next((found for found in map(secret_kind, scans(text)) if found is not None), None)
 
 
@@ -1477,18 +1491,33 @@ def scans(text):
         yield text
 
 
-# A '%NAME%' placeholder (three characters or more in its name, so not a byte such as '%AB%'), kept as it is
-PERCENT_PLACEHOLDER = re.compile(rf"(%(?=[A-Z_]{{3}}){PLACEHOLDER_UPPER}%)")
-
-
 def percent_decoded(text):
     """The text percent-decoded (unquote), but for its '%NAME%' placeholders (PERCENT_PLACEHOLDER)."""
     pieces = PERCENT_PLACEHOLDER.split(text)
     return "".join(piece if k % 2 else unquote(piece) for k, piece in enumerate(pieces))
 
 
+LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
+
+
 def secret_kind(text):
-    """secret_in() of a text already scanned."""
+    """What secret material a text already scanned holds, as (a short description, the judged token, its label), or
+    None; the token and label are those of a labelled password (LABELLED_PASSWORD: judged_label()), else None."""
+    kind = unlabelled_kind(text)
+    if kind:
+        return kind, None, None
+    found = judged_label(text)
+    if found:
+        return (LABELLED_PASSWORD,) + found
+    if sim_code(text):
+        return SIM_CODE_KIND, None, None
+    return None
+
+
+def unlabelled_kind(text):
+    """What secret material a text already scanned holds without a label: a key, signed token, password in a URL or
+    address, or encoded key material (a short description), or None."""
     if KEY_MARKERS.search(text):
         return "a private key or PEM block"
     if JWT.search(text):
@@ -1511,19 +1540,20 @@ def secret_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
-    if judged_label(text):
-        return LABELLED_PASSWORD
-    if any(SIM_CODE.fullmatch(m.group("value").strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text)):
-        return "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
     return None
 
 
-LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+def sim_code(text):
+    """True if a SIM card's access code or OTA key follows its label in a text already scanned: the value's first
+    token, cut at an en or em dash as a password is (TOKEN_DASHES), without quotes, brackets and end punctuation."""
+    return any((SIM_CODE if m.group("code") else SIM_KEY).fullmatch(
+        TOKEN_DASHES.split(m.group("value"))[0].strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text))
 
 
 def judged_label(text):
-    """The first password or token label in a text already scanned (SECRET_LABEL, ENV_LABEL) whose value is a
-    password, as (its judged token, the label with its separator), or None."""
+    """A password or token label in a text already scanned whose value is a password, as (its judged token, the label
+    with its separator), or None: SECRET_LABEL's matches are tried first, in text order, then ENV_LABEL's, so
+    'PGPASSWORD=K7pQ2xLm9 password: Tr0ub4dor&3' names 'Tr0ub4dor&3', the later token (either is refused)."""
     for labels in (SECRET_LABEL, ENV_LABEL):
         for m in labels.finditer(text):
             label = text[m.start():m.start("value")]
@@ -1534,15 +1564,6 @@ def judged_label(text):
     return None
 
 
-def labelled_password(text):
-    """judged_label() of the text as secret_in() reads it, also once percent-decoded, or None."""
-    for variant in scans(text):
-        found = judged_label(variant)
-        if found:
-            return found
-    return None
-
-
 def address_password(m):
     """True if an ADDRESS_PASSWORD match holds a password: its user is no scheme, and not both parts are numbers."""
     user, password = m.group("user"), m.group("password")
@@ -1550,25 +1571,22 @@ def address_password(m):
 
 
 def secret_value(value, followed=False, password_label=False):
-    """The value after a password or token label (a SECRET_LABEL match's) if it is a password: its first token, as
-    judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), else ''. That
-    token is judged whatever follows it: 'K7#pQ2!xLm9 until go-live' is a password. It is none when shorter than
-    SECRET_VALUE_LENGTH, a URL or path (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or record ID
-    ('OPS-1234', 'ticket-4711'), names of schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts (between
-    '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word of letters in any script,
-    in one letter case or camelCase, or a number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'), but not a
-    word glued to a number (WORD_NUMBER: 'Welcome-2024') nor a number alone ('passcode: 84729135'). Followed by words
-    on its line (followed, or words after the dash that cut it), a name joined to numbers is none either
-    (name_number: 'credentials: srsRAN_4G defaults'), though 'Welcome-2024' alone is a password, and after a
-    password's own label (password_label: PASSWORD_WORD) a word glued to a number is one whatever follows it
-    ('password: Welcome-2024, rotated yearly')."""
+    """The value after a password or token label (a SECRET_LABEL or ENV_LABEL match's) if it is a password: its first
+    token, as judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), else ''.
+    Words after the token do not make it a description ('K7#pQ2!xLm9 until go-live' is a password), but for a name
+    joined to numbers (described_name: 'credentials: srsRAN_4G defaults'). The token is no password either when
+    shorter than SECRET_VALUE_LENGTH, a URL or path (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or
+    record ID ('OPS-1234', 'ticket-4711'), names of schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts
+    (between '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word of letters in
+    any script, in one letter case or camelCase, or a number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'),
+    but not a word glued to a number (WORD_NUMBER: 'Welcome-2024') nor a number alone ('passcode: 84729135')."""
     cut = [t for t in TOKEN_DASHES.split(value) if t]
     first = cut[0] if cut else ""
     followed = followed or any(LETTER_OR_DIGIT.search(t) for t in cut[1:])
     if VALUE_PLACEHOLDER.fullmatch(first.strip(PLACEHOLDER_EDGES)):
         return ""
     token = first.strip(SECRET_VALUE_EDGES)
-    if named_token(token) or (followed and name_number(token) and not (password_label and WORD_NUMBER.fullmatch(token))):
+    if named_token(token) or described_name(token, followed, password_label):
         return ""
     start = PATH_START.match(token)
     if start:
@@ -1582,6 +1600,17 @@ def secret_value(value, followed=False, password_label=False):
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return token
     return "" if all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part) else token
+
+
+def described_name(token, followed, password_label):
+    """True if a token followed by words on its line (followed, or words after the dash that cut it) is a name joined
+    to numbers (name_number: 'credentials: srsRAN_4G defaults'). After a password's own label (password_label:
+    PASSWORD_WORD) a word glued to a number ('password: Welcome-2024, rotated yearly') and a token without separators
+    ('password: Hunter22x for the WebUI', 'PSK: Welcome2024 on the guest SSID') stay judged: such names are taken
+    only after descriptive labels (credentials, token, secret, key)."""
+    if not followed or not name_number(token):
+        return False
+    return not (password_label and (WORD_NUMBER.fullmatch(token) or not NAME_SEPARATORS.search(token)))
 
 
 def name_number(token):
@@ -1710,11 +1739,11 @@ def text_problems(value):
         return ["the answer is empty"]
     if not LETTER_OR_DIGIT.search(text):
         return ["the answer has no letter or digit; write it in words"]
-    what = secret_in(text)
-    if what == LABELLED_PASSWORD:
-        token, label = labelled_password(text)
-        return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
-    if what:
+    found = secret_found(text)
+    if found:
+        what, token, label = found
+        if token:
+            return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
         return [f"this looks like {what}; {CONFIDENTIAL}"]
     problems = []
     if text.startswith(FORMULA_START):
@@ -1759,15 +1788,20 @@ def is_not_needed(value):
 OTHERS = "others"
 
 
+def part_of(token):
+    """The part a `part=value` token names (what stands before its first '='; the whole token without one)."""
+    return token.split("=", 1)[0]
+
+
 def others_problems(iid, tokens, declared):
-    """Messages for the `others=` tokens of a one-value-per-part answer: a value not declared, given twice, or
-    given where every part is named already."""
-    others = [t for t in tokens if t.split("=", 1)[0] == OTHERS]
+    """Messages for the `others=` tokens of a one-value-per-part answer: a value not declared, given more than once,
+    or given where every part is named already."""
+    others = [t for t in tokens if part_of(t) == OTHERS]
     problems = [f"{iid}: '{shown(t)}' needs a value of {declared.values}"
                 for t in unique(others) if t.split("=", 1)[1:] not in [[v] for v in declared.values]]
     if len(others) > 1:
         problems.append(f"{iid}: '{OTHERS}=' is given {len(others)} times; give it once")
-    named = {t.split("=", 1)[0] for t in tokens}
+    named = {part_of(t) for t in tokens}
     if others and all(p in named for p in declared.parts):
         problems.append(f"{iid}: '{OTHERS}=' leaves no part to set: every part of {declared.parts} is named")
     return problems
@@ -1777,28 +1811,27 @@ def expand_others(tokens, declared):
     """A one-value-per-part answer's tokens with `others=VALUE` replaced by `part=VALUE` for every part not named
     in it (a part named wins), in the parts' order; the tokens unchanged for another item, without `others=`,
     or where others_problems() refuses it (so that answer_problems reports it)."""
-    if not declared or declared.kind != "parts" or not any(t.split("=", 1)[0] == OTHERS for t in tokens) \
+    if not declared or declared.kind != "parts" or not any(part_of(t) == OTHERS for t in tokens) \
             or others_problems("", tokens, declared):
         return tokens
-    value = next(t.split("=", 1)[1] for t in tokens if t.split("=", 1)[0] == OTHERS)
-    named = {t.split("=", 1)[0] for t in tokens}
-    out = [t for t in tokens if t.split("=", 1)[0] != OTHERS] + [f"{p}={value}" for p in declared.parts
-                                                                  if p not in named]
+    value = next(t.split("=", 1)[1] for t in tokens if part_of(t) == OTHERS)
+    named = {part_of(t) for t in tokens}
+    out = [t for t in tokens if part_of(t) != OTHERS] + [f"{p}={value}" for p in declared.parts if p not in named]
     order = {p: k for k, p in enumerate(declared.parts)}
-    return sorted(out, key=lambda t: order.get(t.split("=", 1)[0], len(order)))
+    return sorted(out, key=lambda t: order.get(part_of(t), len(order)))
 
 
 def answer_problems(iid, tokens, declared):
     """Messages for a routing answer (list of tokens) that its item does not accept."""
     if not tokens:
         return [f"{iid} needs one of {declared.values}"]
-    problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens) if tokens.count(t) > 1]
-    if declared.kind == "parts":
+    parts = declared.kind == "parts"
+    problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens)
+                if tokens.count(t) > 1 and not (parts and part_of(t) == OTHERS)]   # others_problems() reports those
+    if parts:
         refused = others_problems(iid, tokens, declared)
-        if refused:
-            problems += refused
-            tokens = [t for t in tokens if t.split("=", 1)[0] != OTHERS]
-        tokens = expand_others(tokens, declared)
+        problems += refused
+        tokens = [t for t in tokens if part_of(t) != OTHERS] if refused else expand_others(tokens, declared)
         pairs = [t.split("=", 1) if "=" in t else [t, None] for t in tokens]
         problems += [f"{iid}: '{shown(t)}' is not part=value with a part of {declared.parts} "
                      f"and a value of {declared.values}"
@@ -2071,7 +2104,7 @@ def recorded_answers(doc):
                          "unticked" if held else f"{item.id} has an Answer but its box is not ticked")
         problems = text_problems(value)
         for message in problems:
-            if not message.startswith("this looks like"):          # the secret rule reports those
+            if not message.endswith(CONFIDENTIAL):          # the secret rule reports those
                 yield Defect(line, "answer", f"{item.id}: {message}")
         if item.id in routing:
             messages = answer_problems(item.id, BACKTICKED.findall(value), routing[item.id])
