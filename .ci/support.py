@@ -124,7 +124,7 @@ H12_NAMES = ('credentials: srsRAN_4G defaults', 'credentials: SoftHSM2 tokens', 
              'credentials: Q3-2025 rotation', 'credentials: H2-2025 review', 'credentials: PCI-DSS4.0 audit',
              'credentials: Wi-Fi6 WPA3-Enterprise', 'credentials: SOC2-Type2 controls',
              'credentials: IEC62443-certified units', 'token: RFC7519-JWTs from the NRF',
-             'credentials: Amarisoft2024 callbox', 'secrets: sysmoISIM-SJA5 cards', 'password: 2FA-protected accounts',
+             'secrets: sysmoISIM-SJA5 cards', 'password: 2FA-protected accounts',
              'token: exp=15min tokens', 'credentials: OAI-2024.w10 defaults',
              'credentials: Open5GS-WebUI defaults changed', 'credentials: Debian12 cloud image',
              'password: Passw0rd-style defaults removed', 'credentials: srsRAN_4G\u2014defaults')
@@ -154,7 +154,12 @@ R13_SIM_REFUSED = ('PUK: 84729135\u2014keep it safe', 'ADM1: 84729135\u2013rotat
                    'KIc: 0123456789ABCDEF\u2014slot 1', 'OTA key: 465B5CE8B199B49F\u2013vendor')
 R13_ACCEPTED = ('JWT kid: 20240601', 'kid: 2024-06-01 (JWKS)', 'KIK = 12345678', 'KID: 8472913500',
                 'Interop test: pass - 20241105', 'Conformance run: pass is 20241105', 'Interop: pass -> Hunter22x',
-                'credentials: Amarisoft2024 callbox', 'token: Keycloak24 realm')
+                'token: Keycloak24 realm')
+# The thirteenth round (H13-1): a word glued to a year is judged after any label, words following or not; a product
+# named so ('Amarisoft2024') is written apart ('Amarisoft 2024') to pass
+H13_WORD_YEAR = ('credentials: Summer2024 for the WebUI', 'psk: Summer2024 on the lab Wi-Fi', 'token: Dragon2024 for CI',
+                 'credentials: Welcome-2024 for all SIM admins', 'secret: Autumn_2025 shared key',
+                 'credentials: Amarisoft2024 callbox')
 
 
 

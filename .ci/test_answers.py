@@ -30,7 +30,7 @@ import time
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
-                     R13_SIM_REFUSED,
+                     R13_SIM_REFUSED, H13_WORD_YEAR,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -2308,7 +2308,7 @@ def r13_b1_check_reports_a_recorded_labelled_password_once_and_never_echoes_it()
 def r13_b2_after_a_password_label_a_token_without_separators_stays_judged_when_words_follow():
     """After a password's own label ('password', 'pwd', 'passphrase', 'PSK', 'PGPASSWORD'), 'Hunter22x' and
     'Welcome2024' are refused with the token named, though words follow; after 'credentials:' or 'token:' such a
-    name followed by words is recorded ('Amarisoft2024 callbox', 'Keycloak24 realm': r13_b4)."""
+    name followed by words is recorded ('Keycloak24 realm': r13_b4), but for a word glued to a year (h13_1)."""
     secret_judged(PASSWORD, *R13_PASSWORDS)
     assert cl.text_problems("PSK: Welcome2024 on the guest SSID") == [
         f"'Wel…' (11 characters) after 'PSK:' looks like a password; {cl.CONFIDENTIAL}"]
@@ -2338,3 +2338,27 @@ def r13_b4_a_jwt_key_id_and_a_test_verdict_are_no_secrets():
     with Sandbox() as box:
         text = box.accepted('id,answer\nREQ-3,"JWT kid: 20240601; Interop test: pass - 20241105"\n')
         assert "**Answer:** JWT kid: 20240601; Interop test: pass - 20241105" in text
+
+
+@test
+def h13_1_a_word_glued_to_a_year_is_judged_after_any_label_though_words_follow():
+    """'credentials: Summer2024 for the WebUI', 'token: Dragon2024 for CI': the commonest weak password is never
+    taken for a product's name; import names it by its start and length."""
+    secret_judged(PASSWORD, *H13_WORD_YEAR)
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,credentials: Summer2024 for the WebUI\n",
+                        f"2: REQ-3: 'Sum…' (10 characters) after 'credentials:' looks like a password; "
+                        f"{cl.CONFIDENTIAL}")
+
+
+@test
+def h13_3_a_routing_answer_of_many_tokens_is_checked_in_linear_time():
+    """A hand-edited routing answer of 40,000 distinct tokens is checked in a short budget (counting each token
+    against the whole list took 11 s)."""
+    doc = cl.parse(README.read_text(encoding="utf-8"))
+    iid, declared = next((i, d) for i, d in doc.routing().items() if d.kind == "many")
+    tokens = [f"t{k}" for k in range(40_000)]
+    started = time.perf_counter()
+    problems = cl.answer_problems(iid, tokens, declared)
+    assert time.perf_counter() - started < 0.5 and problems, time.perf_counter() - started
+

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
-                     H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
+                     H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H13_WORD_YEAR, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
@@ -595,7 +595,7 @@ CORPUS = [
     *H11_REFUSED, *H11_ACCEPTED, *H11_6_REFUSED, *H11_6_ACCEPTED, "password isolation:x", "pass\u3000is\u3000Tr0ub4dor&3", "token: TTLTTLX=15min", "password: {{ .Values.db }}", "password: $K7PQ2XLM9Z",
     "token: v123.4.5-rc1", "password: Open5GS/2024", "password: ${_A_1_}", "credentials: Open5GS-2.7.1",
     # the twelfth (H12-1 to H12-3, H12-5)
-    *H12_NAMES, *H12_STILL_JUDGED, *H12_LABELS, *H12_NOT_LABELS, *H12_SIM_REFUSED, *H12_SIM_ACCEPTED, *H12_PLACEHOLDERS,
+    *H12_NAMES, *H13_WORD_YEAR, *H12_STILL_JUDGED, *H12_LABELS, *H12_NOT_LABELS, *H12_SIM_REFUSED, *H12_SIM_ACCEPTED, *H12_PLACEHOLDERS,
     "credentials: srsRAN_4G \u3000defaults", "credentials: srsRAN_4G \u00e9t\u00e9", "credentials: srsRAN_4G !!",
     "credentials: srsRAN_4G\u2014", "password: %DB_PASSWORD%%41", "\u201cpassword\u201d: \u201cK7#pQ2!xLm9\u201d",
     "PASSWORD_HINT: K7pQ2xLm9 x", "ota  key - 465B5CE8B199B49F", "token: 12345-abcde-67890 x",

@@ -1461,6 +1461,13 @@ def same_file(a, b):
 
 # ---------------------------------------------------------------- command line
 
+@functools.lru_cache(maxsize=4)
+def parsed(text, path):
+    """parse(), once per text: a process that loads the same file again (the tests call main() hundreds of times)
+    reuses the model, which nothing changes after parsing."""
+    return parse(text, path)
+
+
 def load(path):
     """Parse the checklist (README.md by default), keeping its bytes and real path for import."""
     shown_path = shown(path or "README.md", None)
@@ -1472,7 +1479,7 @@ def load(path):
     except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
         raise Refusal(f"{shown_path}: cannot read: {getattr(e, 'strerror', None) or 'a symbolic link loop'}", 2)
     try:
-        doc = parse(raw.decode("utf-8"), shown_path)
+        doc = parsed(raw.decode("utf-8"), shown_path)
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise Refusal(f"{shown_path}:{line}: not UTF-8 text", 2)

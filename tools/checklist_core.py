@@ -1065,6 +1065,8 @@ WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A
 # all, or a part of capitals and a number (UPPER_NUMBER: 'Q3', 'RFC7519'); at most 3 changes between letters and
 # digits in all (name_number: not 'Ki7q-Sp4x.Ts9z', 'K7pQ2xLm9')
 NAME_SEPARATORS = re.compile(r"[-_.=]+")
+# A word glued to a year, the commonest weak password ('Summer2024', 'Welcome-2024'): never taken for a name
+WORD_YEAR = re.compile(r"[A-Za-z]{3,}[-_.]?(?:19|20)[0-9]{2}")
 NAME_PART = re.compile(r"[A-Za-z]+(?:[0-9]{1,5}[A-Za-z]*)?|[0-9]{1,5}(?:[A-Za-z]+(?:[0-9]{1,5})?)?")
 UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
 VOWEL = re.compile(r"[AEIOUaeiou]")
@@ -1608,7 +1610,7 @@ def described_name(token, followed, password_label):
     PASSWORD_WORD) a word glued to a number ('password: Welcome-2024, rotated yearly') and a token without separators
     ('password: Hunter22x for the WebUI', 'PSK: Welcome2024 on the guest SSID') stay judged: such names are taken
     only after descriptive labels (credentials, token, secret, key)."""
-    if not followed or not name_number(token):
+    if not followed or not name_number(token) or WORD_YEAR.fullmatch(token):
         return False
     return not (password_label and (WORD_NUMBER.fullmatch(token) or not NAME_SEPARATORS.search(token)))
 
@@ -1826,8 +1828,9 @@ def answer_problems(iid, tokens, declared):
     if not tokens:
         return [f"{iid} needs one of {declared.values}"]
     parts = declared.kind == "parts"
+    counts = collections.Counter(tokens)                        # counted once: linear in a hand-edited answer
     problems = [f"{iid}: '{shown(t)}' is given twice" for t in unique(tokens)
-                if tokens.count(t) > 1 and not (parts and part_of(t) == OTHERS)]   # others_problems() reports those
+                if counts[t] > 1 and not (parts and part_of(t) == OTHERS)]   # others_problems() reports those
     if parts:
         refused = others_problems(iid, tokens, declared)
         problems += refused
