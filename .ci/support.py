@@ -162,6 +162,23 @@ H13_WORD_YEAR = ('credentials: Summer2024 for the WebUI', 'psk: Summer2024 on th
                  'credentials: Amarisoft2024 callbox')
 
 
+# The fourteenth round (H14-1): a common weak password's word glued to digits (or spelled with look-alikes) is judged
+# after any label though words follow; products named so stay names
+H14_WEAK = ('credentials: Password1 for all lab hosts', 'credentials: Welcome1 for new users',
+            'credentials: Admin123 for the OMC', 'credentials: Huawei123 on the OMC', 'credentials: Test1234 for SIMs',
+            'credentials: qwerty123 for root', 'credentials: Summer24 for the WebUI', 'token: 2024Summer for CI',
+            'secret: Secret123 in prod', 'API key: Dragon99 for CI', 'credentials: SUMMER2024 for the WebUI',
+            'credentials: Passw0rd for everything', 'credentials: P@ssw0rd1 for all', 'credentials: Winter25! for ssh',
+            'credentials: admin_123 on the switch')
+H14_NAMES = ('credentials: MongoDB6 users', 'credentials: SoftHSM2 tokens', 'credentials: PostgreSQL16 roles',
+             'credentials: Windows11 accounts', 'token: Keycloak24 realm', 'credentials: Debian12 image',
+             'credentials: Password rotation is yearly', 'credentials: Testing1 users')
+# H14-3: on an item that takes free text, an answer that only puts the answer off is refused; others are answers
+H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 'tba', 'TBC', 'to be confirmed',
+               'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)')
+H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
+                   'pending approval by counsel on 3 March')
+
 
 def refused_exactly(box, content, *problems, flags=()):
     """Import `content`: refused with exactly these problems ('line: message', sorted as import sorts them)

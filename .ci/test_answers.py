@@ -30,7 +30,7 @@ import time
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
-                     R13_SIM_REFUSED, H13_WORD_YEAR,
+                     R13_SIM_REFUSED, H13_WORD_YEAR, H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -984,8 +984,10 @@ def e10_check_reads_a_routing_answer_as_import_reads_its_export():
 
 @test
 def e11_not_applicable_is_not_an_answer():
-    for value in ("n/a", "N/A", "na", "NA", "#N/A", "#n/a", "N.A.", "`n/a`", " n/a "):
-        refuse(f"id,answer\nREQ-3,{value}\n", "is not an answer: write 'not needed:' and the reason instead")
+    for value in ("n/a", "N/A", "na", "NA", "#N/A", "#n/a", "N.A.", "`n/a`", " n/a "):    # free text: H14-3's message
+        refuse(f"id,answer\nREQ-3,{value}\n", "is no answer: leave the cell empty until it is known, or write "
+               "'not needed: <reason>'")
+        refuse(f"id,answer\nLIC-1,{value}\n", "is not an answer: write 'not needed:' and the reason instead")
     with Sandbox() as box:
         box.accepted("id,answer\nREQ-3,none\nREQ-4,NA-1 socket and n/a for the rest\n")
 
@@ -1399,8 +1401,10 @@ def g10_an_answer_needs_a_letter_or_digit_and_noncharacters_are_invisible():
                                                                       "character (U+FDD0, U+FFFE, U+FFFF); retype it as plain text")
         refused_exactly(box, "id,answer\nREQ-3,Germany \U0010ffff\n", "2: REQ-3: the answer holds an invisible or "
                                                                       "control character (U+10FFFF); retype it as plain text")
-        for value in ("\U0003fffd\U0004abcd", "\u2014 \u2713 \U0001F44D", "?!"):
+        for value in ("\U0003fffd\U0004abcd", "\u2014 \u2713 \U0001F44D", "!!"):
             refused_exactly(box, f"id,answer\nREQ-3,{value}\n", "2: REQ-3: the answer has no letter or digit; write it in words")
+        refused_exactly(box, "id,answer\nREQ-3,?!\n", "2: REQ-3: '?!' is no answer: leave the cell empty until it is "
+                        "known, or write 'not needed: <reason>'")          # H14-3: a question mark puts it off
         assert "**Answer:** Germany \U0001FAE8 \U0003fffd" in box.accepted("id,answer\nREQ-3,Germany \U0001FAE8 \U0003fffd\n")
 
 
@@ -2362,3 +2366,87 @@ def h13_3_a_routing_answer_of_many_tokens_is_checked_in_linear_time():
     problems = cl.answer_problems(iid, tokens, declared)
     assert time.perf_counter() - started < 0.5 and problems, time.perf_counter() - started
 
+
+
+# ---------------------------------------------------------------- the fourteenth hostile-input round (H14-1, H14-3 to
+# H14-7): /work/scratch/HOSTILE-FIX-14.md for /work/scratch/review-128/HOSTILE-14.md
+
+@test
+def h14_1_a_weak_password_word_glued_to_digits_is_judged_after_any_label_though_words_follow():
+    """'credentials: Password1 for all lab hosts', 'API key: Dragon99 for CI', 'credentials: SUMMER2024 for the
+    WebUI' (no ticket ID), 'credentials: Passw0rd for everything': judged; 'credentials: MongoDB6 users' and other
+    products' names stay names. The page judges the same (the parity corpus in test_form.py holds them)."""
+    secret_judged(PASSWORD, *H14_WEAK)
+    accepted_as_text(*H14_NAMES)
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,credentials: Password1 for all lab hosts\n",
+                        f"2: REQ-3: 'Pas…' (9 characters) after 'credentials:' looks like a password; "
+                        f"{cl.CONFIDENTIAL}")
+
+
+@test
+def h14_3_an_answer_that_only_puts_the_answer_off_is_refused_on_a_free_text_item():
+    """'pending', 'tbd', 'to be confirmed', 'n/a', '?' on an item that takes free text: refused with one message
+    (the page gives the same: test_form.py's parity corpus); a routing item keeps its declared `undecided`
+    (recorded, box unticked); 'unknown' and 'pending approval by counsel on 3 March' are answers."""
+    for value in H14_PUT_OFF:
+        text, problems = cl.format_answer(cl.parse(FIXTURE).items["REQ-3"], value)
+        assert (text, problems) == (None, [f"REQ-3: '{value.strip()}' is no answer: leave the cell empty until it "
+                                           "is known, or write 'not needed: <reason>'"]), (value, problems)
+    accepted_as_text(*H14_NOT_PUT_OFF)
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,Pending\n", "2: REQ-3: 'Pending' is no answer: leave the cell empty "
+                        "until it is known, or write 'not needed: <reason>'")
+        text = box.accepted("id,answer\nLIC-1,undecided\n")
+        assert '- [ ] <a id="lic-1"></a>' in text and "**Answer:** `undecided`" in text
+
+
+@test
+def h14_4_working_order_is_linear_in_a_long_chain_of_items():
+    """2,000 items, each unblocked by the next (the worst order for the old scan): placed in a short budget, each
+    after its blocker; README.md's order is the routing goldens' (test_routing.py)."""
+    anchor = '- [ ] <a id="lic-1"></a>'
+    chain = "".join(f'- [ ] <a id="req-{k}"></a>**REQ-{k}** Synthetic {k}.\n  - **Form:** text.\n'
+                    f'  - **Unblocks:** REQ-{k - 1}.\n  - `plan` · requester\n\n' for k in range(10, 2010))
+    doc = cl.parse(FIXTURE.replace(anchor, chain + anchor, 1))
+    started = time.perf_counter()
+    order = [it.id for it in cl.working_order(doc)]
+    assert time.perf_counter() - started < 0.3, time.perf_counter() - started
+    assert order.index("REQ-2009") < order.index("REQ-2008") < order.index("REQ-10"), order[:5]
+
+
+@test
+def h14_5_two_files_with_the_same_text_never_share_a_model():
+    """load() of README.md in two folders (same text, same path as shown): two models, each with its own real path,
+    so an import through the first writes the first."""
+    with Sandbox() as a, Sandbox() as b:
+        here = os.getcwd()
+        try:
+            os.chdir(a.dir)
+            first = cl.load("README.md")
+            os.chdir(b.dir)
+            second = cl.load("README.md")
+        finally:
+            os.chdir(here)
+        assert first is not second and first.real_path == a.doc.resolve() and second.real_path == b.doc.resolve()
+
+
+@test
+def h14_6_profiles_never_print_a_key_the_file_holds():
+    """A key hand-edited into the profile table: `profiles` (any format, --show) refuses as `items` does."""
+    key = "K 465b5ce8b199b49faa5f0a2ee238a6bc"
+    with Sandbox(swap("| `lab` | Teaching lab | 4 |", f"| `lab` | Teaching lab, {key} | 4 |")) as box:
+        expected = box.run("items").stderr
+        assert "[secret] this looks like" in expected and "nothing printed" in expected, expected
+        for command in (("profiles",), ("profiles", "--format", "csv"), ("profiles", "--show", "lab")):
+            result = box.run(*command)
+            assert (result.returncode, result.stdout, result.stderr) == (1, "", expected), (command, result)
+
+
+@test
+def h14_7_form_writes_the_same_bytes_under_any_hash_seed():
+    """Two `form` runs under different PYTHONHASHSEED values write the same page (role lines in a fixed order)."""
+    runs = [subprocess.Popen([sys.executable, str(PROGRAM), "form", "--file", str(README)], stdout=subprocess.PIPE,
+                             env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]   # side by side
+    pages = [run.communicate(timeout=60)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0] and pages[0] == pages[1] and pages[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H13_WORD_YEAR, H12_NOT_LABELS, H12_PLACEHOLDERS,
+                     H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
@@ -602,6 +603,10 @@ CORPUS = [
     # code review 127 (B2 to B4)
     *R13_PASSWORDS, *R13_SIM_REFUSED, *R13_ACCEPTED, "pass\u3000:\u3000Hunter22x x", "'pass' = Hunter22x x",
     "kid\u2014465B5CE8B199B49F", "password: srsRAN_4G defaults", "PUK: \u201c84729135\u201d\u2014x",
+    # the fourteenth (H14-1, H14-3)
+    *H14_WEAK, *H14_NAMES, *H14_PUT_OFF, *H14_NOT_PUT_OFF, "credentials: Root1 x", "credentials: 12-user x",
+    "credentials: Pas$w0rd!7 x", "token: Gue5t2024 x", "p\u0131nding", "\u00e9pending", "pending\u200b", "?!",
+    " " * 90 + "pending", " " * 120 + "pending",
 ]
 
 

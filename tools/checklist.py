@@ -1269,7 +1269,7 @@ def form_item(doc, item, given, assumed, stale=()):
             "tree": tree_json(item_tree(doc, item)),
             "declared": declared and {"kind": declared.kind, "values": declared.values, "parts": declared.parts,
                                       "labels": token_labels(item.get("Form"), declared.values + declared.parts)},
-            "role_lines": {label: item.get(label) for label in doc.role_labels() if item.get(label)},
+            "role_lines": {label: item.get(label) for label in sorted(doc.role_labels()) if item.get(label)},
             "recorded": item.get("Answer"), "given": "" if instead else text, "given_instead": text if instead else "",
             "assumed": assumed.get(item.id), "context": unique(links)}
 
@@ -1462,9 +1462,10 @@ def same_file(a, b):
 # ---------------------------------------------------------------- command line
 
 @functools.lru_cache(maxsize=4)
-def parsed(text, path):
-    """parse(), once per text: a process that loads the same file again (the tests call main() hundreds of times)
-    reuses the model, which nothing changes after parsing."""
+def parsed(text, path, real_path):
+    """parse(), once per text and file: a process that loads the same file again (the tests call main() hundreds of
+    times) reuses the model, which nothing changes after parsing but load(), which sets the file's bytes and real path
+    on it (so two files with the same text, real_path, never share one)."""
     return parse(text, path)
 
 
@@ -1479,7 +1480,7 @@ def load(path):
     except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
         raise Refusal(f"{shown_path}: cannot read: {getattr(e, 'strerror', None) or 'a symbolic link loop'}", 2)
     try:
-        doc = parsed(raw.decode("utf-8"), shown_path)
+        doc = parsed(raw.decode("utf-8"), shown_path, str(real))
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise Refusal(f"{shown_path}:{line}: not UTF-8 text", 2)
@@ -1585,7 +1586,7 @@ def main(argv=None, out=None, err=None):
             value = getattr(args, option, None)
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
-        if args.command in ("items", "status", "form"):  # views copy the file's text: never a key it holds
+        if args.command in ("items", "status", "form", "profiles"):   # views copy the file's text: never a key
             found = next(iter(secrets(doc)), None)
             if found:
                 raise Refusal(f"{shown(doc.path, None)}:{found.line}: [secret] {found.message}; nothing printed. "

@@ -12,6 +12,7 @@ add a one-defect case to the tests; `check --list-rules` lists every code.
 import bisect
 import collections
 import functools
+import heapq
 import html.entities
 import math
 import re
@@ -743,12 +744,30 @@ def working_order(doc):
             for other in unblocked_ids(it) & ids - {it.id}:
                 if doc.items[other].stage == it.stage != "blocker":
                     waits_for[other].add(it.id)
-        done, pending = set(), list(items)
-        while pending:
-            ready = next((it for it in pending if waits_for[it.id] <= done), pending[0])   # [0]: a cycle
-            pending.remove(ready)
-            done.add(ready.id)
-            doc._order.append(ready)
+        # Kahn's algorithm, the first item in that order whose blockers are placed next (a heap of positions); in
+        # a cycle, the first item not yet placed
+        position = {it.id: k for k, it in enumerate(items)}
+        left = {iid: len(waits) for iid, waits in waits_for.items()}
+        waiting = {it.id: [] for it in items}
+        for iid, waits in waits_for.items():
+            for blocker in waits:
+                waiting[blocker].append(iid)
+        ready = [k for k, it in enumerate(items) if not left[it.id]]
+        heapq.heapify(ready)
+        placed, first = [False] * len(items), 0
+        while len(doc._order) < len(items):
+            if ready:
+                k = heapq.heappop(ready)
+            else:
+                while placed[first]:
+                    first += 1
+                k = first
+            placed[k] = True
+            doc._order.append(items[k])
+            for iid in waiting[items[k].id]:
+                left[iid] -= 1
+                if not left[iid] and not placed[position[iid]]:
+                    heapq.heappush(ready, position[iid])
     return doc._order
 
 
@@ -1067,6 +1086,17 @@ WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A
 NAME_SEPARATORS = re.compile(r"[-_.=]+")
 # A word glued to a year, the commonest weak password ('Summer2024', 'Welcome-2024'): never taken for a name
 WORD_YEAR = re.compile(r"[A-Za-z]{3,}[-_.]?(?:19|20)[0-9]{2}")
+# The commonest weak passwords' words, also in simple look-alike spellings ('P@ssw0rd', 'Adm1n'): glued to digits, with
+# an optional '-', '_', '.', '@' or '!' around them ('Password1', 'Admin123', '2024Summer', 'Huawei-123'), or spelled
+# with look-alikes alone ('Passw0rd'), such a token is a password after any label, though words follow (weak_password)
+WEAK_WORDS = ("password", "passwort", "welcome", "admin", "administrator", "root", "test", "guest", "user", "qwerty",
+              "secret", "letmein", "changeme", "default", "summer", "winter", "spring", "autumn", "fall", "dragon",
+              "monkey", "master", "huawei")
+WEAK_FOLDS = {"a": "[a@4]", "e": "[e3]", "i": "[i1]", "o": "[o0]", "s": "[s$5]"}
+WEAK_WORD = "(?:" + "|".join("".join(WEAK_FOLDS.get(c, c) for c in w)
+                             for w in sorted(WEAK_WORDS, key=len, reverse=True)) + ")"
+WEAK_DIGITS = "[-_.@!]?[0-9]{1,8}[-_.@!]?"
+WEAK_PASSWORD = re.compile(f"(?:{WEAK_DIGITS})?{WEAK_WORD}(?:{WEAK_DIGITS})?", re.I)
 NAME_PART = re.compile(r"[A-Za-z]+(?:[0-9]{1,5}[A-Za-z]*)?|[0-9]{1,5}(?:[A-Za-z]+(?:[0-9]{1,5})?)?")
 UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
 VOWEL = re.compile(r"[AEIOUaeiou]")
@@ -1085,6 +1115,12 @@ LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
 # A reason for 'not needed' that only puts the answer off: 'tbd', 'TODO' (its letters and digits, in any case)
 PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
+# An answer that only puts the answer off, refused on an item that takes free text ('pending', 'TBD', 'to be
+# confirmed', 'n/a', '?'), in any case, with punctuation and spaces around it (a routing item declares its own
+# `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
+PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
+                     r"n/a|n\.?a|\?)[\W_]*", re.I | re.A)
+PUT_OFF_CHARS = 100
 # LaTeX spaces in math, which render as a space: '$not\ needed$'
 MATH_SPACE = re.compile(r"\\[ ,;:!]")
 # A single '~' (not part of '~~'): a pair of them strikes text through on GitHub (see struck)
@@ -1588,6 +1624,8 @@ def secret_value(value, followed=False, password_label=False):
     if VALUE_PLACEHOLDER.fullmatch(first.strip(PLACEHOLDER_EDGES)):
         return ""
     token = first.strip(SECRET_VALUE_EDGES)
+    if weak_password(token):
+        return token
     if named_token(token) or described_name(token, followed, password_label):
         return ""
     start = PATH_START.match(token)
@@ -1602,6 +1640,12 @@ def secret_value(value, followed=False, password_label=False):
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return token
     return "" if all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part) else token
+
+
+def weak_password(token):
+    """True if a token is a common weak password (WEAK_PASSWORD: 'Password1', 'Admin123', 'SUMMER2024', 'P@ssw0rd'):
+    a word of WEAK_WORDS with digits, or spelled with look-alikes; at least SECRET_VALUE_LENGTH characters."""
+    return len(token) >= SECRET_VALUE_LENGTH and not token.isalpha() and bool(WEAK_PASSWORD.fullmatch(token))
 
 
 def described_name(token, followed, password_label):
@@ -1868,8 +1912,11 @@ def format_answer(item, cell):
     if item.void:
         return None, [f"{item.id} is withdrawn (void): {item.ask}"]
     cell = unicodedata.normalize("NFC", cell)
-    problems = [f"{item.id}: {m}" for m in text_problems(cell)]
     declared = item.declared
+    if not declared and put_off(cell):
+        return None, [f"{item.id}: '{shown(cell.strip())}' is no answer: leave the cell empty until it is known, "
+                      "or write 'not needed: <reason>'"]
+    problems = [f"{item.id}: {m}" for m in text_problems(cell)]
     if problems or not declared:
         return (None if problems else cell.strip()), problems
     if is_not_needed(cell):
@@ -1883,6 +1930,11 @@ def format_answer(item, cell):
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
     return text, problems
+
+
+def put_off(cell):
+    """True if an answer only puts the answer off (PUT_OFF: 'pending', 'tbd', 'n/a', '?')."""
+    return len(cell) <= PUT_OFF_CHARS and bool(PUT_OFF.fullmatch(cell))
 
 
 def same_answer(item, text):
