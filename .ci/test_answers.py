@@ -2157,14 +2157,15 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
 
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
-    """A line of 150,000 characters made of labels ('credentials: x ' and the like) is read in a short budget (it
-    was quadratic in 'credentials' labels: 0.4 s for 150,000 characters, 27 s for 1.2 MB; linear, it is 0.05 s)."""
+    """A line of 250,000 characters made of labels ('credentials: x ' and the like) is read in a budget several
+    times its linear time (about 0.1 s), so that a loaded machine passes it; quadratic in 'credentials' labels, it
+    took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
     for seed in ("credentials: x ", "credential=x "):
-        line = (seed * (150_000 // len(seed) + 1))[:150_000]
+        line = (seed * (250_000 // len(seed) + 1))[:250_000]
         cl.secret_found.cache_clear()
         started = time.perf_counter()
         assert cl.secret_in(line) is None, seed
-        assert time.perf_counter() - started < 0.25, (seed, time.perf_counter() - started)
+        assert time.perf_counter() - started < 0.6, (seed, time.perf_counter() - started)
 
 
 @test
