@@ -75,7 +75,7 @@ H10_ACCEPTED = ('PSK: 5GHz-only SSID, WPA3-SAE', 'password: ${AMF_DB_PASSWORD} f
                 'token: R17 USIM', 'secrets: 1.15.2', 'token: 2.2.1-rc1 build', 'password: $DB_PASSWORD',
                 'password: %AMF_PASSWORD%', 'secrets: Kubernetes-managed',
                 'tokens: Keycloak', 'secrets: UERANSIM-3.2.6', 'tokens: OCUDU', 'secret: pycrate',
-                'secret: Ansible-Vault', 'credentials: admin / Tr0ub4dor&3xyz')
+                'secret: Ansible-Vault')   # 'credentials: admin / Tr0ub4dor&3xyz' is judged since H15-1
 # The eleventh hostile-input round: 'credentials' is judged as 'password' whatever follows (H11-1); a stack's or
 # tool's name glued to digits or symbols, a version with a major of 4 digits, a quantity after a lower-case key
 # (H11-2) and a placeholder whose name holds digits not after '_' (H11-3) are judged: all refused. The tool-name
@@ -178,6 +178,25 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March')
+# H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
+H15_PAIRS = ('credentials: admin / Tr0ub4dor&3x', 'credentials: admin / K7#pQ2!xLm9', 'credentials: admin Tr0ub4dor&3x',
+             'credentials: root, K7#pQ2!xLm9', 'credentials: admin (Tr0ub4dor&3x)', 'credentials: admin - Tr0ub4dor&3x',
+             'credentials: admin and Tr0ub4dor&3x', 'credentials: OMC admin / Tr0ub4dor&3x',
+             'credentials for the OMC: admin / Tr0ub4dor&3x', 'credentials: user admin, pass Tr0ub4dor&3x',
+             'login: admin / Tr0ub4dor&3x', 'credentials: admin/Changeme_123', 'credentials: admin/Summer_2024',
+             'credentials: root/Welcome_1', 'credentials: admin / Admin@123', 'secret: the value is Tr0ub4dor&3x',
+             'password: the old one, Tr0ub4dor&3x, was rotated', 'creds: root, K7#pQ2!xLm9',
+             'user: svc.omc / Tr0ub4dor&3x', 'account: admin:K7#pQ2!xLm9x')
+H15_PAIR_ACCEPTED = ('credentials: admin account disabled', 'credentials: root login disabled',
+                     'credentials: admin / see the vault', 'credentials: Open5GS defaults changed at install',
+                     'credentials: Ki/OPc in the HSM, never exported', "credentials: 5G-AKA/EAP-AKA' per TS 33.501",
+                     'credentials: test-UE1 to test-UE10', 'pwd: configs/open5gs/amf.yaml',
+                     'login: admin, see the vault entry OPS-1234', 'user: Anna Schmidt, account: anna.schmidt')
+# H15-5: a spreadsheet's error value, a program's missing value or a bracketed template, as the whole answer
+H15_SHEET = ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A', 'nan', 'NaN', 'null', 'NULL',
+             '[answer here]', '<answer>', '[Your answer]', ' <type the answer> ')
+H15_NOT_SHEET = ('Germany', 'null routes are dropped at the edge', '<https://vault.example/item/12>',
+                 'REF: OPS-1234', 'nano cells only')
 
 
 def refused_exactly(box, content, *problems, flags=()):
@@ -320,29 +339,42 @@ class Sandbox:
 def run_tests(tests, names=()):
     """Run the tests (only those named, if any); print each failure with its failing line, each skip
     with its reason, and the closing line 'N passed, N failed' (', N skipped' when any test raised
-    Skip). Returns the exit code. The whole suite uses two CPUs where it can: every other test that
-    needs no browser (none of test_form.py's) runs in a second process, forked once the tests are loaded,
-    which reports its lines and counts back through a pipe."""
+    Skip). Returns the exit code. The whole suite uses two CPUs where it can: a second process, forked once
+    the tests are loaded, takes the tests that need no browser (none of test_form.py's) one at a time, as does
+    this one once its browser tests are done (each test is claimed once: claimed()); the second process reports
+    its lines and counts back through a pipe."""
     chosen = [t for t in tests if not names or t.__name__ in names]
     if names and len(chosen) < len(set(names)):
         unknown = sorted(set(names) - {t.__name__ for t in chosen})
         print(f"no test named {', '.join(unknown)}")
         return 2
     started = time.perf_counter()
-    apart = []
-    if not names and hasattr(os, "fork") and (os.cpu_count() or 1) > 1:
-        apart = [t for t in chosen if t.__module__ != "test_form"][1::2]
-        chosen = [t for t in chosen if t not in apart]
-    child = run_apart(apart) if apart else None
-    counts = run_each(chosen)
-    if child:
-        more, text = report_apart(*child)
+    if names or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        counts = run_each(chosen)
+    else:
+        shared = [t for t in chosen if t.__module__ != "test_form"]
+        with tempfile.TemporaryDirectory() as claims:
+            child = run_apart(claimed(shared, claims))
+            counts = run_each([t for t in chosen if t not in shared])
+            counts = [a + b for a, b in zip(counts, run_each(claimed(shared, claims)))]
+            more, text = report_apart(*child)
         print(text, end="")
         counts = [a + b for a, b in zip(counts, more)]
     passed, failed, skipped = counts
     print(f"tests took {time.perf_counter() - started:.1f} s")
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
     return 1 if failed else 0
+
+
+def claimed(tests, claims):
+    """The tests, each yielded to the one process that claims it first (a file created in the directory
+    `claims`, which no two processes can both create)."""
+    for k, fn in enumerate(tests):
+        try:
+            os.close(os.open(os.path.join(claims, str(k)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        yield fn
 
 
 def run_each(tests):

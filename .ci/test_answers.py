@@ -31,6 +31,7 @@ from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_R
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED, H13_WORD_YEAR, H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
+                     H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET, H15_NOT_SHEET,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -303,12 +304,11 @@ def not_needed_without_reason():
 
 @test
 def answers_that_would_break_the_document():
-    refuse('id,answer\nREQ-3,"two\nlines"\n', "answers.csv:2: REQ-3: the answer holds an invisible or control")
+    refuse('id,answer\nREQ-3,"two\nlines"\n', "answers.csv:2: REQ-3: an answer is one line; put a line break as '; '")
     refuse("id,answer\nREQ-3,* a bullet\n", "may not start with a list")
     refuse("id,answer\nREQ-3,## heading\n", "may not start with a list")
     refuse("id,answer\nREQ-3,see <!-- hidden\n", "may not contain HTML")
     refuse("id,answer\nREQ-3,4 `sites\n", "unmatched backtick")
-    refuse("id,answer\nREQ-3,Germany TBD\n", "would break the document ([placeholder]")
 
 
 @test
@@ -597,7 +597,7 @@ def d05_a_lone_carriage_return_is_a_defect_and_refused_in_an_answer():
     text = swap("  - **Form:** a number.", "  - **Form:** a number.\r  - **Answer:** forged")
     found = [(d.code, d.line) for d in cl.run_rules(cl.parse(text))]
     assert found == [("line-ending", line_of(text, "forged"))], found
-    refuse('id,answer\nREQ-3,"12\rsites"\n', "invisible or control character (U+000D)")
+    refuse('id,answer\nREQ-3,"12\rsites"\n', "an answer is one line; put a line break as '; '")
 
 
 @test
@@ -1910,19 +1910,19 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
 
 @test
 def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
-    """100 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
-    were quadratic there (LINK, WORD, LOOSE_FIELD: about 7 s, 2 min and 1 min each); parsing, every rule and the
-    word count over all four now take a fraction of a second."""
+    """60 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
+    were quadratic there (LINK, WORD, LOOSE_FIELD: at 100 kB about 7 s, 2 min and 1 min each); parsing, every rule
+    and the word count over all four now take a fraction of a second."""
     note = "  - **Form:** a number."
-    text = swap(note, note + "\n  - **Note:** " + "-" * 100000 + "\n" + " " * 100000 + "x\n" + "\t" * 100000 + "x")
-    text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 20000 + "\n", text)
+    text = swap(note, note + "\n  - **Note:** " + "-" * 60000 + "\n" + " " * 60000 + "x\n" + "\t" * 60000 + "x")
+    text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 12000 + "\n", text)
     started = time.perf_counter()
     with deadline(10):
         cl.secret_found.cache_clear()
         doc = cl.parse(text)
         assert {d.code for d in cl.run_rules(doc)} == {"item-format"}          # the two lines under REQ-3
         sum(cl.words(line) for line in doc.lines)
-    assert time.perf_counter() - started < 3, f"{time.perf_counter() - started:.1f} s"
+    assert time.perf_counter() - started < 1.5, f"{time.perf_counter() - started:.1f} s"
 
 
 @test
@@ -1999,10 +1999,9 @@ def h7_d12_a_defect_already_in_the_document_is_not_blamed_on_the_answer():
     with Sandbox(swap("**REQ-4** The radio channels to support.", "**REQ-4** The radio [channels](#nowhere).")) as box:
         line = line_of(box.doc.read_text(encoding="utf-8"), "#nowhere")
         before = box.doc.read_bytes()
-        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites TBD\n"))    # a problem elsewhere, and the answer's
-        assert (result.returncode, result.stderr) == (1, f"{box.dir / 'answers.csv'}:2: this answer would break the "
-                                                         "document ([placeholder] placeholder 'TBD' left in the text)\n"
-                                                         f"{box.doc}:{line}: [anchor] #nowhere matches no heading or "
+        # a problem elsewhere; an Answer's TBD is none (H15-3)
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites TBD\n"))
+        assert (result.returncode, result.stderr) == (1, f"{box.doc}:{line}: [anchor] #nowhere matches no heading or "
                                                          f"<a id>\n{box.doc} not changed: it fails its own check; run "
                                                          "'check' and fix it first.\n"), result
         assert box.doc.read_bytes() == before
@@ -2157,15 +2156,15 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
 
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
-    """A line of 250,000 characters made of labels ('credentials: x ' and the like) is read in a budget several
+    """A line of 200,000 characters made of labels ('credentials: x ' and the like) is read in a budget several
     times its linear time (about 0.1 s), so that a loaded machine passes it; quadratic in 'credentials' labels, it
     took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
     for seed in ("credentials: x ", "credential=x "):
-        line = (seed * (250_000 // len(seed) + 1))[:250_000]
+        line = (seed * (200_000 // len(seed) + 1))[:200_000]
         cl.secret_found.cache_clear()
         started = time.perf_counter()
         assert cl.secret_in(line) is None, seed
-        assert time.perf_counter() - started < 0.6, (seed, time.perf_counter() - started)
+        assert time.perf_counter() - started < 0.5, (seed, time.perf_counter() - started)
 
 
 @test
@@ -2451,3 +2450,66 @@ def h14_7_form_writes_the_same_bytes_under_any_hash_seed():
                              env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]   # side by side
     pages = [run.communicate(timeout=60)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0] and pages[0] == pages[1] and pages[0]
+
+
+# ---------------------------------------------------------------- the fifteenth hostile-input round (H15-1, H15-3,
+# H15-5, H15-8): /work/scratch/HOSTILE-FIX-15.md for /work/scratch/review-130/HOSTILE-15.md
+
+@test
+def h15_1_a_password_after_a_user_name_after_a_label_is_judged():
+    """'credentials: admin / X', 'root, X', 'admin (X)', 'admin and X', 'login: admin / X', 'admin/Changeme_123':
+    the token after a plain user name is judged too; 'admin account disabled', 'admin / see the vault' and names
+    stay answers. The page judges the same (the parity corpus in test_form.py holds them)."""
+    secret_judged(PASSWORD, *H15_PAIRS)
+    accepted_as_text(*H15_PAIR_ACCEPTED)
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,credentials: admin / Tr0ub4dor&3x\n",
+                        f"2: REQ-3: 'Tr0\u2026' (12 characters) after 'credentials:' looks like a password; "
+                        f"{cl.CONFIDENTIAL}")
+        refused_exactly(box, "id,answer\nREQ-3,login: admin/Changeme_123\n",
+                        f"2: REQ-3: 'Cha\u2026' (12 characters) after 'login:' looks like a password; "
+                        f"{cl.CONFIDENTIAL}")
+
+
+@test
+def h15_3_a_placeholder_word_inside_an_answer_is_the_respondents_text():
+    """'Budget approved; exact figure TBD after the vendor quote' is recorded by import (the page accepts it too);
+    the document's placeholder rule still finds TBD, TODO, XXX outside the Answers."""
+    answer = "Budget approved; exact figure TBD after the vendor quote"
+    with Sandbox() as box:
+        text = box.accepted(f"id,answer\nREQ-3,{answer}\n")
+        assert f"**Answer:** {answer}\n" in text and defects(text) == []
+    broken = FIXTURE.replace("**REQ-3** The number of sites.", "**REQ-3** The number of sites TBD.", 1)
+    assert broken != FIXTURE
+    expect(broken, "placeholder", "sites TBD")
+    assert [d.message for d in defects(broken)] == ["placeholder 'TBD' left in the text"]
+
+
+@test
+def h15_5_a_spreadsheet_error_value_or_a_bracketed_template_is_no_answer():
+    """'#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A', 'nan', 'null', '[answer here]', '<answer>'
+    as a whole answer: refused with H14-3's message (the page gives the same: the parity corpus); sentences and an
+    autolink that hold such words are answers."""
+    item = cl.parse(FIXTURE).items["REQ-3"]
+    for value in H15_SHEET:
+        assert cl.format_answer(item, value) == (None, [f"REQ-3: '{value.strip()}' is no answer: leave the cell "
+                                                        "empty until it is known, or write 'not needed: <reason>'"])
+    assert [v for v in H15_NOT_SHEET if cl.format_answer(item, v) != (v, [])] == []
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,#REF!\n", "2: REQ-3: '#REF!' is no answer: leave the cell empty "
+                        "until it is known, or write 'not needed: <reason>'")
+
+
+@test
+def h15_8_a_password_like_routing_token_is_not_echoed_and_a_line_break_is_named():
+    """A routing token that looks like a password is refused without echoing it; a cell with a line break is
+    refused as one (the page gives the same messages: the parity corpus in test_form.py)."""
+    with Sandbox() as box:
+        result = box.run("import", box.csv("id,answer\nREQ-1,Tr0ub4dor&3xQ9\n"))
+        assert result.returncode == 1 and "Tr0ub4dor" not in result.stderr + result.stdout, result
+        refused_exactly(box, "id,answer\nREQ-1,Tr0ub4dor&3xQ9\n", "2: REQ-1: a token that looks like a password "
+                        "is not an answer of REQ-1 ['teaching', 'product']")
+        refused_exactly(box, "id,answer\nREQ-1,teachin\n", "2: REQ-1: 'teachin' is not an answer of REQ-1 "
+                        "['teaching', 'product']")
+        refused_exactly(box, 'id,answer\nREQ-3,"Germany\nAustria"\n', "2: REQ-3: an answer is one line; put a "
+                        "line break as '; '")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H13_WORD_YEAR, H12_NOT_LABELS, H12_PLACEHOLDERS,
-                     H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
+                     H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF, H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET,
+                     H15_NOT_SHEET,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
@@ -607,6 +608,10 @@ CORPUS = [
     *H14_WEAK, *H14_NAMES, *H14_PUT_OFF, *H14_NOT_PUT_OFF, "credentials: Root1 x", "credentials: 12-user x",
     "credentials: Pas$w0rd!7 x", "token: Gue5t2024 x", "p\u0131nding", "\u00e9pending", "pending\u200b", "?!",
     " " * 90 + "pending", " " * 120 + "pending",
+    # the fifteenth (H15-1, H15-3, H15-5, H15-8)
+    *H15_PAIRS, *H15_PAIR_ACCEPTED, *H15_SHEET, *H15_NOT_SHEET,
+    "Budget approved; exact figure TBD after the vendor quote",
+    "Germany\nAustria", "Germany\r\n", "credentials: admin /", "credentials: admin and", "login: a/", "user: x:y:z",
 ]
 
 
@@ -690,7 +695,8 @@ def browser_validation_agrees_with_python():
         (parts, f"others={dp.values[0]}, others={dp.values[1]}"), (parts, f"others={dp.values[0]} others={dp.values[0]}"),
         (parts, full + f", others={dp.values[1]}"), (parts, f"others={dp.values[0]}, bogus={dp.values[0]}"),
         (one, f"others={d1.values[0]}"),
-        (one, "z" * 80), (many, "\u00e9" * 70),
+        (one, "z" * 80), (many, "\u00e9" * 70), (one, "Tr0ub4dor&3xQ9"), (many, "Welcome_2024"),
+        (parts, f"{dp.parts[0]}=K7#pQ2!xLm9 {dp.parts[1]}={dp.values[0]}"),
     ]
     assert len(cases) >= 40
     page = open_form()

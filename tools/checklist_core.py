@@ -991,6 +991,21 @@ SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|
                           + LABEL_SEPARATOR, re.I)
 # An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
 ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET)" + LABEL_SEPARATOR)
+# A label before a user name and its password (H15-1): 'login: admin / X', 'creds: root, X', 'credentials for the
+# OMC: admin / X' (PAIR_LABEL); a password label's value is walked too (judged_label: user_pair)
+PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|accounts?)"
+                        r"(?:\s+(?:for|of|on|at|to|in)(?:\s+[\w.-]+){1,3}?)?"
+                        r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))"
+                        r"(?P<value>\S+)", re.I)
+# A plain user name (USER_NAME: 'admin', 'svc.omc', 'root'); one glued to what follows by a separator (USER_GLUED:
+# 'root,', 'admin/Changeme_123'); a separator standing alone between a user and a password (PAIR_SEPARATOR: '/', '-',
+# 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
+USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,20}")
+USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,20})[/,:(](?P<rest>\S*)")
+PAIR_SEPARATOR = re.compile(r"[/,:(-]|and", re.I)
+PLAIN_WORD = re.compile(r"[a-z]+")
+PAIR_WALK = 4
+NON_SPACE = re.compile(r"\S+")
 # A SIM card's access code after its label (group 'code': 'ADM1: 84729135', 'PUK: 84729135'): four digits or more,
 # or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used'); a SIM's OTA key after its
 # label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
@@ -1118,9 +1133,17 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 # An answer that only puts the answer off, refused on an item that takes free text ('pending', 'TBD', 'to be
 # confirmed', 'n/a', '?'), in any case, with punctuation and spaces around it (a routing item declares its own
 # `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
+# (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A') or a
+# missing value as a program writes it ('nan', 'null'), and a bracketed template ('[answer here]', '<answer>')
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
-                     r"n/a|n\.?a|\?)[\W_]*", re.I | re.A)
+                     r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!)|nan|null|"
+                     r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
 PUT_OFF_CHARS = 100
+# A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
+LINE_BREAK = re.compile("[\n\r]")
+LINE_BREAK_MESSAGE = "an answer is one line; put a line break as '; '"
+# What a refusal shows of a routing token that looks like a password, instead of the token (H15-8)
+PASSWORD_LIKE = "a token that looks like a password"
 # LaTeX spaces in math, which render as a space: '$not\ needed$'
 MATH_SPACE = re.compile(r"\\[ ,;:!]")
 # A single '~' (not part of '~~'): a pair of them strikes text through on GitHub (see struck)
@@ -1591,15 +1614,87 @@ def sim_code(text):
 def judged_label(text):
     """A password or token label in a text already scanned whose value is a password, as (its judged token, the label
     with its separator), or None: SECRET_LABEL's matches are tried first, in text order, then ENV_LABEL's, so
-    'PGPASSWORD=K7pQ2xLm9 password: Tr0ub4dor&3' names 'Tr0ub4dor&3', the later token (either is refused)."""
+    'PGPASSWORD=K7pQ2xLm9 password: Tr0ub4dor&3' names 'Tr0ub4dor&3', the later token (either is refused); a value
+    whose first token is no password is read on for a user name and its password (user_pair), as PAIR_LABEL's are."""
+    pairs = Pairs(text)
     for labels in (SECRET_LABEL, ENV_LABEL):
         for m in labels.finditer(text):
             label = text[m.start():m.start("value")]
             token = secret_value(m.group("value"), bool(FOLLOWED_BY_WORDS.match(text, m.end())),
-                                 bool(PASSWORD_WORD.search(label)))
+                                 bool(PASSWORD_WORD.search(label))) or pairs.user_pair(m.start("value"))
             if token:
                 return token, LABEL_QUOTES.sub("", label).strip()
+    for m in PAIR_LABEL.finditer(text):
+        token = pairs.user_pair(m.start("value"))
+        if token:
+            return token, LABEL_QUOTES.sub("", text[m.start():m.start("value")]).strip()
     return None
+
+
+class Pairs:
+    """A text's tokens (NON_SPACE), read once, what user_pair() found after each and how each token was judged, so
+    that many labels in one line cost linear time."""
+
+    def __init__(self, text):
+        self.text, self.tokens, self.found, self.judged, self.walks = text, None, {}, {}, {}
+
+    def user_pair(self, start):
+        """The password after a user name in the value that starts at text[start], or '' (H15-1): of the value's
+        first PAIR_WALK tokens, one that is a plain user name (USER_NAME) is followed by a token judged as a password
+        (secret_value), after a separator ('/', ',', ':', '-', '(' or 'and', alone or glued: 'admin / X', 'root, X',
+        'admin/Changeme_123', the part after it judged whole, unless it holds a '/' itself, as a path does) or after a
+        space, unless a plain lower-case word follows ('admin account disabled'); after a space, a name joined to
+        numbers is taken as a name ('test-UE1 to test-UE10'), as when words follow it."""
+        if start in self.walks:                                     # a value two labels share ('credentials:')
+            return self.walks[start]
+        self.walks[start] = self.walk(start)
+        return self.walks[start]
+
+    def walk(self, start):
+        """user_pair(), the first time for its start."""
+        if self.tokens is None:
+            self.tokens = [(m.start(), m.end()) for m in NON_SPACE.finditer(self.text)]
+            self.starts = [a for a, _ in self.tokens]
+        k = bisect.bisect_right(self.starts, start) - 1             # the token that holds text[start]
+        if k < 0 or self.tokens[k][1] <= start:
+            k += 1
+        for n in range(PAIR_WALK):
+            if k + n >= len(self.tokens):
+                break
+            at = max(start, self.tokens[k + n][0])
+            if at not in self.found:
+                self.found[at] = self.pair_at(self.text[at:self.tokens[k + n][1]], k + n + 1)
+            if self.found[at]:
+                return self.found[at]
+        return ""
+
+    def pair_at(self, tok, after):
+        """The password that follows `tok`, a user name, from the token at index `after` on, or ''."""
+        word = lambda i: self.text[self.tokens[i][0]:self.tokens[i][1]] if i < len(self.tokens) else None
+        glued, spaced, nxt = USER_GLUED.fullmatch(tok), False, word(after)
+        if glued and glued.group("rest"):
+            if "/" in glued.group("rest"):                        # a path or URL ('configs/open5gs/amf.yaml')
+                return ""
+            candidate, at = glued.group("rest"), after - 1
+        elif glued and nxt is not None:
+            candidate, at = nxt, after
+        elif USER_NAME.fullmatch(tok) and nxt is not None:
+            if PAIR_SEPARATOR.fullmatch(nxt):
+                candidate, at = word(after + 1), after + 1
+                if candidate is None:
+                    return ""
+            elif PLAIN_WORD.fullmatch(nxt.strip(SECRET_VALUE_EDGES)):
+                return ""
+            else:                                                  # after a space, a name joined to numbers is a name
+                candidate, at, spaced = nxt, after, True
+        else:
+            return ""
+        if len(candidate) < SECRET_VALUE_LENGTH:                   # too short to be judged (secret_value)
+            return ""
+        followed = spaced or any(LETTER_OR_DIGIT.search(word(i)) for i in range(at + 1, min(at + 3, len(self.tokens))))
+        if (candidate, followed) not in self.judged:               # the same token again ('credential=x' ...)
+            self.judged[candidate, followed] = secret_value(candidate, followed)
+        return self.judged[candidate, followed]
 
 
 def address_password(m):
@@ -1776,6 +1871,8 @@ def text_problems(value):
     if len(value) > MAX_ANSWER_CHARS:
         return [f"the answer is longer than {MAX_ANSWER_CHARS:,} characters: keep it elsewhere and "
                 "record a pointer to it"]
+    if LINE_BREAK.search(value):
+        return [LINE_BREAK_MESSAGE]
     bad = hidden_characters(value)
     if bad:
         codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
@@ -1880,7 +1977,7 @@ def answer_problems(iid, tokens, declared):
         problems += refused
         tokens = [t for t in tokens if part_of(t) != OTHERS] if refused else expand_others(tokens, declared)
         pairs = [t.split("=", 1) if "=" in t else [t, None] for t in tokens]
-        problems += [f"{iid}: '{shown(t)}' is not part=value with a part of {declared.parts} "
+        problems += [f"{iid}: {token_shown(t)} is not part=value with a part of {declared.parts} "
                      f"and a value of {declared.values}"
                      for t, (p, v) in zip(tokens, pairs) if p not in declared.parts or v not in declared.values]
         named = [p for p, _ in pairs]
@@ -1890,11 +1987,17 @@ def answer_problems(iid, tokens, declared):
         if missing and not refused:
             problems.append(f"{iid}: no value for part(s) {', '.join(missing)}")
         return problems
-    problems += [f"{iid}: '{shown(t)}' is not an answer of {iid} {declared.values}"
+    problems += [f"{iid}: {token_shown(t)} is not an answer of {iid} {declared.values}"
                  for t in unique(tokens) if t not in declared.values]
     if declared.kind == "one" and len(unique(tokens)) > 1:
         problems.append(f"{iid} takes exactly one answer")
     return problems
+
+
+def token_shown(token):
+    """A routing token as a refusal shows it: quoted, or PASSWORD_LIKE if it looks like a password (H15-8)."""
+    return PASSWORD_LIKE if len(token) >= SECRET_VALUE_LENGTH and secret_value(token, False, True) else \
+        f"'{shown(token)}'"
 
 
 def canonical(token, declared):
@@ -2327,8 +2430,12 @@ def references(doc):
 @rule("placeholder: TODO, FIXME, XXX or TBD is left in the text",
       "commands: the document does not give its two commands")
 def leftovers(doc):
-    """No placeholder words remain, and the document gives the two commands of its last section."""
+    """No placeholder words remain outside the Answers (a respondent's 'dates TBD with the regulator' is an answer,
+    as import and the page record it: H15-3), and the document gives the two commands of its last section."""
+    answers = {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
     for n, line in doc.live():
+        if n in answers:
+            continue
         for word in unique(PLACEHOLDER.findall(line)):
             yield Defect(n, "placeholder", f"placeholder '{word}' left in the text")
     text = "\n".join(doc.lines)
