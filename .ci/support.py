@@ -197,6 +197,14 @@ H15_SHEET = ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A',
              '[answer here]', '<answer>', '[Your answer]', ' <type the answer> ')
 H15_NOT_SHEET = ('Germany', 'null routes are dropped at the edge', '<https://vault.example/item/12>',
                  'REF: OPS-1234', 'nano cells only')
+# The sixteenth round: SNMP and HTTP versions are names ('user: nms01, SNMPv3 user on every NE'); a user name and a
+# password apart by an en or em dash, ';', '|', '->' or '=>' have the password judged
+H16_NAMES = ('user: nms01, SNMPv3 user on every NE', 'login: SNMPv2c disabled, SNMPv3 only',
+             'credentials: SNMPv3 users per NMS', 'account: nms, SNMPv3 authPriv', 'user: admin, HTTPv2 API disabled',
+             'credentials: admin; SSO only', 'user: ops; MFA required')
+H16_PAIRS = ('credentials: admin \u2013 Tr0ub4dor&3x', 'credentials: admin \u2014 Tr0ub4dor&3x',
+             'credentials: admin; Tr0ub4dor&3x', 'credentials: admin | Tr0ub4dor&3x',
+             'credentials: admin -> Tr0ub4dor&3x', 'login: root => K7#pQ2!xLm9')
 
 
 def refused_exactly(box, content, *problems, flags=()):

@@ -31,7 +31,7 @@ from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_R
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED, H13_WORD_YEAR, H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
-                     H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET, H15_NOT_SHEET,
+                     H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET, H15_NOT_SHEET, H16_NAMES, H16_PAIRS,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -2513,3 +2513,20 @@ def h15_8_a_password_like_routing_token_is_not_echoed_and_a_line_break_is_named(
                         "['teaching', 'product']")
         refused_exactly(box, 'id,answer\nREQ-3,"Germany\nAustria"\n', "2: REQ-3: an answer is one line; put a "
                         "line break as '; '")
+
+
+@test
+def h16_snmp_and_http_versions_are_names_after_a_label_and_a_user_name():
+    """'user: nms01, SNMPv3 user on every NE', 'credentials: SNMPv3 users per NMS': SNMP and HTTP versions are named
+    as protocols, not judged as passwords, after a label or after a user name."""
+    accepted_as_text(*H16_NAMES)
+
+
+@test
+def h16_a_user_and_a_password_apart_by_a_typed_dash_or_another_separator_are_judged():
+    """'credentials: admin \u2013 Tr0ub4dor&3x' (an en dash, as a word processor types ' - '), ';', '|', '->', '=>':
+    the password after the user name is judged, and named by its start and length."""
+    secret_judged(PASSWORD, *H16_PAIRS)
+    assert cl.text_problems("credentials: admin \u2014 Tr0ub4dor&3x") == [
+        f"'Tr0\u2026' (12 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
+

@@ -15,7 +15,7 @@ from pathlib import Path
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H13_WORD_YEAR, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF, H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET,
-                     H15_NOT_SHEET,
+                     H15_NOT_SHEET, H16_NAMES, H16_PAIRS,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
@@ -609,7 +609,7 @@ CORPUS = [
     "credentials: Pas$w0rd!7 x", "token: Gue5t2024 x", "p\u0131nding", "\u00e9pending", "pending\u200b", "?!",
     " " * 90 + "pending", " " * 120 + "pending",
     # the fifteenth (H15-1, H15-3, H15-5, H15-8)
-    *H15_PAIRS, *H15_PAIR_ACCEPTED, *H15_SHEET, *H15_NOT_SHEET,
+    *H15_PAIRS, *H15_PAIR_ACCEPTED, *H15_SHEET, *H15_NOT_SHEET, *H16_NAMES, *H16_PAIRS,
     "Budget approved; exact figure TBD after the vendor quote",
     "Germany\nAustria", "Germany\r\n", "credentials: admin /", "credentials: admin and", "login: a/", "user: x:y:z",
 ]

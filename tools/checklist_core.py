@@ -999,10 +999,10 @@ PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|a
                         r"(?P<value>\S+)", re.I)
 # A plain user name (USER_NAME: 'admin', 'svc.omc', 'root'); one glued to what follows by a separator (USER_GLUED:
 # 'root,', 'admin/Changeme_123'); a separator standing alone between a user and a password (PAIR_SEPARATOR: '/', '-',
-# 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
+# an en or em dash as word processors type it, ';', '|', '->', '=>', 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
 USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,20}")
-USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,20})[/,:(](?P<rest>\S*)")
-PAIR_SEPARATOR = re.compile(r"[/,:(-]|and", re.I)
+USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,20})[/,:(;](?P<rest>\S*)")
+PAIR_SEPARATOR = re.compile(r"[/,:(;|\u2013\u2014-]|->|=>|and", re.I)
 PLAIN_WORD = re.compile(r"[a-z]+")
 PAIR_WALK = 4
 NON_SPACE = re.compile(r"\S+")
@@ -1084,7 +1084,8 @@ SCHEME_NAME = re.compile(
     r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|sae|psk|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|peap|"
     r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
     r"tpm2?|totp|hotp|fido2?|u2f|webauthn|passkeys?|x\.?509|pkcs|pem|der|ntlmv?2?|radius|suci|ecies|sshv2|ssh|"
-    r"ipsec|ikev2|ike|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|base(?:64|32|16)(?:url)?|"
+    r"ipsec|ikev2|ike|snmpv[123]c?|snmp|httpv?[123]|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|"
+    r"base(?:64|32|16)(?:url)?|"
     r"release|version|rev")
 SCHEME_NUMBER = re.compile(r"v?[0-9]+[a-z]?")
 SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|native|protected|managed|rotated|signed|wrapped|"
