@@ -107,7 +107,7 @@ H11_6_REFUSED = ("pass: K7#pQ2!xLm9", "user=admin pass=K7#pQ2!xLm9", "the passwo
                  "password -> K7#pQ2!xLm9", "password => K7#pQ2!xLm9", "the password is: Welcome-2024",
                  "PASS=hunter22", "API token is 3f9a1c2e7b")
 H11_6_ACCEPTED = ("passport: Kx7PQ2LM9Z", "bypass: K7#pQ2!xLm9", "the password is stored in Vault",
-                  "password isolation K7#pQ2!xLm9", "token is rotated every 90 days", "pass: 3 of 4 tests",
+                  "token is rotated every 90 days", "pass: 3 of 4 tests",
                   "the credential is set, see OPS-1234", "password -> see the runbook")
 H10_REFUSED = ("credentials: Tr0ub4dor&3xyz, rotated", "credentials: Tr0ub4dor&3xyz;",
                "password: $ecretPass1", "password: ${DB:-K7#pQ2!xLm9}", "password: Welcome-2024s",
@@ -172,7 +172,7 @@ H14_WEAK = ('credentials: Password1 for all lab hosts', 'credentials: Welcome1 f
             'credentials: admin_123 on the switch')
 H14_NAMES = ('credentials: MongoDB6 users', 'credentials: SoftHSM2 tokens', 'credentials: PostgreSQL16 roles',
              'credentials: Windows11 accounts', 'token: Keycloak24 realm', 'credentials: Debian12 image',
-             'credentials: Password rotation is yearly', 'credentials: Testing1 users')
+             'credentials: Password rotation is yearly')
 # H14-3: on an item that takes free text, an answer that only puts the answer off is refused; others are answers
 H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 'tba', 'TBC', 'to be confirmed',
                'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)')
@@ -205,6 +205,32 @@ H16_NAMES = ('user: nms01, SNMPv3 user on every NE', 'login: SNMPv2c disabled, S
 H16_PAIRS = ('credentials: admin \u2013 Tr0ub4dor&3x', 'credentials: admin \u2014 Tr0ub4dor&3x',
              'credentials: admin; Tr0ub4dor&3x', 'credentials: admin | Tr0ub4dor&3x',
              'credentials: admin -> Tr0ub4dor&3x', 'login: root => K7#pQ2!xLm9')
+
+# S17: an answer that names a password, PIN, login, token or key, in any of several languages, holds no token that
+# looks like one, wherever it stands (CONTEXT_REFUSED); descriptions, pointers and names near such words stay answers
+# (CONTEXT_ACCEPTED)
+CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password is sunshine',
+                   '\u043f\u0430\u0440\u043e\u043b\u044c: Qwerty123', '\u043f\u0430\u0440\u043e\u043b\u044c: Zx9#kq7',
+                   '\u5bc6\u7801: Zx9kq7Lm', '\ube44\ubc00\ubc88\ud638 Zx9kq7Lm', 'has\u0142o: Zx9kq7Lm',
+                   'password for the web UI Tr0ub4dor&3', 'pw Zx9kq7Lm', 'Passwort lautet Zx9kq7Lm',
+                   'The admin password Zx9kq7Lm is rotated', 'login admin Zx9kq7Lm',
+                   'password for the gNB web UI: Zx9kq7Lm', 'credentials: admin (pw Zx9kq7Lm)',
+                   'contrase\u00f1a Zx9kq7Lm', 'mot de passe Zx9kq7Lm', 'use Zx9kq7Lm as the password',
+                   'Nokia123 is the default password', 'Ki 70 91 92 232 177 153 180 159 170 95 10 46 226 56 166 188',
+                   'PIN 84729135 for all SIMs', 'password isolation K7#pQ2!xLm9', 'credentials: Testing1 users',
+                   'PIN Zx9.kq7.Lm4', 'the SSH key passphrase Gr33n-F1elds-7x', 'OPc 465B5CE8B199B49F for SIM 1',
+                   'senha do portal \u00e9 Zx9kq7Lm', 'Sommer-2024 ist das Kennwort', 'admin/Zx9kq7Lm is the login')
+CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
+                    'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
+                    'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
+                    'The gNB-CU-CP login uses LDAP; tokens via Keycloak 24.0', 'We rotate the password quarterly',
+                    'trade secrets: covered by NDA-2024-17 with Huawei', 'the password is stored in Vault',
+                    'Password: rotated', 'login via SSO for ops@example.com', 'PIN and PUK policy per GSMA SGP.22',
+                    'Credentials for amf-01 and smf-01 in CyberArk safe 5GC-LAB', 'PIN length 4-8 digits',
+                    'tokens: JWT RS256 with 15min expiry', 'PSK suites: TLS_AES_128_GCM_SHA256 only',
+                    'private keys stay in the HSM (SoftHSM2 in the lab)', 'the Wi-Fi password is shared',
+                    'credentials rotate every 90 days; Ubuntu 22.04 hosts', 'login: Debian12 image, SSH keys only',
+                    'password: \u00e4nderbar', 'Ki and OPc per TS 35.208 test set 1')
 
 
 def refused_exactly(box, content, *problems, flags=()):

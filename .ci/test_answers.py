@@ -32,6 +32,7 @@ from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_R
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED, H13_WORD_YEAR, H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
                      H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET, H15_NOT_SHEET, H16_NAMES, H16_PAIRS,
+                     CONTEXT_ACCEPTED, CONTEXT_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -2530,3 +2531,19 @@ def h16_a_user_and_a_password_apart_by_a_typed_dash_or_another_separator_are_jud
     assert cl.text_problems("credentials: admin \u2014 Tr0ub4dor&3x") == [
         f"'Tr0\u2026' (12 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
 
+
+
+@test
+def s17_a_password_or_key_near_its_name_is_refused_wherever_it_stands():
+    """'Zx9kq7Lm is the admin password', 'pw Zx9kq7Lm', '\u043f\u0430\u0440\u043e\u043b\u044c: Qwerty123', 'Ki 70 91 92 ...',
+    'the wifi password is sunshine': an answer that names a password, PIN, login, token or key holds no token that
+    looks like one, with or without a label, in several languages; a refusal names the token by its start and
+    length and the word near it. Descriptions, pointers and products' names near such words stay answers."""
+    assert [v for v in CONTEXT_REFUSED if not cl.text_problems(v)] == []
+    accepted_as_text(*CONTEXT_ACCEPTED)
+    assert cl.text_problems("pw Zx9kq7Lm") == [
+        f"'Zx9\u2026' (8 characters) near 'pw' looks like a password or key; {cl.CONFIDENTIAL} (a name or number that "
+        "is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
+    with Sandbox(FIXTURE) as box:
+        refused_exactly(box, "id,answer\nREQ-3,Nokia123 is the default password\n",
+                        "2: REQ-3: " + cl.text_problems("Nokia123 is the default password")[0])

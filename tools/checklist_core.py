@@ -1011,6 +1011,51 @@ NON_SPACE = re.compile(r"\S+")
 # label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
 SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
                        re.I)
+# An answer that names a password, PIN, credential, login, token or key, in English or another language
+# (CREDENTIAL_WORD; CREDENTIAL_CODE in its own case: 'PIN', 'PUK', 'K:'), holds no token that looks like one,
+# wherever it stands ('Zx9kq7Lm is the admin password', 'pw Zx9kq7Lm', 'пароль Zx9kq7Lm': credential_token).
+# Cyrillic words are matched as the scan reads them, its look-alike letters folded to Latin ('п[аa][рp][оo]л')
+CREDENTIAL_WORD = re.compile(
+    r"(?<![^\W\d_])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|pre-?shared|credentials?|creds|log(?:in|on)s?|"
+    r"secrets?|tokens?|(?:api|private|secret|shared|subscriber|master|root|encryption|ssh|access|session|signing|"
+    r"licen[cs]e|product|activation)[\s_-]?keys?|passwort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|"
+    r"identifiants?|contrase\u00f1as?|claves?|senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|"
+    r"adgangskode|l\u00f6senord|losenord|passord|salasana|jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|"
+    r"sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc)(?![^\W\d_])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
+    r"[\u0433r][\u0430a][\u0441c]\u043b|\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
+    r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|"
+    r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|\u0627\u0644\u0633\u0631)|"
+    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e\u0938\u0935\u0930\u094d\u0921|"
+    r"\u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19",
+    re.I)
+CREDENTIAL_CODE = re.compile(r"(?<![A-Za-z0-9])(?:PINs?|PUKs?|K(?=\s*[:=]))(?![A-Za-z0-9])")
+# Near such a word: symbols that a password holds and a name does not (PASSWORD_SYMBOL); what parts a token is read
+# in (CONTEXT_PARTS); a run of letters in any script (LETTER_RUN); a number that fits a byte (BYTE), of which
+# BYTE_RUN in a row are a key written in decimal ('Ki 70 91 92 232 ...'); a number of PASSCODE_DIGITS digits or more
+# is a passcode; a password's own English word before a lone English word that ends the answer, which is judged
+# too (PASSWORD_AT_END: 'the Wi-Fi password is sunshine'), unless it describes the password (DESCRIBING_WORDS)
+# Products, systems and algorithms named with a number glued on ('Debian12', 'Python3', 'Keycloak24', 'Kyber768'),
+# which near a credential's name are names, unlike other words glued to numbers ('Nokia123')
+PRODUCT_WORDS = frozenset((
+    "debian ubuntu windows rhel centos rocky alma fedora suse sles alpine python java node nodejs golang keycloak "
+    "kyber dilithium falcon sphincs mysql postgres postgresql redis mongodb mariadb oracle vault openssl openssh "
+    "tls ssl ipv snmpv sha aes rsa ecdsa kubernetes helm docker podman vmware esxi junos iosxr android ios").split())
+PASSWORD_SYMBOL = re.compile(r"[!$%^*~|\\`]|(?<=[^\W_])[#&](?=[^\W_])")
+CONTEXT_PARTS = re.compile(r"[-_./:@#?=&+,;'\u2019()\[\]{}<>\"]+")
+LETTER_RUN = re.compile(r"[^\W\d_]+")
+LETTER_DIGIT_CHANGES = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
+BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
+BYTE_RUN = 8
+PASSCODE_DIGITS = 6
+PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk)(?:\s*[:=]\s*|\s+is\s+)"
+                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,})[\"'\u201d\u2019]?[\s.!]*$", re.I)
+DESCRIBING_WORDS = frozenset((
+    "withheld redacted removed omitted rotated changed unchanged hashed salted encrypted stored managed required "
+    "enforced disabled enabled individual personal random randomised randomized generated provided supplied separate "
+    "separately elsewhere unknown expired optional shared unique strong complex temporary default confidential "
+    "private protected policy policies length vaulted escrowed keepass bitwarden lastpass cyberark hashicorp "
+    "keychain dashlane delinea thycotic").split())
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1533,9 +1578,15 @@ def secret_in(text):
 @functools.lru_cache(maxsize=1 << 14)
 def secret_found(text):
     """The secret material `text` seems to hold, as secret_kind() gives it ((kind, token, label)), or None: in the
-    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'). Cached,
+    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'); then a
+    password or key near its name in any of them (credential_token: (NEAR_CREDENTIAL, token, word)). Cached,
     as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
-    return next((found for found in map(secret_kind, scans(text)) if found is not None), None)
+    texts = list(scans(text))
+    found = next((found for found in map(secret_kind, texts) if found is not None), None)
+    if found is None:
+        token = next((token for token in map(credential_token, texts) if token is not None), None)
+        found = (NEAR_CREDENTIAL,) + token if token else None
+    return found
 
 
 def scans(text):
@@ -1560,6 +1611,7 @@ def percent_decoded(text):
 
 
 LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+NEAR_CREDENTIAL = "a password or key near its name ('password', 'PIN', 'Ki', 'пароль' and the like)"
 SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
 
 
@@ -1610,6 +1662,72 @@ def sim_code(text):
     token, cut at an en or em dash as a password is (TOKEN_DASHES), without quotes, brackets and end punctuation."""
     return any((SIM_CODE if m.group("code") else SIM_KEY).fullmatch(
         TOKEN_DASHES.split(m.group("value"))[0].strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text))
+
+
+def credential_token(text):
+    """A token that looks like a password or key in a text already scanned that names one (CREDENTIAL_WORD,
+    CREDENTIAL_CODE), as (the token, the word), or None: a token judged by context_secret(), BYTE_RUN numbers
+    that fit a byte in a row, or a lone word after a password's own word at the end (PASSWORD_AT_END)."""
+    word = CREDENTIAL_WORD.search(text) or CREDENTIAL_CODE.search(text)
+    if not word:
+        return None
+    at_end = PASSWORD_AT_END.search(text)
+    lone = at_end.group("word") if at_end else ""
+    if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone):
+        return lone, word.group()
+    run = []
+    for raw in NON_SPACE.findall(text):
+        token = raw.strip(SECRET_VALUE_EDGES)
+        run = run + [token] if BYTE.fullmatch(token) else []
+        if len(run) >= BYTE_RUN:
+            return " ".join(run), word.group()
+        if context_secret(raw):
+            return token, word.group()
+    return None
+
+
+def context_secret(raw):
+    """True if a token (its edges stripped) near a password's or key's name looks like one: at least
+    SECRET_VALUE_LENGTH characters and none of a URL, placeholder, version, quantity, tool's or scheme's name,
+    ticket or record ID; then a weak password, a number of PASSCODE_DIGITS digits or more, a word glued to a number
+    ('Nokia123', 'hunter2') or joined to a year ('Sommer-2024'), but for PRODUCT_WORDS ('Debian12'), a token
+    with a symbol of PASSWORD_SYMBOL, or one whose parts (CONTEXT_PARTS) change between letters and digits more
+    than three times in all, three of them at least ('Zx9.kq7.Lm4'), or one more than a name does (name_like)."""
+    if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
+        return False
+    token = raw.strip(SECRET_VALUE_EDGES)
+    if len(token) < SECRET_VALUE_LENGTH or "://" in token:
+        return False
+    if "/" in token:                                  # a path's or a pair's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
+        start = PATH_START.match(token)
+        return any(map(context_secret, token[start.end() if start else 0:].split("/")))
+    lower = token.lower()
+    if named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or \
+            scheme_name(lower):
+        return False
+    if weak_password(token) or PASSWORD_SYMBOL.search(token):
+        return True
+    if WORD_NUMBER.fullmatch(token) and (not NAME_SEPARATORS.search(token) or WORD_YEAR.fullmatch(token)):
+        return LETTER_RUN.search(token).group().lower() not in PRODUCT_WORDS
+    if DIGITS.fullmatch(token):
+        return len(token) >= PASSCODE_DIGITS
+    parts = [part for part in CONTEXT_PARTS.split(token) if part]
+    changes = [len(LETTER_DIGIT_CHANGES.findall(part)) for part in parts]
+    return sum(changes) > 3 or len([n for n in changes if n]) >= 3 or not all(map(name_like, parts))
+
+
+def name_like(part):
+    """True if a part of a token is letters alone, digits alone, or letters and digits as names join them: one
+    change between them ('gNB01', '5GC', 'IPv6'), or two with a vowel and each run of letters in one case or
+    capitalised ('Open5GS', 'N3IWF'; not 'Xq7Lmz', 'Ki7qSp')."""
+    changes = len(LETTER_DIGIT_CHANGES.findall(part))
+    if changes <= 1:
+        return True
+    if TOOL_NAME.fullmatch(part.lower()):
+        return True
+    runs = LETTER_RUN.findall(part)
+    return changes == 2 and bool(VOWEL.search(part) or part.isupper()) and \
+        all(run.islower() or run.isupper() or run[1:].islower() for run in runs)
 
 
 def judged_label(text):
@@ -1886,6 +2004,9 @@ def text_problems(value):
     found = secret_found(text)
     if found:
         what, token, label = found
+        if what == NEAR_CREDENTIAL:
+            return [f"{masked(token)} near '{shown(label)}' looks like a password or key; {CONFIDENTIAL} "
+                    "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
         if token:
             return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
         return [f"this looks like {what}; {CONFIDENTIAL}"]
