@@ -141,9 +141,9 @@ H12_NOT_LABELS = ('"passport": "K7pQ2xLm9"', 'PASSAGE=K7pQ2xLm9', 'Pgpassword=se
 H12_SIM_REFUSED = ('ADM1: 84729135', 'PUK: 84729135', 'PIN1=1234', 'PIN1=1234, PUK1=84729135',
                    'OTA key: 465B5CE8B199B49F', 'adm: 3838383838383838', 'KIc = 0123456789abcdef', 'pin2 is 0000')
 H12_SIM_ACCEPTED = ('PIN code policy: 4 digits', 'PIN: not used', 'PUK: on the card carrier', 'pin: 123',
-                    'spin: 84729135', 'admin: 84729135 staff', 'OTA key: kept by the vendor')
+                    'spin: 84729135', 'OTA key: kept by the vendor')
 H12_PLACEHOLDERS = ('password: %DB_PASSWORD%', 'password: %AMF_PASSWORD%', 'token: %API_TOKEN%')
-# Code review 127 (/work/scratch/CODE-FIX-13.md). B2: after a password's own label ('password', 'pwd', 'passphrase',
+# Code review 127. B2: after a password's own label ('password', 'pwd', 'passphrase',
 # 'passcode', 'PSK'), a token without separators stays judged when words follow (a name joined to a number is taken
 # only after descriptive labels: credentials, token, secret, key); B3: a SIM code is cut at an en or em dash; B4: KIc,
 # KID, KIK and 'OTA key' take 16 hex digits or more only, and a bare 'pass' labels only before ':' or '='
@@ -219,7 +219,9 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'Nokia123 is the default password', 'Ki 70 91 92 232 177 153 180 159 170 95 10 46 226 56 166 188',
                    'PIN 84729135 for all SIMs', 'password isolation K7#pQ2!xLm9', 'credentials: Testing1 users',
                    'PIN Zx9.kq7.Lm4', 'the SSH key passphrase Gr33n-F1elds-7x', 'OPc 465B5CE8B199B49F for SIM 1',
-                   'senha do portal \u00e9 Zx9kq7Lm', 'Sommer-2024 ist das Kennwort', 'admin/Zx9kq7Lm is the login')
+                   'senha do portal \u00e9 Zx9kq7Lm', 'Sommer-2024 ist das Kennwort', 'admin/Zx9kq7Lm is the login',
+                   'admin / Tr0ub4dor&3x', 'admin:Tr0ub4dor&3x on the OMC', 'root Zx9kq7Lm on every NE',
+                   'admin: 84729135 staff')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -230,7 +232,8 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'tokens: JWT RS256 with 15min expiry', 'PSK suites: TLS_AES_128_GCM_SHA256 only',
                     'private keys stay in the HSM (SoftHSM2 in the lab)', 'the Wi-Fi password is shared',
                     'credentials rotate every 90 days; Ubuntu 22.04 hosts', 'login: Debian12 image, SSH keys only',
-                    'password: \u00e4nderbar', 'Ki and OPc per TS 35.208 test set 1')
+                    'password: \u00e4nderbar', 'Ki and OPc per TS 35.208 test set 1',
+                    'root cause: the N2 link to gNB-07 dropped; admin accounts unaffected')
 
 
 def refused_exactly(box, content, *problems, flags=()):
@@ -383,6 +386,7 @@ def run_tests(tests, names=()):
         print(f"no test named {', '.join(unknown)}")
         return 2
     started = time.perf_counter()
+    cl.run_rules(cl.parse(README.read_text(encoding="utf-8")))    # warm the scan's cache once, for both processes
     if names or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
         counts = run_each(chosen)
     else:

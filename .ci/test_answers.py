@@ -1,14 +1,9 @@
 """Tests for recording answers: `import`, `items`, `status` and their refusals, run in-process.
 
 Every refused import must exit 1, name the CSV line, and leave the checklist byte-for-byte unchanged.
-The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; D1 to D21 follow the
-second one (its fixes are listed in /work/scratch/HOSTILE-FIX.md), E1 to E14 the third
-(/work/scratch/HOSTILE-FIX-3.md), G1 to G15 and P12 the fourth (/work/scratch/HOSTILE-FIX-4.md), one
-test per defect; the h5_ tests follow the fifth (/work/scratch/HOSTILE-FIX-5.md), named by its defects
-(H1, D2 to D11, FP1 to FP8), and the h7_ tests the seventh (/work/scratch/HOSTILE-FIX-7.md; test_form.py
-has its D9 test), and the h8_ tests the eighth (/work/scratch/HOSTILE-FIX-8.md; test_form.py has its N1 test).
-C1 to C7 follow the fourth round of new-user reviews (/work/scratch/CODE-FIX-5.md);
-test_form.py has their tests of the answer form.
+The hostile cases B1 to B16 follow the hostile-input review of 2026-12-06; later rounds' tests are named by
+round and defect (D, E, G, h5_ to h16_, s17_), one test per defect. C1 to C7 follow the fourth round of new-user
+reviews; test_form.py has their tests of the answer form.
 """
 import argparse
 import base64
@@ -419,9 +414,9 @@ def b03_long_answers_are_capped_and_checked_in_linear_time():
     import time
     refuse("id,answer\nREQ-3," + "[" * 100000 + "\n", "longer than 2,000 characters")
     started = time.perf_counter()
-    line = "x " + "[" * 200000
+    line = "x " + "[" * 100000
     assert cl.LINK.findall(line) == [] and cl.secret_in(line) is None
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 0.6
 
 
 @test
@@ -745,7 +740,7 @@ def d15_a_huge_csv_stops_early_in_bounded_memory():
 
 @test
 def d16_long_lines_are_checked_in_linear_time():
-    hostile = ["a." * 15000, "## x" + " " * 30000 + "x", "a " * 15000, "0x" * 15000, "Ab1/" * 7500]    # quadratic: minutes
+    hostile = ["a." * 7500, "## x" + " " * 15000 + "x", "a " * 7500, "0x" * 7500, "Ab1/" * 3750]    # quadratic: minutes
     text = FIXTURE.replace("\n## References", "\n\n" + "\n\n".join(hostile) + "\n\n## References", 1)
     started = time.perf_counter()
     cl.secret_found.cache_clear()
@@ -1025,7 +1020,7 @@ def e14_html_comments_outside_code_are_hidden_text():
 
 
 # ---------------------------------------------------------------- new-user reviews, fourth round (C1 to C7)
-# The fixes of /work/scratch/CODE-FIX-5.md: provisional answers, states, the answers so far and the links
+# Their fixes: provisional answers, states, the answers so far and the links
 # and outside facts of every packet, and the form's words for a party that is not the requester.
 
 REQ3_BLOCKER = ("| 3 | [REQ-2](#req-2) | Which parts are built |",
@@ -1211,8 +1206,7 @@ def c7_the_facts_of_the_countries_named_join_the_packet():
 
 
 # ---------------------------------------------------------------- hostile input, fourth review (G1 to G15, P12)
-# The fixes of /work/scratch/HOSTILE-FIX-4.md for /work/scratch/review-11/HOSTILE-4.md: each refusal is checked
-# word for word, with the checklist byte-for-byte unchanged.
+# Each refusal is checked word for word, with the checklist byte-for-byte unchanged.
 
 HEX_KEY = ("a key (32 or more hex digits, like a subscriber key K or OPc; a page or message ID that holds such a run "
            "counts too: record a pointer without the 32-digit run, e.g. the page title)")
@@ -1489,12 +1483,12 @@ def g14_a_trickling_pipe_meets_an_overall_deadline():
 @test
 def g15_a_long_line_of_commit_urls_is_checked_in_linear_time():
     rng = random.Random(15)
-    line = "Mirror: https://git.example/" + "/".join(bytes(rng.randrange(256) for _ in range(20)).hex() for _ in range(4000))
+    line = "Mirror: https://git.example/" + "/".join(bytes(rng.randrange(256) for _ in range(20)).hex() for _ in range(2000))
     text = swap("used by the tests.", "used by the tests.\n\n" + line + "\n")
     started = time.perf_counter()
     cl.secret_found.cache_clear()
     assert cl.run_rules(cl.parse(text)) == []             # import runs the same rules, before and after its change
-    assert time.perf_counter() - started < 0.3, f"{time.perf_counter() - started:.2f} s"
+    assert time.perf_counter() - started < 0.2, f"{time.perf_counter() - started:.2f} s"
 
 
 @test
@@ -1911,19 +1905,19 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
 
 @test
 def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
-    """60 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
+    """30 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
     were quadratic there (LINK, WORD, LOOSE_FIELD: at 100 kB about 7 s, 2 min and 1 min each); parsing, every rule
     and the word count over all four now take a fraction of a second."""
     note = "  - **Form:** a number."
-    text = swap(note, note + "\n  - **Note:** " + "-" * 60000 + "\n" + " " * 60000 + "x\n" + "\t" * 60000 + "x")
-    text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 12000 + "\n", text)
+    text = swap(note, note + "\n  - **Note:** " + "-" * 30000 + "\n" + " " * 30000 + "x\n" + "\t" * 30000 + "x")
+    text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 6000 + "\n", text)
     started = time.perf_counter()
     with deadline(10):
         cl.secret_found.cache_clear()
         doc = cl.parse(text)
         assert {d.code for d in cl.run_rules(doc)} == {"item-format"}          # the two lines under REQ-3
         sum(cl.words(line) for line in doc.lines)
-    assert time.perf_counter() - started < 1.5, f"{time.perf_counter() - started:.1f} s"
+    assert time.perf_counter() - started < 0.8, f"{time.perf_counter() - started:.1f} s"
 
 
 @test
@@ -2157,15 +2151,15 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
 
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
-    """A line of 200,000 characters made of labels ('credentials: x ' and the like) is read in a budget several
-    times its linear time (about 0.1 s), so that a loaded machine passes it; quadratic in 'credentials' labels, it
+    """A line of 100,000 characters made of labels ('credentials: x ' and the like) is read in a budget several
+    times its linear time (about 0.08 s), so that a loaded machine passes it; quadratic in 'credentials' labels, it
     took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
     for seed in ("credentials: x ", "credential=x "):
-        line = (seed * (200_000 // len(seed) + 1))[:200_000]
+        line = (seed * (100_000 // len(seed) + 1))[:100_000]
         cl.secret_found.cache_clear()
         started = time.perf_counter()
         assert cl.secret_in(line) is None, seed
-        assert time.perf_counter() - started < 0.5, (seed, time.perf_counter() - started)
+        assert time.perf_counter() - started < 0.3, (seed, time.perf_counter() - started)
 
 
 @test
@@ -2210,7 +2204,7 @@ def h9_2_3_4_quantities_words_in_any_script_and_scheme_names_after_a_label_are_n
 
 
 # ---------------------------------------------------------------- the twelfth hostile-input round (H12-1 to H12-3,
-# H12-5, H12-6): /work/scratch/HOSTILE-FIX-12.md for /work/scratch/review-123/HOSTILE-12.md
+# H12-5, H12-6)
 
 SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
 
@@ -2290,8 +2284,7 @@ def h12_6_an_answer_typed_in_the_recorded_column_is_refused():
         assert result.returncode == 0 and "nothing to record" in result.stdout, result
 
 
-# ---------------------------------------------------------------- code review 127 (B1 to B4):
-# /work/scratch/CODE-FIX-13.md for /work/scratch/review-127/CODE-REVIEW.md
+# ---------------------------------------------------------------- code review 127 (B1 to B4)
 
 
 @test
@@ -2358,19 +2351,19 @@ def h13_1_a_word_glued_to_a_year_is_judged_after_any_label_though_words_follow()
 
 @test
 def h13_3_a_routing_answer_of_many_tokens_is_checked_in_linear_time():
-    """A hand-edited routing answer of 40,000 distinct tokens is checked in a short budget (counting each token
+    """A hand-edited routing answer of 20,000 distinct tokens is checked in a short budget (counting each token
     against the whole list took 11 s)."""
     doc = cl.parse(README.read_text(encoding="utf-8"))
     iid, declared = next((i, d) for i, d in doc.routing().items() if d.kind == "many")
-    tokens = [f"t{k}" for k in range(40_000)]
+    tokens = [f"t{k}" for k in range(20_000)]
     started = time.perf_counter()
     problems = cl.answer_problems(iid, tokens, declared)
-    assert time.perf_counter() - started < 0.5 and problems, time.perf_counter() - started
+    assert time.perf_counter() - started < 0.3 and problems, time.perf_counter() - started
 
 
 
 # ---------------------------------------------------------------- the fourteenth hostile-input round (H14-1, H14-3 to
-# H14-7): /work/scratch/HOSTILE-FIX-14.md for /work/scratch/review-128/HOSTILE-14.md
+# H14-7)
 
 @test
 def h14_1_a_weak_password_word_glued_to_digits_is_judged_after_any_label_though_words_follow():
@@ -2446,15 +2439,17 @@ def h14_6_profiles_never_print_a_key_the_file_holds():
 
 @test
 def h14_7_form_writes_the_same_bytes_under_any_hash_seed():
-    """Two `form` runs under different PYTHONHASHSEED values write the same page (role lines in a fixed order)."""
-    runs = [subprocess.Popen([sys.executable, str(PROGRAM), "form", "--file", str(README)], stdout=subprocess.PIPE,
-                             env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]   # side by side
-    pages = [run.communicate(timeout=60)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0] and pages[0] == pages[1] and pages[0]
+    """`form` under another PYTHONHASHSEED than this process's writes the same page as here (role lines in a fixed
+    order)."""
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    run = subprocess.run([sys.executable, str(PROGRAM), "form", "--file", str(README)], capture_output=True,
+                         env={**os.environ, "PYTHONHASHSEED": seed}, timeout=60)
+    here = run_main("form", "--file", README)
+    assert (run.returncode, here.returncode) == (0, 0) and run.stdout.decode("utf-8") == here.stdout and here.stdout
 
 
 # ---------------------------------------------------------------- the fifteenth hostile-input round (H15-1, H15-3,
-# H15-5, H15-8): /work/scratch/HOSTILE-FIX-15.md for /work/scratch/review-130/HOSTILE-15.md
+# H15-5, H15-8)
 
 @test
 def h15_1_a_password_after_a_user_name_after_a_label_is_judged():
@@ -2532,6 +2527,9 @@ def h16_a_user_and_a_password_apart_by_a_typed_dash_or_another_separator_are_jud
         f"'Tr0\u2026' (12 characters) after 'credentials:' looks like a password; {cl.CONFIDENTIAL}"]
 
 
+
+# ---------------------------------------------------------------- the seventeenth round (S17): a password or key
+# near its name
 
 @test
 def s17_a_password_or_key_near_its_name_is_refused_wherever_it_stands():

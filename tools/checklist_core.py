@@ -235,6 +235,7 @@ class Doc:
     _names: Optional[dict] = None                    # caches: named-condition trees,
     _trees: dict = field(default_factory=dict)       # item condition trees,
     _order: list = field(default_factory=list)       # the working order,
+    _verdicts: dict = field(default_factory=dict)    # the verdicts for each set of answers,
     _targets: dict = field(default_factory=dict)     # and what each anchor names (checklist.py's link_targets)
     _live: Optional[list] = None                     # and the lines outside code fences
 
@@ -772,7 +773,15 @@ def working_order(doc):
 
 
 def applicable(doc, answers):
-    """[Verdict] for every non-void item, in working order."""
+    """[Verdict] for every non-void item, in working order; computed once for each set of answers."""
+    key = tuple(sorted((iid, tuple(tokens)) for iid, tokens in answers.items()))
+    if key not in doc._verdicts:
+        doc._verdicts[key] = verdicts(doc, answers)
+    return list(doc._verdicts[key])
+
+
+def verdicts(doc, answers):
+    """applicable(), the first time for its answers."""
     out = []
     for item in working_order(doc):
         tree = item_tree(doc, item)
@@ -1011,8 +1020,8 @@ NON_SPACE = re.compile(r"\S+")
 # label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
 SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
                        re.I)
-# An answer that names a password, PIN, credential, login, token or key, in English or another language
-# (CREDENTIAL_WORD; CREDENTIAL_CODE in its own case: 'PIN', 'PUK', 'K:'), holds no token that looks like one,
+# An answer that names a password, PIN, credential, login, token, key or administrator account, in English or another
+# language (CREDENTIAL_WORD; CREDENTIAL_CODE in its own case: 'PIN', 'PUK', 'K:'), holds no token that looks like one,
 # wherever it stands ('Zx9kq7Lm is the admin password', 'pw Zx9kq7Lm', 'пароль Zx9kq7Lm': credential_token).
 # Cyrillic words are matched as the scan reads them, its look-alike letters folded to Latin ('п[аa][рp][оo]л')
 CREDENTIAL_WORD = re.compile(
@@ -1021,7 +1030,8 @@ CREDENTIAL_WORD = re.compile(
     r"licen[cs]e|product|activation)[\s_-]?keys?|passwort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|"
     r"identifiants?|contrase\u00f1as?|claves?|senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|"
     r"adgangskode|l\u00f6senord|losenord|passord|salasana|jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|"
-    r"sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc)(?![^\W\d_])|"
+    r"sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|admin|administrator|root|superuser|usernames?)"
+    r"(?![^\W\d_])|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
     r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|"
@@ -1675,14 +1685,16 @@ def credential_token(text):
     lone = at_end.group("word") if at_end else ""
     if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone):
         return lone, word.group()
-    run = []
+    run, judged = [], set()                           # a token met again is judged once
     for raw in NON_SPACE.findall(text):
         token = raw.strip(SECRET_VALUE_EDGES)
         run = run + [token] if BYTE.fullmatch(token) else []
         if len(run) >= BYTE_RUN:
             return " ".join(run), word.group()
-        if context_secret(raw):
-            return token, word.group()
+        if raw not in judged:
+            if context_secret(raw):
+                return token, word.group()
+            judged.add(raw)
     return None
 
 
