@@ -766,7 +766,11 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "10:30@", "OPS-1234", "kv/prod",
           # the eighth hostile-input review
           "pw: ", "PSK=", "passcode - ", "mot de passe: ", "contrase\u00f1a:", "Welcome-2024", "Summer_2024!", "84729135",
-          "argon2id", "SHA256-hashed", "WPA3-SAE", "5G-AKA", "/opt/open5gs", " (", "(", "\x1b"]
+          "argon2id", "SHA256-hashed", "WPA3-SAE", "5G-AKA", "/opt/open5gs", " (", "(", "\x1b",
+          # the seventeenth round: a password or key near its name
+          "\u043f\u0430\u0440\u043e\u043b\u044c ", "\u041f\u0410\u0420\u041e\u041b\u042c", "\u5bc6\u7801 ", "Ki ", "PIN ",
+          " admin ", "root ", "Zx9kq7Lm", "Nokia123", "70 91 92 232 ", "sunshine", " is ", "Debian12", "amf-01", "K8s-",
+          "Zx9.kq7.Lm4", "Xq7Lmz", "has\u0142o", "~/k/"]
 
 
 CSV_CORPUS = [
