@@ -106,7 +106,7 @@ H11_ACCEPTED = ('credentials: Open5GS defaults changed at install', 'credentials
 H11_6_REFUSED = ("pass: K7#pQ2!xLm9", "user=admin pass=K7#pQ2!xLm9", "the password is K7#pQ2!xLm9",
                  "password -> K7#pQ2!xLm9", "password => K7#pQ2!xLm9", "the password is: Welcome-2024",
                  "PASS=hunter22", "API token is 3f9a1c2e7b")
-H11_6_ACCEPTED = ("passport: Kx7PQ2LM9Z", "bypass: K7#pQ2!xLm9", "the password is stored in Vault",
+H11_6_ACCEPTED = ("the password is stored in Vault",
                   "token is rotated every 90 days", "pass: 3 of 4 tests",
                   "the credential is set, see OPS-1234", "password -> see the runbook")
 H10_REFUSED = ("credentials: Tr0ub4dor&3xyz, rotated", "credentials: Tr0ub4dor&3xyz;",
@@ -127,7 +127,7 @@ H12_NAMES = ('credentials: srsRAN_4G defaults', 'credentials: SoftHSM2 tokens', 
              'secrets: sysmoISIM-SJA5 cards', 'password: 2FA-protected accounts',
              'token: exp=15min tokens', 'credentials: OAI-2024.w10 defaults',
              'credentials: Open5GS-WebUI defaults changed', 'credentials: Debian12 cloud image',
-             'password: Passw0rd-style defaults removed', 'credentials: srsRAN_4G\u2014defaults')
+             'credentials: srsRAN_4G\u2014defaults')
 H12_STILL_JUDGED = ('credentials: K7#pQ2!xLm9 rotated monthly', 'credentials: Tr0ub4dor&3xyz rotated',
                     'credentials: K7pQ2xLm9 rotated monthly', 'credentials: K7pQ2xLm9', 'password: Ki7q-Sp4x.Ts9z now',
                     'password: Welcome-2024, rotated yearly', 'credentials: Welcome-2024.', 'password: Welcome-2024',
@@ -136,7 +136,7 @@ H12_STILL_JUDGED = ('credentials: K7#pQ2!xLm9 rotated monthly', 'credentials: Tr
 H12_LABELS = ('"password": "K7#pQ2!xLm9"', "'token' = 'K7#pQ2!xLm9'", '{"db_password": "K7pQ2xLm9"}',
               'PGPASSWORD=K7pQ2xLm9', 'DBPASS=K7pQ2xLm9', 'REDIS_PWD=K7pQ2xLm9', 'GITHUBTOKEN=K7pQ2xLm9',
               'APPSECRET: K7pQ2xLm9')
-H12_NOT_LABELS = ('"passport": "K7pQ2xLm9"', 'PASSAGE=K7pQ2xLm9', 'Pgpassword=see the runbook', 'DBPASS=ticket-4711')
+H12_NOT_LABELS = ('Pgpassword=see the runbook', 'DBPASS=ticket-4711')
 # H12-3: SIM codes after their labels; H12-5: a '%NAME%' placeholder is not percent-decoded
 H12_SIM_REFUSED = ('ADM1: 84729135', 'PUK: 84729135', 'PIN1=1234', 'PIN1=1234, PUK1=84729135',
                    'OTA key: 465B5CE8B199B49F', 'adm: 3838383838383838', 'KIc = 0123456789abcdef', 'pin2 is 0000')
@@ -152,7 +152,7 @@ R13_PASSWORDS = ('password: Hunter22x for the WebUI', 'PSK: Welcome2024 on the g
                  'PGPASSWORD=Welcome2024 for staging', 'pass: Hunter22x for now')
 R13_SIM_REFUSED = ('PUK: 84729135\u2014keep it safe', 'ADM1: 84729135\u2013rotated', 'PIN1=1234\u2014card 2',
                    'KIc: 0123456789ABCDEF\u2014slot 1', 'OTA key: 465B5CE8B199B49F\u2013vendor')
-R13_ACCEPTED = ('JWT kid: 20240601', 'kid: 2024-06-01 (JWKS)', 'KIK = 12345678', 'KID: 8472913500',
+R13_ACCEPTED = ('JWT kid: 20240601', 'kid: 2024-06-01 (JWKS)',
                 'Interop test: pass - 20241105', 'Conformance run: pass is 20241105', 'Interop: pass -> Hunter22x',
                 'token: Keycloak24 realm')
 # The thirteenth round (H13-1): a word glued to a year is judged after any label, words following or not; a product
@@ -221,7 +221,19 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'PIN Zx9.kq7.Lm4', 'the SSH key passphrase Gr33n-F1elds-7x', 'OPc 465B5CE8B199B49F for SIM 1',
                    'senha do portal \u00e9 Zx9kq7Lm', 'Sommer-2024 ist das Kennwort', 'admin/Zx9kq7Lm is the login',
                    'admin / Tr0ub4dor&3x', 'admin:Tr0ub4dor&3x on the OMC', 'root Zx9kq7Lm on every NE',
-                   'admin: 84729135 staff')
+                   'admin: 84729135 staff',
+                   # refused since S17: a token shaped like a password anywhere, whatever word stands before it
+                   'passport: Kx7PQ2LM9Z', 'bypass: K7#pQ2!xLm9', '"passport": "K7pQ2xLm9"', 'PASSAGE=K7pQ2xLm9',
+                   'password: Passw0rd-style defaults removed', 'KIK = 12345678', 'KID: 8472913500',
+                   # and H17 (round 17): run-together labels, labels glued to the value, misspelled labels, SIM
+                   # codes with their digit, keys as byte lists, password-shaped tokens with no label
+                   'adminPassword: Hunter22x', 'clientSecret = Hunter22x', 'rootpw Hunter22x',
+                   '\u5bc6\u7801\uff1aHuawei@123', '\u521d\u59cb\u5bc6\u7801\u4e3aChangeme_123\u3002',
+                   '\u043f\u0430\u0440\u043e\u043b\u044c:Hunter22x', 'p4ssw0rd: Zx9kq7Lm4', 'pass word: Zx9kq7Lm4',
+                   'PIN1 0000, PUK1 12345678', 'SIM PIN 1234', 'ADM1 53048012 for card 1',
+                   'Ki [70,91,92,232,177,153,180,159,170,95,10,46,226,56,166,188]', 'K7#pQ2!xLm9', 'Huawei@123',
+                   'NMS default Changeme_123 replaced', 'mysql -uroot -pHunter22x open5gs', 'password: 1234',
+                   '\u0915\u0942\u091f\u0936\u092c\u094d\u0926 Zx9kq7Lm4', 'password: monkey, rotated yearly')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -233,7 +245,16 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'private keys stay in the HSM (SoftHSM2 in the lab)', 'the Wi-Fi password is shared',
                     'credentials rotate every 90 days; Ubuntu 22.04 hosts', 'login: Debian12 image, SSH keys only',
                     'password: \u00e4nderbar', 'Ki and OPc per TS 35.208 test set 1',
-                    'root cause: the N2 link to gNB-07 dropped; admin accounts unaffected')
+                    'root cause: the N2 link to gNB-07 dropped; admin accounts unaffected',
+                    # H17's false positives, recorded since
+                    'Home network private key for SUCI (ECIES Profile B, secp256r1) generated in the HSM',
+                    'Default accounts listed in iMaster MAE-M V100R023C10SPC100 security guide; admin renamed',
+                    'Drops pinned by commit a3f9c21; the deploy token is read-only',
+                    'SIM cards from G+D, order 4500123456, PIN1 disabled', 'Licence keys for 200000 subscribers',
+                    'Remote access tokens expire after 8 h; vendor access via AT&T\'s managed VPN',
+                    'Admin logins logged per BSI IT-Grundschutz OPS.1.1.5.A3', 'Namespace open5gs_prod deployed',
+                    'Service account svc-amf01 disabled', 'Session keys derived via HKDF-SHA256 per RFC5869',
+                    'Admin GUI at https://omc.example.org:8443/login', 'passwords: bcrypt(12)')
 
 
 def refused_exactly(box, content, *problems, flags=()):

@@ -1021,45 +1021,93 @@ NON_SPACE = re.compile(r"\S+")
 SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
                        re.I)
 # An answer that names a password, PIN, credential, login, token, key or administrator account, in English or another
-# language (CREDENTIAL_WORD; CREDENTIAL_CODE in its own case: 'PIN', 'PUK', 'K:'), holds no token that looks like one,
-# wherever it stands ('Zx9kq7Lm is the admin password', 'pw Zx9kq7Lm', 'пароль Zx9kq7Lm': credential_token).
-# Cyrillic words are matched as the scan reads them, its look-alike letters folded to Latin ('п[аa][рp][оo]л')
+# language (CREDENTIAL_WORD, also inside a run-together name: 'adminPassword', 'clientSecret', 'rootpw'; SIM_WORD in
+# its own case: 'PIN1', 'PUK', 'ADM1'; SIM_KEY_WORD: 'KIc', 'OTA key', 'K:'), holds no token that looks like a password or key,
+# wherever it stands (credential_token). Words are matched as the scan reads them: look-alike letters folded to
+# Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
 CREDENTIAL_WORD = re.compile(
-    r"(?<![^\W\d_])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|pre-?shared|credentials?|creds|log(?:in|on)s?|"
-    r"secrets?|tokens?|(?:api|private|secret|shared|subscriber|master|root|encryption|ssh|access|session|signing|"
-    r"licen[cs]e|product|activation)[\s_-]?keys?|passwort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|"
-    r"identifiants?|contrase\u00f1as?|claves?|senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|"
-    r"adgangskode|l\u00f6senord|losenord|passord|salasana|jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|"
-    r"sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|admin|administrator|root|superuser|usernames?)"
-    r"(?![^\W\d_])|"
+    r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
+    r"credentials?|"
+    r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|"
+    r"licen[cs]e|product|activation)[\s_-]?keys?|pw(?![a-z])|"
+    r"(?<![^\W\d_])(?:pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
+    r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
+    r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
+    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
+    r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
+    r"access\s+codes?|zugang|mysql|psql|sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|"
+    r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i]\u03ba|"
+    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
-    r"[\u0433r][\u0430a][\u0441c]\u043b|\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
-    r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|"
+    r"[\u0433r][\u0430a][\u0441c]\u043b|\u03ba[\u03c9w]\u03b4[\u03b9i]\u03ba|\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|"
+    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\u0631\u0645\u0632|"
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|\u0627\u0644\u0633\u0631)|"
-    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e\u0938\u0935\u0930\u094d\u0921|"
-    r"\u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19",
+    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19",
     re.I)
-CREDENTIAL_CODE = re.compile(r"(?<![A-Za-z0-9])(?:PINs?|PUKs?|K(?=\s*[:=]))(?![A-Za-z0-9])")
-# Near such a word: symbols that a password holds and a name does not (PASSWORD_SYMBOL); what parts a token is read
-# in (CONTEXT_PARTS); a run of letters in any script (LETTER_RUN); a number that fits a byte (BYTE), of which
-# BYTE_RUN in a row are a key written in decimal ('Ki 70 91 92 232 ...'); a number of PASSCODE_DIGITS digits or more
-# is a passcode; a password's own English word before a lone English word that ends the answer, which is judged
-# too (PASSWORD_AT_END: 'the Wi-Fi password is sunshine'), unless it describes the password (DESCRIBING_WORDS)
-# Products, systems and algorithms named with a number glued on ('Debian12', 'Python3', 'Keycloak24', 'Kyber768'),
-# which near a credential's name are names, unlike other words glued to numbers ('Nokia123')
-PRODUCT_WORDS = frozenset((
-    "debian ubuntu windows rhel centos rocky alma fedora suse sles alpine python java node nodejs golang keycloak "
-    "kyber dilithium falcon sphincs mysql postgres postgresql redis mongodb mariadb oracle vault openssl openssh "
-    "tls ssl ipv snmpv sha aes rsa ecdsa kubernetes helm docker podman vmware esxi junos iosxr android ios").split())
-PASSWORD_SYMBOL = re.compile(r"[!$%^*~|\\`]|(?<=[^\W_])[#&](?=[^\W_])")
-CONTEXT_PARTS = re.compile(r"[-_./:@#?=&+,;'\u2019()\[\]{}<>\"]+")
-LETTER_RUN = re.compile(r"[^\W\d_]+")
+SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
+                      r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?)(?![A-Za-z])", re.I)
+SIM_KEY_WORD = re.compile(r"(?<![A-Za-z0-9])(?:KI[CDK]|KIc|OTA\s+[Kk]eys?|K(?=\s*[:=]))(?![A-Za-z])")
+SIM_CASE = re.compile(r"[A-Z]")          # 'PIN', 'ADM1': a SIM word is written in capitals, but for passcode, PIN code
+# Near such a word, a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits or holds a
+# symbol of PASSWORD_SYMBOL is refused (context_secret), unless it names something (named_near_credential); so is a
+# number of PASSCODE_DIGITS to PASSCODE_MAX digits (SIM_DIGITS after a SIM word), or one of KEY_DIGITS_MIN or
+# more; BYTE_RUN numbers that fit a byte (BYTE) in a row, apart by spaces, commas and the like (BYTE_GAP); and a
+# password's own English word before a lone English word that ends the answer or a clause (PASSWORD_AT_END: 'the
+# Wi-Fi password is sunshine', 'password: monkey, rotated yearly'), unless it describes the password (DESCRIBING_WORDS)
+PASSWORD_SYMBOL = re.compile(r"[!$%^*~|\\`]")
+URL_PIECES = re.compile(r"[/?&=#;:@]+")
+LETTER = re.compile(r"[^\W\d_]")
 LETTER_DIGIT_CHANGES = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
+DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
+BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
+BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
+NUMBER = re.compile(r"[0-9]+")
 BYTE_RUN = 8
-PASSCODE_DIGITS = 6
+PASSCODE_DIGITS, PASSCODE_MAX, SIM_DIGITS, KEY_DIGITS_MIN = 6, 12, 4, 30
+# Anywhere, a token shaped like a password (password_shaped): of STRONG_LENGTH characters or more, with lower- and
+# upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more between letters and
+# digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or WEAK_DIGITS_MIN digits
+# ('Huawei@123', 'Changeme_123', 'Admin123')
+STRONG_LENGTH, STRONG_CHANGES, WEAK_DIGITS_MIN = 8, 4, 3
+STRONG_SYMBOL = re.compile(r"(?<=[A-Za-z0-9])[!#$%&*@^~?](?=[A-Za-z0-9])")    # inside: not a link's '](#
+WEAK_SYMBOL = re.compile(r"[!#$%&*@^~?_.+=-]")
+LOWER, UPPER = re.compile(r"[a-z]"), re.compile(r"[A-Z]")
+SEPARATED = re.compile(r"[-_.]")          # a token of parts, as names are ('x86_64-Linux2'), is no such run
+KEY_VALUE = re.compile(r"[=:,;]+")           # which ends a token here: 'PASSAGE=K7pQ2xLm9', '9F:86:D0:...' 
+# Where a text's script changes between ASCII and a script beyond Latin, a token ends: '密码:Huawei@123'
+SCRIPT_BOUNDARY = re.compile(r"(?<=[^\x00-\u024f\s])(?=[!-~])|(?<=[!-~])(?=[^\x00-\u024f\s])")
+# Names with digits that are no secret near a credential's name: a standard's number ('800-63B', '62443-4-2'), a
+# GSMA or ETSI document ('SGP.22', 'NG.116'), an O-RAN document ('O-RAN.WG4.CUS.0-R003-v12.00'), a Huawei version
+# ('V100R023C10SPC100'), an e-mail address
+STANDARD_NUMBER = re.compile(r"[0-9]+(?:[-.][0-9]+)+[A-Za-z]?|[A-Z]{1,5}\.[0-9]{1,3}(?:\.[0-9A-Z]+)*|o-ran\.[\w.-]+|"
+                             r"v[0-9]{3}r[0-9]{3}(?:c[0-9]{2})?(?:sp[ch][0-9]{3})?|"
+                             r"(?:rfc|iso|iec|en|fips|cve|cwe|ts|tr|sp|ieee|itu)-?[0-9]{2,6}(?:[-.:][0-9A-Za-z]+)*|"
+                             r"[0-9]+(?:\([0-9a-z]{1,4}\)?)+|[0-9]{5}[A-Z][0-9]{4}|[0-9]+-of-[0-9]+", re.I)
+# An identifier in one letter case, of parts joined by '-', '_' or '.', each letters, digits, or letters then digits
+# ('svc-amf01', 'ENG_ADMIN_01', 'logs-5gc-prod-eu1'), two of them at most mixing the two: no password near a
+# credential's name (not a word joined to a year: WORD_YEAR)
+IDENTIFIER_PART = re.compile(r"[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+[a-z]*|[0-9]+[A-Z]*")
+# A product, system or network function named with a number or a part ('Debian12', 'Windows11', 'SoftHSM2',
+# 'srsRAN_4G', 'Open5GS-WebUI', 'gNB-DU1', 'sysmoISIM-SJA5'): no password near a credential's name
+PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|suse|sles|alpine|python|java|node|"
+                     r"golang|keycloak|kyber|dilithium|mongodb|postgres(?:ql)?|mysql|mariadb|redis|oracle|softhsm|"
+                     r"sysmoisim|yubikey|pixel|galaxy|iphone|srsran|open5gs|free5gc|oai|openairinterface|ueransim|"
+                     r"magma|k8s|kubernetes|gnb|enb|ng-enb|wi-?fi|soc|audit|server)(?:[-_.]?[0-9][\w.-]*|[-_][\w.-]+)",
+                     re.I)
+# A number, serial or hash that its noun names ('order 4500123456', 'serial 5A3F0012', 'commit a3f9c21', 'host ID
+# 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
+# passcode; taken out before the tokens are judged
+NAMED_NUMBER = re.compile(
+    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|events?|tickets?|cases?|invoices?|"
+    r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
+    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
+    r"(?<![\w.])[0-9]+(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|baud|bps|eur|usd|gbp|chf|"
+    r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
+    r"connections?|requests?)(?![^\W\d_]))", re.I)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk)(?:\s*[:=]\s*|\s+is\s+)"
-                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,})[\"'\u201d\u2019]?[\s.!]*$", re.I)
+                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?(?:[\s.!]*$|\s*[,;(])", re.I)
 DESCRIBING_WORDS = frozenset((
     "withheld redacted removed omitted rotated changed unchanged hashed salted encrypted stored managed required "
     "enforced disabled enabled individual personal random randomised randomized generated provided supplied separate "
@@ -1134,7 +1182,9 @@ TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-
 SCHEME_NAME = re.compile(
     r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
     r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
-    r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519|x448|curve25519|p-?(?:256|384|521)|"
+    r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519(?:mlkem768)?|x448|curve25519|"
+    r"p-?(?:256|384|521)|secp(?:224|256|384|521)[rk]1|prime(?:192|256)v1|brainpoolp(?:256|384|512)[rt]1|"
+    r"ml-?kem-?(?:512|768|1024)|hkdf|"
     r"chacha20|poly1305|[rpeh]s(?:256|384|512)|jwt|jws|jwe|jwk|"
     r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|sae|psk|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|peap|"
     r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
@@ -1540,10 +1590,11 @@ def worded(group):
 
 
 def joined_groups(text):
-    """The base64 and base32 that `text` writes in groups, each joined into one run (words stay apart), and
+    """The base64 and base32 that `text` writes in groups, each joined into one run (not when its last group is a
+    word: 'open5gs_prod deployed'), and
     the pieces cut unevenly by spaces that together have a key's length (joined_pieces)."""
     chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
-    joined = ["".join(groups) for groups in chains if not all(worded(g) for g in groups)]
+    joined = ["".join(groups) for groups in chains if not worded(groups[-1])]
     return joined + joined_pieces(text)
 
 
@@ -1579,23 +1630,28 @@ def base32_key(run):
     return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
 
 
-def secret_in(text):
+def secret_in(text, near=True):
     """What secret material `text` seems to hold (a short description), or None: secret_found()'s kind."""
-    found = secret_found(text)
+    found = secret_found(text, near)
     return found[0] if found else None
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def secret_found(text):
+def secret_found(text, near=True):
     """The secret material `text` seems to hold, as secret_kind() gives it ((kind, token, label)), or None: in the
     text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'); then a
-    password or key near its name in any of them (credential_token: (NEAR_CREDENTIAL, token, word)). Cached,
+    password or key near its name in any of them, unless `near` is false, as for the checklist's own prose
+    (credential_token: (NEAR_CREDENTIAL, token, word)); then a token shaped like a password anywhere
+    (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
     as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
     texts = list(scans(text))
     found = next((found for found in map(secret_kind, texts) if found is not None), None)
-    if found is None:
+    if found is None and near:
         token = next((token for token in map(credential_token, texts) if token is not None), None)
         found = (NEAR_CREDENTIAL,) + token if token else None
+    if found is None:
+        token = next((token for token in map(password_shaped, texts) if token), None)
+        found = (PASSWORD_SHAPED, token, None) if token else None
     return found
 
 
@@ -1621,6 +1677,7 @@ def percent_decoded(text):
 
 
 LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+PASSWORD_SHAPED = "a token shaped like a password"
 NEAR_CREDENTIAL = "a password or key near its name ('password', 'PIN', 'Ki', 'пароль' and the like)"
 SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
 
@@ -1676,70 +1733,111 @@ def sim_code(text):
 
 def credential_token(text):
     """A token that looks like a password or key in a text already scanned that names one (CREDENTIAL_WORD,
-    CREDENTIAL_CODE), as (the token, the word), or None: a token judged by context_secret(), BYTE_RUN numbers
-    that fit a byte in a row, or a lone word after a password's own word at the end (PASSWORD_AT_END)."""
-    word = CREDENTIAL_WORD.search(text) or CREDENTIAL_CODE.search(text)
+    SIM_WORD), as (the token, the word), or None: a lone word after a password's own word (PASSWORD_AT_END), a run
+    of numbers that fit a byte (byte_run), or a token judged by context_secret(), tokens ending where the script
+    changes (SCRIPT_BOUNDARY), numbers that a noun or unit names left out (NAMED_NUMBER)."""
+    word = CREDENTIAL_WORD.search(text)
+    sim = SIM_WORD.search(text)
+    sim = sim if sim and SIM_CASE.search(sim.group()) else None
+    word = word or sim or SIM_KEY_WORD.search(text)
     if not word:
         return None
     at_end = PASSWORD_AT_END.search(text)
     lone = at_end.group("word") if at_end else ""
-    if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone):
+    if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone) and not named_token(lone) and \
+            not scheme_name(lone.lower()):
         return lone, word.group()
-    run, judged = [], set()                           # a token met again is judged once
+    run = byte_run(text)
+    if run:
+        return run, word.group()
+    text = NAMED_NUMBER.sub(" ", SCRIPT_BOUNDARY.sub(" ", text) if not text.isascii() else text)
+    text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
+    judged = set()                                    # a token met again is judged once
     for raw in NON_SPACE.findall(text):
-        token = raw.strip(SECRET_VALUE_EDGES)
-        run = run + [token] if BYTE.fullmatch(token) else []
-        if len(run) >= BYTE_RUN:
-            return " ".join(run), word.group()
         if raw not in judged:
-            if context_secret(raw):
-                return token, word.group()
+            if context_secret(raw, bool(sim)):
+                return raw.strip(SECRET_VALUE_EDGES), word.group()
             judged.add(raw)
     return None
 
 
-def context_secret(raw):
-    """True if a token (its edges stripped) near a password's or key's name looks like one: at least
-    SECRET_VALUE_LENGTH characters and none of a URL, placeholder, version, quantity, tool's or scheme's name,
-    ticket or record ID; then a weak password, a number of PASSCODE_DIGITS digits or more, a word glued to a number
-    ('Nokia123', 'hunter2') or joined to a year ('Sommer-2024'), but for PRODUCT_WORDS ('Debian12'), a token
-    with a symbol of PASSWORD_SYMBOL, or one whose parts (CONTEXT_PARTS) change between letters and digits more
-    than three times in all, three of them at least ('Zx9.kq7.Lm4'), or one more than a name does (name_like)."""
+def password_shaped(text):
+    """The first token of a text already scanned that is shaped like a password (see STRONG_LENGTH), or ''; not a
+    URL, path, e-mail address, placeholder or identifier of NOT_BASE64."""
+    if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text:
+        text = NOT_BASE64.sub(" ", text)
+    for raw in NON_SPACE.findall(KEY_VALUE.sub(" ", text)):
+        token = raw.strip(SECRET_VALUE_EDGES)
+        if len(token) < SECRET_VALUE_LENGTH or "/" in token or EMAIL.fullmatch(token) or \
+                VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
+            continue
+        if weak_password(token) and (WEAK_SYMBOL.search(token) or len("".join(DIGITS.findall(token))) >= WEAK_DIGITS_MIN):
+            return token
+        if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
+                (STRONG_SYMBOL.search(token) or (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and
+                                                 not SEPARATED.search(token))):
+            return token
+    return ""
+
+
+def byte_run(text):
+    """BYTE_RUN numbers or more in a row that each fit a byte, apart by BYTE_GAP only ('70 91 92 ...',
+    '[70,91,92,...]'; BYTE_RUN_DOTTED where a gap holds a dot), as one string, or ''."""
+    run, end, dotted = [], -1, False
+    for m in NUMBER.finditer(text):
+        gap = BYTE_GAP.fullmatch(text, end, m.start()) if run else None
+        if not BYTE.fullmatch(m.group()):
+            run = []
+        else:
+            dotted = dotted and bool(gap) or bool(gap and "." in gap.group())
+            run = run + [m.group()] if gap else [m.group()]
+            if len(run) >= (BYTE_RUN_DOTTED if dotted else BYTE_RUN):
+                return " ".join(run)
+        end = m.end()
+    return ""
+
+
+def context_secret(raw, sim=False):
+    """True if a token near a password's or key's name looks like one (its edges stripped, a URL's or path's pieces
+    judged one by one): a number of PASSCODE_DIGITS (SIM_DIGITS after a SIM word) to PASSCODE_MAX digits, or of
+    KEY_DIGITS_MIN or more; a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits
+    ('Hunter22x', 'Debian12') or holds a symbol of PASSWORD_SYMBOL, unless it names something
+    (named_near_credential); not a placeholder ('${DB_PASSWORD}')."""
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
     token = raw.strip(SECRET_VALUE_EDGES)
-    if len(token) < SECRET_VALUE_LENGTH or "://" in token:
-        return False
-    if "/" in token:                                  # a path's or a pair's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
-        start = PATH_START.match(token)
-        return any(map(context_secret, token[start.end() if start else 0:].split("/")))
-    lower = token.lower()
-    if named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or \
-            scheme_name(lower):
-        return False
-    if weak_password(token) or PASSWORD_SYMBOL.search(token):
-        return True
-    if WORD_NUMBER.fullmatch(token) and (not NAME_SEPARATORS.search(token) or WORD_YEAR.fullmatch(token)):
-        return LETTER_RUN.search(token).group().lower() not in PRODUCT_WORDS
+    if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
+        start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
+        return any(context_secret(piece, sim) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
     if DIGITS.fullmatch(token):
-        return len(token) >= PASSCODE_DIGITS
-    parts = [part for part in CONTEXT_PARTS.split(token) if part]
-    changes = [len(LETTER_DIGIT_CHANGES.findall(part)) for part in parts]
-    return sum(changes) > 3 or len([n for n in changes if n]) >= 3 or not all(map(name_like, parts))
+        return len(token) >= SIM_DIGITS if sim else \
+            PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
+    if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token):
+        return False
+    return bool(weak_password(token) or PASSWORD_SYMBOL.search(token) or (LETTER.search(token) and DIGIT.search(token)))
 
 
-def name_like(part):
-    """True if a part of a token is letters alone, digits alone, or letters and digits as names join them: one
-    change between them ('gNB01', '5GC', 'IPv6'), or two with a vowel and each run of letters in one case or
-    capitalised ('Open5GS', 'N3IWF'; not 'Xq7Lmz', 'Ki7qSp')."""
-    changes = len(LETTER_DIGIT_CHANGES.findall(part))
-    if changes <= 1:
-        return True
-    if TOOL_NAME.fullmatch(part.lower()):
-        return True
-    runs = LETTER_RUN.findall(part)
-    return changes == 2 and bool(VOWEL.search(part) or part.isupper()) and \
-        all(run.islower() or run.isupper() or run[1:].islower() for run in runs)
+def named_near_credential(token):
+    """True if a token names something near a credential's name: a version, quantity, tool's or scheme's name
+    (named_token, scheme_name), a ticket or record ID, a standard's or document's number or a Huawei version
+    (STANDARD_NUMBER), an e-mail address, a product (PRODUCT) or an identifier (identifier); never a weak
+    password."""
+    if weak_password(token):
+        return False
+    lower = token.lower()
+    return bool(named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or
+                scheme_name(lower) or scheme_name(lower + ")" * (lower.count("(") - lower.count(")"))) or
+                STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or PRODUCT.fullmatch(token) or
+                identifier(token))
+
+
+def identifier(token):
+    """True if a token is an identifier in one letter case (IDENTIFIER_PART): 'svc-amf01', 'ENG_ADMIN_01'; not
+    'Summer-2025' (WORD_YEAR) nor 'zx9-kq7-lm4' (three parts mixing letters and digits)."""
+    parts = NAME_SEPARATORS.split(token)
+    if len(parts) < 2 or not all(IDENTIFIER_PART.fullmatch(part) for part in parts) or WORD_YEAR.fullmatch(token):
+        return False
+    return sum(bool(LETTER.search(part) and DIGIT.search(part)) for part in parts) <= 2
 
 
 def judged_label(text):
@@ -2016,6 +2114,8 @@ def text_problems(value):
     found = secret_found(text)
     if found:
         what, token, label = found
+        if what == PASSWORD_SHAPED:
+            return [f"{masked(token)} looks like a password; {CONFIDENTIAL}"]
         if what == NEAR_CREDENTIAL:
             return [f"{masked(token)} near '{shown(label)}' looks like a password or key; {CONFIDENTIAL} "
                     "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
@@ -2408,9 +2508,10 @@ def recorded_answers(doc):
 
 @rule("secret: a line looks like key material")
 def secrets(doc):
-    """Nothing in the file looks like secret material."""
+    """Nothing in the file looks like secret material (a token near a credential's name is judged in answers, by
+    the answer rule: text_problems)."""
     for n, line in enumerate(doc.lines, 1):
-        what = secret_in(line)
+        what = secret_in(line, near=False)
         if what:
             yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
 
