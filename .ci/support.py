@@ -175,7 +175,9 @@ H14_NAMES = ('credentials: MongoDB6 users', 'credentials: SoftHSM2 tokens', 'cre
              'credentials: Password rotation is yearly')
 # H14-3: on an item that takes free text, an answer that only puts the answer off is refused; others are answers
 H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 'tba', 'TBC', 'to be confirmed',
-               'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)')
+               'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)',
+               # H17: newer spreadsheets' error values and a template's prompt
+               '#SPILL!', '#CALC!', '#FIELD!', 'Type your answer here', 'enter answer', '#GETTING_DATA')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay

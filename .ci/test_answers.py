@@ -2545,3 +2545,11 @@ def s17_a_password_or_key_near_its_name_is_refused_wherever_it_stands():
     with Sandbox(FIXTURE) as box:
         refused_exactly(box, "id,answer\nREQ-3,Nokia123 is the default password\n",
                         "2: REQ-3: " + cl.text_problems("Nokia123 is the default password")[0])
+
+
+@test
+def h17_18_blank_lines_before_the_header_are_skipped():
+    """A blank line (or several) before the CSV's header, as some tools write, is skipped as a '#' line is."""
+    with Sandbox() as box:
+        text = box.accepted("\n\n id,answer\nREQ-3,Germany\n")
+        assert "**Answer:** Germany" in text

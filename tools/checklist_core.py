@@ -1240,10 +1240,12 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 # confirmed', 'n/a', '?'), in any case, with punctuation and spaces around it (a routing item declares its own
 # `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
 # (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A') or a
-# missing value as a program writes it ('nan', 'null'), and a bracketed template ('[answer here]', '<answer>')
+# missing value as a program writes it ('nan', 'null'), a template's prompt ('Type your answer here'), and a
+# bracketed template ('[answer here]', '<answer>')
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
-                     r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!)|nan|null|"
-                     r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
+                     r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
+                     r"connect!|unknown!|getting_data)|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
+                     r"(?:[\W_]+here)?|\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
