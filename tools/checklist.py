@@ -131,8 +131,8 @@ CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
 
 def csv_rows(text, delimiter, skip=0):
     """The rows read with `delimiter` after the first `skip` lines (blank and '#' lines before the header skipped
-    too), or (None, []) if its header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading stops after MAX_CSV_ROWS rows or MAX_PROBLEMS
-    problems."""
+    too), or (None, []) if its header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading
+    stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
     rows, problems, start, header = [], [], 1, None
     try:

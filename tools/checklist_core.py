@@ -1022,9 +1022,9 @@ SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?
                        re.I)
 # An answer that names a password, PIN, credential, login, token, key or administrator account, in English or another
 # language (CREDENTIAL_WORD, also inside a run-together name: 'adminPassword', 'clientSecret', 'rootpw'; SIM_WORD in
-# its own case: 'PIN1', 'PUK', 'ADM1'; SIM_KEY_WORD: 'KIc', 'OTA key', 'K:'), holds no token that looks like a password or key,
-# wherever it stands (credential_token). Words are matched as the scan reads them: look-alike letters folded to
-# Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
+# its own case: 'PIN1', 'PUK', 'ADM1'; SIM_KEY_WORD: 'KIc', 'OTA key', 'K:'), holds no token that looks like a
+# password or key, wherever it stands (credential_token). Words are matched as the scan reads them: look-alike
+# letters folded to Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
 CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
@@ -1066,8 +1066,8 @@ NUMBER = re.compile(r"[0-9]+")
 BYTE_RUN = 8
 PASSCODE_DIGITS, PASSCODE_MAX, SIM_DIGITS, KEY_DIGITS_MIN = 6, 12, 4, 30
 # Anywhere, a token shaped like a password (password_shaped): of STRONG_LENGTH characters or more, with lower- and
-# upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more between letters and
-# digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or WEAK_DIGITS_MIN digits
+# upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more
+# between letters and digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or WEAK_DIGITS_MIN digits
 # ('Huawei@123', 'Changeme_123', 'Admin123')
 STRONG_LENGTH, STRONG_CHANGES, WEAK_DIGITS_MIN = 8, 4, 3
 STRONG_SYMBOL = re.compile(r"(?<=[A-Za-z0-9])[!#$%&*@^~?](?=[A-Za-z0-9])")    # inside: not a link's '](#
@@ -1107,7 +1107,8 @@ NAMED_NUMBER = re.compile(
     r"connections?|requests?)(?![^\W\d_]))", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk)(?:\s*[:=]\s*|\s+is\s+)"
-                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?(?:[\s.!]*$|\s*[,;(])", re.I)
+                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?"
+                             r"(?:[\s.!]*$|\s*[,;(])", re.I)
 DESCRIBING_WORDS = frozenset((
     "withheld redacted removed omitted rotated changed unchanged hashed salted encrypted stored managed required "
     "enforced disabled enabled individual personal random randomised randomized generated provided supplied separate "
@@ -1773,7 +1774,8 @@ def password_shaped(text):
         if len(token) < SECRET_VALUE_LENGTH or "/" in token or EMAIL.fullmatch(token) or \
                 VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
             continue
-        if weak_password(token) and (WEAK_SYMBOL.search(token) or len("".join(DIGITS.findall(token))) >= WEAK_DIGITS_MIN):
+        digits = sum("0" <= c <= "9" for c in token)
+        if weak_password(token) and (WEAK_SYMBOL.search(token) or digits >= WEAK_DIGITS_MIN):
             return token
         if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
                 (STRONG_SYMBOL.search(token) or (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and
