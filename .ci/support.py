@@ -235,7 +235,17 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'PIN1 0000, PUK1 12345678', 'SIM PIN 1234', 'ADM1 53048012 for card 1',
                    'Ki [70,91,92,232,177,153,180,159,170,95,10,46,226,56,166,188]', 'K7#pQ2!xLm9', 'Huawei@123',
                    'NMS default Changeme_123 replaced', 'mysql -uroot -pHunter22x open5gs', 'password: 1234',
-                   '\u0915\u0942\u091f\u0936\u092c\u094d\u0926 Zx9kq7Lm4', 'password: monkey, rotated yearly')
+                   '\u0915\u0942\u091f\u0936\u092c\u094d\u0926 Zx9kq7Lm4', 'password: monkey, rotated yearly',
+                   # H18 (round 18): letters and a symbol after a password's name, a password ending in '!', user/
+                   # password@db, short PINs after a password's own word, more labels and key forms
+                   'password: Admin@storage', 'password: Change_Me', 'zip -P Zip4Legal! logs.zip',
+                   'sqlplus system/Or4cle#2024@//db:1521/ORCL', 'scott/Tiger#2024@orcl', 'Kennwort: 14235',
+                   'Geheimzahl 4826', '\u6697\u8a3c\u756a\u53f7 4826', 'password 1423',
+                   '\u039a\u03c9\u03b4\u03b9\u03ba\u03cc\u03c2: Zx9kq7Lm4', 'verify_adm 3132333435363738',
+                   'TACACS+ key tac4cs-K3y-2024', 'BitLocker recovery key 123456-234567-345678-456789-567890-678901',
+                   'alerts to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX',
+                   '\u043f\u0430\u0440\u043e\u043b\u044c: \u041c\u043e\u0441\u043a\u0432\u0430 2024!x', 'WLAN-Passwort f\u00fcr das Labor: hochsommerregen',
+                   '7z a -pSimK3ys2024 keys.7z keys.csv', 'Door code to the server room: 4711#')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -256,7 +266,12 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'Remote access tokens expire after 8 h; vendor access via AT&T\'s managed VPN',
                     'Admin logins logged per BSI IT-Grundschutz OPS.1.1.5.A3', 'Namespace open5gs_prod deployed',
                     'Service account svc-amf01 disabled', 'Session keys derived via HKDF-SHA256 per RFC5869',
-                    'Admin GUI at https://omc.example.org:8443/login', 'passwords: bcrypt(12)')
+                    'Admin GUI at https://omc.example.org:8443/login', 'passwords: bcrypt(12)',
+                    # H18's false positives, recorded since
+                    'Admin access to OceanStor Dorado5000 only via the jump host', 'Login on S5735-L48T4S-A1 via TACACS',
+                    'Passwords hashed with PBKDF2, 600000 iterations', 'Argon2id for passwords, m=64MiB, t=3',
+                    'ACC-9 evidence: nmap http-default-accounts run, report attached', 'Passwords follow ISO 27001:2022 A.5.17',
+                    'Passwords rotated since 2024 per policy')
 
 
 def refused_exactly(box, content, *problems, flags=()):

@@ -770,7 +770,11 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           # the seventeenth round: a password or key near its name
           "\u043f\u0430\u0440\u043e\u043b\u044c ", "\u041f\u0410\u0420\u041e\u041b\u042c", "\u5bc6\u7801 ", "Ki ", "PIN ",
           " admin ", "root ", "Zx9kq7Lm", "Nokia123", "70 91 92 232 ", "sunshine", " is ", "Debian12", "amf-01", "K8s-",
-          "Zx9.kq7.Lm4", "Xq7Lmz", "has\u0142o", "~/k/"]
+          "Zx9.kq7.Lm4", "Xq7Lmz", "has\u0142o", "~/k/",
+          # the eighteenth round
+          "Kennwort f\u00fcr X: ", "door code ", "-p", "admin / ", "scott/Tiger#2024@orcl", "Change_Me", "Admin@storage",
+          "https://hooks.slack.com/services/T0/B0/X", "Sommer2024", "auth-2025.*", "4711#", "\u039a\u03c9\u03b4\u03b9\u03ba",
+          "verify_adm ", "123456-234567-345678-456789-567890-678901", "S5735-L48T4S-A1", "m=64MiB", "600000 iterations"]
 
 
 CSV_CORPUS = [

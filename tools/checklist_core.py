@@ -981,6 +981,9 @@ BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
 CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+# A URL whose path is its secret: Slack's, Discord's and Microsoft Teams' incoming webhooks
+WEBHOOK = re.compile(r"hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/|"
+                     r"\.webhook\.office\.com/|/webhookb2/", re.I)
 # A signed token (JWT): a base64url header, which starts '{"' ('eyJ'), and payload
 JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")    # at a run's start: linear time
 # The first line of a PEM block or of another private key format, in any letter case
@@ -1035,26 +1038,38 @@ CREDENTIAL_WORD = re.compile(
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
-    r"access\s+codes?|zugang|mysql|psql|sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|"
-    r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i]\u03ba|"
+    r"access\s+codes?|(?:door|lock|alarm)\s+codes?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
+    r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
+    r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
     r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
-    r"[\u0433r][\u0430a][\u0441c]\u043b|\u03ba[\u03c9w]\u03b4[\u03b9i]\u03ba|\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|"
+    r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
+    r"\u53e3\u4ee4|"
     r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\u0631\u0645\u0632|"
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|\u0627\u0644\u0633\u0631)|"
     r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19",
     re.I)
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
-                      r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?)(?![A-Za-z])", re.I)
+                      r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
+PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
+                           r"(?:door|lock|alarm|access)\s+codes?|"
+                           r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
+                           r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
+                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
+YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 SIM_KEY_WORD = re.compile(r"(?<![A-Za-z0-9])(?:KI[CDK]|KIc|OTA\s+[Kk]eys?|K(?=\s*[:=]))(?![A-Za-z])")
-SIM_CASE = re.compile(r"[A-Z]")          # 'PIN', 'ADM1': a SIM word is written in capitals, but for passcode, PIN code
+SIM_CASE = re.compile(r"[A-Z]|adm|pas|pin.")   # 'PIN', 'ADM1': in capitals, but for adm, passcode and PIN code
 # Near such a word, a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits or holds a
 # symbol of PASSWORD_SYMBOL is refused (context_secret), unless it names something (named_near_credential); so is a
 # number of PASSCODE_DIGITS to PASSCODE_MAX digits (SIM_DIGITS after a SIM word), or one of KEY_DIGITS_MIN or
 # more; BYTE_RUN numbers that fit a byte (BYTE) in a row, apart by spaces, commas and the like (BYTE_GAP); and a
-# password's own English word before a lone English word that ends the answer or a clause (PASSWORD_AT_END: 'the
-# Wi-Fi password is sunshine', 'password: monkey, rotated yearly'), unless it describes the password (DESCRIBING_WORDS)
+# password's own word, a few words and ':' or '=' (or 'is' right after it) before a lone word that ends the answer or a clause
+# (PASSWORD_AT_END: 'the Wi-Fi password is sunshine', 'password: monkey, rotated yearly', 'WLAN-Passwort für das
+# Labor: hochsommerregen'), unless it describes the password (DESCRIBING_WORDS)
 PASSWORD_SYMBOL = re.compile(r"[!$%^*~|\\`]")
+INNER_SYMBOL = re.compile(r"(?<=[^\W_])[@#+](?=[^\W_])")     # 'Admin@storage', not an e-mail address
+MIXED_CASE_JOIN = re.compile(r"(?=.*[a-z])(?=.*[A-Z]).*[^\W_]_[^\W_]")   # 'Change_Me'
+TRAILING_BANG = re.compile(r"[A-Za-z0-9]!+[\"')\]]*$")          # 'Sommer2024!': the symbol a password ends with
 URL_PIECES = re.compile(r"[/?&=#;:@]+")
 LETTER = re.compile(r"[^\W\d_]")
 LETTER_DIGIT_CHANGES = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
@@ -1067,33 +1082,39 @@ BYTE_RUN = 8
 PASSCODE_DIGITS, PASSCODE_MAX, SIM_DIGITS, KEY_DIGITS_MIN = 6, 12, 4, 30
 # Anywhere, a token shaped like a password (password_shaped): of STRONG_LENGTH characters or more, with lower- and
 # upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more
-# between letters and digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or WEAK_DIGITS_MIN digits
+# between letters and digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or
+# WEAK_DIGITS_MIN digits
 # ('Huawei@123', 'Changeme_123', 'Admin123')
 STRONG_LENGTH, STRONG_CHANGES, WEAK_DIGITS_MIN = 8, 4, 3
 STRONG_SYMBOL = re.compile(r"(?<=[A-Za-z0-9])[!#$%&*@^~?](?=[A-Za-z0-9])")    # inside: not a link's '](#
 WEAK_SYMBOL = re.compile(r"[!#$%&*@^~?_.+=-]")
 LOWER, UPPER = re.compile(r"[a-z]"), re.compile(r"[A-Z]")
 SEPARATED = re.compile(r"[-_.]")          # a token of parts, as names are ('x86_64-Linux2'), is no such run
+SLASH_AT = re.compile(r"[/@]+")
 KEY_VALUE = re.compile(r"[=:,;]+")           # which ends a token here: 'PASSAGE=K7pQ2xLm9', '9F:86:D0:...' 
-# Where a text's script changes between ASCII and a script beyond Latin, a token ends: '密码:Huawei@123'
-SCRIPT_BOUNDARY = re.compile(r"(?<=[^\x00-\u024f\s])(?=[!-~])|(?<=[!-~])(?=[^\x00-\u024f\s])")
+# Where a text changes between ASCII and a script written without spaces (Chinese, Japanese, Korean, full-width
+# forms), a token ends: '密码:Huawei@123'
+SCRIPT_BOUNDARY = re.compile(r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])(?=[!-~])|"
+                             r"(?<=[!-~])(?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])")
 # Names with digits that are no secret near a credential's name: a standard's number ('800-63B', '62443-4-2'), a
 # GSMA or ETSI document ('SGP.22', 'NG.116'), an O-RAN document ('O-RAN.WG4.CUS.0-R003-v12.00'), a Huawei version
 # ('V100R023C10SPC100'), an e-mail address
-STANDARD_NUMBER = re.compile(r"[0-9]+(?:[-.][0-9]+)+[A-Za-z]?|[A-Z]{1,5}\.[0-9]{1,3}(?:\.[0-9A-Z]+)*|o-ran\.[\w.-]+|"
+STANDARD_NUMBER = re.compile(r"[0-9]{1,6}(?:[-.][0-9]{1,6}){1,3}[A-Za-z]?|[A-Z]{1,5}\.[0-9]{1,3}(?:\.[0-9A-Z]+)*|"
+                             r"o-ran\.[\w.-]+|"
                              r"v[0-9]{3}r[0-9]{3}(?:c[0-9]{2})?(?:sp[ch][0-9]{3})?|"
                              r"(?:rfc|iso|iec|en|fips|cve|cwe|ts|tr|sp|ieee|itu)-?[0-9]{2,6}(?:[-.:][0-9A-Za-z]+)*|"
                              r"[0-9]+(?:\([0-9a-z]{1,4}\)?)+|[0-9]{5}[A-Z][0-9]{4}|[0-9]+-of-[0-9]+", re.I)
-# An identifier in one letter case, of parts joined by '-', '_' or '.', each letters, digits, or letters then digits
-# ('svc-amf01', 'ENG_ADMIN_01', 'logs-5gc-prod-eu1'), two of them at most mixing the two: no password near a
-# credential's name (not a word joined to a year: WORD_YEAR)
-IDENTIFIER_PART = re.compile(r"[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+[a-z]*|[0-9]+[A-Z]*")
+# An identifier, of parts joined by '-', '_' or '.', each in one letter case with at most two changes between
+# letters and digits ('svc-amf01', 'ENG_ADMIN_01', 'open5gs-webui'), two of them at most mixing the two: no password
+# near a credential's name, nor base64 (not a word joined to a year: WORD_YEAR)
+IDENTIFIER_PART = re.compile(r"[a-z]+(?:[0-9]+[a-z]*)?|[A-Z]+(?:[0-9]+[A-Z]*)?|[0-9]+(?:[a-z]+|[A-Z]+)?")
 # A product, system or network function named with a number or a part ('Debian12', 'Windows11', 'SoftHSM2',
 # 'srsRAN_4G', 'Open5GS-WebUI', 'gNB-DU1', 'sysmoISIM-SJA5'): no password near a credential's name
 PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|suse|sles|alpine|python|java|node|"
                      r"golang|keycloak|kyber|dilithium|mongodb|postgres(?:ql)?|mysql|mariadb|redis|oracle|softhsm|"
                      r"sysmoisim|yubikey|pixel|galaxy|iphone|srsran|open5gs|free5gc|oai|openairinterface|ueransim|"
-                     r"magma|k8s|kubernetes|gnb|enb|ng-enb|wi-?fi|soc|audit|server)(?:[-_.]?[0-9][\w.-]*|[-_][\w.-]+)",
+                     r"magma|k8s|kubernetes|gnb|enb|ng-enb|gnodeb|enodeb|dorado|oceanstor|wi-?fi|soc|audit|server)"
+                     r"(?:[-_.]?[0-9][\w.-]*|[-_][\w.-]+)",
                      re.I)
 # A number, serial or hash that its noun names ('order 4500123456', 'serial 5A3F0012', 'commit a3f9c21', 'host ID
 # 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
@@ -1104,9 +1125,10 @@ NAMED_NUMBER = re.compile(
     r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
     r"(?<![\w.])[0-9]+(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|baud|bps|eur|usd|gbp|chf|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
-    r"connections?|requests?)(?![^\W\d_]))", re.I)
+    r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk)(?:\s*[:=]\s*|\s+is\s+)"
+PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|passwort|kennwort)"
+                             r"(?:[^:=\n]{0,40}?\s*[:=]\s*|\s+is\s+)"
                              r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?"
                              r"(?:[\s.!]*$|\s*[,;(])", re.I)
 DESCRIBING_WORDS = frozenset((
@@ -1213,7 +1235,8 @@ WORD_YEAR = re.compile(r"[A-Za-z]{3,}[-_.]?(?:19|20)[0-9]{2}")
 # with look-alikes alone ('Passw0rd'), such a token is a password after any label, though words follow (weak_password)
 WEAK_WORDS = ("password", "passwort", "welcome", "admin", "administrator", "root", "test", "guest", "user", "qwerty",
               "secret", "letmein", "changeme", "default", "summer", "winter", "spring", "autumn", "fall", "dragon",
-              "monkey", "master", "huawei")
+              "monkey", "master", "huawei", "sommer", "herbst", "nokia", "ericsson", "cisco", "samsung", "zte",
+              "oracle", "tiger")
 WEAK_FOLDS = {"a": "[a@4]", "e": "[e3]", "i": "[i1]", "o": "[o0]", "s": "[s$5]"}
 WEAK_WORD = "(?:" + "|".join("".join(WEAK_FOLDS.get(c, c) for c in w)
                              for w in sorted(WEAK_WORDS, key=len, reverse=True)) + ")"
@@ -1584,6 +1607,8 @@ def base64_key(run):
         return False                                # kebab-case or snake_case words
     if CAMEL.fullmatch(core) and voweled(core):
         return False                                # camelCase words
+    if identifier(core):
+        return False                                # kebab-case or snake_case names ('http-default-accounts')
     return entropy(core) >= 3.0
 
 
@@ -1717,6 +1742,8 @@ def unlabelled_kind(text):
     if "@" in text and any(address_password(m) for m in ADDRESS_PASSWORD.finditer(text)):
         return "a password in an address (user:password@host)"
     plain = URL.sub(url_values, text) if urls else text
+    if urls and WEBHOOK.search(text):
+        return "a webhook URL (its path is its secret)"
     if "SHA256:" in plain or "SPDXRef-" in plain or "Change-Id:" in plain:
         plain = NOT_BASE64.sub(" ", plain)
     plain = " ".join([plain] + joined_groups(plain))
@@ -1738,7 +1765,7 @@ def credential_token(text):
     """A token that looks like a password or key in a text already scanned that names one (CREDENTIAL_WORD,
     SIM_WORD), as (the token, the word), or None: a lone word after a password's own word (PASSWORD_AT_END), a run
     of numbers that fit a byte (byte_run), or a token judged by context_secret(), tokens ending where the script
-    changes (SCRIPT_BOUNDARY), numbers that a noun or unit names left out (NAMED_NUMBER)."""
+    changes (SCRIPT_BOUNDARY) and at en and em dashes, numbers that a noun or unit names left out (NAMED_NUMBER)."""
     word = CREDENTIAL_WORD.search(text)
     sim = SIM_WORD.search(text)
     sim = sim if sim and SIM_CASE.search(sim.group()) else None
@@ -1753,33 +1780,37 @@ def credential_token(text):
     run = byte_run(text)
     if run:
         return run, word.group()
-    text = NAMED_NUMBER.sub(" ", SCRIPT_BOUNDARY.sub(" ", text) if not text.isascii() else text)
+    short = "sim" if sim else "password" if PASSWORD_NAME.search(text) else None
+    text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     judged = set()                                    # a token met again is judged once
     for raw in NON_SPACE.findall(text):
         if raw not in judged:
-            if context_secret(raw, bool(sim)):
+            if context_secret(raw, short):
                 return raw.strip(SECRET_VALUE_EDGES), word.group()
             judged.add(raw)
     return None
 
 
 def password_shaped(text):
-    """The first token of a text already scanned that is shaped like a password (see STRONG_LENGTH), or ''; not a
-    URL, path, e-mail address, placeholder or identifier of NOT_BASE64."""
+    """The first token of a text already scanned that is shaped like a password (see STRONG_LENGTH), or ''; the
+    pieces of a token joined by '/' or '@' judged apart ('scott/Tiger#2024@orcl'); not a URL (its password is
+    judged by url_password), e-mail address, placeholder or identifier of NOT_BASE64."""
     if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text:
         text = NOT_BASE64.sub(" ", text)
-    for raw in NON_SPACE.findall(KEY_VALUE.sub(" ", text)):
+    raws = NON_SPACE.findall(KEY_VALUE.sub(" ", URL.sub(" ", text) if "://" in text else text))
+    raws = [piece for raw in raws for piece in (SLASH_AT.split(raw) if "/" in raw else (raw,))]
+    for raw in raws:
         token = raw.strip(SECRET_VALUE_EDGES)
-        if len(token) < SECRET_VALUE_LENGTH or "/" in token or EMAIL.fullmatch(token) or \
+        if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or \
                 VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
             continue
         digits = sum("0" <= c <= "9" for c in token)
         if weak_password(token) and (WEAK_SYMBOL.search(token) or digits >= WEAK_DIGITS_MIN):
             return token
         if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
-                (STRONG_SYMBOL.search(token) or (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and
-                                                 not SEPARATED.search(token))):
+                (STRONG_SYMBOL.search(token) or TRAILING_BANG.search(raw) or
+                 (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and not SEPARATED.search(token))):
             return token
     return ""
 
@@ -1801,38 +1832,50 @@ def byte_run(text):
     return ""
 
 
-def context_secret(raw, sim=False):
+def context_secret(raw, short=None):
     """True if a token near a password's or key's name looks like one (its edges stripped, a URL's or path's pieces
-    judged one by one): a number of PASSCODE_DIGITS (SIM_DIGITS after a SIM word) to PASSCODE_MAX digits, or of
-    KEY_DIGITS_MIN or more; a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits
-    ('Hunter22x', 'Debian12') or holds a symbol of PASSWORD_SYMBOL, unless it names something
-    (named_near_credential); not a placeholder ('${DB_PASSWORD}')."""
+    judged one by one): a number of PASSCODE_DIGITS to PASSCODE_MAX digits, or of KEY_DIGITS_MIN or more, or of
+    SIM_DIGITS or more where `short` is 'sim' (a SIM word stands in the text) or 'password' (a password's own word
+    does: not a year then); a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits
+    ('Hunter22x', 'Debian12'), holds a symbol of PASSWORD_SYMBOL or one between letters (INNER_SYMBOL,
+    MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential); not a
+    placeholder ('${DB_PASSWORD}')."""
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
-    token = raw.strip(SECRET_VALUE_EDGES)
+    token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
-        return any(context_secret(piece, sim) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
+        return any(context_secret(piece, short) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
     if DIGITS.fullmatch(token):
-        return len(token) >= SIM_DIGITS if sim else \
-            PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
+        if short and len(token) >= SIM_DIGITS and not (short == "password" and YEAR.fullmatch(token)):
+            return True
+        return PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
+    if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
+        return True                                   # a key as groups of digits (a BitLocker recovery key)
     if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token):
         return False
-    return bool(weak_password(token) or PASSWORD_SYMBOL.search(token) or (LETTER.search(token) and DIGIT.search(token)))
+    return bool(weak_password(token) or PASSWORD_SYMBOL.search(token) or (LETTER.search(token) and DIGIT.search(token))
+                or (INNER_SYMBOL.search(token) and not EMAIL.fullmatch(token)) or MIXED_CASE_JOIN.match(token))
 
 
 def named_near_credential(token):
     """True if a token names something near a credential's name: a version, quantity, tool's or scheme's name
     (named_token, scheme_name), a ticket or record ID, a standard's or document's number or a Huawei version
-    (STANDARD_NUMBER), an e-mail address, a product (PRODUCT) or an identifier (identifier); never a weak
-    password."""
+    (STANDARD_NUMBER), an e-mail address, a product (PRODUCT), an identifier or model number, or a quantity after
+    its key ('m=64MiB'); never a weak password."""
     if weak_password(token):
         return False
     lower = token.lower()
     return bool(named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or
                 scheme_name(lower) or scheme_name(lower + ")" * (lower.count("(") - lower.count(")"))) or
                 STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or PRODUCT.fullmatch(token) or
-                identifier(token))
+                identifier(token) or model_number(token) or ("=" in token and quantity(token.rpartition("=")[2])))
+
+
+def model_number(token):
+    """True if a token is a model number: no lower-case letter, and parts apart by '-', '_' or '.' or at most two
+    changes between letters and digits ('S5735-L48T4S-A1', 'RM520N-GL', 'CE6881'; not 'K7PQ2XLM9Z')."""
+    return not LOWER.search(token) and (bool(SEPARATED.search(token)) or len(LETTER_DIGIT_CHANGES.findall(token)) <= 2)
 
 
 def identifier(token):
