@@ -1800,7 +1800,7 @@ def password_shaped(text):
         text = NOT_BASE64.sub(" ", text)
     raws = NON_SPACE.findall(KEY_VALUE.sub(" ", URL.sub(" ", text) if "://" in text else text))
     raws = [piece for raw in raws for piece in (SLASH_AT.split(raw) if "/" in raw else (raw,))]
-    for raw in raws:
+    for raw in dict.fromkeys(raws):                   # each token once, in order
         token = raw.strip(SECRET_VALUE_EDGES)
         if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or \
                 VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
