@@ -177,7 +177,10 @@ H14_NAMES = ('credentials: MongoDB6 users', 'credentials: SoftHSM2 tokens', 'cre
 H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 'tba', 'TBC', 'to be confirmed',
                'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)',
                # H17: newer spreadsheets' error values and a template's prompt
-               '#SPILL!', '#CALC!', '#FIELD!', 'Type your answer here', 'enter answer', '#GETTING_DATA')
+               '#SPILL!', '#CALC!', '#FIELD!', 'Type your answer here', 'enter answer', '#GETTING_DATA',
+               # H19: references to another cell, 'no answer' in German, a template's filler
+               'see above', 'Siehe oben.', 'k.A.', 'keine Angabe', 'idem', 'dito', 'answer here', 'your answer',
+               'Lorem ipsum dolor sit amet')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
@@ -245,7 +248,12 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'TACACS+ key tac4cs-K3y-2024', 'BitLocker recovery key 123456-234567-345678-456789-567890-678901',
                    'alerts to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX',
                    '\u043f\u0430\u0440\u043e\u043b\u044c: \u041c\u043e\u0441\u043a\u0432\u0430 2024!x', 'WLAN-Passwort f\u00fcr das Labor: hochsommerregen',
-                   '7z a -pSimK3ys2024 keys.7z keys.csv', 'Door code to the server room: 4711#')
+                   '7z a -pSimK3ys2024 keys.7z keys.csv', 'Door code to the server room: 4711#',
+                   # H19 (round 19): a value right after a password's own word, recovery and MFA codes, a key of
+                   # digit groups anywhere, a PUK in groups
+                   'user ops, password ops-team-8812', 'MFA backup code 49201837', 'recovery codes: 8f3k-2m9q, 7d2p-4x1z',
+                   'BitLocker key: 418231-530112-628190-117007-392851-004576-225589-661034', 'PUK: 4918-5627',
+                   'user netconf, pass Qm8-zx4-Tr2 on all DUs')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -271,7 +279,8 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'Admin access to OceanStor Dorado5000 only via the jump host', 'Login on S5735-L48T4S-A1 via TACACS',
                     'Passwords hashed with PBKDF2, 600000 iterations', 'Argon2id for passwords, m=64MiB, t=3',
                     'ACC-9 evidence: nmap http-default-accounts run, report attached', 'Passwords follow ISO 27001:2022 A.5.17',
-                    'Passwords rotated since 2024 per policy')
+                    'Passwords rotated since 2024 per policy', 'password: 2FA-protected accounts',
+                    'Interop test: pass 3 of 4, see report OPS-1234')
 
 
 def refused_exactly(box, content, *problems, flags=()):

@@ -2540,7 +2540,7 @@ def s17_a_password_or_key_near_its_name_is_refused_wherever_it_stands():
     assert [v for v in CONTEXT_REFUSED if not cl.text_problems(v)] == []
     accepted_as_text(*CONTEXT_ACCEPTED)
     assert cl.text_problems("pw Zx9kq7Lm") == [
-        f"'Zx9\u2026' (8 characters) near 'pw' looks like a password or key; {cl.CONFIDENTIAL} (a name or number that "
+        f"'Zx\u2026' (8 characters) near 'pw' looks like a password or key; {cl.CONFIDENTIAL} (a name or number that "
         "is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
     with Sandbox(FIXTURE) as box:
         refused_exactly(box, "id,answer\nREQ-3,Nokia123 is the default password\n",
@@ -2553,3 +2553,24 @@ def h17_18_blank_lines_before_the_header_are_skipped():
     with Sandbox() as box:
         text = box.accepted("\n\n id,answer\nREQ-3,Germany\n")
         assert "**Answer:** Germany" in text
+
+
+@test
+def h19_1_an_export_without_its_recorded_column_is_refused():
+    """An exported sheet whose 'recorded' column was renamed ('was', 'previous') or deleted is refused, with or
+    without --replace, so that an old packet never overwrites a newer answer unseen; a sheet typed by hand
+    (id, answer) is read as before."""
+    with Sandbox() as box:
+        exported = box.run("items", "--format", "csv").stdout
+        lines = exported.split("\n")
+        at = next(k for k, line in enumerate(lines) if line.startswith("id,"))
+        header = lines[at].split(",")
+        k = header.index("recorded")
+        renamed = "\n".join(lines[:at] + [",".join(header[:k] + ["previous"] + header[k + 1:])] + lines[at + 1:])
+        dropped = "\n".join(lines[:at] + [",".join(header[:k] + header[k + 1:])])
+        message = ("the header has an export's columns but not its 'recorded' column; keep that column as exported "
+                   "(import compares it with the answer recorded now), or export again")
+        for sheet in (renamed, dropped):
+            for flags in ((), ("--replace",)):
+                refused_exactly(box, sheet, f"{at + 1}: {message}", flags=flags)
+        box.accepted("id,answer\nREQ-3,Germany\n")

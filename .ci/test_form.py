@@ -780,6 +780,7 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
 CSV_CORPUS = [
     'id,answer\nREQ-3,"a, b"\n', "id;answer\nREQ-3;a\n", "id\tanswer\nREQ-3\ta\n", "# x, y\nid,answer\nREQ-3,a\n",
     "\n\nid,answer\nREQ-3,a\n", " , \n# x\n\nid;answer\nREQ-3;a\n", "\ufeff\r\nid,answer\r\nREQ-3,#SPILL!\r\n",
+    "id,ask,form,unblocks,answer\nREQ-3,a,b,c,x\n", "id,ask,form,unblocks,was,answer\nREQ-3,a,b,c,,x\n",
     "answer,id\na,REQ-3\n", "id,answer\nREQ-3,a,b\n", 'id,answer\nREQ-3,"unterminated\n', 'id,answer\nREQ-3,"a"x\n',
     "foo,bar\n1,2\n", "id,answer,id\n", "\ufeffid,answer\r\nREQ-3,a\r\n", "id,answer\n\n\nREQ-3,a\n,\n",
     'id,answer\r\nREQ-3,"multi\r\nline"\r\nLIC-1,no\r\n', "ID , Answer \nREQ-3, a \n", "\n", "", "id,answer\rREQ-3,a\r",

@@ -158,6 +158,10 @@ def csv_rows(text, delimiter, skip=0):
             listed = ", ".join(f"'{shown(header[k])}'" for k in recorded_cols)
             return [], [Problem(start, f"the header names more than one column that reads 'recorded' "
                                        f"({listed}); keep one")]
+        if not recorded_cols and set(EXPORT_ONLY) <= set(names):
+            return [], [Problem(start, "the header has an export's columns but not its 'recorded' column; keep that "
+                                       "column as exported (import compares it with the answer recorded now), or "
+                                       "export again")]
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
         unnamed = [k for k, name in enumerate(header) if not name]
@@ -210,6 +214,7 @@ def header_name(cell):
 
 # The columns import reads: 'recorded' (an export's) holds the answer recorded when the sheet was made
 COLUMN_NAMES = ("id", "answer", "recorded")
+EXPORT_ONLY = ("ask", "form", "unblocks")         # columns only an export has: its 'recorded' column must stay
 
 
 def header_problem(header, names):

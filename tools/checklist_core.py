@@ -1033,12 +1033,13 @@ CREDENTIAL_WORD = re.compile(
     r"credentials?|"
     r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|"
     r"licen[cs]e|product|activation)[\s_-]?keys?|pw(?![a-z])|"
-    r"(?<![^\W\d_])(?:pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
+    r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
-    r"access\s+codes?|(?:door|lock|alarm)\s+codes?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
+    r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification)\s+codes?|"
+    r"(?:safe|lock)\s+combinations?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
     r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|"
@@ -1052,11 +1053,17 @@ CREDENTIAL_WORD = re.compile(
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
-                           r"(?:door|lock|alarm|access)\s+codes?|"
+                           r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification)\s+codes?|"
+                           r"(?:safe|lock)\s+combinations?|"
                            r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
                            r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
 YEAR = re.compile(r"(?:19|20)[0-9]{2}")
+# The token right after a password's own word, its label or 'is' between ('password ops-team-8812'): not taken for
+# an identifier, product or model number when a part of it is a number of three digits or more (NUMBER_PART;
+# context_secret: strict)
+NUMBER_PART = re.compile(r"(?<![^-_.=])[0-9]{3,}(?![^-_.=])")
+PASSWORD_VALUE = re.compile(r"(?:" + PASSWORD_NAME.pattern + r")(?:\s*[:=]\s*|\s+is\s+|\s+)(?P<value>\S+)", re.I)
 SIM_KEY_WORD = re.compile(r"(?<![A-Za-z0-9])(?:KI[CDK]|KIc|OTA\s+[Kk]eys?|K(?=\s*[:=]))(?![A-Za-z])")
 SIM_CASE = re.compile(r"[A-Z]|adm|pas|pin.")   # 'PIN', 'ADM1': in capitals, but for adm, passcode and PIN code
 # Near such a word, a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits or holds a
@@ -1076,6 +1083,7 @@ LETTER_DIGIT_CHANGES = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
 DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
+DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
 BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
 NUMBER = re.compile(r"[0-9]+")
 BYTE_RUN = 8
@@ -1084,7 +1092,7 @@ PASSCODE_DIGITS, PASSCODE_MAX, SIM_DIGITS, KEY_DIGITS_MIN = 6, 12, 4, 30
 # upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more
 # between letters and digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or
 # WEAK_DIGITS_MIN digits
-# ('Huawei@123', 'Changeme_123', 'Admin123')
+# ('Huawei@123', 'Changeme_123', 'Admin123'); or KEY_DIGITS_MIN digits in groups (a BitLocker recovery key)
 STRONG_LENGTH, STRONG_CHANGES, WEAK_DIGITS_MIN = 8, 4, 3
 STRONG_SYMBOL = re.compile(r"(?<=[A-Za-z0-9])[!#$%&*@^~?](?=[A-Za-z0-9])")    # inside: not a link's '](#
 WEAK_SYMBOL = re.compile(r"[!#$%&*@^~?_.+=-]")
@@ -1269,7 +1277,9 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
                      r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
                      r"connect!|unknown!|getting_data)|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
-                     r"(?:[\W_]+here)?|\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
+                     r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
+                     r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
+                     r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -1312,9 +1322,9 @@ def shown(value, limit=60):
 
 
 def masked(token):
-    """A suspected password as a message names it: its first three characters and its length, enough to find it in
-    one's own text, never the whole."""
-    return f"'{shown(token[:3])}…' ({len(token)} characters)"
+    """A suspected password as a message names it: its first characters (three, or a third of a shorter one: one of
+    a four-digit PIN) and its length, enough to find it in one's own text, never the whole."""
+    return f"'{shown(token[:min(3, len(token) // 3)])}…' ({len(token)} characters)"
 
 
 def joins(value, k):
@@ -1781,6 +1791,9 @@ def credential_token(text):
     if run:
         return run, word.group()
     short = "sim" if sim else "password" if PASSWORD_NAME.search(text) else None
+    for m in PASSWORD_VALUE.finditer(text):
+        if context_secret(m.group("value"), short, strict=True):
+            return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     judged = set()                                    # a token met again is judged once
@@ -1808,6 +1821,8 @@ def password_shaped(text):
         digits = sum("0" <= c <= "9" for c in token)
         if weak_password(token) and (WEAK_SYMBOL.search(token) or digits >= WEAK_DIGITS_MIN):
             return token
+        if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
+            return token                              # a key as groups of digits ('418231-530112-...')
         if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
                 (STRONG_SYMBOL.search(token) or TRAILING_BANG.search(raw) or
                  (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and not SEPARATED.search(token))):
@@ -1832,33 +1847,36 @@ def byte_run(text):
     return ""
 
 
-def context_secret(raw, short=None):
+def context_secret(raw, short=None, strict=False):
     """True if a token near a password's or key's name looks like one (its edges stripped, a URL's or path's pieces
     judged one by one): a number of PASSCODE_DIGITS to PASSCODE_MAX digits, or of KEY_DIGITS_MIN or more, or of
     SIM_DIGITS or more where `short` is 'sim' (a SIM word stands in the text) or 'password' (a password's own word
     does: not a year then); a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits
     ('Hunter22x', 'Debian12'), holds a symbol of PASSWORD_SYMBOL or one between letters (INNER_SYMBOL,
-    MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential); not a
-    placeholder ('${DB_PASSWORD}')."""
+    MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential; see
+    NUMBER_PART when `strict`: the value right after a password's own word); not a placeholder
+    ('${DB_PASSWORD}'). After a SIM word, digits in groups count as one number ('4918-5627')."""
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
-        return any(context_secret(piece, short) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
+        return any(context_secret(piece, short, strict) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
     if DIGITS.fullmatch(token):
         if short and len(token) >= SIM_DIGITS and not (short == "password" and YEAR.fullmatch(token)):
             return True
         return PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
     if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
         return True                                   # a key as groups of digits (a BitLocker recovery key)
-    if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token):
+    if short == "sim" and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS:
+        return True
+    if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
         return False
     return bool(weak_password(token) or PASSWORD_SYMBOL.search(token) or (LETTER.search(token) and DIGIT.search(token))
                 or (INNER_SYMBOL.search(token) and not EMAIL.fullmatch(token)) or MIXED_CASE_JOIN.match(token))
 
 
-def named_near_credential(token):
+def named_near_credential(token, strict=False):
     """True if a token names something near a credential's name: a version, quantity, tool's or scheme's name
     (named_token, scheme_name), a ticket or record ID, a standard's or document's number or a Huawei version
     (STANDARD_NUMBER), an e-mail address, a product (PRODUCT), an identifier or model number, or a quantity after
@@ -1868,8 +1886,10 @@ def named_near_credential(token):
     lower = token.lower()
     return bool(named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or
                 scheme_name(lower) or scheme_name(lower + ")" * (lower.count("(") - lower.count(")"))) or
-                STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or PRODUCT.fullmatch(token) or
-                identifier(token) or model_number(token) or ("=" in token and quantity(token.rpartition("=")[2])))
+                STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or
+                (not (strict and NUMBER_PART.search(token)) and
+                 (PRODUCT.fullmatch(token) or identifier(token) or model_number(token))) or
+                ("=" in token and quantity(token.rpartition("=")[2])))
 
 
 def model_number(token):
