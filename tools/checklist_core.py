@@ -742,7 +742,7 @@ def working_order(doc):
         ids = {it.id for it in items}
         waits_for = {it.id: set() for it in items}
         for it in items:
-            for other in unblocked_ids(it) & ids - {it.id}:
+            for other in (i for i in unblocked_ids(it) if i in ids and i != it.id):
                 if doc.items[other].stage == it.stage != "blocker":
                     waits_for[other].add(it.id)
         # Kahn's algorithm, the first item in that order whose blockers are placed next (a heap of positions); in
@@ -2596,7 +2596,7 @@ def unblock_order(doc):
         line = item.line_of("Unblocks")
         for text in bad_ranges(item):
             yield Defect(line, "range", f"{item.id}: '{text}' must run forwards within one group")
-        edges[item.id] = sorted(unblocked_ids(item) & doc.items.keys() - {item.id})
+        edges[item.id] = sorted(i for i in unblocked_ids(item) if i in doc.items and i != item.id)
         for other in edges[item.id]:
             later = doc.items[other]
             if later.stage in order and item.stage in order and order[later.stage] < order[item.stage]:
