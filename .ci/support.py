@@ -253,7 +253,10 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    # digit groups anywhere, a PUK in groups
                    'user ops, password ops-team-8812', 'MFA backup code 49201837', 'recovery codes: 8f3k-2m9q, 7d2p-4x1z',
                    'BitLocker key: 418231-530112-628190-117007-392851-004576-225589-661034', 'PUK: 4918-5627',
-                   'user netconf, pass Qm8-zx4-Tr2 on all DUs')
+                   'user netconf, pass Qm8-zx4-Tr2 on all DUs',
+                   # H20 (round 20): Wi-Fi keys, community strings, access codes in groups
+                   'Wi-Fi key: Kx82-Lq4m-Tz', 'snmp community string: hq-noc-7714', 'OMC backup codes 5820-1937',
+                   'vault code for the key safe: 48-15-62', 'alarm panel: user code 3917', 'Zutrittscode Serverraum 2580')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -280,7 +283,8 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'Passwords hashed with PBKDF2, 600000 iterations', 'Argon2id for passwords, m=64MiB, t=3',
                     'ACC-9 evidence: nmap http-default-accounts run, report attached', 'Passwords follow ISO 27001:2022 A.5.17',
                     'Passwords rotated since 2024 per policy', 'password: 2FA-protected accounts',
-                    'Interop test: pass 3 of 4, see report OPS-1234')
+                    'Interop test: pass 3 of 4, see report OPS-1234', 'Passwords rotated on 2024-01-15',
+                    'user code of conduct signed by all admins')
 
 
 def refused_exactly(box, content, *problems, flags=()):

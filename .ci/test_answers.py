@@ -170,7 +170,9 @@ def replace_overwrites_and_same_answer_is_a_no_op():
         same = box.run("import", box.csv("id,answer\nLIC-1,no\n"))
         assert same.returncode == 0 and box.doc.read_bytes() == before
         box.refused("id,answer\nLIC-1,yes\n", "answers.csv:2: LIC-1 already has a different answer")
-        text = box.accepted("id,answer\nLIC-1,yes\n", "--replace")
+        box.refused("id,answer\nLIC-1,yes\n", "answers.csv:2: LIC-1 already has a different answer; to replace it",
+                    "--replace")
+        text = box.accepted("id,answer,recorded\nLIC-1,yes,no\n", "--replace")
         assert "**Answer:** `yes`" in text and "**Answer:** `no`" not in text
 
 
@@ -1562,7 +1564,7 @@ def a_provisional_answer_is_recorded_with_its_box_unticked():
         result = box.run("check")
         assert result.returncode == 1 and "[answer] LIC-1: a provisional answer (such as `pending`) leaves its box " \
             "unticked" in result.stdout, result
-        text = box.accepted("id,answer\nLIC-1,yes\n", "--replace")
+        text = box.accepted('id,answer,recorded\nLIC-1,yes,"undecided; board meets in May"\n', "--replace")
         assert '- [x] <a id="lic-1">' in text, text
 
 
@@ -1810,7 +1812,7 @@ def a_sheet_returned_late_never_brings_back_a_replaced_answer():
     with Sandbox() as box:
         box.accepted("id,answer\nREQ-3,50 sites\n")
         packet = box.run("items", "--format", "csv").stdout
-        box.accepted("id,answer\nREQ-3,80 sites (approved)\n", "--replace")
+        box.accepted("id,answer,recorded\nREQ-3,80 sites (approved),50 sites\n", "--replace")
         rows = list(csv.reader(io.StringIO(packet.lstrip("\ufeff"))))
         header = rows[1]
         for row in rows[2:]:                          # the reader fills in one other item, as asked
@@ -1870,7 +1872,7 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
         box.accepted("id,answer\nREQ-3,Germany\nLIC-1,no\n")
         header, rows = packet(box)
         line = {row[0]: k for k, row in enumerate(rows, 2)}          # the CSV line of each item's row
-        box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\n', "--replace")
+        box.accepted('id,answer,recorded\nREQ-3,"Germany, France (newer)",Germany\n', "--replace")
         sheet = filled(header, rows, {"REQ-3": "Spain", "REQ-4": "channels 1 to 11"})
         for flags in ((), ("--replace",)):                            # nothing is written, REQ-4's row neither
             refused_exactly(box, sheet, f"{line['REQ-3']}: {stale('REQ-3', 'Germany, France (newer)')}", flags=flags)
@@ -1893,9 +1895,12 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
         box.doc.write_text(box.doc.read_text(encoding="utf-8").replace("  - **Answer:** Spain\n", "").replace(
             '- [x] <a id="req-3">', '- [ ] <a id="req-3">'), encoding="utf-8")
         refused_exactly(box, filled(header, rows, {"REQ-3": "Italy"}), f"{line['REQ-3']}: {stale('REQ-3', None)}")
-        # a sheet without a recorded column (typed by hand) is read as before
+        # a sheet without a recorded column (typed by hand) records new answers, and replaces none (H20-1)
         assert "**Answer:** Italy" in box.accepted("id,answer\nREQ-3,Italy\n")
-        assert "**Answer:** Malta" in box.accepted("id,answer,note\nREQ-3,Malta,moved\n", "--replace")
+        refused_exactly(box, "id,answer,note\nREQ-3,Malta,moved\n", "2: REQ-3 already has a different answer; to "
+                        "replace it, put that answer in a 'recorded' column (an export has one), so that no answer "
+                        "is replaced unseen", flags=("--replace",))
+        assert "**Answer:** Malta" in box.accepted("id,answer,note,recorded\nREQ-3,Malta,moved,Italy\n", "--replace")
         # a 'recorded' header spelled with look-alike letters, or given twice, is refused like 'answer'
         refused_exactly(box, "id,answer,r\u0435c\u043erded\nREQ-3,x,\n", "1: the header name 'r\u0435c\u043erded' "
                         "reads 'recorded' but is not spelled in plain letters; retype it")
@@ -2022,7 +2027,7 @@ def h7_d11_a_paragraph_after_an_answer_is_flagged_and_blocks_a_replace():
                                                          "Answer), but is none of its fields; unindent it or delete "
                                                          "it\n"), result
         before = box.doc.read_bytes()
-        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"), "--replace")
+        result = box.run("import", box.csv("id,answer,recorded\nREQ-3,12 sites,4 sites\n"), "--replace")
         assert result.returncode == 1 and result.stderr.endswith(
             f"{box.doc} not changed: {box.doc} already has problems here; run 'check' first.\n"), result
         assert box.doc.read_bytes() == before
@@ -2057,7 +2062,7 @@ def h8_n2_a_renamed_recorded_column_is_still_the_recorded_column():
     'recorded' column: a stale row under it is refused; two such columns are refused as ambiguous."""
     with Sandbox() as box:
         box.accepted("id,answer\nREQ-3,Germany\n")
-        box.accepted('id,answer\nREQ-3,"Germany, France (newer)"\n', "--replace")
+        box.accepted('id,answer,recorded\nREQ-3,"Germany, France (newer)",Germany\n', "--replace")
         for name in ("recorded answer", "Recorded at export", " RECORDED_v1 "):
             refused_exactly(box, f"id,answer,{name}\nREQ-3,Spain,Germany\n",
                             f"2: {stale('REQ-3', 'Germany, France (newer)')}", flags=("--replace",))
@@ -2587,3 +2592,17 @@ def h19_9_many_item_like_lines_are_checked_in_linear_time():
     list(cl.unblock_order(doc))
     assert len(cl.working_order(doc)) > 8000
     assert time.perf_counter() - started < 0.2, f"{time.perf_counter() - started:.2f} s"
+
+
+@test
+def h20_1_replace_replaces_only_an_answer_its_row_names():
+    """--replace replaces a recorded answer only where the row's 'recorded' cell names it: a packet trimmed to
+    'id, ask, answer' or with its 'recorded' column renamed away, and a sheet typed by hand, replace nothing."""
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,Germany\n")
+        message = ("2: REQ-3 already has a different answer; to replace it, put that answer in a 'recorded' column "
+                   "(an export has one), so that no answer is replaced unseen")
+        for sheet in ("id,ask,answer\nREQ-3,x,Spain\n", "id,question,answer,was\nREQ-3,x,Spain,Germany\n",
+                      "id,answer\nREQ-3,Spain\n"):
+            refused_exactly(box, sheet, message, flags=("--replace",))
+        assert "**Answer:** Spain" in box.accepted("id,answer,recorded\nREQ-3,Spain,Germany\n", "--replace")

@@ -1338,7 +1338,8 @@ def h7_d9_browser_an_old_answers_csv_never_stands_for_a_newer_recorded_answer():
         assert page.eval("document.querySelector('#file-status .note').textContent") == (
             "For whoever records it: python3 tools/checklist.py import answers.csv --replace (it changes the recorded "
             "answers of REQ-3; a row whose recorded answer has changed since this page was made is refused).")
-        box.accepted("id,answer\nREQ-3,Italy (newest)\n", "--replace")         # recorded after the page was made
+        now = cl.parse(box.doc.read_text(encoding="utf-8")).items["REQ-3"].get("Answer").replace('"', '""')
+        box.accepted(f'id,answer,recorded\nREQ-3,Italy (newest),"{now}"\n', "--replace")   # after the page was made
         before = box.doc.read_bytes()
         result = box.run("import", changed, "--replace")
         assert (result.returncode, result.stderr) == (1, f"{changed}:2: REQ-3's recorded answer changed since this "

@@ -285,7 +285,9 @@ def plan_answers(doc, rows, replace):
     """({id: (text to record, csv line)}, [Problem]) for CSV rows; the same answer again is a no-op. A row whose
     'recorded' cell (an export's) is not the answer recorded now is stale, and refused: with --replace it would
     bring back an answer since replaced, or replace one its reader never saw. An empty 'recorded' cell is stale
-    only under --replace (without it, an answer recorded since is refused anyway)."""
+    only under --replace (without it, an answer recorded since is refused anyway); and --replace replaces only an
+    answer that the row's 'recorded' cell names: a sheet without that column (a packet whose column was renamed or
+    deleted, or one typed by hand) replaces nothing."""
     found, problems = known_rows(doc, rows)
     accepted, more = formatted_rows(found)
     problems += more
@@ -301,6 +303,11 @@ def plan_answers(doc, rows, replace):
         if existing and not replace:
             problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
                                           "use --replace to overwrite it"))
+            continue
+        if existing and line not in sheet:            # --replace replaces only an answer its row names
+            problems.append(Problem(line, f"{item.id} already has a different answer; to replace it, put that "
+                                          "answer in a 'recorded' column (an export has one), so that no answer "
+                                          "is replaced unseen"))
             continue
         changes[item.id] = (text, line)
     return changes, problems
@@ -1554,7 +1561,8 @@ def build_parser():
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
     imp.add_argument("answers", type=nonempty,
                      help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
-    imp.add_argument("--replace", action="store_true", help="overwrite answers already recorded")
+    imp.add_argument("--replace", action="store_true",
+                     help="overwrite answers already recorded, each named in its row's 'recorded' cell")
     form = sub.add_parser("form", parents=[common, route], help="one self-contained HTML page to answer the items "
                           "in a browser, with live routing, checks as you type and a CSV that 'import' reads")
     form_who = form.add_mutually_exclusive_group()

@@ -1038,7 +1038,8 @@ CREDENTIAL_WORD = re.compile(
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
-    r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification)\s+codes?|"
+    r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
+    r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|"
     r"(?:safe|lock)\s+combinations?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
@@ -1053,8 +1054,9 @@ CREDENTIAL_WORD = re.compile(
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
-                           r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification)\s+codes?|"
-                           r"(?:safe|lock)\s+combinations?|"
+                           r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)"
+                           r"\s+codes?|zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)"
+                           r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|"
                            r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
                            r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
@@ -1084,6 +1086,7 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}[-.][0-9]{1,2}|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}")
 BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
 NUMBER = re.compile(r"[0-9]+")
 BYTE_RUN = 8
@@ -1855,7 +1858,8 @@ def context_secret(raw, short=None, strict=False):
     ('Hunter22x', 'Debian12'), holds a symbol of PASSWORD_SYMBOL or one between letters (INNER_SYMBOL,
     MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential; see
     NUMBER_PART when `strict`: the value right after a password's own word); not a placeholder
-    ('${DB_PASSWORD}'). After a SIM word, digits in groups count as one number ('4918-5627')."""
+    ('${DB_PASSWORD}'). After a SIM or password word, digits in groups count as one number ('4918-5627'), but
+    for a date."""
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
@@ -1868,7 +1872,8 @@ def context_secret(raw, short=None, strict=False):
         return PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
     if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
         return True                                   # a key as groups of digits (a BitLocker recovery key)
-    if short == "sim" and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS:
+    if short and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS and \
+            not DATE.fullmatch(token):
         return True
     if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
         return False
