@@ -255,7 +255,8 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'BitLocker key: 418231-530112-628190-117007-392851-004576-225589-661034', 'PUK: 4918-5627',
                    'user netconf, pass Qm8-zx4-Tr2 on all DUs',
                    # H20 (round 20): Wi-Fi keys, community strings, access codes in groups
-                   'Wi-Fi key: Kx82-Lq4m-Tz', 'snmp community string: hq-noc-7714', 'OMC backup codes 5820-1937',
+                   'USERID / PASSW0RD', 'Wi-Fi key: Kx82-Lq4m-Tz', 'snmp community string: hq-noc-7714',
+                   'OMC backup codes 5820-1937',
                    'vault code for the key safe: 48-15-62', 'alarm panel: user code 3917', 'Zutrittscode Serverraum 2580')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',

@@ -2606,3 +2606,12 @@ def h20_1_replace_replaces_only_an_answer_its_row_names():
                       "id,answer\nREQ-3,Spain\n"):
             refused_exactly(box, sheet, message, flags=("--replace",))
         assert "**Answer:** Spain" in box.accepted("id,answer,recorded\nREQ-3,Spain,Germany\n", "--replace")
+
+
+@test
+def h20_7_a_credentials_name_spelled_like_a_password_is_not_quoted():
+    """When the word taken for a credential's name holds digits or symbols ('P@ssw0rd', 'PASSW0RD'), a refusal
+    names neither it nor the token whole."""
+    problem = cl.text_problems("USERID / PASSW0RD")[0]
+    assert "PASSW0RD" not in problem and "near a password's name" in problem, problem
+    assert "near 'mot de passe'" in cl.text_problems("mot de passe Zx9kq7Lm")[0]

@@ -1719,6 +1719,7 @@ def percent_decoded(text):
 
 LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
 PASSWORD_SHAPED = "a token shaped like a password"
+WORDS_ONLY = re.compile(r"[^\W\d_]+(?:\s+[^\W\d_]+)*")        # a credential's name a message may quote whole
 NEAR_CREDENTIAL = "a password or key near its name ('password', 'PIN', 'Ki', 'пароль' and the like)"
 SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
 
@@ -2188,8 +2189,9 @@ def text_problems(value):
         what, token, label = found
         if what == PASSWORD_SHAPED:
             return [f"{masked(token)} looks like a password; {CONFIDENTIAL}"]
-        if what == NEAR_CREDENTIAL:
-            return [f"{masked(token)} near '{shown(label)}' looks like a password or key; {CONFIDENTIAL} "
+        if what == NEAR_CREDENTIAL:                   # a name spelled with digits or symbols may be the password
+            near = f"near '{shown(label)}'" if WORDS_ONLY.fullmatch(label) else "near a password's name"
+            return [f"{masked(token)} {near} looks like a password or key; {CONFIDENTIAL} "
                     "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
         if token:
             return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
