@@ -164,7 +164,7 @@ def csv_rows(text, delimiter, skip=0):
                                        "export again")]
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
-        unnamed = [k for k, name in enumerate(header) if not name]
+        named = [bool(name) for name in header]
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -175,14 +175,14 @@ def csv_rows(text, delimiter, skip=0):
             elif any(cell.strip() for cell in row[len(header):]):
                 problems.append(Problem(start, f"more cells than the header has columns ({len(row)} for "
                                                f"{len(header)}): put the answer in quotes if it contains '{delimiter}'"))
-            elif any(k < len(row) and row[k].strip() for k in unnamed):
-                column = next(k for k in unnamed if k < len(row) and row[k].strip()) + 1
+            elif any(not named[k] and cell.strip() for k, cell in enumerate(row[:len(header)])):
+                column = next(k for k, cell in enumerate(row) if not named[k] and cell.strip()) + 1
                 problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
                                                f"put the answer in quotes if it contains '{delimiter}'"))
             else:
-                cells = row + [""] * (len(header) - len(row))
-                rows.append(CsvRow(start, cells[id_col], cells[answer_col],
-                                   None if recorded_col is None else cells[recorded_col]))
+                cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
+                rows.append(CsvRow(start, cell(id_col), cell(answer_col),
+                                   None if recorded_col is None else cell(recorded_col)))
             if len(problems) > MAX_PROBLEMS:
                 break
             start = reader.line_num + 1
