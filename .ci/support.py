@@ -180,7 +180,9 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                '#SPILL!', '#CALC!', '#FIELD!', 'Type your answer here', 'enter answer', '#GETTING_DATA',
                # H19: references to another cell, 'no answer' in German, a template's filler
                'see above', 'Siehe oben.', 'k.A.', 'keine Angabe', 'idem', 'dito', 'answer here', 'your answer',
-               'Lorem ipsum dolor sit amet')
+               'Lorem ipsum dolor sit amet',
+               # H21: promises and references to a profile
+               'will follow', 'Noch offen.', 'later', 'same as above', 'as per profile', 'same as profile lab')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
@@ -257,7 +259,10 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    # H20 (round 20): Wi-Fi keys, community strings, access codes in groups
                    'USERID / PASSW0RD', 'Wi-Fi key: Kx82-Lq4m-Tz', 'snmp community string: hq-noc-7714',
                    'OMC backup codes 5820-1937',
-                   'vault code for the key safe: 48-15-62', 'alarm panel: user code 3917', 'Zutrittscode Serverraum 2580')
+                   'vault code for the key safe: 48-15-62', 'alarm panel: user code 3917', 'Zutrittscode Serverraum 2580',
+                   # H21 (round 21): an SQL user's password, a WLAN key in German, a meeting host key
+                   "CREATE USER omc IDENTIFIED BY 'Pelorus44'", 'Gast-WLAN Schl\u00fcssel: Rheinufer2025',
+                   'Webex host key 483920')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',
@@ -285,7 +290,8 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'ACC-9 evidence: nmap http-default-accounts run, report attached', 'Passwords follow ISO 27001:2022 A.5.17',
                     'Passwords rotated since 2024 per policy', 'password: 2FA-protected accounts',
                     'Interop test: pass 3 of 4, see report OPS-1234', 'Passwords rotated on 2024-01-15',
-                    'user code of conduct signed by all admins')
+                    'user code of conduct signed by all admins', 'password reset portal on 10.20.0.0/24',
+                    'SSH host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s')
 
 
 def refused_exactly(box, content, *problems, flags=()):

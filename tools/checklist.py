@@ -264,8 +264,11 @@ ID_CUT = 8
 
 def id_shown(raw):
     """An id cell that is no item, as a message shows it: escaped (shown), and cut to its first ID_CUT characters
-    and '…' if it is longer than ID_SHOWN or looks like secret material, so that a key typed there is never echoed."""
-    return shown(raw[:ID_CUT], None) + "…" if len(raw) > ID_SHOWN or secret_in(raw) else shown(raw)
+    and '…' if it is longer than ID_SHOWN, or to as few as a password's refusal shows (masked) if it looks like secret
+    material, so that a key or PIN typed there is never echoed."""
+    if secret_in(raw):
+        return shown(raw[:min(3, len(raw) // 3)], None) + "…"
+    return shown(raw[:ID_CUT], None) + "…" if len(raw) > ID_SHOWN else shown(raw)
 
 
 def formatted_rows(found):
@@ -301,13 +304,13 @@ def plan_answers(doc, rows, replace):
             problems.append(Problem(line, stale_message(item, sheet[line])))
             continue
         if existing and not replace:
-            problems.append(Problem(line, f"{item.id} already has a different answer ('{shown(existing)}'); "
-                                          "use --replace to overwrite it"))
+            problems.append(Problem(line, f"{item.id} already has a different answer "
+                                          f"('{recorded_shown(existing)}'); use --replace to overwrite it"))
             continue
         if existing and line not in sheet:            # --replace replaces only an answer its row names
             problems.append(Problem(line, f"{item.id} already has a different answer; to replace it, put that "
-                                          "answer in a 'recorded' column (an export has one), so that no answer "
-                                          "is replaced unseen"))
+                                          "answer in a 'recorded' column (an export has one: items --format csv), "
+                                          "so that no answer is replaced unseen"))
             continue
         changes[item.id] = (text, line)
     return changes, problems
@@ -326,17 +329,25 @@ def recorded_matches(item, cell):
     return not problems and same_answer(item, text)
 
 
+def recorded_shown(answer):
+    """A recorded answer as a message quotes it: whole, unless it looks like secret material (a hand edit may have
+    put one there), then only its start, as masked() shows a password."""
+    return shown(answer[:min(3, len(answer) // 3)]) + "…" if secret_in(answer) else shown(answer)
+
+
 def stale_message(item, cell):
     """Why a row whose 'recorded' cell is not the answer recorded now is refused, and what to do. An empty or
     missing cell, where an answer is recorded, may be a hand-made sheet's: nothing is said about an export."""
     existing = item.get("Answer")
     if existing and not cell.strip():
-        return (f"{item.id}: its 'recorded' cell does not match the answer recorded now ('{shown(existing)}'); put "
+        return (f"{item.id}: its 'recorded' cell does not match the answer recorded now "
+                f"('{recorded_shown(existing)}'); put "
                 "that answer in its 'recorded' cell to replace it")
     if not existing:
         return (f"{item.id}'s recorded answer changed since this sheet was exported (now: none); export again, "
                 "or clear its 'recorded' cell to record this answer anyway")
-    return (f"{item.id}'s recorded answer changed since this sheet was exported (now: '{shown(existing)}'); "
+    return (f"{item.id}'s recorded answer changed since this sheet was exported "
+            f"(now: '{recorded_shown(existing)}'); "
             "export again, or put that answer in its 'recorded' cell to replace it anyway")
 
 

@@ -1039,7 +1039,8 @@ CREDENTIAL_WORD = re.compile(
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
     r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
-    r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|"
+    r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
+    r"host\s+keys?|padlocks?|identified\s+by|(?:wlan|wi-?fi|netzwerk)[-\s]?schl(?:\u00fc|ue)ssel|"
     r"(?:safe|lock)\s+combinations?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
@@ -1056,7 +1057,8 @@ SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
                            r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)"
                            r"\s+codes?|zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)"
-                           r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|"
+                           r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|release\s+codes?|"
+                           r"identified\s+by|"
                            r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
                            r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
@@ -1086,6 +1088,7 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
 DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}[-.][0-9]{1,2}|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}")
 BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
 NUMBER = re.compile(r"[0-9]+")
@@ -1282,6 +1285,8 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"connect!|unknown!|getting_data)|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
                      r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
+                     r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
+                     r"profile(?:[\W_]+[a-z-]+)?|same[\W_]+as[\W_]+above|"
                      r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
@@ -1798,8 +1803,8 @@ def credential_token(text):
     for m in PASSWORD_VALUE.finditer(text):
         if context_secret(m.group("value"), short, strict=True):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
-    text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
+    text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     judged = set()                                    # a token met again is judged once
     for raw in NON_SPACE.findall(text):
         if raw not in judged:
@@ -1860,7 +1865,7 @@ def context_secret(raw, short=None, strict=False):
     MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential; see
     NUMBER_PART when `strict`: the value right after a password's own word); not a placeholder
     ('${DB_PASSWORD}'). After a SIM or password word, digits in groups count as one number ('4918-5627'), but
-    for a date."""
+    for a date or an IPv4 address."""
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
@@ -1874,7 +1879,7 @@ def context_secret(raw, short=None, strict=False):
     if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
         return True                                   # a key as groups of digits (a BitLocker recovery key)
     if short and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS and \
-            not DATE.fullmatch(token):
+            not DATE.fullmatch(token) and not IPV4.fullmatch(token):
         return True
     if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
         return False
