@@ -262,7 +262,8 @@ CONTEXT_REFUSED = ('password: changeme', 'password: letmein', 'the wifi password
                    'vault code for the key safe: 48-15-62', 'alarm panel: user code 3917', 'Zutrittscode Serverraum 2580',
                    # H21 (round 21): an SQL user's password, a WLAN key in German, a meeting host key
                    "CREATE USER omc IDENTIFIED BY 'Pelorus44'", 'Gast-WLAN Schl\u00fcssel: Rheinufer2025',
-                   'Webex host key 483920')
+                   'Webex host key 483920', 'SNMPv3 user noc uses SHA key Weather-Vane-55',
+                   'smtp relay auth: alerts@lab.example / Wren-Coastal-4')
 CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated every 90 days',
                     'Credentials for Open5GS WebUI are in vault at https://vault.example.com/v1/kv/5gc/webui',
                     'SIM Ki and OPc are provisioned by the SIM vendor via a file kept at /secure/sims/batch-2026-03.txt',

@@ -1032,7 +1032,7 @@ CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
     r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|"
-    r"licen[cs]e|product|activation)[\s_-]?keys?|pw(?![a-z])|"
+    r"licen[cs]e|product|activation|sha|aes|des|md5|priv)[\s_-]?keys?|pw(?![a-z])|auth(?:entication)?(?=\s*[:=])|"
     r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
