@@ -1112,7 +1112,7 @@ SCRIPT_BOUNDARY = re.compile(r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])(?=
                              r"(?<=[!-~])(?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])")
 # Names with digits that are no secret near a credential's name: a standard's number ('800-63B', '62443-4-2'), a
 # GSMA or ETSI document ('SGP.22', 'NG.116'), an O-RAN document ('O-RAN.WG4.CUS.0-R003-v12.00'), a Huawei version
-# ('V100R023C10SPC100'), an e-mail address
+# ('V100R023C10SPC100'), a legal citation ('21(2)(d)'), a CELEX number, 'n-of-m'; and an e-mail address (EMAIL)
 STANDARD_NUMBER = re.compile(r"[0-9]{1,6}(?:[-.][0-9]{1,6}){1,3}[A-Za-z]?|[A-Z]{1,5}\.[0-9]{1,3}(?:\.[0-9A-Z]+)*|"
                              r"o-ran\.[\w.-]+|"
                              r"v[0-9]{3}r[0-9]{3}(?:c[0-9]{2})?(?:sp[ch][0-9]{3})?|"
