@@ -299,6 +299,30 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'user code of conduct signed by all admins', 'password reset portal on 10.20.0.0/24',
                     'SSH host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s')
 
+# A value given for a password, passphrase, PIN, code or key, whatever its shape (BOUND_REFUSED): after the name and
+# ':', 'is' or a space, as a user's password after '/', named the password, or a code's number near a door or padlock;
+# what describes, points or names a scheme there stays an answer (BOUND_ACCEPTED)
+BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP: user bnetza-lab, Passwort Elbsandstein',
+                 'user omc, pass haversack', 'PGP passphrase for the SIM data: Nordkapp Ferry Glacier',
+                 'LUKS passphrase on the UDR disks: cinder quartz meadow falcon', 'root password: toor',
+                 'the out-file zip is protected with Edelweiss-42', 'Wi-Fi: LabNet / Sturmvogel88',
+                 'ops account ops / Wendelstein', 'the shared login for the OMC is noc / Tiefsee-Anker',
+                 'iDRAC: root / calvin', 'NETCONF over SSH, user oran / oran-du-7731', 'Otterburn is the password',
+                 'We use Blackthorn as the shared password', 'Tür Serverraum: Code 4719', 'padlock on cabinet 4 is 382',
+                 'the key box at the mast site opens with 0619', 'The escrow release code is 7731-0458-2290',
+                 'server room door: 2580#', 'PIN: 1 2 3 4', 'password: Tr0u b4do r3xQ', 'Schl\u00fcsselkasten am Mast: 2740')
+BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
+                  'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
+                  'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
+                  'tokens: 1h/24h (access/refresh)', 'user: admin / IPv4 management VLAN', 'user: oper01 / oper02, personal',
+                  'credentials: SNMPv3 authPriv with SHA-256/AES-256', 'login: root / Debian12 hosts, key only',
+                  'credentials: Open5GS WebUI default admin/1423 changed at install', 'PIN disabled on all IoT modules',
+                  'Home network key pair for SUCI: Profile B (secp256r1), key ID 1', 'passphrase by phone',
+                  'ADM1 codes and KIc/KID OTA keys stay with the card vendor', 'Password: 14 characters minimum',
+                  'an empty string is not a password.', 'error code 404 on the N2 setup', 'door 3 of rack 12',
+                  'gate opens after 300 ms', 'Passwords follow ISO 27001:2022 A.5.17')
+
+
 
 def refused_exactly(box, content, *problems, flags=()):
     """Import `content`: refused with exactly these problems ('line: message', sorted as import sorts them)

@@ -27,7 +27,7 @@ from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_R
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED, H13_WORD_YEAR, H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF,
                      H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET, H15_NOT_SHEET, H16_NAMES, H16_PAIRS,
-                     CONTEXT_ACCEPTED, CONTEXT_REFUSED,
+                     CONTEXT_ACCEPTED, CONTEXT_REFUSED, BOUND_ACCEPTED, BOUND_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, PROGRAM, README, ROOT, Sandbox, cl,
                      deadline, defects, expect, line_of, refused_exactly, run_main, swap, test, unanswered)
 
@@ -2626,3 +2626,20 @@ def h21_1_a_header_of_many_empty_columns_is_read_in_linear_time():
     rows, problems = cl.csv_rows(text, ",")
     assert len(rows) == 2000 and not problems
     assert time.perf_counter() - started < 0.5, f"{time.perf_counter() - started:.2f} s"
+
+
+@test
+def h22_a_value_given_for_a_password_pin_code_or_key_is_refused_whatever_its_shape():
+    """'Passwort Elbsandstein', 'ops / Wendelstein', 'Otterburn is the password', 'Code 4719': a value bound to a
+    password's, passphrase's, PIN's, code's or key's name is refused though it is a plain word, a phrase or a short
+    number; words that describe or point, schemes, placeholders, paths and counts there stay answers. The refusal
+    names the value by its start and the name near it, in linear time."""
+    assert [v for v in BOUND_REFUSED if not cl.text_problems(v)] == []
+    accepted_as_text(*BOUND_ACCEPTED)
+    assert cl.text_problems("user omc, pass haversack") == [
+        f"'hav\u2026' (9 characters) near 'pass' looks like a password or key; {cl.CONFIDENTIAL} (a name or number "
+        "that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
+    started = time.perf_counter()
+    for line in ("x " + "[" * 1990, "password " * 220, "door 1 " * 280, "a / " * 490, "use " * 490, "is " * 660):
+        cl.text_problems(line)
+    assert time.perf_counter() - started < 0.3, f"{time.perf_counter() - started:.2f} s"

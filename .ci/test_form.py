@@ -15,7 +15,7 @@ from pathlib import Path
 from support import (FIXTURE, H10_ACCEPTED, H10_REFUSED, H11_6_ACCEPTED, H11_6_REFUSED, H11_ACCEPTED, H11_REFUSED,
                      H9_ACCEPTED, H9_REFUSED, H12_LABELS, H12_NAMES, H13_WORD_YEAR, H12_NOT_LABELS, H12_PLACEHOLDERS,
                      H14_WEAK, H14_NAMES, H14_PUT_OFF, H14_NOT_PUT_OFF, H15_PAIRS, H15_PAIR_ACCEPTED, H15_SHEET,
-                     H15_NOT_SHEET, H16_NAMES, H16_PAIRS, CONTEXT_ACCEPTED, CONTEXT_REFUSED,
+                     H15_NOT_SHEET, H16_NAMES, H16_PAIRS, CONTEXT_ACCEPTED, CONTEXT_REFUSED, BOUND_ACCEPTED, BOUND_REFUSED,
                      H12_SIM_ACCEPTED, H12_SIM_REFUSED, H12_STILL_JUDGED, R13_ACCEPTED, R13_PASSWORDS,
                      R13_SIM_REFUSED,
                      N3_REFUSED, N5_ACCEPTED, README, Sandbox, Skip, cl, run_main,
@@ -613,7 +613,7 @@ CORPUS = [
     "Budget approved; exact figure TBD after the vendor quote",
     "Germany\nAustria", "Germany\r\n", "credentials: admin /", "credentials: admin and", "login: a/", "user: x:y:z",
     # S17: a password or key near its name
-    *CONTEXT_REFUSED, *CONTEXT_ACCEPTED, "\u041f\u0410\u0420\u041e\u041b\u042c Zx9kq7Lm", "K = 70 91 92 232 177 153 180 159",
+    *CONTEXT_REFUSED, *CONTEXT_ACCEPTED, *BOUND_REFUSED, *BOUND_ACCEPTED, "\u041f\u0410\u0420\u041e\u041b\u042c Zx9kq7Lm", "K = 70 91 92 232 177 153 180 159",
     "password: SUNSHINE.", "PASSWORD IS Sunshine!", "login K8s-Secrets", "pw: ${DB_PASSWORD}", "PIN 123456",
     "password: x \u00e9t\u00e9 Zx9\u00e9kq7Lm", "token \u0662\u0663 Ab1cD2eF3", "ssh key Xq7Lmz", "API key at ~/k/Zx9kq7Lm",
 ]

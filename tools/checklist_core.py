@@ -1151,6 +1151,112 @@ DESCRIBING_WORDS = frozenset((
     "separately elsewhere unknown expired optional shared unique strong complex temporary default confidential "
     "private protected policy policies length vaulted escrowed keepass bitwarden lastpass cyberark hashicorp "
     "keychain dashlane delinea thycotic").split())
+# A value given right after a password's, passphrase's, PIN's, code's or key's own name (BOUND_NAME; H21-2, H21-3):
+# after ':', '=', '->', 'is' or a dash, a few words between (BOUND_LEAD: 'password for everything is Otterburn';
+# before ':' or '=' any four words after a password's own word: 'passphrase on the UDR disks: cinder quartz'), or
+# after a space alone ('Passwort Elbsandstein', 'pass haversack'); the value runs to the clause's end (CLAUSE_END). It
+# is refused unless its first word describes or points (SLOT_WORDS: 'see', 'rotated', 'in', 'held', 'KeePass') or
+# is a number with its unit ('14 characters'), a URL, path, e-mail address, placeholder, scheme's or standard's
+# name or record ID; after a space alone, only a token with a digit or symbol, a capitalised word or a lower-case
+# word ending its clause, and not a participle ('password rotated', 'Passwort geändert')
+BOUND_NAME = re.compile(
+    r"(?<![^\W_])(?:pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
+    r"kennw[o\u00f6]rt(?:er)?|geheimzahl|mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|psk|"
+    r"(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
+    r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive)[\s-]?keys?|"
+    r"(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
+    r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
+    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with)(?![^\W_])"
+    r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
+BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
+BOUND_LEAD_FOR = re.compile(r"\s+(?:for|of|on|at|to|in|f\u00fcr|des|der|du|de|pour|para|del|am|beim|zum|zur|from)"
+                            r"(?:\s+[^\s:=,;()]+){1,5}?(?=\s*(?:[:=]|->)|\s+(?:is|was|ist|lautet)\s)", re.I)
+BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:is|was|ist|war|est|es|\u00e9|lautet|equals)\s+"
+                             r"(?:(?:now|still|set\s+to|jetzt|noch)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
+FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)")
+NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
+                              r"h|d)(?![^\W_])", re.I)
+# A word that describes, as the words of many languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
+# 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated', 'geändert')
+DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]s?|ble|ive)|"
+                            r"[^\W\d_]*(?=[^\x00-\x7f])[^\W\d_][^\W\d_]*", re.I)
+PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
+PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default' 
+# A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
+# space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
+USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
+PASS_BEFORE = 40
+LABEL_COLON = re.compile(r"\s*[:=]")
+SYMBOL = re.compile(r"[^\w-]")
+ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
+SLOT_WORDS = frozenset("""
+a an the this that these those it its one ones each every all any some no none not never only same other another own
+is are was were be been being will would shall should must may can could has have had do does did which what who
+in on at by for from with without via through per to of into onto under over after before during until within as
+and or but nor if when where how than then so also least most
+see refer cf ask contact request requested sent send given held kept stored vaulted escrowed managed rotated changed
+unchanged reset resets hashed salted encrypted protected required enforced disabled enabled deactivated removed
+replaced individual personal random randomised randomized generated provided supplied separate separately elsewhere
+unknown expired optional shared unique strong complex temporary default confidential private policy policies length
+minimum maximum min max n/a na tbd pending withheld redacted omitted masked logged set issued assigned distributed
+delivered handed split printed written known agreed documented listed manager managers hashing hash hashes expiry
+expiration change changes rotation complexity login logins logon authentication auth attempts attempt reuse history
+vault vaults file files safe safes protection spraying guessing storage management rules rule requirements
+requirement strength aging ageing lockout recovery prompt entry entries field fields check checks audit audits scan
+scanning scans event events handover codes code keys cards numbers values value characters chars digits
+keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
+saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
+smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope
+siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
+beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
+verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
+voir selon dans le la les un une du de pas non aucun aucune est sont chang\u00e9 chang\u00e9s stock\u00e9 stock\u00e9s chiffr\u00e9
+d\u00e9sactiv\u00e9 activ\u00e9 coffre ver seg\u00fan en el los las una del ning\u00fan ninguna es son cambiado cambiada
+guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os as um uma do da n\u00e3o nenhum nenhuma
+\u00e9 s\u00e3o alterado alterada cofre desativado vedi secondo nel nella il lo gli di della nessun nessuna sono cambiato
+cambiata custodito disattivato
+""".split())
+# A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2) where the
+# answer names a login or an account (PAIR_CONTEXT) or the user is a common account (ACCOUNT_NAMES): refused unless
+# the second names a role or describes (ROLE_WORDS, SLOT_WORDS), is an acronym ('SSO', 'IPv4'), a scheme's or
+# standard's name, a name that words follow ('root / Debian12 hosts'), a participle follows ('admin/1423 changed'),
+# or the second is the first's twin ('oper01 / oper02')
+USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
+PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
+                          r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
+                          r"shared|zugang\w*|konto|benutzer|identifiants?|compte|usuario|cuenta)(?![^\W_])", re.I)
+ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
+                          "cisco manager maint super superuser sysadmin useradmin adminuser".split())
+ROLE_WORDS = frozenset("admin administrator administrators root operator operators viewer viewers guest guests user "
+                       "users readonly read-only ro rw read write maint maintenance support service ops engineer "
+                       "engineers auditor auditors security superuser sudo none disabled removed locked password "
+                       "passwords pass key keys certificate certificates cert certs token tokens sso ldap mfa totp pin "
+                       "puk login logins account accounts role roles group groups owner owners".split())
+FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
+# A word given as the password (REVERSE_BOUND: 'Otterburn is the password', 'we use Blackthorn as the shared
+# password'), unless it describes or points (SLOT_WORDS)
+REVERSE_BOUND = re.compile(
+    r"(?:(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
+    r"(?P<used>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)|"
+    r"(?<!\S)[\"'\u201c\u2018]?(?P<named>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:is|was|ist)"
+    r"(?:\s+(?:still|now|also|jetzt|noch))?)"
+    r"\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?"
+    r"(?:pass(?:words?|phrases?|codes?)|passw[o\u00f6]rt|kennwort|pin|code)(?=\s*(?:[.,;!)]|$))", re.I)
+# A number of three to ten digits, or in groups ('7731-0458-2290'), in the clause after a door's, gate's, padlock's,
+# key box's or code's name (CODE_WORD: 'Tür Serverraum: Code 4719', 'padlock on cabinet 4 is 382'; H21-4; 'code' in
+# lower case alone is not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands
+# before it (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
+CODE_WORD = re.compile(r"(?<![^\W_])(?:door|gate|padlock|keypad|key\s?box|key\s?safe|schl(?:\u00fc|ue)sselkasten|"
+                       r"schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|safe|combination|passcodes?|code|"
+                       r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
+CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3})[#*]?(?![\w.,/-])")
+CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
+CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
+                       r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
+CODE_LABEL_REACH = 12
+CODE_LABEL = re.compile(r"(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"order|port)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1693,7 +1799,8 @@ def secret_found(text, near=True):
     texts = list(scans(text))
     found = next((found for found in map(secret_kind, texts) if found is not None), None)
     if found is None and near:
-        token = next((token for token in map(credential_token, texts) if token is not None), None)
+        token = next((token for token in map(credential_token, texts) if token is not None), None) or \
+            next((token for token in map(bound_secret, texts) if token is not None), None)
         found = (NEAR_CREDENTIAL,) + token if token else None
     if found is None:
         token = next((token for token in map(password_shaped, texts) if token), None)
@@ -1811,6 +1918,102 @@ def credential_token(text):
             if context_secret(raw, short):
                 return raw.strip(SECRET_VALUE_EDGES), word.group()
             judged.add(raw)
+    return None
+
+
+def bound_secret(text):
+    """A value that a text already scanned gives for a password, PIN, code or key, as (the value, its name), or None:
+    after the name (bound_value), as a user's password (user_pair_password), named the password (REVERSE_BOUND) or
+    a code's number (code_number)."""
+    for m in REVERSE_BOUND.finditer(text):
+        word = (m.group("used") or m.group("named")).strip(SECRET_VALUE_EDGES)
+        if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
+                not NEGATION_WORD.search(m.group()):
+            return word, "password"
+    return bound_value(text) or user_pair_password(text) or code_number(text)
+
+
+def bound_value(text):
+    """A value right after a password's, PIN's, code's or key's own name (BOUND_NAME), as (value, name), or None; a
+    bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE)."""
+    ends = None                                       # where clauses end (CLAUSE_END), found once
+    for m in BOUND_NAME.finditer(text):
+        if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
+            continue
+        at, bare = m.end(), m.group().lower() == "pass"
+        if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
+                                                                            m.start())):
+            continue
+        lead = PASSWORD_WORD.match(m.group()) and BOUND_LEAD.match(text, at) or BOUND_LEAD_FOR.match(text, at)
+        at = lead.end() if lead else at
+        separator = BOUND_SEPARATOR.match(text, at)
+        if separator is None and not text[at:at + 1].isspace():
+            continue
+        start = separator.end() if separator else at
+        ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
+        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], separator is None)
+        if value and not (bare and value[0].isdigit()):   # a count or date after a verdict ('pass: 3 of 4 tests')
+            return value, m.group()
+    return None
+
+
+def slot_secret(value, spaced):
+    """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
+    `spaced`: after a space alone."""
+    m = FIRST_WORD.match(value.strip())
+    raw = m.group("word") if m else ""
+    first = raw.strip(SECRET_VALUE_EDGES)
+    lower, parts = first.lower(), first.lower().split("-")
+    if len(first) < 3 and not DIGIT.search(first) or lower in SLOT_WORDS or NUMBER_WITH_UNIT.match(value.strip()) or \
+            URL_VALUE.match(lower) or PATH_START.match(first) or PATH_WITHOUT_START.fullmatch(first) or \
+            EMAIL.fullmatch(first) or VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or \
+            scheme_name(lower) or STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or \
+            UPPER_ID.fullmatch(first) or named_token(first) or DESCRIBING_END.fullmatch(first) or \
+            (len(parts) > 1 and any(part in PREFIXES or DESCRIBING_END.fullmatch(part) for part in parts)):
+        return ""
+    if spaced:
+        rest = value.strip()[m.end():].strip()
+        if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or first[0].isupper() or
+                                               not rest):
+            return ""
+        if first.isupper() and len(first) <= 5 and not weak_password(first):
+            return ""                                 # an acronym ('PIN SSO')
+    return first
+
+
+def user_pair_password(text):
+    """The password of a user name and its password apart by '/' (USER_PAIR), as (password, 'user /'), or None."""
+    context = PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text)
+    for m in USER_PAIR.finditer(text):
+        user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
+        lower, account = password.lower(), user.lower() in ACCOUNT_NAMES
+        if not (context or account) or (password.isalpha() and password.islower() and not account) or len(password) < 4 or DIGITS.fullmatch(user) or \
+                lower in ROLE_WORDS or lower in SLOT_WORDS or EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
+                (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
+                STANDARD_NUMBER.fullmatch(password):
+            continue
+        following = FOLLOWING_WORD.match(text, m.end())
+        if following and (PARTICIPLE.fullmatch(following.group("word")) or
+                          (not password.isdigit() and named_near_credential(password))):
+            continue
+        if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
+            continue                                  # 'oper01 / oper02'
+        return password, user + " /"
+    return None
+
+
+def code_number(text):
+    """A code's number in a clause after its name (CODE_WORD), as (number, name), or None."""
+    for clause in CODE_CLAUSE_END.split(text):
+        word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
+        for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
+            digits = NUMBER.findall(m.group())
+            if len(digits) == 1 and YEAR.fullmatch(digits[0]):
+                continue
+            if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
+                                              CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH),
+                                                                m.start())):
+                return m.group(), word.group()
     return None
 
 
