@@ -297,7 +297,13 @@ CONTEXT_ACCEPTED = ('Passwords follow NIST SP 800-63B, 12 characters, rotated ev
                     'Passwords rotated since 2024 per policy', 'password: 2FA-protected accounts',
                     'Interop test: pass 3 of 4, see report OPS-1234', 'Passwords rotated on 2024-01-15',
                     'user code of conduct signed by all admins', 'password reset portal on 10.20.0.0/24',
-                    'SSH host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s')
+                    'SSH host key fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
+                    # earlier rounds' false positives, recorded since: series, telephone numbers, PGP key IDs
+                    'Admin access only from jumphost01 and jumphost02', 'Test SIMs user01 to user50, PIN disabled',
+                    'accounts: admin01 to admin05 personal, vetted staff only',
+                    'Service account svc-amf01 disabled; admin-1 and admin-2 renamed',
+                    'Password resets and accounts: the IT service desk (servicedesk@example.org, +49 89 1234 5678)',
+                    "K and OPc exchanged as an encrypted file using the vendor's PGP key 0x4A2B9C1D; passphrase by phone")
 
 # A value given for a password, passphrase, PIN, code or key, whatever its shape (BOUND_REFUSED): after the name and
 # ':', 'is' or a space, as a user's password after '/', named the password, or a code's number near a door or padlock;

@@ -1177,6 +1177,13 @@ CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
 FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)")
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
+# Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
+# 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x'; PGP_KEY_ID); a series'
+# member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
+PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
+PGP_WORD = re.compile(r"pgp|gpg", re.I)
+PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
+SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{1,4})")
 # A word that describes, as the words of many languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated', 'geändert')
 DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]s?|ble|ive)|"
@@ -1912,9 +1919,10 @@ def credential_token(text):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
-    judged = set()                                    # a token met again is judged once
+    text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
+    judged, members = set(), series(text)             # a token met again is judged once
     for raw in NON_SPACE.findall(text):
-        if raw not in judged:
+        if raw not in judged and raw.strip(SECRET_VALUE_EDGES) not in members:
             if context_secret(raw, short):
                 return raw.strip(SECRET_VALUE_EDGES), word.group()
             judged.add(raw)
@@ -2017,6 +2025,18 @@ def code_number(text):
     return None
 
 
+def series(text):
+    """The tokens of a text that name members of a series: a name joined to a number that stands again with
+    another number ('admin01 to admin05', 'core-srv1 and core-srv2'; SERIES_MEMBER)."""
+    numbers = collections.defaultdict(set)
+    for raw in NON_SPACE.findall(text):
+        m = SERIES_MEMBER.fullmatch(raw.strip(SECRET_VALUE_EDGES))
+        if m:
+            numbers[m.group("name").lower()].add(m.group("number"))
+    return {m.group() for m in map(SERIES_MEMBER.fullmatch, (raw.strip(SECRET_VALUE_EDGES) for raw in NON_SPACE.findall(text)))
+            if m and len(numbers[m.group("name").lower()]) > 1}
+
+
 def password_shaped(text):
     """The first token of a text already scanned that is shaped like a password (see STRONG_LENGTH), or ''; the
     pieces of a token joined by '/' or '@' judged apart ('scott/Tiger#2024@orcl'); not a URL (its password is
@@ -2025,9 +2045,11 @@ def password_shaped(text):
         text = NOT_BASE64.sub(" ", text)
     raws = NON_SPACE.findall(KEY_VALUE.sub(" ", URL.sub(" ", text) if "://" in text else text))
     raws = [piece for raw in raws for piece in (SLASH_AT.split(raw) if "/" in raw else (raw,))]
+    members = None
     for raw in dict.fromkeys(raws):                   # each token once, in order
         token = raw.strip(SECRET_VALUE_EDGES)
-        if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or \
+        members = series(text) if members is None and SERIES_MEMBER.fullmatch(token) else members
+        if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or (members and token in members) or \
                 VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
             continue
         digits = sum("0" <= c <= "9" for c in token)
@@ -2126,17 +2148,19 @@ def judged_label(text):
     with its separator), or None: SECRET_LABEL's matches are tried first, in text order, then ENV_LABEL's, so
     'PGPASSWORD=K7pQ2xLm9 password: Tr0ub4dor&3' names 'Tr0ub4dor&3', the later token (either is refused); a value
     whose first token is no password is read on for a user name and its password (user_pair), as PAIR_LABEL's are."""
-    pairs = Pairs(text)
+    pairs, members = Pairs(text), None
     for labels in (SECRET_LABEL, ENV_LABEL):
         for m in labels.finditer(text):
             label = text[m.start():m.start("value")]
             token = secret_value(m.group("value"), bool(FOLLOWED_BY_WORDS.match(text, m.end())),
                                  bool(PASSWORD_WORD.search(label))) or pairs.user_pair(m.start("value"))
-            if token:
+            members = series(text) if token and members is None else members
+            if token and token not in members:
                 return token, LABEL_QUOTES.sub("", label).strip()
     for m in PAIR_LABEL.finditer(text):
         token = pairs.user_pair(m.start("value"))
-        if token:
+        members = series(text) if token and members is None else members
+        if token and token not in members:
             return token, LABEL_QUOTES.sub("", text[m.start():m.start("value")]).strip()
     return None
 
