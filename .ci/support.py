@@ -316,7 +316,16 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'iDRAC: root / calvin', 'NETCONF over SSH, user oran / oran-du-7731', 'Otterburn is the password',
                  'We use Blackthorn as the shared password', 'Tür Serverraum: Code 4719', 'padlock on cabinet 4 is 382',
                  'the key box at the mast site opens with 0619', 'The escrow release code is 7731-0458-2290',
-                 'server room door: 2580#', 'PIN: 1 2 3 4', 'password: Tr0u b4do r3xQ', 'Schl\u00fcsselkasten am Mast: 2740')
+                 'server room door: 2580#', 'PIN: 1 2 3 4', 'password: Tr0u b4do r3xQ', 'Schl\u00fcsselkasten am Mast: 2740',
+                 # H22 (round 22): labels in more languages, codes before a comma, pairs and command lines
+                 'wachtwoord = dijkgraaf', 'l\u00f6senord: bl\u00e5b\u00e4r', 'Kennwort: Eichelh\u00e4her',
+                 'la password del router \u00e8 tramonto', 'Die Passphrase lautet: gr\u00fcner Apfel unter Schnee',
+                 'Bonjour, le mot de passe provisoire est Tournesol, cordialement', 'the password is literally \'tangerine\'',
+                 'ssh key passphrase = drifting-pebble-lantern-9', 'the code for the lab door is 3917, keep it private',
+                 'key for the lockbox: 6603', "the safe's code is 5 9 1 3", 'ops2 / Buzzard77', 'noc-ro / hedgerow',
+                 'curl -u admin:Hawfinch https://10.1.1.20/api', 'ipmitool -H 10.9.0.11 -U ADMIN -P Oystercatcher',
+                 "echo 'Firecrest' | sudo -S systemctl restart open5gs-amfd", 'redis requirepass Goldcrest11',
+                 'Wi-Fi LabCore, key: gorse-and-heather', 'fyi wifi = seabreeze', "use 'Petrel' as pwd on the jump host")
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
@@ -326,7 +335,12 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'Home network key pair for SUCI: Profile B (secp256r1), key ID 1', 'passphrase by phone',
                   'ADM1 codes and KIc/KID OTA keys stay with the card vendor', 'Password: 14 characters minimum',
                   'an empty string is not a password.', 'error code 404 on the N2 setup', 'door 3 of rack 12',
-                  'gate opens after 300 ms', 'Passwords follow ISO 27001:2022 A.5.17')
+                  'gate opens after 300 ms', 'Passwords follow ISO 27001:2022 A.5.17',
+                  'password audit of 2025-07-01: 0 defaults left on 22 units', 'Kennwort: zur\u00fcckgesetzt',
+                  'per key: home-network private key in the HSM', 'Logins logged in auditd with key=priv_esc rules',
+                  'Failed logins beyond 5 in 15 min raise an alarm (CEF event 100234)',
+                  'password resets: service desk, extension 4411', 'O-RAN.WG4.IOT.0 profile NR-TDD-FR1-CAT-A-NoBF',
+                  "counsel's PGP key: 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4")
 
 
 

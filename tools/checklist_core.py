@@ -952,6 +952,7 @@ URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://(?P<authori
                  r"(?P<path>[^?#\s<>]*)(?P<rest>[^\s<>]*)")
 # A run of base64 or base64url characters with its padding
 B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+NAME_PARTS_MIN, NAME_PART_MAX = 4, 5   # four short parts or more, of unlike lengths, joined by '-': a name
 # Base64 or base32 written in groups of one length, 4, 8 or 12 characters (the last no longer), each joined to
 # the next by spaces, a dot or a hyphen: 'JBSW Y3DP EHPK 3PXP', 'Rltc6LGZ tJ+qXwou 4jimvA==',
 # 'Rltc6LGZtJ+q.Xwou4jimvA=='; the groups are joined before the scan, unless they are words
@@ -1134,7 +1135,8 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
-    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|events?|tickets?|cases?|invoices?|"
+    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext|extensions?|durchwahl|events?|"
+    r"tickets?|cases?|invoices?|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
     r"(?<![\w.])[0-9]+(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|baud|bps|eur|usd|gbp|chf|"
@@ -1151,50 +1153,71 @@ DESCRIBING_WORDS = frozenset((
     "separately elsewhere unknown expired optional shared unique strong complex temporary default confidential "
     "private protected policy policies length vaulted escrowed keepass bitwarden lastpass cyberark hashicorp "
     "keychain dashlane delinea thycotic").split())
-# A value given right after a password's, passphrase's, PIN's, code's or key's own name (BOUND_NAME; H21-2, H21-3):
-# after ':', '=', '->', 'is' or a dash, a few words between (BOUND_LEAD: 'password for everything is Otterburn';
-# before ':' or '=' any four words after a password's own word: 'passphrase on the UDR disks: cinder quartz'), or
-# after a space alone ('Passwort Elbsandstein', 'pass haversack'); the value runs to the clause's end (CLAUSE_END). It
-# is refused unless its first word describes or points (SLOT_WORDS: 'see', 'rotated', 'in', 'held', 'KeePass') or
-# is a number with its unit ('14 characters'), a URL, path, e-mail address, placeholder, scheme's or standard's
-# name or record ID; after a space alone, only a token with a digit or symbol, a capitalised word or a lower-case
-# word ending its clause, and not a participle ('password rotated', 'Passwort geändert')
+# A value given right after a password's, passphrase's, PIN's, code's or key's own name (BOUND_NAME, in several
+# languages; H21-2, H21-3, H22-2): after ':', '=', '->', a dash or a verb ('is', 'est', 'è', 'ist', 'är', 'lautet';
+# BOUND_SEPARATOR, an adverb allowed: 'is literally'), prepositions and words between (BOUND_LEAD_FOR: 'password for
+# everything is Otterburn', 'hasło do panelu: jaskółka'), or after a space alone ('Passwort Elbsandstein'); the value
+# runs to the clause's end (CLAUSE_END). It is refused unless its first word describes or points (SLOT_WORDS: 'see',
+# 'rotated', 'in', 'held', 'KeePass'; DESCRIBING_END: 'quarterly', 'zurückgesetzt', 'réinitialisé'), is a count
+# ('0 defaults left'), a number with its unit ('14 characters'), a URL, path, e-mail address, placeholder, scheme's
+# or standard's name or record ID. After a space alone, or after other words and ':' (BOUND_LEAD: 'password resets:
+# the service desk') or a verb (BOUND_LEAD_VERB: 'le mot de passe provisoire est Tournesol'), only a quoted value, a
+# token with a digit or symbol, or a capitalised word is refused, and after a space alone a lower-case word ending
+# its clause that is no participle ('pass haversack', not 'password rotated'). A bare 'key' or 'Wi-Fi' names a
+# value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
+# LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze')
 BOUND_NAME = re.compile(
-    r"(?<![^\W_])(?:pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
-    r"kennw[o\u00f6]rt(?:er)?|geheimzahl|mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|psk|"
+    r"(?<![^\W_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
+    r"kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|palavra-passe|"
+    r"wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|adgangskoden?|passord(?:et)?|salasana|"
+    r"jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|clave|"
+    r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|"
+    r"(?:recovery|seed|secret)\s+phrase|requirepass|masterauth|psk|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|"
+    r"\ube44\ubc00\ubc88\ud638|\uc554\ud638)|"
     r"(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
-    r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive)[\s-]?keys?|"
-    r"(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
+    r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
+    r"tacacs\+?|server|shared)[\s-]?keys?|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
-    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with)(?![^\W_])"
+    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with|(?P<bare>keys?|wi-?fi))(?![^\W_])"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_LEAD_FOR = re.compile(r"\s+(?:for|of|on|at|to|in|f\u00fcr|des|der|du|de|pour|para|del|am|beim|zum|zur|from)"
-                            r"(?:\s+[^\s:=,;()]+){1,5}?(?=\s*(?:[:=]|->)|\s+(?:is|was|ist|lautet)\s)", re.I)
-BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:is|was|ist|war|est|es|\u00e9|lautet|equals)\s+"
-                             r"(?:(?:now|still|set\s+to|jetzt|noch)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+BOUND_LEAD_FOR = re.compile(r"\s+(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|dem|"
+                            r"du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5)"
+                            r"(?:\s+[^\s:=,;()]+){1,5}?(?=\s*(?:[:=]|->)|\s+" + r"(?:is|was|ist|war|est|\u00e8|\u00e9|"
+                            r"es|\u00e4r|er|lautet)\s)", re.I)
+BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+(?:is|was|ist|war|est|\u00e8|\u00e9|es|\u00e4r|er|"
+                             r"lautet)\s)", re.I)
+BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:is|was|ist|war|est|\u00e8|\u00e9|es|\u00e4r|er|"
+                             r"lautet|equals)\s*:?\s+(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|"
+                             r"jetzt|noch|einfach|ora|ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
 CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
-FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)")
+FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)[\"'\u201d\u2019`]*")
+QUOTED = re.compile(r"[\"'\u201c\u2018`]")
+COUNT = re.compile(r"[0-9]{1,3}\s+[^\W\d_]")          # '0 defaults left', '3 of 4 tests'
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
-# 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x'; PGP_KEY_ID); a series'
-# member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
+# 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
+# PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
 SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{1,4})")
-# A word that describes, as the words of many languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
-# 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated', 'geändert')
-DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]s?|ble|ive)|"
-                            r"[^\W\d_]*(?=[^\x00-\x7f])[^\W\d_][^\W\d_]*", re.I)
+# A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
+# 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
+DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]|"
+                            r"it[oa])|"
+                            r"[^\W\d_]*ge[^\W\d_]{2,}[td]", re.I)
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
-PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default' 
+PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
 # A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
 # space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
 USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
 PASS_BEFORE = 40
 LABEL_COLON = re.compile(r"\s*[:=]")
+LABEL_EQUALS = re.compile(r"\s*=")
+WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
 SLOT_WORDS = frozenset("""
@@ -1211,10 +1234,11 @@ delivered handed split printed written known agreed documented listed manager ma
 expiration change changes rotation complexity login logins logon authentication auth attempts attempt reuse history
 vault vaults file files safe safes protection spraying guessing storage management rules rule requirements
 requirement strength aging ageing lockout recovery prompt entry entries field fields check checks audit audits scan
-scanning scans event events handover codes code keys cards numbers values value characters chars digits
+scanning scans event events handover profile codes code keys cards numbers values value characters chars digits
 keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
 saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
-smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope
+smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
+office
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -1224,46 +1248,64 @@ guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os a
 \u00e9 s\u00e3o alterado alterada cofre desativado vedi secondo nel nella il lo gli di della nessun nessuna sono cambiato
 cambiata custodito disattivato
 """.split())
-# A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2) where the
-# answer names a login or an account (PAIR_CONTEXT) or the user is a common account (ACCOUNT_NAMES): refused unless
+# A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
+# ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
+# common account, perhaps numbered or suffixed (ACCOUNT_NAMES: 'ops2', 'noc-ro'; for ':' always): refused unless
 # the second names a role or describes (ROLE_WORDS, SLOT_WORDS), is an acronym ('SSO', 'IPv4'), a scheme's or
 # standard's name, a name that words follow ('root / Debian12 hosts'), a participle follows ('admin/1423 changed'),
-# or the second is the first's twin ('oper01 / oper02')
+# or the second is the first's twin ('oper01 / oper02'); a plain lower-case word only after a common account
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
+USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
+ACCOUNT_BASE = re.compile(r"[a-z]+")
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
-                          r"shared|zugang\w*|konto|benutzer|identifiants?|compte|usuario|cuenta)(?![^\W_])", re.I)
+                          r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
+                          r"cuenta)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
-                          "cisco manager maint super superuser sysadmin useradmin adminuser".split())
+                          "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
+                          "oracle postgres".split())
 ROLE_WORDS = frozenset("admin administrator administrators root operator operators viewer viewers guest guests user "
                        "users readonly read-only ro rw read write maint maintenance support service ops engineer "
                        "engineers auditor auditors security superuser sudo none disabled removed locked password "
                        "passwords pass key keys certificate certificates cert certs token tokens sso ldap mfa totp pin "
                        "puk login logins account accounts role roles group groups owner owners".split())
 FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
-# A word given as the password (REVERSE_BOUND: 'Otterburn is the password', 'we use Blackthorn as the shared
-# password'), unless it describes or points (SLOT_WORDS)
-REVERSE_BOUND = re.compile(
-    r"(?:(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
-    r"(?P<used>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)|"
-    r"(?<!\S)[\"'\u201c\u2018]?(?P<named>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:is|was|ist)"
-    r"(?:\s+(?:still|now|also|jetzt|noch))?)"
-    r"\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?"
-    r"(?:pass(?:words?|phrases?|codes?)|passw[o\u00f6]rt|kennwort|pin|code)(?=\s*(?:[.,;!)]|$))", re.I)
-# A number of three to ten digits, or in groups ('7731-0458-2290'), in the clause after a door's, gate's, padlock's,
-# key box's or code's name (CODE_WORD: 'Tür Serverraum: Code 4719', 'padlock on cabinet 4 is 382'; H21-4; 'code' in
-# lower case alone is not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands
-# before it (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?:door|gate|padlock|keypad|key\s?box|key\s?safe|schl(?:\u00fc|ue)sselkasten|"
-                       r"schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|safe|combination|passcodes?|code|"
+# A password given on a command line (COMMAND_PASSWORDS: 'ipmitool -U ADMIN -P X', "echo 'X' | sudo -S",
+# 'htpasswd -b FILE USER X'; H22-4)
+COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])echo\s+[\"']?(?P<value>[^\s\"']+)[\"']?\s*\|\s*sudo\s+-S"),
+                     re.compile(r"(?<![^\W_])htpasswd(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*b[A-Za-z]*(?:\s+-[A-Za-z]+)*\s+\S+"
+                                r"\s+\S+\s+(?P<value>\S+)"))
+# A word given as the password (REVERSE_USED: 'we use Blackthorn as the shared password', "use 'Petrel' as pwd on
+# the jump host"; REVERSE_NAMED, where the password's name ends the clause: 'Otterburn is the password'), unless it
+# describes or points (SLOT_WORDS) or a negation stands between ('this is not the password')
+REVERSE_NAMES = r"(?:pass(?:words?|phrases?|codes?)?|pwd|pw|passw[o\u00f6]rt|kennwort|pin|code)"
+REVERSE_USED = re.compile(
+    r"(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
+    r"(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)"
+    r"\s+)?(?:[\w-]+\s+){0,3}?" + REVERSE_NAMES + r"(?![^\W_])", re.I)
+REVERSE_NAMED = re.compile(
+    r"(?<!\S)[\"'\u201c\u2018]?(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:is|was|ist)"
+    r"(?:\s+(?:still|now|also|jetzt|noch))?\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?"
+    + REVERSE_NAMES + r"(?=\s*(?:[.,;!)]|$))", re.I)
+# A number of three to ten digits, in groups ('7731-0458-2290') or four to eight single digits ('5 9 1 3'), in the
+# clause after a door's, gate's, lock's, padlock's, safe's or key box's name or 'Code' (CODE_WORD, in several
+# languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
+# not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
+# (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
+CODE_WORD = re.compile(r"(?<![^\W_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|lock|disarm|"
+                       r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
+                       r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
+                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
-CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3})[#*]?(?![\w.,/-])")
+CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7})[#*]?"
+                         r"(?![\w/-]|[.,][0-9])")
 CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
-                        r"order|port)\s*$", re.I)
+                        r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|ts)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1740,6 +1782,11 @@ def base64_key(run):
         return False                                # camelCase words
     if identifier(core):
         return False                                # kebab-case or snake_case names ('http-default-accounts')
+    parts = core.split("-")
+    if len(parts) >= NAME_PARTS_MIN and all(0 < len(part) <= NAME_PART_MAX for part in parts) and \
+            len({len(part) for part in parts}) > 1:
+        return False                                # a name of short parts ('NR-TDD-FR1-CAT-A-NoBF'), not a
+                                                    # product key's even groups ('Q7XLM-2VZ4T-N7WP3-RB6YC-1HF5G')
     return entropy(core) >= 3.0
 
 
@@ -1931,14 +1978,20 @@ def credential_token(text):
 
 def bound_secret(text):
     """A value that a text already scanned gives for a password, PIN, code or key, as (the value, its name), or None:
-    after the name (bound_value), as a user's password (user_pair_password), named the password (REVERSE_BOUND) or
-    a code's number (code_number)."""
-    for m in REVERSE_BOUND.finditer(text):
-        word = (m.group("used") or m.group("named")).strip(SECRET_VALUE_EDGES)
-        if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
-                not NEGATION_WORD.search(m.group()):
-            return word, "password"
-    return bound_value(text) or user_pair_password(text) or code_number(text)
+    named the password (REVERSE_USED, REVERSE_NAMED), after the name (bound_value), as a user's password
+    (user_pair_password), on a command line (COMMAND_PASSWORDS) or a code's number (code_number)."""
+    for reverse in (REVERSE_USED, REVERSE_NAMED):
+        for m in reverse.finditer(text):
+            word = m.group("word").strip(SECRET_VALUE_EDGES)
+            if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
+                    not NEGATION_WORD.search(m.group()):
+                return word, "password"
+    found = bound_value(text) or user_pair_password(text)
+    for command in () if found else COMMAND_PASSWORDS:
+        m = command.search(text)
+        if m and len(m.group("value")) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)):
+            return m.group("value"), "password"
+    return found or code_number(text)
 
 
 def bound_value(text):
@@ -1948,41 +2001,52 @@ def bound_value(text):
     for m in BOUND_NAME.finditer(text):
         if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
             continue
-        at, bare = m.end(), m.group().lower() == "pass"
+        at, name = m.end(), m.group().lower()
+        bare = name == "pass"
         if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                             m.start())):
             continue
-        lead = PASSWORD_WORD.match(m.group()) and BOUND_LEAD.match(text, at) or BOUND_LEAD_FOR.match(text, at)
-        at = lead.end() if lead else at
-        separator = BOUND_SEPARATOR.match(text, at)
+        if m.group("bare") and not ((LABEL_EQUALS if "fi" in name else LABEL_COLON).match(text, at) and
+                                    WIFI_CONTEXT.search(text) and not PGP_WORD.search(text)):
+            continue
+        separator, loose = BOUND_SEPARATOR.match(text, at), False
+        lead = None if separator or m.group("bare") else BOUND_LEAD_FOR.match(text, at)
+        if lead is None and separator is None and m.group("bare") is None:
+            lead = BOUND_LEAD.match(text, at) or (m.group("own") and BOUND_LEAD_VERB.match(text, at))
+            loose = lead is not None
+        if lead:
+            at = lead.end()
+            separator = BOUND_SEPARATOR.match(text, at)
         if separator is None and not text[at:at + 1].isspace():
             continue
         start = separator.end() if separator else at
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
-        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], separator is None)
+        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], separator is None, loose)
         if value and not (bare and value[0].isdigit()):   # a count or date after a verdict ('pass: 3 of 4 tests')
             return value, m.group()
     return None
 
 
-def slot_secret(value, spaced):
+def slot_secret(value, spaced, loose=False):
     """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
-    `spaced`: after a space alone."""
-    m = FIRST_WORD.match(value.strip())
+    `spaced`: after a space alone; `loose`: after other words and ':' or a verb."""
+    value = value.strip()
+    m = FIRST_WORD.match(value)
     raw = m.group("word") if m else ""
     first = raw.strip(SECRET_VALUE_EDGES)
     lower, parts = first.lower(), first.lower().split("-")
-    if len(first) < 3 and not DIGIT.search(first) or lower in SLOT_WORDS or NUMBER_WITH_UNIT.match(value.strip()) or \
-            URL_VALUE.match(lower) or PATH_START.match(first) or PATH_WITHOUT_START.fullmatch(first) or \
-            EMAIL.fullmatch(first) or VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or \
-            scheme_name(lower) or STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or \
-            UPPER_ID.fullmatch(first) or named_token(first) or DESCRIBING_END.fullmatch(first) or \
-            (len(parts) > 1 and any(part in PREFIXES or DESCRIBING_END.fullmatch(part) for part in parts)):
+    if len(first) < 3 and not DIGIT.search(first) or lower in SLOT_WORDS or COUNT.match(value) or \
+            NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
+            PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
+            VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
+            STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
+            named_token(first) or DESCRIBING_END.fullmatch(first) or \
+            (len(parts) == 2 and (parts[0] in PREFIXES or DESCRIBING_END.fullmatch(parts[1]))):
         return ""
-    if spaced:
-        rest = value.strip()[m.end():].strip()
+    if (spaced or loose) and not QUOTED.match(value):
+        rest = value[m.end():].strip()
         if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or first[0].isupper() or
-                                               not rest):
+                                               (spaced and not rest)):
             return ""
         if first.isupper() and len(first) <= 5 and not weak_password(first):
             return ""                                 # an acronym ('PIN SSO')
@@ -1990,23 +2054,28 @@ def slot_secret(value, spaced):
 
 
 def user_pair_password(text):
-    """The password of a user name and its password apart by '/' (USER_PAIR), as (password, 'user /'), or None."""
+    """The password of a user name and its password apart by '/' or ':' (USER_PAIR, USER_COLON), as (password,
+    'user /'), or None."""
+    text = URL.sub(" ", text) if "://" in text else text
     context = PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text)
-    for m in USER_PAIR.finditer(text):
-        user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
-        lower, account = password.lower(), user.lower() in ACCOUNT_NAMES
-        if not (context or account) or (password.isalpha() and password.islower() and not account) or len(password) < 4 or DIGITS.fullmatch(user) or \
-                lower in ROLE_WORDS or lower in SLOT_WORDS or EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
-                (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
-                STANDARD_NUMBER.fullmatch(password):
-            continue
-        following = FOLLOWING_WORD.match(text, m.end())
-        if following and (PARTICIPLE.fullmatch(following.group("word")) or
-                          (not password.isdigit() and named_near_credential(password))):
-            continue
-        if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
-            continue                                  # 'oper01 / oper02'
-        return password, user + " /"
+    for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
+        for m in pair.finditer(text):
+            user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
+            base = ACCOUNT_BASE.match(user.lower())
+            lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
+            if not (account or context and not colon) or (password.isalpha() and password.islower() and not account) or \
+                    len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
+                    EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
+                    (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
+                    STANDARD_NUMBER.fullmatch(password):
+                continue
+            following = FOLLOWING_WORD.match(text, m.end())
+            if following and (PARTICIPLE.fullmatch(following.group("word")) or
+                              (not password.isdigit() and named_near_credential(password))):
+                continue
+            if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
+                continue                              # 'oper01 / oper02'
+            return password, user + (" :" if colon else " /")
     return None
 
 
