@@ -1282,8 +1282,8 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
 REVERSE_NAMES = r"(?:pass(?:words?|phrases?|codes?)?|pwd|pw|passw[o\u00f6]rt|kennwort|pin|code)"
 REVERSE_USED = re.compile(
     r"(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
-    r"(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)"
-    r"\s+)?(?:[\w-]+\s+){0,3}?" + REVERSE_NAMES + r"(?![^\W_])", re.I)
+    r"(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)\s+"
+    r"(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?" + REVERSE_NAMES + r"(?![^\W_])", re.I)
 REVERSE_NAMED = re.compile(
     r"(?<!\S)[\"'\u201c\u2018]?(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:is|was|ist)"
     r"(?:\s+(?:still|now|also|jetzt|noch))?\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?"
@@ -1989,8 +1989,9 @@ def bound_secret(text):
     found = bound_value(text) or user_pair_password(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
-        if m and len(m.group("value")) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)):
-            return m.group("value"), "password"
+        value = m.group("value") if m else ""
+        if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(value.strip(PLACEHOLDER_EDGES)):
+            return value, "password"
     return found or code_number(text)
 
 
@@ -2063,7 +2064,8 @@ def user_pair_password(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
-            if not (account or context and not colon) or (password.isalpha() and password.islower() and not account) or \
+            if not (account or context and not colon) or \
+                    (password.isalpha() and password.islower() and not account) or \
                     len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
                     EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
