@@ -187,7 +187,10 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                'see above', 'Siehe oben.', 'k.A.', 'keine Angabe', 'idem', 'dito', 'answer here', 'your answer',
                'Lorem ipsum dolor sit amet',
                # H21: promises and references to a profile
-               'will follow', 'Noch offen.', 'later', 'same as above', 'as per profile', 'same as profile lab')
+               'will follow', 'Noch offen.', 'later', 'same as above', 'as per profile', 'same as profile lab',
+               # H22: a template's filler, typing tests, promises in other languages, an assumption
+               'placeholder', 'asdf', 'XXX', 'test', 'to be advised', 'see below', 'siehe unten', 'offen', 'en attente',
+               '\u00e0 voir', 'pendiente', 'da definire', 'nog niet bekend', '\u691c\u8a0e\u4e2d', 'yes (assumed)')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay

@@ -1442,6 +1442,9 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
                      r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
                      r"profile(?:[\W_]+[a-z-]+)?|same[\W_]+as[\W_]+above|"
+                     r"placeholder|asdf|qwerty|x{3,}|test|dummy|to[\W_]+be[\W_]+advised|see[\W_]+below|"
+                     r"siehe[\W_]+unten|offen|en[\W_]+attente|\u00e0[\W_]+voir|pendiente|da[\W_]+definire|"
+                     r"nog[\W_]+niet[\W_]+bekend|\u691c\u8a0e\u4e2d|(?:yes|no)?[\W_]*assumed|"
                      r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
