@@ -2643,3 +2643,14 @@ def h22_a_value_given_for_a_password_pin_code_or_key_is_refused_whatever_its_sha
     for line in ("x " + "[" * 1990, "password " * 220, "door 1 " * 280, "a / " * 490, "use " * 490, "is " * 660):
         cl.text_problems(line)
     assert time.perf_counter() - started < 0.3, f"{time.perf_counter() - started:.2f} s"
+
+
+@test
+def h22_a_ranked_list_may_start_an_answer():
+    """REQ-6 asks for a ranked list: '1. URLLC for cranes (10 ms), 2. video uplink' is recorded and the checklist
+    stays valid, as '1.' after '**Answer:**' is text; '#', '*' and '|' still may not start an answer (H21-10)."""
+    with Sandbox(README.read_text(encoding="utf-8")) as box:
+        text = box.accepted('id,answer\nREQ-6,"1. URLLC for cranes (10 ms), 2. video uplink, 3. MCPTT"\n')
+        assert cl.parse(text).items["REQ-6"].get("Answer").startswith("1. URLLC")
+        assert box.run("check").returncode == 0
+    assert cl.text_problems("* 10 channels") == ["the answer may not start with a list, heading or table marker"]

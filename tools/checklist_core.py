@@ -1167,7 +1167,7 @@ DESCRIBING_WORDS = frozenset((
 # value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze')
 BOUND_NAME = re.compile(
-    r"(?<![^\W_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
+    r"(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
     r"kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|palavra-passe|"
     r"wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|adgangskoden?|passord(?:et)?|salasana|"
     r"jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|clave|"
@@ -1257,7 +1257,7 @@ cambiata custodito disattivato
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
 USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
 ACCOUNT_BASE = re.compile(r"[a-z]+")
-PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
+PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
                           r"cuenta)(?![^\W_])", re.I)
@@ -1293,7 +1293,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|lock|disarm|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
@@ -2060,13 +2060,14 @@ def slot_secret(value, spaced, loose=False):
 def user_pair_password(text):
     """The password of a user name and its password apart by '/' or ':' (USER_PAIR, USER_COLON), as (password,
     'user /'), or None."""
-    text = URL.sub(" ", text) if "://" in text else text
-    context = PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text)
+    text, context = URL.sub(" ", text) if "://" in text else text, None
     for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
         for m in pair.finditer(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
+            if context is None and not account and not colon:   # looked for once, when needed
+                context = bool(PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text))
             if not (account or context and not colon) or \
                     (password.isalpha() and password.islower() and not account) or \
                     len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
@@ -2506,7 +2507,7 @@ def text_problems(value):
     if text.startswith(FORMULA_START):
         problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
                         "begin it with a word")
-    elif re.match(r"(#+|[*|]|\d+[.)])(\s|$)", text):          # '>' stays text after '**Answer:**'
+    elif re.match(r"(#+|[*|])(\s|$)", text):      # '>' and '1.' stay text after '**Answer:**' (a ranked list)
         problems.append("the answer may not start with a list, heading or table marker")
     if HTML_TAG.search(AUTOLINK.sub("", text)):
         problems.append("the answer may not contain HTML (a link may be written <https://...>)")
