@@ -328,7 +328,18 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'key for the lockbox: 6603', "the safe's code is 5 9 1 3", 'ops2 / Buzzard77', 'noc-ro / hedgerow',
                  'curl -u admin:Hawfinch https://10.1.1.20/api', 'ipmitool -H 10.9.0.11 -U ADMIN -P Oystercatcher',
                  "echo 'Firecrest' | sudo -S systemctl restart open5gs-amfd", 'redis requirepass Goldcrest11',
-                 'Wi-Fi LabCore, key: gorse-and-heather', 'fyi wifi = seabreeze', "use 'Petrel' as pwd on the jump host")
+                 'Wi-Fi LabCore, key: gorse-and-heather', 'fyi wifi = seabreeze', "use 'Petrel' as pwd on the jump host",
+                 # H23 (round 23): command lines, copulas and particles, network devices' secrets, values set 'to'
+                 'mysql -u root -pOregano subscribers', "sshpass -p 'Fennel' ssh ops@10.1.1.1",
+                 'redis-cli -a Thistle88 ping', 'keytool -importkeystore -srcstorepass Sloeberry',
+                 'PGPASSWORD=Buttercup psql -h db01 -U udr', "echo 'Saltwort' | passwd --stdin ops",
+                 'smbclient //nas/share -U backup%Cornflower', 'hasło to Wiewiórka', 'salasana on mustikka',
+                 '\u30d1\u30b9\u30ef\u30fc\u30c9\u306f momiji \u3067\u3059', "le mot de passe du wifi c'est framboise",
+                 'Wachtwoord wifi: tulpenveld', 'snmp community string: Cranberry', 'RADIUS shared secret: Starflower',
+                 'enable secret Rosehip', 'ntp authentication-key 1 md5 Hailstone',
+                 'the shared login password was changed to Pinecone', "password reset to 'butterscotch'",
+                 'use password persimmon for the test tenant', 'The keypad at the rear entrance takes 1928#',
+                 'alarm panel code 3307', 'the combination lock on cabinet R12 is 3-7-19', 'Wi-Fi: Labnet-Guest / kumquat')
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
@@ -343,7 +354,15 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'per key: home-network private key in the HSM', 'Logins logged in auditd with key=priv_esc rules',
                   'Failed logins beyond 5 in 15 min raise an alarm (CEF event 100234)',
                   'password resets: service desk, extension 4411', 'O-RAN.WG4.IOT.0 profile NR-TDD-FR1-CAT-A-NoBF',
-                  "counsel's PGP key: 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4")
+                  "counsel's PGP key: 4AEE 18F8 3AFD EB23 E06A 3B91 4C2A 1C0D 2EE5 B9E4",
+                  'user/role list: admin/full, operator/read-write, viewer/read-only',
+                  'syslog over TLS (RFC 5425) for log-ins and password changes',
+                  'SIM vendor Giesecke+Devrient; PIN left enabled with the user-chosen value',
+                  'IT helpdesk for password issues: ext. 2345', 'pass: registration success above 99.5 percent',
+                  'alarm 4020 (password expiry) raised to the NMS', 'HSM for the home-network key: FIPS 140-3 level 3',
+                  'l\u00f6senordsgranskning 10 mars: inga standardl\u00f6senord kvar',
+                  '(a) NEA2 then NEA3 then NEA1, NIA2 then NIA3', 'docker run -p 8080:80 open5gs-webui',
+                  'the door was installed in 2019', 'error code 404 on the N2 setup with the secret store')
 
 
 

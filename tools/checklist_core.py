@@ -977,7 +977,9 @@ NOT_BASE64 = re.compile(r"(?<![\w-])(?:SHA256:[A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=]
                         r"Change-Id:\s*I[0-9a-fA-F]{40}(?![A-Za-z0-9+/=_-]))")
 PERCENT_ROUNDS = 3                                  # percent-encoding undone up to three times ('%252B' is '+')
 # Base32 in one letter case, 16 characters or more (an 80-bit TOTP seed), with its padding
-BASE32_RUN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![A-Za-z0-9])")
+BASE32_RUN = re.compile(r"(?<![^\W_])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![^\W_])")
+VOWEL_SHARE = 0.25
+LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then NEA3 then NEA1') make no base64
 # A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
@@ -1135,14 +1137,15 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
-    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext|extensions?|durchwahl|events?|"
-    r"tickets?|cases?|invoices?|"
+    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
+    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
     r"(?<![\w.])[0-9]+(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|baud|bps|eur|usd|gbp|chf|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
     r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+COMPANY = re.compile(r"[A-Z][a-z]{2,}(?:[+&][A-Z][a-z]{2,})+")      # 'Giesecke+Devrient', 'Rohde&Schwarz'
 PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|passwort|kennwort)"
                              r"(?:[^:=\n]{0,40}?\s*[:=]\s*|\s+is\s+)"
                              r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?"
@@ -1167,30 +1170,45 @@ DESCRIBING_WORDS = frozenset((
 # value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze')
 BOUND_NAME = re.compile(
-    r"(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|"
-    r"kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|palavra-passe|"
-    r"wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|adgangskoden?|passord(?:et)?|salasana|"
-    r"jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|clave|"
-    r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|"
-    r"(?:recovery|seed|secret)\s+phrase|requirepass|masterauth|psk|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|"
-    r"\ube44\ubc00\ubc88\ud638|\uc554\ud638)|"
-    r"(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
+    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
+    r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
+    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|"
+    r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|requirepass|masterauth|psk|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
-    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with|(?P<bare>keys?|wi-?fi))(?![^\W_])"
+    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with|(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638)"
+    r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
+BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
 BOUND_LEAD_FOR = re.compile(r"\s+(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|dem|"
-                            r"du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5)"
-                            r"(?:\s+[^\s:=,;()]+){1,5}?(?=\s*(?:[:=]|->)|\s+" + r"(?:is|was|ist|war|est|\u00e8|\u00e9|"
-                            r"es|\u00e4r|er|lautet)\s)", re.I)
-BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+(?:is|was|ist|war|est|\u00e8|\u00e9|es|\u00e4r|er|"
-                             r"lautet)\s)", re.I)
-BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:is|was|ist|war|est|\u00e8|\u00e9|es|\u00e4r|er|"
-                             r"lautet|equals)\s*:?\s+(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|"
-                             r"jetzt|noch|einfach|ora|ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+                            r"du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|"
+                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+[^\s:=,;()]+){1,5}?"
+                            r"(?=\s*(?:[:=]|->)|\s+" + BOUND_VERB + r"\s)", re.I)
+BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
+BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
+                             r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
+                             r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+# Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
+# mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
+# wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
+COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana", re.I)
+COPULA = re.compile(r"\s+(?:to|on)\s+")
+LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
+                            "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
+                            "shared default new initial temporary".split())
+# Words that set a password to a value ('was changed to Pinecone', 'reset to butterscotch'; SET_TO)
+SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt|chang\u00e9|cambiad[oa])\s+"
+                    r"(?:to|auf|en|a|in)\s+", re.I)
+# A password's name after 'use', 'using', 'with' or 'set' (USED_BEFORE): its value after a space alone is judged as
+# after ':' ('use password persimmon for the test tenant')
+USED_BEFORE = re.compile(r"(?<![^\W_])(?:use|uses|using|with|set)\s+(?:(?:the|a|an)\s+)?$", re.I)
+USED_REACH = 20
 CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
 FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)[\"'\u201d\u2019`]*")
 QUOTED = re.compile(r"[\"'\u201c\u2018`]")
@@ -1207,9 +1225,10 @@ SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{
 # A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
 DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]|"
-                            r"it[oa])|"
-                            r"[^\W\d_]*ge[^\W\d_]{2,}[td]", re.I)
+                            r"it[oa])|(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
+ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
 # A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
 # space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
@@ -1257,6 +1276,7 @@ cambiata custodito disattivato
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
 USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
 ACCOUNT_BASE = re.compile(r"[a-z]+")
+SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key ('Wi-Fi: Labnet-Guest / kumquat')
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
@@ -1268,14 +1288,25 @@ ROLE_WORDS = frozenset("admin administrator administrators root operator operato
                        "users readonly read-only ro rw read write maint maintenance support service ops engineer "
                        "engineers auditor auditors security superuser sudo none disabled removed locked password "
                        "passwords pass key keys certificate certificates cert certs token tokens sso ldap mfa totp pin "
-                       "puk login logins account accounts role roles group groups owner owners".split())
+                       "puk login logins account accounts role roles group groups owner owners full limited all partial "
+                       "basic read-write readwrite".split())
 FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
-# A password given on a command line (COMMAND_PASSWORDS: 'ipmitool -U ADMIN -P X', "echo 'X' | sudo -S",
-# 'htpasswd -b FILE USER X'; H22-4)
+# A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
+# -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
+# 'ntp authentication-key 1 md5 X', and '-pX', '-p X' or '-a X' after a database's, Redis's, Docker's or sshpass's
+# command ('mysql -u root -pOregano', 'redis-cli -a X'), but for a port ('docker run -p 8080:80')
 COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
-                     re.compile(r"(?<![^\W_])echo\s+[\"']?(?P<value>[^\s\"']+)[\"']?\s*\|\s*sudo\s+-S"),
+                     re.compile(r"(?<![^\W_])echo\s+[\"']?(?P<value>[^\s\"']+)[\"']?\s*\|\s*(?:sudo\s+-S|passwd\s+"
+                                r"--stdin|chpasswd)"),
                      re.compile(r"(?<![^\W_])htpasswd(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*b[A-Za-z]*(?:\s+-[A-Za-z]+)*\s+\S+"
-                                r"\s+\S+\s+(?P<value>\S+)"))
+                                r"\s+\S+\s+(?P<value>\S+)"),
+                     re.compile(r"(?<!\S)-(?:src|dest)?(?:store|key)pass\s+(?P<value>\S+)"),
+                     re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
+                     re.compile(r"authentication-key\s+[0-9]+\s+md5\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])(?:redis-cli|mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|docker|"
+                                r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
+                                r"[^\s\"']*)"))
+PORT = re.compile(r"[0-9][0-9:./-]*")
 # A word given as the password (REVERSE_USED: 'we use Blackthorn as the shared password', "use 'Petrel' as pwd on
 # the jump host"; REVERSE_NAMED, where the password's name ends the clause: 'Otterburn is the password'), unless it
 # describes or points (SLOT_WORDS) or a negation stands between ('this is not the password')
@@ -1293,12 +1324,15 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|lock|disarm|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
-CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7})[#*]?"
+CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
+CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
+                         r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
                          r"(?![\w/-]|[.,][0-9])")
 CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
@@ -1803,7 +1837,8 @@ def joined_groups(text):
     word: 'open5gs_prod deployed'), and
     the pieces cut unevenly by spaces that together have a key's length (joined_pieces)."""
     chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
-    joined = ["".join(groups) for groups in chains if not worded(groups[-1])]
+    joined = ["".join(groups) for groups in chains if not worded(groups[-1]) and
+              sum(bool(LOWER_WORD.fullmatch(group)) and worded(group) for group in groups) < 2]
     return joined + joined_pieces(text)
 
 
@@ -1835,8 +1870,13 @@ def mixed(piece):
 
 
 def base32_key(run):
-    """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not."""
-    return run.endswith("=") or bool(re.search(r"[2-7]|[b-df-hj-np-tv-xz]{5}", run.lower()))
+    """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not; in
+    lower case without a digit, only with fewer vowels than words have (VOWEL_SHARE: not 'betriebswirtschaftlichen')."""
+    if run.endswith("=") or re.search(r"[2-7]", run):
+        return True
+    if not re.search(r"[b-df-hj-np-tv-xz]{5}", run.lower()):
+        return False
+    return not run.islower() or len(VOWEL.findall(run)) < VOWEL_SHARE * len(run)
 
 
 def secret_in(text, near=True):
@@ -1992,40 +2032,51 @@ def bound_secret(text):
     found = bound_value(text) or user_pair_password(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
-        value = m.group("value") if m else ""
-        if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(value.strip(PLACEHOLDER_EDGES)):
+        value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
+        if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)) and \
+                not PORT.fullmatch(value):
             return value, "password"
+    for m in () if found else ENV_LABEL.finditer(text):   # 'PGPASSWORD=Buttercup': judged as after a password's name
+        value = slot_secret(m.group("value"), False)
+        if value:
+            return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text)
 
 
 def bound_value(text):
     """A value right after a password's, PIN's, code's or key's own name (BOUND_NAME), as (value, name), or None; a
-    bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE)."""
+    bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE), its value judged as after a space."""
     ends = None                                       # where clauses end (CLAUSE_END), found once
     for m in BOUND_NAME.finditer(text):
         if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
             continue
-        at, name = m.end(), m.group().lower()
+        at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
         bare = name == "pass"
         if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                             m.start())):
             continue
-        if m.group("bare") and not ((LABEL_EQUALS if "fi" in name else LABEL_COLON).match(text, at) and
-                                    WIFI_CONTEXT.search(text) and not PGP_WORD.search(text)):
+        if bare_key and not ((LABEL_EQUALS if "fi" in name else LABEL_COLON).match(text, at) and
+                             WIFI_CONTEXT.search(text) and not PGP_WORD.search(text)):
             continue
-        separator, loose = BOUND_SEPARATOR.match(text, at), False
-        lead = None if separator or m.group("bare") else BOUND_LEAD_FOR.match(text, at)
-        if lead is None and separator is None and m.group("bare") is None:
-            lead = BOUND_LEAD.match(text, at) or (m.group("own") and BOUND_LEAD_VERB.match(text, at))
-            loose = lead is not None
-        if lead:
-            at = lead.end()
-            separator = BOUND_SEPARATOR.match(text, at)
-        if separator is None and not text[at:at + 1].isspace():
+        particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
+        separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
+        lead = loose = None
+        if not (separator or particle or bare_key):
+            lead = BOUND_LEAD_FOR.match(text, at)
+            if lead is None:
+                lead = BOUND_LEAD.match(text, at) or (m.group("own") and BOUND_LEAD_VERB.match(text, at))
+                loose = lead and not all(word.lower() in LEAD_QUALIFIERS or word[0].isupper()
+                                         for word in lead.group().split())
+            if lead:
+                at = lead.end()
+                separator = BOUND_SEPARATOR.match(text, at)
+        if not (separator or particle or text[at:at + 1].isspace()):
             continue
         start = separator.end() if separator else at
+        used = USED_BEFORE.search(text, max(0, m.start() - USED_REACH), m.start())
+        spaced = bare or not (separator or particle or used)
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
-        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], separator is None, loose)
+        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose))
         if value and not (bare and value[0].isdigit()):   # a count or date after a verdict ('pass: 3 of 4 tests')
             return value, m.group()
     return None
@@ -2033,8 +2084,12 @@ def bound_value(text):
 
 def slot_secret(value, spaced, loose=False):
     """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
-    `spaced`: after a space alone; `loose`: after other words and ':' or a verb."""
+    `spaced`: after a space alone; `loose`: after other words and ':' or a verb; after words that set it ('changed
+    to': SET_TO), the word that follows, as after ':'."""
     value = value.strip()
+    set_to = SET_TO.match(value)
+    if set_to:
+        value, spaced, loose = value[set_to.end():], False, False
     m = FIRST_WORD.match(value)
     raw = m.group("word") if m else ""
     first = raw.strip(SECRET_VALUE_EDGES)
@@ -2044,7 +2099,8 @@ def slot_secret(value, spaced, loose=False):
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
             STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
-            named_token(first) or DESCRIBING_END.fullmatch(first) or \
+            named_token(first) or (first[0].islower() and DESCRIBING_END.fullmatch(first)) or CJK.search(first) or \
+            (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or DESCRIBING_END.fullmatch(parts[1]))):
         return ""
     if (spaced or loose) and not QUOTED.match(value):
@@ -2068,8 +2124,9 @@ def user_pair_password(text):
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
             if context is None and not account and not colon:   # looked for once, when needed
                 context = bool(PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text))
+            ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and WIFI_CONTEXT.search(text)
             if not (account or context and not colon) or \
-                    (password.isalpha() and password.islower() and not account) or \
+                    (password.isalpha() and password.islower() and not (account or ssid)) or \
                     len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
                     EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
@@ -2091,7 +2148,7 @@ def code_number(text):
         word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
         for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
             digits = NUMBER.findall(m.group())
-            if len(digits) == 1 and YEAR.fullmatch(digits[0]):
+            if m.group()[-1] not in "#*" and len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]):
                 continue
             if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
                                               CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH),
@@ -2196,6 +2253,7 @@ def named_near_credential(token, strict=False):
         return False
     lower = token.lower()
     return bool(named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or
+                COMPANY.fullmatch(token) or
                 scheme_name(lower) or scheme_name(lower + ")" * (lower.count("(") - lower.count(")"))) or
                 STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or
                 (not (strict and NUMBER_PART.search(token)) and
