@@ -1162,13 +1162,14 @@ DESCRIBING_WORDS = frozenset((
 # everything is Otterburn', 'hasło do panelu: jaskółka'), or after a space alone ('Passwort Elbsandstein'); the value
 # runs to the clause's end (CLAUSE_END). It is refused unless its first word describes or points (SLOT_WORDS: 'see',
 # 'rotated', 'in', 'held', 'KeePass'; DESCRIBING_END: 'quarterly', 'zurückgesetzt', 'réinitialisé'), is a count
-# ('0 defaults left'), a number with its unit ('14 characters'), a URL, path, e-mail address, placeholder, scheme's
-# or standard's name or record ID. After a space alone, or after other words and ':' (BOUND_LEAD: 'password resets:
+# ('0 defaults left'), a number with its unit ('14 characters'), an acronym ('FIPS'), a word in CJK script, a URL,
+# path, e-mail address, placeholder, scheme's or standard's name or record ID. After a space alone, or after other words and ':' (BOUND_LEAD: 'password resets:
 # the service desk') or a verb (BOUND_LEAD_VERB: 'le mot de passe provisoire est Tournesol'), only a quoted value, a
 # token with a digit or symbol, or a capitalised word is refused, and after a space alone a lower-case word ending
-# its clause that is no participle ('pass haversack', not 'password rotated'). A bare 'key' or 'Wi-Fi' names a
-# value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
-# LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze')
+# its clause that is no participle ('pass haversack', not 'password rotated'). A bare 'key', 'secret' or 'Wi-Fi'
+# names a value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
+# LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
+# carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
