@@ -339,7 +339,17 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'enable secret Rosehip', 'ntp authentication-key 1 md5 Hailstone',
                  'the shared login password was changed to Pinecone', "password reset to 'butterscotch'",
                  'use password persimmon for the test tenant', 'The keypad at the rear entrance takes 1928#',
-                 'alarm panel code 3307', 'the combination lock on cabinet R12 is 3-7-19', 'Wi-Fi: Labnet-Guest / kumquat')
+                 'alarm panel code 3307', 'the combination lock on cabinet R12 is 3-7-19', 'Wi-Fi: Labnet-Guest / kumquat',
+                 # H24 (round 24): elided and Czech leads, more door codes, more command lines and config files
+                 "la password dell'OMC di prova \u00e8 gorgonzola", 'heslo k serveru je knedlik',
+                 'Cze\u015b\u0107, nowe has\u0142o do VPN to Oscypek', 'utilisateur : exploit / mdp : Roquefort',
+                 'codice del portone 1357', 'toegangscode serverruimte 2468', 'ovikoodi 4093',
+                 'Salut, le code du digicode est 4719B', "SSID 'NOC-Staff' key 'mangosteen91'",
+                 'the vendor engineer logs in as fe-remote with Pistachio', 'curl -u api:Juniper77 https://omc.lab/api',
+                 'snmpwalk -v2c -c Falafel 10.1.1.1', 'lftp -u backup,Panettone sftp://10.3.3.3',
+                 '{"user": "ops", "password": "Tahini"}', 'auth_pass Elderflower', 'secret = Nectarine',
+                 'username admin privilege 15 secret 0 Sorrel', 'rootpw --plaintext Fenugreek',
+                 'licence key for the core: 2FDD-4575-A9C1-77E0', "ssh key passphrase: 'frosted window at dawn'")
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
@@ -362,7 +372,12 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'alarm 4020 (password expiry) raised to the NMS', 'HSM for the home-network key: FIPS 140-3 level 3',
                   'l\u00f6senordsgranskning 10 mars: inga standardl\u00f6senord kvar',
                   '(a) NEA2 then NEA3 then NEA1, NIA2 then NIA3', 'docker run -p 8080:80 open5gs-webui',
-                  'the door was installed in 2019', 'error code 404 on the N2 setup with the secret store')
+                  'the door was installed in 2019', 'error code 404 on the N2 setup with the secret store',
+                  'procedure and signed record per key, certificate and password: origin, proof of generation',
+                  'Nachweis je Schl\u00fcssel und Passwort: Erzeugungsprotokoll aus dem HSM',
+                  'Konten und Passw\u00f6rter: IT-Servicedesk, Durchwahl 4100', '(b) physische Karten, 1.000 St\u00fcck; PIN deaktiviert',
+                  '\u7121\u7dda2\u540d\u3001\u30b3\u30a22\u540d\u3001Python\u958b\u767a\u80053\u540d',
+                  'CA signing key: offline root in a safe', 'contact the service desk for password issues')
 
 
 

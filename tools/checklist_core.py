@@ -1138,10 +1138,11 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
-    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|"
+    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
-    r"(?<![\w.])[0-9]+(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|baud|bps|eur|usd|gbp|chf|"
+    r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
+    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|units?|unidades|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
     r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -1175,11 +1176,13 @@ BOUND_NAME = re.compile(
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|"
-    r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|requirepass|masterauth|psk|"
+    r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
+    r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
-    r"tacacs\+?|server|shared)[\s-]?keys?|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
+    r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>(?:licen[cs]e|product|activation|api|access|private|master|"
+    r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with|(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638)"
@@ -1187,10 +1190,12 @@ BOUND_NAME = re.compile(
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
 BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
-BOUND_LEAD_FOR = re.compile(r"\s+(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|dem|"
-                            r"du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|"
-                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+[^\s:=,;()]+){1,5}?"
-                            r"(?=\s*(?:[:=]|->)|\s+" + BOUND_VERB + r"\s)", re.I)
+LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
+BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
+                            r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|"
+                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,5}?|"
+                            r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
+                            r"(?=\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
 BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
 BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
                              r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
@@ -1198,8 +1203,8 @@ BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[
 # Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
 # mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
 # wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
-COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana", re.I)
-COPULA = re.compile(r"\s+(?:to|on)\s+")
+COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo", re.I)
+COPULA = re.compile(r"\s+(?:to|on|je)\s+")
 LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
                             "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
                             "shared default new initial temporary".split())
@@ -1230,6 +1235,13 @@ DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
 ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
+LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
+# A plural name ('passwords', 'Passwörter', 'keys'; PLURAL_NAME): what follows names a category, not a value
+# ... or the last of a list ('per key, certificate and password: origin'; LIST_BEFORE)
+LIST_BEFORE = re.compile(r"\s(?:and|und|e|och|og|et|y|or|oder|ou|o)\s+$", re.I)
+LIST_REACH = 6
+PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
+                         r"as|senhas|orden)$", re.I)
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
 # A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
 # space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
@@ -1237,6 +1249,8 @@ USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|log(?:in|on)|accounts?)(?![^\W_]
 PASS_BEFORE = 40
 LABEL_COLON = re.compile(r"\s*[:=]")
 LABEL_EQUALS = re.compile(r"\s*=")
+KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
+CLOSING_QUOTE = re.compile(r"[\"']?")
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
@@ -1258,7 +1272,7 @@ scanning scans event events handover profile codes code keys cards numbers value
 keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
 saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
-office
+office offline online local remote hardware software cold hot issues problems questions matters
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -1304,6 +1318,12 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-(?:src|dest)?(?:store|key)pass\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
                      re.compile(r"authentication-key\s+[0-9]+\s+md5\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<!\S)(?:-u|--user)\s+[^\s:]+:(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])lftp(?![^\W_])[^|;\n]*?(?<!\S)-u\s+[^\s,]+,(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<!\S)-[cAX]\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])(?:secret|password)\s+[057]\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])rootpw(?:\s+--\S+)*\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])logs?\s+in\s+as\s+\S+\s+(?:with|using)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])(?:redis-cli|mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|docker|"
                                 r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
                                 r"[^\s\"']*)"))
@@ -1329,6 +1349,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
+                       r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
@@ -1997,7 +2018,8 @@ def credential_token(text):
     if not word:
         return None
     at_end = PASSWORD_AT_END.search(text)
-    lone = at_end.group("word") if at_end else ""
+    lone = at_end.group("word") if at_end and not LIST_BEFORE.search(text, max(0, at_end.start() - LIST_REACH),
+                                                                     at_end.start()) else ""
     if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone) and not named_token(lone) and \
             not scheme_name(lone.lower()):
         return lone, word.group()
@@ -2056,8 +2078,11 @@ def bound_value(text):
         if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                             m.start())):
             continue
-        if bare_key and not ((LABEL_EQUALS if "fi" in name else LABEL_COLON).match(text, at) and
-                             WIFI_CONTEXT.search(text) and not PGP_WORD.search(text)):
+        at += len(CLOSING_QUOTE.match(text, at).group())   # 'password": "Tahini"' (JSON)
+        if bare_key and not (("secret" in name and LABEL_EQUALS.match(text, at)) or
+                             ((LABEL_EQUALS if "fi" in name else LABEL_COLON if "secret" in name else
+                               KEY_OR_QUOTED).match(text, at) and WIFI_CONTEXT.search(text) and
+                              not PGP_WORD.search(text))):
             continue
         particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
         separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
@@ -2070,23 +2095,29 @@ def bound_value(text):
                                          for word in lead.group().split())
             if lead:
                 at = lead.end()
-                separator = BOUND_SEPARATOR.match(text, at)
+                separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
+        loose = loose or bool(m.group("described"))     # 'signing key: offline root in a safe'
         if not (separator or particle or text[at:at + 1].isspace()):
             continue
         start = separator.end() if separator else at
         used = USED_BEFORE.search(text, max(0, m.start() - USED_REACH), m.start())
         spaced = bare or not (separator or particle or used)
+        plural = (bool(PLURAL_NAME.search(name)) or bool(LIST_BEFORE.search(text, max(0, m.start() - LIST_REACH),
+                                                                          m.start()))) and \
+            bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
-        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose))
+        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
         if value and not (bare and value[0].isdigit()):   # a count or date after a verdict ('pass: 3 of 4 tests')
             return value, m.group()
     return None
 
 
-def slot_secret(value, spaced, loose=False):
+def slot_secret(value, spaced, loose=False, plural=False):
     """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
-    `spaced`: after a space alone; `loose`: after other words and ':' or a verb; after words that set it ('changed
-    to': SET_TO), the word that follows, as after ':'."""
+    `spaced`: after a space alone; `loose`: after other words and ':' or a verb; `plural`: after a plural name
+    ('Passwörter: IT-Servicedesk'), where only a quoted value or a token with a digit or symbol is refused; after
+    words that set it ('changed to': SET_TO), the word that follows, as after ':'. A quoted value is refused unless
+    it points or names a scheme."""
     value = value.strip()
     set_to = SET_TO.match(value)
     if set_to:
@@ -2094,20 +2125,23 @@ def slot_secret(value, spaced, loose=False):
     m = FIRST_WORD.match(value)
     raw = m.group("word") if m else ""
     first = raw.strip(SECRET_VALUE_EDGES)
-    lower, parts = first.lower(), first.lower().split("-")
-    if len(first) < 3 and not DIGIT.search(first) or lower in SLOT_WORDS or COUNT.match(value) or \
+    lower, parts, quoted = first.lower(), first.lower().split("-"), bool(QUOTED.match(value))
+    if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
+                       LONG_WORD.fullmatch(first)):
+        return ""
+    if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or \
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
             STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
-            named_token(first) or (first[0].islower() and DESCRIBING_END.fullmatch(first)) or CJK.search(first) or \
+            named_token(first) or CJK.search(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or DESCRIBING_END.fullmatch(parts[1]))):
         return ""
-    if (spaced or loose) and not QUOTED.match(value):
+    if (spaced or loose or plural) and not quoted:
         rest = value[m.end():].strip()
-        if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or first[0].isupper() or
-                                               (spaced and not rest)):
+        if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or
+                                               (first[0].isupper() and not plural) or (spaced and not rest)):
             return ""
         if first.isupper() and len(first) <= 5 and not weak_password(first):
             return ""                                 # an acronym ('PIN SSO')
@@ -2176,6 +2210,7 @@ def password_shaped(text):
     judged by url_password), e-mail address, placeholder or identifier of NOT_BASE64."""
     if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text:
         text = NOT_BASE64.sub(" ", text)
+    text = text if text.isascii() else SCRIPT_BOUNDARY.sub(" ", text)     # '無線2名、Python開発者3名'
     raws = NON_SPACE.findall(KEY_VALUE.sub(" ", URL.sub(" ", text) if "://" in text else text))
     raws = [piece for raw in raws for piece in (SLASH_AT.split(raw) if "/" in raw else (raw,))]
     members = None
