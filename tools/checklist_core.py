@@ -1546,7 +1546,7 @@ def shown(value, limit=60):
 def masked(token):
     """A suspected password as a message names it: its first characters (three, or a third of a shorter one: one of
     a four-digit PIN) and its length, enough to find it in one's own text, never the whole."""
-    return f"'{shown(token[:min(3, len(token) // 3)])}…' ({len(token)} characters)"
+    return f"'{shown(token[:min(3, len(token) // 3)])}…' ({len(token)} character{'s' if len(token) != 1 else ''})"
 
 
 def joins(value, k):
@@ -1910,16 +1910,16 @@ def secret_in(text, near=True):
 @functools.lru_cache(maxsize=1 << 14)
 def secret_found(text, near=True):
     """The secret material `text` seems to hold, as secret_kind() gives it ((kind, token, label)), or None: in the
-    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'); then a
-    password or key near its name in any of them, unless `near` is false, as for the checklist's own prose
-    (credential_token: (NEAR_CREDENTIAL, token, word)); then a token shaped like a password anywhere
-    (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
+    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'); then,
+    unless `near` is false, as for the checklist's own prose, a value given for a password, PIN, code or key
+    (bound_secret), or a password or key near its name (credential_token), in any of them, as (NEAR_CREDENTIAL,
+    token, word); then a token shaped like a password anywhere (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
     as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
     texts = list(scans(text))
     found = next((found for found in map(secret_kind, texts) if found is not None), None)
     if found is None and near:
-        token = next((token for token in map(credential_token, texts) if token is not None), None) or \
-            next((token for token in map(bound_secret, texts) if token is not None), None)
+        token = next((token for token in map(bound_secret, texts) if token is not None), None) or \
+            next((token for token in map(credential_token, texts) if token is not None), None)
         found = (NEAR_CREDENTIAL,) + token if token else None
     if found is None:
         token = next((token for token in map(password_shaped, texts) if token), None)
