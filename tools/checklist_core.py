@@ -1248,6 +1248,7 @@ PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSI
 USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
 PASS_BEFORE = 40
 LABEL_COLON = re.compile(r"\s*[:=]")
+CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcode Technikraum 9134': code_number)
 LABEL_EQUALS = re.compile(r"\s*=")
 KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
 CLOSING_QUOTE = re.compile(r"[\"']?")
@@ -1346,7 +1347,7 @@ REVERSE_NAMED = re.compile(
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
-                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|lock|disarm|"
+                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugangs\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|"
@@ -1360,7 +1361,7 @@ CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
-CODE_LABEL = re.compile(r"(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|ts)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
@@ -2107,8 +2108,8 @@ def bound_value(text):
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
         value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
-        if value and not (bare and value[0].isdigit()):   # a count or date after a verdict ('pass: 3 of 4 tests')
-            return value, m.group()
+        if value and not (bare and value[0].isdigit()) and (DIGIT.search(value) or not CODE_NAME.search(name)):
+            return value, m.group()       # not a count after a verdict ('pass: 3 of 4 tests'), a code's number
     return None
 
 
