@@ -377,7 +377,12 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'Nachweis je Schl\u00fcssel und Passwort: Erzeugungsprotokoll aus dem HSM',
                   'Konten und Passw\u00f6rter: IT-Servicedesk, Durchwahl 4100', '(b) physische Karten, 1.000 St\u00fcck; PIN deaktiviert',
                   '\u7121\u7dda2\u540d\u3001\u30b3\u30a22\u540d\u3001Python\u958b\u767a\u80053\u540d',
-                  'CA signing key: offline root in a safe', 'contact the service desk for password issues')
+                  'CA signing key: offline root in a safe', 'contact the service desk for password issues',
+                  # H25: the last of a list after 'en' or 'und jedes', a bare 'Schlüssel', 'off', Polish participles
+                  'per sleutel en wachtwoord: herkomst en bewijs van generatie',
+                  'f\u00fcr jeden Schl\u00fcssel, jedes Zertifikat und jedes Passwort: Herkunft und Nachweis',
+                  'Heimnetz-Schl\u00fcssel: HSM-Klon im zweiten Rechenzentrum', '(b) 2,500 eSIM profiles; PIN off',
+                  '(b) 1000 kart fizycznych; PIN wy\u0142\u0105czony')
 
 
 

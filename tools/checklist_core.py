@@ -1142,7 +1142,8 @@ NAMED_NUMBER = re.compile(
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
-    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|units?|unidades|"
+    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
+    r"units?|unidades|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
     r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -1231,15 +1232,18 @@ SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{
 # A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
 DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]|"
-                            r"it[oa])|(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
+                            r"it[oa]|en[\u00fd\u00e1]|an[\u00fd\u00e1]|ut[\u00fd\u00e1])|"
+                            r"(?=[^\W\d_]*[\u0105\u0107\u0119\u0142\u0144\u015b\u017a\u017c])[^\W\d_]{3,}(?:on[yae]|an[ye])|"
+                            r"(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
 ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
 LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
 # A plural name ('passwords', 'Passwörter', 'keys'; PLURAL_NAME): what follows names a category, not a value
 # ... or the last of a list ('per key, certificate and password: origin'; LIST_BEFORE)
-LIST_BEFORE = re.compile(r"\s(?:and|und|e|och|og|et|y|or|oder|ou|o)\s+$", re.I)
-LIST_REACH = 6
+LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
+                         r"ogni|elke?|varje|ka\u017cde)\s+)?$", re.I)
+LIST_REACH = 16
 PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
                          r"as|senhas|orden)$", re.I)
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
@@ -1273,7 +1277,7 @@ scanning scans event events handover profile codes code keys cards numbers value
 keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
 saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
-office offline online local remote hardware software cold hot issues problems questions matters
+office offline online local remote hardware software cold hot issues problems questions matters off
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -2103,7 +2107,8 @@ def bound_value(text):
         start = separator.end() if separator else at
         used = USED_BEFORE.search(text, max(0, m.start() - USED_REACH), m.start())
         spaced = bare or not (separator or particle or used)
-        plural = (bool(PLURAL_NAME.search(name)) or bool(LIST_BEFORE.search(text, max(0, m.start() - LIST_REACH),
+        plural = (bool(PLURAL_NAME.search(name)) or name.startswith("schl") or
+                  bool(LIST_BEFORE.search(text, max(0, m.start() - LIST_REACH),
                                                                           m.start()))) and \
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
