@@ -2657,3 +2657,16 @@ def h22_a_ranked_list_may_start_an_answer():
         assert cl.parse(text).items["REQ-6"].get("Answer").startswith("1. URLLC")
         assert box.run("check").returncode == 0
     assert cl.text_problems("* 10 channels") == ["the answer may not start with a list, heading or table marker"]
+
+
+@test
+def h25_13_an_import_removes_the_temporary_files_a_killed_import_left():
+    """A SIGKILL between writing the new text and the swap leaves '.README.md.random.tmp' (mode 0600, the whole
+    new text) next to the checklist: the next import, holding the lock, removes it, and nothing else."""
+    with Sandbox(FIXTURE) as box:
+        left = box.dir / ".README.md.k3x9q2ab.tmp"
+        other = box.dir / ".README.md.notes.txt"
+        left.write_text("an interrupted import's text", encoding="utf-8")
+        other.write_text("kept", encoding="utf-8")
+        box.accepted("id,answer\nREQ-3,Germany\n")
+        assert not left.exists() and other.exists()

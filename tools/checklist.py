@@ -33,6 +33,7 @@ import contextlib
 import csv
 import errno
 import functools
+import glob
 import io
 import json
 import os
@@ -392,6 +393,7 @@ def write_atomically(path, original, text):
                 raise Refusal(f"{name}: another import is writing it; nothing written. Try again.")
         if path.read_bytes() != original:
             raise Refusal(f"{name} changed while importing; nothing written. Run the import again.")
+        remove_leftovers(path)
         try:
             tmp = write_temporary(path, text)
         except OSError as e:
@@ -409,6 +411,16 @@ def write_atomically(path, original, text):
                 handle.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def remove_leftovers(path):
+    """Remove the temporary files that an import killed before its swap left next to `path` ('.NAME.random.tmp',
+    as write_temporary names them): called while `path` is locked, when no other import can be writing one."""
+    own = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+\.tmp")
+    for old in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
+        if own.fullmatch(old.name) and old.is_file() and not old.is_symlink():
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def keep_owner_and_attributes(path, tmp):
