@@ -349,7 +349,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'snmpwalk -v2c -c Falafel 10.1.1.1', 'lftp -u backup,Panettone sftp://10.3.3.3',
                  '{"user": "ops", "password": "Tahini"}', 'auth_pass Elderflower', 'secret = Nectarine',
                  'username admin privilege 15 secret 0 Sorrel', 'rootpw --plaintext Fenugreek',
-                 'licence key for the core: 2FDD-4575-A9C1-77E0', "ssh key passphrase: 'frosted window at dawn'")
+                 'licence key for the core: 2FDD-4575-A9C1-77E0', "ssh key passphrase: 'frosted window at dawn'",
+                 # H25 (round 25): a capitalised pair of words, Wi-Fi QR codes, JDBC, net user, openssl, 7z, zip,
+                 # ssh-keygen, IKE and RADIUS keys, SSSD's authtok
+                 'password: Apple-Crumble', 'WIFI:S:LabAir;T:WPA;P:Saltmarsh77;;',
+                 'jdbc:oracle:thin:omc/Elderberry@db:1521/ORCL', 'net user fieldadmin Waxwing /add',
+                 'openssl enc -aes-256-cbc -k Hawfinch -in keys.tar', '7z a -pTurnstileFox keys.7z keys/',
+                 'zip -P Meadowlark sims.zip sims.csv', "ssh-keygen -N 'Quiet Orchard' -f id_lab",
+                 'crypto isakmp key Goldcrest address 0.0.0.0', 'radius-server host 10.1.1.5 key Nightjar',
+                 'ldap_default_authtok = Cloudberry')
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',

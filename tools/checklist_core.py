@@ -1178,7 +1178,7 @@ BOUND_NAME = re.compile(
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|"
     r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
-    r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|"
+    r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
@@ -1329,6 +1329,16 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])(?:secret|password)\s+[057]\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])rootpw(?:\s+--\S+)*\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])logs?\s+in\s+as\s+\S+\s+(?:with|using)\s+(?P<value>\S+)", re.I),
+                     re.compile(r"WIFI:(?:[^;\s]*;)*?P:(?P<value>[^;\s]+)"),
+                     re.compile(r"(?<![^\W_])(?:jdbc:\S*?|sqlplus\s+)[\w.-]+/(?P<value>[^\s/@]+)@"),
+                     re.compile(r"(?<![^\W_])net\s+user\s+\S+\s+(?P<value>\S+)\s+/add", re.I),
+                     re.compile(r"(?<!\S)-pass(?:in|out)?\s+pass:(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])openssl(?![^\W_])[^|;\n]*?(?<!\S)-k\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])7za?\s[^|;\n]*?(?<!\S)-p(?P<value>[^\s-]\S*)"),
+                     re.compile(r"(?<![^\W_])zip\s[^|;\n]*?(?<!\S)-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])ssh-keygen\s[^|;\n]*?(?<!\S)-N\s+[\"']?(?P<value>[^\s\"']+)"),
+                     re.compile(r"(?<![^\W_])(?:isakmp\s+key|radius-server\s[^|;\n]*?\skey)\s+(?:[0-9]\s+)?"
+                                r"(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])(?:redis-cli|mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|docker|"
                                 r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
                                 r"[^\s\"']*)"))
@@ -2142,7 +2152,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
             STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
             named_token(first) or CJK.search(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
-            (len(parts) == 2 and (parts[0] in PREFIXES or DESCRIBING_END.fullmatch(parts[1]))):
+            (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
+                                                           not first[0].isupper()))):
         return ""
     if (spaced or loose or plural) and not quoted:
         rest = value[m.end():].strip()
