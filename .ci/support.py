@@ -357,7 +357,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'openssl enc -aes-256-cbc -k Hawfinch -in keys.tar', '7z a -pTurnstileFox keys.7z keys/',
                  'zip -P Meadowlark sims.zip sims.csv', "ssh-keygen -N 'Quiet Orchard' -f id_lab",
                  'crypto isakmp key Goldcrest address 0.0.0.0', 'radius-server host 10.1.1.5 key Nightjar',
-                 'ldap_default_authtok = Cloudberry')
+                 'ldap_default_authtok = Cloudberry', 'pin code of the test phone: 1593', 'Tresorkombination 36-12-48',
+                 'd\u00f8rkode til serverrummet 4182', 'portkod till labbet 5517', 'c\u00f3digo de la cerradura 4455',
+                 'the code for the cage is 2217')
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
