@@ -392,7 +392,12 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'per sleutel en wachtwoord: herkomst en bewijs van generatie',
                   'f\u00fcr jeden Schl\u00fcssel, jedes Zertifikat und jedes Passwort: Herkunft und Nachweis',
                   'Heimnetz-Schl\u00fcssel: HSM-Klon im zweiten Rechenzentrum', '(b) 2,500 eSIM profiles; PIN off',
-                  '(b) 1000 kart fizycznych; PIN wy\u0142\u0105czony')
+                  '(b) 1000 kart fizycznych; PIN wy\u0142\u0105czony',
+                  # H26: a standard's number after 'TS', ranges of IDs, a year and month, amounts in thousands
+                  'OPS-1 TS 28.532, NETCONF par cl\u00e9s SSH ; authentification par mot de passe d\u00e9sactiv\u00e9e',
+                  'physical cards, ICCIDs 8949000000000000001 to 8949000000000000500; PIN disabled',
+                  'vendor test certificates revoked (CRL of 2024-11), all passwords changed',
+                  'EUR 900.000 f\u00fcr drei Jahre, davon 40.000 f\u00fcr HSM und Passwort-Manager')
 
 
 

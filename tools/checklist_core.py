@@ -1092,7 +1092,8 @@ BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
 IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
-DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}[-.][0-9]{1,2}|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}")
+DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}(?:[-.][0-9]{1,2})?|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}|"
+                  r"[0-9]{1,3}(?:\.[0-9]{3})+")         # a date, a year and month, or a figure in thousands
 BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
 NUMBER = re.compile(r"[0-9]+")
 BYTE_RUN = 8
@@ -1138,9 +1139,10 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
-    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|"
+    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
-    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f-]*(?![\w-])|"
+    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
     r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
     r"units?|unidades|"
