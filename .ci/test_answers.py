@@ -2662,11 +2662,13 @@ def h22_a_ranked_list_may_start_an_answer():
 @test
 def h25_13_an_import_removes_the_temporary_files_a_killed_import_left():
     """A SIGKILL between writing the new text and the swap leaves '.README.md.random.tmp' (mode 0600, the whole
-    new text) next to the checklist: the next import, holding the lock, removes it, and nothing else."""
+    new text) next to the checklist: the next import, holding the lock, removes it, and nothing else: not a user's
+    file of a like name, nor the backup that a refusal names (H26-10)."""
     with Sandbox(FIXTURE) as box:
         left = box.dir / ".README.md.k3x9q2ab.tmp"
-        other = box.dir / ".README.md.notes.txt"
-        left.write_text("an interrupted import's text", encoding="utf-8")
-        other.write_text("kept", encoding="utf-8")
+        kept = [box.dir / name for name in (".README.md.notes.txt", ".README.md.mynotes.tmp",
+                                            ".README.md.5f1c0a9b2e7d.tmp")]   # a user's files, a named backup
+        for path in [left] + kept:
+            path.write_text("text", encoding="utf-8")
         box.accepted("id,answer\nREQ-3,Germany\n")
-        assert not left.exists() and other.exists()
+        assert not left.exists() and all(path.exists() for path in kept)

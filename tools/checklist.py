@@ -415,8 +415,9 @@ def write_atomically(path, original, text):
 
 def remove_leftovers(path):
     """Remove the temporary files that an import killed before its swap left next to `path` ('.NAME.random.tmp',
-    as write_temporary names them): called while `path` is locked, when no other import can be writing one."""
-    own = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+\.tmp")
+    eight of tempfile's characters, as write_temporary names them; not a backup that swap() names in a message,
+    nor a file of the user's): called while `path` is locked, when no other import can be writing one."""
+    own = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
     for old in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
         if own.fullmatch(old.name) and old.is_file() and not old.is_symlink():
             with contextlib.suppress(OSError):
