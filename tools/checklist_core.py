@@ -1315,8 +1315,11 @@ ROLE_WORDS = frozenset("admin administrator administrators root operator operato
 FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
-# 'ntp authentication-key 1 md5 X', and '-pX', '-p X' or '-a X' after a database's, Redis's, Docker's or sshpass's
-# command ('mysql -u root -pOregano', 'redis-cli -a X'), but for a port ('docker run -p 8080:80')
+# 'ntp authentication-key 1 md5 X', 'curl -u user:X', 'lftp -u user,X', 'snmpwalk -c X' (and -A, -X), Cisco's
+# 'secret 0 X', 'rootpw X', 'logs in as USER with X', a Wi-Fi QR code's 'P:X;', 'jdbc:…user/X@', 'net user USER X
+# /add', openssl's '-k X' and 'pass:X', '7z -pX', 'zip -P X', 'ssh-keygen -N X', IKE's and a RADIUS server's key
+# (H25-3), and '-pX', '-p X' or '-a X' after a database's, Redis's, Docker's or sshpass's command ('mysql -u root
+# -pOregano', 'redis-cli -a X'), but for a port ('docker run -p 8080:80')
 COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])echo\s+[\"']?(?P<value>[^\s\"']+)[\"']?\s*\|\s*(?:sudo\s+-S|passwd\s+"
                                 r"--stdin|chpasswd)"),
