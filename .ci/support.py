@@ -359,7 +359,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'crypto isakmp key Goldcrest address 0.0.0.0', 'radius-server host 10.1.1.5 key Nightjar',
                  'ldap_default_authtok = Cloudberry', 'pin code of the test phone: 1593', 'Tresorkombination 36-12-48',
                  'd\u00f8rkode til serverrummet 4182', 'portkod till labbet 5517', 'c\u00f3digo de la cerradura 4455',
-                 'the code for the cage is 2217')
+                 'the code for the cage is 2217',
+                 # H26 (round 26): a bare 'secret' after a user's word, a key with digits after an SSID, more lines
+                 'username noc privilege 15 secret Bittern-Reed', 'SIP account 1001, secret Kittiwake-Cliff',
+                 'the Wi-Fi at the mast site: SSID MAST-7, key 7Rk2-Vq9P-Lm4T', 'u: ops p: Sedge-Reed',
+                 'ldapsearch -x -D cn=admin,dc=lab -w Campion-Red -b dc=lab',
+                 'set system root-authentication plain-text-password-value Basalt-Cliff',
+                 'dot11 ssid PLANT wpa-psk ascii 0 Heathland-Dusk', 'SMTP relay app password hqrt vbnz kwpm xeyl',
+                 'Schlie\u00dffachcode 519', "code d'acc\u00e8s du local technique : 8C41",
+                 'the garage barrier code is *4417', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77')
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',

@@ -1187,8 +1187,9 @@ BOUND_NAME = re.compile(
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>(?:licen[cs]e|product|activation|api|access|private|master|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
-    r"[\s-]?codes?|identified\s+by|protected\s+with|encrypted\s+with|(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638)"
+    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
+    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -1251,12 +1252,12 @@ PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
 # A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
 # space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
-USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
+USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|usernames?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
 PASS_BEFORE = 40
 LABEL_COLON = re.compile(r"\s*[:=]")
 CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcode Technikraum 9134': code_number)
 LABEL_EQUALS = re.compile(r"\s*=")
-KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
+KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
 CLOSING_QUOTE = re.compile(r"[\"']?")
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
@@ -1335,6 +1336,12 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])rootpw(?:\s+--\S+)*\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])logs?\s+in\s+as\s+\S+\s+(?:with|using)\s+(?P<value>\S+)", re.I),
                      re.compile(r"WIFI:(?:[^;\s]*;)*?P:(?P<value>[^;\s]+)"),
+                     re.compile(r"(?<![^\W_])u:\s*\S+\s+p:\s*(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])ldap\w*(?![^\W_])[^|;\n]*?(?<!\S)-w\s+(?P<value>\S+)"),
+                     re.compile(r"plain-text-password(?:-value)?\s+(?P<value>\S+)"),
+                     re.compile(r"wpa-psk\s+(?:ascii|hex)\s+[0-9]\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])app(?:lication)?[\s-]+passwords?\s+(?P<value>[a-z]{4}(?:\s[a-z]{4}){3})(?![^\W_])",
+                                re.I),
                      re.compile(r"(?<![^\W_])(?:jdbc:\S*?|sqlplus\s+)[\w.-]+/(?P<value>[^\s/@]+)@"),
                      re.compile(r"(?<![^\W_])net\s+user\s+\S+\s+(?P<value>\S+)\s+/add", re.I),
                      re.compile(r"(?<!\S)-pass(?:in|out)?\s+pass:(?P<value>\S+)"),
@@ -1370,7 +1377,8 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
-                       r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|"
+                       r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
+                       r"barrier|schranke|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
@@ -2100,7 +2108,9 @@ def bound_value(text):
                                                                             m.start())):
             continue
         at += len(CLOSING_QUOTE.match(text, at).group())   # 'password": "Tahini"' (JSON)
-        if bare_key and not (("secret" in name and LABEL_EQUALS.match(text, at)) or
+        if bare_key and not (("secret" in name and (LABEL_EQUALS.match(text, at) or
+                                                    USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
+                                                                       m.start()))) or
                              ((LABEL_EQUALS if "fi" in name else LABEL_COLON if "secret" in name else
                                KEY_OR_QUOTED).match(text, at) and WIFI_CONTEXT.search(text) and
                               not PGP_WORD.search(text))):
