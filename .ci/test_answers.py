@@ -2672,3 +2672,15 @@ def h25_13_an_import_removes_the_temporary_files_a_killed_import_left():
             path.write_text("text", encoding="utf-8")
         box.accepted("id,answer\nREQ-3,Germany\n")
         assert not left.exists() and all(path.exists() for path in kept)
+
+
+@test
+def u143_a_partys_page_carries_no_other_partys_answers():
+    """A page for --party counsel routes with every item but carries the answer of an item it does not show
+    (SEC-8, the requester's) only as its state, so that forwarding it to counsel forwards no security detail; the
+    routing items' and blockers' answers travel with it, as with every packet."""
+    with Sandbox(README.read_text(encoding="utf-8")) as box:
+        box.accepted("id,answer\nSEC-8,Vier-Augen-Freischaltung per Ticket CHG-4411\nREQ-3,Germany\n")
+        page = box.run("form", "--party", "counsel").stdout
+        assert "CHG-4411" not in page and cl.WITHHELD in page and "Germany" in page
+        assert "CHG-4411" in box.run("form").stdout

@@ -1126,6 +1126,9 @@ def breakage_report(doc, new_doc, defects, changes, answers):
 
 PROGRAM_DIR = Path(__file__).resolve().parent      # tools/: the program, whose files a page never overwrites
 FORM_TEMPLATE = PROGRAM_DIR / "form.html"
+# What a party's page carries for an answer to an item it does not show (withheld)
+WITHHELD = "answered; see README.md"
+WITHHELD_NOT_NEEDED = "not needed: see README.md"
 CONTEXT = "Outside context"
 CONTEXT_BULLET = re.compile(r'^- <a id="(?P<anchor>ctx-[a-z0-9-]+)"></a>(?P<text>.*)$')
 CONTEXT_LINK = re.compile(r"\]\(#(ctx-[a-z0-9-]+)\)")
@@ -1289,15 +1292,32 @@ def section_standins(doc):
             for prefix, page_id in SECTION_STANDINS if title.startswith(prefix)}
 
 
-def form_item(doc, item, given, assumed, stale=()):
+def on_party_page(item, args):
+    """True if a page for --party or --involving (or for all) shows `item`, or carries its answer by design: the
+    party's items (those naming it, with --involving), routing items and blockers, whose answers travel with every
+    packet (answers_so_far)."""
+    party = args.party or args.involving
+    return (not party or item.declared is not None or item.stage == "blocker" or
+            (item.involves(party) if args.involving else item.party == party))
+
+
+def withheld(text):
+    """An answer of an item a party's page does not show, as the page carries it (WITHHELD): its state kept
+    ('not needed' or answered), never its words, so that a page forwarded to counsel holds no other party's answers."""
+    return text and (WITHHELD_NOT_NEEDED if is_not_needed(text) else WITHHELD)
+
+
+def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
     """One item as the form's page needs it. An answer of the --answers CSV that differs from the one recorded in
     the file, or whose row's 'recorded' cell is not the answer recorded now (`stale`: an export made before the
     answer was replaced or retracted), is no answer on the page (`given_instead`): the page shows the recorded one,
     if any, and names the other, which goes into the page's CSV only if typed in, so that an old CSV never stands
-    for a newer answer, or for none, untouched."""
+    for a newer answer, or for none, untouched. With `withheld_answers` (an item a party's page does not show), its
+    answers are carried only as their state (withheld)."""
     declared = item.declared
     text = given.get(item.id, "")
     instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
+    hide = withheld if withheld_answers else (lambda answer: answer)
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
@@ -1306,7 +1326,8 @@ def form_item(doc, item, given, assumed, stale=()):
             "declared": declared and {"kind": declared.kind, "values": declared.values, "parts": declared.parts,
                                       "labels": token_labels(item.get("Form"), declared.values + declared.parts)},
             "role_lines": {label: item.get(label) for label in sorted(doc.role_labels()) if item.get(label)},
-            "recorded": item.get("Answer"), "given": "" if instead else text, "given_instead": text if instead else "",
+            "recorded": hide(item.get("Answer")), "given": "" if instead else hide(text),
+            "given_instead": hide(text) if instead else "",
             "assumed": assumed.get(item.id), "context": unique(links)}
 
 
@@ -1343,7 +1364,8 @@ def form_data(doc, args):
                        "words": role_words(r)} for r in doc.roles],
             "every_role": every_role_rules(doc), "contact_rule": contact_rule(doc),
             "licence_not_used": LICENCE_NOT_USED,
-            "items": [form_item(doc, it, given, assumed, stale) for it in working_order(doc)],
+            "items": [form_item(doc, it, given, assumed, stale, withheld_answers=not on_party_page(it, args))
+                      for it in working_order(doc)],
             "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
             "context": outside_context(doc),
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
