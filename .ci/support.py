@@ -367,7 +367,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'set system root-authentication plain-text-password-value Basalt-Cliff',
                  'dot11 ssid PLANT wpa-psk ascii 0 Heathland-Dusk', 'SMTP relay app password hqrt vbnz kwpm xeyl',
                  'Schlie\u00dffachcode 519', "code d'acc\u00e8s du local technique : 8C41",
-                 'the garage barrier code is *4417', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77')
+                 'the garage barrier code is *4417', 'Zugang Serverraum 4711', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77')
 BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
@@ -405,7 +405,9 @@ BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckge
                   'OPS-1 TS 28.532, NETCONF par cl\u00e9s SSH ; authentification par mot de passe d\u00e9sactiv\u00e9e',
                   'physical cards, ICCIDs 8949000000000000001 to 8949000000000000500; PIN disabled',
                   'vendor test certificates revoked (CRL of 2024-11), all passwords changed',
-                  'EUR 900.000 f\u00fcr drei Jahre, davon 40.000 f\u00fcr HSM und Passwort-Manager')
+                  'EUR 900.000 f\u00fcr drei Jahre, davon 40.000 f\u00fcr HSM und Passwort-Manager',
+                  # a new user's (a municipal utility's): 'Zugang' is access, not a credential
+                  '4-Augen-Prinzip beim Zugang \u00fcber das Ticket CHG-4411')
 
 
 

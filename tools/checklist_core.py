@@ -1044,7 +1044,7 @@ CREDENTIAL_WORD = re.compile(
     r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
     r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
     r"host\s+keys?|padlocks?|identified\s+by|(?:wlan|wi-?fi|netzwerk)[-\s]?schl(?:\u00fc|ue)ssel|"
-    r"(?:safe|lock)\s+combinations?|zugang|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
+    r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
     r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|"
@@ -1373,7 +1373,7 @@ REVERSE_NAMED = re.compile(
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
-                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugangs\w*|zutritts\w*|lock|disarm|"
+                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
