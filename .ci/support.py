@@ -367,8 +367,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'set system root-authentication plain-text-password-value Basalt-Cliff',
                  'dot11 ssid PLANT wpa-psk ascii 0 Heathland-Dusk', 'SMTP relay app password hqrt vbnz kwpm xeyl',
                  'Schlie\u00dffachcode 519', "code d'acc\u00e8s du local technique : 8C41",
-                 'the garage barrier code is *4417', 'Zugang Serverraum 4711', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77')
-BOUND_ACCEPTED = ('password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
+                 'the garage barrier code is *4417', 'Zugang Serverraum 4711', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77',
+                 'RabbitMQ guest / guest still enabled on the message bus', 'Kibana elastic / changeme',
+                 'Netgear switch admin / password', 'Dahua cameras 888888 / 888888', 'Grafana login is still admin:admin')
+BOUND_ACCEPTED = ('vendor default admin/admin replaced at commissioning', "Checked: no 'admin/admin' left",
+                  'Test: try admin/admin and root/root on every web UI; all must fail', 'user / password login disabled',
+                  'password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',
                   'password: ${AMF_DB_PASSWORD} from the sealed secret', 'pwd: configs/open5gs/amf.yaml',
                   'tokens: 1h/24h (access/refresh)', 'user: admin / IPv4 management VLAN', 'user: oper01 / oper02, personal',

@@ -2632,6 +2632,16 @@ def h21_1_a_header_of_many_empty_columns_is_read_in_linear_time():
 
 
 @test
+def h26_5_a_vendors_published_default_is_refused_as_a_password():
+    """'admin / admin', 'elastic / changeme', 'admin / password': a default that a vendor publishes is still the
+    password of a requester's device; one said to be replaced, or tried to prove it fails, is an answer."""
+    assert cl.text_problems("TP-Link access points admin/admin")[0].startswith(
+        "'a\u2026' (5 characters) near a password's name looks like a password or key;")
+    assert cl.text_problems("Oracle test schema scott / tiger") and cl.text_problems("root / pass on the cameras")
+    accepted_as_text("admin/admin replaced at commissioning", "roles: admin / operator / viewer", "read/write")
+
+
+@test
 def h22_a_value_given_for_a_password_pin_code_or_key_is_refused_whatever_its_shape():
     """'Passwort Elbsandstein', 'ops / Wendelstein', 'Otterburn is the password', 'Code 4719': a value bound to a
     password's, passphrase's, PIN's, code's or key's name is refused though it is a plain word, a phrase or a short

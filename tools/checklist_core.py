@@ -1314,6 +1314,16 @@ ROLE_WORDS = frozenset("admin administrator administrators root operator operato
                        "puk login logins account accounts role roles group groups owner owners full limited all partial "
                        "basic read-write readwrite".split())
 FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
+# A vendor's published default is still a password (H26-5): a pair of twins ('admin / admin', 'guest:guest',
+# '888888 / 888888'), a value only defaults use (DEFAULT_VALUES: 'elastic / changeme'), or 'password', 'pass' or
+# 'default' after a common account ('admin / password'; not 'user / password', a login's two fields)
+DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger "
+                           "nemuuser in4mix".split())
+ACCOUNT_DEFAULTS = frozenset("password pass default".split())
+GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset revoked blocked locked retired "
+                       "overwritten gone".split())                  # 'admin/admin replaced', not '… enabled'
+ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)    # 'try admin/admin: must fail'
+TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
 # 'ntp authentication-key 1 md5 X', 'curl -u user:X', 'lftp -u user,X', 'snmpwalk -c X' (and -A, -X), Cisco's
@@ -2190,6 +2200,12 @@ def user_pair_password(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
+            following = FOLLOWING_WORD.match(text, m.end())
+            if default_credential(user.lower(), lower, account) and not (
+                    following and following.group("word").lower() in GONE_WORDS or
+                    (NEGATION_WORD.search(text, max(0, m.start() - NEGATION_REACH), m.start()) or
+                     ATTEMPT.search(text, max(0, m.start() - NEGATION_REACH), m.start()))):
+                return password, user + (" :" if colon else " /")
             if context is None and not account and not colon:   # looked for once, when needed
                 context = bool(PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text))
             ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and WIFI_CONTEXT.search(text)
@@ -2200,7 +2216,6 @@ def user_pair_password(text):
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
                     STANDARD_NUMBER.fullmatch(password):
                 continue
-            following = FOLLOWING_WORD.match(text, m.end())
             if following and (PARTICIPLE.fullmatch(following.group("word")) or
                               (not password.isdigit() and named_near_credential(password))):
                 continue
@@ -2208,6 +2223,13 @@ def user_pair_password(text):
                 continue                              # 'oper01 / oper02'
             return password, user + (" :" if colon else " /")
     return None
+
+
+def default_credential(user, password, account):
+    """True if a lower-case user name and password are a vendor's kind of default (DEFAULT_VALUES, TWIN)."""
+    if user == password:
+        return bool(TWIN.fullmatch(password)) and password not in SLOT_WORDS
+    return password in DEFAULT_VALUES or account and user not in ("user", "users") and password in ACCOUNT_DEFAULTS
 
 
 def code_number(text):
