@@ -22,10 +22,10 @@ so on stderr.
 Output is UTF-8, whatever the locale; CSV starts with a byte-order mark, as Excel needs.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
-conditions and routing, answer validation, and the rules, each declaring its codes; this file writes
-and prints: import (CSV reading, planning, atomic writing), the views (`items`, `profiles`, `status`,
-`stats`, `check`), the answer form (`form`, whose page is tools/form.html), and `main()`, a thin
-argparse layer and the only place that prints or exits. The default file is README.md next to tools/.
+conditions and routing, answer validation (with answer_text.py, the secret filter), and the rules, each
+declaring its codes; this file writes and prints: import (CSV reading, planning, atomic writing), the
+views (`items`, `profiles`, `status`, `stats`, `check`), the answer form (`form`, whose page is
+tools/form.html), and `main()`, a thin argparse layer and the only place that prints or exits. The default file is README.md next to tools/.
 """
 import argparse
 import bisect

@@ -1,0 +1,1765 @@
+"""What an answer's text may hold, imported by checklist_core.py: the characters a reader cannot see
+(hidden_characters), how a value from outside is printed (shown, masked), and the secret filter
+(secret_in), which finds a password, PIN, code or key given in an answer, and key material (hex, base64,
+PEM). Python 3.8 or later, standard library only; it imports nothing of the checklist's own.
+
+The filter reads a text in layers, each a short function over regexes defined just above it: key
+material by shape (hex_key, pieced_key, base64_key, base32_key, byte_run); a value bound to a
+credential's name (bound_secret, bound_value, slot_secret), a user name and its password
+(user_pair_password, default_credential), a command line (COMMAND_PASSWORDS), a code's number
+(code_number); then what looks like a password near a credential's word (context_secret). Each
+refusal names the value only by its start and length (masked). tools/form.html holds the same filter
+in JavaScript; the tests compare the two on every test string.
+"""
+import bisect
+import collections
+import functools
+import html.entities
+import math
+import re
+import unicodedata
+from urllib.parse import unquote
+
+CONFIDENTIAL = ("send confidential material through a confidential channel and record only a pointer "
+                "(ID, date, recipient): see 'Answering' in README.md")
+# Controls, formats, separators, private use and surrogates. Not Cn (unassigned): an emoji newer than
+# this Python's Unicode is Cn here but a symbol to the browser, and the two must agree. The noncharacters
+# (U+FDD0 to U+FDEF, and U+FFFE and U+FFFF of every plane), which are Cn too but never assigned, count as
+# invisible: see noncharacter()
+INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs"}
+UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
+FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
+JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
+BIDI_MARKS = "\u200e\u200f"                         # LRM and RLM: Arabic and Hebrew text needs them (not overrides)
+# The blocks of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and their presentation
+# forms): a letter of one lets the text hold BIDI_MARKS
+RTL_BLOCK = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
+# A character that is not printable ASCII (the only kind that may render blank)
+NOT_ASCII = re.compile(r"[^ -~]")
+# What may be an HTML entity, named or numeric: '&nbsp;', '&#8203;', '&#x202E;' (and '&T;', which is not one:
+# a name is an entity only if HTML defines it, see entity())
+ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+ENTITY_NAMES = frozenset(name[:-1] for name in html.entities.html5 if name.endswith(";"))   # 'amp', 'nbsp', ...
+# A Markdown link shell, whose text is empty: '[](#req-3)'
+LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
+# The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
+MD_LINK = re.compile(r"\]\(")
+# An item ID written with a hyphen that is not ASCII: 'REQ‑4' (U+2011)
+ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
+# A hex prefix or escape before a hex digit: '0x46', '\x46'
+HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
+# The backslash of a Markdown escape, which renders as the character alone: '\-' is '-', '\=' is '='
+MD_ESCAPE = re.compile(r"\\(?=[!-/:-@\[-`{-~])")
+# Markdown emphasis and code marks: they render as nothing between two halves of a key
+MARKUP = re.compile(r"[*`]")
+# Two '$' signs and what stands between them, paired from the left as GitHub pairs math: '$x^2$'
+MATH = re.compile(r"\$([^$]*)\$")
+# A LaTeX command, which renders as its effect and not its name: '\mathtt', '\color', '\text'
+LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+# Math commands that hide or recolour text, refused wherever they stand: '\color', '\textcolor', '\hphantom'
+HIDING_COMMAND = re.compile(r"\\(?:textcolor|color|[hv]?phantom)")
+# A canonical UUID (8-4-4-4-12 hex digits): an identifier, taken out before the hex scan if it is valid (its
+# version digit 1 to 8, its variant digit 8, 9, a or b) or labelled (UUID_LABEL), unless two stand side by side
+# with only spaces between (a 64-digit key in two halves): see uuids_out()
+UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
+UUID_LABEL = re.compile(r"(?<![\w-])[gu]uid[\s:=#]{0,3}$", re.I)       # 'uuid ', 'urn:uuid:', 'GUID='
+UUID_LABEL_REACH = 12
+# A full IPv6 address (eight groups of 1 to 4 hex digits): taken out before the hex scan if it is labelled
+# (IPV6_LABEL) or in the documentation prefix (2001:db8::/32); and one compressed with '::' (at most seven
+# groups, so never 32 digits), always taken out
+IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![0-9A-Fa-f:])")
+IPV6_SHORT = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::"
+                        r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?(?![0-9A-Fa-f:])")
+IPV6_DOCUMENTATION = re.compile(r"2001:0{0,2}db8:", re.I)
+# A word that says an address follows, at most three words before it: 'IPv6 ', 'N3 address: ', 'prefix '
+IPV6_LABEL = re.compile(r"(?<![\w-])(?:ipv6|addr(?:ess)?(?:es)?|prefix(?:es)?|routes?)(?:[^\w;.]+[\w-]+){0,3}[^\w;.]*$",
+                        re.I)
+IPV6_LABEL_REACH = 48
+# What may stand between two addresses of one list: the second is taken out if the first was ('IPv6 addresses A, B')
+IPV6_LIST_GAP = re.compile(r"\s*(?:[,;/&]|and|or)?\s*", re.I)
+# A MAC address (six 2-digit groups joined by one kind of ':' or '-'): taken out before the hex scan
+MAC = re.compile(r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])")
+# A run of hex digits 32 characters long or more: one group of 32 or more, or groups of fewer than 32
+# (whole groups) joined across any run of characters that are neither letters nor digits (spaces,
+# punctuation, symbols, '_'): '465b 5ce8 b199 ...', '46:5b:5c:...', '(465b5ce8)(b199b49f)...', '465b5ce8!b199...';
+# hashes (40 or 64 digits) are never joined, so lists of them stay apart. key_like() judges the groups
+HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9A-Fa-f][0-9A-Fa-f\W_]{31})(?:[0-9A-Fa-f]{32,}|[0-9A-Fa-f]{1,31}"
+                     r"(?![0-9A-Fa-f])(?:[\W_]+[0-9A-Fa-f]{1,31}(?![0-9A-Fa-f]))*)")
+HEX_GROUP = re.compile(r"[0-9A-Fa-f]+")
+# What parts a run into the items of a list: a list of identifiers ('5A002.a.1, 5A992.c', 'TACs 0x00A001, 0x00A002',
+# 'serials 21A8F3C2, 21A8F3C3') is judged item by item, unless its items read as a key cut into pieces (split_key)
+LIST_BREAK = re.compile(r"[,;]")
+KEY_DIGITS = (32, 64)                               # the hex lengths of a 128-bit and a 256-bit key
+# A hex run of 8 digits or more with no letter or digit either side: a piece of a key that words or labels cut
+# ('K1=465b5ce8b199b49f K2=aa5f0a2ee238a6bc', '465b5ce8 then b199b49f then ...'); see pieced_key
+HEX_PIECE = re.compile(r"(?<![^\W_])[0-9A-Fa-f]{8,}(?![^\W_])")
+SHORT_COMMIT = (7, 12)                              # the lengths of an abbreviated git commit hash
+# A letter or digit of any script (a word a run's first or last group may be a piece of)
+WORD_CHARACTER = re.compile(r"[^\W_]")
+# A C string of 16 bytes or more written as octal escapes: '\106\133\134\350...'
+OCTAL_ESCAPES = re.compile(r"(?:\\[0-7]{1,3}){16,}")
+# A base64-alphabet run of hex digits only (with '-' or '_'): the hex rules judge it
+HEX_ONLY = re.compile(r"[0-9A-Fa-f_-]+")
+HASH_LENGTHS = (40, 56, 64, 96, 128)                # SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex
+COMMIT_LENGTH = 40                                  # a git commit: in a URL's path, a run of this length is one
+FAR_LENGTHS = (40, 64)                              # SHA-1 and SHA-256: a label may stand a few words before these
+# The words that say a hex run is a digest: whole words ('digital', 'committee' and 'commit-free' are not)
+HASH_WORDS = (r"sha-?(?:1|224|256|384|512)(?:sums?)?|sha2-(?:224|256|384|512)|sha3(?:-(?:224|256|384|512))?|"
+              r"blake2[bs]|commits?|digests?|checksums?|fingerprints?|shas?|hash(?:es)?|revisions?")
+# A hash label standing right before the run: a hash word, then at most a file name in parentheses, a ')' and
+# three of ' :=/@#': 'sha256:', 'SHA-256 ', '@sha256:', 'commit/', 'SHA256 (fw.bin) = ', 'fingerprint (SHA256) = '.
+# Matched at the end of the HASH_LABEL_REACH characters before the run
+HASH_LABEL = re.compile(rf"(?<![\w-])(?:{HASH_WORDS})(?:\s*\([^()\s]{{1,64}}\))?\)?[\s:=/@#]{{0,3}}$", re.I)
+# A hash word up to five words before a SHA-1 or SHA-256 digest: 'SHA-256 of release v1.0: ', 'sha256sum of the
+# release tarball: '; none of the words between names a key (KEY_WORD) or negates
+FAR_LABEL = re.compile(rf"(?<![\w-])(?:{HASH_WORDS})(?P<between>(?:[\s(),:=/@#]+[\w.'’/+-]+){{1,5}})"
+                       r"[\s(),:=/@#]{1,3}$", re.I)
+KEY_WORD = re.compile(r"(?<![\w-])(?:keys?|k|ki|opc?|secrets?|passwords?|psk|private|seed)(?![\w-])", re.I)
+# A label of a 40-digit run only (no key has 40 hex digits): 'git ', a Gerrit 'Change-Id: I', an OpenPGP key's
+# fingerprint ('PGP key: ')
+COMMIT_LABEL = re.compile(r"(?<![\w-])(?:(?:git|(?:open)?pgp(?:\s+key)?|gpg(?:\s+key)?)[\s:=/@#]{0,3}|change-id:\s*I)$",
+                          re.I)
+HASH_LABEL_REACH = 96
+# A negation up to three words before a hash label, which then labels nothing: 'not a sha256', 'no checksum',
+# "isn't really a sha256" (not across the end of a sentence or clause: '.', ';', '!', '?')
+NEGATION = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn['’]t)"
+                      r"(?:[^\w'’;.!?]+[\w'’]+){0,3}[^\w'’;.!?]*$", re.I)
+NEGATION_WORD = re.compile(r"(?<![\w-])(?:not|no|non|never|nor|without|isn['’]t)(?![\w-])", re.I)
+NEGATION_REACH = 40
+# A URL: a short scheme (so the search stays linear), its authority (user, password, host and port),
+# path, and the query and fragment after them
+URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://(?P<authority>[^/?#\s<>]*)"
+                 r"(?P<path>[^?#\s<>]*)(?P<rest>[^\s<>]*)")
+# A run of base64 or base64url characters with its padding
+B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+NAME_PARTS_MIN, NAME_PART_MAX = 4, 5   # four short parts or more, of unlike lengths, joined by '-': a name
+# Base64 or base32 written in groups of one length, 4, 8 or 12 characters (the last no longer), each joined to
+# the next by spaces, a dot or a hyphen: 'JBSW Y3DP EHPK 3PXP', 'Rltc6LGZ tJ+qXwou 4jimvA==',
+# 'Rltc6LGZtJ+q.Xwou4jimvA=='; the groups are joined before the scan, unless they are words
+B64_GROUPS = re.compile(r"(?<![A-Za-z0-9+/_=.-])(?=[A-Za-z0-9+/_=. -]{17})"      # 16 characters joined, or more
+                        r"(?:(?:[A-Za-z0-9+/_]{4}(?: +|[.-])){2,}[A-Za-z0-9+/_]{2,4}"
+                        r"|(?:[A-Za-z0-9+/_]{8}(?: +|[.-]))+[A-Za-z0-9+/_]{2,8}"
+                        r"|(?:[A-Za-z0-9+/_]{12}(?: +|[.-]))+[A-Za-z0-9+/_]{2,12})"
+                        r"={0,6}(?![A-Za-z0-9+/_=]|[.-][A-Za-z0-9+/_])")
+B64_JOINS = re.compile(r" +|[.-]")
+# Base64 or base32 cut by runs of spaces into pieces (see joined_pieces): two to six pieces, the last one padded
+# ('Rltc6LGZtJ+qX wou4jimvA=='); and two or more pieces of six characters or more, unpadded ('Rltc6LGZtJ+qX wou4jimvA')
+B64_PADDED = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[A-Za-z0-9+/_-]+ +){1,5}[A-Za-z0-9+/_-]+={1,2}(?![A-Za-z0-9+/_=-])")
+B64_CHAIN = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{6,}(?: +[A-Za-z0-9+/_-]{6,})+(?![A-Za-z0-9+/_=-])")
+MAX_PIECES = 6
+CHARACTER_CLASSES = (re.compile("[a-z]"), re.compile("[A-Z]"), re.compile("[0-9]"))
+PATH_PARTS = re.compile(r"[-_./]")                 # what parts a path or a kebab-case or snake_case name
+B64_KEY_LENGTHS = (24, 44, 88)                      # 16, 32 and 64 bytes, with their padding
+UNPADDED_KEY_LENGTHS = (22, 24, 26, 32, 43, 52)     # 16 and 32 bytes in base64 (22, 43) and base32 (26, 52), and 24, 32
+# Identifiers that read as base64 and are none, taken out before its scan: an ssh-keygen fingerprint ('SHA256:'
+# and 43 base64 characters), an SPDX element ID ('SPDXRef-Package-open5gs') and a Gerrit Change-Id ('I' and 40 hex)
+NOT_BASE64 = re.compile(r"(?<![\w-])(?:SHA256:[A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])|SPDXRef-[A-Za-z0-9.-]+|"
+                        r"Change-Id:\s*I[0-9a-fA-F]{40}(?![A-Za-z0-9+/=_-]))")
+PERCENT_ROUNDS = 3                                  # percent-encoding undone up to three times ('%252B' is '+')
+# Base32 in one letter case, 16 characters or more (an 80-bit TOTP seed), with its padding
+BASE32_RUN = re.compile(r"(?<![^\W_])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![^\W_])")
+VOWEL_SHARE = 0.25
+LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then NEA3 then NEA1') make no base64
+# A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
+WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
+# A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
+CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+# A URL whose path is its secret: Slack's, Discord's and Microsoft Teams' incoming webhooks
+WEBHOOK = re.compile(r"hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/|"
+                     r"\.webhook\.office\.com/|/webhookb2/", re.I)
+# A signed token (JWT): a base64url header, which starts '{"' ('eyJ'), and payload
+JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")    # at a run's start: linear time
+# The first line of a PEM block or of another private key format, in any letter case
+KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-User-Key-File|AGE-SECRET-KEY-", re.I)
+# A password or token after its label and ':', '=', '->', '=>', ' - ' or ' is ': 'admin password: Tr0ub4dor&3',
+# 'pass: Tr0ub4dor&3', 'the password is Tr0ub4dor&3', 'DB_PASSWORD=hunter22',
+# 'API token: 3f9a1c2e7b', 'PSK: ...', 'Passwort: ...', 'mot de passe: ...' (not 'password policy: ...', whose label
+# is another word's, nor 'token bucket'); secret_value() judges the value's first token after any label
+# ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...'; 'credentials: srsRAN_4G defaults' is a name)
+# A label may stand in quotes before its separator ('"password": "..."', "'token' = '...'": LABEL_SEPARATOR)
+LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)"
+# A bare 'pass' labels only before ':' or '=' ('pass: ...', 'PASS=...'; not 'Interop test: pass - 20241105')
+SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|(?=[\"'\u2019\u201d]?\s*[:=]))|"
+                          r"pwd|pw|psk|"
+                          r"credentials?|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
+                          r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
+                          + LABEL_SEPARATOR, re.I)
+# An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
+ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET)" + LABEL_SEPARATOR)
+# A label before a user name and its password (H15-1): 'login: admin / X', 'creds: root, X', 'credentials for the
+# OMC: admin / X' (PAIR_LABEL); a password label's value is walked too (judged_label: user_pair)
+PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|accounts?)"
+                        r"(?:\s+(?:for|of|on|at|to|in)(?:\s+[\w.-]+){1,3}?)?"
+                        r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))"
+                        r"(?P<value>\S+)", re.I)
+# A plain user name (USER_NAME: 'admin', 'svc.omc', 'root'); one glued to what follows by a separator (USER_GLUED:
+# 'root,', 'admin/Changeme_123'); a separator standing alone between a user and a password (PAIR_SEPARATOR: '/', '-',
+# an en or em dash as word processors type it, ';', '|', '->', '=>', 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
+USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,20}")
+USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,20})[/,:(;](?P<rest>\S*)")
+PAIR_SEPARATOR = re.compile(r"[/,:(;|\u2013\u2014-]|->|=>|and", re.I)
+PLAIN_WORD = re.compile(r"[a-z]+")
+PAIR_WALK = 4
+NON_SPACE = re.compile(r"\S+")
+# A SIM card's access code after its label (group 'code': 'ADM1: 84729135', 'PUK: 84729135'): four digits or more,
+# or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used'); a SIM's OTA key after its
+# label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
+SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
+                       re.I)
+# An answer that names a password, PIN, credential, login, token, key or administrator account, in English or another
+# language (CREDENTIAL_WORD, also inside a run-together name: 'adminPassword', 'clientSecret', 'rootpw'; SIM_WORD in
+# its own case: 'PIN1', 'PUK', 'ADM1'; SIM_KEY_WORD: 'KIc', 'OTA key', 'K:'), holds no token that looks like a
+# password or key, wherever it stands (credential_token). Words are matched as the scan reads them: look-alike
+# letters folded to Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
+CREDENTIAL_WORD = re.compile(
+    r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
+    r"credentials?|"
+    r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|"
+    r"licen[cs]e|product|activation|sha|aes|des|md5|priv)[\s_-]?keys?|pw(?![a-z])|auth(?:entication)?(?=\s*[:=])|"
+    r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
+    r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
+    r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
+    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
+    r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
+    r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
+    r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
+    r"host\s+keys?|padlocks?|identified\s+by|(?:wlan|wi-?fi|netzwerk)[-\s]?schl(?:\u00fc|ue)ssel|"
+    r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
+    r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
+    r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
+    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
+    r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
+    r"\u53e3\u4ee4|"
+    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\u0631\u0645\u0632|"
+    r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|\u0627\u0644\u0633\u0631)|"
+    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19",
+    re.I)
+SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
+                      r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
+PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
+                           r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)"
+                           r"\s+codes?|zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)"
+                           r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|release\s+codes?|"
+                           r"identified\s+by|"
+                           r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
+                           r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
+                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
+YEAR = re.compile(r"(?:19|20)[0-9]{2}")
+# The token right after a password's own word, its label or 'is' between ('password ops-team-8812'): not taken for
+# an identifier, product or model number when a part of it is a number of three digits or more (NUMBER_PART;
+# context_secret: strict)
+NUMBER_PART = re.compile(r"(?<![^-_.=])[0-9]{3,}(?![^-_.=])")
+PASSWORD_VALUE = re.compile(r"(?:" + PASSWORD_NAME.pattern + r")(?:\s*[:=]\s*|\s+is\s+|\s+)(?P<value>\S+)", re.I)
+SIM_KEY_WORD = re.compile(r"(?<![A-Za-z0-9])(?:KI[CDK]|KIc|OTA\s+[Kk]eys?|K(?=\s*[:=]))(?![A-Za-z])")
+SIM_CASE = re.compile(r"[A-Z]|adm|pas|pin.")   # 'PIN', 'ADM1': in capitals, but for adm, passcode and PIN code
+# Near such a word, a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits or holds a
+# symbol of PASSWORD_SYMBOL is refused (context_secret), unless it names something (named_near_credential); so is a
+# number of PASSCODE_DIGITS to PASSCODE_MAX digits (SIM_DIGITS after a SIM word), or one of KEY_DIGITS_MIN or
+# more; BYTE_RUN numbers that fit a byte (BYTE) in a row, apart by spaces, commas and the like (BYTE_GAP); and a
+# password's own word, a few words and ':' or '=' (or 'is' right after it) before a lone word that ends the answer or a clause
+# (PASSWORD_AT_END: 'the Wi-Fi password is sunshine', 'password: monkey, rotated yearly', 'WLAN-Passwort für das
+# Labor: hochsommerregen'), unless it describes the password (DESCRIBING_WORDS)
+PASSWORD_SYMBOL = re.compile(r"[!$%^*~|\\`]")
+INNER_SYMBOL = re.compile(r"(?<=[^\W_])[@#+](?=[^\W_])")     # 'Admin@storage', not an e-mail address
+MIXED_CASE_JOIN = re.compile(r"(?=.*[a-z])(?=.*[A-Z]).*[^\W_]_[^\W_]")   # 'Change_Me'
+TRAILING_BANG = re.compile(r"[A-Za-z0-9]!+[\"')\]]*$")          # 'Sommer2024!': the symbol a password ends with
+URL_PIECES = re.compile(r"[/?&=#;:@]+")
+LETTER = re.compile(r"[^\W\d_]")
+LETTER_DIGIT_CHANGES = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
+DIGIT = re.compile(r"[0-9]")
+BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
+BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
+DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
+DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}(?:[-.][0-9]{1,2})?|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}|"
+                  r"[0-9]{1,3}(?:\.[0-9]{3})+")         # a date, a year and month, or a figure in thousands
+BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
+NUMBER = re.compile(r"[0-9]+")
+BYTE_RUN = 8
+PASSCODE_DIGITS, PASSCODE_MAX, SIM_DIGITS, KEY_DIGITS_MIN = 6, 12, 4, 30
+# Anywhere, a token shaped like a password (password_shaped): of STRONG_LENGTH characters or more, with lower- and
+# upper-case letters and digits, and a symbol of STRONG_SYMBOL between them or STRONG_CHANGES changes or more
+# between letters and digits ('K7#pQ2!xLm9', 'Zx9kq7Lm4'); or a common weak password with a symbol or
+# WEAK_DIGITS_MIN digits
+# ('Huawei@123', 'Changeme_123', 'Admin123'); or KEY_DIGITS_MIN digits in groups (a BitLocker recovery key)
+STRONG_LENGTH, STRONG_CHANGES, WEAK_DIGITS_MIN = 8, 4, 3
+STRONG_SYMBOL = re.compile(r"(?<=[A-Za-z0-9])[!#$%&*@^~?](?=[A-Za-z0-9])")    # inside: not a link's '](#
+WEAK_SYMBOL = re.compile(r"[!#$%&*@^~?_.+=-]")
+LOWER, UPPER = re.compile(r"[a-z]"), re.compile(r"[A-Z]")
+SEPARATED = re.compile(r"[-_.]")          # a token of parts, as names are ('x86_64-Linux2'), is no such run
+SLASH_AT = re.compile(r"[/@]+")
+KEY_VALUE = re.compile(r"[=:,;]+")           # which ends a token here: 'PASSAGE=K7pQ2xLm9', '9F:86:D0:...' 
+# Where a text changes between ASCII and a script written without spaces (Chinese, Japanese, Korean, full-width
+# forms), a token ends: '密码:Huawei@123'
+SCRIPT_BOUNDARY = re.compile(r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])(?=[!-~])|"
+                             r"(?<=[!-~])(?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])")
+# Names with digits that are no secret near a credential's name: a standard's number ('800-63B', '62443-4-2'), a
+# GSMA or ETSI document ('SGP.22', 'NG.116'), an O-RAN document ('O-RAN.WG4.CUS.0-R003-v12.00'), a Huawei version
+# ('V100R023C10SPC100'), a legal citation ('21(2)(d)'), a CELEX number, 'n-of-m'; and an e-mail address (EMAIL)
+STANDARD_NUMBER = re.compile(r"[0-9]{1,6}(?:[-.][0-9]{1,6}){1,3}[A-Za-z]?|[A-Z]{1,5}\.[0-9]{1,3}(?:\.[0-9A-Z]+)*|"
+                             r"o-ran\.[\w.-]+|"
+                             r"v[0-9]{3}r[0-9]{3}(?:c[0-9]{2})?(?:sp[ch][0-9]{3})?|"
+                             r"(?:rfc|iso|iec|en|fips|cve|cwe|ts|tr|sp|ieee|itu)-?[0-9]{2,6}(?:[-.:][0-9A-Za-z]+)*|"
+                             r"[0-9]+(?:\([0-9a-z]{1,4}\)?)+|[0-9]{5}[A-Z][0-9]{4}|[0-9]+-of-[0-9]+", re.I)
+# An identifier, of parts joined by '-', '_' or '.', each in one letter case with at most two changes between
+# letters and digits ('svc-amf01', 'ENG_ADMIN_01', 'open5gs-webui'), two of them at most mixing the two: no password
+# near a credential's name, nor base64 (not a word joined to a year: WORD_YEAR)
+IDENTIFIER_PART = re.compile(r"[a-z]+(?:[0-9]+[a-z]*)?|[A-Z]+(?:[0-9]+[A-Z]*)?|[0-9]+(?:[a-z]+|[A-Z]+)?")
+# A product, system or network function named with a number or a part ('Debian12', 'Windows11', 'SoftHSM2',
+# 'srsRAN_4G', 'Open5GS-WebUI', 'gNB-DU1', 'sysmoISIM-SJA5'): no password near a credential's name
+PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|suse|sles|alpine|python|java|node|"
+                     r"golang|keycloak|kyber|dilithium|mongodb|postgres(?:ql)?|mysql|mariadb|redis|oracle|softhsm|"
+                     r"sysmoisim|yubikey|pixel|galaxy|iphone|srsran|open5gs|free5gc|oai|openairinterface|ueransim|"
+                     r"magma|k8s|kubernetes|gnb|enb|ng-enb|gnodeb|enodeb|dorado|oceanstor|wi-?fi|soc|audit|server)"
+                     r"(?:[-_.]?[0-9][\w.-]*|[-_][\w.-]+)",
+                     re.I)
+# A number, serial or hash that its noun names ('order 4500123456', 'serial 5A3F0012', 'commit a3f9c21', 'host ID
+# 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
+# passcode; taken out before the tokens are judged
+NAMED_NUMBER = re.compile(
+    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
+    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
+    r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
+    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
+    r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
+    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
+    r"units?|unidades|"
+    r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
+    r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+COMPANY = re.compile(r"[A-Z][a-z]{2,}(?:[+&][A-Z][a-z]{2,})+")      # 'Giesecke+Devrient', 'Rohde&Schwarz'
+PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|passwort|kennwort)"
+                             r"(?:[^:=\n]{0,40}?\s*[:=]\s*|\s+is\s+)"
+                             r"[\"'\u201c\u2018]?(?P<word>[A-Za-z]{6,}|[0-9]{4,})[\"'\u201d\u2019]?"
+                             r"(?:[\s.!]*$|\s*[,;(])", re.I)
+DESCRIBING_WORDS = frozenset((
+    "withheld redacted removed omitted rotated changed unchanged hashed salted encrypted stored managed required "
+    "enforced disabled enabled individual personal random randomised randomized generated provided supplied separate "
+    "separately elsewhere unknown expired optional shared unique strong complex temporary default confidential "
+    "private protected policy policies length vaulted escrowed keepass bitwarden lastpass cyberark hashicorp "
+    "keychain dashlane delinea thycotic").split())
+# A value given right after a password's, passphrase's, PIN's, code's or key's own name (BOUND_NAME, in several
+# languages; H21-2, H21-3, H22-2): after ':', '=', '->', a dash or a verb ('is', 'est', 'è', 'ist', 'är', 'lautet';
+# BOUND_SEPARATOR, an adverb allowed: 'is literally'), prepositions and words between (BOUND_LEAD_FOR: 'password for
+# everything is Otterburn', 'hasło do panelu: jaskółka'), or after a space alone ('Passwort Elbsandstein'); the value
+# runs to the clause's end (CLAUSE_END). It is refused unless its first word describes or points (SLOT_WORDS: 'see',
+# 'rotated', 'in', 'held', 'KeePass'; DESCRIBING_END: 'quarterly', 'zurückgesetzt', 'réinitialisé'), is a count
+# ('0 defaults left'), a number with its unit ('14 characters'), an acronym ('FIPS'), a word in CJK script, a URL,
+# path, e-mail address, placeholder, scheme's or standard's name or record ID. After a space alone, or after other words and ':' (BOUND_LEAD: 'password resets:
+# the service desk') or a verb (BOUND_LEAD_VERB: 'le mot de passe provisoire est Tournesol'), only a quoted value, a
+# token with a digit or symbol, or a capitalised word is refused, and after a space alone a lower-case word ending
+# its clause that is no participle ('pass haversack', not 'password rotated'). A bare 'key', 'secret' or 'Wi-Fi'
+# names a value only before ':' or '=' where Wi-Fi, a router or RADIUS is named and PGP is not (WIFI_CONTEXT: 'Wi-Fi
+# LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
+# carry its particle, which stands for ':' ('パスワードは momiji です')
+BOUND_NAME = re.compile(
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
+    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
+    r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
+    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|"
+    r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
+    r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
+    r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
+    r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>(?:licen[cs]e|product|activation|api|access|private|master|"
+    r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
+    r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
+    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
+    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
+    r"(?:\u306f|\ub294|\uc740|\u3092)?)"
+    r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
+BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
+BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
+LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
+BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
+                            r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|"
+                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,5}?|"
+                            r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
+                            r"(?=\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
+BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
+BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
+                             r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
+                             r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+# Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
+# mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
+# wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
+COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo", re.I)
+COPULA = re.compile(r"\s+(?:to|on|je)\s+")
+LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
+                            "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
+                            "shared default new initial temporary".split())
+# Words that set a password to a value ('was changed to Pinecone', 'reset to butterscotch'; SET_TO)
+SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt|chang\u00e9|cambiad[oa])\s+"
+                    r"(?:to|auf|en|a|in)\s+", re.I)
+# A password's name after 'use', 'using', 'with' or 'set' (USED_BEFORE): its value after a space alone is judged as
+# after ':' ('use password persimmon for the test tenant')
+USED_BEFORE = re.compile(r"(?<![^\W_])(?:use|uses|using|with|set)\s+(?:(?:the|a|an)\s+)?$", re.I)
+USED_REACH = 20
+CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
+FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)[\"'\u201d\u2019`]*")
+QUOTED = re.compile(r"[\"'\u201c\u2018`]")
+COUNT = re.compile(r"[0-9]{1,3}\s+[^\W\d_]")          # '0 defaults left', '3 of 4 tests'
+NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
+                              r"h|d)(?![^\W_])", re.I)
+# Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
+# 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
+# PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
+PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
+PGP_WORD = re.compile(r"pgp|gpg", re.I)
+PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
+SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{1,4})")
+# A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
+# 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
+DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]|"
+                            r"it[oa]|en[\u00fd\u00e1]|an[\u00fd\u00e1]|ut[\u00fd\u00e1])|"
+                            r"(?=[^\W\d_]*[\u0105\u0107\u0119\u0142\u0144\u015b\u017a\u017c])[^\W\d_]{3,}(?:on[yae]|an[ye])|"
+                            r"(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
+PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
+ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
+LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
+# A plural name ('passwords', 'Passwörter', 'keys'; PLURAL_NAME): what follows names a category, not a value
+# ... or the last of a list ('per key, certificate and password: origin'; LIST_BEFORE)
+LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
+                         r"ogni|elke?|varje|ka\u017cde)\s+)?$", re.I)
+LIST_REACH = 16
+PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
+                         r"as|senhas|orden)$", re.I)
+PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
+# A user's word shortly before a bare 'pass' ('user omc, pass haversack'): a bare 'pass' names a password after a
+# space alone then, and otherwise only before ':' or '=' ('Interop test: pass - 20241105' is a verdict)
+USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|usernames?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
+PASS_BEFORE = 40
+LABEL_COLON = re.compile(r"\s*[:=]")
+CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcode Technikraum 9134': code_number)
+LABEL_EQUALS = re.compile(r"\s*=")
+KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
+CLOSING_QUOTE = re.compile(r"[\"']?")
+WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
+SYMBOL = re.compile(r"[^\w-]")
+ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
+SLOT_WORDS = frozenset("""
+a an the this that these those it its one ones each every all any some no none not never only same other another own
+is are was were be been being will would shall should must may can could has have had do does did which what who
+in on at by for from with without via through per to of into onto under over after before during until within as
+and or but nor if when where how than then so also least most
+see refer cf ask contact request requested sent send given held kept stored vaulted escrowed managed rotated changed
+unchanged reset resets hashed salted encrypted protected required enforced disabled enabled deactivated removed
+replaced individual personal random randomised randomized generated provided supplied separate separately elsewhere
+unknown expired optional shared unique strong complex temporary default confidential private policy policies length
+minimum maximum min max n/a na tbd pending withheld redacted omitted masked logged set issued assigned distributed
+delivered handed split printed written known agreed documented listed manager managers hashing hash hashes expiry
+expiration change changes rotation complexity login logins logon authentication auth attempts attempt reuse history
+vault vaults file files safe safes protection spraying guessing storage management rules rule requirements
+requirement strength aging ageing lockout recovery prompt entry entries field fields check checks audit audits scan
+scanning scans event events handover profile codes code keys cards numbers values value characters chars digits
+keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
+saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
+smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
+office offline online local remote hardware software cold hot issues problems questions matters off
+siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
+beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
+verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
+voir selon dans le la les un une du de pas non aucun aucune est sont chang\u00e9 chang\u00e9s stock\u00e9 stock\u00e9s chiffr\u00e9
+d\u00e9sactiv\u00e9 activ\u00e9 coffre ver seg\u00fan en el los las una del ning\u00fan ninguna es son cambiado cambiada
+guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os as um uma do da n\u00e3o nenhum nenhuma
+\u00e9 s\u00e3o alterado alterada cofre desativado vedi secondo nel nella il lo gli di della nessun nessuna sono cambiato
+cambiata custodito disattivato
+""".split())
+# A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
+# ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
+# common account, perhaps numbered or suffixed (ACCOUNT_NAMES: 'ops2', 'noc-ro'; for ':' always): refused unless
+# the second names a role or describes (ROLE_WORDS, SLOT_WORDS), is an acronym ('SSO', 'IPv4'), a scheme's or
+# standard's name, a name that words follow ('root / Debian12 hosts'), a participle follows ('admin/1423 changed'),
+# or the second is the first's twin ('oper01 / oper02'); a plain lower-case word only after a common account
+USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
+USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
+ACCOUNT_BASE = re.compile(r"[a-z]+")
+SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key ('Wi-Fi: Labnet-Guest / kumquat')
+PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
+                          r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
+                          r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
+                          r"cuenta)(?![^\W_])", re.I)
+ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
+                          "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
+                          "oracle postgres".split())
+ROLE_WORDS = frozenset("admin administrator administrators root operator operators viewer viewers guest guests user "
+                       "users readonly read-only ro rw read write maint maintenance support service ops engineer "
+                       "engineers auditor auditors security superuser sudo none disabled removed locked password "
+                       "passwords pass key keys certificate certificates cert certs token tokens sso ldap mfa totp pin "
+                       "puk login logins account accounts role roles group groups owner owners full limited all partial "
+                       "basic read-write readwrite".split())
+FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
+# A vendor's published default is still a password (H26-5): a pair of twins ('admin / admin', 'guest:guest',
+# '888888 / 888888'), a value only defaults use (DEFAULT_VALUES: 'elastic / changeme'), or 'password', 'pass' or
+# 'default' after a common account ('admin / password'; not 'user / password', a login's two fields)
+DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger "
+                           "nemuuser in4mix".split())
+ACCOUNT_DEFAULTS = frozenset("password pass default".split())
+GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset revoked blocked locked retired "
+                       "overwritten gone".split())                  # 'admin/admin replaced', not '… enabled'
+ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)    # 'try admin/admin: must fail'
+TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
+# A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
+# -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
+# 'ntp authentication-key 1 md5 X', 'curl -u user:X', 'lftp -u user,X', 'snmpwalk -c X' (and -A, -X), Cisco's
+# 'secret 0 X', 'rootpw X', 'logs in as USER with X', a Wi-Fi QR code's 'P:X;', 'jdbc:…user/X@', 'net user USER X
+# /add', openssl's '-k X' and 'pass:X', '7z -pX', 'zip -P X', 'ssh-keygen -N X', IKE's and a RADIUS server's key
+# (H25-3), and '-pX', '-p X' or '-a X' after a database's, Redis's, Docker's or sshpass's command ('mysql -u root
+# -pOregano', 'redis-cli -a X'), but for a port ('docker run -p 8080:80')
+COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])echo\s+[\"']?(?P<value>[^\s\"']+)[\"']?\s*\|\s*(?:sudo\s+-S|passwd\s+"
+                                r"--stdin|chpasswd)"),
+                     re.compile(r"(?<![^\W_])htpasswd(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*b[A-Za-z]*(?:\s+-[A-Za-z]+)*\s+\S+"
+                                r"\s+\S+\s+(?P<value>\S+)"),
+                     re.compile(r"(?<!\S)-(?:src|dest)?(?:store|key)pass\s+(?P<value>\S+)"),
+                     re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
+                     re.compile(r"authentication-key\s+[0-9]+\s+md5\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<!\S)(?:-u|--user)\s+[^\s:]+:(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])lftp(?![^\W_])[^|;\n]*?(?<!\S)-u\s+[^\s,]+,(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<!\S)-[cAX]\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])(?:secret|password)\s+[057]\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])rootpw(?:\s+--\S+)*\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])logs?\s+in\s+as\s+\S+\s+(?:with|using)\s+(?P<value>\S+)", re.I),
+                     re.compile(r"WIFI:(?:[^;\s]*;)*?P:(?P<value>[^;\s]+)"),
+                     re.compile(r"(?<![^\W_])u:\s*\S+\s+p:\s*(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])ldap\w*(?![^\W_])[^|;\n]*?(?<!\S)-w\s+(?P<value>\S+)"),
+                     re.compile(r"plain-text-password(?:-value)?\s+(?P<value>\S+)"),
+                     re.compile(r"wpa-psk\s+(?:ascii|hex)\s+[0-9]\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])app(?:lication)?[\s-]+passwords?\s+(?P<value>[a-z]{4}(?:\s[a-z]{4}){3})(?![^\W_])",
+                                re.I),
+                     re.compile(r"(?<![^\W_])(?:jdbc:\S*?|sqlplus\s+)[\w.-]+/(?P<value>[^\s/@]+)@"),
+                     re.compile(r"(?<![^\W_])net\s+user\s+\S+\s+(?P<value>\S+)\s+/add", re.I),
+                     re.compile(r"(?<!\S)-pass(?:in|out)?\s+pass:(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])openssl(?![^\W_])[^|;\n]*?(?<!\S)-k\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])7za?\s[^|;\n]*?(?<!\S)-p(?P<value>[^\s-]\S*)"),
+                     re.compile(r"(?<![^\W_])zip\s[^|;\n]*?(?<!\S)-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])ssh-keygen\s[^|;\n]*?(?<!\S)-N\s+[\"']?(?P<value>[^\s\"']+)"),
+                     re.compile(r"(?<![^\W_])(?:isakmp\s+key|radius-server\s[^|;\n]*?\skey)\s+(?:[0-9]\s+)?"
+                                r"(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])(?:redis-cli|mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|docker|"
+                                r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
+                                r"[^\s\"']*)"))
+PORT = re.compile(r"[0-9][0-9:./-]*")
+# A word given as the password (REVERSE_USED: 'we use Blackthorn as the shared password', "use 'Petrel' as pwd on
+# the jump host"; REVERSE_NAMED, where the password's name ends the clause: 'Otterburn is the password'), unless it
+# describes or points (SLOT_WORDS) or a negation stands between ('this is not the password')
+REVERSE_NAMES = r"(?:pass(?:words?|phrases?|codes?)?|pwd|pw|passw[o\u00f6]rt|kennwort|pin|code)"
+REVERSE_USED = re.compile(
+    r"(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
+    r"(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)\s+"
+    r"(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?" + REVERSE_NAMES + r"(?![^\W_])", re.I)
+REVERSE_NAMED = re.compile(
+    r"(?<!\S)[\"'\u201c\u2018]?(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:is|was|ist)"
+    r"(?:\s+(?:still|now|also|jetzt|noch))?\s+(?:(?:the|our|a|an|das|der|die|unser|unsere)\s+)?(?:[\w-]+\s+){0,3}?"
+    + REVERSE_NAMES + r"(?=\s*(?:[.,;!)]|$))", re.I)
+# A number of three to ten digits, in groups ('7731-0458-2290') or four to eight single digits ('5 9 1 3'), in the
+# clause after a door's, gate's, lock's, padlock's, safe's or key box's name or 'Code' (CODE_WORD, in several
+# languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
+# not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
+# (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
+                       r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
+                       r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
+                       r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
+                       r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
+                       r"barrier|schranke|"
+                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
+                       r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
+CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
+CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
+                         r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
+                         r"(?![\w/-]|[.,][0-9])")
+CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
+CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
+                       r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
+CODE_LABEL_REACH = 12
+CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|ts)\s*$", re.I)
+# A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
+PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
+LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
+SIM_CODE = re.compile(r"[0-9]{4,}|[0-9A-Fa-f]{16,}")
+SIM_KEY = re.compile(r"[0-9A-Fa-f]{16,}")
+# What follows a labelled value on its line, up to a letter or digit: the value's first token is then followed by
+# words (FOLLOWED_BY_WORDS)
+FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
+# What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
+TOKEN_DASHES = re.compile("[\u2013\u2014]+")
+# A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
+# segments after '/', './', '../' or '~/' ('/opt/open5gs/etc', '~/keys/amf'), or of three or more without
+# ('configs/open5gs/amf.yaml'); a bare '/X' is judged as X
+URL_VALUE = re.compile(r"[a-z][a-z0-9+.-]*://")   # in lower case
+PATH_START = re.compile(r"(?:\.{1,2}|~)?/")
+PATH_SEGMENT = r"[\w.+~@%-]+"
+PATH_AFTER_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT})+/?")
+PATH_WITHOUT_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT}){{2,}}/?")
+# A quantity, in lower case: digits, an optional '+' and a unit ('90-days', '6-digits', '12+chars', '12-stellig',
+# 'min12chars'), with a decimal point ('3.5ghz'); several joined by '/' ('1h/24h'), or one followed by a word that
+# qualifies it ('5ghz-only'); after an ALL-CAPS key of up to 6 letters and '=' (QUANTITY_KEY, in the token's own
+# case: 'TTL=15min', not 'hunter=15min'): quantity()
+QUANTITY_TEXT = (
+    r"(?:(?:min|max)[-_]?)?[0-9]+(?:\.[0-9]+)?\+?[-_]?(?:s|secs?|seconds?|ms|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|"
+    r"wks?|weeks?|months?|y|yrs?|years?|digits?|chars?|characters?|letters?|symbols?|words?|bits?|bytes?|[kmgt]i?b|"
+    r"[kmgt]?hz|[kmg]bps|dbm?|"
+    r"iterations?|rounds?|times|attempts?|tries|uses?|users?|stellig|stellen|zeichen|ziffern|tagen?|stunden|"
+    r"minuten|monate|jahre|caract\u00e8res|caracteres|chiffres|jours|heures|mois|ans|d\u00edgitos|digitos|"
+    r"d\u00edas|dias|horas|meses|a\u00f1os|anos)")
+QUANTITY_KEY = re.compile(r"[A-Z]{1,6}=")
+QUANTITY = re.compile(rf"{QUANTITY_TEXT}(?:/{QUANTITY_TEXT})*(?:-(?:only|max|min|long|wide|band|valid))?")
+# A version ('v1.15.2', '2.2.1-rc1': an optional 'v', a major of at most 3 digits, then .minor[.patch][-suffix]; not
+# 'v8472.91'), or a 3GPP release ('rel-17', 'r17'), in lower case
+VERSION = re.compile(r"v?[0-9]{1,3}\.[0-9]+(?:\.[0-9]+)?(?:[-.+_]?(?:rc|alpha|beta|pre|dev|post|a|b)[0-9]*)?|"
+                     r"(?:rel|r)[-_.]?[0-9]{1,2}")
+# A placeholder for a value kept elsewhere: '${AMF_DB_PASSWORD}', '$DB_PASSWORD', '%DB_PASSWORD%', '{{db_password}}';
+# its name is letters and underscores, with digits only right after an underscore (PLACEHOLDER_NAME: 'DB_PASSWORD_2',
+# not 'HUNTER22', 'db_pass1' nor 'K7pQ2xLm9')
+PLACEHOLDER_NAME = r"_*[A-Za-z]+(?:_+(?:[A-Za-z]+|[0-9]+))*_*"
+PLACEHOLDER_UPPER = r"_*[A-Z]+(?:_+(?:[A-Z]+|[0-9]+))*_*"
+VALUE_PLACEHOLDER = re.compile(rf"\$\{{{PLACEHOLDER_NAME}\}}|\${PLACEHOLDER_UPPER}|%{PLACEHOLDER_UPPER}%|"
+                               rf"\{{\{{-?{PLACEHOLDER_NAME}(?:\.{PLACEHOLDER_NAME})*-?\}}\}}")
+# A '%NAME%' placeholder (three characters or more in its name, so not a byte such as '%AB%'), kept as it is by
+# percent_decoded()
+PERCENT_PLACEHOLDER = re.compile(rf"(%(?=[A-Z_]{{3}}){PLACEHOLDER_UPPER}%)")
+PLACEHOLDER_EDGES = "\"'\u201c\u201d\u2018\u2019()[]<>.,;:!?"
+# What joins names in one token ('JWT/RS256', 'Ki/OPc', '5G-AKA/EAP-AKA\'', 'SHA256+salted')
+NAME_JOIN = re.compile(r"[/+]")
+# A ticket or record ID: upper-case letters and a number ('OPS-1234', 'INC0012345', 'OPS-20260114-0042'), or, in
+# lower case, a record's word and a number ('ticket-4711')
+UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
+RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|story|ref|req)[-_#]?[0-9]+")
+# Public names, in lower case, that are no secret only as a whole token or a whole '/'- or '+'-joined segment
+# ('Open5GS', 'Ki/OPc'); glued to digits or symbols they are judged ('Open5GS-2024', 'Magma2024', 'Ki7q-Sp4x.Ts9z'):
+# TOOL_NAMES, the stacks' and tools' names, also written with a dotted version (TOOL_VERSION: 'Open5GS-2.7.1',
+# 'free5GC-v3.4', 'Magma1.8'; not 'SoftHSM2'); then post-quantum algorithms' names, and the 3GPP abbreviations 'Ki'
+# (subscriber key), 'OPc' (operator key) and 'Rel' (release), which name a secret or a release but hold none
+TOOL_NAMES = (r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|"
+              r"keycloak|openssl|softhsm")
+TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|rel")
+TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-9]+)?")
+# A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
+# '(' or ')' to another such name, a number or version ('12', 'v3', '1x', '63b') or a word that describes it
+# ('SHA256-hashed', 'EAP-TLS1.3', '802.1X', 'PBKDF2-HMAC-SHA256', 'bcrypt(12)'): scheme_name() reads it token by token,
+# the longest name first, so every regex is tried once at each place (linear time)
+SCHEME_NAME = re.compile(
+    r"sha(?:256|512)crypt|md5crypt|sha-?(?:1|2|224|256|384|512)|sha3|sha2|md5|bcrypt|scrypt|yescrypt|"
+    r"argon2(?:id|i|d)?|pbkdf2|hmac(?:-sha-?(?:1|256|384|512))?|aes-?(?:128|192|256)?(?:-(?:gcm|cbc|ctr|ccm))?|"
+    r"gcm|cbc|rsa(?:-?(?:2048|3072|4096))?|ecdsa|ecdh|dh|ed25519|ed448|x25519(?:mlkem768)?|x448|curve25519|"
+    r"p-?(?:256|384|521)|secp(?:224|256|384|521)[rk]1|prime(?:192|256)v1|brainpoolp(?:256|384|512)[rt]1|"
+    r"ml-?kem-?(?:512|768|1024)|hkdf|"
+    r"chacha20|poly1305|[rpeh]s(?:256|384|512)|jwt|jws|jwe|jwk|"
+    r"wpa[23]?(?:-(?:sae|psk|enterprise|personal|eap))?|sae|psk|eap(?:-(?:tls|ttls|aka'?|peap|sim))?|peap|"
+    r"5g-aka|aka'?|3gpp|milenage|tuak|oauth2?|oidc|saml2?|kerberos|ldaps?|tls-?1\.[0-3]|tls|dtls|mtls|pki|hsm|"
+    r"tpm2?|totp|hotp|fido2?|u2f|webauthn|passkeys?|x\.?509|pkcs|pem|der|ntlmv?2?|radius|suci|ecies|sshv2|ssh|"
+    r"ipsec|ikev2|ike|snmpv[123]c?|snmp|httpv?[123]|snow3g|zuc|kasumi|802|ieee|ts|nist|sp|rfc|iso|sk|vault|yubikey|"
+    r"base(?:64|32|16)(?:url)?|"
+    r"release|version|rev")
+SCHEME_NUMBER = re.compile(r"v?[0-9]+[a-z]?")
+SCHEME_WORD = re.compile(r"hashed|salted|encrypted|stored|only|based|native|protected|managed|rotated|signed|wrapped|"
+                         r"keys?|certs?|certificates?")
+SCHEME_JOIN = re.compile(r"[-_.()]+")
+SCHEME_TOKENS = ((SCHEME_NAME, True), (SCHEME_NUMBER, False), (SCHEME_WORD, False), (SCHEME_JOIN, False))
+# A word glued to a number, the commonest made-up password: 'Welcome-2024', 'Summer_2024' (not 'OPS-1234', a ticket)
+WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A-Z]?[a-z]+")
+# A name joined to numbers, as products, versions and standards are named ('srsRAN_4G', 'SoftHSM2', 'Ubuntu22.04',
+# 'ISO27001-aligned', 'Q3-2025', 'exp=15min'): parts between '-', '_', '.' or '=' (NAME_SEPARATORS), each letters and
+# numbers of at most 5 digits with at most two changes between them (NAME_PART); at least 3 letters with a vowel in
+# all, or a part of capitals and a number (UPPER_NUMBER: 'Q3', 'RFC7519'); at most 3 changes between letters and
+# digits in all (name_number: not 'Ki7q-Sp4x.Ts9z', 'K7pQ2xLm9')
+NAME_SEPARATORS = re.compile(r"[-_.=]+")
+# A word glued to a year, the commonest weak password ('Summer2024', 'Welcome-2024'): never taken for a name
+WORD_YEAR = re.compile(r"[A-Za-z]{3,}[-_.]?(?:19|20)[0-9]{2}")
+# The commonest weak passwords' words, also in simple look-alike spellings ('P@ssw0rd', 'Adm1n'): glued to digits, with
+# an optional '-', '_', '.', '@' or '!' around them ('Password1', 'Admin123', '2024Summer', 'Huawei-123'), or spelled
+# with look-alikes alone ('Passw0rd'), such a token is a password after any label, though words follow (weak_password)
+WEAK_WORDS = ("password", "passwort", "welcome", "admin", "administrator", "root", "test", "guest", "user", "qwerty",
+              "secret", "letmein", "changeme", "default", "summer", "winter", "spring", "autumn", "fall", "dragon",
+              "monkey", "master", "huawei", "sommer", "herbst", "nokia", "ericsson", "cisco", "samsung", "zte",
+              "oracle", "tiger")
+WEAK_FOLDS = {"a": "[a@4]", "e": "[e3]", "i": "[i1]", "o": "[o0]", "s": "[s$5]"}
+WEAK_WORD = "(?:" + "|".join("".join(WEAK_FOLDS.get(c, c) for c in w)
+                             for w in sorted(WEAK_WORDS, key=len, reverse=True)) + ")"
+WEAK_DIGITS = "[-_.@!]?[0-9]{1,8}[-_.@!]?"
+WEAK_PASSWORD = re.compile(f"(?:{WEAK_DIGITS})?{WEAK_WORD}(?:{WEAK_DIGITS})?", re.I)
+NAME_PART = re.compile(r"[A-Za-z]+(?:[0-9]{1,5}[A-Za-z]*)?|[0-9]{1,5}(?:[A-Za-z]+(?:[0-9]{1,5})?)?")
+UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
+VOWEL = re.compile(r"[AEIOUaeiou]")
+LETTER_DIGIT_CHANGE = re.compile(r"[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
+SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
+SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?"
+SECRET_VALUE_LENGTH = 6
+# A user and password before a host, without a scheme, as ssh and scp take them: 'alice:Hunter2pw@git.example.org';
+# not 'mailto:alice@example.org', whose 'user' is a scheme (ADDRESS_SCHEMES), nor a time or ports ('10:30@...')
+ADDRESS_PASSWORD = re.compile(r"(?<![\w.+/:-])(?P<user>[\w.+-]+):(?P<password>[^\s:@/]+)@[\w-]+(?:\.[\w-]+)+")
+DIGITS = re.compile(r"[0-9]+")
+ADDRESS_SCHEMES = ("mailto", "sip", "sips", "xmpp", "im", "pres", "tel", "urn", "news", "acct", "cid", "mid")
+# A letter or digit of any script: an answer needs one
+LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+# 'not needed', in the spellings people type, and the reason after it
+NOT_NEEDED = re.compile(r"^not[\s_\-\u2010-\u2015]*needed\b(?P<reason>.*)$", re.I | re.S)
+# A reason for 'not needed' that only puts the answer off: 'tbd', 'TODO' (its letters and digits, in any case)
+PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
+# An answer that only puts the answer off, refused on an item that takes free text ('pending', 'TBD', 'to be
+# confirmed', 'n/a', '?'), in any case, with punctuation and spaces around it (a routing item declares its own
+# `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
+# (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A') or a
+# missing value as a program writes it ('nan', 'null'), a template's prompt ('Type your answer here'), and a
+# bracketed template ('[answer here]', '<answer>')
+PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
+                     r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
+                     r"connect!|unknown!|getting_data)|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
+                     r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
+                     r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
+                     r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
+                     r"profile(?:[\W_]+[a-z-]+)?|same[\W_]+as[\W_]+above|"
+                     r"placeholder|asdf|qwerty|x{3,}|test|dummy|to[\W_]+be[\W_]+advised|see[\W_]+below|"
+                     r"siehe[\W_]+unten|offen|en[\W_]+attente|\u00e0[\W_]+voir|pendiente|da[\W_]+definire|"
+                     r"nog[\W_]+niet[\W_]+bekend|\u691c\u8a0e\u4e2d|(?:yes|no)?[\W_]*assumed|"
+                     r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
+PUT_OFF_CHARS = 100
+# A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
+LINE_BREAK = re.compile("[\n\r]")
+LINE_BREAK_MESSAGE = "an answer is one line; put a line break as '; '"
+# What a refusal shows of a routing token that looks like a password, instead of the token (H15-8)
+PASSWORD_LIKE = "a token that looks like a password"
+# LaTeX spaces in math, which render as a space: '$not\ needed$'
+MATH_SPACE = re.compile(r"\\[ ,;:!]")
+# A single '~' (not part of '~~'): a pair of them strikes text through on GitHub (see struck)
+TILDE = re.compile(r"(?<!~)~(?!~)")
+# 'Not applicable' as spreadsheets write it, with no reason: 'n/a', '#N/A', 'na', 'N.A.'
+NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
+# An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
+HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
+AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
+FORMULA_START = ("=", "+", "-", "@")
+# Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
+# Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.
+# The secret scan reads them folded (a key typed with Cyrillic 'а', 'е' and 'с' is a key), and so do a CSV's header
+# names (header_name in checklist.py); tools/form.html receives the same table. With 'ı' and 'İ' folded (and 'ſ' and
+# 'K', which NFKC folds), no letter is left that Python's IGNORECASE and JavaScript's /iu match differently
+LOOKALIKE_LETTERS = {
+    "a": "\u0430\u0251\u03b1", "A": "\u0410\u0391\ua4ee", "B": "\u0412\u0392\ua4d0", "c": "\u0441\u03f2",
+    "C": "\u0421\u03f9\ua4da", "d": "\u0501\u1d05", "D": "\ua4d3", "e": "\u0435\u0454\u03b5\u1d07",
+    "E": "\u0415\u0395\ua4f0", "h": "\u04bb", "H": "\u041d\u0397\ua4e7", "i": "\u0456\u03b9\u0131\u04cf\u026a",
+    "I": "\u0130\u0406\u0399\u04c0\ua4f2", "j": "\u0458", "J": "\u0408\ua4d9", "K": "\u041a\u039a\ua4d7",
+    "M": "\u041c\u039c\ua4df", "n": "\u0578\u0274\u03bd", "N": "\u039d\ua4e0", "o": "\u043e\u03bf\u0585",
+    "O": "\u041e\u039f\ua4f3", "p": "\u0440\u03c1", "P": "\u0420\u03a1\ua4d1", "q": "\u051b", "r": "\u0433\u0280",
+    "R": "\ua4e3", "s": "\u0455\ua731", "S": "\u0405\ua4e2", "T": "\u0422\u03a4\ua4d4", "w": "\u051d\u1d21\u03c9",
+    "W": "\u051c\ua4ea", "x": "\u0445", "X": "\u0425\u03a7\ua4eb", "y": "\u0443", "Y": "\u04ae\u03a5\ua4ec",
+    "Z": "\u0396\ua4dc"}
+LOOKALIKES = str.maketrans({c: latin for latin, others in LOOKALIKE_LETTERS.items() for c in others})
+
+
+def shown(value, limit=60):
+    """A value from outside, safe to print: invisible and control characters escaped, cut short
+    (a file path, with limit None, is never cut)."""
+    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in INVISIBLE else c for c in str(value))
+    return out if limit is None or len(out) <= limit else out[:limit] + "…"
+
+
+def masked(token):
+    """A suspected password as a message names it: its first characters (three, or a third of a shorter one: one of
+    a four-digit PIN) and its length, enough to find it in one's own text, never the whole."""
+    return f"'{shown(token[:min(3, len(token) // 3)])}…' ({len(token)} character{'s' if len(token) != 1 else ''})"
+
+
+def joins(value, k):
+    """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji."""
+    if value[k] not in JOINERS or not 0 < k < len(value) - 1:
+        return False
+    before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
+    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama
+        return True
+    return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
+
+
+def noncharacter(c):
+    """True for a Unicode noncharacter: U+FDD0 to U+FDEF, or U+FFFE or U+FFFF of any plane (never assigned)."""
+    n = ord(c)
+    return 0xFDD0 <= n <= 0xFDEF or n & 0xFFFE == 0xFFFE
+
+
+def hidden_characters(value):
+    """The invisible and control characters of a value, and its noncharacters, sorted (joiners in their place
+    excepted, and LRM and RLM in a text with right-to-left letters)."""
+    if value.isprintable():                         # the common case, checked in C
+        return []
+    found = {c for k, c in enumerate(value)
+             if (unicodedata.category(c) in INVISIBLE or noncharacter(c)) and not joins(value, k)}
+    if found & set(BIDI_MARKS) and right_to_left(value):
+        found -= set(BIDI_MARKS)
+    return sorted(found)
+
+
+def right_to_left(value):
+    """True if the value holds a letter of a right-to-left script (Arabic, Hebrew, ...)."""
+    return any(m.group().isalpha() for m in RTL_BLOCK.finditer(value))
+
+
+def entity(m):
+    """True if an ENTITY match is one HTML defines: numeric, or a name of HTML5's list ('&T;' is not)."""
+    name = m.group()[1:-1]
+    return name.startswith("#") or name in ENTITY_NAMES
+
+
+def blank(c):
+    """True for a character that renders as nothing: invisible, a combining mark or a filler."""
+    return unicodedata.category(c) in UNSEEN or c in FILLERS
+
+
+def substance(text):
+    """What a reader sees of the text: no whitespace, blank characters or empty link shells."""
+    return LINK_SHELL.sub("", "".join(c for c in text if not (c.isspace() or blank(c))))
+
+
+def scanned(text):
+    """The text as the secret scan reads it: NFKC, with letters that look Latin read as Latin (LOOKALIKES); without
+    blank characters (whitespace kept), HTML entities, Markdown emphasis and code marks, the backslashes of Markdown
+    escapes, hex prefixes, or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
+    text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace()
+                         else m.group().translate(LOOKALIKES), unicodedata.normalize("NFKC", text))
+    text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
+    text = HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))
+    return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
+
+
+def hex_key(text):
+    """True if the text holds a key in hex (see key_like), unless it has a hash's length and is labelled
+    as a hash, or has a git commit's length and stands in a URL's path. A run that is a list is judged item
+    by item (run_parts). Identifiers are not keys (identifiers_out). Linear: the URLs are found once, and a
+    label is looked for only just before its run. Pieces of a key that words cut apart count too (pieced_key)."""
+    if not HEX_RUN.search(text) and not HEX_PIECE.search(text):      # the common case, without the work below
+        return False
+    text = identifiers_out(text)
+    paths = None                                      # [(start, end)] of the URL paths, found when first needed
+    for m in HEX_RUN.finditer(text):
+        for start, end, groups in run_parts(text, m):
+            if not key_like(groups):
+                continue
+            length = sum(map(len, groups))
+            if length == COMMIT_LENGTH:
+                paths = paths if paths is not None else [u.span("path") for u in URL.finditer(text)]
+                k = bisect.bisect_right(paths, (start, len(text))) - 1
+                if k >= 0 and paths[k][0] <= start and end <= paths[k][1]:
+                    continue
+            if length in HASH_LENGTHS and labelled(text, start, length):
+                continue
+            return True
+    return pieced_key(text)
+
+
+def pieced_key(text):
+    """True if two or more hex runs of 8 digits or more (HEX_PIECE) in a row, with words between some of them,
+    join into a key's length (KEY_DIGITS) and read as a key (key_like): 'K1=465b5ce8b199b49f K2=aa5f0a2ee238a6bc'.
+    Not pieces in a URL, nor pieces that share a prefix of three characters (serial numbers), short commit hashes
+    after a hash label (before the first piece of the text or of the row), or a hash's length after its label.
+    Pieces only punctuation parts are HEX_RUN's. Each piece has 8 digits or more, so a row of them that has 64
+    at most is 8 long: linear."""
+    pieces = [m.span() for m in HEX_PIECE.finditer(text)]
+    if len(pieces) < 2:
+        return False
+    if "://" in text:                                 # the URLs stand apart, in order: one search each
+        urls = [u.span() for u in URL.finditer(text)]
+        pieces = [p for p in pieces if not in_span(urls, p)]
+    worded = [k > 0 and bool(LETTER_OR_DIGIT.search(text, pieces[k - 1][1], pieces[k][0])) for k in range(len(pieces))]
+    listed = []                                       # [True] if a hash label stands before the text's first piece
+    for k in range(len(pieces)):
+        total = 0
+        for j in range(k, len(pieces)):
+            total += pieces[j][1] - pieces[j][0]
+            if total > max(KEY_DIGITS):
+                break
+            if j > k and total in KEY_DIGITS and any(worded[k + 1:j + 1]) and \
+                    key_piece_row(text, pieces[k:j + 1], total, listed, pieces[0][0]):
+                return True
+    return False
+
+
+def in_span(spans, span):
+    """True if `span` lies inside one of `spans` (sorted, not overlapping)."""
+    k = bisect.bisect_right(spans, (span[0], float("inf"))) - 1
+    return k >= 0 and spans[k][0] <= span[0] and span[1] <= spans[k][1]
+
+
+def key_piece_row(text, row, total, listed, first):
+    """True if a row of HEX_PIECE spans that joins into `total` digits reads as a key (see pieced_key). `listed`
+    caches whether a hash label stands before the text's first piece, which starts at `first`."""
+    groups = [text[a:b] for a, b in row]
+    if not key_like(groups) or len(commonprefix([g.lower() for g in groups])) >= 3:
+        return False
+    if all(SHORT_COMMIT[0] <= len(g) <= SHORT_COMMIT[1] for g in groups):
+        if not listed:
+            listed.append(labelled(text, first, None))
+        if listed[0] or labelled(text, row[0][0], None):
+            return False
+    return not (total in HASH_LENGTHS and labelled(text, row[0][0], total))
+
+
+def identifiers_out(text):
+    """The text without the identifiers that hold long hex runs: UUIDs (uuids_out), IPv6 addresses compressed
+    with '::', full ones labelled as addresses (IPV6_LABEL) or in the documentation prefix, and MAC addresses."""
+    if "-" in text:
+        text = uuids_out(text)
+    if ":" in text:
+        text = ipv6_out(IPV6_SHORT.sub(lambda m: " " if len(HEX_GROUP.findall(m.group())) <= 7 else m.group(), text))
+    return MAC.sub(" ", text)
+
+
+def ipv6_out(text):
+    """The text without its full IPv6 addresses that are labelled (IPV6_LABEL), in the documentation prefix, or
+    next in a list after one that is ('IPv6 addresses A, B and C')."""
+    out, last, listed = [], 0, None                   # listed: where the last address taken out ends
+    for m in IPV6.finditer(text):
+        if listed is not None and IPV6_LIST_GAP.fullmatch(text, listed, m.start()) or \
+                IPV6_DOCUMENTATION.match(m.group()) or \
+                IPV6_LABEL.search(text[max(0, m.start() - IPV6_LABEL_REACH):m.start()]):
+            out += [text[last:m.start()], " "]
+            last = listed = m.end()
+        else:
+            listed = None
+    return "".join(out) + text[last:] if out else text
+
+
+def uuids_out(text):
+    """The text without its valid UUIDs (version digit 1 to 8, variant digit 8, 9, a or b) and those labelled
+    'uuid' or 'guid', except two that stand side by side with only spaces between: a 64-digit key in two halves."""
+    found = list(UUID.finditer(text))
+    paired = {m.start() for a, b in zip(found, found[1:]) if text[a.end():b.start()].isspace() for m in (a, b)}
+    out, last = [], 0
+    for m in found:
+        uuid = m.group()
+        if m.start() in paired or not (uuid[14] in "12345678" and uuid[19] in "89abAB" or
+                                       UUID_LABEL.search(text[max(0, m.start() - UUID_LABEL_REACH):m.start()])):
+            continue
+        out += [text[last:m.start()], " "]
+        last = m.end()
+    return "".join(out) + text[last:] if out else text
+
+
+def run_parts(text, m):
+    """[(start, end, groups)] to judge of a HEX_RUN match: the whole run; or, where ',' or ';' part it into the
+    items of a list, each item on its own, unless the items read as a key cut into pieces (split_key)."""
+    run = m.group()
+    if "," not in run and ";" not in run:
+        return [(m.start(), m.end(), HEX_GROUP.findall(run))]
+    items, at = [], m.start()
+    for part in LIST_BREAK.split(run):
+        spans = [(at + g.start(), at + g.end()) for g in HEX_GROUP.finditer(part)]
+        if spans:
+            items.append(spans)
+        at += len(part) + 1
+    if len(items) < 2 or split_key(text, items):
+        return [(m.start(), m.end(), HEX_GROUP.findall(run))]
+    return [(spans[0][0], spans[-1][1], [text[a:b] for a, b in spans]) for spans in items]
+
+
+def split_key(text, items):
+    """True if the items of a list (each [(start, end)] of its hex groups) read as one key cut into pieces: the
+    same shape each (group lengths), a key's length in all (KEY_DIGITS), and no prefix of three characters or
+    more that every item shares (serial numbers, area codes); a list of short commit hashes (7 to 12 digits
+    each) is none if a hash label stands right before it. A group that is a piece of a word at either end
+    (the 'd' of 'and') counts for nothing."""
+    first, last = items[0], items[-1]
+    if first[0][0] > 0 and WORD_CHARACTER.match(text, first[0][0] - 1):
+        first = first[1:]
+    if last[-1][1] < len(text) and WORD_CHARACTER.match(text, last[-1][1]):
+        last = last[:-1]
+    items = [spans for spans in [first] + items[1:-1] + [last] if spans]
+    shapes = {tuple(b - a for a, b in spans) for spans in items}
+    if len(shapes) != 1 or sum(next(iter(shapes))) * len(items) not in KEY_DIGITS:
+        return False
+    digits = ["".join(text[a:b] for a, b in spans).lower() for spans in items]
+    if len(commonprefix(digits)) >= 3:
+        return False
+    shape = next(iter(shapes))
+    return not (len(shape) == 1 and 7 <= shape[0] <= 12 and labelled(text, items[0][0][0], None))
+
+
+def commonprefix(words):
+    """The longest prefix that every word has."""
+    first, last = min(words), max(words)
+    k = 0
+    while k < len(first) and first[k] == last[k]:
+        k += 1
+    return first[:k]
+
+
+def key_like(groups):
+    """True if hex groups joined into one run read as a key: 32 digits or more, and either one unbroken run
+    of decimal digits, or at least 8 decimal digits and 2 letters, where a run of several groups also needs a
+    group that mixes letters and digits ('5ce8'), unless every group is one or two characters. So decimal
+    numbers joined by ', ' (spec numbers, dates, addresses) are no key, nor are words and numbers that only
+    take turns ('1 Dec 2026, 15 Dec 2026', '(a) 2026-12-01 (b) ...')."""
+    digits = "".join(groups)
+    if len(digits) < 32:
+        return False
+    decimal = sum(1 for c in digits if c <= "9")
+    if decimal == len(digits):
+        return len(groups) == 1
+    if decimal < 8 or len(digits) - decimal < 2:
+        return False
+    return len(groups) == 1 or max(map(len, groups)) <= 2 or any(not g.isdigit() and not g.isalpha() for g in groups)
+
+
+def labelled(text, start, length):
+    """True if a hash label ends right before text[start] (HASH_LABEL; COMMIT_LABEL for a run of `length` 40),
+    or a hash word up to five words before it (FAR_LABEL, for a run of 40 or 64 digits), and no negation
+    stands a few words before the label. `length` None: HASH_LABEL only."""
+    window = text[max(0, start - HASH_LABEL_REACH):start]
+    label = HASH_LABEL.search(window)
+    if label is None and length == COMMIT_LENGTH:
+        label = COMMIT_LABEL.search(window)
+    if label is None and length in FAR_LENGTHS:
+        label = FAR_LABEL.search(window)
+        between = label.group("between") if label else ""
+        if KEY_WORD.search(between) or NEGATION_WORD.search(between):
+            label = None
+    return label is not None and not NEGATION.search(window[max(0, label.start() - NEGATION_REACH):label.start()])
+
+
+def char_class(c):
+    """'u'pper, 'l'ower, 'd'igit or 'o'ther, for ASCII letters and digits."""
+    return "u" if "A" <= c <= "Z" else "l" if "a" <= c <= "z" else "d" if "0" <= c <= "9" else "o"
+
+
+def transitions(s):
+    """How often adjacent characters change class (upper, lower, digit, other)."""
+    return sum(char_class(a) != char_class(b) for a, b in zip(s, s[1:]))
+
+
+def voweled(s):
+    """True if every lower-case run of three letters or more has a vowel, as words do."""
+    return all(re.search(r"[aeiouy]", run) for run in re.findall(r"[a-z]{3,}", s))
+
+
+def entropy(s):
+    """Shannon entropy of the characters of s, in bits per character."""
+    return -sum(n / len(s) * math.log2(n / len(s)) for n in collections.Counter(s).values())
+
+
+def base64_key(run):
+    """True if a base64-alphabet run looks like an encoded key rather than a path, word or identifier."""
+    core = run.rstrip("=")
+    if run.endswith("=") and len(core) >= 16 and len({char_class(c) for c in core}) >= 2:
+        return True
+    if len(core) < 20:
+        return False
+    pieces = [p for segment in core.split("/") for p in re.split(r"[-_.]", segment) if p]
+    if "/" in core and all(transitions(p) <= 2 and (len(p) <= 6 or voweled(p)) for p in pieces):
+        return False                                # a path
+    words = [p for p in re.split(r"[-_]", core) if p]
+    if re.search(r"[-_]", core) and voweled(core) and \
+            all(WORDSHAPE.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p)) for p in words):
+        return False                                # kebab-case or snake_case words
+    if CAMEL.fullmatch(core) and voweled(core):
+        return False                                # camelCase words
+    if identifier(core):
+        return False                                # kebab-case or snake_case names ('http-default-accounts')
+    parts = core.split("-")
+    if len(parts) >= NAME_PARTS_MIN and all(0 < len(part) <= NAME_PART_MAX for part in parts) and \
+            len({len(part) for part in parts}) > 1:
+        return False                                # a name of short parts ('NR-TDD-FR1-CAT-A-NoBF'), not a
+                                                    # product key's even groups ('Q7XLM-2VZ4T-N7WP3-RB6YC-1HF5G')
+    return entropy(core) >= 3.0
+
+
+def worded(group):
+    """True if a group reads as a word: letters or digits in one shape, with a vowel in every run of three letters."""
+    return bool(WORDSHAPE.fullmatch(group)) and voweled(group.lower())
+
+
+def joined_groups(text):
+    """The base64 and base32 that `text` writes in groups, each joined into one run (not when its last group is a
+    word: 'open5gs_prod deployed'), and
+    the pieces cut unevenly by spaces that together have a key's length (joined_pieces)."""
+    chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
+    joined = ["".join(groups) for groups in chains if not worded(groups[-1]) and
+              sum(bool(LOWER_WORD.fullmatch(group)) and worded(group) for group in groups) < 2]
+    return joined + joined_pieces(text)
+
+
+def joined_pieces(text):
+    """Base64 or base32 cut unevenly by runs of spaces, joined: the last two to MAX_PIECES pieces of B64_PADDED
+    where together they have a padded key's length (B64_KEY_LENGTHS): 'Rltc6LGZtJ+qX wou4jimvA=='; and two to
+    MAX_PIECES pieces in a row of B64_CHAIN that each mix letter cases or digits and are no words (mixed), where
+    together they have an unpadded key's length (UNPADDED_KEY_LENGTHS): 'Rltc6LGZtJ+qX wou4jimvA'."""
+    joined = []
+    for m in B64_PADDED.finditer(text) if "=" in text else ():
+        pieces = m.group().split()
+        joined += [run for run in ("".join(pieces[k:]) for k in range(len(pieces) - 1)) if len(run) in B64_KEY_LENGTHS]
+    for m in B64_CHAIN.finditer(text):
+        chain = []
+        for piece in m.group().split():
+            chain = (chain + [piece])[-MAX_PIECES:] if mixed(piece) else []
+            joined += [run for run in ("".join(chain[k:]) for k in range(len(chain) - 1))
+                       if len(run) in UNPADDED_KEY_LENGTHS]
+    return joined
+
+
+def mixed(piece):
+    """True if a piece of base64 or base32 mixes letter cases or digits and is not made of words: a word, path or
+    kebab-case name changes between upper case, lower case and digits at most twice in each part between '-', '_',
+    '.' and '/' ('Secure-development', 'SEC-10', 'configs/open5gs/amf')."""
+    if WORDSHAPE.fullmatch(piece) or sum(bool(c.search(piece)) for c in CHARACTER_CLASSES) < 2:
+        return False
+    return not all(transitions(part) <= 2 for part in PATH_PARTS.split(piece))
+
+
+def base32_key(run):
+    """True if a base32 run is padded, holds a digit, or has five consonants in a row, as keys do and words do not; in
+    lower case without a digit, only with fewer vowels than words have (VOWEL_SHARE: not 'betriebswirtschaftlichen')."""
+    if run.endswith("=") or re.search(r"[2-7]", run):
+        return True
+    if not re.search(r"[b-df-hj-np-tv-xz]{5}", run.lower()):
+        return False
+    return not run.islower() or len(VOWEL.findall(run)) < VOWEL_SHARE * len(run)
+
+
+def secret_in(text, near=True):
+    """What secret material `text` seems to hold (a short description), or None: secret_found()'s kind."""
+    found = secret_found(text, near)
+    return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def secret_found(text, near=True):
+    """The secret material `text` seems to hold, as secret_kind() gives it ((kind, token, label)), or None: in the
+    text as scanned, and then percent-decoded ('%2B' is '+'), up to PERCENT_ROUNDS times ('%252B' is '%2B'); then,
+    unless `near` is false, as for the checklist's own prose, a value given for a password, PIN, code or key
+    (bound_secret), or a password or key near its name (credential_token), in any of them, as (NEAR_CREDENTIAL,
+    token, word); then a token shaped like a password anywhere (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
+    as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
+    texts = list(scans(text))
+    found = next((found for found in map(secret_kind, texts) if found is not None), None)
+    if found is None and near:
+        token = next((token for token in map(bound_secret, texts) if token is not None), None) or \
+            next((token for token in map(credential_token, texts) if token is not None), None)
+        found = (NEAR_CREDENTIAL,) + token if token else None
+    if found is None:
+        token = next((token for token in map(password_shaped, texts) if token), None)
+        found = (PASSWORD_SHAPED, token, None) if token else None
+    return found
+
+
+def scans(text):
+    """The text as scanned, then percent-decoded up to PERCENT_ROUNDS times, while that changes it; a '%NAME%'
+    placeholder is not decoded ('%DB_PASSWORD%': percent_decoded)."""
+    text = scanned(text)
+    yield text
+    for _ in range(PERCENT_ROUNDS):
+        if "%" not in text:
+            return
+        decoded = scanned(percent_decoded(text))
+        if decoded == text:
+            return
+        text = decoded
+        yield text
+
+
+def percent_decoded(text):
+    """The text percent-decoded (unquote), but for its '%NAME%' placeholders (PERCENT_PLACEHOLDER)."""
+    pieces = PERCENT_PLACEHOLDER.split(text)
+    return "".join(piece if k % 2 else unquote(piece) for k, piece in enumerate(pieces))
+
+
+LABELLED_PASSWORD = "a password or token after its label ('password:', 'token=' and the like)"
+PASSWORD_SHAPED = "a token shaped like a password"
+WORDS_ONLY = re.compile(r"[^\W\d_]+(?:\s+[^\W\d_]+)*")        # a credential's name a message may quote whole
+NEAR_CREDENTIAL = "a password or key near its name ('password', 'PIN', 'Ki', 'пароль' and the like)"
+SIM_CODE_KIND = "a SIM card's access code or OTA key after its label ('ADM1:', 'PIN:', 'PUK:', 'OTA key:' and the like)"
+
+
+def secret_kind(text):
+    """What secret material a text already scanned holds, as (a short description, the judged token, its label), or
+    None; the token and label are those of a labelled password (LABELLED_PASSWORD: judged_label()), else None."""
+    kind = unlabelled_kind(text)
+    if kind:
+        return kind, None, None
+    found = judged_label(text)
+    if found:
+        return (LABELLED_PASSWORD,) + found
+    if sim_code(text):
+        return SIM_CODE_KIND, None, None
+    return None
+
+
+def unlabelled_kind(text):
+    """What secret material a text already scanned holds without a label: a key, signed token, password in a URL or
+    address, or encoded key material (a short description), or None."""
+    if KEY_MARKERS.search(text):
+        return "a private key or PEM block"
+    if JWT.search(text):
+        return "a signed token (JWT)"
+    if hex_key(text):
+        return ("a key (32 or more hex digits, like a subscriber key K or OPc; a page or message ID that holds "
+                "such a run counts too: record a pointer without the 32-digit run, e.g. the page title)")
+    if OCTAL_ESCAPES.search(text):
+        return "a key (16 or more bytes written as octal escapes, like \\106\\133\\134)"
+    urls = list(URL.finditer(text)) if "://" in text else []
+    if any(url_password(m) for m in urls):
+        return "a password in a URL (user:password@host)"
+    if "@" in text and any(address_password(m) for m in ADDRESS_PASSWORD.finditer(text)):
+        return "a password in an address (user:password@host)"
+    plain = URL.sub(url_values, text) if urls else text
+    if urls and WEBHOOK.search(text):
+        return "a webhook URL (its path is its secret)"
+    if "SHA256:" in plain or "SPDXRef-" in plain or "Change-Id:" in plain:
+        plain = NOT_BASE64.sub(" ", plain)
+    plain = " ".join([plain] + joined_groups(plain))
+    if any(base32_key(run) for run in BASE32_RUN.findall(plain)):
+        return "encoded key material (a base32 run)"
+    if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
+        return "encoded key material (a base64 run)"
+    return None
+
+
+def sim_code(text):
+    """True if a SIM card's access code or OTA key follows its label in a text already scanned: the value's first
+    token, cut at an en or em dash as a password is (TOKEN_DASHES), without quotes, brackets and end punctuation."""
+    return any((SIM_CODE if m.group("code") else SIM_KEY).fullmatch(
+        TOKEN_DASHES.split(m.group("value"))[0].strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text))
+
+
+def credential_token(text):
+    """A token that looks like a password or key in a text already scanned that names one (CREDENTIAL_WORD,
+    SIM_WORD), as (the token, the word), or None: a lone word after a password's own word (PASSWORD_AT_END), a run
+    of numbers that fit a byte (byte_run), or a token judged by context_secret(), tokens ending where the script
+    changes (SCRIPT_BOUNDARY) and at en and em dashes, numbers that a noun or unit names left out (NAMED_NUMBER)."""
+    word = CREDENTIAL_WORD.search(text)
+    sim = SIM_WORD.search(text)
+    sim = sim if sim and SIM_CASE.search(sim.group()) else None
+    word = word or sim or SIM_KEY_WORD.search(text)
+    if not word:
+        return None
+    at_end = PASSWORD_AT_END.search(text)
+    lone = at_end.group("word") if at_end and not LIST_BEFORE.search(text, max(0, at_end.start() - LIST_REACH),
+                                                                     at_end.start()) else ""
+    if lone and lone.lower() not in DESCRIBING_WORDS and not PASSWORD_WORD.match(lone) and not named_token(lone) and \
+            not scheme_name(lone.lower()):
+        return lone, word.group()
+    run = byte_run(text)
+    if run:
+        return run, word.group()
+    short = "sim" if sim else "password" if PASSWORD_NAME.search(text) else None
+    for m in PASSWORD_VALUE.finditer(text):
+        if context_secret(m.group("value"), short, strict=True):
+            return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
+    text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
+    text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
+    text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
+    judged, members = set(), series(text)             # a token met again is judged once
+    for raw in NON_SPACE.findall(text):
+        if raw not in judged and raw.strip(SECRET_VALUE_EDGES) not in members:
+            if context_secret(raw, short):
+                return raw.strip(SECRET_VALUE_EDGES), word.group()
+            judged.add(raw)
+    return None
+
+
+def bound_secret(text):
+    """A value that a text already scanned gives for a password, PIN, code or key, as (the value, its name), or None:
+    named the password (REVERSE_USED, REVERSE_NAMED), after the name (bound_value), as a user's password
+    (user_pair_password), on a command line (COMMAND_PASSWORDS) or a code's number (code_number)."""
+    for reverse in (REVERSE_USED, REVERSE_NAMED):
+        for m in reverse.finditer(text):
+            word = m.group("word").strip(SECRET_VALUE_EDGES)
+            if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
+                    not NEGATION_WORD.search(m.group()):
+                return word, "password"
+    found = bound_value(text) or user_pair_password(text)
+    for command in () if found else COMMAND_PASSWORDS:
+        m = command.search(text)
+        value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
+        if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)) and \
+                not PORT.fullmatch(value):
+            return value, "password"
+    for m in () if found else ENV_LABEL.finditer(text):   # 'PGPASSWORD=Buttercup': judged as after a password's name
+        value = slot_secret(m.group("value"), False)
+        if value:
+            return value, text[m.start():m.start("value")].strip(" =:")
+    return found or code_number(text)
+
+
+def bound_value(text):
+    """A value right after a password's, PIN's, code's or key's own name (BOUND_NAME), as (value, name), or None; a
+    bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE), its value judged as after a space."""
+    ends = None                                       # where clauses end (CLAUSE_END), found once
+    for m in BOUND_NAME.finditer(text):
+        if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
+            continue
+        at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
+        bare = name == "pass"
+        if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
+                                                                            m.start())):
+            continue
+        at += len(CLOSING_QUOTE.match(text, at).group())   # 'password": "Tahini"' (JSON)
+        if bare_key and not (("secret" in name and (LABEL_EQUALS.match(text, at) or
+                                                    USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
+                                                                       m.start()))) or
+                             ((LABEL_EQUALS if "fi" in name else LABEL_COLON if "secret" in name else
+                               KEY_OR_QUOTED).match(text, at) and WIFI_CONTEXT.search(text) and
+                              not PGP_WORD.search(text))):
+            continue
+        particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
+        separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
+        lead = loose = None
+        if not (separator or particle or bare_key):
+            lead = BOUND_LEAD_FOR.match(text, at)
+            if lead is None:
+                lead = BOUND_LEAD.match(text, at) or (m.group("own") and BOUND_LEAD_VERB.match(text, at))
+                loose = lead and not all(word.lower() in LEAD_QUALIFIERS or word[0].isupper()
+                                         for word in lead.group().split())
+            if lead:
+                at = lead.end()
+                separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
+        loose = loose or bool(m.group("described"))     # 'signing key: offline root in a safe'
+        if not (separator or particle or text[at:at + 1].isspace()):
+            continue
+        start = separator.end() if separator else at
+        used = USED_BEFORE.search(text, max(0, m.start() - USED_REACH), m.start())
+        spaced = bare or not (separator or particle or used)
+        plural = (bool(PLURAL_NAME.search(name)) or name.startswith("schl") or
+                  bool(LIST_BEFORE.search(text, max(0, m.start() - LIST_REACH),
+                                                                          m.start()))) and \
+            bool(separator) and separator.group().strip()[:1] in (":", "=")
+        ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
+        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
+        if value and not (bare and value[0].isdigit()) and (DIGIT.search(value) or not CODE_NAME.search(name)):
+            return value, m.group()       # not a count after a verdict ('pass: 3 of 4 tests'), a code's number
+    return None
+
+
+def slot_secret(value, spaced, loose=False, plural=False):
+    """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
+    `spaced`: after a space alone; `loose`: after other words and ':' or a verb; `plural`: after a plural name
+    ('Passwörter: IT-Servicedesk'), where only a quoted value or a token with a digit or symbol is refused; after
+    words that set it ('changed to': SET_TO), the word that follows, as after ':'. A quoted value is refused unless
+    it points or names a scheme."""
+    value = value.strip()
+    set_to = SET_TO.match(value)
+    if set_to:
+        value, spaced, loose = value[set_to.end():], False, False
+    m = FIRST_WORD.match(value)
+    raw = m.group("word") if m else ""
+    first = raw.strip(SECRET_VALUE_EDGES)
+    lower, parts, quoted = first.lower(), first.lower().split("-"), bool(QUOTED.match(value))
+    if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
+                       LONG_WORD.fullmatch(first)):
+        return ""
+    if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or \
+            NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
+            PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
+            VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
+            STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
+            named_token(first) or CJK.search(first) or \
+            (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
+            (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
+                                                           not first[0].isupper()))):
+        return ""
+    if (spaced or loose or plural) and not quoted:
+        rest = value[m.end():].strip()
+        if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or
+                                               (first[0].isupper() and not plural) or (spaced and not rest)):
+            return ""
+        if first.isupper() and len(first) <= 5 and not weak_password(first):
+            return ""                                 # an acronym ('PIN SSO')
+    return first
+
+
+def user_pair_password(text):
+    """The password of a user name and its password apart by '/' or ':' (USER_PAIR, USER_COLON), as (password,
+    'user /'), or None."""
+    text, context = URL.sub(" ", text) if "://" in text else text, None
+    for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
+        for m in pair.finditer(text):
+            user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
+            base = ACCOUNT_BASE.match(user.lower())
+            lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
+            following = FOLLOWING_WORD.match(text, m.end())
+            if default_credential(user.lower(), lower, account) and not (
+                    following and following.group("word").lower() in GONE_WORDS or
+                    (NEGATION_WORD.search(text, max(0, m.start() - NEGATION_REACH), m.start()) or
+                     ATTEMPT.search(text, max(0, m.start() - NEGATION_REACH), m.start()))):
+                return password, user + (" :" if colon else " /")
+            if context is None and not account and not colon:   # looked for once, when needed
+                context = bool(PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text))
+            ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and WIFI_CONTEXT.search(text)
+            if not (account or context and not colon) or \
+                    (password.isalpha() and password.islower() and not (account or ssid)) or \
+                    len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
+                    EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
+                    (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
+                    STANDARD_NUMBER.fullmatch(password):
+                continue
+            if following and (PARTICIPLE.fullmatch(following.group("word")) or
+                              (not password.isdigit() and named_near_credential(password))):
+                continue
+            if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
+                continue                              # 'oper01 / oper02'
+            return password, user + (" :" if colon else " /")
+    return None
+
+
+def default_credential(user, password, account):
+    """True if a lower-case user name and password are a vendor's kind of default (DEFAULT_VALUES, TWIN)."""
+    if user == password:
+        return bool(TWIN.fullmatch(password)) and password not in SLOT_WORDS
+    return password in DEFAULT_VALUES or account and user not in ("user", "users") and password in ACCOUNT_DEFAULTS
+
+
+def code_number(text):
+    """A code's number in a clause after its name (CODE_WORD), as (number, name), or None."""
+    for clause in CODE_CLAUSE_END.split(text):
+        word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
+        for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
+            digits = NUMBER.findall(m.group())
+            if m.group()[-1] not in "#*" and len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]):
+                continue
+            if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
+                                              CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH),
+                                                                m.start())):
+                return m.group(), word.group()
+    return None
+
+
+def series(text):
+    """The tokens of a text that name members of a series: a name joined to a number that stands again with
+    another number ('admin01 to admin05', 'core-srv1 and core-srv2'; SERIES_MEMBER)."""
+    numbers = collections.defaultdict(set)
+    for raw in NON_SPACE.findall(text):
+        m = SERIES_MEMBER.fullmatch(raw.strip(SECRET_VALUE_EDGES))
+        if m:
+            numbers[m.group("name").lower()].add(m.group("number"))
+    return {m.group() for m in map(SERIES_MEMBER.fullmatch, (raw.strip(SECRET_VALUE_EDGES) for raw in NON_SPACE.findall(text)))
+            if m and len(numbers[m.group("name").lower()]) > 1}
+
+
+def password_shaped(text):
+    """The first token of a text already scanned that is shaped like a password (see STRONG_LENGTH), or ''; the
+    pieces of a token joined by '/' or '@' judged apart ('scott/Tiger#2024@orcl'); not a URL (its password is
+    judged by url_password), e-mail address, placeholder or identifier of NOT_BASE64."""
+    if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text:
+        text = NOT_BASE64.sub(" ", text)
+    text = text if text.isascii() else SCRIPT_BOUNDARY.sub(" ", text)     # '無線2名、Python開発者3名'
+    raws = NON_SPACE.findall(KEY_VALUE.sub(" ", URL.sub(" ", text) if "://" in text else text))
+    raws = [piece for raw in raws for piece in (SLASH_AT.split(raw) if "/" in raw else (raw,))]
+    members = None
+    for raw in dict.fromkeys(raws):                   # each token once, in order
+        token = raw.strip(SECRET_VALUE_EDGES)
+        members = series(text) if members is None and SERIES_MEMBER.fullmatch(token) else members
+        if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or (members and token in members) or \
+                VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
+            continue
+        digits = sum("0" <= c <= "9" for c in token)
+        if weak_password(token) and (WEAK_SYMBOL.search(token) or digits >= WEAK_DIGITS_MIN):
+            return token
+        if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
+            return token                              # a key as groups of digits ('418231-530112-...')
+        if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
+                (STRONG_SYMBOL.search(token) or TRAILING_BANG.search(raw) or
+                 (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and not SEPARATED.search(token))):
+            return token
+    return ""
+
+
+def byte_run(text):
+    """BYTE_RUN numbers or more in a row that each fit a byte, apart by BYTE_GAP only ('70 91 92 ...',
+    '[70,91,92,...]'; BYTE_RUN_DOTTED where a gap holds a dot), as one string, or ''."""
+    run, end, dotted = [], -1, False
+    for m in NUMBER.finditer(text):
+        gap = BYTE_GAP.fullmatch(text, end, m.start()) if run else None
+        if not BYTE.fullmatch(m.group()):
+            run = []
+        else:
+            dotted = dotted and bool(gap) or bool(gap and "." in gap.group())
+            run = run + [m.group()] if gap else [m.group()]
+            if len(run) >= (BYTE_RUN_DOTTED if dotted else BYTE_RUN):
+                return " ".join(run)
+        end = m.end()
+    return ""
+
+
+def context_secret(raw, short=None, strict=False):
+    """True if a token near a password's or key's name looks like one (its edges stripped, a URL's or path's pieces
+    judged one by one): a number of PASSCODE_DIGITS to PASSCODE_MAX digits, or of KEY_DIGITS_MIN or more, or of
+    SIM_DIGITS or more where `short` is 'sim' (a SIM word stands in the text) or 'password' (a password's own word
+    does: not a year then); a token of SECRET_VALUE_LENGTH characters or more that mixes letters and digits
+    ('Hunter22x', 'Debian12'), holds a symbol of PASSWORD_SYMBOL or one between letters (INNER_SYMBOL,
+    MIXED_CASE_JOIN: 'Admin@storage', 'Change_Me'), unless it names something (named_near_credential; see
+    NUMBER_PART when `strict`: the value right after a password's own word); not a placeholder
+    ('${DB_PASSWORD}'). After a SIM or password word, digits in groups count as one number ('4918-5627'), but
+    for a date or an IPv4 address."""
+    if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
+        return False
+    token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
+    if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
+        start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
+        return any(context_secret(piece, short, strict) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
+    if DIGITS.fullmatch(token):
+        if short and len(token) >= SIM_DIGITS and not (short == "password" and YEAR.fullmatch(token)):
+            return True
+        return PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
+    if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
+        return True                                   # a key as groups of digits (a BitLocker recovery key)
+    if short and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS and \
+            not DATE.fullmatch(token) and not IPV4.fullmatch(token):
+        return True
+    if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
+        return False
+    return bool(weak_password(token) or PASSWORD_SYMBOL.search(token) or (LETTER.search(token) and DIGIT.search(token))
+                or (INNER_SYMBOL.search(token) and not EMAIL.fullmatch(token)) or MIXED_CASE_JOIN.match(token))
+
+
+def named_near_credential(token, strict=False):
+    """True if a token names something near a credential's name: a version, quantity, tool's or scheme's name
+    (named_token, scheme_name), a ticket or record ID, a standard's or document's number or a Huawei version
+    (STANDARD_NUMBER), an e-mail address, a product (PRODUCT), an identifier or model number, or a quantity after
+    its key ('m=64MiB'); never a weak password."""
+    if weak_password(token):
+        return False
+    lower = token.lower()
+    return bool(named_token(token) or quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or
+                COMPANY.fullmatch(token) or
+                scheme_name(lower) or scheme_name(lower + ")" * (lower.count("(") - lower.count(")"))) or
+                STANDARD_NUMBER.fullmatch(token) or EMAIL.fullmatch(token) or
+                (not (strict and NUMBER_PART.search(token)) and
+                 (PRODUCT.fullmatch(token) or identifier(token) or model_number(token))) or
+                ("=" in token and quantity(token.rpartition("=")[2])))
+
+
+def model_number(token):
+    """True if a token is a model number: no lower-case letter, and parts apart by '-', '_' or '.' or at most two
+    changes between letters and digits ('S5735-L48T4S-A1', 'RM520N-GL', 'CE6881'; not 'K7PQ2XLM9Z')."""
+    return not LOWER.search(token) and (bool(SEPARATED.search(token)) or len(LETTER_DIGIT_CHANGES.findall(token)) <= 2)
+
+
+def identifier(token):
+    """True if a token is an identifier in one letter case (IDENTIFIER_PART): 'svc-amf01', 'ENG_ADMIN_01'; not
+    'Summer-2025' (WORD_YEAR) nor 'zx9-kq7-lm4' (three parts mixing letters and digits)."""
+    parts = NAME_SEPARATORS.split(token)
+    if len(parts) < 2 or not all(IDENTIFIER_PART.fullmatch(part) for part in parts) or WORD_YEAR.fullmatch(token):
+        return False
+    return sum(bool(LETTER.search(part) and DIGIT.search(part)) for part in parts) <= 2
+
+
+def judged_label(text):
+    """A password or token label in a text already scanned whose value is a password, as (its judged token, the label
+    with its separator), or None: SECRET_LABEL's matches are tried first, in text order, then ENV_LABEL's, so
+    'PGPASSWORD=K7pQ2xLm9 password: Tr0ub4dor&3' names 'Tr0ub4dor&3', the later token (either is refused); a value
+    whose first token is no password is read on for a user name and its password (user_pair), as PAIR_LABEL's are."""
+    pairs, members = Pairs(text), None
+    for labels in (SECRET_LABEL, ENV_LABEL):
+        for m in labels.finditer(text):
+            label = text[m.start():m.start("value")]
+            token = secret_value(m.group("value"), bool(FOLLOWED_BY_WORDS.match(text, m.end())),
+                                 bool(PASSWORD_WORD.search(label))) or pairs.user_pair(m.start("value"))
+            members = series(text) if token and members is None else members
+            if token and token not in members:
+                return token, LABEL_QUOTES.sub("", label).strip()
+    for m in PAIR_LABEL.finditer(text):
+        token = pairs.user_pair(m.start("value"))
+        members = series(text) if token and members is None else members
+        if token and token not in members:
+            return token, LABEL_QUOTES.sub("", text[m.start():m.start("value")]).strip()
+    return None
+
+
+class Pairs:
+    """A text's tokens (NON_SPACE), read once, what user_pair() found after each and how each token was judged, so
+    that many labels in one line cost linear time."""
+
+    def __init__(self, text):
+        self.text, self.tokens, self.found, self.judged, self.walks = text, None, {}, {}, {}
+
+    def user_pair(self, start):
+        """The password after a user name in the value that starts at text[start], or '' (H15-1): of the value's
+        first PAIR_WALK tokens, one that is a plain user name (USER_NAME) is followed by a token judged as a password
+        (secret_value), after a separator ('/', ',', ':', '-', '(' or 'and', alone or glued: 'admin / X', 'root, X',
+        'admin/Changeme_123', the part after it judged whole, unless it holds a '/' itself, as a path does) or after a
+        space, unless a plain lower-case word follows ('admin account disabled'); after a space, a name joined to
+        numbers is taken as a name ('test-UE1 to test-UE10'), as when words follow it."""
+        if start in self.walks:                                     # a value two labels share ('credentials:')
+            return self.walks[start]
+        self.walks[start] = self.walk(start)
+        return self.walks[start]
+
+    def walk(self, start):
+        """user_pair(), the first time for its start."""
+        if self.tokens is None:
+            self.tokens = [(m.start(), m.end()) for m in NON_SPACE.finditer(self.text)]
+            self.starts = [a for a, _ in self.tokens]
+        k = bisect.bisect_right(self.starts, start) - 1             # the token that holds text[start]
+        if k < 0 or self.tokens[k][1] <= start:
+            k += 1
+        for n in range(PAIR_WALK):
+            if k + n >= len(self.tokens):
+                break
+            at = max(start, self.tokens[k + n][0])
+            if at not in self.found:
+                self.found[at] = self.pair_at(self.text[at:self.tokens[k + n][1]], k + n + 1)
+            if self.found[at]:
+                return self.found[at]
+        return ""
+
+    def pair_at(self, tok, after):
+        """The password that follows `tok`, a user name, from the token at index `after` on, or ''."""
+        word = lambda i: self.text[self.tokens[i][0]:self.tokens[i][1]] if i < len(self.tokens) else None
+        glued, spaced, nxt = USER_GLUED.fullmatch(tok), False, word(after)
+        if glued and glued.group("rest"):
+            if "/" in glued.group("rest"):                        # a path or URL ('configs/open5gs/amf.yaml')
+                return ""
+            candidate, at = glued.group("rest"), after - 1
+        elif glued and nxt is not None:
+            candidate, at = nxt, after
+        elif USER_NAME.fullmatch(tok) and nxt is not None:
+            if PAIR_SEPARATOR.fullmatch(nxt):
+                candidate, at = word(after + 1), after + 1
+                if candidate is None:
+                    return ""
+            elif PLAIN_WORD.fullmatch(nxt.strip(SECRET_VALUE_EDGES)):
+                return ""
+            else:                                                  # after a space, a name joined to numbers is a name
+                candidate, at, spaced = nxt, after, True
+        else:
+            return ""
+        if len(candidate) < SECRET_VALUE_LENGTH:                   # too short to be judged (secret_value)
+            return ""
+        followed = spaced or any(LETTER_OR_DIGIT.search(word(i)) for i in range(at + 1, min(at + 3, len(self.tokens))))
+        if (candidate, followed) not in self.judged:               # the same token again ('credential=x' ...)
+            self.judged[candidate, followed] = secret_value(candidate, followed)
+        return self.judged[candidate, followed]
+
+
+def address_password(m):
+    """True if an ADDRESS_PASSWORD match holds a password: its user is no scheme, and not both parts are numbers."""
+    user, password = m.group("user"), m.group("password")
+    return user.lower() not in ADDRESS_SCHEMES and not (DIGITS.fullmatch(user) and DIGITS.fullmatch(password))
+
+
+def secret_value(value, followed=False, password_label=False):
+    """The value after a password or token label (a SECRET_LABEL or ENV_LABEL match's) if it is a password: its first
+    token, as judged (cut at an en or em dash as at whitespace, without quotes, brackets and end punctuation), else ''.
+    Words after the token do not make it a description ('K7#pQ2!xLm9 until go-live' is a password), but for a name
+    joined to numbers (described_name: 'credentials: srsRAN_4G defaults'). The token is no password either when
+    shorter than SECRET_VALUE_LENGTH, a URL or path (a bare '/X' is judged as X), a quantity ('90-days'), a ticket or
+    record ID ('OPS-1234', 'ticket-4711'), names of schemes (scheme_name: '802.1X', 'bcrypt(12)'), or made of parts
+    (between '-', '_', '.', '/', ':', '@', '#', '?', '=', '&', '+', ',' and ';') that are each a word of letters in
+    any script, in one letter case or camelCase, or a number (word_part: 'verschlüsselt', 'SEC-10', 'kv/prod/amf'),
+    but not a word glued to a number (WORD_NUMBER: 'Welcome-2024') nor a number alone ('passcode: 84729135')."""
+    cut = [t for t in TOKEN_DASHES.split(value) if t]
+    first = cut[0] if cut else ""
+    followed = followed or any(LETTER_OR_DIGIT.search(t) for t in cut[1:])
+    if VALUE_PLACEHOLDER.fullmatch(first.strip(PLACEHOLDER_EDGES)):
+        return ""
+    token = first.strip(SECRET_VALUE_EDGES)
+    if weak_password(token):
+        return token
+    if named_token(token) or described_name(token, followed, password_label):
+        return ""
+    start = PATH_START.match(token)
+    if start:
+        if PATH_AFTER_START.fullmatch(token, start.end()):
+            return ""
+        token = token[start.end():]
+    lower = token.lower()
+    if len(token) < SECRET_VALUE_LENGTH or URL_VALUE.match(lower) or PATH_WITHOUT_START.fullmatch(token) or \
+            quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
+        return ""
+    if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
+        return token
+    return "" if all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part) else token
+
+
+def weak_password(token):
+    """True if a token is a common weak password (WEAK_PASSWORD: 'Password1', 'Admin123', 'SUMMER2024', 'P@ssw0rd'):
+    a word of WEAK_WORDS with digits, or spelled with look-alikes; at least SECRET_VALUE_LENGTH characters."""
+    return len(token) >= SECRET_VALUE_LENGTH and not token.isalpha() and bool(WEAK_PASSWORD.fullmatch(token))
+
+
+def described_name(token, followed, password_label):
+    """True if a token followed by words on its line (followed, or words after the dash that cut it) is a name joined
+    to numbers (name_number: 'credentials: srsRAN_4G defaults'). After a password's own label (password_label:
+    PASSWORD_WORD) a word glued to a number ('password: Welcome-2024, rotated yearly') and a token without separators
+    ('password: Hunter22x for the WebUI', 'PSK: Welcome2024 on the guest SSID') stay judged: such names are taken
+    only after descriptive labels (credentials, token, secret, key)."""
+    if not followed or not name_number(token) or WORD_YEAR.fullmatch(token):
+        return False
+    return not (password_label and (WORD_NUMBER.fullmatch(token) or not NAME_SEPARATORS.search(token)))
+
+
+def name_number(token):
+    """True if a token is a name joined to numbers (NAME_SEPARATORS, NAME_PART, UPPER_NUMBER): 'srsRAN_4G',
+    'PCI-DSS4.0', 'Q3-2025'; not 'K7pQ2xLm9', 'Ki7q-Sp4x.Ts9z', 'K7#pQ2!xLm9'."""
+    parts = [part for part in NAME_SEPARATORS.split(token) if part]
+    if not parts or not all(NAME_PART.fullmatch(part) for part in parts) or not DIGITS.search(token):
+        return False
+    if len(LETTER_DIGIT_CHANGE.findall("".join(parts))) > 3:
+        return False
+    letters = sum(c.isalpha() for c in token)
+    return (letters >= 3 and bool(VOWEL.search(token))) or any(UPPER_NUMBER.fullmatch(part) for part in parts)
+
+
+def named_token(token):
+    """True if a token (a value's first) is a version or 3GPP release ('v1.15.2', 'Rel-17'), a quantity ('5GHz-only',
+    'TTL=15min'), a stack's or tool's name, alone or with its dotted version (TOOL_NAME, TOOL_VERSION: 'Open5GS',
+    'Open5GS-2.7.1'), or names of schemes or tools (scheme_name) joined by '/' or '+' ('JWT/RS256', 'Ki/OPc')."""
+    lower = token.lower()
+    if VERSION.fullmatch(lower) or quantity(token) or TOOL_NAME.fullmatch(lower) or TOOL_VERSION.fullmatch(lower):
+        return True
+    pieces = NAME_JOIN.split(lower)
+    return len(pieces) > 1 and all(piece and (TOOL_NAME.fullmatch(piece) or scheme_name(piece)) for piece in pieces)
+
+
+def quantity(token):
+    """True if a token is a quantity (QUANTITY: '90-days', '1h/24h'), alone or after QUANTITY_KEY ('TTL=15min')."""
+    key = QUANTITY_KEY.match(token)
+    return bool(QUANTITY.fullmatch(token[key.end():].lower() if key else token.lower()))
+
+
+def scheme_name(value):
+    """True if a value in lower case is names of schemes joined to numbers or words that describe them
+    (SCHEME_TOKENS), with one name at least: 'pbkdf2-hmac-sha256', 'eap-tls1.3', 'x.509v3'."""
+    pos, named = 0, False
+    while pos < len(value):
+        for token, name in SCHEME_TOKENS:
+            m = token.match(value, pos)
+            if m:
+                break
+        else:
+            return False
+        pos, named = m.end(), named or name
+    return named
+
+
+def word_part(part):
+    """True if a part of a value is a number, or a word of letters in any script in one letter case ('changed',
+    'Sites', 'SEC', 'geändert', '密码') or camelCase with vowels ('kubernetesSecretName')."""
+    if DIGITS.fullmatch(part):
+        return True
+    if not part.isalpha():
+        return False
+    if not any(c.isupper() for c in part[1:]) or not any(c.islower() for c in part):
+        return True
+    return bool(CAMEL.fullmatch(part)) and voweled(part)
+
+
+def url_password(m):
+    """The password of a URL ('https://user:password@host/'), or ''."""
+    userinfo = m.group("authority").rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
+def url_values(m):
+    """A URL as the base64 scan reads it: its user and password, the labels of its host written in both
+    letter cases (a name is written in one; base64 is not), the segments of its path that end in '=' (padded
+    base64), its query values and its fragment; not its scheme, the rest of its host, or the rest of its path."""
+    userinfo, _, host = m.group("authority").rpartition("@")
+    labels = [label for label in host.split(".") if re.search("[a-z]", label) and re.search("[A-Z]", label)]
+    padded = [segment for segment in m.group("path").split("/") if segment.endswith("=")]
+    query = [p.partition("=")[2] or p for p in re.split(r"[?&;#]", m.group("rest"))]
+    return " " + " ".join(userinfo.split(":") + labels + padded + query) + " "
