@@ -369,8 +369,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Schlie\u00dffachcode 519', "code d'acc\u00e8s du local technique : 8C41",
                  'the garage barrier code is *4417', 'Zugang Serverraum 4711', '\uc640\uc774\ud30c\uc774 \ube44\ubc88 bibimbap77',
                  'RabbitMQ guest / guest still enabled on the message bus', 'Kibana elastic / changeme',
-                 'Netgear switch admin / password', 'Dahua cameras 888888 / 888888', 'Grafana login is still admin:admin')
-BOUND_ACCEPTED = ('vendor default admin/admin replaced at commissioning', "Checked: no 'admin/admin' left",
+                 'Netgear switch admin / password', 'Dahua cameras 888888 / 888888', 'Grafana login is still admin:admin',
+                 'el c\u00f3digo del port\u00f3n es 5812', 'kod do szafy to 4470', '\u043a\u043e\u0434 \u0434\u043e\u043c\u043e\u0444\u043e\u043d\u0430 2915',
+                 'de code van het hek is 3318', 'la cassaforte apre con 08-21-44', 'Alarmanlage unscharf mit 5530',
+                 'ip ospf message-digest-key 2 md5 Kestrel41', 'key 1 key-string Sandpiper-Moor',
+                 'pre-shared-key ascii-text Curlew-Fell', 'modparam("auth_db", "password", "Godwit-Sands")',
+                 'sunucu \u015fifresi: Kiraz-Ada-8', 'WLAN-avain: Mustikka7Oulu', 'the lab PDF opens with Wren-Larch-33')
+BOUND_ACCEPTED = ('the error code is 404', 'el c\u00f3digo de error es 500', 'alarm 4020 raised to the NMS',
+                  'lift capacity 1000 kg', 'keys held under the Vier-Augen-Prinzip', 'the code is in the drawer, rack 4711',
+                  'vendor default admin/admin replaced at commissioning', "Checked: no 'admin/admin' left",
                   'Test: try admin/admin and root/root on every web UI; all must fail', 'user / password login disabled',
                   'password: see vault entry OPS-1234', 'Kennwort: zur\u00fcckgesetzt', 'mot de passe : r\u00e9initialis\u00e9',
                   'PSK: 5GHz-only SSID, WPA3-SAE', 'psk: per-SSID', 'pass: 3 of 4 tests', 'Interop test: pass - 20241105',

@@ -2157,16 +2157,19 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
     """A line of 40,000 characters made of labels ('credentials: x ' and the like) is read in about four times the
-    time of one of 10,000 (at most eight times, so that a loaded machine passes it); quadratic in 'credentials'
-    labels, it took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
+    time of one of 10,000 (at most eight times, the better of two runs each, so that a loaded machine passes it);
+    quadratic in 'credentials' labels, it took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
     for seed in ("credentials: x ", "credential=x "):
         took = []
         for length in (10_000, 40_000):
             line = (seed * (length // len(seed) + 1))[:length]
-            cl.secret_found.cache_clear()
-            started = time.perf_counter()
-            assert cl.secret_in(line) is None, seed
-            took.append(time.perf_counter() - started)
+            runs = []
+            for _ in range(2):
+                cl.secret_found.cache_clear()
+                started = time.perf_counter()
+                assert cl.secret_in(line) is None, seed
+                runs.append(time.perf_counter() - started)
+            took.append(min(runs))
         assert took[1] < 8 * took[0] + 0.05, (seed, took)
 
 

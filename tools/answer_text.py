@@ -271,6 +271,8 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+# A generated passphrase: two or more capitalised words and a number, joined by hyphens ('Tansy-Vale-40')
+PASSPHRASE = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,})+-?[0-9]{1,4}")
 IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
 DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}(?:[-.][0-9]{1,2})?|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}|"
                   r"[0-9]{1,3}(?:\.[0-9]{3})+")         # a date, a year and month, or a figure in thousands
@@ -358,8 +360,9 @@ BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
-    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o)|heslo|geslo|lozinka|parol(?:\u0103|a)|(?:\u015f|s)ifre|"
-    r"clave|cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
+    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
+    r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
+    r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
@@ -369,7 +372,7 @@ BOUND_NAME = re.compile(
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -506,7 +509,8 @@ ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)
 TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
-# 'ntp authentication-key 1 md5 X', 'curl -u user:X', 'lftp -u user,X', 'snmpwalk -c X' (and -A, -X), Cisco's
+# 'ntp authentication-key 1 md5 X' (OSPF's 'message-digest-key', a key chain's 'key-string', IKE's 'pre-shared-key
+# ascii-text', Kamailio's 'modparam(…, "password", "X")'), 'curl -u user:X', 'lftp -u user,X', 'snmpwalk -c X' (and -A, -X), Cisco's
 # 'secret 0 X', 'rootpw X', 'logs in as USER with X', a Wi-Fi QR code's 'P:X;', 'jdbc:…user/X@', 'net user USER X
 # /add', openssl's '-k X' and 'pass:X', '7z -pX', 'zip -P X', 'ssh-keygen -N X', IKE's and a RADIUS server's key
 # (H25-3), and '-pX', '-p X' or '-a X' after a database's, Redis's, Docker's or sshpass's command ('mysql -u root
@@ -518,7 +522,12 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 r"\s+\S+\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-(?:src|dest)?(?:store|key)pass\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
-                     re.compile(r"authentication-key\s+[0-9]+\s+md5\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
+                                re.I),
+                     re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])modparam\([^)]*?[\"'](?:password|passwd|secret)[\"']\s*,\s*[\"']"
+                                r"(?P<value>[^\"']+)[\"']", re.I),
                      re.compile(r"(?<!\S)(?:-u|--user)\s+[^\s:]+:(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])lftp(?![^\W_])[^|;\n]*?(?<!\S)-u\s+[^\s,]+,(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<!\S)-[cAX]\s+(?P<value>\S+)"),
@@ -568,9 +577,24 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
-                       r"barrier|schranke|"
+                       r"barrier|schranke|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n|"
+                       r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
+                       r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
+                       r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
-                       r"(?:door|gate|entry|access|release|unlock|lock|alarm)[\s-]?codes?)(?![^\W_])", re.I)
+                       r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification)"
+                       r"[\s-]?codes?)(?![^\W_])", re.I)
+# A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
+# bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
+GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|k(?:\u00f3|o)d|koodi|kode|kodu|"
+                          r"\u043a[\u043eo]\u0434)(?![^\W_])", re.I)
+CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
+                     re.I)
+CODE_IS_REACH, CODE_KIND_REACH = 60, 24
+CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
+                       r"area|postal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
+                       r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
+                       r"[\u043eo]\u0448\u0438\u0431\u043a\w*)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -1424,6 +1448,12 @@ def code_number(text):
                                               CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH),
                                                                 m.start())):
                 return m.group(), word.group()
+        for word in GENERIC_CODE.finditer(clause):
+            verb = CODE_IS.search(clause, word.end(), word.end() + CODE_IS_REACH)
+            m = verb and CODE_NUMBER.match(clause, verb.end())
+            if m and not CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH) \
+                    and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_UNIT.match(clause, m.end()))):
+                return m.group(), word.group()
     return None
 
 
@@ -1460,6 +1490,9 @@ def password_shaped(text):
             return token
         if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
             return token                              # a key as groups of digits ('418231-530112-...')
+        if PASSPHRASE.fullmatch(token) and all(word[0].isupper() and word[1:].islower()
+                                               for word in re.findall(r"[^\W\d_]+", token)):
+            return token
         if len(token) >= STRONG_LENGTH and LOWER.search(token) and UPPER.search(token) and DIGIT.search(token) and \
                 (STRONG_SYMBOL.search(token) or TRAILING_BANG.search(raw) or
                  (len(LETTER_DIGIT_CHANGES.findall(token)) >= STRONG_CHANGES and not SEPARATED.search(token))):
