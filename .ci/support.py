@@ -374,8 +374,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'de code van het hek is 3318', 'la cassaforte apre con 08-21-44', 'Alarmanlage unscharf mit 5530',
                  'ip ospf message-digest-key 2 md5 Kestrel41', 'key 1 key-string Sandpiper-Moor',
                  'pre-shared-key ascii-text Curlew-Fell', 'modparam("auth_db", "password", "Godwit-Sands")',
-                 'sunucu \u015fifresi: Kiraz-Ada-8', 'WLAN-avain: Mustikka7Oulu', 'the lab PDF opens with Wren-Larch-33')
-BOUND_ACCEPTED = ('the error code is 404', 'el c\u00f3digo de error es 500', 'alarm 4020 raised to the NMS',
+                 'sunucu \u015fifresi: Kiraz-Ada-8', 'WLAN-avain: Mustikka7Oulu', 'the lab PDF opens with Wren-Larch-33',
+                 'password (provisional): Marram-Dune', 'Kennwort (neu): Ginster-Heide',
+                 'we reset the OMC admin password to Saltmarsh-Gate', 'useradd -m -p Quillwort9 tech',
+                 'inlog: beheer / Zeekraal-Duin')
+BOUND_ACCEPTED = ('passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',
+                  'Passwort: keins', 'subscriber keys K/OPc in the HSM', 'SSH keys only, no password log-ins',
+                  '\u5b9e\u4f53\u53615000\u5f20\uff1bPIN\u7801\u5df2\u5173\u95ed', 'set the password to expire after 90 days',
+                  'TS 28.532 v17.5.0\uff08NETCONF\uff09\u3001\u30d1\u30b9\u30ef\u30fc\u30c9\u306f\u4f7f\u308f\u306a\u3044',
+                  'a combination of TS 33.117 and IEC 62443', 'wachtwoord uitgeschakeld', 'the error code is 404', 'el c\u00f3digo de error es 500', 'alarm 4020 raised to the NMS',
                   'lift capacity 1000 kg', 'keys held under the Vier-Augen-Prinzip', 'the code is in the drawer, rack 4711',
                   'vendor default admin/admin replaced at commissioning', "Checked: no 'admin/admin' left",
                   'Test: try admin/admin and root/root on every web UI; all must fail', 'user / password login disabled',

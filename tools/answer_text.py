@@ -323,13 +323,14 @@ NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
-    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
     r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
     r"units?|unidades|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
-    r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_]))", re.I)
+    r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_])|"
+    r"\s*[\u5f20\u5f35\u679a\u53f0\u4e2a\u500b\u4ef6\u5957\u540d\u4eba\u672c\u90e8\u7247\u5757\u584a])", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 COMPANY = re.compile(r"[A-Z][a-z]{2,}(?:[+&][A-Z][a-z]{2,})+")      # 'Giesecke+Devrient', 'Rohde&Schwarz'
 PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|passwort|kennwort)"
@@ -398,6 +399,11 @@ LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database rout
 # Words that set a password to a value ('was changed to Pinecone', 'reset to butterscotch'; SET_TO)
 SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt|chang\u00e9|cambiad[oa])\s+"
                     r"(?:to|auf|en|a|in)\s+", re.I)
+# ... or before the name, then 'to' after it ('reset the admin password to X'; SET_BEFORE, TO_VALUE)
+SET_BEFORE = re.compile(r"(?<![^\W_])(?:set|sets|reset|resets|changed?|changes|updated?|rotated?|ge(?:\u00e4|ae)ndert|"
+                        r"gesetzt)(?![^\W_])", re.I)
+SET_REACH = 30
+TO_VALUE = re.compile(r"\s+(?:to|auf)\s+", re.I)
 # A password's name after 'use', 'using', 'with' or 'set' (USED_BEFORE): its value after a space alone is judged as
 # after ':' ('use password persimmon for the test tenant')
 USED_BEFORE = re.compile(r"(?<![^\W_])(?:use|uses|using|with|set)\s+(?:(?:the|a|an)\s+)?$", re.I)
@@ -406,6 +412,14 @@ CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
 FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)[\"'\u201d\u2019`]*")
 QUOTED = re.compile(r"[\"'\u201c\u2018`]")
 COUNT = re.compile(r"[0-9]{1,3}\s+[^\W\d_]")          # '0 defaults left', '3 of 4 tests'
+# A month and year in one of several languages ('March 2024', 'maart 2025', 'Mai 2025'): a date, not a value
+MONTH_YEAR = re.compile(
+    r"(?<![^\W_])(?:jan(?:uary|uar|vier|eiro|uari)?|feb(?:ruary|ruar|ruari|rero|braio)?|f[e\u00e9]vrier|fevereiro|"
+    r"mar(?:ch|s|zo|[c\u00e7]o)?|m[a\u00e4]rz|maart|apr(?:il|ile)?|avril|abril|ma(?:y|i|j|yo|ggio|io)|mei|jun[ei]?|"
+    r"juin|junio|junho|giugno|jul(?:y|i)?|juillet|julio|julho|luglio|aug(?:ust|ustus|usti)?|ao[u\u00fb]t|agosto|"
+    r"sep(?:t|tember|tembre|tiembre)?|settembre|setembro|o[ck]t(?:ober|obre|ubre)?|ottobre|outubro|"
+    r"nov(?:ember|embre|iembre|embro)?|de[cz](?:ember|embre|embro)?|d[e\u00e9]cembre|diciembre|dicembre)"
+    r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
@@ -418,7 +432,7 @@ SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{
 # A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
 DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00e9e?s?|ad[oa]s?|id[oa]s?|at[oa]|"
-                            r"it[oa]|en[\u00fd\u00e1]|an[\u00fd\u00e1]|ut[\u00fd\u00e1])|"
+                            r"it[oa]|en[\u00fd\u00e1]|an[\u00fd\u00e1]|ut[\u00fd\u00e1])|[^\W\d_]{4,}(?:leri|lari)|"
                             r"(?=[^\W\d_]*[\u0105\u0107\u0119\u0142\u0144\u015b\u017a\u017c])[^\W\d_]{3,}(?:on[yae]|an[ye])|"
                             r"(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
@@ -442,6 +456,7 @@ CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcod
 LABEL_EQUALS = re.compile(r"\s*=")
 KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
 CLOSING_QUOTE = re.compile(r"[\"']?")
+NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
@@ -463,7 +478,9 @@ scanning scans event events handover profile codes code keys cards numbers value
 keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
 saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa totp fido yubikey hsm tpm smartcard
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
-office offline online local remote hardware software cold hot issues problems questions matters off
+office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
+kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
+servicedesk
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -486,10 +503,10 @@ SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key 
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
-                          r"cuenta)(?![^\W_])", re.I)
+                          r"cuenta|inlog)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
                           "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
-                          "oracle postgres".split())
+                          "oracle postgres beheer".split())
 ROLE_WORDS = frozenset("admin administrator administrators root operator operators viewer viewers guest guests user "
                        "users readonly read-only ro rw read write maint maintenance support service ops engineer "
                        "engineers auditor auditors security superuser sudo none disabled removed locked password "
@@ -543,6 +560,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 re.I),
                      re.compile(r"(?<![^\W_])(?:jdbc:\S*?|sqlplus\s+)[\w.-]+/(?P<value>[^\s/@]+)@"),
                      re.compile(r"(?<![^\W_])net\s+user\s+\S+\s+(?P<value>\S+)\s+/add", re.I),
+                     re.compile(r"(?<![^\W_])user(?:add|mod)(?![^\W_])[^|;\n]*?(?<!\S)-p\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-pass(?:in|out)?\s+pass:(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])openssl(?![^\W_])[^|;\n]*?(?<!\S)-k\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])7za?\s[^|;\n]*?(?<!\S)-p(?P<value>[^\s-]\S*)"),
@@ -604,7 +622,8 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
-                        r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|ts)\s*$", re.I)
+                        r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
+                        r"etsi|itu|ansi|sp|ts)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -615,6 +634,7 @@ SIM_KEY = re.compile(r"[0-9A-Fa-f]{16,}")
 FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
 TOKEN_DASHES = re.compile("[\u2013\u2014]+")
+TOKEN_BREAKS = re.compile("[\u2013\u2014()]+")    # in text with CJK, whose brackets have no space: 'v17.5.0（NETCONF）と'
 # A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
 # segments after '/', './', '../' or '~/' ('/opt/open5gs/etc', '~/keys/amf'), or of three or more without
 # ('configs/open5gs/amf.yaml'); a bare '/X' is judged as X
@@ -664,7 +684,7 @@ RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|s
 # (subscriber key), 'OPc' (operator key) and 'Rel' (release), which name a secret or a release but hold none
 TOOL_NAMES = (r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|"
               r"keycloak|openssl|softhsm")
-TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|ki|rel")
+TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|op|ki|k|rel")
 TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-9]+)?")
 # A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
 # '(' or ')' to another such name, a number or version ('12', 'v3', '1x', '63b') or a word that describes it
@@ -1274,7 +1294,8 @@ def credential_token(text):
         if context_secret(m.group("value"), short, strict=True):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
-    text = NAMED_NUMBER.sub(" ", TOKEN_DASHES.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
+    text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
+    text = MONTH_YEAR.sub(" ", text)
     text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
     judged, members = set(), series(text)             # a token met again is judged once
     for raw in NON_SPACE.findall(text):
@@ -1330,6 +1351,8 @@ def bound_value(text):
                               not PGP_WORD.search(text))):
             continue
         particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
+        note = NAME_NOTE.match(text, at)              # 'password (temporary): X', judged as after other words
+        at = note.end() if note else at
         separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
         lead = loose = None
         if not (separator or particle or bare_key):
@@ -1341,7 +1364,10 @@ def bound_value(text):
             if lead:
                 at = lead.end()
                 separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
-        loose = loose or bool(m.group("described"))     # 'signing key: offline root in a safe'
+        if not separator and SET_BEFORE.search(text, max(0, m.start() - SET_REACH), m.start()):
+            separator = TO_VALUE.match(text, at)      # 'reset the admin password to X', judged as after other words
+            loose = loose or bool(separator)
+        loose = loose or bool(m.group("described")) or bool(note)   # 'signing key: offline root in a safe'
         if not (separator or particle or text[at:at + 1].isspace()):
             continue
         start = separator.end() if separator else at
@@ -1375,7 +1401,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
                        LONG_WORD.fullmatch(first)):
         return ""
-    if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or \
+    if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
