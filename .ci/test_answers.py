@@ -2673,13 +2673,42 @@ def h22_a_ranked_list_may_start_an_answer():
 
 
 @test
+def h26_10_a_hand_edit_that_cannot_be_put_back_is_named_kept_and_exits_2():
+    """A hand edit written into README.md between the hard link and the rename, whose put-back then fails: the
+    answers stay written (exit 2, not 1, which says nothing was written), the message names the file that keeps
+    the edit, and that file survives the next import."""
+    real = os.replace
+    with Sandbox() as box:
+        original = box.doc.read_bytes()
+        calls = []
+
+        def replace(source, target):
+            calls.append(source)
+            if len(calls) == 1:                       # the rename: an editor writes into the old file first
+                with open(box.doc, "ab") as f:
+                    f.write(b"\nA hand edit.\n")
+                return real(source, target)
+            raise PermissionError(13, "Permission denied")
+        os.replace = replace
+        try:
+            result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
+        finally:
+            os.replace = real
+        kept = [p for p in box.dir.iterdir() if p.name.startswith(".README.md.")]
+        assert result.returncode == 2 and len(kept) == 1 and kept[0].name in result.stderr, result
+        assert kept[0].read_bytes() == original + b"\nA hand edit.\n" and b"12 sites" in box.doc.read_bytes()
+        box.accepted("id,answer\nLIC-1,no\n")
+        assert kept[0].exists()
+
+
+@test
 def h25_13_an_import_removes_the_temporary_files_a_killed_import_left():
-    """A SIGKILL between writing the new text and the swap leaves '.README.md.random.tmp' (mode 0600, the whole
-    new text) next to the checklist: the next import, holding the lock, removes it, and nothing else: not a user's
-    file of a like name, nor the backup that a refusal names (H26-10)."""
+    """A SIGKILL between writing the new text and the swap leaves '.README.md.checklist-RANDOM.tmp' (mode 0600,
+    the whole new text) next to the checklist: the next import, holding the lock, removes it, and nothing else: not
+    a user's file of a like name, even of eight letters and digits, nor the backup that a refusal names (H26-10)."""
     with Sandbox(FIXTURE) as box:
-        left = box.dir / ".README.md.k3x9q2ab.tmp"
-        kept = [box.dir / name for name in (".README.md.notes.txt", ".README.md.mynotes.tmp",
+        left = box.dir / ".README.md.checklist-k3x9q2ab.tmp"
+        kept = [box.dir / name for name in (".README.md.notes.txt", ".README.md.mynotes.tmp", ".README.md.backup01.tmp",
                                             ".README.md.5f1c0a9b2e7d.tmp")]   # a user's files, a named backup
         for path in [left] + kept:
             path.write_text("text", encoding="utf-8")

@@ -15,7 +15,8 @@ Exit codes: 0 done; 1 the checklist has defects (check) or holds what looks like
 status and form then print nothing), or the input was refused and nothing was written (import,
 --answers; a CSV that cannot be read is refused input); 2 the command could not run as asked:
 a usage error (an unknown option, profile, party, stage or group, an empty value),
-a checklist that cannot be read, or an output that cannot be written (a full disk, a closed stdout).
+a checklist that cannot be read, or an output that cannot be written (a full disk, a closed stdout, a
+hand edit saved during an import that could not be put back: the message names the file that keeps it).
 A view whose reader has closed the pipe ends quietly with its usual code; an import that has
 recorded its answers exits 0 even if its report cannot be printed or it is interrupted, and says
 so on stderr.
@@ -414,10 +415,11 @@ def write_atomically(path, original, text):
 
 
 def remove_leftovers(path):
-    """Remove the temporary files that an import killed before its swap left next to `path` ('.NAME.random.tmp',
-    eight of tempfile's characters, as write_temporary names them; not a backup that swap() names in a message,
-    nor a file of the user's): called while `path` is locked, when no other import can be writing one."""
-    own = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    """Remove the temporary files that an import killed before its swap left next to `path`
+    ('.NAME.checklist-RANDOM.tmp', eight of tempfile's characters, as write_temporary names them; not a backup that
+    swap() names in a message, nor a file of the user's): called while `path` is locked, when no other import can be
+    writing one."""
+    own = re.compile(re.escape(f".{path.name}.checklist-") + r"[a-z0-9_]{8}\.tmp")
     for old in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
         if own.fullmatch(old.name) and old.is_file() and not old.is_symlink():
             with contextlib.suppress(OSError):
@@ -444,10 +446,11 @@ def keep_owner_and_attributes(path, tmp):
 
 
 def write_temporary(path, text):
-    """A new file next to `path` ('.NAME.random.tmp', mode 0600) holding `text` as UTF-8, flushed to disk;
+    """A new file next to `path` ('.NAME.checklist-RANDOM.tmp', mode 0600) holding `text` as UTF-8, flushed to disk;
     its Path. If writing fails, the file is removed and the error raised."""
     out = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                      prefix=f".{path.name}.", suffix=".tmp", delete=False)
+                                      prefix=f".{path.name}.checklist-", suffix=".tmp",
+                                      delete=False)
     tmp = Path(out.name)
     try:
         with out:
@@ -505,7 +508,8 @@ def swap(path, tmp, original, handle, swapped):
             os.replace(backup, path)                  # the hand edit back in place; this import's text is gone
         except OSError as e:
             raise Refusal(f"{shown(path.name, None)} changed during the import and the answers were written over "
-                          f"the change, which is kept in {shown(backup.name, None)} ({e.strerror}); compare the two.")
+                          f"the change, which is kept in {shown(backup.name, None)} ({e.strerror}); compare the two.",
+                          code=2)
         raise Refusal(changed)
 
 
