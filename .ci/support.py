@@ -377,8 +377,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'sunucu \u015fifresi: Kiraz-Ada-8', 'WLAN-avain: Mustikka7Oulu', 'the lab PDF opens with Wren-Larch-33',
                  'password (provisional): Marram-Dune', 'Kennwort (neu): Ginster-Heide',
                  'we reset the OMC admin password to Saltmarsh-Gate', 'useradd -m -p Quillwort9 tech',
-                 'inlog: beheer / Zeekraal-Duin')
-BOUND_ACCEPTED = ('passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',
+                 'inlog: beheer / Zeekraal-Duin', 'paswrd: Samphire-Lode', 'P-A-S-S-W-O-R-D: Foxglove-Tor',
+                 'K.e.n.n.w.o.r.t: Wacholder-Hang', '\U0001f511: Sorrel-Brook', 'Passw.: Lerchensporn-Weg')
+BOUND_ACCEPTED = ('U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',
+                  'passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',
                   'Passwort: keins', 'subscriber keys K/OPc in the HSM', 'SSH keys only, no password log-ins',
                   '\u5b9e\u4f53\u53615000\u5f20\uff1bPIN\u7801\u5df2\u5173\u95ed', 'set the password to expire after 90 days',
                   'TS 28.532 v17.5.0\uff08NETCONF\uff09\u3001\u30d1\u30b9\u30ef\u30fc\u30c9\u306f\u4f7f\u308f\u306a\u3044',

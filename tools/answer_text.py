@@ -359,6 +359,7 @@ DESCRIBING_WORDS = frozenset((
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
+    r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -373,7 +374,8 @@ BOUND_NAME = re.compile(
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -403,6 +405,9 @@ SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt
 SET_BEFORE = re.compile(r"(?<![^\W_])(?:set|sets|reset|resets|changed?|changes|updated?|rotated?|ge(?:\u00e4|ae)ndert|"
                         r"gesetzt)(?![^\W_])", re.I)
 SET_REACH = 30
+# A word spelled out, four letters or more apart by one hyphen, dot, space or underscore, with a dot after
+# its last ('p-a-s-s-w-o-r-d', 'P.A.S.S.:'): its letters joined, it is read as a name again
+SPELLED = re.compile(r"(?<![^\W_])[^\W\d_](?:[-. _][^\W\d_]){3,}\.?(?![^\W_])")
 TO_VALUE = re.compile(r"\s+(?:to|auf)\s+", re.I)
 # A password's name after 'use', 'using', 'with' or 'set' (USED_BEFORE): its value after a space alone is judged as
 # after ':' ('use password persimmon for the test tenant')
@@ -1316,7 +1321,8 @@ def bound_secret(text):
             if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
                     not NEGATION_WORD.search(m.group()):
                 return word, "password"
-    found = bound_value(text) or user_pair_password(text)
+    found = bound_value(text) or (bound_value(SPELLED.sub(spelled_word, text)) if SPELLED.search(text) else None) or \
+        user_pair_password(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -1328,6 +1334,11 @@ def bound_secret(text):
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text)
+
+
+def spelled_word(m):
+    """A word spelled out letter by letter (SPELLED), its letters joined: 'P-A-S-S' is 'PASS'."""
+    return re.sub(r"[-. _]", "", m.group())
 
 
 def bound_value(text):
