@@ -378,7 +378,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'password (provisional): Marram-Dune', 'Kennwort (neu): Ginster-Heide',
                  'we reset the OMC admin password to Saltmarsh-Gate', 'useradd -m -p Quillwort9 tech',
                  'inlog: beheer / Zeekraal-Duin', 'paswrd: Samphire-Lode', 'P-A-S-S-W-O-R-D: Foxglove-Tor',
-                 'K.e.n.n.w.o.r.t: Wacholder-Hang', '\U0001f511: Sorrel-Brook', 'Passw.: Lerchensporn-Weg')
+                 'K.e.n.n.w.o.r.t: Wacholder-Hang', '\U0001f511: Sorrel-Brook', 'Passw.: Lerchensporn-Weg',
+                 'pass phrase (dots between): quill.moss.harbour.nine')
 BOUND_ACCEPTED = ('U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',
                   'passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',
                   'Passwort: keins', 'subscriber keys K/OPc in the HSM', 'SSH keys only, no password log-ins',
