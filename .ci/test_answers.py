@@ -418,7 +418,7 @@ def b03_long_answers_are_capped_and_checked_in_linear_time():
     started = time.perf_counter()
     line = "x " + "[" * 100000
     assert cl.LINK.findall(line) == [] and cl.secret_in(line) is None
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < 1.5         # about 0.2 s; quadratic, it took 40 s
 
 
 @test
