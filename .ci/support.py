@@ -379,8 +379,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'we reset the OMC admin password to Saltmarsh-Gate', 'useradd -m -p Quillwort9 tech',
                  'inlog: beheer / Zeekraal-Duin', 'paswrd: Samphire-Lode', 'P-A-S-S-W-O-R-D: Foxglove-Tor',
                  'K.e.n.n.w.o.r.t: Wacholder-Hang', '\U0001f511: Sorrel-Brook', 'Passw.: Lerchensporn-Weg',
-                 'pass phrase (dots between): quill.moss.harbour.nine')
-BOUND_ACCEPTED = ('U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',
+                 'pass phrase (dots between): quill.moss.harbour.nine', 'Kod alarmu w magazynie: 5187',
+                 'Codice del cancello della sede di Bari: 2290', 'Larmkoden i Lund \u00e4r 7745',
+                 '\u041a\u043e\u0434 \u0441\u0438\u0433\u043d\u0430\u043b\u0438\u0437\u0430\u0446\u0438\u0438 \u0441\u043a\u043b\u0430\u0434\u0430: 3320',
+                 '\u05e7\u05d5\u05d3 \u05d4\u05d3\u05dc\u05ea: 6412', 'the night entry needs code 5560#', 'code: 8126',
+                 'Das Startpasswort f\u00fcr neue Nutzer ist Kranich-2026', 'De wifi-sleutel op zolder is Meeuw2026Texel',
+                 'vrrp 4 authentication text Rk7Dune', 'the mailbox uses Osprey.Lagoon.48')
+BOUND_ACCEPTED = ('c\u00f3digo fuente: 120000 l\u00edneas', 'source code drop 2025-03 delivered', 'Kod pocztowy 00950',
+                  'firmware 01.04.12 on the BMC, ADMIN password on the sticker', 'tool: openssl 3.0.13 for the password hashes',
+                  'Chipkarte und PIN, 2-von-3-Regel', 'the licence-key interface (LKI v1.0)', 'U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',
                   'passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',
                   'Passwort: keins', 'subscriber keys K/OPc in the HSM', 'SSH keys only, no password log-ins',
                   '\u5b9e\u4f53\u53615000\u5f20\uff1bPIN\u7801\u5df2\u5173\u95ed', 'set the password to expire after 90 days',

@@ -271,8 +271,9 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
-# A generated passphrase: two or more capitalised words and a number, joined by hyphens ('Tansy-Vale-40')
-PASSPHRASE = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,})+-?[0-9]{1,4}")
+# A generated passphrase: two or more capitalised words and a number, joined by hyphens, dots or underscores
+# ('Tansy-Vale-40', 'Thistle.Harbour.55')
+PASSPHRASE = re.compile(r"[^\W\d_]{3,}(?P<sep>[-._])[^\W\d_]{3,}(?:(?P=sep)[^\W\d_]{3,})*(?P=sep)?[0-9]{1,4}")
 IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
 DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}(?:[-.][0-9]{1,2})?|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}|"
                   r"[0-9]{1,3}(?:\.[0-9]{3})+")         # a date, a year and month, or a figure in thousands
@@ -303,7 +304,8 @@ STANDARD_NUMBER = re.compile(r"[0-9]{1,6}(?:[-.][0-9]{1,6}){1,3}[A-Za-z]?|[A-Z]{
                              r"o-ran\.[\w.-]+|"
                              r"v[0-9]{3}r[0-9]{3}(?:c[0-9]{2})?(?:sp[ch][0-9]{3})?|"
                              r"(?:rfc|iso|iec|en|fips|cve|cwe|ts|tr|sp|ieee|itu)-?[0-9]{2,6}(?:[-.:][0-9A-Za-z]+)*|"
-                             r"[0-9]+(?:\([0-9a-z]{1,4}\)?)+|[0-9]{5}[A-Z][0-9]{4}|[0-9]+-of-[0-9]+", re.I)
+                             r"[0-9]+(?:\([0-9a-z]{1,4}\)?)+|[0-9]{5}[A-Z][0-9]{4}|[0-9]+-(?:of|von|aus|de|di|z|av|van|sur)-[0-9]+(?:-[^\W\d_]+)?",
+                             re.I)
 # An identifier, of parts joined by '-', '_' or '.', each in one letter case with at most two changes between
 # letters and digits ('svc-amf01', 'ENG_ADMIN_01', 'open5gs-webui'), two of them at most mixing the two: no password
 # near a credential's name, nor base64 (not a word joined to a year: WORD_YEAR)
@@ -359,7 +361,8 @@ DESCRIBING_WORDS = frozenset((
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
-    r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|"
+    r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
+    r"(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -382,7 +385,7 @@ BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
 BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
-                            r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|"
+                            r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
                             r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,5}?|"
                             r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
                             r"(?=\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
@@ -393,7 +396,7 @@ BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[
 # Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
 # mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
 # wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
-COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo", re.I)
+COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo|klucz\s+\S+", re.I)
 COPULA = re.compile(r"\s+(?:to|on|je)\s+")
 LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
                             "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
@@ -485,7 +488,7 @@ saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa 
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
-servicedesk
+servicedesk interface interfaces ile ve
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -547,6 +550,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
                                 re.I),
                      re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])modparam\([^)]*?[\"'](?:password|passwd|secret)[\"']\s*,\s*[\"']"
                                 r"(?P<value>[^\"']+)[\"']", re.I),
@@ -603,21 +607,31 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"barrier|schranke|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n|"
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
-                       r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|"
+                       r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
+                       r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)r|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
+                       r"tilgangs|tresor|safe)-?(?:kod|kode|koden|koodi|kodu|codes?)|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification)"
-                       r"[\s-]?codes?)(?![^\W_])", re.I)
+                       r"[\s-]?codes?)(?![^\W_])|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
-GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|k(?:\u00f3|o)d|koodi|kode|kodu|"
-                          r"\u043a[\u043eo]\u0434)(?![^\W_])", re.I)
+GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u)?|koodi|kode|"
+                          r"[\u043ak][\u043eo]\u0434|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
+                          r"m\u00e3|\u05e7\u05d5\u05d3|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
 CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
                      re.I)
+# ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
+# name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
+CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+(?=[0-9]{3,10}[#*])")
+CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,6}?\s*[:=]?\s*#?(?=[0-9])")
+CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}")
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
-                       r"[\u043eo]\u0448\u0438\u0431\u043a\w*)(?![^\W_])", re.I)
+                       r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
+                       r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|project|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -1486,11 +1500,15 @@ def code_number(text):
                                                                 m.start())):
                 return m.group(), word.group()
         for word in GENERIC_CODE.finditer(clause):
+            if CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
+                continue
             verb = CODE_IS.search(clause, word.end(), word.end() + CODE_IS_REACH)
-            m = verb and CODE_NUMBER.match(clause, verb.end())
-            if m and not CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH) \
-                    and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_UNIT.match(clause, m.end()))):
-                return m.group(), word.group()
+            lead = (CODE_COLON if word.group().lower() in ("code", "codes") else CODE_WORDS_BEFORE).match(clause, word.end())
+            for at in (verb.end() if verb else None, lead.end() if lead else None):
+                m = CODE_NUMBER.match(clause, at) if at is not None else None
+                if m and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_DATE.fullmatch(m.group())
+                                                        or CODE_UNIT.match(clause, m.end()))):
+                    return m.group(), word.group()
     return None
 
 
@@ -1577,7 +1595,7 @@ def context_secret(raw, short=None, strict=False):
     if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
         return True                                   # a key as groups of digits (a BitLocker recovery key)
     if short and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS and \
-            not DATE.fullmatch(token) and not IPV4.fullmatch(token):
+            not DATE.fullmatch(token) and not IPV4.fullmatch(token) and not ("." in token and VERSION.fullmatch(token)):
         return True
     if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
         return False
