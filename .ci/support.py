@@ -384,7 +384,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u041a\u043e\u0434 \u0441\u0438\u0433\u043d\u0430\u043b\u0438\u0437\u0430\u0446\u0438\u0438 \u0441\u043a\u043b\u0430\u0434\u0430: 3320',
                  '\u05e7\u05d5\u05d3 \u05d4\u05d3\u05dc\u05ea: 6412', 'the night entry needs code 5560#', 'code: 8126',
                  'Das Startpasswort f\u00fcr neue Nutzer ist Kranich-2026', 'De wifi-sleutel op zolder is Meeuw2026Texel',
-                 'vrrp 4 authentication text Rk7Dune', 'the mailbox uses Osprey.Lagoon.48')
+                 'vrrp 4 authentication text Rk7Dune', 'the mailbox uses Osprey.Lagoon.48',
+                 'the alarm code is six one one eight', 'gate: nine-four-zero-two', 'Tresor event 804 155')
 BOUND_ACCEPTED = ('Kod projektu: 2024-017', 'c\u00f3digo de proyecto: 4711', 'c\u00f3digo fuente: 120000 l\u00edneas', 'source code drop 2025-03 delivered', 'Kod pocztowy 00950',
                   'firmware 01.04.12 on the BMC, ADMIN password on the sticker', 'tool: openssl 3.0.13 for the password hashes',
                   'Chipkarte und PIN, 2-von-3-Regel', 'the licence-key interface (LKI v1.0)', 'U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',

@@ -624,6 +624,8 @@ CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|laut
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
 CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+(?=[0-9]{3,10}[#*])")
 CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,6}?\s*[:=]?\s*#?(?=[0-9])")
+SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s-]+){3,}"
+                            r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![\w-])", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}")        # '2025-03', and '2024-017', a file's number
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
@@ -1488,27 +1490,48 @@ def default_credential(user, password, account):
 
 
 def code_number(text):
-    """A code's number in a clause after its name (CODE_WORD), as (number, name), or None."""
+    """A code's number in a clause, as (number, name), or None: after a door's, lock's, safe's or alarm's name
+    (named_code_number), after a code's generic name in any language (generic_code_number), or spelled out after
+    either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
     for clause in CODE_CLAUSE_END.split(text):
-        word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
-        for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
-            digits = NUMBER.findall(m.group())
-            if m.group()[-1] not in "#*" and len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]):
-                continue
-            if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
-                                              CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH),
-                                                                m.start())):
+        found = named_code_number(clause) or generic_code_number(clause)
+        if found:
+            return found
+        name = CODE_WORD.search(clause) or GENERIC_CODE.search(clause)
+        spelled = name and SPELLED_DIGITS.search(clause, name.end())
+        if spelled:
+            return spelled.group(), name.group()
+    return None
+
+
+def named_code_number(clause):
+    """A number after the first CODE_WORD of a clause but a bare 'code', unless a year, a unit follows (CODE_UNIT) or
+    a label stands before it (CODE_LABEL: 'room 214'); one typed with '#' or '*' always."""
+    word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
+    for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
+        digits = NUMBER.findall(m.group())
+        if m.group()[-1] not in "#*" and len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]):
+            continue
+        if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
+                                          CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
+            return m.group(), word.group()
+    return None
+
+
+def generic_code_number(clause):
+    """A number a verb gives a code's generic name (CODE_IS), or that follows it after ':' (an English 'code';
+    CODE_COLON) or a few words (another language's; CODE_WORDS_BEFORE), unless a word near the name says what kind
+    of code (CODE_KIND) or the number is a year, a date or a quantity."""
+    for word in GENERIC_CODE.finditer(clause):
+        if CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
+            continue
+        verb = CODE_IS.search(clause, word.end(), word.end() + CODE_IS_REACH)
+        lead = (CODE_COLON if word.group().lower() in ("code", "codes") else CODE_WORDS_BEFORE).match(clause, word.end())
+        for at in (verb.end() if verb else None, lead.end() if lead else None):
+            m = CODE_NUMBER.match(clause, at) if at is not None else None
+            if m and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_DATE.fullmatch(m.group())
+                                                    or CODE_UNIT.match(clause, m.end()))):
                 return m.group(), word.group()
-        for word in GENERIC_CODE.finditer(clause):
-            if CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
-                continue
-            verb = CODE_IS.search(clause, word.end(), word.end() + CODE_IS_REACH)
-            lead = (CODE_COLON if word.group().lower() in ("code", "codes") else CODE_WORDS_BEFORE).match(clause, word.end())
-            for at in (verb.end() if verb else None, lead.end() if lead else None):
-                m = CODE_NUMBER.match(clause, at) if at is not None else None
-                if m and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_DATE.fullmatch(m.group())
-                                                        or CODE_UNIT.match(clause, m.end()))):
-                    return m.group(), word.group()
     return None
 
 
