@@ -385,8 +385,13 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u05e7\u05d5\u05d3 \u05d4\u05d3\u05dc\u05ea: 6412', 'the night entry needs code 5560#', 'code: 8126',
                  'Das Startpasswort f\u00fcr neue Nutzer ist Kranich-2026', 'De wifi-sleutel op zolder is Meeuw2026Texel',
                  'vrrp 4 authentication text Rk7Dune', 'the mailbox uses Osprey.Lagoon.48',
-                 'the alarm code is six one one eight', 'gate: nine-four-zero-two', 'Tresor event 804 155')
-BOUND_ACCEPTED = ('Kod projektu: 2024-017', 'c\u00f3digo de proyecto: 4711', 'c\u00f3digo fuente: 120000 l\u00edneas', 'source code drop 2025-03 delivered', 'Kod pocztowy 00950',
+                 'the alarm code is six one one eight', 'gate: nine-four-zero-two', 'Tresor event 804 155',
+                 'Locker 7 by the lift, code 3381', 'card ending 0042, CVV 771', 'snmp-server user ops v3 auth Wagtail44 priv Corvid55',
+                 'API-sleutel: ci_7Vx2Qp9Lt4Rm8Wz', 'wifi anahtar\u0131: Kestane2026', 'la phrase de passe est \u00ab sous les tilleuls du port \u00bb',
+                 'Chave do wifi da oficina: Gaivota2026', 'Frase semilla: roca nube faro tigre lima vela')
+BOUND_ACCEPTED = ('code freeze for the handover on 2025-05-30', 'vendor alarm codes 7001 to 7999', 'CPV-Code 32412100',
+                  'posta kodu 06800', 'PIN\u3067\u5fa9\u5143\u30012025\u5e741\u6708\u306b\u8a66\u9a13\u6e08\u307f',
+                  'password changed in March by the integrator', 'SNMPv3 with auth SHA-256 and priv AES-128', 'Kod projektu: 2024-017', 'c\u00f3digo de proyecto: 4711', 'c\u00f3digo fuente: 120000 l\u00edneas', 'source code drop 2025-03 delivered', 'Kod pocztowy 00950',
                   'firmware 01.04.12 on the BMC, ADMIN password on the sticker', 'tool: openssl 3.0.13 for the password hashes',
                   'Chipkarte und PIN, 2-von-3-Regel', 'the licence-key interface (LKI v1.0)', 'U.S.A.: delivery in May', 'N-A-T-O standards apply', 'password: passed',
                   'passwords changed in April 2025 after the audit', 'pincode; hersteltest in juni 2025', 'PIN aus',

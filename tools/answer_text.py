@@ -271,6 +271,7 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+PREFIXED_TOKEN = re.compile(r"[a-z]{2,8}_(?:[a-z]{2,8}_)?(?P<rest>[A-Za-z0-9]{12,})")
 # A generated passphrase: two or more capitalised words and a number, joined by hyphens, dots or underscores
 # ('Tansy-Vale-40', 'Thistle.Harbour.55')
 PASSPHRASE = re.compile(r"[^\W\d_]{3,}(?P<sep>[-._])[^\W\d_]{3,}(?:(?P=sep)[^\W\d_]{3,})*(?P=sep)?[0-9]{1,4}")
@@ -325,14 +326,14 @@ NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
-    r"revisions?|cve|kb|bucket)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"revisions?|cve|kb|bucket|codes)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
     r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
     r"units?|unidades|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
     r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_])|"
-    r"\s*[\u5f20\u5f35\u679a\u53f0\u4e2a\u500b\u4ef6\u5957\u540d\u4eba\u672c\u90e8\u7247\u5757\u584a])", re.I)
+    r"\s*[\u5f20\u5f35\u679a\u53f0\u4e2a\u500b\u4ef6\u5957\u540d\u4eba\u672c\u90e8\u7247\u5757\u584a\u5e74\u6708\u65e5])", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 COMPANY = re.compile(r"[A-Z][a-z]{2,}(?:[+&][A-Z][a-z]{2,})+")      # 'Giesecke+Devrient', 'Rohde&Schwarz'
 PASSWORD_AT_END = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?)|pwd|pw|psk|passwort|kennwort)"
@@ -362,7 +363,7 @@ DESCRIBING_WORDS = frozenset((
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
-    r"(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
+    r"cvv2?|cvc2?|frase\s+semilla|herstelzin|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -372,12 +373,15 @@ BOUND_NAME = re.compile(
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
-    r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>(?:licen[cs]e|product|activation|api|access|private|master|"
+    r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
+    r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
+    r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|"
+    r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
@@ -417,17 +421,19 @@ TO_VALUE = re.compile(r"\s+(?:to|auf)\s+", re.I)
 USED_BEFORE = re.compile(r"(?<![^\W_])(?:use|uses|using|with|set)\s+(?:(?:the|a|an)\s+)?$", re.I)
 USED_REACH = 20
 CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
-FIRST_WORD = re.compile(r"[\"'\u201c\u2018`]*(?P<word>[^\s\"'\u201d\u2019`]+)[\"'\u201d\u2019`]*")
-QUOTED = re.compile(r"[\"'\u201c\u2018`]")
+FIRST_WORD = re.compile(r"[\"'\u201c\u2018`\u00ab\u201e\u2039]*\s*(?P<word>[^\s\"'\u201d\u2019`\u00bb\u203a]+)"
+                        r"[\"'\u201d\u2019`\u00bb\u203a]*")
+QUOTED = re.compile(r"[\"'\u201c\u2018`\u00ab\u201e\u2039]")
 COUNT = re.compile(r"[0-9]{1,3}\s+[^\W\d_]")          # '0 defaults left', '3 of 4 tests'
-# A month and year in one of several languages ('March 2024', 'maart 2025', 'Mai 2025'): a date, not a value
-MONTH_YEAR = re.compile(
-    r"(?<![^\W_])(?:jan(?:uary|uar|vier|eiro|uari)?|feb(?:ruary|ruar|ruari|rero|braio)?|f[e\u00e9]vrier|fevereiro|"
+# A month, or a month and year, in one of several languages ('March', 'maart 2025', 'Mai 2025'): a date, not a value
+MONTH_NAME = (
+    r"(?:jan(?:uary|uar|vier|eiro|uari)?|feb(?:ruary|ruar|ruari|rero|braio)?|f[e\u00e9]vrier|fevereiro|"
     r"mar(?:ch|s|zo|[c\u00e7]o)?|m[a\u00e4]rz|maart|apr(?:il|ile)?|avril|abril|ma(?:y|i|j|yo|ggio|io)|mei|jun[ei]?|"
     r"juin|junio|junho|giugno|jul(?:y|i)?|juillet|julio|julho|luglio|aug(?:ust|ustus|usti)?|ao[u\u00fb]t|agosto|"
     r"sep(?:t|tember|tembre|tiembre)?|settembre|setembro|o[ck]t(?:ober|obre|ubre)?|ottobre|outubro|"
-    r"nov(?:ember|embre|iembre|embro)?|de[cz](?:ember|embre|embro)?|d[e\u00e9]cembre|diciembre|dicembre)"
-    r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
+    r"nov(?:ember|embre|iembre|embro)?|de[cz](?:ember|embre|embro)?|d[e\u00e9]cembre|diciembre|dicembre)")
+MONTH = re.compile(MONTH_NAME, re.I)
+MONTH_YEAR = re.compile(r"(?<![^\W_])" + MONTH_NAME + r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
@@ -488,7 +494,7 @@ saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa 
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
-servicedesk interface interfaces ile ve
+servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -551,6 +557,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 re.I),
                      re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])modparam\([^)]*?[\"'](?:password|passwd|secret)[\"']\s*,\s*[\"']"
                                 r"(?P<value>[^\"']+)[\"']", re.I),
@@ -600,7 +607,8 @@ REVERSE_NAMED = re.compile(
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
-                       r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr\w*|tresor|safe|combination|"
+                       r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe|"
+                       r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
@@ -626,14 +634,19 @@ CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+(?=[0-9]{3,10}[#*])")
 CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,6}?\s*[:=]?\s*#?(?=[0-9])")
 SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s-]+){3,}"
                             r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![\w-])", re.I)
-CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}")        # '2025-03', and '2024-017', a file's number
+CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
+CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
+CODE_RANGE_REACH = 8
+VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
+VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
+CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
-                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku)(?![^\W_])", re.I)
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -1312,7 +1325,7 @@ def credential_token(text):
         return run, word.group()
     short = "sim" if sim else "password" if PASSWORD_NAME.search(text) else None
     for m in PASSWORD_VALUE.finditer(text):
-        if context_secret(m.group("value"), short, strict=True):
+        if context_secret(m.group("value"), short, strict=True) and not VALUE_RANGE_AFTER.match(text, m.end("value")):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
@@ -1343,7 +1356,7 @@ def bound_secret(text):
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
         if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)) and \
-                not PORT.fullmatch(value):
+                not PORT.fullmatch(value) and not scheme_name(value.lower()):
             return value, "password"
     for m in () if found else ENV_LABEL.finditer(text):   # 'PGPASSWORD=Buttercup': judged as after a password's name
         value = slot_secret(m.group("value"), False)
@@ -1429,6 +1442,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
                        LONG_WORD.fullmatch(first)):
         return ""
     if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
+            MONTH.fullmatch(first) or \
+            VALUE_RANGE.match(value) or \
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
@@ -1505,12 +1520,17 @@ def code_number(text):
 
 
 def named_code_number(clause):
-    """A number after the first CODE_WORD of a clause but a bare 'code', unless a year, a unit follows (CODE_UNIT) or
-    a label stands before it (CODE_LABEL: 'room 214'); one typed with '#' or '*' always."""
+    """A number after the first CODE_WORD of a clause but a bare 'code', unless a year or date, the first of a range
+    (CODE_RANGE), a unit follows (CODE_UNIT) or a label stands before it (CODE_LABEL: 'room 214'); one typed with '#'
+    or '*' always; none after 'Code' where a word says what kind (CODE_KIND)."""
     word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
+    if word and word.group().lower() in ("code", "codes") and \
+            CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
+        return None                                   # 'CPV-Code 32412100'
     for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
         digits = NUMBER.findall(m.group())
-        if m.group()[-1] not in "#*" and len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]):
+        if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
+                                          CODE_DATE.fullmatch(m.group()) or in_range(clause, m)):
             continue
         if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
                                           CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
@@ -1530,9 +1550,15 @@ def generic_code_number(clause):
         for at in (verb.end() if verb else None, lead.end() if lead else None):
             m = CODE_NUMBER.match(clause, at) if at is not None else None
             if m and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_DATE.fullmatch(m.group())
-                                                    or CODE_UNIT.match(clause, m.end()))):
+                                                    or CODE_UNIT.match(clause, m.end()) or in_range(clause, m))):
                 return m.group(), word.group()
     return None
+
+
+def in_range(clause, m):
+    """True if the number `m` found in a clause begins or ends a range ('7001 to 7999')."""
+    return bool(CODE_RANGE.match(clause, m.end()) or
+                CODE_RANGE_BEFORE.search(clause, max(0, m.start() - CODE_RANGE_REACH), m.start()))
 
 
 def series(text):
@@ -1568,6 +1594,10 @@ def password_shaped(text):
             return token
         if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
             return token                              # a key as groups of digits ('418231-530112-...')
+        prefixed = PREFIXED_TOKEN.fullmatch(token)      # an API token after its issuer's prefix ('nl_9Qx4Lm7Rt2Vb8Kz')
+        if prefixed and LOWER.search(prefixed.group("rest")) and UPPER.search(prefixed.group("rest")) and \
+                len(LETTER_DIGIT_CHANGES.findall(prefixed.group("rest"))) >= STRONG_CHANGES:
+            return token
         if PASSPHRASE.fullmatch(token) and all(word[0].isupper() and word[1:].islower()
                                                for word in re.findall(r"[^\W\d_]+", token)):
             return token
