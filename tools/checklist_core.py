@@ -902,7 +902,8 @@ def text_problems(value):
         if what == PASSWORD_SHAPED:
             return [f"{masked(token)} looks like a password; {CONFIDENTIAL}"]
         if what == NEAR_CREDENTIAL:                   # a name spelled with digits or symbols may be the password
-            near = f"near '{shown(label)}'" if WORDS_ONLY.fullmatch(label) else "near a password's name"
+            letters = "".join(c for c in label if unicodedata.category(c)[0] != "M")   # 'कोड', its vowel sign apart
+            near = f"near '{shown(label)}'" if WORDS_ONLY.fullmatch(letters) else "near a password's name"
             return [f"{masked(token)} {near} looks like a password or key; {CONFIDENTIAL} "
                     "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
         if token:
