@@ -388,8 +388,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'the alarm code is six one one eight', 'gate: nine-four-zero-two', 'Tresor event 804 155',
                  'Locker 7 by the lift, code 3381', 'card ending 0042, CVV 771', 'snmp-server user ops v3 auth Wagtail44 priv Corvid55',
                  'API-sleutel: ci_7Vx2Qp9Lt4Rm8Wz', 'wifi anahtar\u0131: Kestane2026', 'la phrase de passe est \u00ab sous les tilleuls du port \u00bb',
-                 'Chave do wifi da oficina: Gaivota2026', 'Frase semilla: roca nube faro tigre lima vela')
-BOUND_ACCEPTED = ('code freeze for the handover on 2025-05-30', 'vendor alarm codes 7001 to 7999', 'CPV-Code 32412100',
+                 'Chave do wifi da oficina: Gaivota2026', 'Frase semilla: roca nube faro tigre lima vela',
+                 'Netgear switches: admin with 4321', 'iDRAC still root with calvin', 'kap\u0131 \u015fifresi 5-2-7-1',
+                 'Token for the vendor portal: QKD-5521-ZX8P-77MM', 'Dörrkoden till labbet är 6-1-9-3', 'De wifi-code is Zeewind2027')
+BOUND_ACCEPTED = ('admin with 2019 firmware', 'admin with password reset rights', 'user with 1000 sessions',
+                  'Signing key: YubiHSM 2 in the safe', 'Log every API token use, never the token', 'Bandung (kode pos 40132)',
+                  'TS 33.501 clause 6-1-2-3 applies', 'code freeze for the handover on 2025-05-30', 'vendor alarm codes 7001 to 7999', 'CPV-Code 32412100',
                   'posta kodu 06800', 'PIN\u3067\u5fa9\u5143\u30012025\u5e741\u6708\u306b\u8a66\u9a13\u6e08\u307f',
                   'password changed in March by the integrator', 'SNMPv3 with auth SHA-256 and priv AES-128', 'Kod projektu: 2024-017', 'c\u00f3digo de proyecto: 4711', 'c\u00f3digo fuente: 120000 l\u00edneas', 'source code drop 2025-03 delivered', 'Kod pocztowy 00950',
                   'firmware 01.04.12 on the BMC, ADMIN password on the sticker', 'tool: openssl 3.0.13 for the password hashes',

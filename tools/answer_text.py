@@ -272,6 +272,8 @@ DIGIT = re.compile(r"[0-9]")
 BYTE = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]")
 BYTE_GAP = re.compile(r"[\s,;:.()\[\]{}-]{1,3}")
 DIGIT_GROUPS = re.compile(r"[0-9]+(?:[-. ][0-9]+)+")       # '4918-5627'
+GROUPED_KEY = re.compile(r"[A-Z0-9]{3,6}(?:-[A-Z0-9]{4,6}){3,}")
+MIXED_GROUP = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*[0-9])[A-Z0-9]+")
 PREFIXED_TOKEN = re.compile(r"[a-z]{2,8}_(?:[a-z]{2,8}_)?(?P<rest>[A-Za-z0-9]{12,})")
 # A generated passphrase: two or more capitalised words and a number, joined by hyphens, dots or underscores
 # ('Tansy-Vale-40', 'Thistle.Harbour.55')
@@ -364,7 +366,7 @@ DESCRIBING_WORDS = frozenset((
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
-    r"cvv2?|cvc2?|frase\s+semilla|herstelzin|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
+    r"cvv2?|cvc2?|frase\s+semilla|herstelzin|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -456,7 +458,7 @@ ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM'
 LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
 # A plural name ('passwords', 'Passwörter', 'keys'; PLURAL_NAME): what follows names a category, not a value
 # ... or the last of a list ('per key, certificate and password: origin'; LIST_BEFORE)
-LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
+LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o|\u0219i|\u015fi)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
                          r"ogni|elke?|varje|ka\u017cde)\s+)?$", re.I)
 LIST_REACH = 16
 PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
@@ -495,7 +497,7 @@ saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa 
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
-servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj
+servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj use uses usage
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -532,12 +534,14 @@ FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
 # A vendor's published default is still a password (H26-5): a pair of twins ('admin / admin', 'guest:guest',
 # '888888 / 888888'), a value only defaults use (DEFAULT_VALUES: 'elastic / changeme'), or 'password', 'pass' or
 # 'default' after a common account ('admin / password'; not 'user / password', a login's two fields)
-DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger "
+DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger admintelecom "
                            "nemuuser in4mix".split())
 ACCOUNT_DEFAULTS = frozenset("password pass default".split())
 GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset revoked blocked locked retired "
                        "overwritten gone".split())                  # 'admin/admin replaced', not '… enabled'
 ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)    # 'try admin/admin: must fail'
+# ... and a common account 'with' its default ('root with calvin', 'admin with 1111'; DEFAULT_WITH)
+DEFAULT_WITH = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+with\s+(?P<password>[^\s,;()]{4,60})(?![^\s,;()])")
 TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
@@ -617,8 +621,9 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
                        r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
-                       r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)r|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
-                       r"tilgangs|tresor|safe)-?(?:kod|kode|koden|koodi|kodu|codes?)|"
+                       r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
+                       r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|codes?)|"
+                       r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification)"
                        r"[\s-]?codes?)(?![^\W_])|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
@@ -632,12 +637,13 @@ CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|laut
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
 CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+(?=[0-9]{3,10}[#*])")
-CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,6}?\s*[:=]?\s*#?(?=[0-9])")
+CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,8}?\s*[:=]?\s*#?(?=[0-9])")
 SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s-]+){3,}"
                             r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
+KEYPAD = re.compile(r"[0-9](?:-[0-9]){3,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
 VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
 VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
@@ -647,7 +653,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
-                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke)(?![^\W_])", re.I)
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -669,7 +675,7 @@ SIM_KEY = re.compile(r"[0-9A-Fa-f]{16,}")
 FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
 TOKEN_DASHES = re.compile("[\u2013\u2014]+")
-TOKEN_BREAKS = re.compile("[\u2013\u2014()]+")    # in text with CJK, whose brackets have no space: 'v17.5.0（NETCONF）と'
+TOKEN_BREAKS = re.compile("[\u2013\u2014():]+")    # in text with CJK, whose brackets have no space: 'v17.5.0（NETCONF）と'
 # A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
 # segments after '/', './', '../' or '~/' ('/opt/open5gs/etc', '~/keys/amf'), or of three or more without
 # ('configs/open5gs/amf.yaml'); a bare '/X' is judged as X
@@ -718,7 +724,7 @@ RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|s
 # 'free5GC-v3.4', 'Magma1.8'; not 'SoftHSM2'); then post-quantum algorithms' names, and the 3GPP abbreviations 'Ki'
 # (subscriber key), 'OPc' (operator key) and 'Rel' (release), which name a secret or a release but hold none
 TOOL_NAMES = (r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|"
-              r"keycloak|openssl|softhsm")
+              r"keycloak|openssl|softhsm|yubihsm|yubikey|utimaco|nshield|luna|cloudhsm")
 TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|op|ki|k|rel")
 TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-9]+)?")
 # A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
@@ -1352,7 +1358,7 @@ def bound_secret(text):
                     not NEGATION_WORD.search(m.group()):
                 return word, "password"
     found = bound_value(text) or (bound_value(SPELLED.sub(spelled_word, text)) if SPELLED.search(text) else None) or \
-        user_pair_password(text)
+        user_pair_password(text) or default_with(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -1448,7 +1454,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
-            STANDARD_NUMBER.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
+            STANDARD_NUMBER.fullmatch(first) and not KEYPAD.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
             named_token(first) or CJK.search(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
@@ -1495,6 +1501,21 @@ def user_pair_password(text):
             if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
                 continue                              # 'oper01 / oper02'
             return password, user + (" :" if colon else " /")
+    return None
+
+
+def default_with(text):
+    """A common account and its vendor's default after 'with' (DEFAULT_WITH), as (password, 'user with'), or None: a
+    twin, a value only defaults use, or four to eight digits that end the clause."""
+    for m in DEFAULT_WITH.finditer(text):
+        user, password = m.group("user").lower(), m.group("password").strip(SECRET_VALUE_EDGES)
+        base = ACCOUNT_BASE.match(user)
+        if not (base and base.group() in ACCOUNT_NAMES):
+            continue
+        digits = DIGITS.fullmatch(password) and 4 <= len(password) <= 8 and not CODE_YEAR.fullmatch(password) and \
+            not FOLLOWING_WORD.match(text, m.end())
+        if digits or password.lower() == user or password.lower() in DEFAULT_VALUES:
+            return password, m.group("user") + " with"
     return None
 
 
@@ -1595,6 +1616,8 @@ def password_shaped(text):
             return token
         if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
             return token                              # a key as groups of digits ('418231-530112-...')
+        if GROUPED_KEY.fullmatch(token) and sum(bool(MIXED_GROUP.fullmatch(g)) for g in token.split("-")) >= 2:
+            return token                              # a licence key or token in groups ('HWS-8842-KQ7T-ZZ91-PLM4')
         prefixed = PREFIXED_TOKEN.fullmatch(token)      # an API token after its issuer's prefix ('nl_9Qx4Lm7Rt2Vb8Kz')
         if prefixed and LOWER.search(prefixed.group("rest")) and UPPER.search(prefixed.group("rest")) and \
                 len(LETTER_DIGIT_CHANGES.findall(prefixed.group("rest"))) >= STRONG_CHANGES:
