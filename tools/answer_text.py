@@ -497,7 +497,8 @@ saml oidc oauth kerberos keycloak okta entra azure active directory freeipa mfa 
 smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope service desk helpdesk team portal
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
-servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj use uses usage
+servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj use uses usage origin origins origine origen
+herkunft provenance proof nachweis
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
