@@ -2673,6 +2673,14 @@ def h22_a_ranked_list_may_start_an_answer():
 
 
 @test
+def h29_9_a_command_lines_refusal_quotes_its_own_label_or_none():
+    """A value on a command or configuration line is refused near the label the line gives it ('authentication
+    text'), or near 'a password's name' where the line has none ('echo X | passwd'), never near a word it lacks."""
+    assert "near 'authentication text'" in cl.text_problems("vrrp 3 authentication text Qx7Heron")[0]
+    assert "near a password's name" in cl.text_problems("echo 'Quarry77' | passwd --stdin ops")[0]
+
+
+@test
 def h26_10_a_hand_edit_that_cannot_be_put_back_is_named_kept_and_exits_2():
     """A hand edit written into README.md between the hard link and the rename, whose put-back then fails: the
     answers stay written (exit 2, not 1, which says nothing was written), the message names the file that keeps

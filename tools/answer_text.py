@@ -594,6 +594,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
                                 r"[^\s\"']*)"))
 PORT = re.compile(r"[0-9][0-9:./-]*")
+COMMAND_LABEL = re.compile(r"text|key|secret|pass|psk|auth|priv|community", re.I)     # a label a refusal may quote
 # A word given as the password (REVERSE_USED: 'we use Blackthorn as the shared password', "use 'Petrel' as pwd on
 # the jump host"; REVERSE_NAMED, where the password's name ends the clause: 'Otterburn is the password'), unless it
 # describes or points (SLOT_WORDS) or a negation stands between ('this is not the password')
@@ -1365,7 +1366,8 @@ def bound_secret(text):
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
         if len(value) >= 4 and not VALUE_PLACEHOLDER.fullmatch(m.group("value").strip(PLACEHOLDER_EDGES)) and \
                 not PORT.fullmatch(value) and not scheme_name(value.lower()):
-            return value, "password"
+            label = text[m.start():m.start("value")].strip(" \t=:'\"")   # 'authentication text', not 'echo'
+            return value, label if COMMAND_LABEL.search(label) else ""
     for m in () if found else ENV_LABEL.finditer(text):   # 'PGPASSWORD=Buttercup': judged as after a password's name
         value = slot_secret(m.group("value"), False)
         if value:
