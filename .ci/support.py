@@ -390,8 +390,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'API-sleutel: ci_7Vx2Qp9Lt4Rm8Wz', 'wifi anahtar\u0131: Kestane2026', 'la phrase de passe est \u00ab sous les tilleuls du port \u00bb',
                  'Chave do wifi da oficina: Gaivota2026', 'Frase semilla: roca nube faro tigre lima vela',
                  'Netgear switches: admin with 4321', 'iDRAC still root with calvin', 'kap\u0131 \u015fifresi 5-2-7-1',
-                 'Token for the vendor portal: QKD-5521-ZX8P-77MM', 'Dörrkoden till labbet är 6-1-9-3', 'De wifi-code is Zeewind2027')
-BOUND_ACCEPTED = ('password: origin documented', 'Passwort: Herkunft dokumentiert', 'admin with 2019 firmware', 'admin with password reset rights', 'user with 1000 sessions',
+                 'Token for the vendor portal: QKD-5521-ZX8P-77MM', 'Dörrkoden till labbet är 6-1-9-3', 'De wifi-code is Zeewind2027',
+                 'Phrase de r\u00e9cup\u00e9ration du coffre : pomme vent sable roche pluie mer', 'loading bay override code 6620',
+                 'Zahlenschloss am Spind: 5812', '\u64a4\u9632\u7801\uff1a4417', 'PIN: 5 9 0 3')
+BOUND_ACCEPTED = ('PIN 1 and PIN 2 disabled on all cards', 'alarm codes 7001 to 7999; tender CPV 32412100',
+                  'safe deposit box at the bank, contract 4471200', 'le code PIN de la carte est saisi',
+                  'recovery phrase: stored in the safe', 'password: origin documented', 'Passwort: Herkunft dokumentiert', 'admin with 2019 firmware', 'admin with password reset rights', 'user with 1000 sessions',
                   'Signing key: YubiHSM 2 in the safe', 'Log every API token use, never the token', 'Bandung (kode pos 40132)',
                   'TS 33.501 clause 6-1-2-3 applies', 'code freeze for the handover on 2025-05-30', 'vendor alarm codes 7001 to 7999', 'CPV-Code 32412100',
                   'posta kodu 06800', 'PIN\u3067\u5fa9\u5143\u30012025\u5e741\u6708\u306b\u8a66\u9a13\u6e08\u307f',

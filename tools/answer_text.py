@@ -329,7 +329,7 @@ NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
-    r"revisions?|cve|kb|bucket|codes)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
     r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
@@ -366,7 +366,8 @@ DESCRIBING_WORDS = frozenset((
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
-    r"cvv2?|cvc2?|frase\s+semilla|herstelzin|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
+    r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
+    r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -473,6 +474,9 @@ CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcod
 LABEL_EQUALS = re.compile(r"\s*=")
 KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
 CLOSING_QUOTE = re.compile(r"[\"']?")
+PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
+# A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
+PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung", re.I)
 NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
@@ -498,7 +502,8 @@ smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
 servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj use uses usage origin origins origine origen
-herkunft provenance proof nachweis
+herkunft provenance proof nachweis saisi saisie oprindelse opprinnelse ursprung alkuper\u00e4 pochodzenie herkomst
+origem
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
 verschl\u00fcsselt deaktiviert aktiviert tresor passwort-tresor zuf\u00e4llig individuell pers\u00f6nlich bekannt unbekannt
@@ -615,7 +620,7 @@ REVERSE_NAMED = re.compile(
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe|"
-                       r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|"
+                       r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
@@ -627,13 +632,14 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|codes?)|"
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
-                       r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification)"
-                       r"[\s-]?codes?)(?![^\W_])|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
+                       r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
+                       r"override|badge|disarm)"
+                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*\ucf54\ub4dc|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u)?|koodi|kode|"
                           r"[\u043ak][\u043eo]\u0434|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05e7\u05d5\u05d3|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
 CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
@@ -666,7 +672,7 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
-                        r"etsi|itu|ansi|sp|ts)\s*$", re.I)
+                        r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -726,7 +732,7 @@ RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|s
 # 'free5GC-v3.4', 'Magma1.8'; not 'SoftHSM2'); then post-quantum algorithms' names, and the 3GPP abbreviations 'Ki'
 # (subscriber key), 'OPc' (operator key) and 'Rel' (release), which name a secret or a release but hold none
 TOOL_NAMES = (r"open5gs|free5gc|openairinterface|oai|srsran|ocudu|ueransim|magma|pycrate|kubernetes|k8s|ansible|"
-              r"keycloak|openssl|softhsm|yubihsm|yubikey|utimaco|nshield|luna|cloudhsm")
+              r"keycloak|openssl|softhsm|yubihsm|yubikey|utimaco|nshield|cloudhsm")
 TOOL_NAME = re.compile(TOOL_NAMES + r"|kyber|ml-kem|ml-dsa|slh-dsa|dilithium|falcon|sphincs|opc|op|ki|k|rel")
 TOOL_VERSION = re.compile(rf"(?:{TOOL_NAMES})[-_]?v?[0-9]{{1,3}}\.[0-9]+(?:\.[0-9]+)?")
 # A value, in lower case, that names algorithms, protocols, standards or schemes, alone or joined by '-', '_', '.',
@@ -1417,7 +1423,7 @@ def bound_value(text):
         if not separator and SET_BEFORE.search(text, max(0, m.start() - SET_REACH), m.start()):
             separator = TO_VALUE.match(text, at)      # 'reset the admin password to X', judged as after other words
             loose = loose or bool(separator)
-        loose = loose or bool(m.group("described")) or bool(note)   # 'signing key: offline root in a safe'
+        loose = (loose or bool(m.group("described")) or bool(note)) and not PHRASE_NAME.search(name)
         if not (separator or particle or text[at:at + 1].isspace()):
             continue
         start = separator.end() if separator else at
@@ -1429,6 +1435,8 @@ def bound_value(text):
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
         value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
+        if m.group("sim") and PIN_NUMBER_NAME.match(text[start:].lstrip()):
+            continue                                  # 'PIN 1 and PIN 2': the PINs' names
         if value and not (bare and value[0].isdigit()) and (DIGIT.search(value) or not CODE_NAME.search(name)):
             return value, m.group()       # not a count after a verdict ('pass: 3 of 4 tests'), a code's number
     return None
