@@ -502,7 +502,7 @@ smartcards pgp gpg sms phone telephone e-mail email mail letter courier envelope
 office offline online local remote hardware software cold hot issues problems questions matters off log-in log-ins
 kapali a\u00e7ik devre keins brak aus demander demandez uitgeschakeld ingeschakeld vygenerov\u00e1no wygenerowane
 servicedesk interface interfaces ile ve p\u016fvod datum n\u00e1stroj use uses usage origin origins origine origen
-herkunft provenance proof nachweis saisi saisie oprindelse opprinnelse ursprung alkuper\u00e4 pochodzenie herkomst
+herkunft provenance proof nachweis exists exist shown chosen d\u00e9tenu d\u00e9tenue almeno note noti saisi saisie oprindelse opprinnelse ursprung alkuper\u00e4 pochodzenie herkomst
 origem
 siehe laut gem\u00e4\u00df nach im der die das den dem des ein eine einer nicht kein keine nur wird werden wurde ist sind bei
 beim vom zum zur mit ohne \u00fcber unter f\u00fcr pro je alle jeder jede ge\u00e4ndert gesetzt gespeichert hinterlegt
@@ -652,6 +652,8 @@ CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alar
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){3,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
+UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
 VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
 VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
@@ -661,7 +663,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
-                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u)(?![^\W_])", re.I)
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup)(?![^\W_])", re.I)
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -672,7 +674,7 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
-                        r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv)\s*$", re.I)
+                        r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1461,7 +1463,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
         return ""
     if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
             MONTH.fullmatch(first) or \
-            VALUE_RANGE.match(value) or \
+            VALUE_RANGE.match(value) or number_range(first) or \
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
@@ -1563,7 +1565,9 @@ def named_code_number(clause):
     for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
         digits = NUMBER.findall(m.group())
         if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
-                                          CODE_DATE.fullmatch(m.group()) or in_range(clause, m)):
+                                          CODE_DATE.fullmatch(m.group()) or in_range(clause, m) or
+                                          number_range(m.group()) or
+                                          UPPER_DESIGNATION.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
             continue
         if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
                                           CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
@@ -1583,9 +1587,17 @@ def generic_code_number(clause):
         for at in (verb.end() if verb else None, lead.end() if lead else None):
             m = CODE_NUMBER.match(clause, at) if at is not None else None
             if m and (m.group()[-1] in "#*" or not (CODE_YEAR.fullmatch(m.group()) or CODE_DATE.fullmatch(m.group())
-                                                    or CODE_UNIT.match(clause, m.end()) or in_range(clause, m))):
+                                                    or CODE_UNIT.match(clause, m.end()) or in_range(clause, m)
+                                                    or number_range(m.group()))):
                 return m.group(), word.group()
     return None
+
+
+def number_range(token):
+    """True if a token is a range of two numbers of one length and first digit, the second the greater ('3000-3099';
+    not 'PUK 1234-5678', a code in two groups)."""
+    m = NUMBER_PAIR.fullmatch(token)
+    return bool(m) and len(m.group(1)) == len(m.group(2)) and m.group(1)[0] == m.group(2)[0] and m.group(2) > m.group(1)
 
 
 def in_range(clause, m):
@@ -1625,7 +1637,7 @@ def password_shaped(text):
         digits = sum("0" <= c <= "9" for c in token)
         if weak_password(token) and (WEAK_SYMBOL.search(token) or digits >= WEAK_DIGITS_MIN):
             return token
-        if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token):
+        if digits >= KEY_DIGITS_MIN and DIGIT_GROUPS.fullmatch(token) and not number_range(token):
             return token                              # a key as groups of digits ('418231-530112-...')
         if GROUPED_KEY.fullmatch(token) and sum(bool(MIXED_GROUP.fullmatch(g)) for g in token.split("-")) >= 2:
             return token                              # a licence key or token in groups ('HWS-8842-KQ7T-ZZ91-PLM4')
@@ -1680,10 +1692,11 @@ def context_secret(raw, short=None, strict=False):
         if short and len(token) >= SIM_DIGITS and not (short == "password" and YEAR.fullmatch(token)):
             return True
         return PASSCODE_DIGITS <= len(token) <= PASSCODE_MAX or len(token) >= KEY_DIGITS_MIN
-    if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN:
+    if not LETTER.search(token) and sum("0" <= c <= "9" for c in token) >= KEY_DIGITS_MIN and not number_range(token):
         return True                                   # a key as groups of digits (a BitLocker recovery key)
     if short and DIGIT_GROUPS.fullmatch(token) and sum("0" <= c <= "9" for c in token) >= SIM_DIGITS and \
-            not DATE.fullmatch(token) and not IPV4.fullmatch(token) and not ("." in token and VERSION.fullmatch(token)):
+            not DATE.fullmatch(token) and not IPV4.fullmatch(token) and not ("." in token and VERSION.fullmatch(token)) and \
+            not number_range(token):
         return True
     if len(token) < SECRET_VALUE_LENGTH or named_near_credential(token, strict):
         return False
