@@ -392,8 +392,11 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Netgear switches: admin with 4321', 'iDRAC still root with calvin', 'kap\u0131 \u015fifresi 5-2-7-1',
                  'Token for the vendor portal: QKD-5521-ZX8P-77MM', 'Dörrkoden till labbet är 6-1-9-3', 'De wifi-code is Zeewind2027',
                  'Phrase de r\u00e9cup\u00e9ration du coffre : pomme vent sable roche pluie mer', 'loading bay override code 6620',
-                 'Zahlenschloss am Spind: 5812', '\u64a4\u9632\u7801\uff1a4417', 'PIN: 5 9 0 3', 'PUK 8812-4409')
-BOUND_ACCEPTED = ('Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
+                 'Zahlenschloss am Spind: 5812', '\u64a4\u9632\u7801\uff1a4417', 'PIN: 5 9 0 3', 'PUK 8812-4409',
+                 'Seed of the test wallet: amber cobalt dune ember fjord grove harbor iris', 'please set the passphrase to "tide over the quay"',
+                 'Kasa \u015fifresi 4-9-2', 'Kodl\u00e5set p\u00e5 k\u00e4llaren: 3-3-8-1')
+BOUND_ACCEPTED = ('random seed: fixed per simulation run for all students', 'Random seed: 42',
+                  'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
                   'no shared key exists', 'PIN: chosen by the user', 'Safe in the legal office: Karat MT 550',
                   'PIN 1 and PIN 2 disabled on all cards', 'alarm codes 7001 to 7999; tender CPV 32412100',
                   'safe deposit box at the bank, contract 4471200', 'le code PIN de la carte est saisi',

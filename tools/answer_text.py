@@ -548,6 +548,9 @@ GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset 
 ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)    # 'try admin/admin: must fail'
 # ... and a common account 'with' its default ('root with calvin', 'admin with 1111'; DEFAULT_WITH)
 DEFAULT_WITH = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+with\s+(?P<password>[^\s,;()]{4,60})(?![^\s,;()])")
+# A wallet's seed words after its name and ':' (seed_words)
+SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemonica|mn\u00e9monique)(?![^\W_])[^:\n]{0,40}:"
+                       r"\s*(?P<value>[^\W\d_]{3,}(?:\s+[^\W\d_]{3,}){5,})", re.I)
 TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
@@ -620,7 +623,7 @@ REVERSE_NAMED = re.compile(
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe|"
-                       r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
+                       r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|kodl(?:\u00e5|a)s\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
@@ -634,7 +637,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm)"
-                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*\ucf54\ub4dc|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
+                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u)?|koodi|kode|"
@@ -651,7 +654,7 @@ SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|si
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
-KEYPAD = re.compile(r"[0-9](?:-[0-9]){3,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
 UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
 VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
@@ -1368,7 +1371,7 @@ def bound_secret(text):
                     not NEGATION_WORD.search(m.group()):
                 return word, "password"
     found = bound_value(text) or (bound_value(SPELLED.sub(spelled_word, text)) if SPELLED.search(text) else None) or \
-        user_pair_password(text) or default_with(text)
+        user_pair_password(text) or default_with(text) or seed_words(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -1411,7 +1414,9 @@ def bound_value(text):
         particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
         note = NAME_NOTE.match(text, at)              # 'password (temporary): X', judged as after other words
         at = note.end() if note else at
-        separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
+        set_before = SET_BEFORE.search(text, max(0, m.start() - SET_REACH), m.start())
+        set_to = set_before and TO_VALUE.match(text, at)   # 'reset the admin password to X', judged as after other words
+        separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at)) or set_to
         lead = loose = None
         if not (separator or particle or bare_key):
             lead = BOUND_LEAD_FOR.match(text, at)
@@ -1422,10 +1427,9 @@ def bound_value(text):
             if lead:
                 at = lead.end()
                 separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
-        if not separator and SET_BEFORE.search(text, max(0, m.start() - SET_REACH), m.start()):
-            separator = TO_VALUE.match(text, at)      # 'reset the admin password to X', judged as after other words
-            loose = loose or bool(separator)
-        loose = (loose or bool(m.group("described")) or bool(note)) and not PHRASE_NAME.search(name)
+        if not separator and set_before:
+            separator = set_to = TO_VALUE.match(text, at)   # 'set the password on all nodes to X'
+        loose = (loose or bool(set_to) or bool(m.group("described")) or bool(note)) and not PHRASE_NAME.search(name)
         if not (separator or particle or text[at:at + 1].isspace()):
             continue
         start = separator.end() if separator else at
@@ -1514,6 +1518,16 @@ def user_pair_password(text):
             if DIGIT.search(password) and NUMBER.sub("", user) == NUMBER.sub("", password):
                 continue                              # 'oper01 / oper02'
             return password, user + (" :" if colon else " /")
+    return None
+
+
+def seed_words(text):
+    """The first of six or more lower-case words, none of them a describing or linking word (SLOT_WORDS), given after
+    a wallet's seed or mnemonic (SEED_LIST: 'Seed del wallet: ancora bosco carta …'), as (word, name), or None."""
+    m = SEED_LIST.search(text)
+    words = m.group("value").split() if m else []
+    if words and m.group("value").islower() and not any(word in SLOT_WORDS for word in words):
+        return words[0], m.group("name")
     return None
 
 
