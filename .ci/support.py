@@ -394,8 +394,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Phrase de r\u00e9cup\u00e9ration du coffre : pomme vent sable roche pluie mer', 'loading bay override code 6620',
                  'Zahlenschloss am Spind: 5812', '\u64a4\u9632\u7801\uff1a4417', 'PIN: 5 9 0 3', 'PUK 8812-4409',
                  'Seed of the test wallet: amber cobalt dune ember fjord grove harbor iris', 'please set the passphrase to "tide over the quay"',
-                 'Kasa \u015fifresi 4-9-2', 'Kodl\u00e5set p\u00e5 k\u00e4llaren: 3-3-8-1')
-BOUND_ACCEPTED = ('random seed: fixed per simulation run for all students', 'Random seed: 42',
+                 'Kasa \u015fifresi 4-9-2', 'Kodl\u00e5set p\u00e5 k\u00e4llaren: 3-3-8-1',
+                 'Clave del panel de alarma de la sala norte: 5518', 'ops / Kestrel77')
+BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
+                  'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
                   'no shared key exists', 'PIN: chosen by the user', 'Safe in the legal office: Karat MT 550',
                   'PIN 1 and PIN 2 disabled on all cards', 'alarm codes 7001 to 7999; tender CPV 32412100',

@@ -394,7 +394,7 @@ BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|l
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
                             r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
-                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,5}?|"
+                            r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,7}?|"
                             r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
                             r"(?=\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
 BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
@@ -1494,6 +1494,8 @@ def user_pair_password(text):
     for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
         for m in pair.finditer(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
+            if user[-1] in ".!?":                     # a sentence's end, then ' / ' and its translation
+                continue
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
             following = FOLLOWING_WORD.match(text, m.end())
