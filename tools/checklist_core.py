@@ -59,7 +59,6 @@ ITEM_START = re.compile(r"^- \[(?![^\]]*\][(\[])")     # a task-list bullet, not
 FIELD = re.compile(r"^  - \*\*(?P<label>[A-Za-z][A-Za-z ]*):\*\*[ \t]*(?P<value>.*)$")
 # The meta line:         - `design` · counsel, with licensor · if `licensed and holder`
 META = re.compile(r"^  - `(?P<stage>[^`]*)`(?: · (?P<source>[^·`]+?))?(?: · if `(?P<cond>[^`]*)`)?[ \t]*$")
-ANY_BULLET = re.compile(r"^\s*[-*+][ \t]")
 # A line that starts a block of its own, so it cannot continue the item above it: a list item, heading or quote
 NEW_BLOCK = re.compile(r"(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)(?:[ \t]|$)")
 # A field line in a loose shape: '- Answer: 4', '**Form**:', ' * Note :' (its label words one space apart, so that no two
