@@ -395,7 +395,25 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Zahlenschloss am Spind: 5812', '\u64a4\u9632\u7801\uff1a4417', 'PIN: 5 9 0 3', 'PUK 8812-4409',
                  'Seed of the test wallet: amber cobalt dune ember fjord grove harbor iris', 'please set the passphrase to "tide over the quay"',
                  'Kasa \u015fifresi 4-9-2', 'Kodl\u00e5set p\u00e5 k\u00e4llaren: 3-3-8-1',
-                 'Clave del panel de alarma de la sala norte: 5518', 'ops / Kestrel77')
+                 'Clave del panel de alarma de la sala norte: 5518', 'ops / Kestrel77',
+                 'The alarm in hall B is switched off with 6182',
+                 'La alarma del almac\xe9n se apaga con el 4093',
+                 'Larmet i f\xf6rr\xe5det sl\xe5s av med 7730',
+                 '\u0421\u0438\u0433\u043d\u0430\u043b\u0438\u0437\u0430\u0446\u0438\u044f \u0441\u043a\u043b\u0430\u0434\u0430 \u043e\u0442\u043a\u043b\u044e\u0447\u0430\u0435\u0442\u0441\u044f \u043a\u043e\u0434\u043e\u043c 5174',
+                 'Alarm magazynu rozbrajamy kodem 3381',
+                 'Alarm\u0131 6620 ile kapat\u0131n',
+                 '\u8b66\u5831\u89e3\u9664\u306f 5521 \u3092\u62bc\u3059',
+                 'Seiful din arhiv\u0103 se deschide cu 31-07-22',
+                 'O cofre do arquivo abre com 19-44-08',
+                 '\u6863\u6848\u5ba4\u4fdd\u9669\u7bb1\uff1a33-18-07',
+                 'Vorh\xe4ngeschloss am Zaun: 4-1-7',
+                 'Pinkoden till kortet \xe4r 4471',
+                 'Das gemeinsame Geheimnis des Switches ist Holunder55Au',
+                 'arm code 2231, duress code 2232',
+                 'Wi-Fi key for the visitor lounge (on the card): 7QX2-MM4T-9RPD',
+                 'La passphrase della chiave \xe8 "il vento soffia sul colle"',
+                 '\u0424\u0440\u0430\u0437\u0430 \u0432\u043e\u0441\u0441\u0442\u0430\u043d\u043e\u0432\u043b\u0435\u043d\u0438\u044f: \u0441\u043e\u0441\u043d\u0430 \u0431\u0435\u0440\u0451\u0437\u0430 \u043a\u043b\u0451\u043d \u0434\u0443\u0431 \u043b\u0438\u043f\u0430 \u043e\u043b\u044c\u0445\u0430 \u044f\u0441\u0435\u043d\u044c',
+                 'PIN \u0663\u0669\u0662\u0667')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -456,7 +474,18 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'vendor test certificates revoked (CRL of 2024-11), all passwords changed',
                   'EUR 900.000 f\u00fcr drei Jahre, davon 40.000 f\u00fcr HSM und Passwort-Manager',
                   # a new user's (a municipal utility's): 'Zugang' is access, not a credential
-                  '4-Augen-Prinzip beim Zugang \u00fcber das Ticket CHG-4411')
+                  '4-Augen-Prinzip beim Zugang \u00fcber das Ticket CHG-4411',
+                  'Alarm 3021 is raised when the link drops; cleared automatically',
+                  'alarms off for 120 seconds during upgrades',
+                  'NIS2-Umsetzungsgesetz applies (KRITIS-DachG too)',
+                  'PIN checking disabled on test SIMs',
+                  'SSH solo con clave p\xfablica',
+                  'Backups encrypted with restic; keys in the vault',
+                  "Test account 'lab02' has a hard-coded password; ticket VND-881 to remove it",
+                  'Alarm severity mapping follows X.733; alarm 2041 off after clearance',
+                  'Fahrradschloss: none provided',
+                  'Kasa fiskalna 2019 model',
+                  'alarm turned off in 2025 for 3 sites')
 
 
 

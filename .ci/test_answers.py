@@ -2734,3 +2734,18 @@ def u143_a_partys_page_carries_no_other_partys_answers():
         page = box.run("form", "--party", "counsel").stdout
         assert "CHG-4411" not in page and cl.WITHHELD in page and "Germany" in page
         assert "CHG-4411" in box.run("form").stdout
+
+
+@test
+def h33_alarms_switched_off_other_scripts_digits_and_quoted_passphrases():
+    """Round 33: an alarm's name and a verb that switches it off give a code's number ('La alarma … se apaga con el
+    4093', 'Larmet … slås av med 7730', 'Alarmı 6620 ile kapatın'); digits of other scripts read as ASCII ('PIN ٣٩٢٧');
+    a quoted passphrase of short words is judged whole. Alarm numbers, durations and years stay answers (the
+    strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    assert cl.text_problems("La alarma del almac\u00e9n se apaga con el 4093")[0].startswith(
+        "'4\u2026' (4 characters) near 'alarma' looks like a password or key")
+    assert cl.text_problems('La passphrase della chiave \u00e8 "il vento soffia sul colle"')[0].startswith(
+        "'il \u2026' (25 characters) near 'passphrase'")
+    assert cl.text_problems("PIN \u0663\u0669\u0662\u0667")[0].startswith("'3\u2026' (4 characters) near 'PIN'")
+    accepted_as_text("Alarm 3021 is raised when the link drops", "alarms off for 120 seconds during upgrades",
+                     "alarm turned off in 2025 for 3 sites")

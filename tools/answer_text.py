@@ -165,6 +165,7 @@ LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then 
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
 CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+ACRONYM_NUMBER = re.compile(r"[A-Z]{2,6}[0-9]{1,3}")      # 'NIS2', 'IEC62443': a name's part, not key material
 # A URL whose path is its secret: Slack's, Discord's and Microsoft Teams' incoming webhooks
 WEBHOOK = re.compile(r"hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/|"
                      r"\.webhook\.office\.com/|/webhookb2/", re.I)
@@ -368,7 +369,7 @@ BOUND_NAME = re.compile(
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
     r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
-    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|(?:mot|phrase)\s+de\s+passe|"
+    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
@@ -393,10 +394,10 @@ BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
 BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
-                            r"dem|du|de|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
+                            r"dem|du|de|au|aux|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
                             r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,7}?|"
                             r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
-                            r"(?=\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
+                            r"(?=(?:\s*\([^()\n]{1,40}\))?\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
 BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
 BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
                              r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
@@ -428,6 +429,8 @@ CLAUSE_END = re.compile(r"[,;()\n]|\s+(?:and|und|et|y|e)\s+|\.(?:\s|$)")
 FIRST_WORD = re.compile(r"[\"'\u201c\u2018`\u00ab\u201e\u2039]*\s*(?P<word>[^\s\"'\u201d\u2019`\u00bb\u203a]+)"
                         r"[\"'\u201d\u2019`\u00bb\u203a]*")
 QUOTED = re.compile(r"[\"'\u201c\u2018`\u00ab\u201e\u2039]")
+QUOTED_WORDS = re.compile(r"[\"'\u201c\u2018`\u00ab\u201e\u2039]\s*(?P<words>[^\W\d_]+(?:\s+[^\W\d_]+){2,9})\s*"
+                          r"[\"'\u201d\u2019`\u00bb\u201c\u203a]")
 COUNT = re.compile(r"[0-9]{1,3}\s+[^\W\d_]")          # '0 defaults left', '3 of 4 tests'
 # A month, or a month and year, in one of several languages ('March', 'maart 2025', 'Mai 2025'): a date, not a value
 MONTH_NAME = (
@@ -446,6 +449,10 @@ NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|day
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
+# An account's name after the word ('Test account \'test01\'', 'user ops01'): a name, not a password near its word
+ACCOUNT_NAMED = re.compile(r"(?<![^\W_])(?:[Aa]ccounts?|[Uu]sers?|[Uu]ser\s?names?|[Kk]onto|[Cc]ompte|[Uu]suario|[Cc]uenta|"
+                           r"[Uu]tente|[Gg]ebruiker|[Bb]enutzer)\s+(?:[\"'\u2018\u201c][\w.@-]{2,32}[\"'\u2019\u201d]|"
+                           r"[a-z][a-z_.-]{1,20}[0-9]{0,3})(?![^\s,;.])")
 SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{1,4})")
 # A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
@@ -511,7 +518,8 @@ voir selon dans le la les un une du de pas non aucun aucune est sont chang\u00e9
 d\u00e9sactiv\u00e9 activ\u00e9 coffre ver seg\u00fan en el los las una del ning\u00fan ninguna es son cambiado cambiada
 guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os as um uma do da n\u00e3o nenhum nenhuma
 \u00e9 s\u00e3o alterado alterada cofre desativado vedi secondo nel nella il lo gli di della nessun nessuna sono cambiato
-cambiata custodito disattivato
+cambiata custodito disattivato checking p\u00fablica p\u00fablico publique publica pubblica pubblico nonaktif
+dinonaktifkan \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -549,7 +557,10 @@ ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)
 # ... and a common account 'with' its default ('root with calvin', 'admin with 1111'; DEFAULT_WITH)
 DEFAULT_WITH = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+with\s+(?P<password>[^\s,;()]{4,60})(?![^\s,;()])")
 # A wallet's seed words after its name and ':' (seed_words)
-SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemonica|mn\u00e9monique)(?![^\W_])[^:\n]{0,40}:"
+SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemonica|mn\u00e9monique|"
+                       r"\u0444[p\u0440][a\u0430]\u0437\w*\s+"
+                       r"[b\u0432][o\u043e][c\u0441][c\u0441][t\u0442][a\u0430][h\u043d][o\u043e][b\u0432]\u043b[e\u0435][h\u043d]\w*|[c\u0441]\u0438\u0434-?\u0444[p\u0440][a\u0430]\u0437\w*|"
+                       r"[m\u043c][h\u043d][e\u0435][m\u043c][o\u043e][h\u043d]\u0438\u0447\w*)(?![^\W_])[^:\n]{0,40}:"
                        r"\s*(?P<value>[^\W\d_]{3,}(?:\s+[^\W\d_]{3,}){5,})", re.I)
 TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
@@ -634,15 +645,41 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\
                        r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
                        r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|codes?)|"
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
-                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|code|"
+                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
+                       r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
+                       r"fietsslot|codeslot|combo|tastenfeld\w*|pin-?kod(?:en|e)?|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
-                       r"override|badge|disarm)"
-                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7", re.I)
+                       r"override|badge|disarm|arm|duress|panic|night|unset)"
+                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
+                       r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|"
+                       r"(?:\u8b66\u5831|\u8b66\u62a5|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
+                       r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
-GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u)?|koodi|kode|"
-                          r"[\u043ak][\u043eo]\u0434|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
+GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
+                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
+# An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
+# stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
+ALARM_OFF = re.compile(
+    r"(?<![^\W_])(?P<alarm>alarm\w*|allarm\w*|larm\w*|h(?:\u00e4|a)lyty\w*|riaszt(?:\u00f3|o)\w*|poplach\w*|"
+    r"[c\u0441]\u0438[r\u0433][h\u043d][a\u0430]\u043b\u0438\u0437[a\u0430]\u0446\w*|"
+    r"[c\u0441]\u0438[r\u0433][h\u043d][a\u0430]\u043b[i\u0456]\u0437[a\u0430]\u0446\w*|"
+    r"\u03c3[y\u03c5][n\u03bd][a\u03b1]\u03b3[e\u03b5][p\u03c1][m\u03bc]\w*)(?![^\W_])"
+    r"(?:(?=\s+[0-9]{3,10}\s+ile\s+(?:devre|kapat|iptal|sustur))|"
+    r"(?:[\s:,]+[^\s:;,]+){0,4}?[\s:,]+(?:disarm\w*|deactivat\w*|unset\w*|silenc\w*|(?:switch|turn|shut)\w*\s+off|off|"
+    r"d(?:\u00e9|e)sactiv\w*|d(?:\u00e9|e)sarm\w*|desativ\w*|deslig\w*|apag\w*|disattiv\w*|disinser\w*|spegn\w*|"
+    r"uitgeschakeld|uitschakel\w*|uitzetten|(?:zet|schakel)\w*\s+(?:\S+\s+)?uit|"
+    r"(?:st(?:\u00e4|a)ng|sl(?:\u00e5|a)|skru|koppl)\w*\s+av|sl(?:\u00e5|a)\w*\s+fra|avaktiv\w*|deaktiv\w*|frakobl\w*|"
+    r"unscharf\w*|ausschalt\w*|ausgeschaltet|abschalt\w*|entsch(?:\u00e4|a)rf\w*|rozbraj\w*|rozbroj\w*|"
+    r"wy(?:\u0142|l)(?:\u0105|a)cz\w*|dezaktyw\w*|dezactiv\w*|dezarm\w*|"
+    r"[c\u0441][h\u043d]\u0438[m\u043c]\w*|[c\u0441][h\u043d]\u044f\w*|[o\u043e][t\u0442][k\u043a]\u043b\u044e\u0447\w*|"
+    r"[b\u0432]\u044b[k\u043a]\u043b\u044e\u0447\w*|\u0434[e\u0435][a\u0430][k\u043a][t\u0442]\u0438[b\u0432]\w*|"
+    r"\u0437[h\u043d][i\u0456][m\u043c]\w*|[b\u0432]\u0438[m\u043c]\u0438[k\u043a]\w*|"
+    r"[b\u0432]\u0438[m\u043c][k\u043a][h\u043d]\w*|[b\u0432][i\u0456]\u0434[k\u043a]\u043b\u044e\u0447\w*|"
+    r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
+    r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
+    r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
 CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
@@ -850,7 +887,15 @@ LOOKALIKE_LETTERS = {
     "R": "\ua4e3", "s": "\u0455\ua731", "S": "\u0405\ua4e2", "T": "\u0422\u03a4\ua4d4", "w": "\u051d\u1d21\u03c9",
     "W": "\u051c\ua4ea", "x": "\u0445", "X": "\u0425\u03a7\ua4eb", "y": "\u0443", "Y": "\u04ae\u03a5\ua4ec",
     "Z": "\u0396\ua4dc"}
-LOOKALIKES = str.maketrans({c: latin for latin, others in LOOKALIKE_LETTERS.items() for c in others})
+# Digits of other scripts, which NFKC leaves as they are ('\u0664\u0668\u0662\u0666' reads '4826'): each run of ten
+# starts at its zero (DIGIT_ZEROS, as Unicode 14 has them); read as ASCII digits, by the scan and the page alike
+DIGIT_ZEROS = (0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66, 0xde6, 0xe50,
+               0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90, 0x1b50, 0x1bb0, 0x1c40,
+               0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0x104a0, 0x10d30, 0x11066, 0x110f0,
+               0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50,
+               0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50, 0x1e140, 0x1e2f0, 0x1e950)
+FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)}}
+LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
 
 
 def shown(value, limit=60):
@@ -1152,7 +1197,8 @@ def base64_key(run):
         return False                                # a path
     words = [p for p in re.split(r"[-_]", core) if p]
     if re.search(r"[-_]", core) and voweled(core) and \
-            all(WORDSHAPE.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p)) for p in words):
+            all(WORDSHAPE.fullmatch(p) or ACRONYM_NUMBER.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p))
+                for p in words):
         return False                                # kebab-case or snake_case words
     if CAMEL.fullmatch(core) and voweled(core):
         return False                                # camelCase words
@@ -1349,7 +1395,7 @@ def credential_token(text):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
-    text = MONTH_YEAR.sub(" ", text)
+    text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
     text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
     judged, members = set(), series(text)             # a token met again is judged once
     for raw in NON_SPACE.findall(text):
@@ -1426,6 +1472,8 @@ def bound_value(text):
                                          for word in lead.group().split())
             if lead:
                 at = lead.end()
+                after = NAME_NOTE.match(text, at)       # 'Wifi key for room 2 (printed below): X'
+                at, note = (after.end(), after) if after else (at, note)
                 separator = BOUND_SEPARATOR.match(text, at) or (COPULA_NAMES.fullmatch(name) and COPULA.match(text, at))
         if not separator and set_before:
             separator = set_to = TO_VALUE.match(text, at)   # 'set the password on all nodes to X'
@@ -1465,6 +1513,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
                        LONG_WORD.fullmatch(first)):
         return ""
+    if quoted and len(first) < 3:                     # '"il merlo canta sul tetto"': the words quoted
+        first = QUOTED_WORDS.match(value).group("words") if QUOTED_WORDS.match(value) else first
     if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
             MONTH.fullmatch(first) or \
             VALUE_RANGE.match(value) or number_range(first) or \
@@ -1571,14 +1621,25 @@ def code_number(text):
 
 
 def named_code_number(clause):
-    """A number after the first CODE_WORD of a clause but a bare 'code', unless a year or date, the first of a range
-    (CODE_RANGE), a unit follows (CODE_UNIT) or a label stands before it (CODE_LABEL: 'room 214'); one typed with '#'
-    or '*' always; none after 'Code' where a word says what kind (CODE_KIND)."""
+    """A number after the first CODE_WORD of a clause but a bare 'code' (none after 'Code' where a word says what kind:
+    CODE_KIND), or after an alarm's name and a verb that switches it off (ALARM_OFF): code_number_after()."""
     word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
     if word and word.group().lower() in ("code", "codes") and \
             CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
-        return None                                   # 'CPV-Code 32412100'
-    for m in CODE_NUMBER.finditer(clause, word.end()) if word else ():
+        word = None                                   # 'CPV-Code 32412100'
+    alarm = ALARM_OFF.search(clause)
+    for at, name in ([(word.end(), word.group())] if word else []) + ([(alarm.end(), alarm.group("alarm"))] if alarm else []):
+        number = code_number_after(clause, at)
+        if number:
+            return number, name
+    return None
+
+
+def code_number_after(clause, at):
+    """The first number in a clause from `at` on that reads as a code's, or None: not a year or date, the first of a
+    range (CODE_RANGE), nor one a unit follows (CODE_UNIT) or a label or model's letters stand before (CODE_LABEL:
+    'room 214'); one typed with '#' or '*' always."""
+    for m in CODE_NUMBER.finditer(clause, at):
         digits = NUMBER.findall(m.group())
         if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
                                           CODE_DATE.fullmatch(m.group()) or in_range(clause, m) or
@@ -1587,7 +1648,7 @@ def named_code_number(clause):
             continue
         if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
                                           CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
-            return m.group(), word.group()
+            return m.group()
     return None
 
 

@@ -1376,7 +1376,7 @@ def form_data(doc, args):
                        "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
                        "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN,
                        "id_shown": ID_SHOWN, "id_cut": ID_CUT},
-            "lookalikes": LOOKALIKE_LETTERS,
+            "lookalikes": FOLDED,
             "confidential": CONFIDENTIAL, "confidential_on_page": CONFIDENTIAL_ON_PAGE,
             "entities": sorted(ENTITY_NAMES)}
 
