@@ -2749,3 +2749,13 @@ def h33_alarms_switched_off_other_scripts_digits_and_quoted_passphrases():
     assert cl.text_problems("PIN \u0663\u0669\u0662\u0667")[0].startswith("'3\u2026' (4 characters) near 'PIN'")
     accepted_as_text("Alarm 3021 is raised when the link drops", "alarms off for 120 seconds during upgrades",
                      "alarm turned off in 2025 for 3 sites")
+
+
+@test
+def h33_a_label_is_quoted_as_typed():
+    """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
+    vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'."""
+    for name, value in (("\u041f\u0430\u0440\u043e\u043b\u044c", "Zx9kq7Lm"), ("\u0421\u0435\u0439\u0444", "23-47-12"),
+                        ("\u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19", "Zx9kq7Lm")):
+        assert f"near '{name}'" in cl.text_problems(f"{name}: {value}")[0], name
+    assert cl.as_typed("Koд", "the Код is 4471") == "Код" and cl.as_typed("absent", "text") == "absent"

@@ -245,6 +245,8 @@ PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![
                            r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|release\s+codes?|"
                            r"identified\s+by|"
                            r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
+                           r"has(?:\u0142|l)o|heslo|l(?:\u00f6|o)senord|jelsz(?:\u00f3|o)|parol\u0103|salasana|wachtwoord|"
+                           r"(?:\u015f|s)ifre|passord|adgangskode|lozinka|geslo|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
                            r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638", re.I)
 YEAR = re.compile(r"(?:19|20)[0-9]{2}")
@@ -366,7 +368,7 @@ DESCRIBING_WORDS = frozenset((
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
-    r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
+    r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
     r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
@@ -631,7 +633,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe|"
                        r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|kodl(?:\u00e5|a)s\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
@@ -909,6 +911,21 @@ def masked(token):
     """A suspected password as a message names it: its first characters (three, or a third of a shorter one: one of
     a four-digit PIN) and its length, enough to find it in one's own text, never the whole."""
     return f"'{shown(token[:min(3, len(token) // 3)])}…' ({len(token)} character{'s' if len(token) != 1 else ''})"
+
+
+def as_typed(label, text):
+    """A label the scan found, as the answer `text` writes it: looked for in the answer read letter by letter as the
+    scan reads it (NFKC, look-alike letters folded, blank characters left out), then taken from the answer itself
+    ('Пароль', not its folded 'Пapoль'; 'รหัสผ่าน' with its vowel signs); the label itself where it is not found so."""
+    text = unicodedata.normalize("NFKC", text)
+    kept = [(k, c.translate(LOOKALIKES)) for k, c in enumerate(text) if c.isascii() or c.isspace() or not blank(c)]
+    at = "".join(c for _, c in kept).find(label)
+    if at < 0 or not label:
+        return label
+    start, end = kept[at][0], kept[at + len(label) - 1][0] + 1
+    while end < len(text) and not text[end].isascii() and not text[end].isspace() and blank(text[end]):
+        end += 1                                      # the marks on its last letter
+    return text[start:end]
 
 
 def joins(value, k):
