@@ -363,8 +363,8 @@ def readme_stays_within_its_length_budget():
 
 
 def main(names):
+    import test_cli      # noqa: F401  real processes (first, so that the two processes end together)
     import test_answers  # noqa: F401  recording answers: import, status, hostile input
-    import test_cli      # noqa: F401  real processes
     import test_routing  # noqa: F401  the product's routing goldens on README.md
     import test_others   # noqa: F401  `others=VALUE` in a one-value-per-part answer
     import test_form     # noqa: F401  the answer form, in a headless browser where there is one

@@ -1724,6 +1724,8 @@ def password_shaped(text):
     members = None
     for raw in dict.fromkeys(raws):                   # each token once, in order
         token = raw.strip(SECRET_VALUE_EDGES)
+        if token.isalpha():                           # each shape below needs a digit or a symbol
+            continue
         members = series(text) if members is None and SERIES_MEMBER.fullmatch(token) else members
         if len(token) < SECRET_VALUE_LENGTH or EMAIL.fullmatch(token) or (members and token in members) or \
                 VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
