@@ -385,7 +385,7 @@ BOUND_NAME = re.compile(
     r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
-    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|protected\s+with|encrypted\s+with|"
+    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
