@@ -415,7 +415,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u0424\u0440\u0430\u0437\u0430 \u0432\u043e\u0441\u0441\u0442\u0430\u043d\u043e\u0432\u043b\u0435\u043d\u0438\u044f: \u0441\u043e\u0441\u043d\u0430 \u0431\u0435\u0440\u0451\u0437\u0430 \u043a\u043b\u0451\u043d \u0434\u0443\u0431 \u043b\u0438\u043f\u0430 \u043e\u043b\u044c\u0445\u0430 \u044f\u0441\u0435\u043d\u044c',
                  'PIN \u0663\u0669\u0662\u0667', 'wachtwoord: 31-07-44', 'has\u0142o do szafy: 27-03-61',
                  'doorlock 5-2-8-1', 'Kennw.: Eibenhof47',
-                 'the tender workbook is locked with Kestrel2026Q1')
+                 'the tender workbook is locked with Kestrel2026Q1',
+                 'Unlock for the on-call phone: 470215', 'Vorratsraum, Vorh\u00e4ngeschloss: 7-3-1',
+                 '\u5009\u5eab\u306e\u5357\u4eac\u9320\u306f 3-9-4', 'H\u00e4ngl\u00e5set vid grinden: 5-1-8', 'key in 6620 at the side door',
+                 'La alarma del portal se arma con 5513', '\u041a\u043e\u0434 \u0441\u043a\u043b\u0430\u0434\u0430 \u2014 2260',
+                 'conference participant code 5521 8804#', 'Seed words of the lab wallet: amber delta ember frost grove haven',
+                 'palabras de recuperaci\u00f3n: roble nube sol tierra agua fuego', 'callback word for the courier: MAGPIE-NINE')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -488,7 +493,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Fahrradschloss: none provided',
                   'Kasa fiskalna 2019 model',
                   'alarm turned off in 2025 for 3 sites', 'the rack is locked with a padlock', 'locked with BitLocker',
-                  'secured with WPA3-Enterprise')
+                  'secured with WPA3-Enterprise',
+                  'iLO/iDRAC on every server', 'alarm 4102 PTP lock lost is critical', 'the PIN is vendor-set',
+                  'unlock in Release 17', 'POSTGRES_PASSWORD comes from a Kubernetes secret')
 
 
 

@@ -2746,7 +2746,7 @@ def h33_alarms_switched_off_other_scripts_digits_and_quoted_passphrases():
         "'4\u2026' (4 characters) near 'alarma' looks like a password or key")
     assert cl.text_problems('La passphrase della chiave \u00e8 "il vento soffia sul colle"')[0].startswith(
         "'il \u2026' (25 characters) near 'passphrase'")
-    assert cl.text_problems("PIN \u0663\u0669\u0662\u0667")[0].startswith("'3\u2026' (4 characters) near 'PIN'")
+    assert cl.text_problems("PIN \u0663\u0669\u0662\u0667")[0].startswith("'\u0663\u2026' (4 characters) near 'PIN'")
     accepted_as_text("Alarm 3021 is raised when the link drops", "alarms off for 120 seconds during upgrades",
                      "alarm turned off in 2025 for 3 sites")
 
@@ -2759,3 +2759,14 @@ def h33_a_label_is_quoted_as_typed():
                         ("\u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19", "Zx9kq7Lm")):
         assert f"near '{name}'" in cl.text_problems(f"{name}: {value}")[0], name
     assert cl.as_typed("Koд", "the Код is 4471") == "Код" and cl.as_typed("absent", "text") == "absent"
+
+
+@test
+def h34_unlock_and_padlock_codes_recovery_words_and_a_value_quoted_as_typed():
+    """Round 34: a phone's unlock number, a padlock's combination (南京錠, hänglås), 'key in 4417', an alarm armed
+    with its code, a code after a dash ('Код двери — 8137') or in groups before '#', recovery words in several
+    languages (助记词 too) are refused; a refusal quotes the value's start as typed ('Жур…', not its look-alike
+    folding). 'iLO/iDRAC', 'PTP lock lost' near an alarm's number and 'the PIN is vendor-set' stay answers."""
+    assert cl.text_problems("\u041f\u0430\u0440\u043e\u043b\u044c: \u0416\u0443\u0440\u0430\u0432\u043b\u044c77")[0].startswith(
+        "'\u0416\u0443\u0440\u2026' (9 characters) near '\u041f\u0430\u0440\u043e\u043b\u044c'")
+    assert "base64" not in cl.text_problems("POSTGRES_PASSWORD=example")[0]     # a variable's value, not padding

@@ -165,6 +165,7 @@ LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then 
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
 CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
+ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")     # 'POSTGRES_PASSWORD=': a variable, not padding
 ACRONYM_NUMBER = re.compile(r"[A-Z]{2,6}[0-9]{1,3}")      # 'NIS2', 'IEC62443': a name's part, not key material
 # A URL whose path is its secret: Slack's, Discord's and Microsoft Teams' incoming webhooks
 WEBHOOK = re.compile(r"hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/|"
@@ -385,7 +386,8 @@ BOUND_NAME = re.compile(
     r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
-    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:protected|locked|secured)\s+with|encrypted\s+with|"
+    r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
+    r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
@@ -521,7 +523,9 @@ d\u00e9sactiv\u00e9 activ\u00e9 coffre ver seg\u00fan en el los las una del ning
 guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os as um uma do da n\u00e3o nenhum nenhuma
 \u00e9 s\u00e3o alterado alterada cofre desativado vedi secondo nel nella il lo gli di della nessun nessuna sono cambiato
 cambiata custodito disattivato checking p\u00fablica p\u00fablico publique publica pubblica pubblico nonaktif
-dinonaktifkan \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch falsche fout foute hatal\u0131 yanl\u0131\u015f
+avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
+\u0627\u0644\u062e\u0627\u0637\u0626\u0629 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -562,8 +566,12 @@ DEFAULT_WITH = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+with\s+
 SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemonica|mn\u00e9monique|"
                        r"\u0444[p\u0440][a\u0430]\u0437\w*\s+"
                        r"[b\u0432][o\u043e][c\u0441][c\u0441][t\u0442][a\u0430][h\u043d][o\u043e][b\u0432]\u043b[e\u0435][h\u043d]\w*|[c\u0441]\u0438\u0434-?\u0444[p\u0440][a\u0430]\u0437\w*|"
-                       r"[m\u043c][h\u043d][e\u0435][m\u043c][o\u043e][h\u043d]\u0438\u0447\w*)(?![^\W_])[^:\n]{0,40}:"
-                       r"\s*(?P<value>[^\W\d_]{3,}(?:\s+[^\W\d_]{3,}){5,})", re.I)
+                       r"[m\u043c][h\u043d][e\u0435][m\u043c][o\u043e][h\u043d]\u0438\u0447\w*|[k\u043a]\u043b\u044e\u0447[e\u0435][b\u0432]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
+                       r"(?:recovery|seed|backup|mnemonic)\s+words?|palabras\s+de\s+recuperaci(?:\u00f3|o)n|parole\s+di\s+recupero|"
+                       r"palavras\s+de\s+recupera(?:\u00e7|c)(?:\u00e3|a)o|wiederherstellungsw(?:\u00f6|o)rter|"
+                       r"mots\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|\u52a9\u8bb0[\u8bcd\u7b26]|"
+                       r"(?:\u30ea\u30ab\u30d0\u30ea\u30fc|\u30b7\u30fc\u30c9)\u30d5\u30ec\u30fc\u30ba)(?![^\W_])[^:\n]{0,40}:"
+                       r"\s*(?P<value>[^\W\d_]{2,}(?:\s+[^\W\d_]{2,}){5,})", re.I)
 TWIN = re.compile(r"[^\W\d_][\w.-]{2,}|\d{6,}")
 # A password given on a command line (COMMAND_PASSWORDS; H22-4, H23-1): 'ipmitool -U ADMIN -P X', "echo 'X' | sudo
 # -S" (or '| passwd --stdin', '| chpasswd'), 'htpasswd -b FILE USER X', 'keytool -storepass X', 'smbclient -U user%X',
@@ -649,11 +657,13 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|tastenfeld\w*|pin-?kod(?:en|e)?|code|"
+                       r"fietsslot|codeslot|combo|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
+                       r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
+                       r"(?:key|punch)\s+in|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
-                       r"override|badge|disarm|arm|duress|panic|night|unset)"
+                       r"override|badge|disarm|arm|duress|panic|night|unset|bypass|participant|conference|meeting|moderator|host)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
-                       r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|"
+                       r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -681,13 +691,13 @@ ALARM_OFF = re.compile(
     r"[b\u0432]\u0438[m\u043c][k\u043a][h\u043d]\w*|[b\u0432][i\u0456]\u0434[k\u043a]\u043b\u044e\u0447\w*|"
     r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
     r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
-    r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
+    r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
 CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
-CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+(?=[0-9]{3,10}[#*])")
-CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,8}?\s*[:=]?\s*#?(?=[0-9])")
+CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
+CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?(?=[0-9])")
 SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s-]+){3,}"
                             r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
@@ -706,6 +716,8 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
                        r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup)(?![^\W_])", re.I)
+CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
+                        re.I)                         # 'PTP lock', a clock's state, no lock with a code
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
@@ -828,7 +840,7 @@ UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
 VOWEL = re.compile(r"[AEIOUaeiou]")
 LETTER_DIGIT_CHANGE = re.compile(r"[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
-SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?"
+SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?\u060c\u061b"
 SECRET_VALUE_LENGTH = 6
 # A user and password before a host, without a scheme, as ssh and scp take them: 'alice:Hunter2pw@git.example.org';
 # not 'mailto:alice@example.org', whose 'user' is a scheme (ADDRESS_SCHEMES), nor a time or ports ('10:30@...')
@@ -1205,7 +1217,8 @@ def entropy(s):
 def base64_key(run):
     """True if a base64-alphabet run looks like an encoded key rather than a path, word or identifier."""
     core = run.rstrip("=")
-    if run.endswith("=") and len(core) >= 16 and len({char_class(c) for c in core}) >= 2:
+    if run.endswith("=") and len(core) >= 16 and len({char_class(c) for c in core}) >= 2 and \
+            not ENV_NAME.fullmatch(core):
         return True
     if len(core) < 20:
         return False
@@ -1577,7 +1590,7 @@ def user_pair_password(text):
             if not (account or context and not colon) or \
                     (password.isalpha() and password.islower() and not (account or ssid)) or \
                     len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
-                    EMAIL.fullmatch(password) or URL_VALUE.match(lower) or \
+                    EMAIL.fullmatch(password) or URL_VALUE.match(lower) or PAIR_CONTEXT.fullmatch(password) or \
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
                     STANDARD_NUMBER.fullmatch(password):
                 continue
@@ -1591,11 +1604,12 @@ def user_pair_password(text):
 
 
 def seed_words(text):
-    """The first of six or more lower-case words, none of them a describing or linking word (SLOT_WORDS), given after
+    """The first of six or more words in lower case (or capitalised, or of a script without case), none of them a describing or linking word (SLOT_WORDS), given after
     a wallet's seed or mnemonic (SEED_LIST: 'Seed del wallet: ancora bosco carta …'), as (word, name), or None."""
     m = SEED_LIST.search(text)
     words = m.group("value").split() if m else []
-    if words and m.group("value").islower() and not any(word in SLOT_WORDS for word in words):
+    if words and not any(unicodedata.category(c) == "Lu" for word in words for c in word[1:]) and \
+            not any(word.lower() in SLOT_WORDS for word in words):
         return words[0], m.group("name")
     return None
 
@@ -1641,6 +1655,9 @@ def named_code_number(clause):
     """A number after the first CODE_WORD of a clause but a bare 'code' (none after 'Code' where a word says what kind:
     CODE_KIND), or after an alarm's name and a verb that switches it off (ALARM_OFF): code_number_after()."""
     word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
+    if word and (word.group().lower() == "lock" and CLOCK_LOCK.search(clause, max(0, word.start() - 12), word.start()) or
+                 word.group().lower().endswith("codes") and len(CODE_NUMBER.findall(clause, word.end())) > 1):
+        word = None                                   # 'PTP lock lost', 'Alarm codes 2001, 3011'
     if word and word.group().lower() in ("code", "codes") and \
             CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
         word = None                                   # 'CPV-Code 32412100'

@@ -898,7 +898,7 @@ def text_problems(value):
     found = secret_found(text)
     if found:
         what, token, label = found
-        label = as_typed(label, text) if label else label
+        token, label = (as_typed(token, text) if token else token), (as_typed(label, text) if label else label)
         if what == PASSWORD_SHAPED:
             return [f"{masked(token)} looks like a password; {CONFIDENTIAL}"]
         if what == NEAR_CREDENTIAL:                   # a name spelled with digits or symbols may be the password
