@@ -2770,3 +2770,18 @@ def h34_unlock_and_padlock_codes_recovery_words_and_a_value_quoted_as_typed():
     assert cl.text_problems("\u041f\u0430\u0440\u043e\u043b\u044c: \u0416\u0443\u0440\u0430\u0432\u043b\u044c77")[0].startswith(
         "'\u0416\u0443\u0440\u2026' (9 characters) near '\u041f\u0430\u0440\u043e\u043b\u044c'")
     assert "base64" not in cl.text_problems("POSTGRES_PASSWORD=example")[0]     # a variable's value, not padding
+
+
+@test
+def h34_12_a_backup_a_killed_import_left_is_removed_or_named():
+    """A SIGKILL inside swap() leaves '.README.md.<12 hex>.tmp': the next import removes it where it is README.md
+    itself (a hard link) or holds its bytes, and otherwise keeps it and names it in its report (an older copy)."""
+    with Sandbox() as box:
+        same, linked = box.dir / ".README.md.0123456789ab.tmp", box.dir / ".README.md.a1b2c3d4e5f6.tmp"
+        same.write_bytes(box.doc.read_bytes())
+        os.link(box.doc, linked)
+        older = box.dir / ".README.md.ffffffffffff.tmp"
+        older.write_bytes(box.doc.read_bytes() + b"\nan older line\n")
+        result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
+        assert result.returncode == 0 and not same.exists() and not linked.exists() and older.exists(), result
+        assert "Note: .README.md.ffffffffffff.tmp, beside it, is an older copy" in result.stdout, result.stdout

@@ -380,7 +380,8 @@ def write_atomically(path, original, text):
     attributes (keep_owner_and_attributes), and is moved over `path` by swap(), which
     checks once more that nobody else has changed it. Until then a signal (SIGTERM, SIGHUP, SIGINT)
     stops the import and nothing is written; once it has run, the file is written and a signal is
-    ignored. An OSError on the way becomes a Refusal."""
+    ignored. An OSError on the way becomes a Refusal. Returns the names of older copies of the file that interrupted
+    imports left beside it (remove_leftovers)."""
     swapped, name = [], shown(path.name, None)          # [True] once os.replace has run
     tmp, handle, previous = None, None, catch_signals(swapped)
     try:
@@ -394,13 +395,14 @@ def write_atomically(path, original, text):
                 raise Refusal(f"{name}: another import is writing it; nothing written. Try again.")
         if path.read_bytes() != original:
             raise Refusal(f"{name} changed while importing; nothing written. Run the import again.")
-        remove_leftovers(path)
+        kept = remove_leftovers(path)
         try:
             tmp = write_temporary(path, text)
         except OSError as e:
             raise Refusal(f"{name}: cannot write a temporary file next to it ({e.strerror}); nothing written.")
         keep_owner_and_attributes(path, tmp)
         swap(path, tmp, original, handle, swapped)
+        return kept
     except OSError as e:                              # from copymode, replace, or reading the file again
         raise Refusal(f"cannot replace {name} ({e.strerror}); nothing written.")
     finally:
@@ -416,14 +418,24 @@ def write_atomically(path, original, text):
 
 def remove_leftovers(path):
     """Remove the temporary files that an import killed before its swap left next to `path`
-    ('.NAME.checklist-RANDOM.tmp', eight of tempfile's characters, as write_temporary names them; not a backup that
-    swap() names in a message, nor a file of the user's): called while `path` is locked, when no other import can be
-    writing one."""
+    ('.NAME.checklist-RANDOM.tmp', eight of tempfile's characters, as write_temporary names them), and a backup that
+    one killed inside swap() left ('.NAME.<12 hex digits>.tmp') where it is `path` itself or holds its bytes; the names
+    of the other backups (an older text, or a hand edit swap() named in a message), which are kept. Called while `path`
+    is locked, when no other import can be writing one; a file of the user's is never touched."""
     own = re.compile(re.escape(f".{path.name}.checklist-") + r"[a-z0-9_]{8}\.tmp")
-    for old in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
-        if own.fullmatch(old.name) and old.is_file() and not old.is_symlink():
-            with contextlib.suppress(OSError):
+    backup = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{12}\.tmp")
+    kept = []
+    for old in sorted(path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp")):
+        if not (own.fullmatch(old.name) or backup.fullmatch(old.name)) or not old.is_file() or old.is_symlink():
+            continue
+        try:
+            if own.fullmatch(old.name) or os.path.samefile(old, path) or old.read_bytes() == path.read_bytes():
                 old.unlink()
+            else:
+                kept.append(old.name)
+        except OSError:
+            pass
+    return kept
 
 
 def keep_owner_and_attributes(path, tmp):
@@ -471,7 +483,8 @@ def swap(path, tmp, original, handle, swapped):
     With the signals held: check that `path` is still the locked file (its inode) and holds `original`;
     hard-link it to a backup name; rename `tmp` over it; then compare the backup (the file just replaced)
     with `original`. If they differ, an edit landed between the check and the rename: the backup is put
-    back and the import refused. The backup is removed otherwise.
+    back and the import refused. The backup is removed otherwise; one that a kill left, the next import removes or
+    names (remove_leftovers).
 
     The window that remains: an editor that saves by renaming its own file over `path` between the hard
     link and the rename (microseconds apart) is not seen, and its edit is replaced; so is an edit written
@@ -1073,12 +1086,14 @@ def cmd_import(doc, args):
     defects = run_rules(new_doc)
     if defects:
         raise Refusal(breakage_report(doc, new_doc, defects, changes, shown(args.answers, None)))
-    write_atomically(doc.real_path, doc.raw, new_text)
+    kept = write_atomically(doc.real_path, doc.raw, new_text)
     args.recorded = sorted(changes)                   # from here on an interrupt must not say "nothing written"
     verdicts = {r.item.id: r.applies for r in applicable(new_doc, new_doc.recorded())}
     late = sorted(iid for iid in changes if verdicts.get(iid) is False)
     note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
             "answers recorded." if late else "")
+    note += "".join(f" Note: {shown(name, None)}, beside it, is an older copy that an interrupted import left; compare "
+                    "and delete it." for name in kept)
     return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
 
 
