@@ -2754,11 +2754,14 @@ def h33_alarms_switched_off_other_scripts_digits_and_quoted_passphrases():
 @test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
-    vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'."""
+    vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),
+    but not the words that follow a name in a script without spaces ('パスワード', not 'パスワードはmomiji2')."""
     for name, value in (("\u041f\u0430\u0440\u043e\u043b\u044c", "Zx9kq7Lm"), ("\u0421\u0435\u0439\u0444", "23-47-12"),
                         ("\u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19", "Zx9kq7Lm")):
         assert f"near '{name}'" in cl.text_problems(f"{name}: {value}")[0], name
     assert cl.as_typed("Koд", "the Код is 4471") == "Код" and cl.as_typed("absent", "text") == "absent"
+    assert "near '\u03ba\u03c9\u03b4\u03b9\u03ba\u03cc\u03c2'" in cl.text_problems("\u03ba\u03c9\u03b4\u03b9\u03ba\u03cc\u03c2: Kestrel4821")[0]
+    assert "near '\u30d1\u30b9\u30ef\u30fc\u30c9'" in cl.text_problems("\u30d1\u30b9\u30ef\u30fc\u30c9\u306fmomiji2\u3067\u3059")[0]
 
 
 @test

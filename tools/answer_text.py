@@ -465,6 +465,7 @@ DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00
                             r"(?=[^\W\d_]*[\u0105\u0107\u0119\u0142\u0144\u015b\u017a\u017c])[^\W\d_]{3,}(?:on[yae]|an[ye])|"
                             r"(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
+UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # scripts written without spaces
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
 ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
 LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
@@ -661,7 +662,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
                        r"(?:key|punch)\s+in|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
-                       r"override|badge|disarm|arm|duress|panic|night|unset|bypass|participant|conference|meeting|moderator|host)"
+                       r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
@@ -928,15 +929,18 @@ def masked(token):
 def as_typed(label, text):
     """A label the scan found, as the answer `text` writes it: looked for in the answer read letter by letter as the
     scan reads it (NFKC, look-alike letters folded, blank characters left out), then taken from the answer itself
-    ('Пароль', not its folded 'Пapoль'; 'รหัสผ่าน' with its vowel signs); the label itself where it is not found so."""
+    ('Пароль', not its folded 'Пapoль'; 'รหัสผ่าน' with its vowel signs), to the end of its word where it is a stem
+    and its script spaces words; the label itself where it is not found so."""
     text = unicodedata.normalize("NFKC", text)
     kept = [(k, c.translate(LOOKALIKES)) for k, c in enumerate(text) if c.isascii() or c.isspace() or not blank(c)]
     at = "".join(c for _, c in kept).find(label)
     if at < 0 or not label:
         return label
     start, end = kept[at][0], kept[at + len(label) - 1][0] + 1
-    while end < len(text) and not text[end].isascii() and not text[end].isspace() and blank(text[end]):
-        end += 1                                      # the marks on its last letter
+    whole = label[-1].isalpha() and not UNSPACED.match(label[-1])   # a stem's word ('κωδικ' of 'κωδικός')
+    while end < len(text) and (whole and text[end].isalpha() or
+                               not text[end].isascii() and not text[end].isspace() and blank(text[end])):
+        end += 1                                      # the marks on its last letter, the rest of its word
     return text[start:end]
 
 
