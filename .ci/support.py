@@ -420,7 +420,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u5009\u5eab\u306e\u5357\u4eac\u9320\u306f 3-9-4', 'H\u00e4ngl\u00e5set vid grinden: 5-1-8', 'key in 6620 at the side door',
                  'La alarma del portal se arma con 5513', '\u041a\u043e\u0434 \u0441\u043a\u043b\u0430\u0434\u0430 \u2014 2260',
                  'conference participant code 5521 8804#', 'Seed words of the lab wallet: amber delta ember frost grove haven',
-                 'palabras de recuperaci\u00f3n: roble nube sol tierra agua fuego', 'callback word for the courier: MAGPIE-NINE')
+                 'palabras de recuperaci\u00f3n: roble nube sol tierra agua fuego', 'callback word for the courier: MAGPIE-NINE',
+                 'Der Angebotsentwurf ist mit Birkenweg-7c gesch\u00fctzt', 'Le tableur est prot\u00e9g\u00e9 par Glycine58',
+                 'the tender PDF is protected by Quarry5Lantern', '\u30b5\u30fc\u30d0\u5ba4\u306e\u30c9\u30a2\uff1a5830',
+                 'code du badge : 6641', 'rabbitmqctl add_user probe Kittiwake4Dune', 'unzip -P Larch8Fen offer.zip')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -495,7 +498,10 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'alarm turned off in 2025 for 3 sites', 'the rack is locked with a padlock', 'locked with BitLocker',
                   'secured with WPA3-Enterprise',
                   'iLO/iDRAC on every server', 'alarm 4102 PTP lock lost is critical', 'the PIN is vendor-set',
-                  'unlock in Release 17', 'POSTGRES_PASSWORD comes from a Kubernetes secret')
+                  'unlock in Release 17', 'POSTGRES_PASSWORD comes from a Kubernetes secret',
+                  'protegida por contrase\u00f1a', 'mit TLS 1.3 gesch\u00fctzt', 'protected by MFA and a hardware key',
+                  'image open5gs/webui:2.7', 'DOI 10.1109/ACCESS.2021.3071238', 'PIN changes raise alarms 2201\u20132210',
+                  'PIN \u043e\u0442\u043a\u043b\u044e\u0447\u0435\u043d\u0430 on test cards')
 
 
 

@@ -371,7 +371,8 @@ BOUND_NAME = re.compile(
     r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
-    r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
+    r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|\u043f[a\u0430][p\u0440][o\u043e]\u043b\u044c[h\u043d]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
+    r"[k\u043a][o\u043e]\u0434[o\u043e][b\u0432]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -406,6 +407,16 @@ BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r
 BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
                              r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
                              r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+# What protects a file, in several languages ('protected by Oriel7Basin', 'protégé par Aubépine47', 'ist mit
+# Lindenallee-12b geschützt'): a value judged as near a password's own name (context_secret), so that 'protected by
+# MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay answers
+PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
+                        r"protett[oaie]\s+(?:con|da)|protegid[oa]s?\s+(?:com|con|por)|beveiligd\s+met|"
+                        r"(?:chronion|zabezpieczon)[yae](?:\s+has(?:\u0142|l)em)?|gesch(?:\u00fc|ue)tzt\s+mit|"
+                        r"(?:kennwort|passwort)schutz|\u0437[a\u0430]\u0449\u0438\u0449\w*(?:\s+\u043f[a\u0430][p\u0440][o\u043e]\u043b\w*)?)"
+                        r":?\s+(?P<value>[^\s,;]+)", re.I),
+             re.compile(r"(?<![^\W_])mit\s+(?P<value>[^\s,;]+)\s+(?P<name>gesch(?:\u00fc|ue)tzt|gesichert|"
+                        r"verschl(?:\u00fc|ue)sselt)(?![^\W_])", re.I))
 # Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
 # mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
 # wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
@@ -488,7 +499,7 @@ KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")
 CLOSING_QUOTE = re.compile(r"[\"']?")
 PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
 # A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
-PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung", re.I)
+PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung|\u0444[p\u0440][a\u0430]\u0437", re.I)
 NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
@@ -526,7 +537,8 @@ guardado guardada cifrado desactivado activado b\u00f3veda conforme na em o os a
 cambiata custodito disattivato checking p\u00fablica p\u00fablico publique publica pubblica pubblico nonaktif
 dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch falsche fout foute hatal\u0131 yanl\u0131\u015f
 avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
-\u0627\u0644\u062e\u0627\u0637\u0626\u0629 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+\u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
+\u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -534,6 +546,8 @@ avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set use
 # the second names a role or describes (ROLE_WORDS, SLOT_WORDS), is an acronym ('SSO', 'IPv4'), a scheme's or
 # standard's name, a name that words follow ('root / Debian12 hosts'), a participle follows ('admin/1423 changed'),
 # or the second is the first's twin ('oper01 / oper02'); a plain lower-case word only after a common account
+DOTTED_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)+")            # '10.1109/ACCESS…': a DOI's prefix
+IMAGE_TAG = re.compile(r"[a-z0-9][a-z0-9._-]*:v?[0-9][\w.-]*")     # 'sim:1.4', 'webui:v3.4.1': an image and its tag
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
 USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
 ACCOUNT_BASE = re.compile(r"[a-z]+")
@@ -616,12 +630,13 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-pass(?:in|out)?\s+pass:(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])openssl(?![^\W_])[^|;\n]*?(?<!\S)-k\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])7za?\s[^|;\n]*?(?<!\S)-p(?P<value>[^\s-]\S*)"),
-                     re.compile(r"(?<![^\W_])zip\s[^|;\n]*?(?<!\S)-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])(?:un)?zip\s[^|;\n]*?(?<!\S)-P\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])ssh-keygen\s[^|;\n]*?(?<!\S)-N\s+[\"']?(?P<value>[^\s\"']+)"),
                      re.compile(r"(?<![^\W_])(?:isakmp\s+key|radius-server\s[^|;\n]*?\skey)\s+(?:[0-9]\s+)?"
                                 r"(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])(?:redis-cli|mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|docker|"
-                                r"podman|sshpass|psql)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
+                                r"podman|sshpass|psql|influx)(?![^\W_])[^|;\n]*?(?<!\S)-[pa]\s*[\"']?(?P<value>[^\s\"'-]"
                                 r"[^\s\"']*)"))
 PORT = re.compile(r"[0-9][0-9:./-]*")
 COMMAND_LABEL = re.compile(r"text|key|secret|pass|psk|auth|priv|community", re.I)     # a label a refusal may quote
@@ -660,12 +675,13 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
                        r"fietsslot|codeslot|combo|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
-                       r"(?:key|punch)\s+in|code|"
+                       r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"(?:\u8b66\u5831|\u8b66\u62a5|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|"
+                       r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
@@ -705,6 +721,7 @@ CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alar
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
 UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
 VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
@@ -1428,6 +1445,7 @@ def credential_token(text):
         if context_secret(m.group("value"), short, strict=True) and not VALUE_RANGE_AFTER.match(text, m.end("value")):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
+    text = DASHED_RANGE.sub(lambda m: " " if number_range(m.group().replace("\u2013", "-")) else m.group(), text)
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
     text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
@@ -1459,6 +1477,9 @@ def bound_secret(text):
                 not PORT.fullmatch(value) and not scheme_name(value.lower()):
             label = text[m.start():m.start("value")].strip(" \t=:'\"")   # 'authentication text', not 'echo'
             return value, label if COMMAND_LABEL.search(label) else ""
+    for m in () if found else (m for protected in PROTECTED for m in protected.finditer(text)):
+        if context_secret(m.group("value"), "password", strict=True):
+            return m.group("value").strip(SECRET_VALUE_EDGES), m.group("name")
     for m in () if found else ENV_LABEL.finditer(text):   # 'PGPASSWORD=Buttercup': judged as after a password's name
         value = slot_secret(m.group("value"), False)
         if value:
@@ -1578,8 +1599,8 @@ def user_pair_password(text):
     for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
         for m in pair.finditer(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
-            if user[-1] in ".!?":                     # a sentence's end, then ' / ' and its translation
-                continue
+            if user[-1] in ".!?" or DOTTED_NUMBER.fullmatch(user) or IMAGE_TAG.fullmatch(password):
+                continue                              # a sentence's end and its translation; a DOI; an image's tag
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
             following = FOLLOWING_WORD.match(text, m.end())

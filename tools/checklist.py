@@ -416,6 +416,9 @@ def write_atomically(path, original, text):
                 signal.signal(sig, handler)
 
 
+BACKUP_NAME = re.compile(r"\.[0-9a-f]{12}\.tmp")     # after '.NAME': a backup as swap() names it
+
+
 def remove_leftovers(path):
     """Remove the temporary files that an import killed before its swap left next to `path`
     ('.NAME.checklist-RANDOM.tmp', eight of tempfile's characters, as write_temporary names them), and a backup that
@@ -423,19 +426,32 @@ def remove_leftovers(path):
     of the other backups (an older text, or a hand edit swap() named in a message), which are kept. Called while `path`
     is locked, when no other import can be writing one; a file of the user's is never touched."""
     own = re.compile(re.escape(f".{path.name}.checklist-") + r"[a-z0-9_]{8}\.tmp")
-    backup = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{12}\.tmp")
-    kept = []
-    for old in sorted(path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp")):
-        if not (own.fullmatch(old.name) or backup.fullmatch(old.name)) or not old.is_file() or old.is_symlink():
+    for old in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
+        if not (own.fullmatch(old.name) or BACKUP_NAME.fullmatch(old.name[len(path.name) + 1:])) or \
+                not old.is_file() or old.is_symlink():
             continue
-        try:
+        with contextlib.suppress(OSError):
             if own.fullmatch(old.name) or os.path.samefile(old, path) or old.read_bytes() == path.read_bytes():
                 old.unlink()
-            else:
-                kept.append(old.name)
-        except OSError:
-            pass
-    return kept
+    return older_copies(path)
+
+
+def older_copies(path):
+    """The names of the backups beside `path` ('.NAME.<12 hex digits>.tmp', as swap() names them) that hold other
+    bytes than it: older copies that interrupted imports left (see remove_leftovers)."""
+    names = []
+    for old in sorted(path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp")):
+        with contextlib.suppress(OSError):
+            if BACKUP_NAME.fullmatch(old.name[len(path.name) + 1:]) and old.is_file() and not old.is_symlink() and \
+                    old.read_bytes() != path.read_bytes():
+                names.append(old.name)
+    return names
+
+
+def older_copies_note(names):
+    """A report's note naming the older copies of the checklist left beside it, or ''."""
+    return "".join(f" Note: {shown(name, None)}, beside it, is an older copy that an interrupted import left; compare "
+                   "and delete it." for name in names)
 
 
 def keep_owner_and_attributes(path, tmp):
@@ -1080,7 +1096,7 @@ def cmd_import(doc, args):
         many = counted(len(problems), "problem") if len(problems) <= MAX_PROBLEMS else f"more than {MAX_PROBLEMS} problems"
         raise Refusal(f"{csv_report(args.answers, problems)}\n{many}; {doc.path} not changed.")
     if not changes:
-        return f"{doc.path}: nothing to record (no new answers).\n", 0
+        return f"{doc.path}: nothing to record (no new answers).{older_copies_note(older_copies(doc.real_path))}\n", 0
     new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
     new_doc = parse(new_text, doc.path)
     defects = run_rules(new_doc)
@@ -1092,8 +1108,7 @@ def cmd_import(doc, args):
     late = sorted(iid for iid in changes if verdicts.get(iid) is False)
     note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
             "answers recorded." if late else "")
-    note += "".join(f" Note: {shown(name, None)}, beside it, is an older copy that an interrupted import left; compare "
-                    "and delete it." for name in kept)
+    note += older_copies_note(kept)
     return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
 
 
