@@ -423,7 +423,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'palabras de recuperaci\u00f3n: roble nube sol tierra agua fuego', 'callback word for the courier: MAGPIE-NINE',
                  'Der Angebotsentwurf ist mit Birkenweg-7c gesch\u00fctzt', 'Le tableur est prot\u00e9g\u00e9 par Glycine58',
                  'the tender PDF is protected by Quarry5Lantern', '\u30b5\u30fc\u30d0\u5ba4\u306e\u30c9\u30a2\uff1a5830',
-                 'code du badge : 6641', 'rabbitmqctl add_user probe Kittiwake4Dune', 'unzip -P Larch8Fen offer.zip')
+                 'code du badge : 6641', 'rabbitmqctl add_user probe Kittiwake4Dune', 'unzip -P Larch8Fen offer.zip',
+                 'Pour d\u00e9sactiver l\'alarme du hall, taper 3391', 'Alarm: set with 5172 when leaving',
+                 'Die Kellert\u00fcr geht mit 4418 auf', 'digicode du parking : 3306B', 'pySim-prog.py --pin-adm 55AC21F0 -n Lab',
+                 'db-udr:5432:udr:nfadmin:Tinker8Moss', 'keystore storepass=Harrier42x',
+                 'the twelve words: amber lotus cider maple quill raven siren tulip umber vivid woven yodel',
+                 '\u0627\u0644\u0631\u0642\u0645 \u0627\u0644\u0633\u0631\u064a \u0644\u0644\u0628\u0637\u0627\u0642\u0629: 6620')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -501,7 +506,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'unlock in Release 17', 'POSTGRES_PASSWORD comes from a Kubernetes secret',
                   'protegida por contrase\u00f1a', 'mit TLS 1.3 gesch\u00fctzt', 'protected by MFA and a hardware key',
                   'image open5gs/webui:2.7', 'DOI 10.1109/ACCESS.2021.3071238', 'PIN changes raise alarms 2201\u20132210',
-                  'PIN \u043e\u0442\u043a\u043b\u044e\u0447\u0435\u043d\u0430 on test cards')
+                  'PIN \u043e\u0442\u043a\u043b\u044e\u0447\u0435\u043d\u0430 on test cards',
+                  'ECCN 5A002 and 5D002; our code: 5D992', 'met een wachtwoord beveiligd', 'badge and PIN access',
+                  'alarm set to 3000 ms', 'Brandschutzt\u00fcr T30 nach DIN 4102')
 
 
 

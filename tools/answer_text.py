@@ -165,7 +165,7 @@ LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then 
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
 CAMEL = re.compile(r"[a-z]*(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?=[A-Z][a-z]|\d|$))*\d*")
-ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")     # 'POSTGRES_PASSWORD=': a variable, not padding
+ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+")     # 'POSTGRES_PASSWORD=': a variable, not padding
 ACRONYM_NUMBER = re.compile(r"[A-Z]{2,6}[0-9]{1,3}")      # 'NIS2', 'IEC62443': a name's part, not key material
 # A URL whose path is its secret: Slack's, Discord's and Microsoft Teams' incoming webhooks
 WEBHOOK = re.compile(r"hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/|"
@@ -538,7 +538,7 @@ cambiata custodito disattivato checking p\u00fablica p\u00fablico publique publi
 dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch falsche fout foute hatal\u0131 yanl\u0131\u015f
 avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
-\u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+\u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -582,7 +582,8 @@ SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemo
                        r"\u0444[p\u0440][a\u0430]\u0437\w*\s+"
                        r"[b\u0432][o\u043e][c\u0441][c\u0441][t\u0442][a\u0430][h\u043d][o\u043e][b\u0432]\u043b[e\u0435][h\u043d]\w*|[c\u0441]\u0438\u0434-?\u0444[p\u0440][a\u0430]\u0437\w*|"
                        r"[m\u043c][h\u043d][e\u0435][m\u043c][o\u043e][h\u043d]\u0438\u0447\w*|[k\u043a]\u043b\u044e\u0447[e\u0435][b\u0432]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
-                       r"(?:recovery|seed|backup|mnemonic)\s+words?|palabras\s+de\s+recuperaci(?:\u00f3|o)n|parole\s+di\s+recupero|"
+                       r"(?:recovery|seed|backup|mnemonic)\s+words?|(?:twelve|eighteen|twenty-four|12|18|24)\s+words|wallet\s+(?:backup\s+)?words|"
+                       r"palabras\s+de\s+recuperaci(?:\u00f3|o)n|parole\s+di\s+recupero|"
                        r"palavras\s+de\s+recupera(?:\u00e7|c)(?:\u00e3|a)o|wiederherstellungsw(?:\u00f6|o)rter|"
                        r"mots\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|\u52a9\u8bb0[\u8bcd\u7b26]|"
                        r"(?:\u30ea\u30ab\u30d0\u30ea\u30fc|\u30b7\u30fc\u30c9)\u30d5\u30ec\u30fc\u30ba)(?![^\W_])[^:\n]{0,40}:"
@@ -601,7 +602,10 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 r"--stdin|chpasswd)"),
                      re.compile(r"(?<![^\W_])htpasswd(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*b[A-Za-z]*(?:\s+-[A-Za-z]+)*\s+\S+"
                                 r"\s+\S+\s+(?P<value>\S+)"),
-                     re.compile(r"(?<!\S)-(?:src|dest)?(?:store|key)pass\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])-?(?:src|dest)?(?:store|key)pass(?:\s*=\s*|\s+)(?P<value>\S+)"),
+                     re.compile(r"(?<!\S)--pin-adm\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])pySim[\w.-]*\s[^|;\n]*?(?<!\S)-a\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![\w.*-])[\w.*-]+:(?:[0-9]{1,5}|\*):[\w.*-]+:[\w.*-]+:(?P<value>[^\s:]+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
                      re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
                                 re.I),
@@ -673,7 +677,9 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
+                       r"fietsslot|codeslot|combo|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
+                       r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
+                       r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
@@ -687,7 +693,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -708,7 +714,7 @@ ALARM_OFF = re.compile(
     r"[b\u0432]\u0438[m\u043c][k\u043a][h\u043d]\w*|[b\u0432][i\u0456]\u0434[k\u043a]\u043b\u044e\u0447\w*|"
     r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
     r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
-    r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
+    r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|set|arm|uit\s+met|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
 CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
@@ -737,7 +743,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
 CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
-CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
+CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{3,7}[A-D]|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
                          r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
                          r"(?![\w/-]|[.,][0-9])")
 CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
