@@ -2779,7 +2779,7 @@ def h34_unlock_and_padlock_codes_recovery_words_and_a_value_quoted_as_typed():
 def h34_12_a_backup_a_killed_import_left_is_removed_or_named():
     """A SIGKILL inside swap() leaves '.README.md.<12 hex>.tmp': the next import removes it where it is README.md
     itself (a hard link) or holds its bytes, and otherwise keeps it and names it in its report (an older copy), as an
-    import with nothing to record does too."""
+    import with nothing to record or a refused one does too."""
     with Sandbox() as box:
         same, linked = box.dir / ".README.md.0123456789ab.tmp", box.dir / ".README.md.a1b2c3d4e5f6.tmp"
         same.write_bytes(box.doc.read_bytes())
@@ -2791,3 +2791,5 @@ def h34_12_a_backup_a_killed_import_left_is_removed_or_named():
         assert "Note: .README.md.ffffffffffff.tmp, beside it, is an older copy" in result.stdout, result.stdout
         again = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
         assert "nothing to record" in again.stdout and ".README.md.ffffffffffff.tmp" in again.stdout, again.stdout
+        refused = box.run("import", box.csv("id,answer\nNOPE-1,x\n"))
+        assert refused.returncode == 1 and ".README.md.ffffffffffff.tmp" in refused.stderr, refused.stderr

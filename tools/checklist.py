@@ -1094,7 +1094,8 @@ def cmd_import(doc, args):
     problems += more
     if problems:
         many = counted(len(problems), "problem") if len(problems) <= MAX_PROBLEMS else f"more than {MAX_PROBLEMS} problems"
-        raise Refusal(f"{csv_report(args.answers, problems)}\n{many}; {doc.path} not changed.")
+        raise Refusal(f"{csv_report(args.answers, problems)}\n{many}; {doc.path} not changed."
+                      f"{older_copies_note(older_copies(doc.real_path))}")
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).{older_copies_note(older_copies(doc.real_path))}\n", 0
     new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
