@@ -428,7 +428,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Die Kellert\u00fcr geht mit 4418 auf', 'digicode du parking : 3306B', 'pySim-prog.py --pin-adm 55AC21F0 -n Lab',
                  'db-udr:5432:udr:nfadmin:Tinker8Moss', 'keystore storepass=Harrier42x',
                  'the twelve words: amber lotus cider maple quill raven siren tulip umber vivid woven yodel',
-                 '\u0627\u0644\u0631\u0642\u0645 \u0627\u0644\u0633\u0631\u064a \u0644\u0644\u0628\u0637\u0627\u0642\u0629: 6620')
+                 '\u0627\u0644\u0631\u0642\u0645 \u0627\u0644\u0633\u0631\u064a \u0644\u0644\u0628\u0637\u0627\u0642\u0629: 6620',
+                 'La bo\u00eete \u00e0 cl\u00e9s du local : code 5519', 'le code du portail, c\'est d\u00e9sormais 8842',
+                 'the safe in finance opens on 12 - 40 - 33', 'redis-cli then AUTH Pellow4Marsh',
+                 'Inloggegevens portaal: ops2 / Kanaal7Brug')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -508,7 +511,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'image open5gs/webui:2.7', 'DOI 10.1109/ACCESS.2021.3071238', 'PIN changes raise alarms 2201\u20132210',
                   'PIN \u043e\u0442\u043a\u043b\u044e\u0447\u0435\u043d\u0430 on test cards',
                   'ECCN 5A002 and 5D002; our code: 5D992', 'met een wachtwoord beveiligd', 'badge and PIN access',
-                  'alarm set to 3000 ms', 'Brandschutzt\u00fcr T30 nach DIN 4102')
+                  'alarm set to 3000 ms', 'Brandschutzt\u00fcr T30 nach DIN 4102',
+                  'a second engineer confirms no default password or PIN remains',
+                  'the password is device-specific', "password rules per SEC-16's policy", 'SMTP AUTH LOGIN over TLS')
 
 
 

@@ -538,7 +538,8 @@ cambiata custodito disattivato checking p\u00fablica p\u00fablico publique publi
 dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch falsche fout foute hatal\u0131 yanl\u0131\u015f
 avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
-\u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+\u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
+device-specific site-specific vendor-specific unit-specific user-specific age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -555,7 +556,7 @@ SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key 
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
-                          r"cuenta|inlog)(?![^\W_])", re.I)
+                          r"cuenta|inlog|inloggegevens)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
                           "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
                           "oracle postgres beheer".split())
@@ -604,6 +605,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                                 r"\s+\S+\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])-?(?:src|dest)?(?:store|key)pass(?:\s*=\s*|\s+)(?P<value>\S+)"),
                      re.compile(r"(?<!\S)--pin-adm\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])AUTH\s+(?P<value>(?=\S*[0-9])\S+)"),
                      re.compile(r"(?<![^\W_])pySim[\w.-]*\s[^|;\n]*?(?<!\S)-a\s+(?P<value>\S+)"),
                      re.compile(r"(?<![\w.*-])[\w.*-]+:(?:[0-9]{1,5}|\*):[\w.*-]+:[\w.*-]+:(?P<value>[^\s:]+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
@@ -677,7 +679,8 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
+                       r"fietsslot|codeslot|combo|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
@@ -715,7 +718,8 @@ ALARM_OFF = re.compile(
     r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
     r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
     r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|set|arm|uit\s+met|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
-CODE_IS = re.compile(r"\s(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+(?:now\s+|still\s+)?(?=[#*]?[0-9])",
+CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+"
+                     r"(?:(?:now|still|d(?:\u00e9|e)sormais|maintenant|jetzt|nun|ahora|ora|nu|teraz)\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
@@ -727,6 +731,7 @@ CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alar
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$")
 DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
 UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
@@ -744,7 +749,7 @@ CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|s
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{3,7}[A-D]|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
-                         r"[0-9]{1,2}(?:-[0-9]{1,2}){2,4})[#*]?"
+                         r"[0-9]{1,2}(?: ?- ?[0-9]{1,2}){2,4})[#*]?"
                          r"(?![\w/-]|[.,][0-9])")
 CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
@@ -1829,6 +1834,7 @@ def context_secret(raw, short=None, strict=False):
     if VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)):
         return False
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
+    token = POSSESSIVE.sub("", token)                 # "DEL-15's list": the item's ID
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
         return any(context_secret(piece, short, strict) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
