@@ -431,7 +431,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u0627\u0644\u0631\u0642\u0645 \u0627\u0644\u0633\u0631\u064a \u0644\u0644\u0628\u0637\u0627\u0642\u0629: 6620',
                  'La bo\u00eete \u00e0 cl\u00e9s du local : code 5519', 'le code du portail, c\'est d\u00e9sormais 8842',
                  'the safe in finance opens on 12 - 40 - 33', 'redis-cli then AUTH Pellow4Marsh',
-                 'Inloggegevens portaal: ops2 / Kanaal7Brug')
+                 'Inloggegevens portaal: ops2 / Kanaal7Brug',
+                 'le code alarme de l\'atelier est pass\u00e9 \u00e0 61842', 'A fechadura do arquivo abre com 52917',
+                 'Depo kasan\u0131n \u015fifresi 33-08-71')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -513,7 +515,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'ECCN 5A002 and 5D002; our code: 5D992', 'met een wachtwoord beveiligd', 'badge and PIN access',
                   'alarm set to 3000 ms', 'Brandschutzt\u00fcr T30 nach DIN 4102',
                   'a second engineer confirms no default password or PIN remains',
-                  'the password is device-specific', "password rules per SEC-16's policy", 'SMTP AUTH LOGIN over TLS')
+                  'the password is device-specific', "password rules per SEC-16's policy", 'SMTP AUTH LOGIN over TLS',
+                  'vault: 1Password Business, one vault per site', 'Code PIN des cartes : fourni par le fabricant')
 
 
 

@@ -539,7 +539,7 @@ dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch fa
 avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
-device-specific site-specific vendor-specific unit-specific user-specific age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -679,7 +679,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|code\s+(?:d['\u2019]\s*)?alarme|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
@@ -1835,6 +1835,8 @@ def context_secret(raw, short=None, strict=False):
         return False
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
     token = POSSESSIVE.sub("", token)                 # "DEL-15's list": the item's ID
+    if token.lower() in SLOT_WORDS:                   # '1Password', a vault's name
+        return False
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
         return any(context_secret(piece, short, strict) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
