@@ -416,9 +416,9 @@ def b03_long_answers_are_capped_and_checked_in_linear_time():
     import time
     refuse("id,answer\nREQ-3," + "[" * 100000 + "\n", "longer than 2,000 characters")
     started = time.perf_counter()
-    line = "x " + "[" * 100000
+    line = "x " + "[" * 30000
     assert cl.LINK.findall(line) == [] and cl.secret_in(line) is None
-    assert time.perf_counter() - started < 1.5         # about 0.2 s; quadratic, it took 40 s
+    assert time.perf_counter() - started < 1.5         # about 0.1 s; quadratic, it took 40 s for 100,000
 
 
 @test
@@ -2157,20 +2157,22 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
     """A line of 20,000 characters made of labels ('credentials: x ' and the like) is read in about four times the
-    time of one of 5,000 (at most eight times, the better of two runs each, so that a loaded machine passes it);
-    quadratic in 'credentials' labels, it took 0.4 s for 150,000 characters and 27 s for 1.2 MB."""
+    time of one of 5,000 (at most eight times; measured again, the better of two runs each, when a loaded machine
+    makes the first measurement miss); quadratic in 'credentials' labels, it took 0.4 s for 150,000 characters and
+    27 s for 1.2 MB."""
+    def took(line, runs):
+        times = []
+        for _ in range(runs):
+            cl.secret_found.cache_clear()
+            started = time.perf_counter()
+            assert cl.secret_in(line) is None, line[:20]
+            times.append(time.perf_counter() - started)
+        return min(times)
+
     for seed in ("credentials: x ", "credential=x "):
-        took = []
-        for length in (5_000, 20_000):
-            line = (seed * (length // len(seed) + 1))[:length]
-            runs = []
-            for _ in range(2):
-                cl.secret_found.cache_clear()
-                started = time.perf_counter()
-                assert cl.secret_in(line) is None, seed
-                runs.append(time.perf_counter() - started)
-            took.append(min(runs))
-        assert took[1] < 8 * took[0] + 0.05, (seed, took)
+        short, long = ((seed * (length // len(seed) + 1))[:length] for length in (5_000, 20_000))
+        if took(long, 1) >= 8 * took(short, 1) + 0.05:
+            assert took(long, 2) < 8 * took(short, 2) + 0.05, seed
 
 
 @test
@@ -2453,10 +2455,11 @@ def h14_7_form_writes_the_same_bytes_under_any_hash_seed():
     """`form` under another PYTHONHASHSEED than this process's writes the same page as here (role lines in a fixed
     order)."""
     seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
-    run = subprocess.run([sys.executable, str(PROGRAM), "form", "--file", str(README)], capture_output=True,
-                         env={**os.environ, "PYTHONHASHSEED": seed}, timeout=60)
-    here = run_main("form", "--file", README)
-    assert (run.returncode, here.returncode) == (0, 0) and run.stdout.decode("utf-8") == here.stdout and here.stdout
+    with subprocess.Popen([sys.executable, str(PROGRAM), "form", "--file", str(README)], stdout=subprocess.PIPE,
+                          env={**os.environ, "PYTHONHASHSEED": seed}) as run:
+        here = run_main("form", "--file", README)
+        out, _ = run.communicate(timeout=60)
+    assert (run.returncode, here.returncode) == (0, 0) and out.decode("utf-8") == here.stdout and here.stdout
 
 
 # ---------------------------------------------------------------- the fifteenth hostile-input round (H15-1, H15-3,
