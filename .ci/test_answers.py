@@ -2755,6 +2755,17 @@ def h33_alarms_switched_off_other_scripts_digits_and_quoted_passphrases():
 
 
 @test
+def h38_keypad_numbers_dial_turns_and_a_protected_file_opened_with_its_password():
+    """Round 38: a number typed on a keypad ('composer … sur le clavier') or an alarm acknowledged with it ('mit …
+    quittieren'), a safe's combination as turns of its dial, a password a protected file is opened with, short names
+    for a password ('пасс', 'hasełko', 'sésame', 🗝) are refused; an alarm's own number acknowledged, an emergency
+    number, a tool that opens an encrypted file stay answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.text_problems("Safe: 31 left, 8 right, 52 left")[0].startswith("'31 \u2026' (25 characters) near 'Safe'")
+    assert "near 'open it with'" in cl.text_problems("The bid archive is encrypted; open it with Hollyhock85")[0]
+    assert "near 'quittieren'" in cl.text_problems("Die St\u00f6rung bitte mit 40627 quittieren")[0]
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -380,7 +380,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -390,7 +390,7 @@ BOUND_NAME = re.compile(
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
@@ -408,15 +408,21 @@ BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[
                              r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
                              r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
 # What protects a file, in several languages ('protected by Oriel7Basin', 'protégé par Aubépine47', 'ist mit
-# Lindenallee-12b geschützt'): a value judged as near a password's own name (context_secret), so that 'protected by
-# MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay answers
+# Lindenallee-12b geschützt', 'the PDF is protected; open it with Caraway2026'): a value judged as near a password's
+# own name (context_secret), so that 'protected by MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay
+# answers
 PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
                         r"protett[oaie]\s+(?:con|da)|protegid[oa]s?\s+(?:com|con|por)|beveiligd\s+met|"
                         r"(?:chronion|zabezpieczon)[yae](?:\s+has(?:\u0142|l)em)?|gesch(?:\u00fc|ue)tzt\s+mit|"
                         r"(?:kennwort|passwort)schutz|\u0437[a\u0430]\u0449\u0438\u0449\w*(?:\s+\u043f[a\u0430][p\u0440][o\u043e]\u043b\w*)?)"
                         r":?\s+(?P<value>[^\s,;]+)", re.I),
              re.compile(r"(?<![^\W_])mit\s+(?P<value>[^\s,;]+)\s+(?P<name>gesch(?:\u00fc|ue)tzt|gesichert|"
-                        r"verschl(?:\u00fc|ue)sselt)(?![^\W_])", re.I))
+                        r"verschl(?:\u00fc|ue)sselt)(?![^\W_])", re.I),
+             re.compile(r"(?<![^\W_])(?:protected|locked|encrypted|secured|verschl(?:\u00fc|ue)sselt|gesch(?:\u00fc|ue)tzt|"
+                        r"prot(?:\u00e9|e)g(?:\u00e9|e)e?s?|chiffr(?:\u00e9|e)e?s?|cifrad[oa]s?|protegid[oa]s?|protett[oaie]|"
+                        r"versleuteld|beveiligd)(?:[\W_]+[^\W_]+){0,6}?[\W_]+(?P<name>(?:open\w*|unlock\w*|(?:\u00f6|oe)ffn\w*|"
+                        r"ouvr\w*|abr[aei]\w*|apr[aei]\w*)(?:\s+(?:it|them|the\s+[^\W\d_]+|es|sie|ihn|le|la|les|lo|o))?"
+                        r"\s+(?:with|using|mit|avec|com|con|met))\s+(?P<value>[^\s,;]+)", re.I))
 # Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
 # mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
 # wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
@@ -679,7 +685,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|code\s+(?:d['\u2019]\s*)?alarme|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|sleutelkluis|clavier|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
@@ -731,6 +737,16 @@ CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alar
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+# A number typed on a keypad ('composer 48213 sur le clavier') or given to acknowledge or open ('Alarm mit 93751
+# quittieren'): a code's number, whatever word names it
+KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
+                    r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|pin\s?pad|tastenfeld|"
+                    r"tastatur|teclado|tastiera|toetsenbord|klawiatur\w*)(?![^\W_])", re.I),
+         re.compile(r"(?<![^\W_])mit\s+(?P<number>[0-9]{3,10}[#*]?)\s+(?P<name>quittier\w*|best(?:\u00e4|ae)tig\w*|"
+                    r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I))
+# A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
+DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
+DIAL = re.compile(rf"(?<![\w.,])(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}(?![^\W_])", re.I)
 POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$")
 DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
@@ -1674,10 +1690,10 @@ def default_credential(user, password, account):
 
 def code_number(text):
     """A code's number in a clause, as (number, name), or None: after a door's, lock's, safe's or alarm's name
-    (named_code_number), after a code's generic name in any language (generic_code_number), or spelled out after
-    either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
+    (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
+    (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
     for clause in CODE_CLAUSE_END.split(text):
-        found = named_code_number(clause) or generic_code_number(clause)
+        found = named_code_number(clause) or generic_code_number(clause) or keyed_number(clause)
         if found:
             return found
         name = CODE_WORD.search(clause) or GENERIC_CODE.search(clause)
@@ -1685,6 +1701,12 @@ def code_number(text):
         if spelled:
             return spelled.group(), name.group()
     return None
+
+
+def keyed_number(clause):
+    """A number typed on a keypad or given to acknowledge an alarm (KEYED), as (number, name), or None."""
+    m = next((m for keyed in KEYED for m in keyed.finditer(clause)), None)
+    return (m.group("number"), m.group("name")) if m else None
 
 
 def named_code_number(clause):
@@ -1708,7 +1730,10 @@ def named_code_number(clause):
 def code_number_after(clause, at):
     """The first number in a clause from `at` on that reads as a code's, or None: not a year or date, the first of a
     range (CODE_RANGE), nor one a unit follows (CODE_UNIT) or a label or model's letters stand before (CODE_LABEL:
-    'room 214'); one typed with '#' or '*' always."""
+    'room 214'); one typed with '#' or '*' always; turns of a dial (DIAL) too."""
+    dial = DIAL.search(clause, at)
+    if dial:
+        return dial.group()
     for m in CODE_NUMBER.finditer(clause, at):
         digits = NUMBER.findall(m.group())
         if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
