@@ -572,6 +572,10 @@ ROLE_WORDS = frozenset("admin administrator administrators root operator operato
                        "passwords pass key keys certificate certificates cert certs token tokens sso ldap mfa totp pin "
                        "puk login logins account accounts role roles group groups owner owners full limited all partial "
                        "basic read-write readwrite".split())
+VENDOR_NAMES = frozenset("cisco juniper nokia ericsson huawei zte samsung arista mikrotik fortinet fortigate paloalto "
+                         "checkpoint hpe aruba dell lenovo supermicro intel amd nvidia mavenir rakuten airspan ciena "
+                         "ribbon ubiquiti netgear tplink zyxel extreme brocade siemens hirschmann moxa keysight viavi "
+                         "spirent rohde anritsu".split())     # 'Routers: Cisco / Juniper': two makers, no login
 FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
 # A vendor's published default is still a password (H26-5): a pair of twins ('admin / admin', 'guest:guest',
 # '888888 / 888888'), a value only defaults use (DEFAULT_VALUES: 'elastic / changeme'), or 'password', 'pass' or
@@ -1621,7 +1625,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
 
 def user_pair_password(text):
     """The password of a user name and its password apart by '/' or ':' (USER_PAIR, USER_COLON), as (password,
-    'user /'), or None."""
+    'user /'), or None; a vendor's kind of default (default_credential) or a common weak password after a user name
+    in lower case ('weblogic / welcome1') whatever the words around it."""
     text, context = URL.sub(" ", text) if "://" in text else text, None
     for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
         for m in pair.finditer(text):
@@ -1631,7 +1636,8 @@ def user_pair_password(text):
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
             following = FOLLOWING_WORD.match(text, m.end())
-            if default_credential(user.lower(), lower, account) and not (
+            if (default_credential(user.lower(), lower, account) or LOWER_WORD.fullmatch(user) and
+                    password[:1].isascii() and password[:1].islower() and weak_password(password)) and not (
                     following and following.group("word").lower() in GONE_WORDS or
                     (NEGATION_WORD.search(text, max(0, m.start() - NEGATION_REACH), m.start()) or
                      ATTEMPT.search(text, max(0, m.start() - NEGATION_REACH), m.start()))):
@@ -1642,6 +1648,7 @@ def user_pair_password(text):
             if not (account or context and not colon) or \
                     (password.isalpha() and password.islower() and not (account or ssid)) or \
                     len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
+                    lower in VENDOR_NAMES and (not account or user.lower() in VENDOR_NAMES) or \
                     EMAIL.fullmatch(password) or URL_VALUE.match(lower) or PAIR_CONTEXT.fullmatch(password) or \
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
                     STANDARD_NUMBER.fullmatch(password):
