@@ -438,7 +438,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'The bid archive is encrypted; open it with Hollyhock85', 'Safe: 31 left, 8 right, 52 left',
                  'sleutelkluis bij de poort 2290', 'code de l\'alarme de l\'entrep\u00f4t : 9034',
                  '\u043f\u0430\u0441\u0441: Mandarin47', 'hase\u0142ko: Rzeka2031', 'le s\u00e9same du NAS : Sittelle58',
-                 '\U0001f5dd Wagtail2027', 'sample domain left as weblogic / welcome1')
+                 '\U0001f5dd Wagtail2027', 'sample domain left as weblogic / welcome1',
+                 'bank box: the access word is Kingfisher')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -524,7 +525,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'vault: 1Password Business, one vault per site', 'Code PIN des cartes : fourni par le fabricant',
                   'Alarm 2301 in der OMC quittieren', 'The report is encrypted; open it with GnuPG 2.4',
                   'Dial 112 on the keypad in an emergency', 'The keypad has 12 keys; 3 left, 4 right, 5 right',
-                  'Routers: Cisco / Juniper, sites: berlin / munich2')
+                  'Routers: Cisco / Juniper, sites: berlin / munich2', 'safe deposit box rental, cost centre 4410-09')
 
 
 
