@@ -439,7 +439,14 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'sleutelkluis bij de poort 2290', 'code de l\'alarme de l\'entrep\u00f4t : 9034',
                  '\u043f\u0430\u0441\u0441: Mandarin47', 'hase\u0142ko: Rzeka2031', 'le s\u00e9same du NAS : Sittelle58',
                  '\U0001f5dd Wagtail2027', 'sample domain left as weblogic / welcome1',
-                 'bank box: the access word is Kingfisher')
+                 'bank box: the access word is Kingfisher', '\u041f\u0418\u041d \u043d\u0430 \u043a\u0430\u0440\u0442\u0430\u0442\u0430: 5904',
+                 '\u0160ifra sefa u uredu: 24-61-09', "El codi de la porta del magatzem \u00e9s 7314",
+                 'Kassakaapin yhdistelm\u00e4 27-11-58', 'A sz\u00e9f k\u00f3dja: 41-08-66',
+                 'P\u0159ihl\u00e1\u0161en\u00ed do syst\u00e9mu: sklad02 / Okurka-31',
+                 'know-how protection on the dosing block uses Ember-4410', 'bypass key code 61-07-33 at the cabinet',
+                 'pharmacy cabinet code 4-8-1-7-2', 'authentication code for the company filing: 9KW2TX',
+                 'then 52207 on the pad', 'the keystore still has password changeit', 'Geheimwort: Weser48',
+                 'the magic word is Danube17')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -525,7 +532,12 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'vault: 1Password Business, one vault per site', 'Code PIN des cartes : fourni par le fabricant',
                   'Alarm 2301 in der OMC quittieren', 'The report is encrypted; open it with GnuPG 2.4',
                   'Dial 112 on the keypad in an emergency', 'The keypad has 12 keys; 3 left, 4 right, 5 right',
-                  'Routers: Cisco / Juniper, sites: berlin / munich2', 'safe deposit box rental, cost centre 4410-09')
+                  'Routers: Cisco / Juniper, sites: berlin / munich2', 'safe deposit box rental, cost centre 4410-09',
+                  'SIM PIN aktiv; PIN und PUK per Brief an die Nutzer, 2.000 Karten', 'Kartu SIM dengan PIN aktif, 1.500 kartu',
+                  'HSM card PINs known only to each custodian; quorum M-of-N 3/5', 'budget: HSM EUR 80 000 et coffre-fort EUR 6 500',
+                  'ventana martes 02:00-05:00; cambios de contrase\u00f1a solo por solicitud',
+                  'BNetzA-Stellungnahme zu \u00a7 9b BSIG', 'Data protection uses TLS 1.3 and IPsec',
+                  'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 
 

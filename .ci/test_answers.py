@@ -2766,6 +2766,19 @@ def h38_keypad_numbers_dial_turns_and_a_protected_file_opened_with_its_password(
 
 
 @test
+def h39_codes_named_in_more_languages_and_a_pin_described_in_words():
+    """Round 39: a PIN in Cyrillic ('ПИН'), a safe and its combination in Croatian, Finnish and Hungarian, Catalan
+    'codi … és', a Czech login pair, key and cabinet codes, an authentication code, 'on the pad', a known default
+    after 'password' though it reads as a verb ('changeit') are refused; a PIN described in words in any language
+    ('PIN aktiv', 'PIN etkin'), a count of cards after it, a time window near 'contraseña', an amount after
+    'coffre-fort' and an agency's name ('BNetzA-Stellungnahme') stay answers (the strings are in BOUND_REFUSED and
+    BOUND_ACCEPTED); a PIN spelled in number words or roman numerals is still refused."""
+    assert "near '\u041f\u0418\u041d'" in cl.text_problems("\u041f\u0418\u041d \u043d\u0430 \u043a\u0430\u0440\u0442\u0430\u0442\u0430: 5904")[0]
+    for spelled in ("PIN: vier-null-sieben-eins", "PIN: IV-II-IX-I", "code PIN : cinq trois huit deux"):
+        assert cl.text_problems(spelled), spelled
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -336,7 +336,7 @@ NAMED_NUMBER = re.compile(
     r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
-    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart[ay]?|kort|"
+    r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart\w*|[k\u043a][a\u0430][p\u0440][t\u0442]\w*|k(?:\u00e1|a)rty\w*|kaart\w*|karet|schede|cart(?:\u00f5|o)es|(?:de\s+)?carduri|kortti\w*|\u0628\u0637\u0627\u0642\w*|\u05db\u05e8\u05d8\u05d9\u05e1\w*|kort|"
     r"units?|unidades|"
     r"jpy|cny|subscribers?|subscriptions?|users?|sims?|ues?|devices?|sites?|cells?|licen[cs]es?|sessions?|"
     r"connections?|requests?|iterations?|rounds?|times|attempts?|characters?|chars?|digits?|bits?)(?![^\W\d_])|"
@@ -380,7 +380,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe)[\s-]?words?)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?)|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic)[\s-]?words?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -390,7 +390,7 @@ BOUND_NAME = re.compile(
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
@@ -420,9 +420,9 @@ PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|
                         r"verschl(?:\u00fc|ue)sselt)(?![^\W_])", re.I),
              re.compile(r"(?<![^\W_])(?:protected|locked|encrypted|secured|verschl(?:\u00fc|ue)sselt|gesch(?:\u00fc|ue)tzt|"
                         r"prot(?:\u00e9|e)g(?:\u00e9|e)e?s?|chiffr(?:\u00e9|e)e?s?|cifrad[oa]s?|protegid[oa]s?|protett[oaie]|"
-                        r"versleuteld|beveiligd)(?:[\W_]+[^\W_]+){0,6}?[\W_]+(?P<name>(?:open\w*|unlock\w*|(?:\u00f6|oe)ffn\w*|"
+                        r"versleuteld|beveiligd|protection)(?:[\W_]+[^\W_]+){0,6}?[\W_]+(?P<name>(?:open\w*|unlock\w*|(?:\u00f6|oe)ffn\w*|"
                         r"ouvr\w*|abr[aei]\w*|apr[aei]\w*)(?:\s+(?:it|them|the\s+[^\W\d_]+|es|sie|ihn|le|la|les|lo|o))?"
-                        r"\s+(?:with|using|mit|avec|com|con|met))\s+(?P<value>[^\s,;]+)", re.I))
+                        r"\s+(?:with|using|mit|avec|com|con|met)|uses|using)\s+(?P<value>[^\s,;]+)", re.I))
 # Where a password's name in Polish or Finnish takes 'to' or 'on' for 'is' ('hasło to Wiewiórka', 'salasana on
 # mustikka'; COPULA_NAMES, COPULA), and a word that qualifies a password before ':' (LEAD_QUALIFIERS: 'Wachtwoord
 # wifi: tulpenveld', 'admin password VPN: x'), as capitalised words and acronyms do: its value is judged as after ':'
@@ -467,6 +467,7 @@ NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|day
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
 # 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
 # PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
+CLOCK_TIMES = re.compile(r"(?<![\w:.])[0-2]?[0-9]:[0-5][0-9](?:\s*[-\u2013]\s*[0-2]?[0-9]:[0-5][0-9])?(?![\w:.])")  # '02:00-05:00'
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
@@ -503,6 +504,14 @@ CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcod
 LABEL_EQUALS = re.compile(r"\s*=")
 KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
 CLOSING_QUOTE = re.compile(r"[\"']?")
+# A number's words and roman numerals, a PIN spelled out ('PIN: vier-null-sieben-eins', 'PIN: IV-II-IX-I'); a PIN's
+# other words are none ('PIN aktiv'): spelled_number()
+NUMBER_WORDS = frozenset("""zero oh one two three four five six seven eight nine niner null eins zwei drei vier f\u00fcnf fuenf sechs
+sieben acht neun z\u00e9ro un une deux trois quatre cinq sept huit neuf cero uno dos tres cuatro cinco seis
+siete ocho nueve due tre quattro cinque sei sette otto nove um dois tr\u00eas sete oito nul een twee drie
+vijf zes zeven negen""".split())
+ROMAN = re.compile(r"[IVXLCDM]+")
+NUMBER_WORD_PARTS = re.compile(r"[-\s.,]+")
 PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
 # A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
 PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung|\u0444[p\u0440][a\u0430]\u0437", re.I)
@@ -546,6 +555,7 @@ avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set use
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
 device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+m-of-n k-of-n n-of-m
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -562,7 +572,7 @@ SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key 
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
-                          r"cuenta|inlog|inloggegevens)(?![^\W_])", re.I)
+                          r"cuenta|inlog|inloggegevens|p(?:\u0159|r)ihl(?:\u00e1|a)(?:\u0161|s)en\w*)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
                           "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
                           "oracle postgres beheer".split())
@@ -581,7 +591,7 @@ FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
 # '888888 / 888888'), a value only defaults use (DEFAULT_VALUES: 'elastic / changeme'), or 'password', 'pass' or
 # 'default' after a common account ('admin / password'; not 'user / password', a login's two fields)
 DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger admintelecom "
-                           "nemuuser in4mix".split())
+                           "nemuuser in4mix changeit".split())
 ACCOUNT_DEFAULTS = frozenset("password pass default".split())
 GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset revoked blocked locked retired "
                        "overwritten gone".split())                  # 'admin/admin replaced', not '… enabled'
@@ -689,14 +699,15 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|sleutelkluis|clavier|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|sleutelkluis|clavier|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
-                       r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host)"
+                       r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
+                       r"key|cabinet)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|"
@@ -704,7 +715,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
-GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
+GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
@@ -728,7 +739,7 @@ ALARM_OFF = re.compile(
     r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
     r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
     r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|set|arm|uit\s+met|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
-CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+"
+CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet)\s+"
                      r"(?:(?:now|still|d(?:\u00e9|e)sormais|maintenant|jetzt|nun|ahora|ora|nu|teraz)\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
@@ -744,7 +755,7 @@ KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pre
 # A number typed on a keypad ('composer 48213 sur le clavier') or given to acknowledge or open ('Alarm mit 93751
 # quittieren'): a code's number, whatever word names it
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
-                    r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|pin\s?pad|tastenfeld|"
+                    r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|tastenfeld|"
                     r"tastatur|teclado|tastiera|toetsenbord|klawiatur\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])mit\s+(?P<number>[0-9]{3,10}[#*]?)\s+(?P<name>quittier\w*|best(?:\u00e4|ae)tig\w*|"
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I))
@@ -777,7 +788,8 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
-                        r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm)\s*$", re.I)
+                        r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
+                        r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$", re.I)
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1279,8 +1291,8 @@ def base64_key(run):
         return False                                # a path
     words = [p for p in re.split(r"[-_]", core) if p]
     if re.search(r"[-_]", core) and voweled(core) and \
-            all(WORDSHAPE.fullmatch(p) or ACRONYM_NUMBER.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p))
-                for p in words):
+            all(WORDSHAPE.fullmatch(p) or ACRONYM_NUMBER.fullmatch(p) or (len(p) >= 6 and CAMEL.fullmatch(p)) or
+                (len(p) <= 8 and p.isalpha()) for p in words):
         return False                                # kebab-case or snake_case words
     if CAMEL.fullmatch(core) and voweled(core):
         return False                                # camelCase words
@@ -1476,6 +1488,7 @@ def credential_token(text):
         if context_secret(m.group("value"), short, strict=True) and not VALUE_RANGE_AFTER.match(text, m.end("value")):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
+    text = CLOCK_TIMES.sub(" ", text) if ":" in text else text
     text = DASHED_RANGE.sub(lambda m: " " if number_range(m.group().replace("\u2013", "-")) else m.group(), text)
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
@@ -1575,11 +1588,18 @@ def bound_value(text):
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
         value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
-        if m.group("sim") and PIN_NUMBER_NAME.match(text[start:].lstrip()):
-            continue                                  # 'PIN 1 and PIN 2': the PINs' names
+        if m.group("sim") and (PIN_NUMBER_NAME.match(text[start:].lstrip()) or not DIGIT.search(value) and
+                               not spelled_number(value)):
+            continue                                  # 'PIN 1 and PIN 2': the PINs' names; 'PIN aktiv': no PIN's value
         if value and not (bare and value[0].isdigit()) and (DIGIT.search(value) or not CODE_NAME.search(name)):
             return value, m.group()       # not a count after a verdict ('pass: 3 of 4 tests'), a code's number
     return None
+
+
+def spelled_number(value):
+    """True if a value's first part is a number's word or a roman numeral (NUMBER_WORDS, ROMAN)."""
+    first = NUMBER_WORD_PARTS.split(value)[0]
+    return first.lower() in NUMBER_WORDS or bool(ROMAN.fullmatch(first))
 
 
 def slot_secret(value, spaced, loose=False, plural=False):
@@ -1596,6 +1616,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
     raw = m.group("word") if m else ""
     first = raw.strip(SECRET_VALUE_EDGES)
     lower, parts, quoted = first.lower(), first.lower().split("-"), bool(QUOTED.match(value))
+    if lower in DEFAULT_VALUES:
+        return first                                  # 'password changeit': a known default, whatever its shape
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
                        LONG_WORD.fullmatch(first)):
         return ""
