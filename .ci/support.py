@@ -620,15 +620,18 @@ class Result:
 
 
 def run_main(*args, cwd=None):
-    """Run the program in-process, as `python3 tools/checklist.py ARGS` would from `cwd`."""
+    """Run the program in-process, as `python3 tools/checklist.py ARGS` would from `cwd`; the signal handlers
+    an import leaves for the rest of its process (write_file) are put back."""
     out, err = io.StringIO(), io.StringIO()
-    here = os.getcwd()
+    here, handlers = os.getcwd(), {sig: signal.getsignal(sig) for sig in cl.CAUGHT}
     try:
         os.chdir(cwd or here)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cl.main([str(a) for a in args], out, err)
     finally:
         os.chdir(here)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return Result(code, out.getvalue(), err.getvalue())
 
 

@@ -18,8 +18,8 @@ a usage error (an unknown option, profile, party, stage or group, an empty value
 a checklist that cannot be read, or an output that cannot be written (a full disk, a closed stdout, a
 hand edit saved during an import that could not be put back: the message names the file that keeps it).
 A view whose reader has closed the pipe ends quietly with its usual code; an import that has
-recorded its answers exits 0 even if its report cannot be printed or it is interrupted, and says
-so on stderr.
+recorded its answers exits 0 even if its report cannot be printed (and says so on stderr); once the
+file is replaced, SIGTERM, SIGHUP and SIGINT are ignored until the report is printed.
 Output is UTF-8, whatever the locale; CSV starts with a byte-order mark, as Excel needs.
 
 Shape: checklist_core.py (next to this file) reads the document and judges text: the model, `parse()`,
@@ -379,8 +379,8 @@ def write_atomically(path, original, text):
     temporary file in the same folder (write_temporary), which gets the file's owner, mode and extended
     attributes (keep_owner_and_attributes), and is moved over `path` by swap(), which
     checks once more that nobody else has changed it. Until then a signal (SIGTERM, SIGHUP, SIGINT)
-    stops the import and nothing is written; once it has run, the file is written and a signal is
-    ignored. An OSError on the way becomes a Refusal. Returns the names of older copies of the file that interrupted
+    stops the import and nothing is written; once it has run, the file is written and these signals are
+    ignored until the process ends, so that the import reports what it recorded and exits 0. An OSError on the way becomes a Refusal. Returns the names of older copies of the file that interrupted
     imports left beside it (remove_leftovers)."""
     swapped, name = [], shown(path.name, None)          # [True] once os.replace has run
     tmp, handle, previous = None, None, catch_signals(swapped)
@@ -412,7 +412,7 @@ def write_atomically(path, original, text):
         finally:
             if handle is not None:
                 handle.close()
-            for sig, handler in previous.items():
+            for sig, handler in () if swapped else previous.items():
                 signal.signal(sig, handler)
 
 
