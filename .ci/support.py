@@ -446,7 +446,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'know-how protection on the dosing block uses Ember-4410', 'bypass key code 61-07-33 at the cabinet',
                  'pharmacy cabinet code 4-8-1-7-2', 'authentication code for the company filing: 9KW2TX',
                  'then 52207 on the pad', 'the keystore still has password changeit', 'Geheimwort: Weser48',
-                 'the magic word is Danube17')
+                 'the magic word is Danube17', 'Riaszt\u00f3k\u00f3d az irod\u00e1hoz: 61842', 'Cod alarm\u0103 birou: 70348',
+                 '\u041f\u0418\u041d \u043a\u043e\u0434\u044a\u0442 \u043d\u0430 \u043a\u0430\u0440\u0442\u0430\u0442\u0430 \u0435 6039', 'Combinaci\u00f3 de la caixa forta: 52-19-73',
+                 'Seifo kodas: 47-30-18', 'Seifa kods: 93-15-62', '\u0631\u0642\u0645 \u0627\u0644\u062e\u0632\u0646\u0629: 19-44-70',
+                 '\u0915\u093e\u0930\u094d\u0921 \u0915\u093e \u092a\u093f\u0928 7731', '\u0e23\u0e2b\u0e31\u0e2a\u0e15\u0e39\u0e49\u0e40\u0e0b\u0e1f: 36-91-07',
+                 'security answer (first pet): Biscuit', 'the XE install left SYS with change_on_install',
+                 'demo box: nagiosadmin / nagios')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -537,6 +542,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'HSM card PINs known only to each custodian; quorum M-of-N 3/5', 'budget: HSM EUR 80 000 et coffre-fort EUR 6 500',
                   'ventana martes 02:00-05:00; cambios de contrase\u00f1a solo por solicitud',
                   'BNetzA-Stellungnahme zu \u00a7 9b BSIG', 'Data protection uses TLS 1.3 and IPsec',
+                  'each password is set at commissioning, no fixed password ships', 'le mot de passe est d\u00e9fini \u00e0 la mise en service',
+                  'cl\u00e9 boot-ROM (RSA-3072), cl\u00e9 de signature du micrologiciel', 'jegyz\u0151k\u00f6nyv, jelsz\u00f3 n\u00e9lk\u00fcl',
+                  'imzal\u0131 tutanak, \u015fifre i\u00e7ermez', 'Cod po\u0219tal 010101, cod CAEN 6110',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 

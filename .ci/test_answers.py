@@ -2800,6 +2800,17 @@ def h39_codes_named_in_more_languages_and_a_pin_described_in_words():
 
 
 @test
+def h40_codes_safes_and_pins_in_more_languages_and_words_that_follow_a_password_s_name():
+    """Round 40: alarm codes in Hungarian and Romanian, 'ПИН кодът … е', a safe in Catalan, Lithuanian, Latvian,
+    Arabic and Thai, a PIN in Hindi, a security answer, defaults after any name ('with change_on_install') and
+    'nagiosadmin / nagios' are refused; a verb after 'password' ('ships'), French and Hungarian and Turkish words
+    for 'defined' and 'without', 'boot-ROM' after 'clé' and a postcode stay answers (the strings are in
+    BOUND_REFUSED and BOUND_ACCEPTED). A refusal quotes the value where it stands as a whole word."""
+    assert cl.text_problems("demo box: nagiosadmin / nagios")[0].startswith("'na\u2026' (6 characters)")
+    assert cl.as_typed("nagios", "nagiosadmin / nagios") == "nagios" and cl.as_typed("pass", "passwort: x") == "passwort"
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

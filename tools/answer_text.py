@@ -380,7 +380,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic)[\s-]?words?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -483,6 +483,8 @@ DESCRIBING_END = re.compile(r"[^\W\d_]{3,}(?:ed|ly|bar|lich|ig|iert|ble|ive|\u00
                             r"(?=[^\W\d_]*[\u0105\u0107\u0119\u0142\u0144\u015b\u017a\u017c])[^\W\d_]{3,}(?:on[yae]|an[ye])|"
                             r"(?:zur\u00fcck|ab|an|auf|aus|ein|vor|zu|um|nach|mit|weg|fest|frei)?ge[^\W\d_]{2,}[td]")
 PARTICIPLE = re.compile(r"[a-z]{3,}(?:ed|t)")
+VERB_S = re.compile(r"[a-z]{3,}s")                   # 'each password ships unset': a verb, after a name in the singular
+ACRONYM_WORD = re.compile(r"[a-z]{3,}-[A-Z]{2,5}|[A-Z]{2,5}-[a-z]{3,}")   # 'clé boot-ROM': a name, no password
 UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # scripts written without spaces
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
 ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
@@ -555,7 +557,8 @@ avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set use
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
 device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
-m-of-n k-of-n n-of-m
+m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
+rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -690,14 +693,14 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
-                       r"barrier|schranke|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n|"
+                       r"barrier|schranke|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n?|caixa\s+forta|"
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
                        r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
                        r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
-                       r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|codes?)|"
+                       r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|k\u00f3d|codes?)|"
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
-                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri)?|kasa|"
+                       r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
                        r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|sleutelkluis|clavier|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
@@ -710,14 +713,14 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"key|cabinet)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921)(?![^\W_])", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -771,7 +774,7 @@ VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
-                       r"area|postal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
+                       r"area|postal|po(?:\u0219|\u015f)tal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
@@ -990,11 +993,20 @@ def as_typed(label, text):
     """A label the scan found, as the answer `text` writes it: looked for in the answer read letter by letter as the
     scan reads it (NFKC, look-alike letters folded, blank characters left out), then taken from the answer itself
     ('Пароль', not its folded 'Пapoль'; 'รหัสผ่าน' with its vowel signs), to the end of its word where it is a stem
-    and its script spaces words; the label itself where it is not found so."""
+    and its script spaces words; a whole word first ('nagios' of 'nagiosadmin / nagios' is the last); the label itself
+    where it is not found so."""
     text = unicodedata.normalize("NFKC", text)
     kept = [(k, c.translate(LOOKALIKES)) for k, c in enumerate(text) if c.isascii() or c.isspace() or not blank(c)]
-    at = "".join(c for _, c in kept).find(label)
-    if at < 0 or not label:
+    folded, first = "".join(c for _, c in kept), None
+    at = folded.find(label) if label else -1
+    while at >= 0:
+        start, end = kept[at][0], kept[at + len(label) - 1][0] + 1
+        if not (end < len(text) and text[end].isalpha() or start > 0 and text[start - 1].isalpha()):
+            break                                     # a whole word
+        first = at if first is None else first
+        at = folded.find(label, at + 1)
+    at = at if at >= 0 else first
+    if at is None:
         return label
     start, end = kept[at][0], kept[at + len(label) - 1][0] + 1
     whole = label[-1].isalpha() and not UNSPACED.match(label[-1])   # a stem's word ('κωδικ' of 'κωδικός')
@@ -1630,15 +1642,16 @@ def slot_secret(value, spaced, loose=False, plural=False):
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
             STANDARD_NUMBER.fullmatch(first) and not KEYPAD.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
-            named_token(first) or CJK.search(first) or \
+            named_token(first) or CJK.search(first) or ACRONYM_WORD.fullmatch(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
                                                            not first[0].isupper()))):
         return ""
     if (spaced or loose or plural) and not quoted:
         rest = value[m.end():].strip()
-        if PARTICIPLE.fullmatch(first) or not (DIGIT.search(first) or SYMBOL.search(first) or
-                                               (first[0].isupper() and not plural) or (spaced and not rest)):
+        if PARTICIPLE.fullmatch(first) or spaced and not plural and VERB_S.fullmatch(first) or \
+                not (DIGIT.search(first) or SYMBOL.search(first) or (first[0].isupper() and not plural) or
+                     (spaced and not rest)):
             return ""
         if first.isupper() and len(first) <= 5 and not weak_password(first):
             return ""                                 # an acronym ('PIN SSO')
@@ -1697,12 +1710,13 @@ def seed_words(text):
 
 def default_with(text):
     """A common account and its vendor's default after 'with' (DEFAULT_WITH), as (password, 'user with'), or None: a
-    twin, a value only defaults use, or four to eight digits that end the clause."""
+    twin, a value only defaults use, or four to eight digits that end the clause; after any name, a value only
+    defaults use that is no plain word ('change_on_install')."""
     for m in DEFAULT_WITH.finditer(text):
         user, password = m.group("user").lower(), m.group("password").strip(SECRET_VALUE_EDGES)
         base = ACCOUNT_BASE.match(user)
-        if not (base and base.group() in ACCOUNT_NAMES):
-            continue
+        if not (base and base.group() in ACCOUNT_NAMES or password.lower() in DEFAULT_VALUES and not password.isalpha()):
+            continue                                  # 'the SYS account with change_on_install': any user
         digits = DIGITS.fullmatch(password) and 4 <= len(password) <= 8 and not CODE_YEAR.fullmatch(password) and \
             not FOLLOWING_WORD.match(text, m.end())
         if digits or password.lower() == user or password.lower() in DEFAULT_VALUES:
@@ -1712,7 +1726,7 @@ def default_with(text):
 
 def default_credential(user, password, account):
     """True if a lower-case user name and password are a vendor's kind of default (DEFAULT_VALUES, TWIN)."""
-    if user == password:
+    if user == password or user in (password + "admin", password + "adm"):     # 'nagiosadmin / nagios' too
         return bool(TWIN.fullmatch(password)) and password not in SLOT_WORDS
     return password in DEFAULT_VALUES or account and user not in ("user", "users") and password in ACCOUNT_DEFAULTS
 
