@@ -755,13 +755,16 @@ CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alar
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
+COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a combination's numbers
 # A number typed on a keypad ('composer 48213 sur le clavier') or given to acknowledge or open ('Alarm mit 93751
 # quittieren'): a code's number, whatever word names it
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|tastenfeld|"
                     r"tastatur|teclado|tastiera|toetsenbord|klawiatur\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])mit\s+(?P<number>[0-9]{3,10}[#*]?)\s+(?P<name>quittier\w*|best(?:\u00e4|ae)tig\w*|"
-                    r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I))
+                    r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
+         re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
+                    r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I))
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL = re.compile(rf"(?<![\w.,])(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}(?![^\W_])", re.I)
@@ -1641,7 +1644,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
-            STANDARD_NUMBER.fullmatch(first) and not KEYPAD.fullmatch(first) or RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or \
+            STANDARD_NUMBER.fullmatch(first) and not (KEYPAD.fullmatch(first) or COMBINATION.fullmatch(first)) or \
+            RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or CLOCK_TIMES.fullmatch(first) or \
             named_token(first) or CJK.search(first) or ACRONYM_WORD.fullmatch(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
