@@ -451,7 +451,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Seifo kodas: 47-30-18', 'Seifa kods: 93-15-62', '\u0631\u0642\u0645 \u0627\u0644\u062e\u0632\u0646\u0629: 19-44-70',
                  '\u0915\u093e\u0930\u094d\u0921 \u0915\u093e \u092a\u093f\u0928 7731', '\u0e23\u0e2b\u0e31\u0e2a\u0e15\u0e39\u0e49\u0e40\u0e0b\u0e1f: 36-91-07',
                  'security answer (first pet): Biscuit', 'the XE install left SYS with change_on_install',
-                 'demo box: nagiosadmin / nagios')
+                 'demo box: nagiosadmin / nagios', '\u0161ifra ormari\u0107a: 31-08-46', 'Alarm quittieren mit 52718')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -545,6 +545,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'each password is set at commissioning, no fixed password ships', 'le mot de passe est d\u00e9fini \u00e0 la mise en service',
                   'cl\u00e9 boot-ROM (RSA-3072), cl\u00e9 de signature du micrologiciel', 'jegyz\u0151k\u00f6nyv, jelsz\u00f3 n\u00e9lk\u00fcl',
                   'imzal\u0131 tutanak, \u015fifre i\u00e7ermez', 'Cod po\u0219tal 010101, cod CAEN 6110',
+                  'contrase\u00f1a 02:00-05:00', 'Alarm 2301 quittieren mit Bemerkung',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 
