@@ -593,7 +593,8 @@ def d04_a_signal_after_the_swap_leaves_the_answer_recorded():
 @test
 def h40_6_a_signal_while_the_report_is_made_is_ignored():
     """SIGTERM, SIGHUP and SIGINT that land after the file is replaced, while the import makes its report (a real
-    process), leave it to print the report and exit 0 (they ended it with -15 and -1, and no word)."""
+    process), leave it to print the report and exit 0 (they ended it with -15 and -1, and no word); the kernel ignores
+    them from then on, as Python gives its own handlers back to the default when it exits (H41-8)."""
     late = ("import os, signal, sys\n"
             f"sys.path.insert(0, {os.path.dirname(PROGRAM)!r})\n"
             "import checklist as cl\n"
@@ -603,11 +604,14 @@ def h40_6_a_signal_while_the_report_is_made_is_ignored():
             "        os.kill(os.getpid(), sig)\n"
             "    return real(*args)\n"
             "cl.applicable = late\n"
-            "sys.exit(cl.main(sys.argv[1:]))\n")
+            "code = cl.main(sys.argv[1:])\n"
+            "print('ignored' if all(signal.getsignal(s) == signal.SIG_IGN for s in cl.CAUGHT) else 'caught')\n"
+            "sys.exit(code)\n")
     with Sandbox() as box:
         done = subprocess.run([sys.executable, "-c", late, "import", str(box.csv("id,answer\nREQ-3,12 sites\n")),
                                "--file", str(box.doc)], capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stderr) == (0, "") and "recorded 1 answer: REQ-3" in done.stdout, done
+        assert done.stdout.endswith("ignored\n"), done.stdout
         assert "**Answer:** 12 sites" in box.doc.read_text(encoding="utf-8")
 
 

@@ -412,8 +412,8 @@ def write_atomically(path, original, text):
         finally:
             if handle is not None:
                 handle.close()
-            for sig, handler in () if swapped else previous.items():
-                signal.signal(sig, handler)
+            for sig, handler in previous.items():     # once swapped, ignored by the kernel: Python's own handlers
+                signal.signal(sig, signal.SIG_IGN if swapped else handler)   # give way to the default at exit
 
 
 BACKUP_NAME = re.compile(r"\.[0-9a-f]{12}\.tmp")     # after '.NAME': a backup as swap() names it
