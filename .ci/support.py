@@ -451,7 +451,16 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Seifo kodas: 47-30-18', 'Seifa kods: 93-15-62', '\u0631\u0642\u0645 \u0627\u0644\u062e\u0632\u0646\u0629: 19-44-70',
                  '\u0915\u093e\u0930\u094d\u0921 \u0915\u093e \u092a\u093f\u0928 7731', '\u0e23\u0e2b\u0e31\u0e2a\u0e15\u0e39\u0e49\u0e40\u0e0b\u0e1f: 36-91-07',
                  'security answer (first pet): Biscuit', 'the XE install left SYS with change_on_install',
-                 'demo box: nagiosadmin / nagios', '\u0161ifra ormari\u0107a: 31-08-46', 'Alarm quittieren mit 52718')
+                 'demo box: nagiosadmin / nagios', '\u0161ifra ormari\u0107a: 31-08-46', 'Alarm quittieren mit 52718',
+                 'La contrasenya de la xarxa del taller \u00e9s Pedraforca-2207', 'slapta\u017eodis Liepa#5108',
+                 'kata laluan pejabat ialah Langkawi-3391', '\u0643\u0644\u0645\u0629 \u0633\u0631 \u0627\u0644\u062e\u0627\u062f\u0645 \u0647\u064a Nil-5530',
+                 '\u0e23\u0e2b\u0e31\u0e2a\u0e44\u0e27\u0e44\u0e1f\u0e2a\u0e33\u0e19\u0e31\u0e01\u0e07\u0e32\u0e19\u0e04\u0e37\u0e2d Mekong-2290', 'P\u0159\u00edstup do syst\u00e9mu: sklad.ostrava / Jasan#Les62',
+                 'Koda alarma v pisarni: 6204', 'Kontori alarmi kood: 7719', '\u06a9\u062f \u062f\u0632\u062f\u06af\u06cc\u0631 \u062f\u0641\u062a\u0631: 5826',
+                 '\u0160ifra alarma u kancelariji je 4471', '\u0e23\u0e2b\u0e31\u0e2a\u0e2a\u0e31\u0e0d\u0e0d\u0e32\u0e13\u0e01\u0e31\u0e19\u0e02\u0e42\u0e21\u0e22\u0e2a\u0e33\u0e19\u0e31\u0e01\u0e07\u0e32\u0e19: 3058',
+                 'der Code f\u00fcr das Tor ist vier neun null zwei', "le code de la porte c'est huit un six trois",
+                 'el c\u00f3digo del port\u00f3n es siete cero cuatro uno', 'koden till f\u00f6rr\u00e5det \u00e4r sex tv\u00e5 nio fem',
+                 '\u043f\u0438\u043d-\u043a\u043e\u0434 \u043a\u0430\u0440\u0442\u044b \u2014 \u043f\u044f\u0442\u044c \u043e\u0434\u0438\u043d \u0442\u0440\u0438 \u0432\u043e\u0441\u0435\u043c\u044c', 'the signing code 552 190 arrived by SMS',
+                 'shop account: buyer@lab.example, Heron5Marsh')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -546,6 +555,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'cl\u00e9 boot-ROM (RSA-3072), cl\u00e9 de signature du micrologiciel', 'jegyz\u0151k\u00f6nyv, jelsz\u00f3 n\u00e9lk\u00fcl',
                   'imzal\u0131 tutanak, \u015fifre i\u00e7ermez', 'Cod po\u0219tal 010101, cod CAEN 6110',
                   'contrase\u00f1a 02:00-05:00', 'Alarm 2301 quittieren mit Bemerkung',
+                  'licensee: Nordwind Networks GmbH, HRB 204817', 'Password-reset mails go to smtp.internal:587 (STARTTLS)',
+                  'two one three: the steps in the order of TS 38.300',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 

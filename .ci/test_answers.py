@@ -2815,6 +2815,17 @@ def h40_codes_safes_and_pins_in_more_languages_and_words_that_follow_a_password_
 
 
 @test
+def h41_passwords_and_codes_in_more_languages_digits_spelled_in_nine_and_users_by_address():
+    """Round 41: the word for a password in Catalan, Lithuanian, Malay, everyday Arabic and Thai, a Czech access pair,
+    alarm codes in Slovene, Estonian, Persian, Serbian and Thai, a code's digits spelled in German, French, Spanish,
+    Dutch, Swedish or Russian, a signing code in groups and an account given as an address and its password are
+    refused; a company's name ('Nordwind Networks GmbH') is no base64, a host and port after 'Password-reset' no
+    password (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert "near 'Koda'" in cl.text_problems("Koda alarma v pisarni: 6204")[0]
+    assert cl.text_problems("der Code f\u00fcr das Tor ist vier neun null zwei")[0].startswith("'vie\u2026'")
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -161,6 +161,7 @@ PERCENT_ROUNDS = 3                                  # percent-encoding undone up
 BASE32_RUN = re.compile(r"(?<![^\W_])(?:[A-Z2-7]{16,}|[a-z2-7]{16,})={0,6}(?![^\W_])")
 VOWEL_SHARE = 0.25
 LOWER_WORD = re.compile(r"[a-z]+")      # two groups that are words ('NEA2 then NEA3 then NEA1') make no base64
+TITLE_WORD = re.compile(r"[A-Z][a-z]+")
 # A word in a base64-alphabet run, in one of its shapes: 'session', 'Session', 'SCTP', '5'
 WORDSHAPE = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
 # A camelCase identifier: 'pduSessionResourceSetupRequestTransfer', 'absoluteFrequencySSB22'
@@ -198,8 +199,8 @@ PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|a
 # A plain user name (USER_NAME: 'admin', 'svc.omc', 'root'); one glued to what follows by a separator (USER_GLUED:
 # 'root,', 'admin/Changeme_123'); a separator standing alone between a user and a password (PAIR_SEPARATOR: '/', '-',
 # an en or em dash as word processors type it, ';', '|', '->', '=>', 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
-USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,20}")
-USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,20})[/,:(;](?P<rest>\S*)")
+USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,40}")
+USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._@+-]{1,40})[/,:(;](?P<rest>\S*)")
 PAIR_SEPARATOR = re.compile(r"[/,:(;|\u2013\u2014-]|->|=>|and", re.I)
 PLAIN_WORD = re.compile(r"[a-z]+")
 PAIR_WALK = 4
@@ -222,7 +223,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
-    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|ki|opc|"
+    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|kata\s+laluan|contrasenya|slapta(?:\u017e|z)od\w*|ki|opc|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
     r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
     r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
@@ -235,8 +236,8 @@ CREDENTIAL_WORD = re.compile(
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
     r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\u0631\u0645\u0632|"
-    r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|\u0627\u0644\u0633\u0631)|"
-    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19",
+    r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|(?:\u0627\u0644)?\u0633\u0631)|"
+    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
     re.I)
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
@@ -389,7 +390,7 @@ BOUND_NAME = re.compile(
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
-    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])|"
+    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
@@ -468,6 +469,7 @@ NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|day
 # 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
 # PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
 CLOCK_TIMES = re.compile(r"(?<![\w:.])[0-2]?[0-9]:[0-5][0-9](?:\s*[-\u2013]\s*[0-2]?[0-9]:[0-5][0-9])?(?![\w:.])")  # '02:00-05:00'
+HOST_PORT = re.compile(r"(?<![\w.:@/-])[A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)+:[0-9]{2,5}(?![\w.:])")   # 'smtp.internal:587'
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
@@ -575,7 +577,7 @@ SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key 
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
-                          r"cuenta|inlog|inloggegevens|p(?:\u0159|r)ihl(?:\u00e1|a)(?:\u0161|s)en\w*)(?![^\W_])", re.I)
+                          r"cuenta|inlog|inloggegevens|p(?:\u0159|r)ihl(?:\u00e1|a)(?:\u0161|s)en\w*|p(?:\u0159|r)(?:\u00ed|i)stup\w*)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
                           "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
                           "oracle postgres beheer".split())
@@ -710,7 +712,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
-                       r"key|cabinet)"
+                       r"key|cabinet|signing|sms|confirmation|security)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
@@ -720,7 +722,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -748,9 +750,18 @@ CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|j
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
 CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
-CODE_WORDS_BEFORE = re.compile(r"(?:\s+[^\W\d_][^\s:=,;]*){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?(?=[0-9])")
-SPELLED_DIGITS = re.compile(r"(?<![\w-])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s-]+){3,}"
-                            r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![\w-])", re.I)
+CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]*(?:\s+[^\W\d_][^\s:=,;]*){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?(?=[0-9])")
+# a digit's word in English, German, French, Spanish, Italian, Portuguese, Dutch, Swedish, Russian
+DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|eins|zwei|drei|vier|f(?:\u00fc|ue)nf|"
+              r"sechs|sieben|acht|neun|z(?:\u00e9|e)ro|un|deux|trois|quatre|cinq|sept|huit|neuf|cero|uno|dos|tres|"
+              r"cuatro|cinco|seis|siete|ocho|nueve|due|tre|quattro|cinque|sei|sette|otto|nove|um|dois|tr(?:\u00ea|e)s|"
+              r"sete|oito|nul|een|twee|drie|vijf|zes|zeven|negen|noll|ett|en|tv(?:\u00e5|a)|fyra|fem|sex|sju|"
+              r"(?:\u00e5|a)tta|nio|[h\u043d][o\u043e]\u043b\u044c|[o\u043e]\u0434\u0438[h\u043d]|"
+              r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
+              r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
+              r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c)")
+SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
@@ -1328,11 +1339,13 @@ def worded(group):
 
 def joined_groups(text):
     """The base64 and base32 that `text` writes in groups, each joined into one run (not when its last group is a
-    word: 'open5gs_prod deployed'), and
+    word: 'open5gs_prod deployed', nor words of letters, two capitalised: 'Nordwind Networks GmbH'), and
     the pieces cut unevenly by spaces that together have a key's length (joined_pieces)."""
     chains = (B64_JOINS.split(m.group()) for m in B64_GROUPS.finditer(text))
     joined = ["".join(groups) for groups in chains if not worded(groups[-1]) and
-              sum(bool(LOWER_WORD.fullmatch(group)) and worded(group) for group in groups) < 2]
+              sum(bool(LOWER_WORD.fullmatch(group)) and worded(group) for group in groups) < 2 and
+              not (all(group.isascii() and group.isalpha() for group in groups) and
+                   sum(bool(TITLE_WORD.fullmatch(group)) for group in groups) >= 2)]
     return joined + joined_pieces(text)
 
 
@@ -1503,7 +1516,7 @@ def credential_token(text):
         if context_secret(m.group("value"), short, strict=True) and not VALUE_RANGE_AFTER.match(text, m.end("value")):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
-    text = CLOCK_TIMES.sub(" ", text) if ":" in text else text
+    text = HOST_PORT.sub(" ", CLOCK_TIMES.sub(" ", text)) if ":" in text else text
     text = DASHED_RANGE.sub(lambda m: " " if number_range(m.group().replace("\u2013", "-")) else m.group(), text)
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
