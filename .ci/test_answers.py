@@ -616,6 +616,23 @@ def h40_6_a_signal_while_the_report_is_made_is_ignored():
 
 
 @test
+def h42_8_ctrl_c_while_the_program_loads_is_a_word_not_a_traceback():
+    """SIGINT while the program's modules load (here: as checklist_core is imported) ends it with code 1 and
+    'interrupted; nothing written.', not a KeyboardInterrupt traceback and -2."""
+    loading = ("import builtins, os, runpy, signal, sys\n"
+               "real = builtins.__import__\n"
+               "def late(name, *args, **kwargs):\n"
+               "    if name == 'checklist_core':\n"
+               "        os.kill(os.getpid(), signal.SIGINT)\n"
+               "    return real(name, *args, **kwargs)\n"
+               "builtins.__import__ = late\n"
+               f"sys.argv = [{PROGRAM!r}, 'status', '--file', {str(README)!r}]\n"
+               f"runpy.run_path({PROGRAM!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", loading], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "interrupted; nothing written.\n"), done
+
+
+@test
 def d05_a_lone_carriage_return_is_a_defect_and_refused_in_an_answer():
     text = swap("  - **Form:** a number.", "  - **Form:** a number.\r  - **Answer:** forged")
     found = [(d.code, d.line) for d in cl.run_rules(cl.parse(text))]

@@ -28,7 +28,13 @@ declaring its codes; this file writes and prints: import (CSV reading, planning,
 views (`items`, `profiles`, `status`, `stats`, `check`), the answer form (`form`, whose page is
 tools/form.html), and `main()`, a thin argparse layer and the only place that prints or exits. The default file is README.md next to tools/.
 """
-import argparse
+import signal
+import sys
+
+if __name__ == "__main__":      # Ctrl-C while the program loads: a word and code 1, not a traceback (main() restores it)
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit("interrupted; nothing written."))
+
+import argparse  # noqa: E402  (the imports take a tenth of a second; the line above covers them)
 import bisect
 import contextlib
 import csv
@@ -41,10 +47,8 @@ import os
 import re
 import select
 import shutil
-import signal
 import stat
 import statistics
-import sys
 import tempfile
 import time
 import unicodedata
@@ -1760,4 +1764,5 @@ def utf8_streams():
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # from here on main() says what was written
     sys.exit(main())
