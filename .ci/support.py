@@ -460,7 +460,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'der Code f\u00fcr das Tor ist vier neun null zwei', "le code de la porte c'est huit un six trois",
                  'el c\u00f3digo del port\u00f3n es siete cero cuatro uno', 'koden till f\u00f6rr\u00e5det \u00e4r sex tv\u00e5 nio fem',
                  '\u043f\u0438\u043d-\u043a\u043e\u0434 \u043a\u0430\u0440\u0442\u044b \u2014 \u043f\u044f\u0442\u044c \u043e\u0434\u0438\u043d \u0442\u0440\u0438 \u0432\u043e\u0441\u0435\u043c\u044c', 'the signing code 552 190 arrived by SMS',
-                 'shop account: buyer@lab.example, Heron5Marsh')
+                 'shop account: buyer@lab.example, Heron5Marsh', 'restic repository key: fjord-amber-kiln-4471',
+                 'course enrolment key: Physics5G-Spring', 'portal for the site: login code 51 09 77',
+                 'Audio : puis code participant 702 418#', 'Parola chiave per la banca: \u00abfenicottero\u00bb',
+                 "Frase de seguran\u00e7a do banco: 'caju dourado'", '\u041a\u043e\u0434\u043e\u0432\u043e\u0435 \u0441\u043b\u043e\u0432\u043e \u0434\u043b\u044f \u0431\u0430\u043d\u043a\u0430: \u00ab\u0441\u0430\u043c\u043e\u043b\u0451\u0442\u00bb',
+                 'Sleutelkluisje bij de achterdeur: code 6620', '\u041f\u0418\u041d-\u043a\u043e\u0434 \u0442\u043e\u043a\u0435\u043d\u0430 (\u0420\u0443\u0442\u043e\u043a\u0435\u043d): 604412',
+                 'Web\u4f1a\u8b70\u306e\u30d1\u30b9\u30b3\u30fc\u30c9\uff1aKp7w2R', '\uc5f4\uc1e0\ud568 \ubc88\ud638: 5512',
+                 'Eng\u00e5ngskoden fr\u00e5n sms: 604 118', 'Kap\u0131 \u015fifresi y\u0131ld\u0131z 7 3 0 2 kare',
+                 '\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d: \u0627\u0644\u0631\u0645\u0632 6031', 'Sanduku la funguo: namba ya siri 7714',
+                 'kod do furtki to siedem dwa zero osiem', 'k\u00f3d od dve\u0159\u00ed je dva \u0161est nula t\u0159i')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -557,6 +565,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'contrase\u00f1a 02:00-05:00', 'Alarm 2301 quittieren mit Bemerkung',
                   'licensee: Nordwind Networks GmbH, HRB 204817', 'Password-reset mails go to smtp.internal:587 (STARTTLS)',
                   'two one three: the steps in the order of TS 38.300',
+                  'varsay\u0131lan parolalar de\u011fi\u015ftirildi; tutanakta parola yok', '\u0627\u0644\u0631\u0645\u0632 \u0627\u0644\u0628\u0631\u064a\u062f\u064a 23955 \u062c\u062f\u0629',
+                  'PIN-Code-Verfahren nach Abschnitt 4.2 (PIN nie im Klartext)',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 

@@ -2843,6 +2843,15 @@ def h41_passwords_and_codes_in_more_languages_digits_spelled_in_nine_and_users_b
 
 
 @test
+def h42_key_boxes_meeting_codes_and_code_words_in_more_languages():
+    """Round 42: repository and enrolment keys, login and participant codes, 'parola chiave', 'frase de segurança',
+    'кодовое слово', a key box in Dutch, Korean, Arabic and Swahili, 'ПИН-код' before a note in brackets, 'パスコード',
+    a one-time code in Swedish, a door in Turkish, digits spelled in Polish and Czech are refused; 'parola yok' and an
+    Arabic postcode stay answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert "near 'Parola chiave'" in cl.text_problems("Parola chiave per la banca: \u00abfenicottero\u00bb")[0]
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

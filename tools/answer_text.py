@@ -373,7 +373,8 @@ BOUND_NAME = re.compile(
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
     r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|\u043f[a\u0430][p\u0440][o\u043e]\u043b\u044c[h\u043d]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
-    r"[k\u043a][o\u043e]\u0434[o\u043e][b\u0432]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
+    r"[k\u043a][o\u043e]\u0434[o\u043e][b\u0432]\w*\s+(?:\u0444[p\u0440][a\u0430]\u0437|[c\u0441]\u043b[o\u043e][b\u0432])\w*|"
+    r"parola\s+chiave|frase\s+de\s+seguran(?:\u00e7|c)a|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
@@ -385,13 +386,13 @@ BOUND_NAME = re.compile(
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
-    r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|"
+    r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|enrol?ment|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
-    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-[^\W\d_]{3})|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|"
+    r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
@@ -560,7 +561,7 @@ avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set use
 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
 device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
-rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor
+rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -704,7 +705,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|sleutelkluis|clavier|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|\u043f\u0438[h\u043d]-?[k\u043a][o\u043e]\u0434\w*|sleutelkluis\w*|clavier|code\s+(?:participant|animateur|organisateur|invit(?:\u00e9|e))|eng\u00e5ngskod\w*|kap(?:\u0131|i)|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
@@ -712,17 +713,17 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
-                       r"key|cabinet|signing|sms|confirmation|security)"
+                       r"key|cabinet|signing|sms|confirmation|security|login)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|\u0631\u0645\u0632|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namba\s+ya\s+siri|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -760,7 +761,7 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
-              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c)")
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt)")
 SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
@@ -788,7 +789,7 @@ VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
-                       r"area|postal|po(?:\u0219|\u015f)tal|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
+                       r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
