@@ -468,7 +468,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Web\u4f1a\u8b70\u306e\u30d1\u30b9\u30b3\u30fc\u30c9\uff1aKp7w2R', '\uc5f4\uc1e0\ud568 \ubc88\ud638: 5512',
                  'Eng\u00e5ngskoden fr\u00e5n sms: 604 118', 'Kap\u0131 \u015fifresi y\u0131ld\u0131z 7 3 0 2 kare',
                  '\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d: \u0627\u0644\u0631\u0645\u0632 6031', 'Sanduku la funguo: namba ya siri 7714',
-                 'kod do furtki to siedem dwa zero osiem', 'k\u00f3d od dve\u0159\u00ed je dva \u0161est nula t\u0159i')
+                 'kod do furtki to siedem dwa zero osiem', 'k\u00f3d od dve\u0159\u00ed je dva \u0161est nula t\u0159i',
+                 'H\u00e6ngel\u00e5sen ved porten: 3-0-7-2', 'Gembok gudang: 5-1-8-4', 'A kapu lakatja: 2-7-3-9',
+                 'Lac\u0103tul de la poart\u0103: 6-4-0-1', '\u05d4\u05de\u05e0\u05e2\u05d5\u05dc \u05e9\u05dc \u05d4\u05de\u05d7\u05e1\u05df: 4-0-6-2', '\uc790\ubb3c\uc1e0 \ubc88\ud638: 8-2-0-6',
+                 '\u039b\u03bf\u03c5\u03ba\u03ad\u03c4\u03bf \u03b1\u03c0\u03bf\u03b8\u03ae\u03ba\u03b7\u03c2: 7-1-4-0', 'Kufuli la ghala: 9-3-6-2', '\u0e41\u0e21\u0e48\u0e01\u0e38\u0e0d\u0e41\u0e08\u0e42\u0e01\u0e14\u0e31\u0e07: 2-8-5-0',
+                 'kap\u0131 kodu iki alt\u0131 s\u0131f\u0131r dokuz', 'de code van het hek is \u00e9\u00e9n vier negen drie',
+                 'code porteur de la carte : 7150', 'the gate remote pairs with code 3-9-9-1')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -567,6 +572,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'two one three: the steps in the order of TS 38.300',
                   'varsay\u0131lan parolalar de\u011fi\u015ftirildi; tutanakta parola yok', '\u0627\u0644\u0631\u0645\u0632 \u0627\u0644\u0628\u0631\u064a\u062f\u064a 23955 \u062c\u062f\u0629',
                   'PIN-Code-Verfahren nach Abschnitt 4.2 (PIN nie im Klartext)',
+                  'consola en el puerto 8022 protegida con contrase\u00f1a', 'the combination lock: ask facilities on +44 161 555 0199',
+                  'passwords and keys excluded from the request (s.135(4))', 'LDPC code word length 8448 bits',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 
@@ -663,14 +670,6 @@ def run_main(*args, cwd=None):
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     return Result(code, out.getvalue(), err.getvalue())
-
-
-def run_cli(*args, cwd=None):
-    """Run the program as a real process from `cwd` (a fresh temporary directory by default)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, PROGRAM, *map(str, args)], cwd=cwd or tmp,
-                              capture_output=True, text=True, timeout=60)
-        return Result(done.returncode, done.stdout, done.stderr)
 
 
 class Sandbox:

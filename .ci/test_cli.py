@@ -9,12 +9,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from support import PROGRAM, Sandbox, cl, line_of, run_cli, run_main, swap, test
+from support import PROGRAM, Sandbox, cl, line_of, run_main, swap, test
 
 
 @test
 def cli_items_json_from_another_directory():
-    result = run_cli("items", "--profile", "vendor", "--party", "counsel", "--format", "json")
+    """In-process, from a temporary directory (h14_7 runs a real process from one)."""
+    with tempfile.TemporaryDirectory() as elsewhere:
+        result = run_main("items", "--profile", "vendor", "--party", "counsel", "--format", "json", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["role"] == "maker" and data["items"] and all(r["party"] == "counsel" for r in data["items"])

@@ -42,6 +42,7 @@ NOT_ASCII = re.compile(r"[^ -~]")
 ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
 ENTITY_NAMES = frozenset(name[:-1] for name in html.entities.html5 if name.endswith(";"))   # 'amp', 'nbsp', ...
 # A Markdown link shell, whose text is empty: '[](#req-3)'
+ASCII_UNSEEN = re.compile(r"[\x00-\x20\x7f]+")    # ASCII's whitespace and controls
 LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
 # The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
 MD_LINK = re.compile(r"\]\(")
@@ -333,7 +334,7 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
-    r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|build|commits?|sha|tags?|rev|"
+    r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|puertos?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
@@ -382,7 +383,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -471,6 +472,7 @@ NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|day
 # PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
 CLOCK_TIMES = re.compile(r"(?<![\w:.])[0-2]?[0-9]:[0-5][0-9](?:\s*[-\u2013]\s*[0-2]?[0-9]:[0-5][0-9])?(?![\w:.])")  # '02:00-05:00'
 HOST_PORT = re.compile(r"(?<![\w.:@/-])[A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)+:[0-9]{2,5}(?![\w.:])")   # 'smtp.internal:587'
+SECTION = re.compile(r"(?<![\w.])(?:ss?|sec|art|para)\.\s?[0-9]+[a-z]?(?:\([0-9a-z]{1,4}\))+", re.I)   # 's.135(4)'
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
@@ -578,7 +580,7 @@ SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key 
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
                           r"shared|portal|access|vpn|gui|panel|zugang\w*|konto|benutzer|identifiants?|compte|usuario|"
-                          r"cuenta|inlog|inloggegevens|p(?:\u0159|r)ihl(?:\u00e1|a)(?:\u0161|s)en\w*|p(?:\u0159|r)(?:\u00ed|i)stup\w*)(?![^\W_])", re.I)
+                          r"cuenta|inlog|inloggegevens|p(?:\u0159|r)ihl(?:\u00e1|a)(?:\u0161|s)en\w*|p(?:\u0159|r)(?:\u00ed|i)stup\w*|break-?glass)(?![^\W_])", re.I)
 ACCOUNT_NAMES = frozenset("admin administrator root ops noc user operator support service guest telecomadmin ubnt pi "
                           "cisco manager maint super superuser sysadmin useradmin adminuser tester test lab demo sa "
                           "oracle postgres beheer".split())
@@ -705,7 +707,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|\u043f\u0438[h\u043d]-?[k\u043a][o\u043e]\u0434\w*|sleutelkluis\w*|clavier|code\s+(?:participant|animateur|organisateur|invit(?:\u00e9|e))|eng\u00e5ngskod\w*|kap(?:\u0131|i)|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|\u043f\u0438[h\u043d]-?[k\u043a][o\u043e]\u0434\w*|sleutelkluis\w*|clavier|h(?:\u00e6|ae)ngel(?:\u00e5|a)s\w*|hengel(?:\u00e5|a)s\w*|asma\s+kilid\w*|kilid\w*|gembok|(?:\u1ed5|o)\s+kh(?:\u00f3|o)a|\u03bb[o\u03bf][y\u03c5][k\u03ba](?:\u03ad|\u03b5)[t\u03c4][o\u03bf]\w*|lakat\w*|lac(?:\u0103|a)t\w*|cadenat|kufuli|mangga\s+kunci|code\s+porteur|code\s+(?:participant|animateur|organisateur|invit(?:\u00e9|e))|eng\u00e5ngskod\w*|kap(?:\u0131|i)|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
@@ -716,7 +718,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"key|cabinet|signing|sms|confirmation|security|login)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -750,7 +752,7 @@ CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|j
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
-CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
+CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9](?:-[0-9]){3,7}(?![\w-]))|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
 CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]*(?:\s+[^\W\d_][^\s:=,;]*){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?(?=[0-9])")
 # a digit's word in English, German, French, Spanish, Italian, Portuguese, Dutch, Swedish, Russian
 DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|eins|zwei|drei|vier|f(?:\u00fc|ue)nf|"
@@ -761,7 +763,7 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
-              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt)")
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz)")
 SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
@@ -1077,6 +1079,8 @@ def blank(c):
 
 def substance(text):
     """What a reader sees of the text: no whitespace, blank characters or empty link shells."""
+    if text.isascii():                                # the blank characters of ASCII are its controls
+        return LINK_SHELL.sub("", ASCII_UNSEEN.sub("", text))
     return LINK_SHELL.sub("", "".join(c for c in text if not (c.isspace() or blank(c))))
 
 
@@ -1518,6 +1522,7 @@ def credential_token(text):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     text = HOST_PORT.sub(" ", CLOCK_TIMES.sub(" ", text)) if ":" in text else text
+    text = SECTION.sub(" ", text) if "(" in text else text
     text = DASHED_RANGE.sub(lambda m: " " if number_range(m.group().replace("\u2013", "-")) else m.group(), text)
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
@@ -1753,6 +1758,7 @@ def code_number(text):
     """A code's number in a clause, as (number, name), or None: after a door's, lock's, safe's or alarm's name
     (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
     (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
+    text = PHONE.sub(lambda m: " " * len(m.group()), text) if "+" in text else text    # '+44 161 555 0199'
     for clause in CODE_CLAUSE_END.split(text):
         found = named_code_number(clause) or generic_code_number(clause) or keyed_number(clause)
         if found:

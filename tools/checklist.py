@@ -1674,6 +1674,9 @@ def main(argv=None, out=None, err=None):
         silence(sys.stdout)
         silence(sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        emit(err, "interrupted; nothing written.\n")
+        return 1
     commands = {"check": cmd_check, "profiles": cmd_profiles, "items": cmd_items,
                 "status": cmd_status, "stats": cmd_stats, "import": cmd_import,
                 "form": cmd_form}
