@@ -232,7 +232,7 @@ class Doc:
     problems: list = field(default_factory=list)     # Defects found while parsing
     raw: bytes = b""                                 # the file's bytes, as read (import compares them)
     real_path: Optional[Path] = None                 # the file import writes (a symlink's target)
-    _names: Optional[dict] = None                    # caches: named-condition trees,
+    _names: Optional[tuple] = None                   # caches: the named conditions as (name, text) pairs,
     _trees: dict = field(default_factory=dict)       # item condition trees,
     _order: list = field(default_factory=list)       # the working order,
     _verdicts: dict = field(default_factory=dict)    # the verdicts for each set of answers,
@@ -647,10 +647,23 @@ def condition_problems(tree, routing):
                 yield f"'{value}' is not an answer of {test.id} {declared.values}"
 
 
+def named_conditions(doc):
+    """The document's named conditions as a tuple of (name, text) pairs (the key of condition_tree's cache)."""
+    if doc._names is None:
+        doc._names = tuple((name, text) for name, (text, _) in doc.names.items())
+    return doc._names
+
+
 def name_trees(doc):
-    """{name: tree} of the named conditions that parse (names may not use names)."""
+    """{name: tree} of the named conditions that parse (names may not use names); not to be changed (shared)."""
+    return named_trees(named_conditions(doc))
+
+
+@functools.lru_cache(maxsize=64)
+def named_trees(named):
+    """name_trees() for (name, text) pairs, parsed once for each set of them."""
     trees = {}
-    for name, (text, _) in doc.names.items():
+    for name, text in named:
         try:
             trees[name] = parse_condition(text)
         except ConditionError:
@@ -658,19 +671,24 @@ def name_trees(doc):
     return trees
 
 
+@functools.lru_cache(maxsize=4096)
+def condition_tree(text, named):
+    """parse_condition(text) with the named conditions `named` ((name, text) pairs), parsed once for each pair of
+    them (the trees are tuples, which nothing changes); a ConditionError each time."""
+    return parse_condition(text, named_trees(named))
+
+
 def item_tree(doc, item):
     """The item's full condition (its group's and its own), or None if either is malformed."""
     if item.id not in doc._trees:
-        if doc._names is None:
-            doc._names = name_trees(doc)
-        names = doc._names
+        named = named_conditions(doc)
         parts = []
         try:
             group = doc.preambles.get(item.group)
             if group:
-                parts.append(parse_condition(group.value, names))
+                parts.append(condition_tree(group.value, named))
             if item.condition:
-                parts.append(parse_condition(item.condition, names))
+                parts.append(condition_tree(item.condition, named))
             tree = ALWAYS if not parts else parts[0] if len(parts) == 1 else All(tuple(parts))
         except ConditionError:
             tree = None
@@ -804,10 +822,10 @@ def roles_of(doc, answers):
     An answer to an item that does not apply (REQ-17 once REQ-1 is not a network) decides no role."""
     applying = {r.item.id for r in applicable(doc, answers) if r.applies is not False}
     answers = {iid: tokens for iid, tokens in answers.items() if iid in applying}
-    names, out = name_trees(doc), []
+    named, out = named_conditions(doc), []
     for role in doc.roles:
         try:
-            if evaluate(parse_condition(role.condition, names), answers):
+            if evaluate(condition_tree(role.condition, named), answers):
                 out.append(role)
         except ConditionError:
             continue
