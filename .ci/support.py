@@ -473,7 +473,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Lac\u0103tul de la poart\u0103: 6-4-0-1', '\u05d4\u05de\u05e0\u05e2\u05d5\u05dc \u05e9\u05dc \u05d4\u05de\u05d7\u05e1\u05df: 4-0-6-2', '\uc790\ubb3c\uc1e0 \ubc88\ud638: 8-2-0-6',
                  '\u039b\u03bf\u03c5\u03ba\u03ad\u03c4\u03bf \u03b1\u03c0\u03bf\u03b8\u03ae\u03ba\u03b7\u03c2: 7-1-4-0', 'Kufuli la ghala: 9-3-6-2', '\u0e41\u0e21\u0e48\u0e01\u0e38\u0e0d\u0e41\u0e08\u0e42\u0e01\u0e14\u0e31\u0e07: 2-8-5-0',
                  'kap\u0131 kodu iki alt\u0131 s\u0131f\u0131r dokuz', 'de code van het hek is \u00e9\u00e9n vier negen drie',
-                 'code porteur de la carte : 7150', 'the gate remote pairs with code 3-9-9-1')
+                 'code porteur de la carte : 7150', 'the gate remote pairs with code 3-9-9-1',
+                 'Einbruchmeldeanlage Lager: unscharf mit 4 1 9 6', "Alarme de l'atelier : d\u00e9sactivation 2 7 5 8, puis OFF",
+                 'Inbraakalarm: uitschakelen met 6 0 3 8', 'Tyverialarmen: frakobl med 9 1 4 7', '\u5009\u5eab\u306e\u8b66\u5831\uff1a3 9 2 6 \u3092\u62bc\u3059',
+                 '\u0625\u0646\u0630\u0627\u0631 \u0627\u0644\u0645\u0633\u062a\u0648\u062f\u0639: 5 2 8 1', 'B\u00e1o \u0111\u1ed9ng kho: t\u1eaft b\u1eb1ng 7 4 0 3')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -574,6 +577,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'PIN-Code-Verfahren nach Abschnitt 4.2 (PIN nie im Klartext)',
                   'consola en el puerto 8022 protegida con contrase\u00f1a', 'the combination lock: ask facilities on +44 161 555 0199',
                   'passwords and keys excluded from the request (s.135(4))', 'LDPC code word length 8448 bits',
+                  'podepsan\u00fd z\u00e1znam \u017e\u00e1dn\u00e9 heslo neobsahuje', 'alarm severities: steps 1 2 3 4 in OPS-3\u2019s order',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 
 

@@ -2873,6 +2873,14 @@ def h43_padlocks_in_fifteen_languages_and_ctrl_c_while_arguments_are_read():
 
 
 @test
+def h44_an_intruder_alarm_s_digits_typed_in_turn_in_any_language():
+    """Round 44: single digits typed in turn in a text that names an intruder alarm (German, French, Dutch, Danish,
+    Japanese, Arabic, Vietnamese) are refused; a count ('1 2 3 4') near an alarm and 'heslo neobsahuje' stay answers
+    (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.text_problems("Tyverialarmen: frakobl med 9 1 4 7")[0].startswith("'9 \u2026' (7 characters) near 'Tyverialarmen'")
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

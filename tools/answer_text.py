@@ -561,7 +561,7 @@ dinonaktifkan errati errato errate sbagliati sbagliato wrong incorrect falsch fa
 avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set user-chosen vendor-chosen \u05e9\u05d2\u05d5\u05d9\u05d9\u05dd \u05e9\u05d2\u05d5\u05d9
 \u0627\u0644\u062e\u0627\u0637\u0626\u0629 o\u0442\u043a\u043b\u044e\u0447e\u043da o\u0442\u043a\u043b\u044e\u0447\u0451\u043d o\u0442\u043a\u043b\u044e\u0447e\u043d o\u0442\u043a\u043b\u044e\u0447e\u043do \u0432\u044b\u043a\u043b\u044e\u0447e\u043d \u0432\u044b\u043a\u043b\u044e\u0447e\u043da \u0432\u0438\u043c\u043a\u043de\u043do \u0432\u0438\u043c\u043a\u043de\u043d\u0438\u0439 \u092c\u0926\u0932\u093e\u0935 \u092a\u0930\u093f\u0935\u0930\u0924\u0928 \u0928\u093f\u0937\u0915\u0930\u093f\u092f letiltva \u0645\u0639\u0637\u0644 \u05de\u05d5\u05e9\u05d1\u05ea
 \u05de\u05e0\u05d5\u05d8\u05e8\u05dc \u05de\u05e0\u05d5\u05d8\u05e8\u05dc\u05ea beveiligd implicit\u0103 implicit access remains remain remained achtergebleven tilbage igjen
-device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
+neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 """.split())
@@ -779,6 +779,11 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
                     r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I))
+# Single digits typed in turn near an intruder alarm's name, in any language
+SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
+ALARM_NAME = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|"
+                        r"b\u00e1o\s+\u0111\u1ed9ng)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
+                        r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL = re.compile(rf"(?<![\w.,])(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}(?![^\W_])", re.I)
@@ -1767,7 +1772,16 @@ def code_number(text):
         spelled = name and SPELLED_DIGITS.search(clause, name.end())
         if spelled:
             return spelled.group(), name.group()
-    return None
+    return alarm_digits(text)
+
+
+def alarm_digits(text):
+    """Four to eight single digits apart by spaces in a text that names an intruder alarm in any language (SPACED_DIGITS,
+    ALARM_NAME: 'Einbruchmeldeanlage … unscharf schalten mit 7 3 0 9'), as (digits, name), or None."""
+    digits = SPACED_DIGITS.search(text)
+    counted = digits and all(int(b) - int(a) == 1 for a, b in zip(digits.group()[::2], digits.group()[2::2]))
+    name = digits and not counted and ALARM_NAME.search(text)    # not '1 2 3 4', a count
+    return (digits.group(), name.group()) if name else None
 
 
 def keyed_number(clause):
