@@ -476,7 +476,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'code porteur de la carte : 7150', 'the gate remote pairs with code 3-9-9-1',
                  'Einbruchmeldeanlage Lager: unscharf mit 4 1 9 6', "Alarme de l'atelier : d\u00e9sactivation 2 7 5 8, puis OFF",
                  'Inbraakalarm: uitschakelen met 6 0 3 8', 'Tyverialarmen: frakobl med 9 1 4 7', '\u5009\u5eab\u306e\u8b66\u5831\uff1a3 9 2 6 \u3092\u62bc\u3059',
-                 '\u0625\u0646\u0630\u0627\u0631 \u0627\u0644\u0645\u0633\u062a\u0648\u062f\u0639: 5 2 8 1', 'B\u00e1o \u0111\u1ed9ng kho: t\u1eaft b\u1eb1ng 7 4 0 3')
+                 '\u0625\u0646\u0630\u0627\u0631 \u0627\u0644\u0645\u0633\u062a\u0648\u062f\u0639: 5 2 8 1', 'B\u00e1o \u0111\u1ed9ng kho: t\u1eaft b\u1eb1ng 7 4 0 3',
+                 'Parola nou\u0103 a portalului este \u021a\u0103r\u0103#Pod41')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -577,6 +578,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'PIN-Code-Verfahren nach Abschnitt 4.2 (PIN nie im Klartext)',
                   'consola en el puerto 8022 protegida con contrase\u00f1a', 'the combination lock: ask facilities on +44 161 555 0199',
                   'passwords and keys excluded from the request (s.135(4))', 'LDPC code word length 8448 bits',
+                  'PO4500123456 covers the SIM cards; PIN handling per IOP-7', 'SIM PIN activ, 2.000 de carduri livrate',
                   'podepsan\u00fd z\u00e1znam \u017e\u00e1dn\u00e9 heslo neobsahuje', 'alarm severities: steps 1 2 3 4 in OPS-3\u2019s order',
                   'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
 

@@ -335,7 +335,7 @@ NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|puertos?|build|commits?|sha|tags?|rev|"
-    r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?[\s:#]*[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-])"
+    r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?(?:[\s:#]+[0-9A-Fa-f]|[0-9])[0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
     r"(?<![\w.])(?:[0-9]{1,3}(?:[.,'][0-9]{3})+|[0-9]+)(?=\s+(?:s|ms|secs?|seconds?|minutes?|hours?|days?|bytes?|"
     r"[kmgt]i?b|baud|bps|eur|usd|gbp|chf|st\u00fcck|stk|pcs|pieces|cards?|karten|cartes|tarjetas|kart\w*|[k\u043a][a\u0430][p\u0440][t\u0442]\w*|k(?:\u00e1|a)rty\w*|kaart\w*|karet|schede|cart(?:\u00f5|o)es|(?:de\s+)?carduri|kortti\w*|\u0628\u0637\u0627\u0642\w*|\u05db\u05e8\u05d8\u05d9\u05e1\w*|kort|"
