@@ -205,7 +205,8 @@ def status_suggests_only_items_that_apply():
         plain = box.run("status").stdout
         assert "Still to answer: REQ-1, REQ-2, LIC-1." in plain, plain
         routed = box.run("status", "--profile", "lab").stdout
-        assert "given profile `lab`" in routed and "Still to answer: none." in routed, routed
+        assert "given profile `lab`" in routed and "Still to answer: none; assumed by the profile, not answered: REQ-1" \
+            in routed, routed
         assert "1. REQ-3:" in routed and "LIC-2" not in routed.split("## Next to answer")[1], routed
 
 

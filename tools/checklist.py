@@ -1032,11 +1032,13 @@ def cmd_status(doc, args):
         given_ids = ", ".join(f"{i} " + ", ".join(f"`{t}`" for t in toks) for i, toks in answers.tokens.items())
         verdicts = {r.item.id: r.applies for r in rows}
         missing = [i for i in doc.routing() if i not in answers.tokens and verdicts.get(i) is not False]
+        assumed = [i for i, origin in answers.origin.items() if origin.startswith("profile ")]
         blockers = [r for r in recs if r["stage"] == "blocker" and r["state"] in ("open", "waiting")]
         upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"
                     and r["id"] not in answers.tokens][:5]
         out = [f"# Progress of {doc.path}, given {answers.title}", "",
-               f"Routing answers: {given_ids or 'none'}. Still to answer: {', '.join(missing) or 'none'}.",
+               f"Routing answers: {given_ids or 'none'}. Still to answer: {', '.join(missing) or 'none'}"
+               + (f"; assumed by the profile, not answered: {', '.join(assumed)}." if assumed else "."),
                f"Role: {role.key if role else 'none'}. "
                f"{counted(len(recs), 'item')} apply or may apply; {excluded} do not apply to these answers."
                + (" Waiting: the item's condition needs a routing answer not yet given."
