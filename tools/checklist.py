@@ -37,6 +37,7 @@ if __name__ == "__main__":      # Ctrl-C while the program loads: a word and cod
 import argparse  # noqa: E402  (the imports take a tenth of a second; the line above covers them)
 import bisect
 import contextlib
+import copy
 import csv
 import errno
 import functools
@@ -1105,7 +1106,7 @@ def cmd_import(doc, args):
     if not changes:
         return f"{doc.path}: nothing to record (no new answers).{older_copies_note(older_copies(doc.real_path))}\n", 0
     new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
-    new_doc = parse(new_text, doc.path)
+    new_doc = parsed(new_text, doc.path)
     defects = run_rules(new_doc)
     if defects:
         raise Refusal(breakage_report(doc, new_doc, defects, changes, shown(args.answers, None)))
@@ -1561,11 +1562,17 @@ def same_file(a, b):
 # ---------------------------------------------------------------- command line
 
 @functools.lru_cache(maxsize=4)
-def parsed(text, path, real_path):
-    """parse(), once per text and file: a process that loads the same file again (the tests call main() hundreds of
-    times) reuses the model, which nothing changes after parsing but load(), which sets the file's bytes and real path
-    on it (so two files with the same text, real_path, never share one)."""
-    return parse(text, path)
+def parsed_text(text):
+    """parse(), once per text: a process that reads the same text again (import reads back what it wrote; the tests call
+    main() hundreds of times) reuses the model, which nothing changes after parsing."""
+    return parse(text)
+
+
+def parsed(text, path):
+    """The model of the text, as a copy of its own (the file's name, bytes and real path are set on it)."""
+    doc = copy.copy(parsed_text(text))
+    doc.path = path
+    return doc
 
 
 def load(path):
@@ -1579,7 +1586,7 @@ def load(path):
     except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
         raise Refusal(f"{shown_path}: cannot read: {getattr(e, 'strerror', None) or 'a symbolic link loop'}", 2)
     try:
-        doc = parsed(raw.decode("utf-8"), shown_path, str(real))
+        doc = parsed(raw.decode("utf-8"), shown_path)
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise Refusal(f"{shown_path}:{line}: not UTF-8 text", 2)
