@@ -477,7 +477,22 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Einbruchmeldeanlage Lager: unscharf mit 4 1 9 6', "Alarme de l'atelier : d\u00e9sactivation 2 7 5 8, puis OFF",
                  'Inbraakalarm: uitschakelen met 6 0 3 8', 'Tyverialarmen: frakobl med 9 1 4 7', '\u5009\u5eab\u306e\u8b66\u5831\uff1a3 9 2 6 \u3092\u62bc\u3059',
                  '\u0625\u0646\u0630\u0627\u0631 \u0627\u0644\u0645\u0633\u062a\u0648\u062f\u0639: 5 2 8 1', 'B\u00e1o \u0111\u1ed9ng kho: t\u1eaft b\u1eb1ng 7 4 0 3',
-                 'Parola nou\u0103 a portalului este \u021a\u0103r\u0103#Pod41')
+                 'Parola nou\u0103 a portalului este \u021a\u0103r\u0103#Pod41',
+                 'Lab Wi-Fi: Kestrel2024 (WPA2, SSID LAB5G)', 'G\u00e4ste-WLAN im Container: Haselnuss2024',
+                 'Le code Wi-Fi invit\u00e9 c\'est soleil2024',
+                 '\u0413\u043e\u0441\u0442\u0435\u0432\u043e\u0439 Wi-Fi: Podsolnuh2024',
+                 'Installer code 9999 on the Texecom panel', 'Errichtercode der Zentrale 9999, Mastercode 1234',
+                 'Centrale d\'alarme : 1234, sir\u00e8ne dans le couloir', 'Centralina allarme: 1234',
+                 'Schl\u00fcsselbox am Zaun 4071', 'N\u00f8gleboks ved hegnet 4071',
+                 'Avainkaappi 4071 aidan vieress\u00e4', 'Key vault 2468 by the loading bay',
+                 'Key cabinet 2468, master key hook 12', 'K\u00e9t s\u1eaft v\u0103n ph\u00f2ng: 36-14-72',
+                 'Brankas kantor: kombinasi 36-14-72',
+                 '\u0911\u092b\u093f\u0938 \u0915\u0940 \u0924\u093f\u091c\u094b\u0930\u0940: 36-14-72',
+                 '\u062a\u062c\u0648\u0631\u064a \u0627\u0644\u0645\u0643\u062a\u0628 361472',
+                 '\u091b\u0924 \u0915\u0947 \u0926\u0930\u0935\u093e\u091c\u093c\u0947 \u0915\u093e \u0924\u093e\u0932\u093e 0427',
+                 'Domofon 2580, potem drugie drzwi', 'Citofono 2580 e poi scala B',
+                 'Access to the roof: 0427 on the padlock', 'Entry pin 0 4 2 7 for the side door',
+                 'P.I.N. 4071 for the side door', '\U0001f512 4071')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -580,7 +595,17 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'passwords and keys excluded from the request (s.135(4))', 'LDPC code word length 8448 bits',
                   'PO4500123456 covers the SIM cards; PIN handling per IOP-7', 'SIM PIN activ, 2.000 de carduri livrate',
                   'podepsan\u00fd z\u00e1znam \u017e\u00e1dn\u00e9 heslo neobsahuje', 'alarm severities: steps 1 2 3 4 in OPS-3\u2019s order',
-                  'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a')
+                  'SIM-\u043a\u0430\u0440\u0442\u043a\u0438 \u0437 PIN; PIN \u0456 PUK \u043a\u043e\u0440\u0438\u0441\u0442\u0443\u0432\u0430\u0447\u0430\u043c, 2000 \u043a\u0430\u0440\u0442\u043e\u043a',
+                  'Lockbox model Master Lock 5401D at the gate',
+                  'Key box installed 2025-11-03, Supra S5, serial 40712233',
+                  'Alarmanlage wird von Securitas \u00fcberwacht, Kundennummer 55-2201',
+                  'Cadenas Abus 83/55, cl\u00e9 n\u00b0 8355 \u00e0 l\'accueil',
+                  'Le code d\'acc\u00e8s est remis en main propre au responsable de site',
+                  'PIN pad: Ingenico Move/5000 in the canteen, not on the network',
+                  'Password: in 1Password, item "OMC root"', 'Password: KeePass entry OMC-Root-2026',
+                  'PIN: ask the site manager on 0171 2345678', 'Alarm code: call ARC on 0800 4071 222',
+                  'Keypad model Paxton 375-110 at the side door', 'Combination padlock Master Lock 178D on the cage',
+                  'Wi-Fi: vlan120 only', 'Wi-Fi: Guest24 SSID, key in vault')
 
 
 

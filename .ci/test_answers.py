@@ -2882,6 +2882,17 @@ def h44_an_intruder_alarm_s_digits_typed_in_turn_in_any_language():
 
 
 @test
+def h45_wi_fi_keys_alarm_panels_key_boxes_and_safes_in_more_languages():
+    """Round 45: a word and a year given for a Wi-Fi network in any language, an alarm panel's installer or master code,
+    key boxes, key vaults, safes and intercoms in more languages (Danish, Finnish, Vietnamese, Indonesian, Hindi,
+    Arabic, Polish, Italian), a number put on a padlock and single digits typed at a door are refused; a model's or
+    serial number, a customer number, a phone number written the national way, a PIN pad, a password manager's entry
+    and 'est remis' stay answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.text_problems("Misafir Wi-Fi: Aycicegi2024")[0].startswith("'Ayc\u2026' (12 characters) near a password's")
+    assert cl.text_problems("Wi-Fi: Building12 floor plan") == []
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

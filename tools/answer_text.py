@@ -204,6 +204,7 @@ USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,40}")
 USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._@+-]{1,40})[/,:(;](?P<rest>\S*)")
 PAIR_SEPARATOR = re.compile(r"[/,:(;|\u2013\u2014-]|->|=>|and", re.I)
 PLAIN_WORD = re.compile(r"[a-z]+")
+POINTING_WORDS = frozenset("in im at on see via from under unter dans en nel nella na w em siehe voir ver vedi zie".split())
 PAIR_WALK = 4
 NON_SPACE = re.compile(r"\S+")
 # A SIM card's access code after its label (group 'code': 'ADM1: 84729135', 'PUK: 84729135'): four digits or more,
@@ -240,7 +241,7 @@ CREDENTIAL_WORD = re.compile(
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|(?:\u0627\u0644)?\u0633\u0631)|"
     r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
     re.I)
-SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
+SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?(?![\s-]?pads?(?![A-Za-z]))|P\.I\.N\.?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
                            r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)"
@@ -393,7 +394,7 @@ BOUND_NAME = re.compile(
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
-    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|"
+    r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
     r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88)"
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
@@ -476,6 +477,15 @@ SECTION = re.compile(r"(?<![\w.])(?:ss?|sec|art|para)\.\s?[0-9]+[a-z]?(?:\([0-9a
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
+# ... or written the national way after 'on', 'call', 'unter' and the like ('ask the site manager on 0171 2345678'),
+# PHONE_DIGITS digits or more in groups (NATIONAL_PHONE; phone_blanked)
+NATIONAL_PHONE = re.compile(r"(?<![^\W_])(?:on|at|call|ring|phone|tel\.?|t\u00e9l\.?|telefon|unter|au|al|under)\s+"
+                            r"(?P<number>0[0-9]{2,4}(?:[ /-][0-9]{2,8}){1,3})(?![\w/-])", re.I)
+PHONE_DIGITS = 9
+# An entry in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025'): a pointer
+VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwarden|lastpass|dashlane|cyberark|keychain|"
+                         r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis)\s*[:#]?\s*"
+                         r"[\"'\u201c\u2018]?[^\s\"'\u201d\u2019,;]+", re.I)
 # An account's name after the word ('Test account \'test01\'', 'user ops01'): a name, not a password near its word
 ACCOUNT_NAMED = re.compile(r"(?<![^\W_])(?:[Aa]ccounts?|[Uu]sers?|[Uu]ser\s?names?|[Kk]onto|[Cc]ompte|[Uu]suario|[Cc]uenta|"
                            r"[Uu]tente|[Gg]ebruiker|[Bb]enutzer)\s+(?:[\"'\u2018\u201c][\w.@-]{2,32}[\"'\u2019\u201d]|"
@@ -523,6 +533,12 @@ PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
 # A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
 PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung|\u0444[p\u0440][a\u0430]\u0437", re.I)
 NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
+# A word and a year or number given for a Wi-Fi network after ':' or a verb, in any language ('Gäste-WLAN im Container:
+# Haselnuss2024', "le code Wi-Fi invité c'est soleil2024"): its key; not a name a network's words start ('vlan120', 'Guest24')
+WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*:|\s+(?:c['\u2019]est|is|ist|est|es|"
+                        r"\u00e8|jest|je|on|to|er|\u00e4r))\s*[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|"
+                        r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[0-9])"
+                        r"[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 SYMBOL = re.compile(r"[^\w-]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
@@ -564,6 +580,7 @@ avst\u00e4ngd avst\u00e4ngt tedarik\u00e7ide vendor-set user-set factory-set use
 neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-specific vendor-specific unit-specific user-specific fourni fournie fournis fournies age restic borg borgbackup veracrypt luks bitlocker sops duplicity
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
+remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -692,7 +709,11 @@ REVERSE_NAMED = re.compile(
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
 CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
-                       r"key\s?cabinet|alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
+                       r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
+                       r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
+                       r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
+                       r"(?:centrale?|centralina|zentrale)\s+(?:d['\u2019]\s*|de\s+(?:l['\u2019]\s*)?|der\s+)?(?:alarm\w*|allarm\w*)|"
+                       r"alarm\s+panel|schl(?:\u00fc|ue)sselschrank|zugang\w*|zutritts\w*|lock|disarm|"
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe(?![\s-]+(?:deposit|harbou?r|mode|zone|area|distance))|"
                        r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|kodl(?:\u00e5|a)s\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
@@ -715,7 +736,8 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
                        r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
-                       r"key|cabinet|signing|sms|confirmation|security|login)"
+                       r"key|cabinet|signing|sms|confirmation|security|login|installer|engineer|master|errichter|benutzer|"
+                       r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
@@ -773,15 +795,17 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # A number typed on a keypad ('composer 48213 sur le clavier') or given to acknowledge or open ('Alarm mit 93751
 # quittieren'): a code's number, whatever word names it
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
-                    r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|tastenfeld|"
+                    r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
+                    r"candado|lucchetto|cadeado|tastenfeld|"
                     r"tastatur|teclado|tastiera|toetsenbord|klawiatur\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])mit\s+(?P<number>[0-9]{3,10}[#*]?)\s+(?P<name>quittier\w*|best(?:\u00e4|ae)tig\w*|"
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
                     r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I))
-# Single digits typed in turn near an intruder alarm's name, in any language
+# Single digits typed in turn near an intruder alarm's, a door's, a gate's or a lock's name, in any language
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
-ALARM_NAME = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|"
+KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
+                        r"gates?|keypads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
                         r"b\u00e1o\s+\u0111\u1ed9ng)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
                         r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
@@ -811,10 +835,17 @@ CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
-CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|number|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|number|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
+                        r"modelo|num(?:\u00e9|\u00fa|e|u)ro|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
-                        r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$", re.I)
+                        r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
+# A model's name before a number ('model Paxton 375-110'; a number with a keypad letter after a brand's word, 'Master
+# Lock 178D'): no code's number
+MODEL_BEFORE = re.compile(r"(?<![^\W_])(?:model\w*|mod(?:\u00e8|e)le|modelo|type|typ|series|serie)\s+(?:[A-Z][\w-]*\s+){1,2}$",
+                          re.I)
+BRAND_BEFORE = re.compile(r"(?<![^\W_])[A-Z][a-z]+\s+$")
+MODEL_REACH = 40
 # A password's own label, not a credential's, token's or secret's ('password', 'passcode', 'PGPASSWORD', 'pwd')
 PASSWORD_WORD = re.compile(r"pass|pw|psk|kennwort|contrase|senha", re.I)
 LABEL_QUOTES = re.compile("[\"'\u2019\u201d]")            # not shown in a refusal's label
@@ -1532,6 +1563,7 @@ def credential_token(text):
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
     text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
+    text = VAULT_ENTRY.sub(" ", phone_blanked(text))
     judged, members = set(), series(text)             # a token met again is judged once
     for raw in NON_SPACE.findall(text):
         if raw not in judged and raw.strip(SECRET_VALUE_EDGES) not in members:
@@ -1567,7 +1599,13 @@ def bound_secret(text):
         value = slot_secret(m.group("value"), False)
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
-    return found or code_number(text)
+    return found or code_number(text) or wifi_value(text)
+
+
+def wifi_value(text):
+    """A word and a year given for a Wi-Fi network (WIFI_VALUE), as (value, name), or None."""
+    m = WIFI_VALUE.search(text)
+    return (m.group("value"), "Wi-Fi") if m else None
 
 
 def spelled_word(m):
@@ -1764,6 +1802,7 @@ def code_number(text):
     (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
     (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
     text = PHONE.sub(lambda m: " " * len(m.group()), text) if "+" in text else text    # '+44 161 555 0199'
+    text = phone_blanked(text)
     for clause in CODE_CLAUSE_END.split(text):
         found = named_code_number(clause) or generic_code_number(clause) or keyed_number(clause)
         if found:
@@ -1772,15 +1811,22 @@ def code_number(text):
         spelled = name and SPELLED_DIGITS.search(clause, name.end())
         if spelled:
             return spelled.group(), name.group()
-    return alarm_digits(text)
+    return keyed_digits(text)
 
 
-def alarm_digits(text):
-    """Four to eight single digits apart by spaces in a text that names an intruder alarm in any language (SPACED_DIGITS,
-    ALARM_NAME: 'Einbruchmeldeanlage … unscharf schalten mit 7 3 0 9'), as (digits, name), or None."""
+def phone_blanked(text):
+    """The text with each phone number written the national way (NATIONAL_PHONE: PHONE_DIGITS digits or more) blank."""
+    return NATIONAL_PHONE.sub(lambda m: m.group()[:m.start("number") - m.start()] + " " * len(m.group("number"))
+                              if sum(c.isdigit() for c in m.group("number")) >= PHONE_DIGITS else m.group(), text)
+
+
+def keyed_digits(text):
+    """Four to eight single digits apart by spaces in a text that names an intruder alarm in any language, a door, a gate
+    or a lock (SPACED_DIGITS, KEYPAD_PLACE: 'Einbruchmeldeanlage … unscharf schalten mit 7 3 0 9', 'Entry pin 0 4 2 7
+    for the side door'), as (digits, name), or None."""
     digits = SPACED_DIGITS.search(text)
     counted = digits and all(int(b) - int(a) == 1 for a, b in zip(digits.group()[::2], digits.group()[2::2]))
-    name = digits and not counted and ALARM_NAME.search(text)    # not '1 2 3 4', a count
+    name = digits and not counted and KEYPAD_PLACE.search(text)    # not '1 2 3 4', a count
     return (digits.group(), name.group()) if name else None
 
 
@@ -1820,12 +1866,21 @@ def code_number_after(clause, at):
         if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
                                           CODE_DATE.fullmatch(m.group()) or in_range(clause, m) or
                                           number_range(m.group()) or
-                                          UPPER_DESIGNATION.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
+                                          UPPER_DESIGNATION.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start()) or
+                                          model_named(clause, at, m)):
             continue
         if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
-                                          CODE_LABEL.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start())):
+                                          CODE_LABEL.search(clause, max(at, m.start() - CODE_LABEL_REACH), m.start())):
             return m.group()
     return None
+
+
+def model_named(clause, at, m):
+    """True if a model's name stands between `at` and the number `m` in a clause (MODEL_BEFORE: 'model Paxton 375-110'),
+    or a brand's word before a number with a keypad's letter (BRAND_BEFORE: 'Master Lock 178D')."""
+    start = max(at, m.start() - MODEL_REACH)
+    return bool(MODEL_BEFORE.search(clause, start, m.start()) or
+                (m.group()[-1].isalpha() and BRAND_BEFORE.search(clause, start, m.start())))
 
 
 def generic_code_number(clause):
@@ -2054,7 +2109,10 @@ class Pairs:
         return ""
 
     def pair_at(self, tok, after):
-        """The password that follows `tok`, a user name, from the token at index `after` on, or ''."""
+        """The password that follows `tok`, a user name, from the token at index `after` on, or '' (none after a word that
+        points: POINTING_WORDS, 'in 1Password')."""
+        if tok.lower() in POINTING_WORDS:
+            return ""
         word = lambda i: self.text[self.tokens[i][0]:self.tokens[i][1]] if i < len(self.tokens) else None
         glued, spaced, nxt = USER_GLUED.fullmatch(tok), False, word(after)
         if glued and glued.group("rest"):
