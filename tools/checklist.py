@@ -1324,7 +1324,7 @@ def column_words(doc, header):
     for r in table(doc, HOWTO, header):
         key = code_cell(r.cells[0])
         if key and len(r.cells) > 1:
-            words[key] = re.split(r"[;(]", LINK.sub(r"\1", r.cells[1]).strip(), 1)[0].rstrip()
+            words[key] = re.split(r"[;(]", LINK.sub(r"\1", r.cells[1]).strip(), maxsplit=1)[0].rstrip()
     return words
 
 
