@@ -2893,6 +2893,17 @@ def h45_wi_fi_keys_alarm_panels_key_boxes_and_safes_in_more_languages():
 
 
 @test
+def h46_a_code_before_its_name_passphrases_defaults_left_in_place_and_phone_numbers():
+    """Round 46: a code's number before its name in any language, passphrases and passwords in more languages (Czech,
+    Swedish, Finnish, Hungarian, Estonian, Latvian, Icelandic, Afrikaans, Swahili, Bengali, Hindi), a vendor's default
+    left in place or given after its account with a space, escort, visitor and mantrap codes are refused; national
+    phone numbers after a code's name, ticket numbers in more languages and the participles that say a password
+    expired or was reset stay answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.text_problems("4711 ist der T\u00fcrcode vom Technikraum")[0].startswith("'4\u2026' (4 characters) near")
+    assert cl.phone_blanked("ring 0171 2345678 or 0427") == "ring              or 0427"
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

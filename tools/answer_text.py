@@ -334,7 +334,9 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
-    r"tickets?|cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
+    r"tickets?|incidencias?|incidentes?|chamados?|zg(?:\u0142|l)oszeni[ea]|st(?:\u00f6|o)rung|vorgang|"
+    r"meldung|demande|richiesta|segnalazione|melding|(?:\u00e4|a)rende|talep|tiketti|tichet|\u0437[a\u0430]\u044f\u0432[k\u043a][a\u0430\u0438\u0443]|"
+    r"cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|puertos?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?(?:[\s:#]+[0-9A-Fa-f]|[0-9])[0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
@@ -379,7 +381,11 @@ BOUND_NAME = re.compile(
     r"parola\s+chiave|frase\s+de\s+seguran(?:\u00e7|c)a|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
     r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
-    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a)|"
+    r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a|e)|parool|"
+    r"frase\s+de\s+paso|frase\s+de\s+contrase(?:\u00f1|n)a|wachtw?o?o?r?d?zin|kulcsmondat|jelsz(?:\u00f3|o)mondat|"
+    r"heslov(?:\u00e1|a)\s+fr(?:\u00e1|a)ze|salasanalause|l(?:\u00f6|o)senfras|l(?:\u00f6|o)senordsfras|adgangsfrase|passordfrase|"
+    r"lykilor(?:\u00f0|d)|wagwoord|nenosiri|neno\s+la\s+siri|\u092a\u093e\u0938\u0915\u094b\u0921|"
+    r"\u09aa\u09be\u09b8\u0993\u09af\u09be\u09b0\u09a1|"
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
@@ -477,11 +483,14 @@ SECTION = re.compile(r"(?<![\w.])(?:ss?|sec|art|para)\.\s?[0-9]+[a-z]?(?:\([0-9a
 PHONE = re.compile(r"(?<![\w+])\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?!\w)")
 PGP_WORD = re.compile(r"pgp|gpg", re.I)
 PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})(?!\w)")
-# ... or written the national way after 'on', 'call', 'unter' and the like ('ask the site manager on 0171 2345678'),
-# PHONE_DIGITS digits or more in groups (NATIONAL_PHONE; phone_blanked)
-NATIONAL_PHONE = re.compile(r"(?<![^\W_])(?:on|at|call|ring|phone|tel\.?|t\u00e9l\.?|telefon|unter|au|al|under)\s+"
-                            r"(?P<number>0[0-9]{2,4}(?:[ /-][0-9]{2,8}){1,3})(?![\w/-])", re.I)
-PHONE_DIGITS = 9
+# ... or written the national way: after a word that says so ('on', 'call', 'unter', 'тел.'; CUED_PHONE: 'ask the
+# site manager on 0171 2345678', 'llamar a seguridad, 912 345 678'), or starting with 0 (ZERO_PHONE: '03-1234-5678'),
+# PHONE_DIGITS to PHONE_DIGITS_MAX digits in all (phone_blanked)
+CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|ring|phone|tel\.?|t\u00e9l\.?|telefon\w*|line|"
+                        r"hotline|anrufen|appeler|llamar|ligar|chiamare|bellen|[t\u0442][e\u0435]\u043b\.?)[^0-9\n;]{0,30}?)"
+                        r"(?<![\w.,/+-])(?P<number>[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
+ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>0[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
+PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
 # An entry in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025'): a pointer
 VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwarden|lastpass|dashlane|cyberark|keychain|"
                          r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis)\s*[:#]?\s*"
@@ -531,8 +540,10 @@ ROMAN = re.compile(r"[IVXLCDM]+")
 NUMBER_WORD_PARTS = re.compile(r"[-\s.,]+")
 PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
 # A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
-PHRASE_NAME = re.compile(r"phrase|frase|zin|seed|semilla|wiederherstellung|\u0444[p\u0440][a\u0430]\u0437", re.I)
+PHRASE_NAME = re.compile(r"phrase|fras|zin|seed|semilla|wiederherstellung|mondat|fr(?:\u00e1|a)z[ea]|lause|"
+                         r"\u0444[p\u0440][a\u0430]\u0437", re.I)
 NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
+PHRASE_VALUE = re.compile(r"\s*(?P<words>(?:[^\W\d_]{2,}\s+){2,6})[0-9]{1,6}[\W_]*$")   # 'zielony pies skacze 1987'
 # A word and a year or number given for a Wi-Fi network after ':' or a verb, in any language ('Gäste-WLAN im Container:
 # Haselnuss2024', "le code Wi-Fi invité c'est soleil2024"): its key; not a name a network's words start ('vlan120', 'Guest24')
 WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*:|\s+(?:c['\u2019]est|is|ist|est|es|"
@@ -581,6 +592,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -623,6 +635,13 @@ GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset 
 ATTEMPT = re.compile(r"(?<![\w-])(?:try|tries|tried|attempt\w*)(?![\w-])", re.I)    # 'try admin/admin: must fail'
 # ... and a common account 'with' its default ('root with calvin', 'admin with 1111'; DEFAULT_WITH)
 DEFAULT_WITH = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+with\s+(?P<password>[^\s,;()]{4,60})(?![^\s,;()])")
+# ... stated as still set (STATED_DEFAULTS, but words with other uses; DEFAULT_LEFT: 'left as admin', 'staat nog op calvin')
+# or after its account with a space alone (DEFAULT_PAIR): stated_default()
+STATED_DEFAULTS = DEFAULT_VALUES - {"tiger", "raspberry"}
+DEFAULT_LEFT = re.compile(r"(?<![^\W_])(?:still|left\s+(?:at|as|on)|remains?|staat\s+nog\s+op|noch\s+(?:auf|immer)|"
+                          r"toujours(?:\s+actif)?\s*:?|sigue\s+(?:siendo|en)|ainda)\s+[\"'\u201c\u2018]?(?P<value>[\w.@!#$-]{4,40})",
+                          re.I)
+DEFAULT_PAIR = re.compile(r"(?<![\w.@-])(?P<user>[A-Za-z][\w.-]{1,30})\s+(?P<password>[^\s,;()]{4,60})(?![^\s,;()])")
 # A wallet's seed words after its name and ':' (seed_words)
 SEED_LIST = re.compile(r"(?<![^\W_])(?P<name>seed|semilla|bip-?39|mnemonic|mnemonica|mn\u00e9monique|"
                        r"\u0444[p\u0440][a\u0430]\u0437\w*\s+"
@@ -708,7 +727,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -734,7 +753,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
                        r"ontgrendel\w*|h(?:\u00e4|a)ngl(?:\u00e5|a)s\w*|k(?:\u0142|l)(?:\u00f3|o)dk\w*|kilit\w*|z(?:\u00e1|a)m(?:e|)k\w*|"
                        r"(?:key|punch)\s+in|code\s+(?:du|de)\s+badge|code|"
-                       r"(?:door|gate|entry|access|release|unlock|lock|alarm|activation|enrol?ment|voucher|verification|"
+                       r"(?:door|gate|entry|access|release|unlock|lock|alarm|escort|visitor|besucher|visiteur|visitante|bezoeker|activation|enrol?ment|voucher|verification|"
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
                        r"key|cabinet|signing|sms|confirmation|security|login|installer|engineer|master|errichter|benutzer|"
                        r"installateur|installatore|instalador|techniker|technician)"
@@ -747,7 +766,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:door|doorlocks?|gate|padlock|
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namba\s+ya\s+siri|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -819,6 +838,12 @@ VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.
 VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
 CODE_IS_REACH, CODE_KIND_REACH = 60, 24
+# A code's number before its name, after a verb, a dash or a bracket ('4711 ist der Türcode', '4711 — код двери'):
+# number_before_code(); the name says it is a code (CODE_SUFFIX)
+NUMBER_FIRST = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)(?:\s*[(\u2013\u2014]\s*|\s+-\s+|\s+(?:is|ist|est|"
+                          r"c['\u2019]est|es|\u00e8|\u00e9|\u00e4r|er|to|je|jest|on)\s+)(?:(?:the|der|die|das|le|la|el|il|lo|o|"
+                          r"a|de|het|den|det|un|una|ein|eine)\s+)?(?P<name>[^\s,;()]+)", re.I)
+CODE_SUFFIX = re.compile(r"cod|kod|k\u00f3d|koodi|kode|[k\u043a][o\u043e]\u0434|pin|combina|kombina", re.I)
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
@@ -829,7 +854,7 @@ CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|s
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
 CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{3,7}[A-D]|[0-9]{2,5}(?:[ -][0-9]{2,5}){1,3}|[0-9](?: [0-9]){3,7}|"
-                         r"[0-9]{1,2}(?: ?- ?[0-9]{1,2}){2,4})[#*]?"
+                         r"[0-9]{1,2}(?: ?- ?[0-9]{1,2}){2,4})(?:-?[#*])?"
                          r"(?![\w/-]|[.,][0-9])")
 CODE_CLAUSE_END = re.compile(r"[;\n]|\.(?:\s|$)")
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
@@ -1583,7 +1608,8 @@ def bound_secret(text):
             if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
                     not NEGATION_WORD.search(m.group()):
                 return word, "password"
-    found = bound_value(text) or (bound_value(SPELLED.sub(spelled_word, text)) if SPELLED.search(text) else None) or \
+    called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
+    found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
@@ -1599,7 +1625,47 @@ def bound_secret(text):
         value = slot_secret(m.group("value"), False)
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
-    return found or code_number(text) or wifi_value(text)
+    return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text)
+
+
+def number_before_code(text):
+    """A number that a verb, a dash or a bracket gives a door's, lock's or safe's code after it (NUMBER_FIRST: '4711 ist der
+    Türcode', "4711 c'est le code de la porte", '4711 (Türcode Hintereingang)'), as (number, name), or None: the name
+    says it is a code (CODE_SUFFIX), or is a code's generic name and a door's, lock's or safe's name follows."""
+    for m in NUMBER_FIRST.finditer(text):
+        name = m.group("name")
+        if CODE_YEAR.fullmatch(m.group("number").rstrip("#*")):
+            continue
+        if CODE_WORD.fullmatch(name) and CODE_SUFFIX.search(name):
+            return m.group("number"), name
+        if GENERIC_CODE.fullmatch(name):
+            place = next((w for w in CODE_WORD.finditer(text, m.end(), m.end() + CODE_IS_REACH)
+                          if w.group().lower() not in ("code", "codes")), None)
+            if place:
+                return m.group("number"), name
+    return None
+
+
+def stated_default(text):
+    """A vendor's default password in a text that names a password (PASSWORD_NAME, CREDENTIAL_WORD), as (value, name), or
+    None: a value only defaults use, in lower case (STATED_DEFAULTS: 'iDRAC password still calvin'), or a common account
+    after 'still', 'left as' and the like (DEFAULT_LEFT: 'BMC password left as admin'); without such a name, a common
+    account and its twin or default after a space alone (DEFAULT_PAIR: 'iDRAC root calvin', 'BMC default ADMIN ADMIN')."""
+    named = PASSWORD_NAME.search(text) or CREDENTIAL_WORD.search(text)
+    if named:
+        value = next((t for t in (raw.strip(SECRET_VALUE_EDGES) for raw in NON_SPACE.findall(text)) if t in STATED_DEFAULTS),
+                     None)
+        left = next((m for m in DEFAULT_LEFT.finditer(text)
+                     if m.group("value").lower() in ACCOUNT_NAMES | STATED_DEFAULTS), None)
+        if value or left:
+            return value or left.group("value"), named.group()
+    for m in DEFAULT_PAIR.finditer(text):
+        user, password = m.group("user").lower(), m.group("password").lower()
+        base = ACCOUNT_BASE.match(user)
+        if base and base.group() in ACCOUNT_NAMES and (password in STATED_DEFAULTS or
+                                                        password == user and TWIN.fullmatch(password)):
+            return m.group("password"), m.group("user")
+    return None
 
 
 def wifi_value(text):
@@ -1664,7 +1730,12 @@ def bound_value(text):
                                                                           m.start()))) and \
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
-        value = slot_secret(text[start:ends[bisect.bisect_left(ends, start)]], spaced, bool(loose), plural)
+        segment = text[start:ends[bisect.bisect_left(ends, start)]]
+        phrase = PHRASE_VALUE.match(segment) if PHRASE_NAME.search(name + (note.group() if note else "")) and \
+            separator and separator.group().strip()[:1] in (":", "=") else None
+        if phrase and not any(word.lower() in SLOT_WORDS for word in phrase.group("words").split()):
+            return segment.strip(), m.group()         # 'Lösenfras: grön hund hoppar 1987'
+        value = slot_secret(segment, spaced, bool(loose), plural)
         if m.group("sim") and (PIN_NUMBER_NAME.match(text[start:].lstrip()) or not DIGIT.search(value) and
                                not spelled_number(value)):
             continue                                  # 'PIN 1 and PIN 2': the PINs' names; 'PIN aktiv': no PIN's value
@@ -1814,10 +1885,13 @@ def code_number(text):
     return keyed_digits(text)
 
 
-def phone_blanked(text):
-    """The text with each phone number written the national way (NATIONAL_PHONE: PHONE_DIGITS digits or more) blank."""
-    return NATIONAL_PHONE.sub(lambda m: m.group()[:m.start("number") - m.start()] + " " * len(m.group("number"))
-                              if sum(c.isdigit() for c in m.group("number")) >= PHONE_DIGITS else m.group(), text)
+def phone_blanked(text, cued_only=False):
+    """The text with each phone number written the national way blank (CUED_PHONE; ZERO_PHONE unless `cued_only`)."""
+    for phone in (CUED_PHONE,) if cued_only else (CUED_PHONE, ZERO_PHONE):
+        text = phone.sub(lambda m: m.group()[:m.start("number") - m.start()] + " " * len(m.group("number"))
+                         if PHONE_DIGITS <= sum(c.isdigit() for c in m.group("number")) <= PHONE_DIGITS_MAX else m.group(),
+                         text)
+    return text
 
 
 def keyed_digits(text):
