@@ -2904,6 +2904,27 @@ def h46_a_code_before_its_name_passphrases_defaults_left_in_place_and_phone_numb
 
 
 @test
+def h46_p2_a_file_that_is_no_checklist_or_too_large_and_a_file_named_like_an_option():
+    """Round 46 (H46-52, H46-28, H46-57): every view but 'check' refuses a file with no items (a note, or a checklist
+    with CR-only line endings) instead of reporting nothing open; a checklist over MAX_DOC_BYTES is refused before it
+    is read; a CSV whose name starts with '-' gets a hint to write './'."""
+    with Sandbox("hello\n") as box:
+        for command in ("status", "items", "import"):
+            args = (command, "--file", box.doc) + ((box.csv("id,answer\nREQ-3,4\n"),) if command == "import" else ())
+            result = run_main(*args)
+            assert result.returncode == 2 and "no checklist items found; is this the checklist?" in result.stderr, result
+        assert run_main("check", "--file", box.doc).returncode == 1
+        box.doc.write_bytes(FIXTURE.replace("\n", "\r").encode())
+        assert "no checklist items found" in run_main("status", "--file", box.doc).stderr
+        with open(box.doc, "wb") as f:
+            f.truncate(cl.MAX_DOC_BYTES + 1)
+        result = run_main("check", "--file", box.doc)
+        assert result.returncode == 2 and "larger than 4 MiB; is this the checklist?" in result.stderr, result
+        result = run_main("import", "--file", box.doc, "-x.csv")
+        assert result.returncode == 2 and "write ./-x.csv" in result.stderr, result
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

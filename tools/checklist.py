@@ -1582,6 +1582,8 @@ def load(path):
         real = Path(path or DEFAULT_FILE).resolve()
         if not stat.S_ISREG(real.stat().st_mode):
             raise Refusal(f"{shown_path}: not a regular file", 2)
+        if real.stat().st_size > MAX_DOC_BYTES:
+            raise Refusal(f"{shown_path}: larger than {MAX_DOC_BYTES // 2**20} MiB; is this the checklist?", 2)
         raw = real.read_bytes()
     except (OSError, RuntimeError) as e:              # RuntimeError: a symbolic link loop (Python < 3.13)
         raise Refusal(f"{shown_path}: cannot read: {getattr(e, 'strerror', None) or 'a symbolic link loop'}", 2)
@@ -1604,11 +1606,15 @@ def terminal_safe(text):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its error messages (which quote the arguments) made safe for a terminal."""
+    """argparse, with its error messages (which quote the arguments) made safe for a terminal, and a hint where a file's
+    name starts with '-' (read as an option): `given` holds the arguments being parsed."""
+    given = ()
 
     def error(self, message):
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {terminal_safe(message)}\n")
+        dashed = next((a for a in Parser.given if a.startswith("-") and a.lower().endswith((".csv", ".md", ".html"))), None)
+        hint = f" (a file whose name starts with '-': write ./{dashed})" if dashed else ""
+        self.exit(2, f"{self.prog}: error: {terminal_safe(message + hint)}\n")
 
 
 def nonempty(value):
@@ -1676,6 +1682,7 @@ def main(argv=None, out=None, err=None):
         utf8_streams()
     out, err = out or sys.stdout, err or sys.stderr
     try:
+        Parser.given = tuple(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
     except SystemExit as e:                 # argparse has printed its message
         return e.code if isinstance(e.code, int) else 2
@@ -1691,6 +1698,9 @@ def main(argv=None, out=None, err=None):
                 "form": cmd_form}
     try:
         doc = load(args.file)
+        if not doc.items and args.command != "check":
+            raise Refusal(f"{shown(doc.path, None)}: no checklist items found; is this the checklist? "
+                          "'check' says what is wrong with it.", 2)
         for option, known in (("profile", doc.profiles), ("show", doc.profiles), ("party", doc.parties),
                               ("involving", doc.parties), ("stage", doc.stages), ("group", doc.groups)):
             value = getattr(args, option, None)

@@ -35,6 +35,7 @@ REQUIRED_FIELDS = ("Form", "Unblocks")
 MAX_ITEM_WORDS = 120
 MAX_ANSWER_CHARS = 2000
 MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_DOC_BYTES = 4 * 1024 * 1024                # the checklist itself is about 0.2 MiB
 MAX_CSV_ROWS = 10_000
 FIFO_WAIT = 10                         # seconds a CSV that is a FIFO may take to give its data
 FIFO_DEADLINE = 30                     # seconds a CSV that is a FIFO may take in all (a trickle)
