@@ -516,7 +516,21 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'ONT Login: telecomadmin admintelecom',
                  'Data centre access: escort code 55219 at the security desk',
                  'visitor code 55219 at reception, valid all week', 'mantrap 55219 then badge',
-                 'Besuchercode f\u00fcr das Rechenzentrum: 55219', 'Rooftop hatch keypad 1-9-8-4-#')
+                 'Besuchercode f\u00fcr das Rechenzentrum: 55219', 'Rooftop hatch keypad 1-9-8-4-#',
+                 'Codes de secours Google : 48291038 55219902',
+                 'C\u00f3digos de respaldo de la cuenta de AWS: 84219-33017, 55120-78813',
+                 'Codici di backup dell\'account admin: 4829 1038, 5521 9902',
+                 'Herstelcodes van het beheeraccount: 4829 1038, 5521 9902',
+                 'Kody zapasowe do konta admina: 4829 1038, 5521 9902',
+                 'Reservkoder f\u00f6r adminkontot: 4829 1038, 5521 9902',
+                 '\u0420\u0435\u0437\u0435\u0440\u0432\u043d\u044b\u0435 \u043a\u043e\u0434\u044b \u0434\u043b\u044f \u0430\u0434\u043c\u0438\u043d\u0430: 4829 1038, 5521 9902',
+                 'Wiederherstellungsschl\u00fcssel BitLocker: 412093-558712-003481-229940',
+                 'Recovery key: 412093-558712', 'Grindkod vid vaktstugan: 7391',
+                 'Slagboom bij de portiersloge: code 7391', 'Kode palang pintu pos satpam: 7391',
+                 '\u041f\u0406\u041d \u0433\u043e\u043b\u043e\u0441\u043e\u0432\u043e\u0457 \u043f\u043e\u0448\u0442\u0438 \u0447\u0435\u0440\u0433\u043e\u0432\u043e\u0433\u043e: 2580',
+                 '\u0643\u0644\u0645\u0629 \u0645\u0631\u0648\u0631 \u0627\u0644\u0631\u0627\u0648\u062a\u0631 \u0641\u064a \u0627\u0644\u0645\u0646\u0632\u0644: Stc2026home',
+                 'Kenncode: 551902', 'Geheimnummer der EC-Karte 4417', 'Best\u00e4tigungscode 482913',
+                 'Wi\u2011Fi key: CabinNet4471', 'Pass\u2011word: CabinNet4471')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -642,7 +656,18 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\ub3c4\uc5b4 \ube44\ubc00\ubc88\ud638\ub294 \ub9e4\ub2ec \ubcc0\uacbd\ub428; \uacbd\ube44\uc2e4 02-123-4567 \ub85c \ubb38\uc758',
                   '\u30c9\u30a2\u306e\u6697\u8a3c\u756a\u53f7\u306f\u6bce\u6708\u5909\u66f4\u3002\u8b66\u5099\u5ba4 03-1234-5678 \u306b\u554f\u3044\u5408\u308f\u305b',
                   'Passphrase: at least 4 words', 'L\u00f6senfras: lagras i valvet sedan 2023',
-                  '2019 ist der T\u00fcrcode', 'password left as default')
+                  '2019 ist der T\u00fcrcode', 'password left as default',
+                  'Gate 3 is the delivery entrance, open 07:00-18:00',
+                  'Kap\u0131 3 teslimat giri\u015fi, 07:00-18:00 aras\u0131 a\u00e7\u0131k', 'Gate 3 open 0700-1800',
+                  'Alarm set 22:00-06:00', 'Zoom meeting ID 843 2211 9087, passcode in the calendar invite',
+                  'Zoom 843 2211 9087 (passcode sent separately)',
+                  'Besprechungs-ID 843 2211 9087, Kenncode steht in der Einladung',
+                  'Mot de passe WiFi chang\u00e9 tous les 90 jours, envoy\u00e9 via le portail',
+                  'Password manager: KeePassXC 2.7, database on the file server, share 4',
+                  'Politica password: minimo 14 caratteri, blocco dopo 5 tentativi',
+                  'Code douanier 8517 62 00 ; cat\u00e9gorie 5A002', 'Codice doganale 8517 62 00; categoria 5A002',
+                  'Stellwerk Hbf, Raum 2.17, Zugang \u00fcber DB InfraGO, Auftrag 4471',
+                  'Noch 3 Schl\u00fcssel ausgegeben, 1 fehlt seit Ticket 5521', 'Phone PIN reset: call 4400')
 
 
 

@@ -2925,6 +2925,40 @@ def h46_p2_a_file_that_is_no_checklist_or_too_large_and_a_file_named_like_an_opt
 
 
 @test
+def h47_recovery_codes_in_more_languages_opening_hours_and_meeting_ids():
+    """Round 47: backup and recovery codes and recovery keys in more languages, gates and barriers ('Grindkod',
+    'Slagboom'), a Ukrainian PIN, the Arabic indefinite 'password', 'Kenncode', and a name written with a non-breaking
+    hyphen ('Pass\u2011word') are refused; opening hours, a meeting's ID, an extension after 'call', customs codes,
+    password managers' names and policy words in more languages stay answers (the strings are in BOUND_REFUSED and
+    BOUND_ACCEPTED)."""
+    assert cl.schedule_blanked("Gate 3 open 0700-1800, code 4471") == "Gate 3 open          , code 4471"
+    assert cl.text_problems("Gate 3: 0700-1800") != []        # no word says these are hours
+
+
+@test
+def h47_p2_views_never_copy_a_recorded_secret_and_answers_link_and_start_safely():
+    """Round 47 (H47-26, H47-2, H47-5, H47-20): 'items', 'status', 'profiles' and 'form' refuse a file whose recorded
+    answer gives a secret (hand-typed), naming its line, and print nothing; an answer's length is counted as it is
+    recorded (NFC); the full-width and small forms of '=', '+', '-' and '@' start a formula too; a link may use
+    http, https or mailto, not 'javascript:'."""
+    text = FIXTURE.replace("  - **Form:** a number.", "  - **Form:** a number.\n  - **Answer:** door code 4071", 1)
+    text = text.replace('- [ ] <a id="req-3"></a>', '- [x] <a id="req-3"></a>', 1)
+    with Sandbox(text) as box:
+        line = text[:text.index("door code 4071")].count("\n") + 1
+        for command in ("items", "status", "form"):
+            result = run_main(command, "--file", box.doc, "--format", "csv") if command == "items" else \
+                run_main(command, "--file", box.doc)
+            assert result.returncode == 1 and result.stdout == "" and f":{line}: [answer] REQ-3: '4" in result.stderr, result
+            assert "4071" not in result.stderr, result
+    assert cl.text_problems("\u0958" * 1999)[0].startswith("the answer is longer than 2,000")   # 2,998 in NFC
+    for sign in "\uff1d\uff0b\uff20\ufe66":
+        assert "runs as a formula" in cl.text_problems(sign + "SUM(A1:A2)")[0], sign
+    assert cl.text_problems("<javascript:alert(document.domain)>") == [
+        "the answer may link only to http, https or mailto addresses (<https://...>)"]
+    assert cl.text_problems("see <https://example.org/a> and <mailto:legal@example.org>") == []
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -217,6 +217,15 @@ SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?
 # its own case: 'PIN1', 'PUK', 'ADM1'; SIM_KEY_WORD: 'KIc', 'OTA key', 'K:'), holds no token that looks like a
 # password or key, wherever it stands (credential_token). Words are matched as the scan reads them: look-alike
 # letters folded to Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
+# Backup and recovery codes, recovery keys and the like in other languages, a PIN or password in a few more: their
+# numbers are judged as after a password's name (CREDENTIAL_WORD, PASSWORD_NAME: 'Kody zapasowe: 4829 1038')
+RECOVERY_NAMES = (r"codes?\s+de\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)ration|sauvegarde)|c(?:\u00f3|o)digos?\s+de\s+(?:respaldo|"
+                  r"recuperaci(?:\u00f3|o)n|recupera(?:\u00e7|c)(?:\u00e3|a)o|backup)|codici?\s+di\s+(?:backup|recupero|riserva)|"
+                  r"herstelcodes?|kody?\s+zapasow\w*|reservkod\w*|[p\u0440][e\u0435]\u0437[e\u0435][p\u0440]\u0432\w*\s+[k\u043a][o\u043e]\u0434\w*|"
+                  r"(?:wiederherstellungs|sicherungs|notfall|kenn|best(?:\u00e4|ae)tigungs)codes?|geheimnummer|"
+                  r"wiederherstellungsschl(?:\u00fc|ue)ssel|cl(?:\u00e9|e)\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|"
+                  r"clave\s+de\s+recuperaci(?:\u00f3|o)n|chave\s+de\s+recupera(?:\u00e7|c)(?:\u00e3|a)o|herstelsleutel|recovery\s+keys?|"
+                  r"\u041f[I\u0406][H\u041d]|\u0643\u0644\u0645\u0629 \u0645\u0631\u0648\u0631")
 CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
@@ -225,7 +234,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
-    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|kata\s+laluan|contrasenya|slapta(?:\u017e|z)od\w*|ki|opc|"
+    r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|kata\s+laluan|contrasenya|slapta(?:\u017e|z)od\w*|ki|opc|" + RECOVERY_NAMES + r"|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
     r"access\s+codes?|(?:door|lock|alarm|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)\s+codes?|"
     r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
@@ -244,6 +253,7 @@ CREDENTIAL_WORD = re.compile(
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PINs?[12]?(?![\s-]?pads?(?![A-Za-z]))|P\.I\.N\.?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
+                           + RECOVERY_NAMES + r"|"
                            r"(?:door|lock|alarm|access|backup|recovery|mfa|2fa|otp|verification|user|vault|entry)"
                            r"\s+codes?|zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)"
                            r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|release\s+codes?|"
@@ -491,6 +501,18 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
                         r"(?<![\w.,/+-])(?P<number>[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>0[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
+EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo)\s+(?P<number>[0-9]{3,5})(?![\w/-])",
+                       re.I)                          # 'Phone PIN reset: call 4400'
+# A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
+# CLOCK_TIMES always): no code's number (schedule_blanked)
+MEETING_ID = re.compile(r"(?<![^\W_])(?:meeting\s+(?:id|number|no\.?)|meeting|zoom|webex|teams|conference\s+id|"
+                        r"(?:besprechungs|meeting|konferenz)-?id|id\s+de\s+(?:la\s+)?r(?:\u00e9|e)union|"
+                        r"id\s+(?:de\s+)?(?:la\s+)?reuni(?:\u00f3|o)n|id\s+(?:della\s+)?riunione)\s*:?\s*"
+                        r"(?P<number>[0-9]{3,4}(?:[ -][0-9]{3,4}){1,3})(?![\w/-])", re.I)
+OPEN_HOURS = re.compile(r"(?<![\w.,/-])(?:[01][0-9]|2[0-3])[0-5][0-9]\s*[-\u2013]\s*(?:[01][0-9]|2[0-3])[0-5][0-9](?![\w/-])")
+HOURS_WORD = re.compile(r"(?<![^\W_])(?:open\w*|hours?|ouvert\w*|ge(?:\u00f6|oe)ffnet|\u00f6ffnungszeit\w*|abiert\w*|"
+                        r"apert\w*|aberto|geopend|\u00f6ppe\w*|otwart\w*|a(?:\u00e7|c)(?:\u0131|i)k|uhr|horaire\w*|horario\w*|"
+                        r"orari\w*)(?![^\W_])", re.I)
 # An entry in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025'): a pointer
 VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwarden|lastpass|dashlane|cyberark|keychain|"
                          r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis)\s*[:#]?\s*"
@@ -592,7 +614,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -727,7 +749,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -742,7 +764,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|mantra
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
                        r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
-                       r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
+                       r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|grind|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
                        r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|k\u00f3d|codes?)|"
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
@@ -849,7 +871,8 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
-                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup)(?![^\W_])", re.I)
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
+                       r"doganal\w*|aduan\w*|zoll\w*)(?![^\W_])", re.I)
 CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
 CODE_YEAR = re.compile(r"199[0-9]|20[0-3][0-9]")    # a recent year, not a code ('door installed 2019')
@@ -861,7 +884,7 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|number|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
-                        r"modelo|num(?:\u00e9|\u00fa|e|u)ro|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
                         r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
@@ -1027,7 +1050,8 @@ NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 # An HTML tag, comment or processing instruction; and an autolink, which is not one: '<https://...>'
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
-FORMULA_START = ("=", "+", "-", "@")
+FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63")
+SAFE_AUTOLINK = re.compile(r"<(?:https?|mailto|ftp|sftp|urn|doi|tel):", re.I)   # a link's scheme an answer may use
 # Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
 # Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.
 # The secret scan reads them folded (a key typed with Cyrillic 'а', 'е' and 'с' is a key), and so do a CSV's header
@@ -1050,7 +1074,8 @@ DIGIT_ZEROS = (0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0x
                0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0x104a0, 0x10d30, 0x11066, 0x110f0,
                0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50,
                0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50, 0x1e140, 0x1e2f0, 0x1e950)
-FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)}}
+FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)},
+          "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
 
 
@@ -1581,6 +1606,7 @@ def credential_token(text):
     for m in PASSWORD_VALUE.finditer(text):
         if context_secret(m.group("value"), short, strict=True) and not VALUE_RANGE_AFTER.match(text, m.end("value")):
             return m.group("value").strip(SECRET_VALUE_EDGES), word.group()
+    text = VAULT_ENTRY.sub(" ", schedule_blanked(phone_blanked(text)))
     text = NOT_BASE64.sub(" ", text) if "SHA256:" in text or "SPDXRef-" in text or "Change-Id:" in text else text
     text = HOST_PORT.sub(" ", CLOCK_TIMES.sub(" ", text)) if ":" in text else text
     text = SECTION.sub(" ", text) if "(" in text else text
@@ -1588,7 +1614,6 @@ def credential_token(text):
     text = NAMED_NUMBER.sub(" ", TOKEN_BREAKS.sub(" ", SCRIPT_BOUNDARY.sub(" ", text)) if not text.isascii() else text)
     text = ACCOUNT_NAMED.sub(" ", MONTH_YEAR.sub(" ", text))
     text = PHONE.sub(" ", PGP_KEY_ID.sub(" ", text) if PGP_WORD.search(text) else text)
-    text = VAULT_ENTRY.sub(" ", phone_blanked(text))
     judged, members = set(), series(text)             # a token met again is judged once
     for raw in NON_SPACE.findall(text):
         if raw not in judged and raw.strip(SECRET_VALUE_EDGES) not in members:
@@ -1632,6 +1657,7 @@ def number_before_code(text):
     """A number that a verb, a dash or a bracket gives a door's, lock's or safe's code after it (NUMBER_FIRST: '4711 ist der
     Türcode', "4711 c'est le code de la porte", '4711 (Türcode Hintereingang)'), as (number, name), or None: the name
     says it is a code (CODE_SUFFIX), or is a code's generic name and a door's, lock's or safe's name follows."""
+    text = schedule_blanked(phone_blanked(text))
     for m in NUMBER_FIRST.finditer(text):
         name = m.group("name")
         if CODE_YEAR.fullmatch(m.group("number").rstrip("#*")):
@@ -1873,7 +1899,7 @@ def code_number(text):
     (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
     (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
     text = PHONE.sub(lambda m: " " * len(m.group()), text) if "+" in text else text    # '+44 161 555 0199'
-    text = phone_blanked(text)
+    text = schedule_blanked(phone_blanked(text))
     for clause in CODE_CLAUSE_END.split(text):
         found = named_code_number(clause) or generic_code_number(clause) or keyed_number(clause)
         if found:
@@ -1891,7 +1917,19 @@ def phone_blanked(text, cued_only=False):
         text = phone.sub(lambda m: m.group()[:m.start("number") - m.start()] + " " * len(m.group("number"))
                          if PHONE_DIGITS <= sum(c.isdigit() for c in m.group("number")) <= PHONE_DIGITS_MAX else m.group(),
                          text)
-    return text
+    return EXTENSION.sub(number_blanked, text)
+
+
+def number_blanked(m):
+    """A match's text with its number (the group 'number') blank."""
+    return m.group()[:m.start("number") - m.start()] + " " * len(m.group("number")) + m.group()[m.end("number") - m.start():]
+
+
+def schedule_blanked(text):
+    """The text with a meeting's ID and opening hours blank (MEETING_ID; CLOCK_TIMES, OPEN_HOURS)."""
+    text = MEETING_ID.sub(number_blanked, text)
+    text = CLOCK_TIMES.sub(lambda m: " " * len(m.group()), text) if ":" in text else text
+    return OPEN_HOURS.sub(lambda m: " " * len(m.group()), text) if HOURS_WORD.search(text) else text
 
 
 def keyed_digits(text):

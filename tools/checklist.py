@@ -1707,9 +1707,9 @@ def main(argv=None, out=None, err=None):
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
         if args.command in ("items", "status", "form", "profiles"):   # views copy the file's text: never a key
-            found = next(iter(secrets(doc)), None)
+            found = next(iter(secrets(doc)), None) or next(recorded_secrets(doc), None)
             if found:
-                raise Refusal(f"{shown(doc.path, None)}:{found.line}: [secret] {found.message}; nothing printed. "
+                raise Refusal(f"{shown(doc.path, None)}:{found.line}: [{found.code}] {found.message}; nothing printed. "
                               "Remove it, then run 'check'.", 1)
         result = Output(*commands[args.command](doc, args))
     except Refusal as e:

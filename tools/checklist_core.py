@@ -899,8 +899,9 @@ def math_markup(text):
 
 
 def text_problems(value):
-    """Why a recorded or imported answer's text is not acceptable (the same rules for both)."""
-    if len(value) > MAX_ANSWER_CHARS:
+    """Why a recorded or imported answer's text is not acceptable (the same rules for both); its length is counted as it
+    is recorded (NFC)."""
+    if len(value) > MAX_ANSWER_CHARS or len(unicodedata.normalize("NFC", value)) > MAX_ANSWER_CHARS:
         return [f"the answer is longer than {MAX_ANSWER_CHARS:,} characters: keep it elsewhere and "
                 "record a pointer to it"]
     if LINE_BREAK.search(value):
@@ -936,6 +937,8 @@ def text_problems(value):
         problems.append("the answer may not start with a list, heading or table marker")
     if HTML_TAG.search(AUTOLINK.sub("", text)):
         problems.append("the answer may not contain HTML (a link may be written <https://...>)")
+    elif any(not SAFE_AUTOLINK.match(link.group()) for link in AUTOLINK.finditer(text)):
+        problems.append("the answer may link only to http, https or mailto addresses (<https://...>)")
     if any(entity(m) for m in ENTITY.finditer(text)):
         problems.append("the answer may not contain HTML entities")
     if MD_LINK.search(text):
@@ -1310,6 +1313,17 @@ def recorded_answers(doc):
                 messages += format_answer(item, value)[1]
             for message in unique(messages):
                 yield Defect(line, "answer", message)
+
+
+def recorded_secrets(doc):
+    """The answer rule's defects for recorded answers that give a secret (text_problems' messages that send it to a
+    confidential channel): the views refuse to copy such a file."""
+    for item in doc.items.values():
+        if "Answer" in item.fields:
+            value, line = item.fields["Answer"]
+            message = next((m for m in text_problems(value) if CONFIDENTIAL in m), None)
+            if message:
+                yield Defect(line, "answer", f"{item.id}: {message}")
 
 
 @rule("secret: a line looks like key material")
