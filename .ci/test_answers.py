@@ -1158,7 +1158,7 @@ def c3_every_packet_carries_the_answers_so_far():
         box.csv("id,answer\nLIC-1,yes; term sheet only\n", "mine.csv")
         args = ("--profile", "lab", "--answers", "mine.csv")
         md = box.run("items", *args).stdout
-        assert md.startswith("# Items that apply, given profile `lab` and the answers in mine.csv\n\nYour role: "
+        assert md.startswith("# Items that apply, given profile `lab` and the answers recorded and the answers in mine.csv\n\nYour role: "
                              "**builder**. Answer an item written for someone else with the value the system must "
                              "meet\n\n" + so_far), md[:900]
         assert "\n\n" + so_far in box.run("status", *args).stdout

@@ -621,7 +621,7 @@ def gather_answers(doc, profile=None, csv_path=None):
         tokens[iid] = toks
         texts.pop(iid, None)
         origin.pop(iid, None)
-    if doc.recorded():
+    if any("Answer" in item.fields for item in doc.items.values()):
         sources.append("the answers recorded")
     if csv_path:
         given = answers_in_csv(doc, csv_path)
