@@ -1172,8 +1172,9 @@ def c3_every_packet_carries_the_answers_so_far():
         exported = box.run("items", *args, "--format", "csv").stdout
         first, rest = exported.lstrip("\ufeff").split("\n", 1)
         assert next(csv.reader([first])) == ["# Role: builder. Answer an item written for someone else with the "
-                                             "value the system must meet (routing: profile `lab` and the answers in "
-                                             "mine.csv). Answers so far: " + "; ".join(lines) + "."]
+                                             "value the system must meet (routing: profile `lab` and the answers "
+                                             "recorded and the answers in mine.csv). Answers so far: " +
+                                             "; ".join(lines) + "."]
         assert [r["id"] for r in csv.DictReader(io.StringIO(rest))][:4] == ["REQ-1", "LIC-1", "REQ-2", "REQ-3"]
         before = box.doc.read_bytes()
         result = box.run("import", box.csv(exported, "export.csv"))
