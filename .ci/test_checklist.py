@@ -362,6 +362,17 @@ def readme_stays_within_its_length_budget():
     assert sizes[len(sizes) // 2] <= 50 and sizes[-1] <= 120, (sizes[len(sizes) // 2], sizes[-1])
 
 
+
+@test
+def an_item_line_indented_says_so_wherever_it_stands():
+    """An item's line indented by a tab or spaces (H47-29) is named as such, under another item or after a blank line,
+    not only through what it breaks (profile counts, links)."""
+    for before, after in (('- [ ] <a id="req-4"></a>', '\t- [ ] <a id="req-4"></a>'),
+                          ('- [ ] <a id="req-4"></a>', '\n   - [ ] <a id="req-4"></a>')):
+        text = FIXTURE.replace(before, after, 1)
+        line = line_of(text, after.strip("\n"))
+        assert (line, "item-format") in [(d.line, d.code) for d in defects(text)], defects(text)
+
 def main(names):
     import test_cli      # noqa: F401  real processes (first, so that the two processes end together)
     import test_answers  # noqa: F401  recording answers: import, status, hostile input

@@ -56,6 +56,8 @@ FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(\w*)")
 ITEM = re.compile(r'^- \[(?P<box>[ xX])\] (?:<a id="(?P<anchor>[^"]*)"></a>)?'
                   r'\*\*(?P<id>[A-Z]{2,4}-[1-9][0-9]*)\*\* (?P<ask>\S.*)$')
 ITEM_START = re.compile(r"^- \[(?![^\]]*\][(\[])")     # a task-list bullet, not "- [text](#link)"
+INDENTED_ITEM = re.compile(r"^[ \t]+- \[[ xX]\] (?:<a id=|\*\*[A-Z]{2,4}-[0-9])")   # an item's line indented
+INDENTED_ITEM_MESSAGE = "an item's line starts at the margin: remove the spaces or tab before '- ['"
 # A field line:          - **Form:** a list of ...
 FIELD = re.compile(r"^  - \*\*(?P<label>[A-Za-z][A-Za-z ]*):\*\*[ \t]*(?P<value>.*)$")
 # The meta line:         - `design` · counsel, with licensor · if `licensed and holder`
@@ -410,6 +412,8 @@ def parse_items(doc):
         if ITEM_START.match(line):
             parse_item(doc, n, line, group if doc.inside(n, CHECKLIST) else None)
             under_items.update(range(n + 1, block_end(doc.lines, n) + 1))
+        elif n not in under_items and INDENTED_ITEM.match(line) and doc.inside(n, CHECKLIST):
+            doc.problems.append(Defect(n, "item-format", INDENTED_ITEM_MESSAGE))
     for n, line in doc.live():
         if (FIELD.match(line) or META.match(line)) and n not in under_items and doc.inside(n, CHECKLIST):
             doc.problems.append(Defect(n, "item-format", "field line is not under an item "
@@ -473,6 +477,8 @@ def parse_item(doc, n, line, group):
             doc.problems.append(Defect(number, "item-format", f"{iid}: write the field as '  - **{label}:** text'"))
             if label != "Answer":                     # an answer in the wrong shape is not an answer
                 item.fields.setdefault(label, Field(text.split(":", 1)[1].strip(" *"), number))
+        elif INDENTED_ITEM.match(text):                # another item's line, indented
+            doc.problems.append(Defect(number, "item-format", INDENTED_ITEM_MESSAGE))
         else:                                         # any other line of the block: indented, so it continues the item
             doc.problems.append(Defect(number, "item-format",
                                        f"{iid}: a line under an item must be '  - **Label:** text' or the "
