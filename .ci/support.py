@@ -530,7 +530,22 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u041f\u0406\u041d \u0433\u043e\u043b\u043e\u0441\u043e\u0432\u043e\u0457 \u043f\u043e\u0448\u0442\u0438 \u0447\u0435\u0440\u0433\u043e\u0432\u043e\u0433\u043e: 2580',
                  '\u0643\u0644\u0645\u0629 \u0645\u0631\u0648\u0631 \u0627\u0644\u0631\u0627\u0648\u062a\u0631 \u0641\u064a \u0627\u0644\u0645\u0646\u0632\u0644: Stc2026home',
                  'Kenncode: 551902', 'Geheimnummer der EC-Karte 4417', 'Best\u00e4tigungscode 482913',
-                 'Wi\u2011Fi key: CabinNet4471', 'Pass\u2011word: CabinNet4471')
+                 'Wi\u2011Fi key: CabinNet4471', 'Pass\u2011word: CabinNet4471',
+                 
+                 '\u039a\u03c9\u03b4\u03b9\u03ba\u03bf\u03af \u03b1\u03bd\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2: 4829-1038, 5521-9902',
+                 '\u05e7\u05d5\u05d3\u05d9 \u05d2\u05d9\u05d1\u05d5\u05d9: 48291038 55219902',
+                 'Kodovi za oporavak: 4829 1038, 5521 9902', 'Z\u00e1lo\u017en\u00e9 k\u00f3dy: 48291038 55219902',
+                 'Atk\u016brimo kodai: 4829 1038, 5521 9902', 'Codis de recuperaci\u00f3: 4829-1038, 5521-9902',
+                 'Gjenopprettingskoder: 4829 1038, 5521 9902',
+                 '\u05d4\u05e1\u05d9\u05e1\u05de\u05d4 \u05e9\u05dc \u05ea\u05d0 \u05d4\u05e7\u05d5\u05dc\u05d9 \u05d4\u05d9\u05d0 7391',
+                 'Ang code ng pinto sa server room ay 4417',
+                 '\u0428\u0438\u0444\u0440\u0430 \u0437\u0430 \u0430\u043b\u0430\u0440\u043c: 2580',
+                 '\u067e\u06cc\u0646 \u0633\u06cc\u0645 \u06a9\u0627\u0631\u062a: 1234',
+                 '\u0627\u0644\u0627\u0631\u0645 \u06a9\u0648\u0688: 2580',
+                 '\u0633\u0645 \u06a9\u0627 \u067e\u0646 1234',
+                 '\u0b85\u0bb2\u0bbe\u0bb0\u0bae\u0bcd \u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0bc0\u0b9f\u0bc1 2580',
+                 'Zerbitzari-gelako atearen kodea: 4417', 'SIMaren PINa: 1234', 'Wifi pasahitza Bulegoa2026',
+                 'Kombinasjon til safen: 36-12-48')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -667,7 +682,20 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Politica password: minimo 14 caratteri, blocco dopo 5 tentativi',
                   'Code douanier 8517 62 00 ; cat\u00e9gorie 5A002', 'Codice doganale 8517 62 00; categoria 5A002',
                   'Stellwerk Hbf, Raum 2.17, Zugang \u00fcber DB InfraGO, Auftrag 4471',
-                  'Noch 3 Schl\u00fcssel ausgegeben, 1 fehlt seit Ticket 5521', 'Phone PIN reset: call 4400')
+                  'Noch 3 Schl\u00fcssel ausgegeben, 1 fehlt seit Ticket 5521', 'Phone PIN reset: call 4400',
+                  
+                  '\u039a\u03c9\u03b4\u03b9\u03ba\u03cc\u03c2 \u03c3\u03c6\u03ac\u03bb\u03bc\u03b1\u03c4\u03bf\u03c2 29240 \u03c3\u03c4\u03bf NMS',
+                  '\u05e7\u05d5\u05d3 \u05de\u05d5\u05e6\u05e8 4417, \u05d4\u05d6\u05de\u05e0\u05d4 2026/118',
+                  '\u0e23\u0e2b\u0e31\u0e2a\u0e1e\u0e19\u0e31\u0e01\u0e07\u0e32\u0e19 4417 \u0e1d\u0e48\u0e32\u0e22\u0e27\u0e32\u0e07\u0e41\u0e1c\u0e19\u0e27\u0e34\u0e17\u0e22\u0e38',
+                  'M\u00e3 l\u1ed7i 29240 tr\u00ean NMS', 'Kod ralat 29240 di NMS',
+                  'Hata kodu 29240: h\u00fccre kullan\u0131lam\u0131yor',
+                  '\u0410\u0434\u0440\u0435\u0441: \u0443\u043b. \u0413\u0443\u0440\u043a\u043e 12, \u043f\u043e\u0449\u0435\u043d\u0441\u043a\u0438 \u043a\u043e\u0434 1000, \u0421\u043e\u0444\u0438\u044f',
+                  '\u041b\u0456\u0446\u0435\u043d\u0437\u0456\u0430\u0442: \u0422\u041e\u0412 \u00ab\u041c\u0435\u0440\u0435\u0436\u0430\u00bb, \u043a\u043e\u0434 \u0404\u0414\u0420\u041f\u041e\u0423 12345678',
+                  '\u06a9\u062f \u067e\u0633\u062a\u06cc 1234567890', 'C\u00f3digo de erro 29240 no NMS',
+                  'Cabinet labels printed as Code 128 barcodes',
+                  'Padlock serial numbers 0427, 0428, 0429 on the three cabinets',
+                  'La cl\u00e9 de l\'armoire 7 est chez le chef de site, t\u00e9l. 01 23 45 67 89',
+                  'Patakaran sa password: hindi bababa sa 14 na karakter')
 
 
 

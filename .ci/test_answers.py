@@ -2960,6 +2960,15 @@ def h47_p2_views_never_copy_a_recorded_secret_and_answers_link_and_start_safely(
 
 
 @test
+def h48_codes_and_recovery_codes_in_more_scripts_and_the_kinds_of_code_that_are_no_secret():
+    """Round 48: a code's or PIN's name in Urdu, Persian, Tamil, Basque and Serbian Cyrillic, recovery codes in ten more
+    languages, a Hebrew password given as digits and the Filipino 'ay' are refused; an error's, product's, project's,
+    employee's, customer's or postal code in those languages and a list of numbers after a label stay answers (the
+    strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.code_number("Padlock serial numbers 0427, 0428 and 0429; door 5183") == ("5183", "door")
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),
