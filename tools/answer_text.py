@@ -6,9 +6,11 @@ PEM). Python 3.8 or later, standard library only; it imports nothing of the chec
 The regexes come first, each with a comment giving an example; the functions follow. secret_found()
 reads a text in layers: key material by shape (hex_key, pieced_key, base64_key, base32_key, byte_run); a
 value bound to a credential's name (bound_secret: bound_value, slot_secret), a user name and its password
-(user_pair_password, default_credential), a command or configuration line (COMMAND_PASSWORDS), a code's
-number (code_number); a password near a credential's word (credential_token, context_secret); last, a
-token shaped like a password, passphrase or API token anywhere (password_shaped). Each refusal names the
+(user_pair_password, default_credential, stated_default), a command or configuration line (COMMAND_PASSWORDS), a
+code's number after or before its name (code_number, number_before_code), a Wi-Fi network's key (wifi_value); a
+password near a credential's word (credential_token, context_secret); last, a token shaped like a password,
+passphrase or API token anywhere (password_shaped). Numbers that are no code (phone numbers, a meeting's ID,
+opening hours) are blanked first (phone_blanked, schedule_blanked). Each refusal names the
 value only by its start and length (masked). tools/form.html holds the same filter in JavaScript, function
 for function; the tests compare the two on every test string.
 """
