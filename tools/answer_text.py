@@ -1056,6 +1056,7 @@ NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
 FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63")
+PHONE_START = re.compile(r"\+[0-9]{1,3}[ .(-]+[0-9]")   # '+44 20 7946 0958 (NOC)': a phone number, no formula
 SAFE_AUTOLINK = re.compile(r"<(?:https?|mailto|ftp|sftp|urn|doi|tel):", re.I)   # a link's scheme an answer may use
 # Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
 # Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.
@@ -1141,12 +1142,13 @@ def noncharacter(c):
 
 
 def hidden_characters(value):
-    """The invisible and control characters of a value, and its noncharacters, sorted (joiners in their place
-    excepted, and LRM and RLM in a text with right-to-left letters)."""
-    if value.isprintable():                         # the common case, checked in C
+    """The invisible and control characters of a value, its noncharacters and the letters that render as nothing
+    (FILLERS: 'PIN\u31641234'), sorted (joiners in their place excepted, and LRM and RLM in a text with right-to-left
+    letters)."""
+    if value.isprintable() and not any(c in value for c in FILLERS):   # the common case, checked in C
         return []
     found = {c for k, c in enumerate(value)
-             if (unicodedata.category(c) in INVISIBLE or noncharacter(c)) and not joins(value, k)}
+             if (unicodedata.category(c) in INVISIBLE or noncharacter(c) or c in FILLERS) and not joins(value, k)}
     if found & set(BIDI_MARKS) and right_to_left(value):
         found -= set(BIDI_MARKS)
     return sorted(found)

@@ -327,7 +327,7 @@ def recorded_matches(item, cell):
     """True if a sheet's 'recorded' cell holds the item's answer as recorded now (both may be empty), compared as
     import compares an answer with the recorded one (NFC, outer spaces, and a routing answer as format_answer
     writes it: same_answer)."""
-    cell, existing = unicodedata.normalize("NFC", cell).strip(), item.get("Answer")
+    cell, existing = unicodedata.normalize("NFC", sheet_value(cell)).strip(), item.get("Answer")
     if not cell or not existing:
         return not cell and not existing
     if cell == existing:

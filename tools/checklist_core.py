@@ -936,7 +936,7 @@ def text_problems(value):
             return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
         return [f"this looks like {what}; {CONFIDENTIAL}"]
     problems = []
-    if text.startswith(FORMULA_START):
+    if text.startswith(FORMULA_START) and not PHONE_START.match(text):
         problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
                         "begin it with a word")
     elif re.match(r"(#+|[*|])(\s|$)", text):      # '>' and '1.' stay text after '**Answer:**' (a ranked list)
@@ -1059,11 +1059,17 @@ def canonical(token, declared):
     return spelled.get(token.lower(), token)
 
 
+def sheet_value(cell):
+    """A CSV cell without the apostrophe an export puts before a formula's sign ("'+44 20 7946 0958")."""
+    text = cell.strip()
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else cell
+
+
 def format_answer(item, cell):
     """(text to record, problems) for an answer addressed to `item` (from a CSV cell)."""
     if item.void:
         return None, [f"{item.id} is withdrawn (void): {item.ask}"]
-    cell = unicodedata.normalize("NFC", cell)
+    cell = unicodedata.normalize("NFC", sheet_value(cell))
     declared = item.declared
     if not declared and put_off(cell):
         return None, [f"{item.id}: '{shown(cell.strip())}' is no answer: leave the cell empty until it is known, "
