@@ -545,7 +545,19 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u0633\u0645 \u06a9\u0627 \u067e\u0646 1234',
                  '\u0b85\u0bb2\u0bbe\u0bb0\u0bae\u0bcd \u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0bc0\u0b9f\u0bc1 2580',
                  'Zerbitzari-gelako atearen kodea: 4417', 'SIMaren PINa: 1234', 'Wifi pasahitza Bulegoa2026',
-                 'Kombinasjon til safen: 36-12-48')
+                 'Kombinasjon til safen: 36-12-48',
+                 'Konteynerdeki alarm 2580 koduyla devre d\u0131\u015f\u0131 b\u0131rak\u0131l\u0131r',
+                 'A g\u00e9pterem ajtaja a 4417 k\u00f3ddal ny\u00edlik',
+                 'Az ajt\u00f3k\u00f3dot (4417) havonta cser\u00e9lj\u00fck', 'Seadmeruumi uks avaneb koodiga 4417',
+                 'Hur\u00f0in opnast me\u00f0 k\u00f3\u00f0anum 4417',
+                 'T\u00e6kjar\u00fdmi: hur\u00f0ark\u00f3\u00f0i 4417', 'Toerustingkamer: deurkode 4417',
+                 '\u0412\u0440\u0430\u0442\u0430\u0442\u0430 \u0441\u0435 \u043e\u0442\u0432\u043e\u0440\u0430 \u0441\u043e \u043a\u043e\u0434\u043e\u0442 4417',
+                 '\u064a\u0641\u062a\u062d \u0628\u0627\u0628 \u063a\u0631\u0641\u0629 \u0627\u0644\u0645\u0639\u062f\u0627\u062a \u0628\u0627\u0644\u0631\u0645\u0632 4417',
+                 '\u10dd\u10d7\u10d0\u10ee\u10d8\u10e1 \u10d9\u10d0\u10e0\u10d8 \u10d8\u10ee\u10e1\u10dc\u10d4\u10d1\u10d0 \u10d9\u10dd\u10d3\u10d8\u10d7 4417',
+                 'Konteynerd\u0259ki siqnalizasiya 2580 kodu il\u0259 s\u00f6nd\u00fcr\u00fcl\u00fcr',
+                 'Salauslause: sininen-haikara-7731-laituri',
+                 'Fraza de acces pentru criptarea backup-urilor este \'starc-albastru-7731-chei\'',
+                 'La caja de llaves se abre con 3692')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -695,7 +707,14 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Cabinet labels printed as Code 128 barcodes',
                   'Padlock serial numbers 0427, 0428, 0429 on the three cabinets',
                   'La cl\u00e9 de l\'armoire 7 est chez le chef de site, t\u00e9l. 01 23 45 67 89',
-                  'Patakaran sa password: hindi bababa sa 14 na karakter')
+                  'Patakaran sa password: hindi bababa sa 14 na karakter',
+                  'Varsay\u0131lan parola kalmad\u0131; kontrol 03.06.2026, rapor ACC9-2026-01',
+                  'Varsay\u0131lan \u015fifre yok, hepsi 03.06.2026\'da de\u011fi\u015ftirildi',
+                  'Engin sj\u00e1lfgefin lykilor\u00f0 eftir; sk\u00fdrsla ACC9-2026-01',
+                  'Schl\u00fcssel beim Pf\u00f6rtner (Tel. 0711 123456-0), Zugang nur mit Ausweis; Az. 214-7-2026/0417',
+                  '\u0631\u0645\u0632 \u0627\u0644\u062f\u0648\u0644\u0629 \u0644\u0644\u0634\u0628\u0643\u0629 MCC 424 \u0648\u0631\u0645\u0632 \u0627\u0644\u0634\u0628\u0643\u0629 MNC 99',
+                  '\u10d9\u10dd\u10db\u10de\u10d0\u10dc\u10d8\u10d0 \u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd \u10d9\u10dd\u10d3\u10d8\u10d7 404123456',
+                  'Hata kodu 29240: h\u00fccre kullan\u0131lam\u0131yor')
 
 
 

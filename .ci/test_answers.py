@@ -2984,6 +2984,17 @@ def h48_codes_and_recovery_codes_in_more_scripts_and_the_kinds_of_code_that_are_
 
 
 @test
+def h49_a_code_s_name_inflected_or_after_its_number_and_passphrases_in_more_languages():
+    """Round 49: a code's name inflected (Turkish, Hungarian, Estonian, Icelandic, Macedonian, Georgian, Arabic), after its
+    number in the instrumental ('2580 koduyla', '2580 kodu ilə'), or in a compound ('hurðarkóði', 'deurkode'), and
+    passphrases in Finnish, Romanian and Greek are refused; 'nothing left' in Turkish and Icelandic, a date with its case
+    ending ("03.06.2026'da"), a file number read as no user ('Az. 214-7-2026/0417'), network and identification codes stay
+    answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.number_before_code("a 4417 k\u00f3ddal ny\u00edlik") == ("4417", "k\u00f3ddal")
+    assert cl.number_before_code("Hata 29240 koduyla kapan\u0131r") is None      # an error's code
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -386,7 +386,8 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pasahitz\w*|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|"
+    r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
     r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|\u043f[a\u0430][p\u0440][o\u043e]\u043b\u044c[h\u043d]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
@@ -419,10 +420,10 @@ BOUND_NAME = re.compile(
     r"(?:\u306f|\ub294|\uc740|\u3092)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
-                            r"dem|du|de|au|aux|pour|para|por|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
+                            r"dem|du|de|au|aux|pour|para|por|pentru|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
                             r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,7}?|"
                             r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
                             r"(?=(?:\s*\([^()\n]{1,40}\))?\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
@@ -501,8 +502,8 @@ PGP_KEY_ID = re.compile(r"(?<!\w)(?:0x)?(?=[0-9]*[A-Fa-f])(?=[A-Fa-f]*[0-9])(?:[
 # PHONE_DIGITS to PHONE_DIGITS_MAX digits in all (phone_blanked)
 CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|ring|phone|tel\.?|t\u00e9l\.?|telefon\w*|line|"
                         r"hotline|anrufen|appeler|llamar|ligar|chiamare|bellen|[t\u0442][e\u0435]\u043b\.?)[^0-9\n;]{0,30}?)"
-                        r"(?<![\w.,/+-])(?P<number>[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
-ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>0[0-9]{1,4}(?:[ /.-][0-9]{2,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
+                        r"(?<![\w.,/+-])(?P<number>[0-9]{1,4}(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
+ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>0[0-9]{1,4}(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
 EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo)\s+(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
@@ -565,7 +566,7 @@ ROMAN = re.compile(r"[IVXLCDM]+")
 NUMBER_WORD_PARTS = re.compile(r"[-\s.,]+")
 PIN_NUMBER_NAME = re.compile(r"[1-4](?![\s.,-]*[0-9])")
 # A recovery or seed phrase's name: its value, lower-case words, is judged as after ':' whatever stands between
-PHRASE_NAME = re.compile(r"phrase|fras|zin|seed|semilla|wiederherstellung|mondat|fr(?:\u00e1|a)z[ea]|lause|"
+PHRASE_NAME = re.compile(r"phrase|fras|zin|seed|semilla|wiederherstellung|mondat|fr(?:\u00e1|a)z[ea]|lause|\u03c6p\u03ac\u03c3|"
                          r"\u0444[p\u0440][a\u0430]\u0437", re.I)
 NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 PHRASE_VALUE = re.compile(r"\s*(?P<words>(?:[^\W\d_]{2,}\s+){2,6})[0-9]{1,6}[\W_]*$")   # 'zielony pies skacze 1987'
@@ -617,7 +618,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -761,14 +762,14 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|slagbo
                        r"schl(?:\u00fc|ue)sselkasten|schl(?:\u00fc|ue)sseltresor|t\u00fcr(?:en|codes?|schloss|\u00f6ffner)?|tresor|safe(?![\s-]+(?:deposit|harbou?r|mode|zone|area|distance))|"
                        r"combination|locker|lockers|nyckelsk(?:\u00e5|a)p\w*|kodl(?:\u00e5|a)s\w*|zahlenschlo(?:ss|\u00df)\w*|\u0437[a\u0430]\u043c[o\u043e][k\u043a]\w*|"
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
-                       r"portone|ingresso|toegangscode|deurcode|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
+                       r"portone|ingresso|toegangscode|deurcode|deurkode|[^\W\d_]+k(?:\u00f3|o)(?:\u00f0|d)i|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
-                       r"barrier|schranke|kombinasjon\w*|kombination\w*|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n?|caixa\s+forta|"
+                       r"barrier|schranke|kombinasjon\w*|kombination\w*|caja\s+de\s+llaves|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n?|caixa\s+forta|"
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
                        r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
                        r"(?:alarm|larm|h(?:\u00e4|a)lytys|d(?:\u00f8|\u00f6|o)rr?|port|grind|l(?:\u00e5|a)s|sperr|entsperr|adgangs|"
-                       r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|k\u00f3d|codes?)|"
+                       r"tilgangs|tresor|safe|ajt(?:\u00f3|o)|riaszt(?:\u00f3|o))-?(?:k(?:\u00f3|o)dot|k(?:\u00f3|o)ddal|kod|kode|koden|koodi|kodu|k(?:\u00f3|o)dja|k\u00f3d|codes?)|"
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
@@ -791,7 +792,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|gate|slagbo
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -855,7 +856,7 @@ KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL = re.compile(rf"(?<![\w.,])(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}(?![^\W_])", re.I)
-POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$")
+POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$|(?<=[0-9])['\u2019][^\W\d_]{1,4}$")   # "DEL-15's", "03.06.2026'da"
 DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
 UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
@@ -868,6 +869,8 @@ CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 NUMBER_FIRST = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)(?:\s*[(\u2013\u2014]\s*|\s+-\s+|\s+(?:is|ist|est|"
                           r"c['\u2019]est|es|\u00e8|\u00e9|\u00e4r|er|to|je|jest|on)\s+)(?:(?:the|der|die|das|le|la|el|il|lo|o|"
                           r"a|de|het|den|det|un|una|ein|eine)\s+)?(?P<name>[^\s,;()]+)", re.I)
+NUMBER_THEN_CODE = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)\s+(?P<name>kod(?:u|uyla)|k(?:\u00f3|o)ddal)"
+                              r"(?:\s+il(?:\u0259|e))?(?![^\W_])", re.I)
 CODE_SUFFIX = re.compile(r"cod|kod|k\u00f3d|koodi|kode|[k\u043a][o\u043e]\u0434|pin|combina|kombina", re.I)
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
@@ -875,7 +878,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
                        r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
-                       r"doganal\w*|aduan\w*|zoll\w*|"
+                       r"doganal\w*|aduan\w*|zoll\w*|mcc|mnc|plmn|lac|\u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd|"
                        r"\u03c3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03a3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03c3\u03c6\u03ac\u03bb\u03bca|\u03a3\u03c6\u03ac\u03bb\u03bca|\u03c0e\u03bb\u03ac\u03c4\u03b7|\u03a0e\u03bb\u03ac\u03c4\u03b7|\u03c0po\u03ca\u03ccn\u03c4o\u03c2|\u03a0po\u03ca\u03ccn\u03c4o\u03c2|\u03adp\u03b3o\u03c5|\u0388p\u03b3o\u03c5|\u03c4a\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|Ta\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|\u05e9\u05d2\u05d9\u05d0\u05d4|\u05de\u05d5\u05e6\u05e8|\u05dc\u05e7\u05d5\u05d7|\u05e4\u05e8\u05d5\u05d9\u05e7\u05d8|l\u1ed7i|L\u1ed7i|nh\u00e2n\s+vi\u00ean|Nh\u00e2n\s+vi\u00ean|tr\u1ea1m|Tr\u1ea1m|s\u1ea3n\s+ph\u1ea9m|S\u1ea3n\s+ph\u1ea9m|kh\u00e1ch\s+h\u00e0ng|Kh\u00e1ch\s+h\u00e0ng|d\u1ef1\s+\u00e1n|D\u1ef1\s+\u00e1n|b\u01b0u\s+ch\u00ednh|B\u01b0u\s+ch\u00ednh|ralat|Ralat|kesalahan|Kesalahan|proyek|Proyek|projek|Projek|produk|Produk|pelanggan|Pelanggan|pegawai|Pegawai|karyawan|Karyawan|pekerja|Pekerja|hata|Hata|hatasi|Hatasi|\u00fcr\u00fcn|\u00dcr\u00fcn|m\u00fc\u015fteri|M\u00fc\u015fteri|personel|Personel|gre\u0161ke|Gre\u0161ke|gre\u0161ka|Gre\u0161ka|gre\u0161aka|Gre\u0161aka|rpe\u0448\u043aa|\u0413pe\u0448\u043aa|rpe\u0448\u043a\u0438|\u0413pe\u0448\u043a\u0438|\u043fpoe\u043a\u0442a|\u041fpoe\u043a\u0442a|\u043fpo\u0434y\u043a\u0442a|\u041fpo\u0434y\u043a\u0442a|\u043a\u043b\u0438e\u043d\u0442a|K\u043b\u0438e\u043d\u0442a|c\u043by\u0436\u0438\u0442e\u043b|C\u043by\u0436\u0438\u0442e\u043b|\u043fo\u0449e\u043dc\u043a\u0438|\u041fo\u0449e\u043dc\u043a\u0438|\u043fo\u043c\u0438\u043b\u043a\u0438|\u041fo\u043c\u0438\u043b\u043a\u0438|\u043fo\u043c\u0438\u043b\u043aa|\u041fo\u043c\u0438\u043b\u043aa|\u043a\u043bie\u043d\u0442a|K\u043bie\u043d\u0442a|\u043fpa\u0446i\u0432\u043d\u0438\u043aa|\u041fpa\u0446i\u0432\u043d\u0438\u043aa|\u043fo\u0448\u0442o\u0432\u0438\u0439|\u041fo\u0448\u0442o\u0432\u0438\u0439|e\u0434p\u043foy|\u0404\u0434p\u043foy|\u0404\u0414P\u041fO\u0423|E\u0434p\u043foy|klaidos|Klaidos|kliento|Kliento|darbuotojo|Darbuotojo|pa\u0161to|Pa\u0161to|projekto|Projekto|\u062e\u0637\u0627|\u067e\u0631\u0648\u0698\u0647|\u0645\u062d\u0635\u0648\u0644|\u0645\u0634\u062a\u0631\u06cc|\u06a9\u0627\u0631\u0645\u0646\u062f|\u067e\u0633\u062a\u06cc|erro|Erro|produto|Produto|cliente|Cliente|funcion\u00e1rio|Funcion\u00e1rio|barcode|Barcode|barcodes|Barcodes)(?![^\W_])|\u0e1e\u0e19\u0e01\u0e07\u0e32\u0e19|\u0e44\u0e1b\u0e23\u0e29\u0e13\u0e22|\u0e02\u0e2d\u0e1c\u0e14\u0e1e\u0e25\u0e32\u0e14|\u0e1c\u0e25\u0e15\u0e20\u0e13\u0e11|\u0e25\u0e01\u0e04\u0e32|\u0e2a\u0e19\u0e04\u0e32|\u0e42\u0e04\u0e23\u0e07\u0e01\u0e32\u0e23", re.I)
 CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
@@ -1661,10 +1664,15 @@ def bound_secret(text):
 
 
 def number_before_code(text):
-    """A number that a verb, a dash or a bracket gives a door's, lock's or safe's code after it (NUMBER_FIRST: '4711 ist der
+    """A number followed by a code's name in the instrumental (NUMBER_THEN_CODE: '2580 koduyla'), or that a verb, a dash
+    or a bracket gives a door's, lock's or safe's code after it (NUMBER_FIRST: '4711 ist der
     Türcode', "4711 c'est le code de la porte", '4711 (Türcode Hintereingang)'), as (number, name), or None: the name
     says it is a code (CODE_SUFFIX), or is a code's generic name and a door's, lock's or safe's name follows."""
     text = schedule_blanked(phone_blanked(text))
+    for m in NUMBER_THEN_CODE.finditer(text):         # '2580 koduyla', 'a 4417 kóddal'
+        if not (CODE_YEAR.fullmatch(m.group("number")) or
+                CODE_KIND.search(text, max(0, m.start() - CODE_KIND_REACH), m.end() + CODE_KIND_REACH)):
+            return m.group("number"), m.group("name")
     for m in NUMBER_FIRST.finditer(text):
         name = m.group("name")
         if CODE_YEAR.fullmatch(m.group("number").rstrip("#*")):
@@ -1852,7 +1860,7 @@ def user_pair_password(text):
             ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and WIFI_CONTEXT.search(text)
             if not (account or context and not colon) or \
                     (password.isalpha() and password.islower() and not (account or ssid)) or \
-                    len(password) < 4 or DIGITS.fullmatch(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
+                    len(password) < 4 or not LETTER.search(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
                     lower in VENDOR_NAMES and (not account or user.lower() in VENDOR_NAMES) or \
                     EMAIL.fullmatch(password) or URL_VALUE.match(lower) or PAIR_CONTEXT.fullmatch(password) or \
                     (ACRONYM.fullmatch(password) and not weak_password(password)) or scheme_name(lower) or \
