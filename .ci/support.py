@@ -557,7 +557,23 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Konteynerd\u0259ki siqnalizasiya 2580 kodu il\u0259 s\u00f6nd\u00fcr\u00fcl\u00fcr',
                  'Salauslause: sininen-haikara-7731-laituri',
                  'Fraza de acces pentru criptarea backup-urilor este \'starc-albastru-7731-chei\'',
-                 'La caja de llaves se abre con 3692')
+                 'La caja de llaves se abre con 3692',
+                 'JTAG is locked with a 64-bit unlock key 0x5A3C9E17B24F6D81 per board',
+                 '\u5907\u4efd\u52a0\u5bc6\u53e3\u4ee4\u4e3a qingshan-77-hupan',
+                 'Reuni\u00f3n semanal en Teams, ID 345 998 221 07, c\u00f3digo de acceso Xy7pQ2',
+                 '\u0639\u0628\u0627\u0631\u0629 \u0627\u0644\u0645\u0631\u0648\u0631 \u0644\u0644\u0646\u0633\u062e \u0627\u0644\u0627\u062d\u062a\u064a\u0627\u0637\u064a: nakheel-77-bahr',
+                 '\u9244\u5854\u6a2a\u306e\u30ad\u30fc\u30dc\u30c3\u30af\u30b9\u306e\u756a\u53f7\uff1a7204',
+                 '\u8b66\u5831\u89e3\u9664\u30b3\u30fc\u30c9\u306f2609',
+                 '\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u306e\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba\u306f aoi-yama-77-minato',
+                 '\ucca0\ud0d1 \uc606 \ud0a4\ubc15\uc2a4 \ubc88\ud638\ub294 7204\uc785\ub2c8\ub2e4',
+                 'La cassetta delle chiavi vicino al traliccio si apre con 7204',
+                 'Fraza has\u0142a do kopii zapasowych: \'jodla-77-brzeg\'',
+                 'Kotak kunci di samping tower dibuka dengan 7204', 'Frasa sandi backup: \'gunung-77-pantai-biru\'',
+                 'C\u1ee5m m\u1eadt kh\u1ea9u sao l\u01b0u: \'nui-xanh-77-bien\'',
+                 'Nh\u00e0 tr\u1ea1m site 14: m\u00e3 c\u1eeda 3816',
+                 '\u091f\u093e\u0935\u0930 \u0915\u0947 \u092a\u093e\u0938 \u0915\u0940 \u091a\u093e\u092c\u0940 \u092c\u0949\u0915\u094d\u0938 7204 \u0938\u0947 \u0916\u0941\u0932\u0924\u0940 \u0939\u0948',
+                 '\u092c\u093e\u0921\u093c \u0915\u0947 \u0924\u093e\u0932\u0947 \u0915\u093e \u0915\u0949\u092e\u094d\u092c\u093f\u0928\u0947\u0936\u0928 4-1-9-7',
+                 'P.I.N. 4071 for the side door')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -714,7 +730,17 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Schl\u00fcssel beim Pf\u00f6rtner (Tel. 0711 123456-0), Zugang nur mit Ausweis; Az. 214-7-2026/0417',
                   '\u0631\u0645\u0632 \u0627\u0644\u062f\u0648\u0644\u0629 \u0644\u0644\u0634\u0628\u0643\u0629 MCC 424 \u0648\u0631\u0645\u0632 \u0627\u0644\u0634\u0628\u0643\u0629 MNC 99',
                   '\u10d9\u10dd\u10db\u10de\u10d0\u10dc\u10d8\u10d0 \u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd \u10d9\u10dd\u10d3\u10d8\u10d7 404123456',
-                  'Hata kodu 29240: h\u00fccre kullan\u0131lam\u0131yor')
+                  'Hata kodu 29240: h\u00fccre kullan\u0131lam\u0131yor',
+                  
+                  '\u673a\u623f\u95e8\u7981\u5bc6\u7801\u7531\u7ad9\u70b9\u7ecf\u7406\u4fdd\u7ba1\uff0c\u7535\u8bdd 138 0013 8000',
+                  'A senha da porta fica com o gestor do site; telefone (11) 91234-5678',
+                  'Door code: ask the site manager, phone (020) 7946 0123',
+                  'Eri\u015fim kodlar\u0131 parola kasas\u0131nda, kay\u0131t 12',
+                  'Varsay\u0131lan parola de\u011fi\u015ftirilecek',
+                  'Br\u00e1na otev\u0159ena 7\u201319 h, jinak volat vr\u00e1tnici, linka 4412',
+                  'Default passwords will be changed. PLMN 001-01, TAC 1-10',
+                  'PLMN 001-01, TAC 1-10. The vendor will change default passwords',
+                  'Passwords are sealed. Budget 2026 is 5000')
 
 
 

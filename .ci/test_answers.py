@@ -3014,6 +3014,17 @@ def h50_p2_views_warn_on_a_file_that_fails_its_check_and_a_phone_number_opens_no
 
 
 @test
+def h50_passphrases_key_boxes_and_codes_in_the_world_s_business_languages_and_one_sentence_at_a_time():
+    """Round 50: passphrases in Chinese, Japanese, Arabic, Polish, Indonesian, Vietnamese and Hindi, key boxes in
+    Japanese, Korean, Italian, Indonesian and Hindi, digits glued to a Japanese or Korean word, unlock keys and access
+    codes are refused; a phone number with its area code in brackets or after a cue in Chinese, Portuguese or Czech, an
+    extension, Turkish pointers, and a number in another sentence than a password's name stay answers (the strings are
+    in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.credential_sentences("Passwords are sealed. Budget 2026 is 5000") == "Passwords are sealed."
+    assert cl.credential_sentences("P.I.N. 4071 for the side door") == "P.I.N. 4071 for the side door"
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),
