@@ -3025,6 +3025,22 @@ def h50_passphrases_key_boxes_and_codes_in_the_world_s_business_languages_and_on
 
 
 @test
+def h51_p2_a_comment_column_is_refused_and_answers_after_a_semicolon_are_named():
+    """Round 51 (H51-1, H51-2, H51-9): a row that fills a comment column a person added ('comment', 'Bemerkung', ...) is
+    refused with where a comment goes, as the column would not be recorded (the page reads the CSV alike); a routing
+    cell whose text after ';' is only the item's answers ('research; teaching') is refused; 'stats' warns too."""
+    with Sandbox() as box:
+        message = box.refused('id,answer,comment\nLIC-1,no,"only public standards"\n', "answers.csv:2: the 'comment' column "
+                              "is not recorded: write the comment in the answer cell")
+        assert "1 problem" in message
+        box.accepted('id,answer,comment\nREQ-3,4 sites,\n')
+        box.refused('id,answer\nLIC-1,"no; undecided"\n', "LIC-1: 'undecided' after ';' reads as answers")
+        box.accepted('id,answer\nLIC-1,"no; undecided for the radio part, see memo"\n')
+    with Sandbox(FIXTURE[:len(FIXTURE) // 2]) as box:
+        assert "warning: this file fails its own check" in run_main("stats", "--file", box.doc).stderr
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

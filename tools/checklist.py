@@ -172,6 +172,7 @@ def csv_rows(text, delimiter, skip=0):
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
         named = [bool(name) for name in header]
+        comment_cols = [k for k, name in enumerate(names) if name in COMMENT_COLUMNS]
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -186,6 +187,9 @@ def csv_rows(text, delimiter, skip=0):
                 column = next(k for k, cell in enumerate(row) if not named[k] and cell.strip()) + 1
                 problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
                                                f"put the answer in quotes if it contains '{delimiter}'"))
+            elif any(k < len(row) and row[k].strip() for k in comment_cols):
+                column = next(k for k in comment_cols if k < len(row) and row[k].strip())
+                problems.append(Problem(start, COMMENT_MESSAGE.format(shown(header[column]))))
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
@@ -221,6 +225,13 @@ def header_name(cell):
 
 # The columns import reads: 'recorded' (an export's) holds the answer recorded when the sheet was made
 COLUMN_NAMES = ("id", "answer", "recorded")
+# A column a person adds for a comment (no export has one): its text would not be recorded, so a row that fills it is
+# refused, pointing to where a comment goes
+COMMENT_COLUMNS = frozenset("comment comments remark remarks reason reasons kommentar kommentare bemerkung commentaire "
+                            "commentaires comentario comentarios comentario commento commenti opmerking opmerkingen "
+                            "komentarz uwagi".split())
+COMMENT_MESSAGE = ("the '{}' column is not recorded: write the comment in the answer cell (a routing item: after its "
+                   "answers and ';', as \"`c`; the team knows Python\"), or leave the column empty")
 EXPORT_ONLY = ("ask", "form", "unblocks")         # columns only an export has: its 'recorded' column must stay
 
 
@@ -1712,7 +1723,7 @@ def main(argv=None, out=None, err=None):
             value = getattr(args, option, None)
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
-        if args.command in ("items", "status", "form", "profiles"):   # views copy the file's text: never a key
+        if args.command in ("items", "status", "form", "profiles", "stats"):   # views copy the file's text: never a key
             found = next(iter(secrets(doc)), None) or next(recorded_secrets(doc), None)
             if found:
                 raise Refusal(f"{shown(doc.path, None)}:{found.line}: [{found.code}] {found.message}; nothing printed. "

@@ -1086,6 +1086,10 @@ def format_answer(item, cell):
     tokens = expand_others(tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
+    words = [w.strip("`") for w in re.split(r"[,\s]+", comment.strip()) if w.strip("`")]
+    if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching'
+        problems.append(f"{item.id}: '{shown(comment.strip())}' after ';' reads as answers; list answers with ',' and keep "
+                        "';' for a comment")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
     return text, problems
 
