@@ -573,7 +573,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Nh\u00e0 tr\u1ea1m site 14: m\u00e3 c\u1eeda 3816',
                  '\u091f\u093e\u0935\u0930 \u0915\u0947 \u092a\u093e\u0938 \u0915\u0940 \u091a\u093e\u092c\u0940 \u092c\u0949\u0915\u094d\u0938 7204 \u0938\u0947 \u0916\u0941\u0932\u0924\u0940 \u0939\u0948',
                  '\u092c\u093e\u0921\u093c \u0915\u0947 \u0924\u093e\u0932\u0947 \u0915\u093e \u0915\u0949\u092e\u094d\u092c\u093f\u0928\u0947\u0936\u0928 4-1-9-7',
-                 'P.I.N. 4071 for the side door')
+                 'P.I.N. 4071 for the side door',
+                 'Lic. G\u00f3mez (+52 55 1234 5678); NIP de la tarjeta corporativa 4821',
+                 'Acceso al portal del SAT con CIEC: Gomez2024ab',
+                 'Favor de no compartir: el NIP del buz\u00f3n tributario es 908172',
+                 '\u9375\u7bb1\u306e\u756a\u53f7\uff1a0528\uff08\u9244\u5854\u6a2a\uff09',
+                 '\u7f51\u76d8\u94fe\u63a5\u89c1\u90ae\u4ef6\uff0c\u63d0\u53d6\u7801\uff1aa7k3',
+                 '\u51fa\u5382\u8c03\u8bd5\u8d26\u53f7 debug/Debug@888',
+                 'R\u00e9union Webconf de l\'\u00c9tat, code de la conf\u00e9rence 483920',
+                 'Wifi ph\u00f2ng lab: LAB-5G-HN, mk: lab5g@2024', 'field / field123')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -740,7 +748,15 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Br\u00e1na otev\u0159ena 7\u201319 h, jinak volat vr\u00e1tnici, linka 4412',
                   'Default passwords will be changed. PLMN 001-01, TAC 1-10',
                   'PLMN 001-01, TAC 1-10. The vendor will change default passwords',
-                  'Passwords are sealed. Budget 2026 is 5000')
+                  'Passwords are sealed. Budget 2026 is 5000',
+                  'PIN code of Pune site is 411057, Chennai site 600032',
+                  'segredo do cadeado trocado dia 10/02, novo segredo com o supervisor (ramal 2231)',
+                  'La clave del expediente es 123/2024 ante el Juzgado 5\u00ba de Distrito',
+                  'Clave de la licitaci\u00f3n: 3.24/20830.0123', 'C\u00f3digo de l\u00ednea 080, v\u00eda 1 y 2',
+                  'Codice ASL 030-123, struttura 0301', 'Lock-out/tag-out per OSHS Rule 1210',
+                  'Coffre du bureau 214 : combinaison d\u00e9tenue par le chef de bureau',
+                  'Kebijakan password: minimal 12 karakter',
+                  'Acme Sieci sp. z o.o., KRS 0000123456, NIP 123-456-78-90')
 
 
 

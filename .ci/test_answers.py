@@ -3041,6 +3041,16 @@ def h51_p2_a_comment_column_is_refused_and_answers_after_a_semicolon_are_named()
 
 
 @test
+def h51_local_names_of_a_pin_or_password_and_the_references_that_share_their_words():
+    """Round 51: the Mexican NIP and CIEC, the Vietnamese 'mk', the Chinese share code, the French conference code, a
+    Japanese key box in kanji, and a user's name with digits as its password are refused; an Indian postal PIN code, a
+    Polish tax number (NIP), a court file's or tender's 'clave', line and health-authority codes, a rule's or an office's
+    number, a Portuguese extension and Indonesian policy words stay answers (the strings are in BOUND_REFUSED and
+    BOUND_ACCEPTED)."""
+    assert cl.default_credential("field", "field123", False) and not cl.default_credential("site", "site2", False)
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -253,7 +253,7 @@ CREDENTIAL_WORD = re.compile(
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|(?:\u0627\u0644)?\u0633\u0631)|"
     r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
     re.I)
-SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PIN[sa]?[12]?(?![\s-]?pads?(?![A-Za-z]))|P\.I\.N\.?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
+SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PIN[sa]?[12]?(?![\s-]?pads?(?![A-Za-z]))|NIP|P\.I\.N\.?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
 PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![a-z])|passwort|kennwort|geheimzahl|"
                            + RECOVERY_NAMES + r"|"
@@ -386,7 +386,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -416,7 +416,7 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -506,7 +506,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
                         r"(?<![\w.,/+-])(?P<number>\(?[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
-EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|linka|linku|klapka|"
+EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
                        r"\u5185\u7ebf|\ub0b4\uc120)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
@@ -516,6 +516,12 @@ MEETING_ID = re.compile(r"(?<![^\W_])(?:meeting\s+(?:id|number|no\.?)|meeting|zo
                         r"id\s+(?:de\s+)?(?:la\s+)?reuni(?:\u00f3|o)n|id\s+(?:della\s+)?riunione)\s*:?\s*"
                         r"(?P<number>[0-9]{3,4}(?:[ -][0-9]{3,4}){1,3})(?![\w/-])", re.I)
 OPEN_HOURS = re.compile(r"(?<![\w.,/-])(?:[01][0-9]|2[0-3])[0-5][0-9]\s*[-\u2013]\s*(?:[01][0-9]|2[0-3])[0-5][0-9](?![\w/-])")
+# An Indian postal PIN code ('PIN code of Pune site is 411057', 'postal PIN code 411057'): no code's number
+POSTAL_PIN = re.compile(r"(?<![^\W_])(?:postal\s+PIN(?:\s*code)?|PIN\s*code\s+of\s+[A-Z][\w-]*(?:\s+[\w-]+){0,3}?(?:\s+is)?)"
+                        r"\s*:?\s*(?P<number>[1-9][0-9]{2}\s?[0-9]{3})(?![\w-])")
+SIX_DIGITS = re.compile(r"(?<![\w.,/-])[1-9][0-9]{2}\s?[0-9]{3}(?![\w/-])")   # the other PIN codes a text lists
+# A Polish tax number after 'NIP' (ten digits: 'NIP 123-456-78-90'), not the Mexican NIP, a PIN
+NIP_TAX = re.compile(r"(?<![^\W_])NIP\s*:?\s*(?P<number>[0-9]{3}-?[0-9]{2,3}-?[0-9]{2}-?[0-9]{2,3})(?![\w-])")
 HOURS_WORD = re.compile(r"(?<![^\W_])(?:open\w*|hours?|ouvert\w*|ge(?:\u00f6|oe)ffnet|\u00f6ffnungszeit\w*|abiert\w*|"
                         r"apert\w*|aberto|geopend|\u00f6ppe\w*|otwart\w*|a(?:\u00e7|c)(?:\u0131|i)k|uhr|horaire\w*|horario\w*|"
                         r"orari\w*)(?![^\W_])", re.I)
@@ -620,7 +626,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -657,6 +663,7 @@ FOLLOWING_WORD = re.compile(r"\s+(?P<word>[^\W\d_][\w-]*)")
 # 'default' after a common account ('admin / password'; not 'user / password', a login's two fields)
 DEFAULT_VALUES = frozenset("changeme change_on_install crftpw s3cret passw0rd letmein toor calvin raspberry tiger admintelecom "
                            "nemuuser in4mix changeit".split())
+USER_SUFFIX = re.compile(r"[@#!_.-]?[0-9]{2,6}[!]?")     # what a default adds to its user's name ('@888', '123')
 ACCOUNT_DEFAULTS = frozenset("password pass default".split())
 GONE_WORDS = frozenset("changed replaced removed disabled deleted rotated reset revoked blocked locked retired "
                        "overwritten gone".split())                  # 'admin/admin replaced', not '… enabled'
@@ -775,7 +782,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|ga
                        r"[c\u0441][e\u0435]\u0439\u0444\w*|[k\u043a][o\u043e]\u043c\u0431\u0438\u043d[a\u0430]\u0446\u0438\w*|"
                        r"d(?:\u00f6|o)rr|drzwi|cadenas|candado|lucchetto|kluis|coffre|cofre|trezor\w*|seif(?:ul|ului|uri|o|a|as|e)?|kasa|"
                        r"kasas(?:\u0131|i)|kassask(?:\u00e5|a)p\w*|[^\W\d_]*schlo(?:ss|\u00df)|cijferslot|hangslot|"
-                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|\u043f\u0438[h\u043d]-?[k\u043a][o\u043e]\u0434\w*|sleutelkluis\w*|clavier|h(?:\u00e6|ae)ngel(?:\u00e5|a)s\w*|hengel(?:\u00e5|a)s\w*|asma\s+kilid\w*|kilid\w*|gembok|(?:\u1ed5|o)\s+kh(?:\u00f3|o)a|\u03bb[o\u03bf][y\u03c5][k\u03ba](?:\u03ad|\u03b5)[t\u03c4][o\u03bf]\w*|lakat\w*|lac(?:\u0103|a)t\w*|cadenat|kufuli|mangga\s+kunci|code\s+porteur|code\s+(?:participant|animateur|organisateur|invit(?:\u00e9|e))|eng\u00e5ngskod\w*|kap(?:\u0131|i)|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
+                       r"fietsslot|codeslot|combo|fechadura|kasan(?:\u0131|i)n|sef(?:a|u|om)?|kassakaap\w*|yhdistelm\w*|sz(?:\u00e9|e)f\w*|kombin(?:\u00e1|a)ci(?:\u00f3|o)\w*|code\s+(?:d['\u2019]\s*|de\s+l['\u2019]\s*)?alarme|\u043f\u0438[h\u043d]-?[k\u043a][o\u043e]\u0434\w*|sleutelkluis\w*|clavier|h(?:\u00e6|ae)ngel(?:\u00e5|a)s\w*|hengel(?:\u00e5|a)s\w*|asma\s+kilid\w*|kilid\w*|gembok|(?:\u1ed5|o)\s+kh(?:\u00f3|o)a|\u03bb[o\u03bf][y\u03c5][k\u03ba](?:\u03ad|\u03b5)[t\u03c4][o\u03bf]\w*|lakat\w*|lac(?:\u0103|a)t\w*|cadenat|kufuli|mangga\s+kunci|code\s+porteur|code\s+(?:participant|animateur|organisateur|invit(?:\u00e9|e))|code\s+de\s+(?:la\s+)?conf(?:\u00e9|e)rence|eng\u00e5ngskod\w*|kap(?:\u0131|i)|bo(?:\u00ee|i)t(?:e|ier)\s+(?:\u00e0|a)\s+cl(?:\u00e9|e)s?|sleutelkast\w*|"
                        r"\u03c3[y\u03c5][n\u03bd]\u03b4[y\u03c5][a\u03b1]\u03c3[m\u03bc]\w*|[x\u03c7][p\u03c1][h\u03b7][m\u03bc][a\u03b1][t\u03c4][o\u03bf][k\u03ba][i\u03b9][b\u03b2]\w*|[^\W\d_]+t(?:\u00fc|ue)r(?:en)?|"
                        r"(?:d(?:\u00e9|e)sactiver|disinserire|disattivare|desactivar|desarmar|arm|set|unset)\s+"
                        r"(?:(?:l['\u2019]|the|el|la|il|lo)\s*)?(?:alarm\w*|allarm\w*)|tastenfeld\w*|pin-?kod(?:en|e)?|unlock|desbloqueo|sblocco|d(?:\u00e9|e)verrouillage|"
@@ -786,7 +793,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|ga
                        r"key|cabinet|signing|sms|confirmation|security|login|installer|engineer|master|errichter|benutzer|"
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
-                       r"\u4fdd\u9669\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
+                       r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
@@ -880,7 +887,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
                        r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
-                       r"doganal\w*|aduan\w*|zoll\w*|mcc|mnc|plmn|lac|\u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd|"
+                       r"doganal\w*|aduan\w*|zoll\w*|mcc|mnc|plmn|lac|expediente|licitaci(?:\u00f3|o)n|l(?:\u00ed|i)nea|asl|\u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd|"
                        r"\u03c3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03a3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03c3\u03c6\u03ac\u03bb\u03bca|\u03a3\u03c6\u03ac\u03bb\u03bca|\u03c0e\u03bb\u03ac\u03c4\u03b7|\u03a0e\u03bb\u03ac\u03c4\u03b7|\u03c0po\u03ca\u03ccn\u03c4o\u03c2|\u03a0po\u03ca\u03ccn\u03c4o\u03c2|\u03adp\u03b3o\u03c5|\u0388p\u03b3o\u03c5|\u03c4a\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|Ta\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|\u05e9\u05d2\u05d9\u05d0\u05d4|\u05de\u05d5\u05e6\u05e8|\u05dc\u05e7\u05d5\u05d7|\u05e4\u05e8\u05d5\u05d9\u05e7\u05d8|l\u1ed7i|L\u1ed7i|nh\u00e2n\s+vi\u00ean|Nh\u00e2n\s+vi\u00ean|tr\u1ea1m|Tr\u1ea1m|s\u1ea3n\s+ph\u1ea9m|S\u1ea3n\s+ph\u1ea9m|kh\u00e1ch\s+h\u00e0ng|Kh\u00e1ch\s+h\u00e0ng|d\u1ef1\s+\u00e1n|D\u1ef1\s+\u00e1n|b\u01b0u\s+ch\u00ednh|B\u01b0u\s+ch\u00ednh|ralat|Ralat|kesalahan|Kesalahan|proyek|Proyek|projek|Projek|produk|Produk|pelanggan|Pelanggan|pegawai|Pegawai|karyawan|Karyawan|pekerja|Pekerja|hata|Hata|hatasi|Hatasi|\u00fcr\u00fcn|\u00dcr\u00fcn|m\u00fc\u015fteri|M\u00fc\u015fteri|personel|Personel|gre\u0161ke|Gre\u0161ke|gre\u0161ka|Gre\u0161ka|gre\u0161aka|Gre\u0161aka|rpe\u0448\u043aa|\u0413pe\u0448\u043aa|rpe\u0448\u043a\u0438|\u0413pe\u0448\u043a\u0438|\u043fpoe\u043a\u0442a|\u041fpoe\u043a\u0442a|\u043fpo\u0434y\u043a\u0442a|\u041fpo\u0434y\u043a\u0442a|\u043a\u043b\u0438e\u043d\u0442a|K\u043b\u0438e\u043d\u0442a|c\u043by\u0436\u0438\u0442e\u043b|C\u043by\u0436\u0438\u0442e\u043b|\u043fo\u0449e\u043dc\u043a\u0438|\u041fo\u0449e\u043dc\u043a\u0438|\u043fo\u043c\u0438\u043b\u043a\u0438|\u041fo\u043c\u0438\u043b\u043a\u0438|\u043fo\u043c\u0438\u043b\u043aa|\u041fo\u043c\u0438\u043b\u043aa|\u043a\u043bie\u043d\u0442a|K\u043bie\u043d\u0442a|\u043fpa\u0446i\u0432\u043d\u0438\u043aa|\u041fpa\u0446i\u0432\u043d\u0438\u043aa|\u043fo\u0448\u0442o\u0432\u0438\u0439|\u041fo\u0448\u0442o\u0432\u0438\u0439|e\u0434p\u043foy|\u0404\u0434p\u043foy|\u0404\u0414P\u041fO\u0423|E\u0434p\u043foy|klaidos|Klaidos|kliento|Kliento|darbuotojo|Darbuotojo|pa\u0161to|Pa\u0161to|projekto|Projekto|\u062e\u0637\u0627|\u067e\u0631\u0648\u0698\u0647|\u0645\u062d\u0635\u0648\u0644|\u0645\u0634\u062a\u0631\u06cc|\u06a9\u0627\u0631\u0645\u0646\u062f|\u067e\u0633\u062a\u06cc|erro|Erro|produto|Produto|cliente|Cliente|funcion\u00e1rio|Funcion\u00e1rio|barcode|Barcode|barcodes|Barcodes)(?![^\W_])|\u0e1e\u0e19\u0e01\u0e07\u0e32\u0e19|\u0e44\u0e1b\u0e23\u0e29\u0e13\u0e22|\u0e02\u0e2d\u0e1c\u0e14\u0e1e\u0e25\u0e32\u0e14|\u0e1c\u0e25\u0e15\u0e20\u0e13\u0e11|\u0e25\u0e01\u0e04\u0e32|\u0e2a\u0e19\u0e04\u0e32|\u0e42\u0e04\u0e23\u0e07\u0e01\u0e32\u0e23", re.I)
 CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
                         re.I)                         # 'PTP lock', a clock's state, no lock with a code
@@ -898,7 +905,8 @@ CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|da
 CODE_LABEL_REACH = 12
 LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between the numbers of a list
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|numbers?|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
-                        r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|rule|regla|bureau|"
+                        r"salle|oficina|ufficio|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
                         r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
@@ -1737,6 +1745,8 @@ def bound_value(text):
         if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
             continue
         at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
+        if name.startswith("clave") and CODE_KIND.search(text, at, at + CODE_KIND_REACH):
+            continue                                  # 'la clave del expediente', a reference
         bare = name == "pass"
         if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                             m.start())):
@@ -1915,6 +1925,9 @@ def default_credential(user, password, account):
     """True if a lower-case user name and password are a vendor's kind of default (DEFAULT_VALUES, TWIN)."""
     if user == password or user in (password + "admin", password + "adm"):     # 'nagiosadmin / nagios' too
         return bool(TWIN.fullmatch(password)) and password not in SLOT_WORDS
+    if len(user) >= 4 and user.isalpha() and USER_SUFFIX.fullmatch(password[len(user):]) and password.startswith(user):
+        return True                                   # 'field' / 'field123', 'debug/Debug@888'
+
     return password in DEFAULT_VALUES or account and user not in ("user", "users") and password in ACCOUNT_DEFAULTS
 
 
@@ -1950,8 +1963,11 @@ def number_blanked(m):
 
 
 def schedule_blanked(text):
-    """The text with a meeting's ID and opening hours blank (MEETING_ID; CLOCK_TIMES, OPEN_HOURS)."""
-    text = MEETING_ID.sub(number_blanked, text)
+    """The text with a meeting's ID, a Polish tax number, postal PIN codes and opening hours blank (MEETING_ID, NIP_TAX,
+    POSTAL_PIN and SIX_DIGITS; CLOCK_TIMES, OPEN_HOURS)."""
+    text = NIP_TAX.sub(number_blanked, MEETING_ID.sub(number_blanked, text))
+    if POSTAL_PIN.search(text):                       # 'PIN code of Pune site is 411057, Chennai site 600032'
+        text = SIX_DIGITS.sub(lambda m: " " * len(m.group()), text)
     text = CLOCK_TIMES.sub(lambda m: " " * len(m.group()), text) if ":" in text else text
     return OPEN_HOURS.sub(lambda m: " " * len(m.group()), text) if HOURS_WORD.search(text) else text
 
