@@ -581,7 +581,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u7f51\u76d8\u94fe\u63a5\u89c1\u90ae\u4ef6\uff0c\u63d0\u53d6\u7801\uff1aa7k3',
                  '\u51fa\u5382\u8c03\u8bd5\u8d26\u53f7 debug/Debug@888',
                  'R\u00e9union Webconf de l\'\u00c9tat, code de la conf\u00e9rence 483920',
-                 'Wifi ph\u00f2ng lab: LAB-5G-HN, mk: lab5g@2024', 'field / field123')
+                 'Wifi ph\u00f2ng lab: LAB-5G-HN, mk: lab5g@2024', 'field / field123',
+                 'Kody odzyskiwania: 4829 1038, 5521 9902', '\u00c5terst\u00e4llningskoder: 4829 1038, 5521 9902',
+                 'Kurtarma kodlar\u0131: 4829 1038, 5521 9902',
+                 '\u0631\u0645\u0648\u0632 \u0627\u0644\u0627\u0633\u062a\u0639\u0627\u062f\u0629: 4829 1038, 5521 9902',
+                 '\u6062\u590d\u7801\uff1a48291038 55219902',
+                 '\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9\uff1a48291038 55219902',
+                 '\ubcf5\uad6c \ucf54\ub4dc: 48291038 55219902',
+                 '\ubc31\uc5c5 \ud328\uc2a4\ud504\ub808\uc774\uc988: \ubc14\ub2e4-\uc548\uac1c-\ub4f1\ub300-7731',
+                 'M\u00e3 b\u00e1o \u0111\u1ed9ng c\u1ee7a tr\u1ea1m l\u00e0 8845')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -756,7 +764,18 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Codice ASL 030-123, struttura 0301', 'Lock-out/tag-out per OSHS Rule 1210',
                   'Coffre du bureau 214 : combinaison d\u00e9tenue par le chef de bureau',
                   'Kebijakan password: minimal 12 karakter',
-                  'Acme Sieci sp. z o.o., KRS 0000123456, NIP 123-456-78-90')
+                  'Acme Sieci sp. z o.o., KRS 0000123456, NIP 123-456-78-90',
+                  
+                  '\u673a\u67dc\u94a5\u5319\u653e\u5728\u95e8\u536b\u5ba4\uff0c\u94a5\u5319\u7bb1\u7684\u5bc6\u7801\u7531\u95e8\u536b\u5728\u6838\u5bf9\u5de5\u724c\u540e\u544a\u77e5\uff08\u5206\u673a2200\uff09\u3002',
+                  '\u30e9\u30c3\u30af\u306e\u9375\u306f\u5b88\u885b\u5ba4\u306b\u3042\u308a\u3001\u30ad\u30fc\u30dc\u30c3\u30af\u30b9\u306e\u756a\u53f7\u306f\u5b88\u885b\u304c\u793e\u54e1\u8a3c\u3092\u78ba\u8a8d\u3057\u3066\u304b\u3089\u4f1d\u3048\u308b\uff08\u5185\u7dda 2200\uff09\u3002',
+                  'Standort Halle 4, Industriestra\u00dfe 7, 38440 Wolfsburg: Zugang \u00fcber Tor 3, der Zahlencode f\u00fcr das Vorh\u00e4ngeschloss liegt im Passwort-Tresor (Eintrag 17), nicht hier.',
+                  'Site no Porto de Santos, Armaz\u00e9m 12, CEP 11015-900: o c\u00f3digo do cadeado do port\u00e3o fica no cofre de senhas (item 14), pe\u00e7a ao supervisor de turno.',
+                  'N2/N3 over IPsec (IKEv2, certificates from SEC-7); SBI with TLS 1.3 and OAuth2 tokens issued by the NRF; F1 and E1 with DTLS; no pre-shared keys anywhere.',
+                  'Suppliers must confirm that no universal default password is used (UK PSTI Act 2022 and the 2023 Regulations, Schedule 1, para 1).',
+                  'La wifi de mantenimiento usa WPA3 con una clave distinta por emplazamiento, guardada solo en el gestor de contrase\u00f1as corporativo.',
+                  'Haftal\u0131k toplant\u0131 \u00e7ar\u015famba 10:00\'da Teams \u00fczerinden; ba\u011flant\u0131 ve toplant\u0131 \u015fifresi davette, burada de\u011fil.',
+                  'NIP 123-456-78-90, REGON 123456785, KRS 0000123456.', 'NIP firmy: 1234567890',
+                  'Key policy approved 12/12/2024; no key value, PIN or passphrase appears in any document.')
 
 
 

@@ -524,7 +524,7 @@ def b15_only_regular_files_and_pipes_are_read():
 @test
 def b16_the_delimiter_is_the_one_whose_header_has_both_columns():
     with Sandbox() as box:
-        box.accepted('id,answer,"a;b;c;d"\nREQ-3,Germany,x\n')
+        box.accepted('id,answer,"a;b;c;d"\nREQ-3,Germany,\n')
 
 
 @test
@@ -1425,7 +1425,8 @@ def g07_header_names_that_only_look_like_id_or_answer_are_refused():
         refused_exactly(box, "id,\uff21\uff2e\uff33\uff37\uff25\uff32\nREQ-3,France\n",
                         f"1: the header name '\uff41\uff4e\uff53\uff57\uff45\uff52' reads 'answer' {plain}")
         refused_exactly(box, "id,Answer, ANSWER\nREQ-3,France,Germany\n", "1: the header names 'answer' more than once")
-        assert "**Answer:** Germany" in box.accepted("ID,Answer,R\u00e9ponse,\u041e\u0442\u0432\u0435\u0442\nREQ-3,Germany,x,y\n")
+        assert "**Answer:** Germany" in box.accepted("ID,Answer,R\u00e9ponse,\u041e\u0442\u0432\u0435\u0442\nREQ-3,Germany,,\n")
+        box.refused("id,answer,R\u00e9ponse\nREQ-3,Spain,x\n", "the 'r\u00e9ponse' column is not recorded")   # H52-1
 
 
 @test
@@ -2673,9 +2674,10 @@ def h20_1_replace_replaces_only_an_answer_its_row_names():
         box.accepted("id,answer\nREQ-3,Germany\n")
         message = ("2: REQ-3 already has a different answer; to replace it, put that answer in a 'recorded' column "
                    "(an export has one: items --format csv), so that no answer is replaced unseen")
-        for sheet in ("id,ask,answer\nREQ-3,x,Spain\n", "id,question,answer,was\nREQ-3,x,Spain,Germany\n",
-                      "id,answer\nREQ-3,Spain\n"):
+        for sheet in ("id,ask,answer\nREQ-3,x,Spain\n", "id,answer\nREQ-3,Spain\n"):
             refused_exactly(box, sheet, message, flags=("--replace",))
+        box.refused("id,question,answer,was\nREQ-3,x,Spain,Germany\n", "the 'question' column is not recorded",
+                    "--replace")
         assert "**Answer:** Spain" in box.accepted("id,answer,recorded\nREQ-3,Spain,Germany\n", "--replace")
 
 
@@ -3027,13 +3029,16 @@ def h50_passphrases_key_boxes_and_codes_in_the_world_s_business_languages_and_on
 @test
 def h51_p2_a_comment_column_is_refused_and_answers_after_a_semicolon_are_named():
     """Round 51 (H51-1, H51-2, H51-9): a row that fills a comment column a person added ('comment', 'Bemerkung', ...) is
-    refused with where a comment goes, as the column would not be recorded (the page reads the CSV alike); a routing
+    refused with where a comment goes, as the column would not be recorded, as is any column no export has ('notes',
+    'memo', H52-1; the page reads the CSV alike); a routing
     cell whose text after ';' is only the item's answers ('research; teaching') is refused; 'stats' warns too."""
     with Sandbox() as box:
         message = box.refused('id,answer,comment\nLIC-1,no,"only public standards"\n', "answers.csv:2: the 'comment' column "
-                              "is not recorded: write the comment in the answer cell")
+                              "is not recorded: write a comment in the answer cell")
         assert "1 problem" in message
         box.accepted('id,answer,comment\nREQ-3,4 sites,\n')
+        for name in ("notes", "Memo", "\u5907\u6ce8", "observaciones"):
+            box.refused(f"id,answer,{name}\nREQ-3,5 sites,see the memo\n", "column is not recorded")
         box.refused('id,answer\nLIC-1,"no; undecided"\n', "LIC-1: 'undecided' after ';' reads as answers")
         box.accepted('id,answer\nLIC-1,"no; undecided for the radio part, see memo"\n')
     with Sandbox(FIXTURE[:len(FIXTURE) // 2]) as box:
@@ -3048,6 +3053,16 @@ def h51_local_names_of_a_pin_or_password_and_the_references_that_share_their_wor
     number, a Portuguese extension and Indonesian policy words stay answers (the strings are in BOUND_REFUSED and
     BOUND_ACCEPTED)."""
     assert cl.default_credential("field", "field123", False) and not cl.default_credential("site", "site2", False)
+
+
+@test
+def h52_recovery_codes_in_more_scripts_and_postal_codes_extensions_and_tax_numbers_that_are_none():
+    """Round 52: recovery codes named in the plural (Polish, Swedish, Turkish, Arabic) or in Chinese, Japanese and Korean,
+    a Korean passphrase and a Vietnamese alarm code are refused; postal codes before a town or after their label,
+    extensions in Chinese, Japanese and Arabic, Polish tax and company numbers, a date written with slashes, and words
+    that say where a password is ('davette', 'corporativo', 'anywhere') stay answers (the strings are in BOUND_REFUSED
+    and BOUND_ACCEPTED)."""
+    assert cl.schedule_blanked("38440 Wolfsburg, mantrap 55219 then badge") == "      Wolfsburg, mantrap 55219 then badge"
 
 
 @test

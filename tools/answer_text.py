@@ -228,7 +228,7 @@ RECOVERY_NAMES = (r"codes?\s+de\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)ration|
                   r"wiederherstellungsschl(?:\u00fc|ue)ssel|cl(?:\u00e9|e)\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|"
                   r"clave\s+de\s+recuperaci(?:\u00f3|o)n|chave\s+de\s+recupera(?:\u00e7|c)(?:\u00e3|a)o|herstelsleutel|recovery\s+keys?|"
                   r"\u041f[I\u0406][H\u041d]|\u0643\u0644\u0645\u0629 \u0645\u0631\u0648\u0631|gjenopprettingskod\w*|"
-                  r"gendannelseskod\w*|pasahitz\w*|\u03baw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u03baw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u05e7\u05d5\u05d3\u05d9\s+\u05d2\u05d9\u05d1\u05d5\u05d9|\u05e7\u05d5\u05d3\u05d9\s+\u05e9\u05d7\u05d6\u05d5\u05e8|kodovi\s+za\s+oporavak|Kodovi\s+za\s+oporavak|z\u00e1lo\u017en\u00e9\s+k\u00f3dy|Z\u00e1lo\u017en\u00e9\s+k\u00f3dy|z\u00e1lo\u017en\u00ed\s+k\u00f3dy|Z\u00e1lo\u017en\u00ed\s+k\u00f3dy|\u043ao\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|Ko\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|\u043ao\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|Ko\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|atk\u016brimo\s+kodai|Atk\u016brimo\s+kodai|\u06a9\u062f\u0647\u0627\u06cc\s+\u0628\u0627\u0632\u06cc\u0627\u0628\u06cc|codis\s+de\s+recuperaci\u00f3|Codis\s+de\s+recuperaci\u00f3|codis\s+de\s+c\u00f2pia\s+de\s+seguretat|Codis\s+de\s+c\u00f2pia\s+de\s+seguretat")
+                  r"gendannelseskod\w*|pasahitz\w*|kody\s+odzyskiwania|\u00e5terst\u00e4llningskoder|\u00e5terst\u00e4llningskod|kurtarma\s+kodlari|kurtarma\s+kodlari|\u0631\u0645\u0648\u0632\s+\u0627\u0644\u0627\u0633\u062a\u0639\u0627\u062f\u0629|\u03baw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u03baw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u05e7\u05d5\u05d3\u05d9\s+\u05d2\u05d9\u05d1\u05d5\u05d9|\u05e7\u05d5\u05d3\u05d9\s+\u05e9\u05d7\u05d6\u05d5\u05e8|kodovi\s+za\s+oporavak|Kodovi\s+za\s+oporavak|z\u00e1lo\u017en\u00e9\s+k\u00f3dy|Z\u00e1lo\u017en\u00e9\s+k\u00f3dy|z\u00e1lo\u017en\u00ed\s+k\u00f3dy|Z\u00e1lo\u017en\u00ed\s+k\u00f3dy|\u043ao\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|Ko\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|\u043ao\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|Ko\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|atk\u016brimo\s+kodai|Atk\u016brimo\s+kodai|\u06a9\u062f\u0647\u0627\u06cc\s+\u0628\u0627\u0632\u06cc\u0627\u0628\u06cc|codis\s+de\s+recuperaci\u00f3|Codis\s+de\s+recuperaci\u00f3|codis\s+de\s+c\u00f2pia\s+de\s+seguretat|Codis\s+de\s+c\u00f2pia\s+de\s+seguretat")
 CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
@@ -249,9 +249,9 @@ CREDENTIAL_WORD = re.compile(
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
-    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\u0631\u0645\u0632|"
+    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638(?!\ud654)|\u0631\u0645\u0632|"
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|(?:\u0627\u0644)?\u0633\u0631)|"
-    r"\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
+    r"\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
     re.I)
 SIM_WORD = re.compile(r"(?<![A-Za-z0-9])(?:PIN[sa]?[12]?(?![\s-]?pads?(?![A-Za-z]))|NIP|P\.I\.N\.?|PUKs?[12]?|ADM[1-4]?)(?![A-Za-z])|"
                       r"(?<![A-Za-z])(?:passcodes?|pin[\s-]?codes?|adm[1-4]?)(?![A-Za-z])", re.I)
@@ -265,7 +265,7 @@ PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![
                            r"has(?:\u0142|l)o|heslo|l(?:\u00f6|o)senord|jelsz(?:\u00f3|o)|parol\u0103|salasana|wachtwoord|"
                            r"(?:\u015f|s)ifre|passord|adgangskode|lozinka|geslo|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
-                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19", re.I)
+                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19", re.I)
 YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # The token right after a password's own word, its label or 'is' between ('password ops-team-8812'): not taken for
 # an identifier, product or model number when a part of it is a number of three digits or more (NUMBER_PART;
@@ -299,6 +299,7 @@ PREFIXED_TOKEN = re.compile(r"[a-z]{2,8}_(?:[a-z]{2,8}_)?(?P<rest>[A-Za-z0-9]{12
 # ('Tansy-Vale-40', 'Thistle.Harbour.55')
 PASSPHRASE = re.compile(r"[^\W\d_]{3,}(?P<sep>[-._])[^\W\d_]{3,}(?:(?P=sep)[^\W\d_]{3,})*(?P=sep)?[0-9]{1,4}")
 IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
+SLASHED_DATE = re.compile(r"[0-9]{1,2}/[0-9]{1,2}/(?:19|20)?[0-9]{2}|(?:19|20)[0-9]{2}/[0-9]{1,2}/[0-9]{1,2}")
 DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,2}(?:[-.][0-9]{1,2})?|[0-9]{1,2}[.][0-9]{1,2}[.](?:19|20)[0-9]{2}|"
                   r"[0-9]{1,3}(?:\.[0-9]{3})+")         # a date, a year and month, or a figure in thousands
 BYTE_RUN_DOTTED = 16                  # written with dots, as addresses are ('10.0.0.1, 10.0.0.2'), a key's 16 bytes
@@ -416,7 +417,7 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -507,7 +508,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
 EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
-                       r"\u5185\u7ebf|\ub0b4\uc120)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
+                       r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
 # CLOCK_TIMES always): no code's number (schedule_blanked)
@@ -519,9 +520,14 @@ OPEN_HOURS = re.compile(r"(?<![\w.,/-])(?:[01][0-9]|2[0-3])[0-5][0-9]\s*[-\u2013
 # An Indian postal PIN code ('PIN code of Pune site is 411057', 'postal PIN code 411057'): no code's number
 POSTAL_PIN = re.compile(r"(?<![^\W_])(?:postal\s+PIN(?:\s*code)?|PIN\s*code\s+of\s+[A-Z][\w-]*(?:\s+[\w-]+){0,3}?(?:\s+is)?)"
                         r"\s*:?\s*(?P<number>[1-9][0-9]{2}\s?[0-9]{3})(?![\w-])")
+# A postal code: five digits before a town's name ('38440 Wolfsburg'), or after its label ('CEP 11015-900')
+POSTCODE_TOWN = re.compile(r"(?<![\w.,/-])(?:[0-9]{5}|[0-9]{5}-[0-9]{3})(?=\s+[A-Z][^\W\d_]{2,})")
+POSTCODE = re.compile(r"(?<![^\W_])(?:cep|plz|cp|c\u00f3digo\s+postal|code\s+postal|postcode|zip(?:\s+code)?)\s*:?\s*"
+                      r"[0-9]{4,5}(?:-[0-9]{3,4})?(?![\w-])", re.I)
 SIX_DIGITS = re.compile(r"(?<![\w.,/-])[1-9][0-9]{2}\s?[0-9]{3}(?![\w/-])")   # the other PIN codes a text lists
 # A Polish tax number after 'NIP' (ten digits: 'NIP 123-456-78-90'), not the Mexican NIP, a PIN
-NIP_TAX = re.compile(r"(?<![^\W_])NIP\s*:?\s*(?P<number>[0-9]{3}-?[0-9]{2,3}-?[0-9]{2}-?[0-9]{2,3})(?![\w-])")
+NIP_TAX = re.compile(r"(?<![^\W_])(?:NIP|REGON|KRS)(?:\s+[^\W\d_]+)?\s*:?\s*(?P<number>[0-9]{3}-?[0-9]{2,3}-?[0-9]{2,3}-?"
+                     r"[0-9]{0,5})(?![\w-])")
 HOURS_WORD = re.compile(r"(?<![^\W_])(?:open\w*|hours?|ouvert\w*|ge(?:\u00f6|oe)ffnet|\u00f6ffnungszeit\w*|abiert\w*|"
                         r"apert\w*|aberto|geopend|\u00f6ppe\w*|otwart\w*|a(?:\u00e7|c)(?:\u0131|i)k|uhr|horaire\w*|horario\w*|"
                         r"orari\w*)(?![^\W_])", re.I)
@@ -626,7 +632,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -762,7 +768,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -1963,9 +1969,10 @@ def number_blanked(m):
 
 
 def schedule_blanked(text):
-    """The text with a meeting's ID, a Polish tax number, postal PIN codes and opening hours blank (MEETING_ID, NIP_TAX,
-    POSTAL_PIN and SIX_DIGITS; CLOCK_TIMES, OPEN_HOURS)."""
+    """The text with a meeting's ID, a Polish tax number, postal codes and opening hours blank (MEETING_ID, NIP_TAX,
+    POSTCODE, POSTCODE_TOWN, POSTAL_PIN and SIX_DIGITS; CLOCK_TIMES, OPEN_HOURS)."""
     text = NIP_TAX.sub(number_blanked, MEETING_ID.sub(number_blanked, text))
+    text = POSTCODE_TOWN.sub(lambda m: " " * len(m.group()), POSTCODE.sub(lambda m: " " * len(m.group()), text))
     if POSTAL_PIN.search(text):                       # 'PIN code of Pune site is 411057, Chennai site 600032'
         text = SIX_DIGITS.sub(lambda m: " " * len(m.group()), text)
     text = CLOCK_TIMES.sub(lambda m: " " * len(m.group()), text) if ":" in text else text
@@ -2163,6 +2170,8 @@ def context_secret(raw, short=None, strict=False):
     token = raw.strip(SECRET_VALUE_EDGES).rstrip("*#").strip(SECRET_VALUE_EDGES)   # 'auth-2025.*' (a glob), "4711#"
     token = POSSESSIVE.sub("", token)                 # "DEL-15's list": the item's ID
     if token.lower() in SLOT_WORDS:                   # '1Password', a vault's name
+        return False
+    if SLASHED_DATE.fullmatch(token):                # '12/12/2024'
         return False
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)

@@ -172,7 +172,8 @@ def csv_rows(text, delimiter, skip=0):
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
         named = [bool(name) for name in header]
-        comment_cols = [k for k, name in enumerate(names) if name in COMMENT_COLUMNS]
+        unread_cols = [k for k, name in enumerate(names) if name and name not in EXPORT_COLUMNS and
+                       not name.startswith("recorded")]
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -187,9 +188,9 @@ def csv_rows(text, delimiter, skip=0):
                 column = next(k for k, cell in enumerate(row) if not named[k] and cell.strip()) + 1
                 problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
                                                f"put the answer in quotes if it contains '{delimiter}'"))
-            elif any(k < len(row) and row[k].strip() for k in comment_cols):
-                column = next(k for k in comment_cols if k < len(row) and row[k].strip())
-                problems.append(Problem(start, COMMENT_MESSAGE.format(shown(header[column]))))
+            elif any(k < len(row) and row[k].strip() for k in unread_cols):
+                column = next(k for k in unread_cols if k < len(row) and row[k].strip())
+                problems.append(Problem(start, UNREAD_MESSAGE.format(shown(header[column]))))
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
@@ -225,13 +226,12 @@ def header_name(cell):
 
 # The columns import reads: 'recorded' (an export's) holds the answer recorded when the sheet was made
 COLUMN_NAMES = ("id", "answer", "recorded")
-# A column a person adds for a comment (no export has one): its text would not be recorded, so a row that fills it is
-# refused, pointing to where a comment goes
-COMMENT_COLUMNS = frozenset("comment comments remark remarks reason reasons kommentar kommentare bemerkung commentaire "
-                            "commentaires comentario comentarios comentario commento commenti opmerking opmerkingen "
-                            "komentarz uwagi".split())
-COMMENT_MESSAGE = ("the '{}' column is not recorded: write the comment in the answer cell (a routing item: after its "
-                   "answers and ';', as \"`c`; the team knows Python\"), or leave the column empty")
+# The columns an export writes besides those import reads: a row that fills any other column (a person's 'comment',
+# 'notes', 'memo') is refused, as its text would not be recorded (UNREAD_MESSAGE)
+EXPORT_COLUMNS = frozenset(("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "in_your_role",
+                            "note", "assumed", "recorded", "answer"))
+UNREAD_MESSAGE = ("the '{}' column is not recorded: write a comment in the answer cell (a routing item: after its answers "
+                  "and ';', as \"`c`; the team knows Python\"), or leave the column empty")
 EXPORT_ONLY = ("ask", "form", "unblocks")         # columns only an export has: its 'recorded' column must stay
 
 
