@@ -848,7 +848,8 @@ def cmd_items(doc, args):
             out += [f"Nothing is recorded yet: {counted(len(recs), 'item')} may apply and {waiting} wait on the "
                     "blockers. Answer those first (`items --stage blocker`), or pick a profile (`profiles`).", ""]
         else:
-            out += [f"{counted(len(recs), 'item')}, {waiting} of them waiting on a routing answer.", ""]
+            named = f"; the items they name but do not list ({len(cited)}) are at the end" if cited else ""
+            out += [f"{counted(len(recs), 'item')}, {waiting} of them waiting on a routing answer{named}.", ""]
         if note:
             out += [note, ""]
         if preamble and rules:
