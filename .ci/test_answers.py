@@ -142,7 +142,7 @@ def the_role_heads_every_packet():
 @test
 def semicolons_bom_and_lower_case_ids_are_accepted():
     with Sandbox() as box:
-        text = box.accepted(b"\xef\xbb\xbfID;Answer;Note\nlic-1;no;x\n")
+        text = box.accepted(b"\xef\xbb\xbfID;Answer;Note\nlic-1;no;\n")
         assert "  - **Answer:** `no`" in text and '- [x] <a id="lic-1">' in text
 
 
@@ -1781,7 +1781,7 @@ def h5_fp8_an_excel_separator_line_names_the_delimiter():
     with Sandbox() as box:
         for content, row in (("sep=;\nid;answer\nREQ-3;Germany, France\n", (3, "REQ-3", "Germany, France")),
                              ("\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n", (3, "REQ-4", "4 sites"))):
-            assert cl.read_csv(str(box.csv(content))) == ([(*row, None)], []), content
+            assert cl.read_csv(str(box.csv(content))) == ([(*row, None, None)], []), content
         refused_exactly(box, "sep=;\nid,answer\nREQ-1,teaching\n", "2: no 'id' and 'answer' columns in the header line "
                         "(export one with: items --format csv)")
 
@@ -1959,10 +1959,10 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
         refused_exactly(box, filled(header, rows, {"REQ-3": "Italy"}), f"{line['REQ-3']}: {stale('REQ-3', None)}")
         # a sheet without a recorded column (typed by hand) records new answers, and replaces none (H20-1)
         assert "**Answer:** Italy" in box.accepted("id,answer\nREQ-3,Italy\n")
-        refused_exactly(box, "id,answer,note\nREQ-3,Malta,moved\n", "2: REQ-3 already has a different answer; to "
+        refused_exactly(box, "id,answer,note\nREQ-3,Malta,\n", "2: REQ-3 already has a different answer; to "
                         "replace it, put that answer in a 'recorded' column (an export has one: items --format csv), so that no answer "
                         "is replaced unseen", flags=("--replace",))
-        assert "**Answer:** Malta" in box.accepted("id,answer,note,recorded\nREQ-3,Malta,moved,Italy\n", "--replace")
+        assert "**Answer:** Malta" in box.accepted("id,answer,note,recorded\nREQ-3,Malta,,Italy\n", "--replace")
         # a 'recorded' header spelled with look-alike letters, or given twice, is refused like 'answer'
         refused_exactly(box, "id,answer,r\u0435c\u043erded\nREQ-3,x,\n", "1: the header name 'r\u0435c\u043erded' "
                         "reads 'recorded' but is not spelled in plain letters; retype it")
@@ -3063,6 +3063,29 @@ def h52_recovery_codes_in_more_scripts_and_postal_codes_extensions_and_tax_numbe
     that say where a password is ('davette', 'corporativo', 'anywhere') stay answers (the strings are in BOUND_REFUSED
     and BOUND_ACCEPTED)."""
     assert cl.schedule_blanked("38440 Wolfsburg, mantrap 55219 then badge") == "      Wolfsburg, mantrap 55219 then badge"
+
+
+@test
+def h53_text_typed_in_the_note_column_is_refused_not_lost():
+    """The export's 'note' column is not recorded: a cell whose text is not the item's note is refused, as its text
+    would be lost; untouched, cleared or re-wrapped, or exported from a copy under another name, it imports."""
+    with Sandbox(shipped_readme()) as box:
+        header, rows = packet(box)
+        note = header.index("note")
+        line = {row[0]: k for k, row in enumerate(rows, 2)}
+        linked = next(row for row in rows if "(README.md, " in row[note])
+        was, linked[note] = linked[note], linked[note].replace("(README.md, ", "(copy of README.md, ").replace(" ", "\n ", 1)
+        rows[line["REQ-4"] - 2][note] = ""
+        assert box.run("import", box.csv(filled(header, rows, {}))).returncode == 0
+        linked[note] = was                                  # its line breaks would move the lines below
+        rows[line["REQ-3"] - 2][note] += " We are a German operator."
+        rows[line["REQ-9"] - 2][note] = "ask Anna"
+        refused_exactly(box, filled(header, rows, {"REQ-3": "Germany"}),
+                        *(f"{line[iid]}: {iid}: the 'note' column is not recorded, and this cell is not the item's note: "
+                          "move your text to the answer cell (a routing item: after its answers and ';'), or clear the "
+                          "cell; a sheet exported from another version of the checklist: export again"
+                          for iid in sorted(("REQ-3", "REQ-9"), key=line.get)))
+        refused_exactly(box, "id,answer,note,Note\nREQ-3,Germany,,\n", "1: the header names 'note' more than once")
 
 
 @test

@@ -4,6 +4,8 @@ for all of them. Where no Chromium is found (or CHROMIUM is set empty) the brows
 skipped, never passed. Each browser test compares the page with the program itself: the items
 `items` lists, `applicable()` and `role_of()`, `format_answer()`, `read_csv()` and `import`."""
 import atexit
+import csv
+import io
 import json
 import random
 import re
@@ -815,7 +817,24 @@ CSV_CORPUS = [
     "id,answer,notes\nRES-1,short," + "a" * 131_071 + "\n",
     # code review 127 (D1): an answer typed in the 'recorded' column, for an item with none recorded
     "id,answer,recorded\nREQ-1,,France\n", "id,answer,recorded\nREQ-3,,Germany\nREQ-1,,\n",
+    # the fifty-third: text typed in an export's 'note' column (the real notes are in note_sheets())
+    "id,answer,note\nREQ-3,a,my own note\nLIC-1,no,\n", "id,answer,Note,note\nREQ-3,a,,\n", "id,answer,note\nRES-9,,x\n",
 ]
+
+
+def note_sheets():
+    """The README's export untouched, with its notes' spaces and the file name in their links changed (both read as
+    untouched), and with text typed into one note (refused)."""
+    sheet = run_main("items", "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(sheet.lstrip("\ufeff"))))
+    note = rows[1].index("note")
+
+    def written(change):
+        out = io.StringIO()
+        csv.writer(out).writerows(rows[:2] + [row[:note] + [change(row[note])] + row[note + 1:] for row in rows[2:]])
+        return out.getvalue()
+    return [sheet, written(lambda cell: cell.replace("(README.md, ", "(old copy.md, ").replace(". ", ".\n  ")),
+            written(lambda cell: cell + " Ask Anna." if "(README.md, " in cell else cell)]
 
 
 @test
@@ -825,7 +844,7 @@ def browser_csv_reading_agrees_with_python():
               "x", "a b", "\ufeff", "\x1f", "\u00e9", "XYZ-9", "=1", "", ",,", "answer\u200b", "\u0430nswer", "\u0456d"]
     heads = ["id,answer\n", "id;answer\r\n", "# c\nid\tanswer\n", "answer,id,x\n", "", "#a,b\n\nid,answer\n",
              "sep=;\nid;answer\n", "sep=,\r\n", "sep=|\n"]
-    texts = CSV_CORPUS + [rng.choice(heads) + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+    texts = CSV_CORPUS + note_sheets() + [rng.choice(heads) + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
                           for _ in range(300)]
     page = open_form()
     doc = readme()

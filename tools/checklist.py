@@ -155,7 +155,7 @@ def csv_rows(text, delimiter, skip=0):
         odd = header_problem(header, names)
         if odd:
             return [], [Problem(start, odd)]
-        repeated = sorted({name for name in COLUMN_NAMES if header.count(name) > 1})
+        repeated = sorted({name for name in COLUMN_NAMES + ("note",) if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         # any column whose name starts with 'recorded' ('recorded answer', 'Recorded at export') is the export's
@@ -171,6 +171,7 @@ def csv_rows(text, delimiter, skip=0):
                                        "export again")]
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
+        note_col = names.index("note") if "note" in names else None
         named = [bool(name) for name in header]
         unread_cols = [k for k, name in enumerate(names) if name and name not in EXPORT_COLUMNS and
                        not name.startswith("recorded")]
@@ -194,7 +195,8 @@ def csv_rows(text, delimiter, skip=0):
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
-                                   None if recorded_col is None else cell(recorded_col)))
+                                   None if recorded_col is None else cell(recorded_col),
+                                   None if note_col is None else cell(note_col)))
             if len(problems) > MAX_PROBLEMS:
                 break
             start = reader.line_num + 1
@@ -253,9 +255,10 @@ def known_rows(doc, rows):
     """([(line, item, answer)] for rows (CsvRow) with an answer, [Problem]) ; unknown or repeated IDs are problems
     (an unknown one is shown cut short if it may be a key: id_shown), and so is a row with no answer whose 'recorded'
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
-    different cell is what a sheet returned late holds: its blank row stays a no-op.)"""
-    seen, found, problems = {}, [], []
-    for line, raw_id, cell, recorded in rows:
+    different cell is what a sheet returned late holds: its blank row stays a no-op.) A 'note' cell that is not the
+    item's note as an export writes it (note_key) is a problem too: its text would be lost."""
+    seen, found, problems, plain = {}, [], [], link_rewriter(doc)
+    for line, raw_id, cell, recorded, note in rows:
         if len(problems) > MAX_PROBLEMS:
             break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
@@ -269,11 +272,27 @@ def known_rows(doc, rows):
             problems.append(Problem(line, f"{iid} appears twice (first at line {seen[iid]})"))
         else:
             seen[iid] = line
-            if cell.strip():
-                found.append((line, doc.items[iid], cell.strip()))
+            item = doc.items[iid]
+            if note and note_key(note) and note_key(note) != note_key("" if item.void else plain(item.get("Note"))):
+                problems.append(Problem(line, NOTE_EDITED.format(iid)))
+            elif cell.strip():
+                found.append((line, item, cell.strip()))
             elif recorded and recorded.strip() and not doc.items[iid].get("Answer"):
                 problems.append(Problem(line, f"{iid}: the recorded column is read-only; type the answer in 'answer'"))
     return found, problems
+
+
+NOTE_EDITED = ("{}: the 'note' column is not recorded, and this cell is not the item's note: move your text to the "
+               "answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet exported from "
+               "another version of the checklist: export again")
+LINKED_FILE = re.compile(r'\([^()",]+, "')      # '(README.md, "' in a link an export made plain (link_rewriter)
+
+
+def note_key(text):
+    """A 'note' cell as compared with the item's note: without an export's apostrophe, in NFC, with its spaces and
+    line breaks as single spaces, and without the checklist's file name in links made plain (an export of a copy)."""
+    text = " ".join(unicodedata.normalize("NFC", sheet_value(text)).split())
+    return LINKED_FILE.sub('(, "', text)
 
 
 ID_SHOWN = 16                     # an id cell longer than this, or one that looks like a key, is shown cut to ID_CUT
@@ -1373,6 +1392,7 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
     instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
     hide = withheld if withheld_answers else (lambda answer: answer)
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
+    sheet_note = link_rewriter(doc)(item.get("Note"))
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
             "source": item.source, "party": item.party, "stage": item.stage,
@@ -1382,7 +1402,8 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
             "role_lines": {label: item.get(label) for label in sorted(doc.role_labels()) if item.get(label)},
             "recorded": hide(item.get("Answer")), "given": "" if instead else hide(text),
             "given_instead": hide(text) if instead else "",
-            "assumed": assumed.get(item.id), "context": unique(links)}
+            "assumed": assumed.get(item.id), "context": unique(links),
+            **({"sheet_note": sheet_note} if sheet_note != item.get("Note") else {})}
 
 
 def form_data(doc, args):

@@ -100,12 +100,13 @@ class Problem(NamedTuple):
 
 
 class CsvRow(NamedTuple):
-    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded' cell (None where the sheet
-    has no such column: a sheet typed by hand)."""
+    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded' and 'note' cells (None where
+    the sheet has no such column: a sheet typed by hand)."""
     line: int
     id: str
     answer: str
     recorded: Optional[str] = None
+    note: Optional[str] = None
 
 
 class Field(NamedTuple):
