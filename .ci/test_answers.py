@@ -3089,6 +3089,26 @@ def h53_text_typed_in_the_note_column_is_refused_not_lost():
 
 
 @test
+def h53_an_answer_dense_with_names_is_judged_in_linear_time():
+    """An answer made of a key's or PIN's name over and over ('key: x key: x ...') is judged in about eight times
+    the time for eight times the length (at most sixteen; the better of two runs when a loaded machine misses):
+    each name looked again through the whole text for Wi-Fi words, and judged all the text after it, made 224 such
+    answers take 35 s to import and as long for each view."""
+    def took(text, runs):
+        times = []
+        for _ in range(runs):
+            cl.secret_found.cache_clear()
+            started = time.perf_counter()
+            assert cl.secret_in(text) is None, text[:20]
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    short, long = (("key: x " * 2_000)[:length] for length in (1_000, 8_000))
+    if took(long, 1) >= 16 * took(short, 1) + 0.02:
+        assert took(long, 2) < 16 * took(short, 2) + 0.02
+
+
+@test
 def h33_a_label_is_quoted_as_typed():
     """A refusal quotes a password's name as the answer writes it, though the scan reads look-alike letters folded and
     vowel signs left out (H32-9): 'Пароль', not 'Пapoль'; 'รหัสผ่าน', not 'รหสผาน'; a stem's whole word ('κωδικός'),

@@ -558,6 +558,8 @@ LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word th
 LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o|\u0219i|\u015fi)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
                          r"ogni|elke?|varje|ka\u017cde)\s+)?$", re.I)
 LIST_REACH = 16
+# A name's value is judged on at most this many characters after it: each name in a long answer costs the same
+VALUE_REACH = 256
 PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
                          r"as|senhas|orden)$", re.I)
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
@@ -1738,6 +1740,12 @@ def wifi_value(text):
     return (m.group("value"), "Wi-Fi") if m else None
 
 
+@functools.lru_cache(maxsize=4)
+def wifi_named(text):
+    """True if the text names Wi-Fi, a router or RADIUS (WIFI_CONTEXT); looked for once per text, not per name in it."""
+    return bool(WIFI_CONTEXT.search(text))
+
+
 def spelled_word(m):
     """A word spelled out letter by letter (SPELLED), its letters joined: 'P-A-S-S' is 'PASS'."""
     return re.sub(r"[-. _]", "", m.group())
@@ -1762,7 +1770,7 @@ def bound_value(text):
                                                     USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                        m.start()))) or
                              ((LABEL_EQUALS if "fi" in name else LABEL_COLON if "secret" in name else
-                               KEY_OR_QUOTED).match(text, at) and WIFI_CONTEXT.search(text) and
+                               KEY_OR_QUOTED).match(text, at) and wifi_named(text) and
                               not PGP_WORD.search(text))):
             continue
         particle = bool(m.group("cjk")) and len(m.group()) > len(m.group("cjk"))   # 'パスワードは', '비밀번호는'
@@ -1796,7 +1804,7 @@ def bound_value(text):
                                                                           m.start()))) and \
             bool(separator) and separator.group().strip()[:1] in (":", "=")
         ends = ends if ends is not None else [end.start() for end in CLAUSE_END.finditer(text)] + [len(text)]
-        segment = text[start:ends[bisect.bisect_left(ends, start)]]
+        segment = text[start:min(ends[bisect.bisect_left(ends, start)], start + VALUE_REACH)]
         phrase = PHRASE_VALUE.match(segment) if PHRASE_NAME.search(name + (note.group() if note else "")) and \
             separator and separator.group().strip()[:1] in (":", "=") else None
         if phrase and not any(word.lower() in SLOT_WORDS for word in phrase.group("words").split()):
@@ -1882,7 +1890,7 @@ def user_pair_password(text):
                 return password, user + (" :" if colon else " /")
             if context is None and not account and not colon:   # looked for once, when needed
                 context = bool(PAIR_CONTEXT.search(text) or CREDENTIAL_WORD.search(text))
-            ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and WIFI_CONTEXT.search(text)
+            ssid = not colon and (context is None or context) and SSID_LIKE.search(user) and wifi_named(text)
             if not (account or context and not colon) or \
                     (password.isalpha() and password.islower() and not (account or ssid)) or \
                     len(password) < 4 or not LETTER.search(user) or lower in ROLE_WORDS or lower in SLOT_WORDS or \
