@@ -2216,21 +2216,23 @@ def h11_3_a_placeholder_is_a_name_of_letters_and_underscores():
                      "password: {{Values.db_password}}")
 
 
+def took(line, runs):
+    """The best of `runs` times secret_in takes to find no secret in a line, its cache cleared each time."""
+    times = []
+    for _ in range(runs):
+        cl.secret_found.cache_clear()
+        started = time.perf_counter()
+        assert cl.secret_in(line) is None, line[:20]
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 @test
 def h11_4_the_label_scan_is_linear_in_line_length_whatever_the_number_of_labels():
     """A line of 16,000 characters made of labels ('credentials: x ' and the like) is read in about four times the
     time of one of 4,000 (at most eight times; measured again, the better of two runs each, when a loaded machine
     makes the first measurement miss); quadratic in 'credentials' labels, it took 0.4 s for 150,000 characters and
     27 s for 1.2 MB."""
-    def took(line, runs):
-        times = []
-        for _ in range(runs):
-            cl.secret_found.cache_clear()
-            started = time.perf_counter()
-            assert cl.secret_in(line) is None, line[:20]
-            times.append(time.perf_counter() - started)
-        return min(times)
-
     for seed in ("credentials: x ", "credential=x "):
         short, long = ((seed * (length // len(seed) + 1))[:length] for length in (4_000, 16_000))
         if took(long, 1) >= 8 * took(short, 1) + 0.05:
@@ -3094,15 +3096,6 @@ def h53_an_answer_dense_with_names_is_judged_in_linear_time():
     the time for eight times the length (at most sixteen; the better of two runs when a loaded machine misses):
     each name looked again through the whole text for Wi-Fi words, and judged all the text after it, made 224 such
     answers take 35 s to import and as long for each view."""
-    def took(text, runs):
-        times = []
-        for _ in range(runs):
-            cl.secret_found.cache_clear()
-            started = time.perf_counter()
-            assert cl.secret_in(text) is None, text[:20]
-            times.append(time.perf_counter() - started)
-        return min(times)
-
     short, long = (("key: x " * 2_000)[:length] for length in (1_000, 8_000))
     if took(long, 1) >= 16 * took(short, 1) + 0.02:
         assert took(long, 2) < 16 * took(short, 2) + 0.02
