@@ -49,7 +49,7 @@ def round_trip_on_the_real_checklist():
     with Sandbox(shipped_readme()) as box:
         exported = box.run("items", "--format", "csv").stdout
         lines = exported.lstrip("\ufeff").split("\n", 1)               # after the byte-order mark (D9)
-        assert lines[0].lstrip('"').startswith("# Role: builder."), lines[0]
+        assert lines[0].lstrip('"').startswith(f"# {cl.SHEET_HINT} Role: builder."), lines[0]
         rows = list(csv.DictReader(io.StringIO(lines[1])))
         answers = {"LIC-1": "no", "REQ-3": "United States: development and laboratory test",
                    "REQ-7": "not needed: no Huawei product is in use"}
@@ -135,7 +135,7 @@ def the_role_heads_every_packet():
         data = json.loads(box.run("items", "--profile", "vendor", "--format", "json").stdout)
         assert data["role"] == "maker" and data["rule"] == "what the product must support"
         first = box.run("items", "--profile", "vendor", "--format", "csv").stdout.lstrip("\ufeff").split("\n", 1)[0]
-        assert first.lstrip('"').startswith("# Role: maker. Answer an item written for someone else with what the "
+        assert first.lstrip('"').startswith(f"# {cl.SHEET_HINT} Role: maker. Answer an item written for someone else with what the "
                                             "product must support"), first
 
 
@@ -1187,8 +1187,8 @@ def c3_every_packet_carries_the_answers_so_far():
                            "REQ-3": {"answer": "12 sites in Germany", "origin": "recorded", "provisional": False}}
         exported = box.run("items", *args, "--format", "csv").stdout
         first, rest = exported.lstrip("\ufeff").split("\n", 1)
-        assert next(csv.reader([first])) == ["# Role: builder. Answer an item written for someone else with the "
-                                             "value the system must meet (routing: profile `lab` and the answers "
+        assert next(csv.reader([first])) == [f"# {cl.SHEET_HINT} Role: builder. Answer an item written for someone "
+                                             "else with the value the system must meet (routing: profile `lab` and the answers "
                                              "recorded and the answers in mine.csv). Answers so far: " +
                                              "; ".join(lines) + "."]
         assert [r["id"] for r in csv.DictReader(io.StringIO(rest))][:4] == ["REQ-1", "LIC-1", "REQ-2", "REQ-3"]
@@ -1250,7 +1250,7 @@ def c6_packets_for_another_party_name_the_requesters_role():
                    "support\n\n" in md, md
             exported = box.run("items", "--profile", "vendor", "--party", party, "--format", "csv").stdout
             first = next(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))[0]
-            assert first.startswith(f"# {whose if party == 'counsel' else 'Role'}: maker. Answer an item"), first
+            assert first.startswith(f"# {cl.SHEET_HINT} {whose if party == 'counsel' else 'Role'}: maker. Answer an item"), first
 
 
 @test
@@ -1781,7 +1781,7 @@ def h5_fp8_an_excel_separator_line_names_the_delimiter():
     with Sandbox() as box:
         for content, row in (("sep=;\nid;answer\nREQ-3;Germany, France\n", (3, "REQ-3", "Germany, France")),
                              ("\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n", (3, "REQ-4", "4 sites"))):
-            assert cl.read_csv(str(box.csv(content))) == ([(*row, None, None)], []), content
+            assert cl.read_csv(str(box.csv(content))) == ([(*row, None, None, None)], []), content
         refused_exactly(box, "sep=;\nid,answer\nREQ-1,teaching\n", "2: no 'id' and 'answer' columns in the header line "
                         "(export one with: items --format csv)")
 
@@ -3083,11 +3083,26 @@ def h53_text_typed_in_the_note_column_is_refused_not_lost():
         rows[line["REQ-3"] - 2][note] += " We are a German operator."
         rows[line["REQ-9"] - 2][note] = "ask Anna"
         refused_exactly(box, filled(header, rows, {"REQ-3": "Germany"}),
-                        *(f"{line[iid]}: {iid}: the 'note' column is not recorded, and this cell is not the item's note: "
-                          "move your text to the answer cell (a routing item: after its answers and ';'), or clear the "
-                          "cell; a sheet exported from another version of the checklist: export again"
-                          for iid in sorted(("REQ-3", "REQ-9"), key=line.get)))
+                        *(f"{line[iid]}: {cl.EDITED_MESSAGE.format(iid, 'note')}" for iid in sorted(("REQ-3", "REQ-9"), key=line.get)))
         refused_exactly(box, "id,answer,note,Note\nREQ-3,Germany,,\n", "1: the header names 'note' more than once")
+
+
+@test
+def h53_an_answer_typed_over_an_assumption_is_refused_not_lost():
+    """The 'assumed' column is not recorded either: a cell that is no profile's assumption for the item, nor one from
+    a CSV given with --answers, is refused; untouched or cleared, it imports, and nothing assumed is recorded."""
+    with Sandbox(shipped_readme()) as box:
+        box.csv("id,answer\nREQ-1,`teaching`\n", "mine.csv")
+        for args in (("--profile", "simulator"), ("--profile", "lab", "--answers", "mine.csv")):
+            header, rows = packet(box, *args)
+            before = box.doc.read_bytes()
+            assert box.run("import", box.csv(filled(header, rows, {}))).returncode == 0 and box.doc.read_bytes() == before
+        header, rows = packet(box, "--profile", "simulator")
+        assumed, line = header.index("assumed"), {row[0]: k for k, row in enumerate(rows, 2)}
+        rows[line["REQ-1"] - 2][assumed] = "`teaching` (profile simulator)"
+        rows[line["REQ-3"] - 2][assumed] = "Germany"
+        refused_exactly(box, filled(header, rows, {}), *(f"{line[iid]}: {cl.EDITED_MESSAGE.format(iid, 'assumed')}"
+                                                         for iid in sorted(("REQ-1", "REQ-3"), key=line.get)))
 
 
 @test

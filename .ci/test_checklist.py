@@ -280,7 +280,7 @@ def answers_so_far_leave_out_assumptions_for_items_that_do_not_apply():
     assert result.returncode == 0 and "REQ-10" not in head, head
     assert "(also fits: running-network;" in head, head
     first = buyer_items(public_running, "--format", "csv").stdout.lstrip("\ufeff").split("\n", 1)[0]
-    assert first.startswith('"# Role: buyer (also fits: running-network;'), first
+    assert first.startswith(f'"# {cl.SHEET_HINT} Role: buyer (also fits: running-network;'), first
     data = json.loads(buyer_items(public_running, "--format", "json").stdout)
     assert data["also"] == ["running-network"], data["also"]
 

@@ -819,6 +819,8 @@ CSV_CORPUS = [
     "id,answer,recorded\nREQ-1,,France\n", "id,answer,recorded\nREQ-3,,Germany\nREQ-1,,\n",
     # the fifty-third: text typed in an export's 'note' column (the real notes are in note_sheets())
     "id,answer,note\nREQ-3,a,my own note\nLIC-1,no,\n", "id,answer,Note,note\nREQ-3,a,,\n", "id,answer,note\nRES-9,,x\n",
+    "id,answer,assumed\nREQ-1,,`teaching` (profile simulator)\nLIC-1,,`no` (profile lab)\nREQ-3,,x (mine.csv)\n",
+    'id,answer,assumed\nREQ-1,,"`research`,  `teaching`\n(profile simulator)"\nREQ-4,x,teaching\n', "id,answer,assumed,assumed\n",
 ]
 
 

@@ -155,7 +155,7 @@ def csv_rows(text, delimiter, skip=0):
         odd = header_problem(header, names)
         if odd:
             return [], [Problem(start, odd)]
-        repeated = sorted({name for name in COLUMN_NAMES + ("note",) if header.count(name) > 1})
+        repeated = sorted({name for name in COLUMN_NAMES + EXPORT_COMPARED if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         # any column whose name starts with 'recorded' ('recorded answer', 'Recorded at export') is the export's
@@ -171,7 +171,7 @@ def csv_rows(text, delimiter, skip=0):
                                        "export again")]
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
-        note_col = names.index("note") if "note" in names else None
+        note_col, assumed_col = (names.index(name) if name in names else None for name in EXPORT_COMPARED)
         named = [bool(name) for name in header]
         unread_cols = [k for k, name in enumerate(names) if name and name not in EXPORT_COLUMNS and
                        not name.startswith("recorded")]
@@ -196,7 +196,8 @@ def csv_rows(text, delimiter, skip=0):
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
                                    None if recorded_col is None else cell(recorded_col),
-                                   None if note_col is None else cell(note_col)))
+                                   None if note_col is None else cell(note_col),
+                                   None if assumed_col is None else cell(assumed_col)))
             if len(problems) > MAX_PROBLEMS:
                 break
             start = reader.line_num + 1
@@ -255,10 +256,10 @@ def known_rows(doc, rows):
     """([(line, item, answer)] for rows (CsvRow) with an answer, [Problem]) ; unknown or repeated IDs are problems
     (an unknown one is shown cut short if it may be a key: id_shown), and so is a row with no answer whose 'recorded'
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
-    different cell is what a sheet returned late holds: its blank row stays a no-op.) A 'note' cell that is not the
-    item's note as an export writes it (note_key) is a problem too: its text would be lost."""
+    different cell is what a sheet returned late holds: its blank row stays a no-op.) So is a 'note' or 'assumed'
+    cell that an export does not write (edited_column): its text would be lost."""
     seen, found, problems, plain = {}, [], [], link_rewriter(doc)
-    for line, raw_id, cell, recorded, note in rows:
+    for line, raw_id, cell, recorded, note, assumed in rows:
         if len(problems) > MAX_PROBLEMS:
             break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
@@ -273,8 +274,9 @@ def known_rows(doc, rows):
         else:
             seen[iid] = line
             item = doc.items[iid]
-            if note and note_key(note) and note_key(note) != note_key("" if item.void else plain(item.get("Note"))):
-                problems.append(Problem(line, NOTE_EDITED.format(iid)))
+            edited = edited_column(doc, item, note, assumed, plain)
+            if edited:
+                problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
             elif cell.strip():
                 found.append((line, item, cell.strip()))
             elif recorded and recorded.strip() and not doc.items[iid].get("Answer"):
@@ -282,17 +284,37 @@ def known_rows(doc, rows):
     return found, problems
 
 
-NOTE_EDITED = ("{}: the 'note' column is not recorded, and this cell is not the item's note: move your text to the "
-               "answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet exported from "
-               "another version of the checklist: export again")
+# The columns an export fills that a person may take for theirs: a cell there that no export writes is refused
+EXPORT_COMPARED = ("note", "assumed")
+EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not what an export writes there: move your "
+                  "text to the answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet "
+                  "exported from another version of the checklist: export again")
 LINKED_FILE = re.compile(r'\([^()",]+, "')      # '(README.md, "' in a link an export made plain (link_rewriter)
+CSV_ORIGIN = re.compile(r"\([^()]*\.csv\)$", re.I)   # '`research` (mine.csv)': an assumption from --answers
 
 
-def note_key(text):
-    """A 'note' cell as compared with the item's note: without an export's apostrophe, in NFC, with its spaces and
+def sheet_key(text):
+    """A cell as compared with what an export writes: without an export's apostrophe, in NFC, with its spaces and
     line breaks as single spaces, and without the checklist's file name in links made plain (an export of a copy)."""
     text = " ".join(unicodedata.normalize("NFC", sheet_value(text)).split())
     return LINKED_FILE.sub('(, "', text)
+
+
+def sheet_assumptions(doc, item):
+    """What an export's 'assumed' cell can hold for an item: each profile's assumption, as item_record writes it."""
+    return [f"{', '.join(f'`{t}`' for t in p.assumes[item.id])} (profile {key})"
+            for key, p in doc.profiles.items() if item.id in p.assumes]
+
+
+def edited_column(doc, item, note, assumed, plain):
+    """'note' or 'assumed' if that cell holds text no export writes for the item (sheet_key), else None: its note as
+    link_rewriter makes it plain; a profile's assumption, or one from a CSV given with --answers."""
+    if note and sheet_key(note) and sheet_key(note) != sheet_key("" if item.void else plain(item.get("Note"))):
+        return "note"
+    key = sheet_key(assumed or "")
+    if key and not CSV_ORIGIN.search(key) and key not in map(sheet_key, sheet_assumptions(doc, item)):
+        return "assumed"
+    return None
 
 
 ID_SHOWN = 16                     # an id cell longer than this, or one that looks like a key, is shown cut to ID_CUT
@@ -776,6 +798,9 @@ def also_fits(keys):
     return f" (also fits: {', '.join(keys)}; an item with no line for your role may show theirs)" if keys else ""
 
 
+SHEET_HINT = "Type answers in the 'answer' column; import reads no other."
+
+
 def preamble_line(whose, preamble, entries, plain):
     """The first row of a CSV packet: the role, its rule and the answers so far, in plain text."""
     line = (f"{whose}: {preamble['role']}{also_fits(preamble['also'])}. Answer an item written for someone else "
@@ -840,7 +865,7 @@ def cmd_items(doc, args):
         # import refuses a row whose `recorded` cell is no longer the answer recorded (plan_answers)
         records = [{**{k: v if k == "id" else plain(v) for k, v in r.items() if k != "answer"},
                     "recorded": r["answer"], "answer": ""} for r in records]
-        first = preamble_line(whose or "Role", preamble, so_far, plain) if preamble else ""
+        first = SHEET_HINT + (f" {preamble_line(whose or 'Role', preamble, so_far, plain)}" if preamble else "")
         return Output(render(records, CSV_COLUMNS, "csv", None, first_row=first), 0, note)
 
     def markdown(recs):
@@ -1403,7 +1428,8 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
             "recorded": hide(item.get("Answer")), "given": "" if instead else hide(text),
             "given_instead": hide(text) if instead else "",
             "assumed": assumed.get(item.id), "context": unique(links),
-            **({"sheet_note": sheet_note} if sheet_note != item.get("Note") else {})}
+            **({"sheet_note": sheet_note} if sheet_note != item.get("Note") else {}),
+            **({"sheet_assumed": sheet_assumptions(doc, item)} if sheet_assumptions(doc, item) else {})}
 
 
 def form_data(doc, args):

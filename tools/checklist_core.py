@@ -100,13 +100,14 @@ class Problem(NamedTuple):
 
 
 class CsvRow(NamedTuple):
-    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded' and 'note' cells (None where
-    the sheet has no such column: a sheet typed by hand)."""
+    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded', 'note' and 'assumed' cells
+    (None where the sheet has no such column: a sheet typed by hand)."""
     line: int
     id: str
     answer: str
     recorded: Optional[str] = None
     note: Optional[str] = None
+    assumed: Optional[str] = None
 
 
 class Field(NamedTuple):
