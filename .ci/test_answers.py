@@ -1781,7 +1781,7 @@ def h5_fp8_an_excel_separator_line_names_the_delimiter():
     with Sandbox() as box:
         for content, row in (("sep=;\nid;answer\nREQ-3;Germany, France\n", (3, "REQ-3", "Germany, France")),
                              ("\ufeffsep=,\r\nid,answer\r\nREQ-4,4 sites\r\n", (3, "REQ-4", "4 sites"))):
-            assert cl.read_csv(str(box.csv(content))) == ([(*row, None, None, None)], []), content
+            assert cl.read_csv(str(box.csv(content))) == ([(*row, None, {})], []), content
         refused_exactly(box, "sep=;\nid,answer\nREQ-1,teaching\n", "2: no 'id' and 'answer' columns in the header line "
                         "(export one with: items --format csv)")
 
@@ -2676,7 +2676,7 @@ def h20_1_replace_replaces_only_an_answer_its_row_names():
         box.accepted("id,answer\nREQ-3,Germany\n")
         message = ("2: REQ-3 already has a different answer; to replace it, put that answer in a 'recorded' column "
                    "(an export has one: items --format csv), so that no answer is replaced unseen")
-        for sheet in ("id,ask,answer\nREQ-3,x,Spain\n", "id,answer\nREQ-3,Spain\n"):
+        for sheet in ("id,ask,answer\nREQ-3,,Spain\n", "id,answer\nREQ-3,Spain\n"):
             refused_exactly(box, sheet, message, flags=("--replace",))
         box.refused("id,question,answer,was\nREQ-3,x,Spain,Germany\n", "the 'question' column is not recorded",
                     "--replace")
@@ -3085,6 +3085,39 @@ def h53_text_typed_in_the_note_column_is_refused_not_lost():
         refused_exactly(box, filled(header, rows, {"REQ-3": "Germany"}),
                         *(f"{line[iid]}: {cl.EDITED_MESSAGE.format(iid, 'note')}" for iid in sorted(("REQ-3", "REQ-9"), key=line.get)))
         refused_exactly(box, "id,answer,note,Note\nREQ-3,Germany,,\n", "1: the header names 'note' more than once")
+
+
+@test
+def h53_text_typed_in_any_column_but_answer_is_refused_not_lost():
+    """Text typed into any column an export writes but import does not read ('ask', 'form', 'stage', 'waits_on',
+    'in_your_role'...) is refused, naming the column: it would be lost. A 'waits_on' cell of item IDs and another
+    role's line for the item (an export for that role) import."""
+    with Sandbox(shipped_readme()) as box:
+        header, rows = packet(box, "--profile", "buyer")
+        row = next(k for k, r in enumerate(rows) if r[0] == "REQ-3")
+        for column in cl.SHEET_COLUMNS:
+            edited = [list(r) for r in rows]
+            edited[row][header.index(column)] += " (ours: 40 sites)"
+            refused_exactly(box, filled(header, edited, {}), f"{row + 2}: {cl.EDITED_MESSAGE.format('REQ-3', column)}")
+        doc = cl.load(str(box.doc))
+        role = next(k for k, r in enumerate(rows) if len(cl.sheet_cells(doc, doc.items[r[0]], str)["in_your_role"]) > 2)
+        rows[role][header.index("in_your_role")] = cl.sheet_cells(doc, doc.items[rows[role][0]],
+                                                                  cl.link_rewriter(doc))["in_your_role"][-1]
+        rows[row][header.index("waits_on")] = "REQ-1 LIC-1"
+        assert box.run("import", box.csv(filled(header, rows, {}))).returncode == 0
+
+
+@test
+def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
+    """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
+    changed, or that cell edited in place of 'answer') records nothing, and import names it."""
+    with Sandbox() as box:
+        box.accepted("id,answer\nREQ-3,50 sites\n")
+        result = box.run("import", box.csv("id,answer,recorded\nREQ-3,,80 sites\nREQ-4,`none`,\n"))
+        assert result.returncode == 0 and "recorded 1 answer: REQ-4. Left out: REQ-3: its 'recorded' cell is not the " \
+            "answer recorded now" in result.stdout, result
+        result = box.run("import", box.csv("id,answer,recorded\nREQ-3,,\"  50 sites \"\n"))
+        assert result.returncode == 0 and "nothing to record" in result.stdout and "Left out" not in result.stdout
 
 
 @test

@@ -821,13 +821,14 @@ CSV_CORPUS = [
     "id,answer,note\nREQ-3,a,my own note\nLIC-1,no,\n", "id,answer,Note,note\nREQ-3,a,,\n", "id,answer,note\nRES-9,,x\n",
     "id,answer,assumed\nREQ-1,,`teaching` (profile simulator)\nLIC-1,,`no` (profile lab)\nREQ-3,,x (mine.csv)\n",
     'id,answer,assumed\nREQ-1,,"`research`,  `teaching`\n(profile simulator)"\nREQ-4,x,teaching\n', "id,answer,assumed,assumed\n",
+    "id,answer,waits_on,in_your_role,stage\nREQ-3,,REQ-1 LIC-1,,blocker\nLIC-1,,x,,\nREQ-4,,,,design\nDEL-3,,,Buyer: x,\n",
 ]
 
 
 def note_sheets():
-    """The README's export untouched, with its notes' spaces and the file name in their links changed (both read as
-    untouched), and with text typed into one note (refused)."""
-    sheet = run_main("items", "--format", "csv").stdout
+    """The README's export for a buyer untouched, with its notes' spaces and the file name in their links changed
+    (both read as untouched), and with text typed into its notes (refused)."""
+    sheet = run_main("items", "--profile", "buyer", "--format", "csv").stdout
     rows = list(csv.reader(io.StringIO(sheet.lstrip("\ufeff"))))
     note = rows[1].index("note")
 

@@ -155,7 +155,7 @@ def csv_rows(text, delimiter, skip=0):
         odd = header_problem(header, names)
         if odd:
             return [], [Problem(start, odd)]
-        repeated = sorted({name for name in COLUMN_NAMES + EXPORT_COMPARED if header.count(name) > 1})
+        repeated = sorted({name for name in COLUMN_NAMES + SHEET_COLUMNS if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
         # any column whose name starts with 'recorded' ('recorded answer', 'Recorded at export') is the export's
@@ -171,7 +171,7 @@ def csv_rows(text, delimiter, skip=0):
                                        "export again")]
         id_col, answer_col = header.index("id"), header.index("answer")
         recorded_col = recorded_cols[0] if recorded_cols else None
-        note_col, assumed_col = (names.index(name) if name in names else None for name in EXPORT_COMPARED)
+        sheet_cols = {name: names.index(name) for name in SHEET_COLUMNS if name in names}
         named = [bool(name) for name in header]
         unread_cols = [k for k, name in enumerate(names) if name and name not in EXPORT_COLUMNS and
                        not name.startswith("recorded")]
@@ -196,8 +196,7 @@ def csv_rows(text, delimiter, skip=0):
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
                                    None if recorded_col is None else cell(recorded_col),
-                                   None if note_col is None else cell(note_col),
-                                   None if assumed_col is None else cell(assumed_col)))
+                                   {name: cell(k) for name, k in sheet_cols.items()}))
             if len(problems) > MAX_PROBLEMS:
                 break
             start = reader.line_num + 1
@@ -229,10 +228,12 @@ def header_name(cell):
 
 # The columns import reads: 'recorded' (an export's) holds the answer recorded when the sheet was made
 COLUMN_NAMES = ("id", "answer", "recorded")
-# The columns an export writes besides those import reads: a row that fills any other column (a person's 'comment',
-# 'notes', 'memo') is refused, as its text would not be recorded (UNREAD_MESSAGE)
-EXPORT_COLUMNS = frozenset(("id", "ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "in_your_role",
-                            "note", "assumed", "recorded", "answer"))
+# The columns an export writes besides those import reads: a cell there that no export writes is refused
+# (edited_column), and so is a row that fills any other column (a person's 'comment', 'notes', 'memo'), as its text
+# would not be recorded (UNREAD_MESSAGE)
+SHEET_COLUMNS = ("ask", "form", "unblocks", "from", "party", "stage", "applies", "waits_on", "in_your_role", "note",
+                 "assumed")
+EXPORT_COLUMNS = frozenset(COLUMN_NAMES + SHEET_COLUMNS)
 UNREAD_MESSAGE = ("the '{}' column is not recorded: write a comment in the answer cell (a routing item: after its answers "
                   "and ';', as \"`c`; the team knows Python\"), or leave the column empty")
 EXPORT_ONLY = ("ask", "form", "unblocks")         # columns only an export has: its 'recorded' column must stay
@@ -256,10 +257,10 @@ def known_rows(doc, rows):
     """([(line, item, answer)] for rows (CsvRow) with an answer, [Problem]) ; unknown or repeated IDs are problems
     (an unknown one is shown cut short if it may be a key: id_shown), and so is a row with no answer whose 'recorded'
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
-    different cell is what a sheet returned late holds: its blank row stays a no-op.) So is a 'note' or 'assumed'
-    cell that an export does not write (edited_column): its text would be lost."""
+    different cell is what a sheet returned late holds, or an edit: its blank row records nothing, and import says so:
+    left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost."""
     seen, found, problems, plain = {}, [], [], link_rewriter(doc)
-    for line, raw_id, cell, recorded, note, assumed in rows:
+    for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
             break
         iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
@@ -274,18 +275,17 @@ def known_rows(doc, rows):
         else:
             seen[iid] = line
             item = doc.items[iid]
-            edited = edited_column(doc, item, note, assumed, plain)
+            edited = edited_column(doc, item, sheet or {}, plain)
             if edited:
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
             elif cell.strip():
                 found.append((line, item, cell.strip()))
-            elif recorded and recorded.strip() and not doc.items[iid].get("Answer"):
+            elif recorded and recorded.strip() and not item.get("Answer"):
                 problems.append(Problem(line, f"{iid}: the recorded column is read-only; type the answer in 'answer'"))
     return found, problems
 
 
-# The columns an export fills that a person may take for theirs: a cell there that no export writes is refused
-EXPORT_COMPARED = ("note", "assumed")
+WAITING_IDS = re.compile(r"[A-Z]{2,4}-[0-9]+(?: [A-Z]{2,4}-[0-9]+)*")   # a 'waits_on' cell: the IDs of routing items
 EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not what an export writes there: move your "
                   "text to the answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet "
                   "exported from another version of the checklist: export again")
@@ -306,14 +306,30 @@ def sheet_assumptions(doc, item):
             for key, p in doc.profiles.items() if item.id in p.assumes]
 
 
-def edited_column(doc, item, note, assumed, plain):
-    """'note' or 'assumed' if that cell holds text no export writes for the item (sheet_key), else None: its note as
-    link_rewriter makes it plain; a profile's assumption, or one from a CSV given with --answers."""
-    if note and sheet_key(note) and sheet_key(note) != sheet_key("" if item.void else plain(item.get("Note"))):
-        return "note"
-    key = sheet_key(assumed or "")
-    if key and not CSV_ORIGIN.search(key) and key not in map(sheet_key, sheet_assumptions(doc, item)):
-        return "assumed"
+def sheet_cells(doc, item, plain):
+    """{column: [texts]}: what an export can write for an item in the columns import does not read ('waits_on'
+    aside), each text as `plain` makes it (link_rewriter); none for a void item."""
+    if item.void:
+        return {}
+    lines = [(role.label, item.get(role.label)) for role in doc.roles if item.get(role.label)]
+    cells = {"ask": [item.ask], "form": [item.get("Form")], "unblocks": [item.get("Unblocks")], "from": [item.source],
+             "party": [item.party], "stage": [item.stage], "applies": [applies_text(doc, item)],
+             "in_your_role": [line for _, line in lines] + [f"{label}: {line}" for label, line in lines],
+             "note": [item.get("Note")], "assumed": sheet_assumptions(doc, item)}
+    return {column: [plain(text) for text in texts] for column, texts in cells.items()}
+
+
+def edited_column(doc, item, cells, plain):
+    """The first column of `cells` ({column: cell}) that holds text no export writes for the item (compared by
+    sheet_key), or None: in 'waits_on', item IDs; in 'assumed', a profile's assumption or one from a CSV given with
+    --answers; elsewhere, the item's own text (sheet_cells)."""
+    allowed = sheet_cells(doc, item, plain)
+    for column in SHEET_COLUMNS:
+        key = sheet_key(cells.get(column) or "")
+        if key and not (column == "waits_on" and WAITING_IDS.fullmatch(key) or
+                        column == "assumed" and CSV_ORIGIN.search(key)) and \
+                key not in map(sheet_key, allowed.get(column, ())):
+            return column
     return None
 
 
@@ -1159,8 +1175,9 @@ def cmd_import(doc, args):
         many = counted(len(problems), "problem") if len(problems) <= MAX_PROBLEMS else f"more than {MAX_PROBLEMS} problems"
         raise Refusal(f"{csv_report(args.answers, problems)}\n{many}; {doc.path} not changed."
                       f"{older_copies_note(older_copies(doc.real_path))}")
+    left = left_out(doc, rows)
     if not changes:
-        return f"{doc.path}: nothing to record (no new answers).{older_copies_note(older_copies(doc.real_path))}\n", 0
+        return f"{doc.path}: nothing to record (no new answers).{left}{older_copies_note(older_copies(doc.real_path))}\n", 0
     new_text = apply_answers(doc.raw.decode("utf-8"), doc, changes)
     new_doc = parsed(new_text, doc.path)
     defects = run_rules(new_doc)
@@ -1172,8 +1189,19 @@ def cmd_import(doc, args):
     late = sorted(iid for iid in changes if verdicts.get(iid) is False)
     note = (f" Note: {', '.join(late)} {'does' if len(late) == 1 else 'do'} not apply to the routing "
             "answers recorded." if late else "")
-    note += older_copies_note(kept)
+    note += left + older_copies_note(kept)
     return f"{doc.path}: recorded {counted(len(changes), 'answer')}: {', '.join(sorted(changes))}.{note}\n", 0
+
+
+def left_out(doc, rows):
+    """' Left out: ...' naming the rows with no answer whose 'recorded' cell is not the answer recorded now: a sheet
+    exported before the answer changed, or that cell edited in place of 'answer'; nothing is recorded for them."""
+    ids = sorted({iid for row in rows if not row.answer.strip() and row.recorded and row.recorded.strip()
+                  for iid in [row.id.strip().upper()] if iid.isascii() and doc.items.get(iid) and
+                  doc.items[iid].get("Answer") and not recorded_matches(doc.items[iid], row.recorded)})
+    return (f" Left out: {', '.join(ids)}: {'its' if len(ids) == 1 else 'their'} 'recorded' cell is not the answer "
+            "recorded now and the answer cell is empty (a sheet exported before the answer changed; to change an "
+            "answer, type it in 'answer')." if ids else "")
 
 
 def breakage_report(doc, new_doc, defects, changes, answers):
@@ -1417,7 +1445,8 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
     instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
     hide = withheld if withheld_answers else (lambda answer: answer)
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
-    sheet_note = link_rewriter(doc)(item.get("Note"))
+    plain, identity = link_rewriter(doc), (lambda text: text)
+    raw = sheet_cells(doc, item, identity)
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
             "source": item.source, "party": item.party, "stage": item.stage,
@@ -1428,8 +1457,9 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
             "recorded": hide(item.get("Answer")), "given": "" if instead else hide(text),
             "given_instead": hide(text) if instead else "",
             "assumed": assumed.get(item.id), "context": unique(links),
-            **({"sheet_note": sheet_note} if sheet_note != item.get("Note") else {}),
-            **({"sheet_assumed": sheet_assumptions(doc, item)} if sheet_assumptions(doc, item) else {})}
+            "sheet_assumed": raw.get("assumed", []),              # and below, what the page cannot derive itself
+            "sheet": {column: texts for column, texts in sheet_cells(doc, item, plain).items()
+                      if texts != raw[column] or column == "applies"}}
 
 
 def form_data(doc, args):

@@ -100,14 +100,13 @@ class Problem(NamedTuple):
 
 
 class CsvRow(NamedTuple):
-    """A row of an answers CSV: its line, its id and answer cells, and its 'recorded', 'note' and 'assumed' cells
-    (None where the sheet has no such column: a sheet typed by hand)."""
+    """A row of an answers CSV: its line, its id and answer cells, its 'recorded' cell (None where the sheet has no
+    such column: a sheet typed by hand), and {column: cell} of the other columns an export writes that it has."""
     line: int
     id: str
     answer: str
     recorded: Optional[str] = None
-    note: Optional[str] = None
-    assumed: Optional[str] = None
+    sheet: Optional[dict] = None
 
 
 class Field(NamedTuple):
