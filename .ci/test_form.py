@@ -480,6 +480,8 @@ CORPUS = [
     "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 (Iran: testing)", "Germany \U0001F468\u200d\U0001F4BB team",
     "\u2764\ufe0f\u200d\U0001F525", "\u0915\u094d\u200d\u0937 lab", "a\u200cb", "1\u200d2", "\u200clab",
     "[](#req-3)", "![](#req-3)", "\u3164", "\u2800\u2800", "\ufe0f", "\u034f", "\uffa0 \u3164", "&nbsp;", "&#8203;",
+    "SIM PIN\u17b41234", "SIM PIN\ufe0f1234", "x \ufe0f", "#\ufe0f", "\u2764\ufe0f\ufe0f", "1\ufe0f\u20e3 first",
+    "\u845b\U000e0100\u57ce office", "\u203c\ufe0f urgent", "\u00a9\ufe0f 2026", "a\ufe0e", "Indoor room\ufe00\U000e0101",
     "Germany &#x202E;gnitset", "n&#111;t needed", "R&D and AT&T: 2 sites", "*not* needed", "`not needed`",
     "_not_ needed: ok", "[not needed](#req-5)", "not needed: \u3164\u3164\u3164", "not needed: a\u0301\u0301",
     "agreed in [REQ-4](https://evil.example/phish)", "see [REQ-4](<#req-5>)", "see [**REQ-4**](#req-5)",
@@ -734,7 +736,7 @@ PIECES = ["not needed", "not-needed:", "Not_Needed", "needed", ": ", " ", "\u00a
           "-----BEGIN EC PRIVATE KEY-----", "\U0001F600", "\u200b", "\t", "\n", "\x1f", "\x85", "\ufeff", "\ue000",
           # the second hostile-input review
           "0x", "0X4", "\\x", "&#8203;", "&shy;", "&nbsp;", "&#x202E;", "**", "_", "[", "]", "](", "](#req-3)", "![",
-          "\u3164", "\u2800", "\ufe0f", "\u034f", "\u200c", "\u200d", "\U0001F468", "\U0001F3FD", "\u0645", "\u094d",
+          "\u3164", "\u2800", "\ufe0f", "\u034f", "\u200c", "\u200d", "\u17b4", "\u20e3", "\U000e0100", "\u845b", "\U0001F468", "\U0001F3FD", "\u0645", "\u094d",
           "\u0301", "REQ\u20114", "\u2212", "jbswy3dpehpk3pxp", "JBSW Y3DP ", "Rltc 6LGZ tJ+q ", "vA==",
           "8NnwerXI9aay/xRkRUw2mg==", "lusnjdopJnt4asxdpTAIig", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
           "https://github.com/a/b/commit/", "2216af7c9e3b4a5d6f708192a3b4c5d6e7f80912", "#frag", "{", "}", "46:5b:5c:e8:",

@@ -31,7 +31,12 @@ CONFIDENTIAL = ("send confidential material through a confidential channel and r
 # invisible: see noncharacter()
 INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs"}
 UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: categories that render as nothing
-FILLERS = "\u115f\u1160\u2800\u3164\uffa0"          # Hangul and braille blanks: letters that render as nothing
+# Hangul and braille blanks, and Khmer's deprecated inherent vowels: letters and marks that render as nothing
+FILLERS = "\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0"
+# Variation selectors: each picks a form of the character before it (an emoji's, a CJK ideograph's), and is hidden
+# anywhere else (selects)
+VARIATION = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+IDEOGRAPH = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
 BIDI_MARKS = "\u200e\u200f"                         # LRM and RLM: Arabic and Hebrew text needs them (not overrides)
 # The blocks of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and their presentation
@@ -1162,6 +1167,15 @@ def joins(value, k):
     return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
 
 
+def selects(value, k):
+    """True if the variation selector value[k] follows a character it picks a form of: a symbol or punctuation mark
+    other than ASCII's ('\u2764\ufe0f'), a CJK ideograph, or a keycap's digit, '#' or '*' ('1\ufe0f\u20e3')."""
+    before = value[k - 1] if k else ""
+    if before.isascii():
+        return bool(before) and before in "0123456789#*" and value[k + 1:k + 2] == "\u20e3"
+    return unicodedata.category(before)[0] in "SP" or bool(IDEOGRAPH.match(before))
+
+
 def noncharacter(c):
     """True for a Unicode noncharacter: U+FDD0 to U+FDEF, or U+FFFE or U+FFFF of any plane (never assigned)."""
     n = ord(c)
@@ -1172,10 +1186,11 @@ def hidden_characters(value):
     """The invisible and control characters of a value, its noncharacters and the letters that render as nothing
     (FILLERS: 'PIN\u31641234'), sorted (joiners in their place excepted, and LRM and RLM in a text with right-to-left
     letters)."""
-    if value.isprintable() and not any(c in value for c in FILLERS):   # the common case, checked in C
+    if value.isprintable() and not any(c in value for c in FILLERS) and not VARIATION.search(value):   # in C
         return []
     found = {c for k, c in enumerate(value)
-             if (unicodedata.category(c) in INVISIBLE or noncharacter(c) or c in FILLERS) and not joins(value, k)}
+             if (unicodedata.category(c) in INVISIBLE or noncharacter(c) or c in FILLERS) and not joins(value, k) or
+             VARIATION.match(c) and not selects(value, k)}
     if found & set(BIDI_MARKS) and right_to_left(value):
         found -= set(BIDI_MARKS)
     return sorted(found)
