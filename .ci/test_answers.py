@@ -3068,6 +3068,17 @@ def h52_recovery_codes_in_more_scripts_and_postal_codes_extensions_and_tax_numbe
 
 
 @test
+def h53_recovery_codes_key_boxes_and_pins_in_more_languages_and_a_word_glued_to_a_year():
+    """Round 53: recovery codes named in Bulgarian, Estonian, Hungarian, Latvian, Romanian, Slovak, Swahili, Urdu and
+    Bengali, key boxes and combinations in Malay, Romanian and Hebrew, Bengali and Bulgarian PINs and PUKs, and a word
+    glued to a year or a release right after a password's name ('Password: dhaka2024', however much it reads as
+    schemes' names) are refused; company, VAT, project and activity codes, an Urdu extension, a document safe in a
+    room, a standard's number near 'secret' and Bengali words for a policy or a vault stay answers (the strings are
+    in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.GLUED_YEAR.fullmatch("dhaka2024") and not cl.GLUED_YEAR.fullmatch("RSA2048")
+
+
+@test
 def h53_text_typed_in_the_note_column_is_refused_not_lost():
     """The export's 'note' column is not recorded: a cell whose text is not the item's note is refused, as its text
     would be lost; untouched, cleared or re-wrapped, or exported from a copy under another name, it imports."""

@@ -217,7 +217,8 @@ NON_SPACE = re.compile(r"\S+")
 # A SIM card's access code after its label (group 'code': 'ADM1: 84729135', 'PUK: 84729135'): four digits or more,
 # or 16 hex digits or more (SIM_CODE; not 'PIN code policy: ...' nor 'PIN: not used'); a SIM's OTA key after its
 # label (KIc, KID, KIK, 'OTA key': 'OTA key: 465B5CE8...'): 16 hex digits or more only (SIM_KEY; not 'JWT kid: ...')
-SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?)|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
+SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?|\u043f(?:\u0438[h\u043d]|\u0443[k\u043a])[12]?|"
+                       r"\u09aa\u09bf(?:\u09a8|\u0987\u0989\u0995\u09c7))|ki[cdk]|ota\s+key)" + LABEL_SEPARATOR,
                        re.I)
 # An answer that names a password, PIN, credential, login, token, key or administrator account, in English or another
 # language (CREDENTIAL_WORD, also inside a run-together name: 'adminPassword', 'clientSecret', 'rootpw'; SIM_WORD in
@@ -233,7 +234,8 @@ RECOVERY_NAMES = (r"codes?\s+de\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)ration|
                   r"wiederherstellungsschl(?:\u00fc|ue)ssel|cl(?:\u00e9|e)\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|"
                   r"clave\s+de\s+recuperaci(?:\u00f3|o)n|chave\s+de\s+recupera(?:\u00e7|c)(?:\u00e3|a)o|herstelsleutel|recovery\s+keys?|"
                   r"\u041f[I\u0406][H\u041d]|\u0643\u0644\u0645\u0629 \u0645\u0631\u0648\u0631|gjenopprettingskod\w*|"
-                  r"gendannelseskod\w*|pasahitz\w*|kody\s+odzyskiwania|\u00e5terst\u00e4llningskoder|\u00e5terst\u00e4llningskod|kurtarma\s+kodlari|kurtarma\s+kodlari|\u0631\u0645\u0648\u0632\s+\u0627\u0644\u0627\u0633\u062a\u0639\u0627\u062f\u0629|\u03baw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u03baw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u05e7\u05d5\u05d3\u05d9\s+\u05d2\u05d9\u05d1\u05d5\u05d9|\u05e7\u05d5\u05d3\u05d9\s+\u05e9\u05d7\u05d6\u05d5\u05e8|kodovi\s+za\s+oporavak|Kodovi\s+za\s+oporavak|z\u00e1lo\u017en\u00e9\s+k\u00f3dy|Z\u00e1lo\u017en\u00e9\s+k\u00f3dy|z\u00e1lo\u017en\u00ed\s+k\u00f3dy|Z\u00e1lo\u017en\u00ed\s+k\u00f3dy|\u043ao\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|Ko\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|\u043ao\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|Ko\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|atk\u016brimo\s+kodai|Atk\u016brimo\s+kodai|\u06a9\u062f\u0647\u0627\u06cc\s+\u0628\u0627\u0632\u06cc\u0627\u0628\u06cc|codis\s+de\s+recuperaci\u00f3|Codis\s+de\s+recuperaci\u00f3|codis\s+de\s+c\u00f2pia\s+de\s+seguretat|Codis\s+de\s+c\u00f2pia\s+de\s+seguretat")
+                  r"gendannelseskod\w*|pasahitz\w*|kody\s+odzyskiwania|\u00e5terst\u00e4llningskoder|\u00e5terst\u00e4llningskod|kurtarma\s+kodlari|kurtarma\s+kodlari|\u0631\u0645\u0648\u0632\s+\u0627\u0644\u0627\u0633\u062a\u0639\u0627\u062f\u0629|\u03baw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u03baw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u05e7\u05d5\u05d3\u05d9\s+\u05d2\u05d9\u05d1\u05d5\u05d9|\u05e7\u05d5\u05d3\u05d9\s+\u05e9\u05d7\u05d6\u05d5\u05e8|kodovi\s+za\s+oporavak|Kodovi\s+za\s+oporavak|z\u00e1lo\u017en\u00e9\s+k\u00f3dy|Z\u00e1lo\u017en\u00e9\s+k\u00f3dy|z\u00e1lo\u017en\u00ed\s+k\u00f3dy|Z\u00e1lo\u017en\u00ed\s+k\u00f3dy|\u043ao\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|Ko\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|\u043ao\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|Ko\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|atk\u016brimo\s+kodai|Atk\u016brimo\s+kodai|\u06a9\u062f\u0647\u0627\u06cc\s+\u0628\u0627\u0632\u06cc\u0627\u0628\u06cc|codis\s+de\s+recuperaci\u00f3|Codis\s+de\s+recuperaci\u00f3|codis\s+de\s+c\u00f2pia\s+de\s+seguretat|Codis\s+de\s+c\u00f2pia\s+de\s+seguretat"
+                  r"|[k\u043a]o\u0434o\u0432e\s+\u0437a\s+\u0432\u044a\u0437c\u0442a\u043do\u0432\u044f\u0432a\u043de|taastekood\w*|helyre\u00e1ll\u00edt\u00e1si\s+k\u00f3d(?:ok|ja|ot)?|atkop\u0161anas\s+kod(?:i|s|u)|coduri(?:le)?\s+de\s+recuperare|z\u00e1chrann\u00e9\s+k\u00f3dy|mi?simbo\s+(?:ya|wa)\s+kurejesha|\u0631\u06cc\u06a9\u0648\u0631\u06cc\s+\u06a9\u0648\u0688\u0632?|\u09b0\u09bf\u0995\u09ad\u09be\u09b0\u09bf\s+\u0995\u09cb\u09a1")
 CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
@@ -355,7 +357,7 @@ NAMED_NUMBER = re.compile(
     r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|incidencias?|incidentes?|chamados?|zg(?:\u0142|l)oszeni[ea]|st(?:\u00f6|o)rung|vorgang|"
     r"meldung|demande|richiesta|segnalazione|melding|(?:\u00e4|a)rende|talep|tiketti|tichet|\u0437[a\u0430]\u044f\u0432[k\u043a][a\u0430\u0438\u0443]|"
-    r"cases?|invoices?|rfc|fips|iso|iec|ieee|nist|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
+    r"cases?|invoices?|rfc|fips|iso|iec|ieee|nist|sp|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
     r"contracts?|imsis?|iccids?|imeis?|msisdns?|tac|pci|arfcn|gscn|vlan|asn?|ports?|puertos?|build|commits?|sha|tags?|rev|"
     r"revisions?|cve|kb|bucket|codes|cpv|cnae|nace|naics|ateco|pkd|taric|ean|gtin)(?:\s+(?:no\.?|number|nr\.?|#|range|from))?(?:[\s:#]+[0-9A-Fa-f]|[0-9])[0-9A-Fa-f.-]*(?![\w-])"
     r"(?:\s+(?:to|bis|\u00e0|a|al|-)\s+[0-9A-Fa-f][0-9A-Fa-f.-]*(?![\w-]))?|"
@@ -410,7 +412,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -422,7 +424,7 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -513,7 +515,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
 EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
-                       r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
+                       r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629|\u0627\u06cc\u06a9\u0633\u0679\u06cc\u0646\u0634\u0646)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
 # CLOCK_TIMES always): no code's number (schedule_blanked)
@@ -598,7 +600,8 @@ WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?
                         r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[0-9])"
                         r"[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
-SYMBOL = re.compile(r"[^\w-]")
+# A symbol in a value: not a letter, digit, '_' or '-', nor a vowel sign of an Indic script (not \w to Python's re)
+SYMBOL = re.compile(r"[^\w\-\u0900-\u0963\u0966-\u0dff]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
 SLOT_WORDS = frozenset("""
 a an the this that these those it its one ones each every all any some no none not never only same other another own
@@ -640,6 +643,7 @@ m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi 
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
 abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+\u09ad\u09b2\u099f\u09c7 \u09ad\u09b2\u099f \u09ad\u09b2\u099f\u09c7\u09b0
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -786,7 +790,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|b(
                        r"passcodes?|one-time\s+codes?|einmalcodes?|otp|porte|portail|puerta|porta|cancello|deur|"
                        r"portone|ingresso|toegangscode|deurcode|deurkode|[^\W\d_]+k(?:\u00f3|o)(?:\u00f0|d)i|ovikoodi|digicode|d(?:\u00f8|o)rkode|portkod|koden|"
                        r"cage|cerradura|cadeado|szaf\w*|dve\u0159\w*|tresor\w*|pin[\s-]?codes?|schlie(?:\u00df|ss)fach\w*|"
-                       r"barrier|schranke|cassetta\s+delle\s+chiavi|Cassetta\s+delle\s+chiavi|cassetta\s+chiavi|Cassetta\s+chiavi|kotak\s+kunci|Kotak\s+kunci|\u091a\u093e\u092c\u0940\s+\u092c\u0949\u0915\u0938|\u0915\u0949\u092e\u092c\u093f\u0928\u0936\u0928|kombinasjon\w*|kombination\w*|caja\s+de\s+llaves|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n?|caixa\s+forta|"
+                       r"barrier|schranke|cassetta\s+delle\s+chiavi|Cassetta\s+delle\s+chiavi|cassetta\s+chiavi|Cassetta\s+chiavi|kotak\s+kunci|Kotak\s+kunci|peti\s+kunci|Peti\s+kunci|kombinasi|cutia\s+cu\s+chei|Cutia\s+cu\s+chei|combina(?:\u021b|\u0163|t)i\w*|kengele|mlango|unlocks|\u09a6\u09b0\u099c\u09be(?:\u09b0)?|\u0985\u09af\u09be\u09b2\u09be\u09b0\u09ae|\u05d4?\u05db\u05e1\u05e4\u05ea|\u091a\u093e\u092c\u0940\s+\u092c\u0949\u0915\u0938|\u0915\u0949\u092e\u092c\u093f\u0928\u0936\u0928|kombinasjon\w*|kombination\w*|caja\s+de\s+llaves|caja\s+fuerte|cassaforte|combinazione|combinaci(?:\u00f3|o)n?|caixa\s+forta|"
                        r"combina(?:\u00e7|c)(?:\u00e3|a)o|hek|bram[aeyi]|br(?:\u00e1|a)n[ayu\u011b]|"
                        r"\u0434[\u043eo]\u043c[\u043eo]\u0444[\u043eo]\u043d\w*|intercom|interphone|alarmanlage|"
                        r"(?:intruder|burglar)\s+alarm|alarm\s+system|lift|elevator|ascensor|aufzug|sejf\w*|szyfr|"
@@ -898,7 +902,7 @@ CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|r
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
-                       r"zdrojov\w*|pocztow\w*|fiscal\w*|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
+                       r"zdrojov\w*|pocztow\w*|fiscal\w*|\u012fmon\w*|pvm|delatnost\w*|\u0637\u0631\u062d|\u067e\u0631\u0648\u0698\u0647|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
                        r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
                        r"doganal\w*|aduan\w*|zoll\w*|mcc|mnc|plmn|lac|expediente|licitaci(?:\u00f3|o)n|l(?:\u00ed|i)nea|asl|\u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd|"
                        r"\u03c3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03a3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03c3\u03c6\u03ac\u03bb\u03bca|\u03a3\u03c6\u03ac\u03bb\u03bca|\u03c0e\u03bb\u03ac\u03c4\u03b7|\u03a0e\u03bb\u03ac\u03c4\u03b7|\u03c0po\u03ca\u03ccn\u03c4o\u03c2|\u03a0po\u03ca\u03ccn\u03c4o\u03c2|\u03adp\u03b3o\u03c5|\u0388p\u03b3o\u03c5|\u03c4a\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|Ta\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|\u05e9\u05d2\u05d9\u05d0\u05d4|\u05de\u05d5\u05e6\u05e8|\u05dc\u05e7\u05d5\u05d7|\u05e4\u05e8\u05d5\u05d9\u05e7\u05d8|l\u1ed7i|L\u1ed7i|nh\u00e2n\s+vi\u00ean|Nh\u00e2n\s+vi\u00ean|tr\u1ea1m|Tr\u1ea1m|s\u1ea3n\s+ph\u1ea9m|S\u1ea3n\s+ph\u1ea9m|kh\u00e1ch\s+h\u00e0ng|Kh\u00e1ch\s+h\u00e0ng|d\u1ef1\s+\u00e1n|D\u1ef1\s+\u00e1n|b\u01b0u\s+ch\u00ednh|B\u01b0u\s+ch\u00ednh|ralat|Ralat|kesalahan|Kesalahan|proyek|Proyek|projek|Projek|produk|Produk|pelanggan|Pelanggan|pegawai|Pegawai|karyawan|Karyawan|pekerja|Pekerja|hata|Hata|hatasi|Hatasi|\u00fcr\u00fcn|\u00dcr\u00fcn|m\u00fc\u015fteri|M\u00fc\u015fteri|personel|Personel|gre\u0161ke|Gre\u0161ke|gre\u0161ka|Gre\u0161ka|gre\u0161aka|Gre\u0161aka|rpe\u0448\u043aa|\u0413pe\u0448\u043aa|rpe\u0448\u043a\u0438|\u0413pe\u0448\u043a\u0438|\u043fpoe\u043a\u0442a|\u041fpoe\u043a\u0442a|\u043fpo\u0434y\u043a\u0442a|\u041fpo\u0434y\u043a\u0442a|\u043a\u043b\u0438e\u043d\u0442a|K\u043b\u0438e\u043d\u0442a|c\u043by\u0436\u0438\u0442e\u043b|C\u043by\u0436\u0438\u0442e\u043b|\u043fo\u0449e\u043dc\u043a\u0438|\u041fo\u0449e\u043dc\u043a\u0438|\u043fo\u043c\u0438\u043b\u043a\u0438|\u041fo\u043c\u0438\u043b\u043a\u0438|\u043fo\u043c\u0438\u043b\u043aa|\u041fo\u043c\u0438\u043b\u043aa|\u043a\u043bie\u043d\u0442a|K\u043bie\u043d\u0442a|\u043fpa\u0446i\u0432\u043d\u0438\u043aa|\u041fpa\u0446i\u0432\u043d\u0438\u043aa|\u043fo\u0448\u0442o\u0432\u0438\u0439|\u041fo\u0448\u0442o\u0432\u0438\u0439|e\u0434p\u043foy|\u0404\u0434p\u043foy|\u0404\u0414P\u041fO\u0423|E\u0434p\u043foy|klaidos|Klaidos|kliento|Kliento|darbuotojo|Darbuotojo|pa\u0161to|Pa\u0161to|projekto|Projekto|\u062e\u0637\u0627|\u067e\u0631\u0648\u0698\u0647|\u0645\u062d\u0635\u0648\u0644|\u0645\u0634\u062a\u0631\u06cc|\u06a9\u0627\u0631\u0645\u0646\u062f|\u067e\u0633\u062a\u06cc|erro|Erro|produto|Produto|cliente|Cliente|funcion\u00e1rio|Funcion\u00e1rio|barcode|Barcode|barcodes|Barcodes)(?![^\W_])|\u0e1e\u0e19\u0e01\u0e07\u0e32\u0e19|\u0e44\u0e1b\u0e23\u0e29\u0e13\u0e22|\u0e02\u0e2d\u0e1c\u0e14\u0e1e\u0e25\u0e32\u0e14|\u0e1c\u0e25\u0e15\u0e20\u0e13\u0e11|\u0e25\u0e01\u0e04\u0e32|\u0e2a\u0e19\u0e04\u0e32|\u0e42\u0e04\u0e23\u0e07\u0e01\u0e32\u0e23", re.I)
@@ -919,7 +923,7 @@ CODE_LABEL_REACH = 12
 LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between the numbers of a list
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|numbers?|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
                         r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|rule|regla|bureau|"
-                        r"salle|oficina|ufficio|#|room|raum|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"salle|oficina|ufficio|#|room|raum|[\u05d1\u05d4\u05dc]?\u05d7\u05d3\u05e8|rack|cabinet|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
                         r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
@@ -1023,6 +1027,8 @@ WORD_NUMBER = re.compile(r"[A-Z]?[a-z]+[-_.@#&+*$%]*[0-9]+|[0-9]+[-_.@#&+*$%]*[A
 NAME_SEPARATORS = re.compile(r"[-_.=]+")
 # A word glued to a year, the commonest weak password ('Summer2024', 'Welcome-2024'): never taken for a name
 WORD_YEAR = re.compile(r"[A-Za-z]{3,}[-_.]?(?:19|20)[0-9]{2}")
+# ... or to a year or a release after a password's name, however much it reads as schemes ('dh'+'aka', 'rsa', 'sha')
+GLUED_YEAR = re.compile(r"[A-Za-z][a-z]+[-_.]?(?:19[5-9][0-9]|20[0-3][0-9])[!?#*$%&@.]*|[Rr]el(?:ease)?[0-9]{1,2}")
 # The commonest weak passwords' words, also in simple look-alike spellings ('P@ssw0rd', 'Adm1n'): glued to digits, with
 # an optional '-', '_', '.', '@' or '!' around them ('Password1', 'Admin123', '2024Summer', 'Huawei-123'), or spelled
 # with look-alikes alone ('Passw0rd'), such a token is a password after any label, though words follow (weak_password)
@@ -1853,8 +1859,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
     raw = m.group("word") if m else ""
     first = raw.strip(SECRET_VALUE_EDGES)
     lower, parts, quoted = first.lower(), first.lower().split("-"), bool(QUOTED.match(value))
-    if lower in DEFAULT_VALUES:
-        return first                                  # 'password changeit': a known default, whatever its shape
+    if lower in DEFAULT_VALUES or GLUED_YEAR.fullmatch(first) and not (spaced or loose or plural):
+        return first                                  # 'password changeit': a known default; 'dhaka2024', not a scheme
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
                        LONG_WORD.fullmatch(first)):
         return ""
