@@ -3132,6 +3132,13 @@ def h53_variation_selectors_and_khmer_blanks_hide_nothing():
 
 
 @test
+def h53_a_column_named_with_a_secret_is_not_echoed():
+    """A filled column whose name holds a password is refused without echoing the name, as an unknown ID is."""
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,password Hunter22x\nREQ-3,x,y\n", "2: " + cl.UNREAD_MESSAGE.format("pas\u2026"))
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""

@@ -191,7 +191,7 @@ def csv_rows(text, delimiter, skip=0):
                                                f"put the answer in quotes if it contains '{delimiter}'"))
             elif any(k < len(row) and row[k].strip() for k in unread_cols):
                 column = next(k for k in unread_cols if k < len(row) and row[k].strip())
-                problems.append(Problem(start, UNREAD_MESSAGE.format(shown(header[column]))))
+                problems.append(Problem(start, UNREAD_MESSAGE.format(id_shown(header[column]))))
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
