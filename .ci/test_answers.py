@@ -3139,6 +3139,13 @@ def h53_a_column_named_with_a_secret_is_not_echoed():
 
 
 @test
+def h53_an_id_typed_as_text_in_a_spreadsheet_is_read():
+    """An id cell with the apostrophe a spreadsheet puts before text ("'REQ-3") names its item."""
+    with Sandbox() as box:
+        assert "**Answer:** Germany" in box.accepted("id,answer\n'REQ-3,Germany\n ' req-4 ,`none`\n")
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""

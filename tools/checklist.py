@@ -263,13 +263,14 @@ def known_rows(doc, rows):
     for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
             break
-        iid = raw_id.strip().upper() if raw_id.strip().isascii() else None
-        lettered = LETTERED.fullmatch(raw_id.strip())
+        raw = id_cell(raw_id)
+        iid = raw.upper() if raw.isascii() else None
+        lettered = LETTERED.fullmatch(raw)
         if lettered and lettered.group(1).upper() in doc.items:
             problems.append(Problem(line, "answer lettered parts inside the item's one answer: "
                                           f"{lettered.group(1).upper()},\"({lettered.group(2).lower()}) ...\""))
         elif iid not in doc.items:
-            problems.append(Problem(line, f"'{id_shown(raw_id.strip())}' is not an item of the checklist"))
+            problems.append(Problem(line, f"'{id_shown(raw)}' is not an item of the checklist"))
         elif iid in seen:
             problems.append(Problem(line, f"{iid} appears twice (first at line {seen[iid]})"))
         else:
@@ -331,6 +332,12 @@ def edited_column(doc, item, cells, plain):
                 key not in map(sheet_key, allowed.get(column, ())):
             return column
     return None
+
+
+def id_cell(raw):
+    """An id cell as read: without outer spaces, nor the apostrophe a spreadsheet may put before text ("'RES-4")."""
+    raw = raw.strip()
+    return raw[1:].strip() if raw.startswith("'") else raw
 
 
 ID_SHOWN = 16                     # an id cell longer than this, or one that looks like a key, is shown cut to ID_CUT
@@ -1197,7 +1204,7 @@ def left_out(doc, rows):
     """' Left out: ...' naming the rows with no answer whose 'recorded' cell is not the answer recorded now: a sheet
     exported before the answer changed, or that cell edited in place of 'answer'; nothing is recorded for them."""
     ids = sorted({iid for row in rows if not row.answer.strip() and row.recorded and row.recorded.strip()
-                  for iid in [row.id.strip().upper()] if iid.isascii() and doc.items.get(iid) and
+                  for iid in [id_cell(row.id).upper()] if iid.isascii() and doc.items.get(iid) and
                   doc.items[iid].get("Answer") and not recorded_matches(doc.items[iid], row.recorded)})
     return (f" Left out: {', '.join(ids)}: {'its' if len(ids) == 1 else 'their'} 'recorded' cell is not the answer "
             "recorded now and the answer cell is empty (a sheet exported before the answer changed; to change an "
