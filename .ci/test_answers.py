@@ -1949,8 +1949,8 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
         rows[line["REQ-3"] - 2][header.index("recorded")] = ""
         sheet = filled(header, rows, {"REQ-3": "Italy"})
         refused_exactly(box, sheet, f"{line['REQ-3']}: {unmatched('REQ-3', 'Spain')}", flags=("--replace",))
-        refused_exactly(box, sheet, f"{line['REQ-3']}: REQ-3 already has a different answer ('Spain'); use --replace "
-                                    "to overwrite it")
+        refused_exactly(box, sheet, f"{line['REQ-3']}: REQ-3 already has a different answer ('Spain'); put that "
+                                    "answer in its 'recorded' cell and use --replace to overwrite it")   # H53-23
         # an answer removed by hand since the export: the row is stale too
         header, rows = packet(box)
         line = {row[0]: k for k, row in enumerate(rows, 2)}

@@ -385,9 +385,10 @@ def plan_answers(doc, rows, replace):
         if line in sheet and (sheet[line].strip() or replace) and not recorded_matches(item, sheet[line]):
             problems.append(Problem(line, stale_message(item, sheet[line])))
             continue
-        if existing and not replace:
+        if existing and not replace:                  # an empty 'recorded' cell: the sheet predates that answer
+            how = "put that answer in its 'recorded' cell and use --replace" if line in sheet else "use --replace"
             problems.append(Problem(line, f"{item.id} already has a different answer "
-                                          f"('{recorded_shown(existing)}'); use --replace to overwrite it"))
+                                          f"('{recorded_shown(existing)}'); {how} to overwrite it"))
             continue
         if existing and line not in sheet:            # --replace replaces only an answer its row names
             problems.append(Problem(line, f"{item.id} already has a different answer; to replace it, put that "
