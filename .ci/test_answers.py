@@ -3146,6 +3146,16 @@ def h53_an_id_typed_as_text_in_a_spreadsheet_is_read():
 
 
 @test
+def h53_a_second_comment_row_is_refused_not_skipped():
+    """A '#' row before the header other than the first (an export's) is refused: its text would be lost."""
+    with Sandbox() as box:
+        refused_exactly(box, "# the export's row\n\n# Bob: REQ-3 is two sites\nid,answer\nREQ-4,`none`\n",
+                        "3: a second '#' row, which import would skip: write a comment in an answer cell (a routing "
+                        "item: after its answers and ';'), or delete the row")
+        assert "**Answer:** `none`" in box.accepted("sep=,\n# the export's row\nid,answer\nREQ-4,`none`\n")
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""

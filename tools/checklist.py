@@ -137,14 +137,16 @@ CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
 
 
 def csv_rows(text, delimiter, skip=0):
-    """The rows read with `delimiter` after the first `skip` lines (blank and '#' lines before the header skipped
-    too), or (None, []) if its header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading
-    stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
+    """The rows read with `delimiter` after the first `skip` lines (blank lines and one '#' row, an export's, before
+    the header skipped too: another '#' row there is refused, as its text would be lost), or (None, []) if its
+    header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading stops after MAX_CSV_ROWS rows
+    or MAX_PROBLEMS problems."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
-    rows, problems, start, header = [], [], 1, None
+    rows, problems, start, header, comments = [], [], 1, None, []
     try:
         for row in reader:
             if reader.line_num <= skip or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                comments += [start] if reader.line_num > skip and row and row[0].lstrip().startswith("#") else []
                 start = reader.line_num + 1
                 continue
             header = [cell.strip().lower() for cell in row]
@@ -155,6 +157,9 @@ def csv_rows(text, delimiter, skip=0):
         odd = header_problem(header, names)
         if odd:
             return [], [Problem(start, odd)]
+        if len(comments) > 1:
+            return [], [Problem(comments[1], "a second '#' row, which import would skip: write a comment in an answer "
+                                             "cell (a routing item: after its answers and ';'), or delete the row")]
         repeated = sorted({name for name in COLUMN_NAMES + SHEET_COLUMNS if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
