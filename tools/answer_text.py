@@ -1600,6 +1600,19 @@ def secret_kind(text):
     return None
 
 
+# Keys pressed in turn ('5-1-9-4') and a list of recovery codes ('3308-6612, 9021-4457'): a code's digits, whatever
+# words name them, in any language (not a list of years: '2024-2025, 2025-2026')
+KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9.,/%]|-[0-9])")
+CODE_LIST = re.compile(r"(?<![\w-])[0-9]{4}-[0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4}-[0-9]{4})+(?![\w-])")
+LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
+# ... unless a document's numbering names the digits ('clause 6-1-2-3')
+NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
+                              r"article|art\.|step|rule|level|tier|grade)\s*$", re.I)
+NUMBERING_REACH = 16
+KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
+CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
+
+
 def unlabelled_kind(text):
     """What secret material a text already scanned holds without a label: a key, signed token, password in a URL or
     address, or encoded key material (a short description), or None."""
@@ -1627,6 +1640,11 @@ def unlabelled_kind(text):
         return "encoded key material (a base32 run)"
     if any(base64_key(run) for run in B64_RUN.findall(plain) if not HEX_ONLY.fullmatch(run)):
         return "encoded key material (a base64 run)"
+    if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
+           for m in KEYPAD_RUN.finditer(text)):
+        return KEYPAD_KIND
+    if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
+        return CODE_LIST_KIND
     return None
 
 
