@@ -264,7 +264,7 @@ def known_rows(doc, rows):
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
     different cell is what a sheet returned late holds, or an edit: its blank row records nothing, and import says so:
     left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost."""
-    seen, found, problems, plain = {}, [], [], link_rewriter(doc)
+    seen, found, problems, plain = {}, [], [], link_rewriter(doc, name=NAME_SLOT)
     for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
             break
@@ -281,9 +281,12 @@ def known_rows(doc, rows):
         else:
             seen[iid] = line
             item = doc.items[iid]
-            edited = edited_column(doc, item, sheet or {}, plain)
+            allowed = sheet_cells(doc, item, plain)
+            edited, repeated = edited_column(doc, item, sheet or {}, allowed), own_text(sheet_key(cell), allowed)
             if edited:
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
+            elif cell.strip() and repeated:
+                problems.append(Problem(line, OWN_TEXT_MESSAGE.format(iid, repeated)))
             elif cell.strip():
                 found.append((line, item, cell.strip()))
             elif recorded and recorded.strip() and not item.get("Answer"):
@@ -291,19 +294,27 @@ def known_rows(doc, rows):
     return found, problems
 
 
-WAITING_IDS = re.compile(r"[A-Z]{2,4}-[0-9]+(?: [A-Z]{2,4}-[0-9]+)*")   # a 'waits_on' cell: the IDs of routing items
 EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not what an export writes there: move your "
                   "text to the answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet "
                   "exported from another version of the checklist: export again")
-LINKED_FILE = re.compile(r'\([^()",]+, "')      # '(README.md, "' in a link an export made plain (link_rewriter)
-CSV_ORIGIN = re.compile(r"\([^()]*\.csv\)$", re.I)   # '`research` (mine.csv)': an assumption from --answers
+OWN_TEXT_MESSAGE = "{}: the answer cell holds the item's own '{}' text; type the answer itself"
+# Where the checklist's file name stands in a link an export makes plain (link_rewriter): any name matches there,
+# as a sheet may come from a copy ('README (1).md')
+NAME_SLOT = "\x00"
 
 
 def sheet_key(text):
-    """A cell as compared with what an export writes: without an export's apostrophe, in NFC, with its spaces and
-    line breaks as single spaces, and without the checklist's file name in links made plain (an export of a copy)."""
-    text = " ".join(unicodedata.normalize("NFC", sheet_value(text)).split())
-    return LINKED_FILE.sub('(, "', text)
+    """A cell as compared with what an export writes: without an export's apostrophe, in NFC, and with its spaces and
+    line breaks as single spaces."""
+    return " ".join(unicodedata.normalize("NFC", sheet_value(text)).split())
+
+
+def sheet_match(key, texts):
+    """True if a cell's key is one of the texts (sheet_cells) as sheet_key reads them, any file name in NAME_SLOT."""
+    for text in map(sheet_key, texts):
+        if key == text or NAME_SLOT in text and re.fullmatch("(.+?)".join(map(re.escape, text.split(NAME_SLOT))), key):
+            return True
+    return False
 
 
 def sheet_assumptions(doc, item):
@@ -313,30 +324,39 @@ def sheet_assumptions(doc, item):
 
 
 def sheet_cells(doc, item, plain):
-    """{column: [texts]}: what an export can write for an item in the columns import does not read ('waits_on'
-    aside), each text as `plain` makes it (link_rewriter); none for a void item."""
+    """{column: [texts]}: what an export can write for an item in the columns import does not read ('waits_on':
+    the routing items its condition names, any of which may be waited on), each text as `plain` makes it
+    (link_rewriter); none for a void item. A routing answer given in a CSV (items --answers) is no assumption an
+    export writes in a sheet."""
     if item.void:
         return {}
     lines = [(role.label, item.get(role.label)) for role in doc.roles if item.get(role.label)]
-    cells = {"ask": [item.ask], "form": [item.get("Form")], "unblocks": [item.get("Unblocks")], "from": [item.source],
+    tree = item_tree(doc, item)
+    cells = {"waits_on": sorted({test.id for test in tests_in(tree)}) if tree is not None else [], "ask": [item.ask], "form": [item.get("Form")], "unblocks": [item.get("Unblocks")], "from": [item.source],
              "party": [item.party], "stage": [item.stage], "applies": [applies_text(doc, item)],
              "in_your_role": [line for _, line in lines] + [f"{label}: {line}" for label, line in lines],
              "note": [item.get("Note")], "assumed": sheet_assumptions(doc, item)}
     return {column: [plain(text) for text in texts] for column, texts in cells.items()}
 
 
-def edited_column(doc, item, cells, plain):
-    """The first column of `cells` ({column: cell}) that holds text no export writes for the item (compared by
-    sheet_key), or None: in 'waits_on', item IDs; in 'assumed', a profile's assumption or one from a CSV given with
-    --answers; elsewhere, the item's own text (sheet_cells)."""
-    allowed = sheet_cells(doc, item, plain)
+def edited_column(doc, item, cells, allowed):
+    """The first column of `cells` ({column: cell}) that holds text no export writes for the item (`allowed`:
+    sheet_cells), or None: in 'waits_on', IDs of items its condition names; elsewhere, the item's own text or a
+    profile's assumption."""
     for column in SHEET_COLUMNS:
         key = sheet_key(cells.get(column) or "")
-        if key and not (column == "waits_on" and WAITING_IDS.fullmatch(key) or
-                        column == "assumed" and CSV_ORIGIN.search(key)) and \
-                key not in map(sheet_key, allowed.get(column, ())):
+        if column == "waits_on":
+            if not set(key.split()) <= set(allowed.get(column, ())):
+                return column
+        elif key and not sheet_match(key, allowed.get(column, ())):
             return column
     return None
+
+
+def own_text(key, allowed):
+    """The column whose text (sheet_cells: ask, form, unblocks, in_your_role, note) an answer cell repeats, or None."""
+    return next((column for column in ("ask", "form", "unblocks", "in_your_role", "note")
+                 if sheet_match(key, [text for text in allowed.get(column, ()) if text])), None)
 
 
 def id_cell(raw):
@@ -891,8 +911,10 @@ def cmd_items(doc, args):
         plain = link_rewriter(doc)
         # what is recorded goes in its own column and `answer` starts empty: a sheet returned late, or with
         # --replace, can then only record what its reader typed, never bring back an answer since replaced; and
-        # import refuses a row whose `recorded` cell is no longer the answer recorded (plan_answers)
+        # import refuses a row whose `recorded` cell is no longer the answer recorded (plan_answers). A routing
+        # answer given in --answers is in the first row only: 'assumed' holds a profile's, which import can check
         records = [{**{k: v if k == "id" else plain(v) for k, v in r.items() if k != "answer"},
+                    "assumed": plain(r["assumed"]) if answers.origin.get(r["id"], "").startswith("profile ") else "",
                     "recorded": r["answer"], "answer": ""} for r in records]
         first = SHEET_HINT + (f" {preamble_line(whose or 'Role', preamble, so_far, plain)}" if preamble else "")
         return Output(render(records, CSV_COLUMNS, "csv", None, first_row=first), 0, note)
@@ -963,11 +985,12 @@ def link_targets(doc):
     return targets
 
 
-def link_rewriter(doc, kept=()):
+def link_rewriter(doc, kept=(), name=None):
     """A function that rewrites the Markdown links to this document in a text for a packet read outside it:
     a link to an anchor in `kept` (one the packet holds) stays; one to an item becomes its ID; any other becomes
-    its text and the section it leads to: 'defaults (README.md, "Engineering's proposed defaults ...")'."""
-    targets, name, kept = link_targets(doc), Path(doc.path).name, set(kept)
+    its text and the section it leads to: 'defaults (README.md, "Engineering's proposed defaults ...")', with
+    `name` for the file's if given."""
+    targets, name, kept = link_targets(doc), name or Path(doc.path).name, set(kept)
 
     def plain(m):
         text, anchor = m.group(1), unquote(m.group(2))
@@ -1458,7 +1481,7 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
     instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
     hide = withheld if withheld_answers else (lambda answer: answer)
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
-    plain, identity = link_rewriter(doc), (lambda text: text)
+    plain, identity = link_rewriter(doc, name=NAME_SLOT), (lambda text: text)
     raw = sheet_cells(doc, item, identity)
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
