@@ -657,9 +657,9 @@ def d05_a_lone_carriage_return_is_a_defect_and_refused_in_an_answer():
 
 @test
 def d06_answers_that_render_blank_are_empty():
-    for value in ("[](#req-3)", "![](#req-3)", "\u034f"):
+    for value in ("[](#req-3)", "![](#req-3)", "\u0301"):
         refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: the answer is empty")
-    for value in ("\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u3164", "Indoor\u3164room", "\ufe0f"):   # H49-32
+    for value in ("\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u3164", "Indoor\u3164room", "\ufe0f", "\u034f"):   # H49-32
         refuse(f"id,answer\nREQ-3,{value}\n", "answers.csv:2: REQ-3: the answer holds an invisible or control character")
 
 
@@ -3108,10 +3108,11 @@ def h53_variation_selectors_and_khmer_blanks_hide_nothing():
     and one, or Khmer's invisible inherent vowels, split 'SIM PIN' from its number."""
     hidden = "Indoor room" + "".join(chr(0xFE00 + b % 16) if b % 2 else chr(0xE0100 + b) for b in b"door code 5829")
     for value in (hidden, "SIM PIN\u17b41234", "SIM PIN\u17b51234", "SIM PIN\ufe0f1234", "door\ufe00code", "x \ufe0f",
-                  "\u2764\ufe0f\ufe0f", "#\ufe0f", "a\ufe0e"):
+                  "\u2764\ufe0f\ufe0f", "#\ufe0f", "a\ufe0e", "PIN\u180b1234", "door\u034fcode", "x\ufff0y",   # H54-4
+                  "Indoor room" + "".join(chr(0xE0080 + b) for b in b"door code 5829"), "ok \U000e01f0"):
         assert cl.text_problems(value)[0].startswith("the answer holds an invisible or control character"), value
     accepted_as_text("\u2764\ufe0f team", "1\ufe0f\u20e3 first, 2\ufe0f\u20e3 second", "\u845b\U000e0100\u57ce office",
-                     "\u203c\ufe0f urgent", "\u2194\ufe0e both ways", "\u00a9\ufe0f 2026")
+                     "\u203c\ufe0f urgent", "\u2194\ufe0e both ways", "\u00a9\ufe0f 2026", "\u182e\u180b\u1823 site")
 
 
 @test

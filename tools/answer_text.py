@@ -35,7 +35,11 @@ UNSEEN = INVISIBLE | {"Mn", "Me"}                    # with combining marks: cat
 FILLERS = "\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0"
 # Variation selectors: each picks a form of the character before it (an emoji's, a CJK ideograph's), and is hidden
 # anywhere else (selects)
-VARIATION = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+VARIATION = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef\u180b-\u180d\u180f]")
+# ... Mongolian's free variation selectors among them, after a Mongolian letter only; and characters that render as
+# nothing wherever they stand: the combining grapheme joiner, specials not yet assigned, the rest of plane 14
+IGNORED = re.compile("[\u034f\ufff0-\ufff8\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]")
+MONGOLIAN = re.compile("[\u1800-\u18af]")
 IDEOGRAPH = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
 BIDI_MARKS = "\u200e\u200f"                         # LRM and RLM: Arabic and Hebrew text needs them (not overrides)
@@ -1177,6 +1181,8 @@ def selects(value, k):
     """True if the variation selector value[k] follows a character it picks a form of: a symbol or punctuation mark
     other than ASCII's ('\u2764\ufe0f'), a CJK ideograph, or a keycap's digit, '#' or '*' ('1\ufe0f\u20e3')."""
     before = value[k - 1] if k else ""
+    if "\u180b" <= value[k] <= "\u180f":
+        return bool(MONGOLIAN.match(before))
     if before.isascii():
         return bool(before) and before in "0123456789#*" and value[k + 1:k + 2] == "\u20e3"
     return unicodedata.category(before)[0] in "SP" or bool(IDEOGRAPH.match(before))
@@ -1192,11 +1198,12 @@ def hidden_characters(value):
     """The invisible and control characters of a value, its noncharacters and the letters that render as nothing
     (FILLERS: 'PIN\u31641234'), sorted (joiners in their place excepted, and LRM and RLM in a text with right-to-left
     letters)."""
-    if value.isprintable() and not any(c in value for c in FILLERS) and not VARIATION.search(value):   # in C
+    if value.isprintable() and not any(c in value for c in FILLERS) and not VARIATION.search(value) and \
+            not IGNORED.search(value):                # the common case, checked in C
         return []
     found = {c for k, c in enumerate(value)
              if (unicodedata.category(c) in INVISIBLE or noncharacter(c) or c in FILLERS) and not joins(value, k) or
-             VARIATION.match(c) and not selects(value, k)}
+             VARIATION.match(c) and not selects(value, k) or IGNORED.match(c)}
     if found & set(BIDI_MARKS) and right_to_left(value):
         found -= set(BIDI_MARKS)
     return sorted(found)
