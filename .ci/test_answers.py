@@ -3170,6 +3170,16 @@ def h54_the_items_own_text_pasted_as_its_answer_is_refused():
 
 
 @test
+def h54_long_id_cells_are_refused_quickly():
+    """Id cells of 100,000 characters of a code's name are refused in a moment, each shown cut short, never echoed
+    whole: each was judged whole as a possible secret (75 such rows took nine minutes)."""
+    with Sandbox() as box:
+        path = box.csv("id,answer\n" + ("\u06a9\u062f " * 33_000 + ",x\n") * 5 + "door code 5829 " * 400 + ",x\n")
+        result = quick(lambda: box.run("import", path), 2)
+        assert result.returncode == 1 and "is not an item" in result.stderr and "5829" not in result.stderr, result
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""
