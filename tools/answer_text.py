@@ -850,7 +850,8 @@ CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|j
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
 CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9](?:-[0-9]){3,7}(?![\w-]))|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
-CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]*(?:\s+[^\W\d_][^\s:=,;]*){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?(?=[0-9])")
+CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]{0,64}(?:\s+[^\W\d_][^\s:=,;]{0,64}){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?"
+                               r"(?=[0-9])")      # words of 64 characters at most: each code name costs the same
 # a digit's word in English, German, French, Spanish, Italian, Portuguese, Dutch, Swedish, Russian
 DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|eins|zwei|drei|vier|f(?:\u00fc|ue)nf|"
               r"sechs|sieben|acht|neun|z(?:\u00e9|e)ro|un|deux|trois|quatre|cinq|sept|huit|neuf|cero|uno|dos|tres|"
