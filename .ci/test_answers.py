@@ -3058,6 +3058,16 @@ def h53_recovery_codes_key_boxes_and_pins_in_more_languages_and_a_word_glued_to_
 
 
 @test
+def h54_codes_pins_and_passwords_in_twenty_more_languages_and_keypad_digits_in_any():
+    """Round 54: door, alarm and key-box codes, PINs, PUKs and passwords named in Amharic, Irish, Gujarati, Hausa,
+    Armenian, Icelandic, Kazakh, Khmer, Mongolian, Maltese, Punjabi, Sinhala, Albanian, Telugu, Uzbek, Yoruba and
+    Welsh, and keys pressed in turn or recovery codes listed in any language, are refused; Mongolian, Nepali and
+    Indian postal codes, and long answers whose door sentence ends before an extension's number, stay answers
+    (the strings are in BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.CODE_CLAUSE_END.search("\u1362") and cl.KEYPAD_RUN.search("code 1-6-6-4.")
+
+
+@test
 def h53_text_typed_in_the_note_column_is_refused_not_lost():
     """The export's 'note' column is not recorded: a cell whose text is not the item's note is refused, as its text
     would be lost; untouched, cleared or re-wrapped, or exported from a copy under another name, it imports."""
