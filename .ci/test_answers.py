@@ -3190,6 +3190,15 @@ def h54_long_id_cells_are_refused_quickly():
 
 
 @test
+def h54_a_column_that_reads_as_an_exports_is_spelled_as_one():
+    """A header name that reads as an export's column without being spelled so ('ｎｏｔｅ', 'nоte' with a Cyrillic
+    'о') is refused, as for 'id' and 'answer': a second 'note' column so named was never compared, its text lost."""
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,note,\uff4e\uff4f\uff54\uff45\nREQ-3,,,x\n", "1: the header name "
+                        "'\uff4e\uff4f\uff54\uff45' reads 'note' but is not spelled in plain letters; retype it")
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""

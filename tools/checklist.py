@@ -246,14 +246,14 @@ EXPORT_ONLY = ("ask", "form", "unblocks")         # columns only an export has: 
 
 def header_problem(header, names):
     """Why a header cannot be read as written (None if it can): a name with an invisible character, or one
-    that reads 'id', 'answer' or 'recorded' (header_name) without being spelled so in plain letters; the program
-    would not take such a column for the one it looks like, and the sheet would show two."""
+    that reads as an export's column ('id', 'answer', 'note': header_name) without being spelled so in plain letters;
+    the program would not take such a column for the one it looks like, and the sheet would show two."""
     for cell, name in zip(header, names):
         bad = hidden_characters(cell)
         if bad:
             codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
             return f"the header name '{shown(cell)}' holds an invisible character ({codes}); retype it as plain text"
-        if name in COLUMN_NAMES and cell != name:
+        if name in EXPORT_COLUMNS and cell != name:
             return f"the header name '{shown(cell)}' reads '{name}' but is not spelled in plain letters; retype it"
     return None
 
