@@ -1170,8 +1170,22 @@ def as_typed(label, text):
 
 
 def joins(value, k):
-    """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji."""
-    if value[k] not in JOINERS or not 0 < k < len(value) - 1:
+    """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji; Mongolian's vowel separator
+    between Mongolian letters; or a tag of a flag's tag sequence ('\U0001f3f4' + tags + cancel tag: Wales)."""
+    if "\U000e0020" <= value[k] <= "\U000e007f":
+        start = k
+        while start > 0 and "\U000e0020" <= value[start - 1] <= "\U000e007e":
+            start -= 1
+        end = k
+        while end < len(value) and "\U000e0020" <= value[end] <= "\U000e007e":
+            end += 1
+        return start > 0 and value[start - 1] == "\U0001f3f4" and end < len(value) and value[end] == "\U000e007f" \
+            and end > start
+    if not 0 < k < len(value) - 1:
+        return False
+    if value[k] == "\u180e":
+        return bool(MONGOLIAN.match(value[k - 1]) and MONGOLIAN.match(value[k + 1]))
+    if value[k] not in JOINERS:
         return False
     before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
     if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama
@@ -1181,13 +1195,14 @@ def joins(value, k):
 
 def selects(value, k):
     """True if the variation selector value[k] follows a character it picks a form of: a symbol or punctuation mark
-    other than ASCII's ('\u2764\ufe0f'), a CJK ideograph, or a keycap's digit, '#' or '*' ('1\ufe0f\u20e3')."""
+    other than ASCII's ('\u2764\ufe0f'), a CJK ideograph, a Myanmar letter, or a keycap's digit, '#' or '*'
+    ('1\ufe0f\u20e3')."""
     before = value[k - 1] if k else ""
     if "\u180b" <= value[k] <= "\u180f":
         return bool(MONGOLIAN.match(before))
     if before.isascii():
         return bool(before) and before in "0123456789#*" and value[k + 1:k + 2] == "\u20e3"
-    return unicodedata.category(before)[0] in "SP" or bool(IDEOGRAPH.match(before))
+    return unicodedata.category(before)[0] in "SP" or bool(IDEOGRAPH.match(before)) or "\u1000" <= before <= "\u109f"
 
 
 def noncharacter(c):
