@@ -1208,8 +1208,8 @@ def c4_markdown_packets_keep_their_links_working_and_cite_their_outside_facts():
                            '- <a id="ctx-de"></a>**Germany.** Rules one. (as of 1 May 2026)\n'), md[-400:]
         note = {r["id"]: r["note"] for r in csv.DictReader(io.StringIO(
             box.run("items", "--profile", "lab", "--format", "csv").stdout.split("\n", 1)[1]))}["REQ-3"]
-        assert note == ('German rules (README.md, "Outside context: reports"); the stages (README.md, "How to use this '
-                        'checklist"); LIC-2, REQ-1.'), note
+        assert note == ('German rules (the checklist, "Outside context: reports"); the stages (the checklist, "How to use '
+                        'this checklist"); LIC-2, REQ-1.'), note
         assert "](#" not in box.run("items", "--profile", "vendor", "--format", "csv").stdout
         data = json.loads(box.run("items", "--profile", "lab", "--format", "json").stdout)
         kept = next(r for r in data["items"] if r["id"] == "REQ-3")["note"]
@@ -3070,20 +3070,22 @@ def h54_codes_pins_and_passwords_in_twenty_more_languages_and_keypad_digits_in_a
 @test
 def h53_text_typed_in_the_note_column_is_refused_not_lost():
     """The export's 'note' column is not recorded: a cell whose text is not the item's note is refused, as its text
-    would be lost; untouched, cleared or re-wrapped, or exported from a copy under another name, it imports."""
+    would be lost, even where a link made plain names the file; untouched, cleared or re-wrapped, it imports."""
     with Sandbox(shipped_readme()) as box:
         header, rows = packet(box)
         note = header.index("note")
         line = {row[0]: k for k, row in enumerate(rows, 2)}
-        linked = next(row for row in rows if "(README.md, " in row[note])
-        was, linked[note] = linked[note], linked[note].replace("(README.md, ", "(copy of README.md, ").replace(" ", "\n ", 1)
+        linked = next(row for row in rows if "(the checklist, " in row[note])
+        was, linked[note] = linked[note], linked[note].replace(" ", "\n ", 1)
         rows[line["REQ-4"] - 2][note] = ""
         assert box.run("import", box.csv(filled(header, rows, {}))).returncode == 0
         linked[note] = was                                  # its line breaks would move the lines below
         rows[line["REQ-3"] - 2][note] += " We are a German operator."
         rows[line["REQ-9"] - 2][note] = "ask Anna"
+        linked[note] = was.replace("(the checklist, ", "(ask Bob first; the checklist, ")   # H55: where the name was
         refused_exactly(box, filled(header, rows, {"REQ-3": "Germany"}),
-                        *(f"{line[iid]}: {cl.EDITED_MESSAGE.format(iid, 'note')}" for iid in sorted(("REQ-3", "REQ-9"), key=line.get)))
+                        *(f"{line[iid]}: {cl.EDITED_MESSAGE.format(iid, 'note')}"
+                          for iid in sorted(("REQ-3", "REQ-9", linked[0]), key=line.get)))
         refused_exactly(box, "id,answer,note,Note\nREQ-3,Germany,,\n", "1: the header names 'note' more than once")
 
 

@@ -833,9 +833,9 @@ CSV_CORPUS = [
 
 
 def note_sheets():
-    """The README's export for a buyer untouched, with its notes' spaces and the file name in their links changed
-    (both read as untouched), with text typed into its notes (refused), and with each row's Form or note pasted
-    as its answer (refused)."""
+    """The README's export for a buyer untouched, with its notes' spaces changed (read as untouched), with text typed
+    into its notes, at their end or inside a link made plain (refused), and with each row's Form or note pasted as
+    its answer (refused)."""
     sheet = run_main("items", "--profile", "buyer", "--format", "csv").stdout
     rows = list(csv.reader(io.StringIO(sheet.lstrip("\ufeff"))))
     note = rows[1].index("note")
@@ -847,8 +847,9 @@ def note_sheets():
     out = io.StringIO()
     csv.writer(out).writerows(rows[:2] + [row[:-1] + [row[rows[1].index("form")] or row[note]] for row in rows[2:]])
     pasted = out.getvalue()
-    return [sheet, written(lambda cell: cell.replace("(README.md, ", "(README (1), v2.md, ").replace(". ", ".\n  ")),
-            written(lambda cell: cell + " Ask Anna." if "(README.md, " in cell else cell), pasted]
+    return [sheet, written(lambda cell: cell.replace(". ", ".\n  ")),
+            written(lambda cell: cell + " Ask Anna." if "(the checklist, " in cell else cell),
+            written(lambda cell: cell.replace("(the checklist, ", "(ask Bob; the checklist, ")), pasted]
 
 
 @test

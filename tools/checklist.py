@@ -264,7 +264,7 @@ def known_rows(doc, rows):
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
     different cell is what a sheet returned late holds, or an edit: its blank row records nothing, and import says so:
     left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost."""
-    seen, found, problems, plain = {}, [], [], link_rewriter(doc, name=NAME_SLOT)
+    seen, found, problems, plain = {}, [], [], link_rewriter(doc, name=SHEET_NAME)
     for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
             break
@@ -298,9 +298,9 @@ EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not wha
                   "text to the answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet "
                   "exported from another version of the checklist: export again")
 OWN_TEXT_MESSAGE = "{}: the answer cell holds the item's own '{}' text; type the answer itself"
-# Where the checklist's file name stands in a link an export makes plain (link_rewriter): any name matches there,
-# as a sheet may come from a copy ('README (1).md')
-NAME_SLOT = "\x00"
+# What a sheet's link made plain names as its file (link_rewriter): not the file's name, so that a sheet made from a
+# copy ('README (1).md') reads as one made from the checklist, and no text typed where the name was passes for it
+SHEET_NAME = "the checklist"
 
 
 def sheet_key(text):
@@ -310,11 +310,8 @@ def sheet_key(text):
 
 
 def sheet_match(key, texts):
-    """True if a cell's key is one of the texts (sheet_cells) as sheet_key reads them, any file name in NAME_SLOT."""
-    for text in map(sheet_key, texts):
-        if key == text or NAME_SLOT in text and re.fullmatch("(.+?)".join(map(re.escape, text.split(NAME_SLOT))), key):
-            return True
-    return False
+    """True if a cell's key is one of the texts (sheet_cells) as sheet_key reads them."""
+    return key in map(sheet_key, texts)
 
 
 def sheet_assumptions(doc, item):
@@ -909,7 +906,7 @@ def cmd_items(doc, args):
                    f"use --involving {args.party}."
                    if involved else ", and none names it."))
     if args.format == "csv":                          # no Markdown links in cells; import reads id, answer, recorded
-        plain = link_rewriter(doc)
+        plain = link_rewriter(doc, name=SHEET_NAME)
         # what is recorded goes in its own column and `answer` starts empty: a sheet returned late, or with
         # --replace, can then only record what its reader typed, never bring back an answer since replaced; and
         # import refuses a row whose `recorded` cell is no longer the answer recorded (plan_answers). A routing
@@ -1482,7 +1479,7 @@ def form_item(doc, item, given, assumed, stale=(), withheld_answers=False):
     instead = bool(text and (item.get("Answer") or item.id in stale) and not same_answer(item, text))
     hide = withheld if withheld_answers else (lambda answer: answer)
     links = CONTEXT_LINK.findall(item.get("Note") + " " + item.get("Form"))
-    plain, identity = link_rewriter(doc, name=NAME_SLOT), (lambda text: text)
+    plain, identity = link_rewriter(doc, name=SHEET_NAME), (lambda text: text)
     raw = sheet_cells(doc, item, identity)
     return {"id": item.id, "anchor": item.anchor or item.id.lower(), "ask": item.ask,
             "form": item.get("Form"), "unblocks": item.get("Unblocks"), "note": item.get("Note"),
