@@ -3122,7 +3122,9 @@ def h53_variation_selectors_and_khmer_blanks_hide_nothing():
     for value in (hidden, "SIM PIN\u17b41234", "SIM PIN\u17b51234", "SIM PIN\ufe0f1234", "door\ufe00code", "x \ufe0f",
                   "\u2764\ufe0f\ufe0f", "#\ufe0f", "a\ufe0e", "PIN\u180b1234", "door\u034fcode", "x\ufff0y",   # H54-4
                   "Indoor room" + "".join(chr(0xE0080 + b) for b in b"door code 5829"), "ok \U000e01f0",
-                  "x\U000e0067y", "a\u180eb", "\U0001f3f4\U000e0067\U000e0062 x", "PIN\U000e0020\U000e007f1234"):
+                  "x\U000e0067y", "a\u180eb", "\U0001f3f4\U000e0067\U000e0062 x", "PIN\U000e0020\U000e007f1234",
+                  "".join(c + chr(0xE0100 + b % 240) for c, b in zip("\u673a\u67dc\u94a5\u5319\u5728", b"5829x")),   # H55-2
+                  "\u2192\U000e0101x", "\u2014\ufe00y"):
         assert cl.text_problems(value)[0].startswith("the answer holds an invisible or control character"), value
     accepted_as_text("\u2764\ufe0f team", "1\ufe0f\u20e3 first, 2\ufe0f\u20e3 second", "\u845b\U000e0100\u57ce office",
                      "\u203c\ufe0f urgent", "\u2194\ufe0e both ways", "\u00a9\ufe0f 2026", "\u182e\u180b\u1823 site",

@@ -485,6 +485,8 @@ CORPUS = [
     "PIN\u180b1234", "\u182e\u180b\u1823 site", "door\u034fcode", "x\ufff0y", "a\U000e0080b", "ok \U000e01f0",
     "Cardiff \U0001f3f4\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f", "x\U000e0067y", "a\u180eb",
     "\u182e\u180e\u1820 site", "\u1000\ufe00 site", "\U0001f3f4\U000e0067\U000e0062 x", "\U0001f3f4\U000e007f x",
+    "\u673a\U000e0135\u67dc\U000e0138\u94a5\U000e0132\u5319\U000e0139\u5728\U000e0178", "\u2192\U000e0101x", "\u2014\ufe00y",
+    "\u845b\U000e0100\u57ce\U000e0101 \u2764\ufe0e",
     "Germany &#x202E;gnitset", "n&#111;t needed", "R&D and AT&T: 2 sites", "*not* needed", "`not needed`",
     "_not_ needed: ok", "[not needed](#req-5)", "not needed: \u3164\u3164\u3164", "not needed: a\u0301\u0301",
     "agreed in [REQ-4](https://evil.example/phish)", "see [REQ-4](<#req-5>)", "see [**REQ-4**](#req-5)",

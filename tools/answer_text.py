@@ -40,6 +40,7 @@ VARIATION = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef\u180b-\u180d\u180f]"
 # nothing wherever they stand: the combining grapheme joiner, specials not yet assigned, the rest of plane 14
 IGNORED = re.compile("[\u034f\ufff0-\ufff8\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]")
 MONGOLIAN = re.compile("[\u1800-\u18af]")
+IDEOGRAPH_SELECTORS = 4
 IDEOGRAPH = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 JOINERS = "\u200c\u200d"                            # ZWNJ and ZWJ: Persian, Indic and emoji spelling needs them
 BIDI_MARKS = "\u200e\u200f"                         # LRM and RLM: Arabic and Hebrew text needs them (not overrides)
@@ -1194,15 +1195,22 @@ def joins(value, k):
 
 
 def selects(value, k):
-    """True if the variation selector value[k] follows a character it picks a form of: a symbol or punctuation mark
-    other than ASCII's ('\u2764\ufe0f'), a CJK ideograph, a Myanmar letter, or a keycap's digit, '#' or '*'
-    ('1\ufe0f\u20e3')."""
-    before = value[k - 1] if k else ""
-    if "\u180b" <= value[k] <= "\u180f":
+    """True if the variation selector value[k] picks a form of the character before it: an emoji's or text
+    presentation (U+FE0E, U+FE0F) of a symbol or punctuation mark other than ASCII's ('\u2764\ufe0f') or of a
+    keycap's digit, '#' or '*' ('1\ufe0f\u20e3'), a CJK ideograph's glyph (at most IDEOGRAPH_SELECTORS in a text:
+    hidden_characters), a Myanmar letter's (U+FE00), or a Mongolian letter's."""
+    before, c = value[k - 1] if k else "", value[k]
+    if "\u180b" <= c <= "\u180f":
         return bool(MONGOLIAN.match(before))
+    if IDEOGRAPH.match(before):
+        return True
+    if "\u1000" <= before <= "\u109f":
+        return c == "\ufe00"
+    if c not in "\ufe0e\ufe0f" or not before:
+        return False
     if before.isascii():
-        return bool(before) and before in "0123456789#*" and value[k + 1:k + 2] == "\u20e3"
-    return unicodedata.category(before)[0] in "SP" or bool(IDEOGRAPH.match(before)) or "\u1000" <= before <= "\u109f"
+        return before in "0123456789#*" and value[k + 1:k + 2] == "\u20e3"
+    return unicodedata.category(before)[0] in "SP"
 
 
 def noncharacter(c):
@@ -1221,6 +1229,9 @@ def hidden_characters(value):
     found = {c for k, c in enumerate(value)
              if (unicodedata.category(c) in INVISIBLE or noncharacter(c) or c in FILLERS) and not joins(value, k) or
              VARIATION.match(c) and not selects(value, k) or IGNORED.match(c)}
+    ideographic = [c for k, c in enumerate(value) if k and VARIATION.match(c) and IDEOGRAPH.match(value[k - 1])]
+    if len(ideographic) > IDEOGRAPH_SELECTORS:        # a name's glyph or two, not bytes spelled one per character
+        found |= set(ideographic)
     if found & set(BIDI_MARKS) and right_to_left(value):
         found -= set(BIDI_MARKS)
     return sorted(found)

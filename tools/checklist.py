@@ -178,8 +178,7 @@ def csv_rows(text, delimiter, skip=0):
         recorded_col = recorded_cols[0] if recorded_cols else None
         sheet_cols = {name: names.index(name) for name in SHEET_COLUMNS if name in names}
         named = [bool(name) for name in header]
-        unread_cols = [k for k, name in enumerate(names) if name and name not in EXPORT_COLUMNS and
-                       not name.startswith("recorded")]
+        unread = [bool(name) and name not in EXPORT_COLUMNS and not name.startswith("recorded") for name in names]
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -194,8 +193,8 @@ def csv_rows(text, delimiter, skip=0):
                 column = next(k for k, cell in enumerate(row) if not named[k] and cell.strip()) + 1
                 problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
                                                f"put the answer in quotes if it contains '{delimiter}'"))
-            elif any(k < len(row) and row[k].strip() for k in unread_cols):
-                column = next(k for k in unread_cols if k < len(row) and row[k].strip())
+            elif any(unread[k] and cell.strip() for k, cell in enumerate(row[:len(header)])):   # the row's own cells
+                column = next(k for k, cell in enumerate(row) if unread[k] and cell.strip())
                 problems.append(Problem(start, UNREAD_MESSAGE.format(id_shown(header[column]))))
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
