@@ -2682,6 +2682,9 @@ def h21_1_a_header_of_many_empty_columns_is_read_in_linear_time():
     text = "id,answer" + "," * 100_000 + "\n" + "REQ-3,x\n" * 2000
     rows, problems = quick(lambda: cl.csv_rows(text, ","), 0.5)
     assert len(rows) == 2000 and not problems
+    named = "id,answer" + "".join(f",c{k}" for k in range(100_000)) + "\n" + "REQ-3,x\n" * 2000   # H55-4: 56 s
+    rows, problems = quick(lambda: cl.csv_rows(named, ","), 1.5)
+    assert len(rows) == 2000 and not problems
 
 
 @test
@@ -3176,14 +3179,19 @@ def h54_sheets_from_a_copy_or_with_answers_in_a_file_named_oddly_reimport_untouc
 
 @test
 def h54_the_items_own_text_pasted_as_its_answer_is_refused():
-    """An answer cell that repeats the item's own Form, ask, Unblocks, role line or Note (pasted from the sheet's
-    other columns) is refused."""
+    """An answer cell that repeats the item's own Form, ask, Unblocks, role line, Note, party or stage (pasted from
+    the sheet's other columns), or another item's longer text (a column pasted a row off), is refused (H55-6, 7)."""
     with Sandbox(shipped_readme()) as box:
         header, rows = packet(box)
-        form = next(r for r in rows if r[0] == "REQ-3")[header.index("form")]
-        refused_exactly(box, filled(header, rows, {"REQ-3": form}),
-                        f"{1 + next(k for k, r in enumerate(rows, 1) if r[0] == 'REQ-3')}: "
-                        f"{cl.OWN_TEXT_MESSAGE.format('REQ-3', 'form')}")
+        line = {r[0]: k for k, r in enumerate(rows, 2)}
+        row = {r[0]: r for r in rows}
+        refused_exactly(box, filled(header, rows, {"REQ-3": row["REQ-3"][header.index("form")],
+                                                   "REQ-4": row["REQ-4"][header.index("from")]}),
+                        f"{line['REQ-3']}: {cl.OWN_TEXT_MESSAGE.format('REQ-3', 'form')}",
+                        f"{line['REQ-4']}: {cl.OWN_TEXT_MESSAGE.format('REQ-4', 'from')}")
+        after = rows[line["REQ-3"] - 1][0]                                   # the row below REQ-3's
+        refused_exactly(box, filled(header, rows, {"REQ-3": row[after][header.index("ask")]}),
+                        f"{line['REQ-3']}: {cl.OTHER_TEXT_MESSAGE.format('REQ-3', 'ask', after)}")
 
 
 @test

@@ -849,9 +849,13 @@ def note_sheets():
     out = io.StringIO()
     csv.writer(out).writerows(rows[:2] + [row[:-1] + [row[rows[1].index("form")] or row[note]] for row in rows[2:]])
     pasted = out.getvalue()
+    out = io.StringIO()                                   # each answer the next row's ask, or its own 'from'
+    csv.writer(out).writerows(rows[:2] + [row[:-1] + [rows[k + 1][1] if k % 2 else row[rows[1].index("from")]]
+                                          for k, row in enumerate(rows[2:-1], 2)])
+    pasted = [pasted, out.getvalue()]
     return [sheet, written(lambda cell: cell.replace(". ", ".\n  ")),
             written(lambda cell: cell + " Ask Anna." if "(the checklist, " in cell else cell),
-            written(lambda cell: cell.replace("(the checklist, ", "(ask Bob; the checklist, ")), pasted]
+            written(lambda cell: cell.replace("(the checklist, ", "(ask Bob; the checklist, "))] + pasted
 
 
 @test

@@ -264,6 +264,7 @@ def known_rows(doc, rows):
     different cell is what a sheet returned late holds, or an edit: its blank row records nothing, and import says so:
     left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost."""
     seen, found, problems, plain = {}, [], [], link_rewriter(doc, name=SHEET_NAME)
+    others = None                                     # sheet_texts, read when a row has an answer
     for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
             break
@@ -280,12 +281,15 @@ def known_rows(doc, rows):
         else:
             seen[iid] = line
             item = doc.items[iid]
-            allowed = sheet_cells(doc, item, plain)
-            edited, repeated = edited_column(doc, item, sheet or {}, allowed), own_text(sheet_key(cell), allowed)
+            allowed, key = sheet_cells(doc, item, plain), sheet_key(cell)
+            edited, repeated = edited_column(doc, item, sheet or {}, allowed), own_text(key, allowed)
+            others = sheet_texts(doc, plain) if others is None and key else others
             if edited:
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
             elif cell.strip() and repeated:
                 problems.append(Problem(line, OWN_TEXT_MESSAGE.format(iid, repeated)))
+            elif cell.strip() and key in others:
+                problems.append(Problem(line, OTHER_TEXT_MESSAGE.format(iid, others[key][1], others[key][0])))
             elif cell.strip():
                 found.append((line, item, cell.strip()))
             elif recorded and recorded.strip() and not item.get("Answer"):
@@ -297,6 +301,7 @@ EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not wha
                   "text to the answer cell (a routing item: after its answers and ';'), or clear the cell; a sheet "
                   "exported from another version of the checklist: export again")
 OWN_TEXT_MESSAGE = "{}: the answer cell holds the item's own '{}' text; type the answer itself"
+OTHER_TEXT_MESSAGE = "{}: the answer cell holds the '{}' text of {} (pasted a row off?); type the answer itself"
 # What a sheet's link made plain names as its file (link_rewriter): not the file's name, so that a sheet made from a
 # copy ('README (1).md') reads as one made from the checklist, and no text typed where the name was passes for it
 SHEET_NAME = "the checklist"
@@ -349,10 +354,28 @@ def edited_column(doc, item, cells, allowed):
     return None
 
 
+OWN_COLUMNS = ("ask", "form", "unblocks", "from", "party", "stage", "applies", "in_your_role", "note")
+OTHER_COLUMNS = ("ask", "form", "unblocks", "applies", "in_your_role", "note")
+OTHER_TEXT = 20                   # another item's text this long, pasted as an answer, is refused (a row off)
+
+
 def own_text(key, allowed):
-    """The column whose text (sheet_cells: ask, form, unblocks, in_your_role, note) an answer cell repeats, or None."""
-    return next((column for column in ("ask", "form", "unblocks", "in_your_role", "note")
+    """The column whose text (sheet_cells) an answer cell repeats, or None."""
+    return next((column for column in OWN_COLUMNS
                  if sheet_match(key, [text for text in allowed.get(column, ()) if text])), None)
+
+
+def sheet_texts(doc, plain):
+    """{text as sheet_key reads it: (ID, column)} of every item's longer texts (OTHER_COLUMNS, OTHER_TEXT characters
+    at least), the first in working order where two items share one: an answer pasted a row off repeats one."""
+    texts = {}
+    for item in working_order(doc):
+        cells = sheet_cells(doc, item, plain)
+        for column in OTHER_COLUMNS:
+            for text in cells.get(column, ()):
+                if len(text) >= OTHER_TEXT:
+                    texts.setdefault(sheet_key(text), (item.id, column))
+    return texts
 
 
 def id_cell(raw):
