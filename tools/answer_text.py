@@ -18,6 +18,7 @@ import bisect
 import collections
 import functools
 import html.entities
+import itertools
 import math
 import re
 import unicodedata
@@ -571,8 +572,10 @@ LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word th
 LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o|\u0219i|\u015fi)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
                          r"ogni|elke?|varje|ka\u017cde)\s+)?$", re.I)
 LIST_REACH = 16
-# A name's value is judged on at most this many characters after it: each name in a long answer costs the same
+# A name's value is judged on at most this many characters after it: each name in a long answer costs the same;
+# and at most NAMES_JUDGED names of a password or code in a text are judged (an answer of 600 names took 0.1 s)
 VALUE_REACH = 256
+NAMES_JUDGED = 100
 PLURAL_NAME = re.compile(r"(?:words|phrases|codes|keys|pins|puks|secrets|strings|w\u00f6rter|worter|woorden|"
                          r"as|senhas|orden)$", re.I)
 PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSID', 'non-default'
@@ -1829,7 +1832,7 @@ def bound_value(text):
     """A value right after a password's, PIN's, code's or key's own name (BOUND_NAME), as (value, name), or None; a
     bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE), its value judged as after a space."""
     ends = None                                       # where clauses end (CLAUSE_END), found once
-    for m in BOUND_NAME.finditer(text):
+    for m in itertools.islice(BOUND_NAME.finditer(text), NAMES_JUDGED):
         if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
             continue
         at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
@@ -2132,7 +2135,7 @@ def generic_code_number(clause):
     """A number a verb gives a code's generic name (CODE_IS), or that follows it after ':' (an English 'code';
     CODE_COLON) or a few words (another language's; CODE_WORDS_BEFORE), unless a word near the name says what kind
     of code (CODE_KIND) or the number is a year, a date or a quantity."""
-    for word in GENERIC_CODE.finditer(clause):
+    for word in itertools.islice(GENERIC_CODE.finditer(clause), NAMES_JUDGED):
         door = CODE_WORD.match(clause, word.end() + len(clause[word.end():]) - len(clause[word.end():].lstrip()))
         if not door and CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
             continue
