@@ -3214,6 +3214,14 @@ def h54_a_column_that_reads_as_an_exports_is_spelled_as_one():
 
 
 @test
+def h55_an_exports_comment_row_whose_columns_were_moved_is_still_a_comment():
+    """A sheet whose 'id' column (holding the '#' row's text) was moved to the end still imports: a row before the
+    header whose only filled cell starts with '#' is a comment."""
+    with Sandbox() as box:
+        assert "**Answer:** `none`" in box.accepted(",,# Type answers in the 'answer' column\nanswer,x,id\n`none`,,REQ-4\n")
+
+
+@test
 def h53_a_blank_row_whose_recorded_cell_is_not_the_answer_is_named():
     """A row with no answer whose 'recorded' cell is not the answer recorded now (a sheet exported before the answer
     changed, or that cell edited in place of 'answer') records nothing, and import names it."""

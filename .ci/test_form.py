@@ -828,7 +828,7 @@ CSV_CORPUS = [
     "id,answer,note\nREQ-3,a,my own note\nLIC-1,no,\n", "id,answer,Note,note\nREQ-3,a,,\n", "id,answer,note\nRES-9,,x\n",
     "id,answer,assumed\nREQ-1,,`teaching` (profile simulator)\nLIC-1,,`no` (profile lab)\nREQ-3,,x (mine.csv)\n",
     'id,answer,assumed\nREQ-1,,"`research`,  `teaching`\n(profile simulator)"\nREQ-4,x,teaching\n', "id,answer,assumed,assumed\n",
-    "# one\n# two\nid,answer\nREQ-3,x\n", "id,answer,note,\uff4e\uff4f\uff54\uff45\nREQ-3,,,x\n", "id,answer,n\u043ete\nREQ-3,x,\n", "id,answer\n" + "door code 5829 " * 400 + ",x\n" + "\u06a9\u062f " * 3000 + ",y\n", "sep=;\n# one\n\n#two;x\nid;answer\n", "#\n\"#x\ny\"\nid,answer\n",
+    "# one\n# two\nid,answer\nREQ-3,x\n", ",,# moved\nanswer,x,id\n`none`,,REQ-4\n", ",# a,# b\nid,answer\n", "id,answer,note,\uff4e\uff4f\uff54\uff45\nREQ-3,,,x\n", "id,answer,n\u043ete\nREQ-3,x,\n", "id,answer\n" + "door code 5829 " * 400 + ",x\n" + "\u06a9\u062f " * 3000 + ",y\n", "sep=;\n# one\n\n#two;x\nid;answer\n", "#\n\"#x\ny\"\nid,answer\n",
     "id,answer,password Hunter22x\nREQ-3,x,y\n", "id,answer\n'REQ-3,x\n' lic-1 ,no\n''\n", "id,answer,Bemerkungen zum Punkt\nREQ-3,x,y\n",
     "id,answer,waits_on,in_your_role,stage\nREQ-3,,REQ-1 LIC-1,,blocker\nLIC-1,,x,,\nREQ-4,,,,design\nDEL-3,,,Buyer: x,\n",
 ]

@@ -145,8 +145,8 @@ def csv_rows(text, delimiter, skip=0):
     rows, problems, start, header, comments = [], [], 1, None, []
     try:
         for row in reader:
-            if reader.line_num <= skip or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                comments += [start] if reader.line_num > skip and row and row[0].lstrip().startswith("#") else []
+            if reader.line_num <= skip or not "".join(row).strip() or comment_row(row):
+                comments += [start] if reader.line_num > skip and comment_row(row) else []
                 start = reader.line_num + 1
                 continue
             header = [cell.strip().lower() for cell in row]
@@ -210,6 +210,13 @@ def csv_rows(text, delimiter, skip=0):
         problems.append(Problem(start, long_cell(csv.field_size_limit()) if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
                                 else f"not valid CSV: {e}"))
     return rows, problems
+
+
+def comment_row(row):
+    """True if a row before the header is a comment: its first cell starts with '#', or its only filled one does (an
+    export's '#' row after its columns were moved)."""
+    filled = [cell for cell in row if cell.strip()]
+    return bool(row) and row[0].lstrip().startswith("#") or len(filled) == 1 and filled[0].lstrip().startswith("#")
 
 
 def long_cell(limit):
