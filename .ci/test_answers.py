@@ -3071,6 +3071,15 @@ def h54_codes_pins_and_passwords_in_twenty_more_languages_and_keypad_digits_in_a
 
 
 @test
+def h55_codes_pins_and_passwords_in_twelve_more_languages():
+    """Round 55: door and alarm codes, PINs, PUKs and passwords named in Kannada, Malayalam, Burmese, Lao, Kyrgyz,
+    Pashto, Somali, Zulu and Faroese are refused; India's company and tax identifiers (CIN, GSTIN), a Belarusian
+    customs code and Malayalam and Burmese words for a vault or a policy stay answers (the strings are in
+    BOUND_REFUSED and BOUND_ACCEPTED)."""
+    assert cl.INDIAN_ID.fullmatch("U64200KA2019PTC123456") and not cl.base64_key("U64200KA2019PTC123456")
+
+
+@test
 def h53_text_typed_in_the_note_column_is_refused_not_lost():
     """The export's 'note' column is not recorded: a cell whose text is not the item's note is refused, as its text
     would be lost, even where a link made plain names the file; untouched, cleared or re-wrapped, it imports."""
