@@ -3188,19 +3188,19 @@ def h54_sheets_from_a_copy_or_with_answers_in_a_file_named_oddly_reimport_untouc
 
 @test
 def h54_the_items_own_text_pasted_as_its_answer_is_refused():
-    """An answer cell that repeats the item's own Form, ask, Unblocks, role line, Note, party or stage (pasted from
-    the sheet's other columns), or another item's longer text (a column pasted a row off), is refused (H55-6, 7)."""
+    """An answer cell that repeats the item's own Form, ask, Unblocks, role line or Note (pasted from the sheet's
+    other columns), or another item's longer text (a column pasted a row off), is refused (H55-6, 7); a routing
+    answer that is also the item's From ('requester' for REQ-8) is an answer."""
     with Sandbox(shipped_readme()) as box:
         header, rows = packet(box)
         line = {r[0]: k for k, r in enumerate(rows, 2)}
         row = {r[0]: r for r in rows}
-        refused_exactly(box, filled(header, rows, {"REQ-3": row["REQ-3"][header.index("form")],
-                                                   "REQ-4": row["REQ-4"][header.index("from")]}),
-                        f"{line['REQ-3']}: {cl.OWN_TEXT_MESSAGE.format('REQ-3', 'form')}",
-                        f"{line['REQ-4']}: {cl.OWN_TEXT_MESSAGE.format('REQ-4', 'from')}")
+        refused_exactly(box, filled(header, rows, {"REQ-3": row["REQ-3"][header.index("form")], "REQ-8": "requester"}),
+                        f"{line['REQ-3']}: {cl.OWN_TEXT_MESSAGE.format('REQ-3', 'form')}")
         after = rows[line["REQ-3"] - 1][0]                                   # the row below REQ-3's
         refused_exactly(box, filled(header, rows, {"REQ-3": row[after][header.index("ask")]}),
                         f"{line['REQ-3']}: {cl.OTHER_TEXT_MESSAGE.format('REQ-3', 'ask', after)}")
+        assert "**Answer:** `requester`" in box.accepted(filled(header, rows, {"REQ-8": "requester"}))   # a new user's
 
 
 @test

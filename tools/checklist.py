@@ -289,13 +289,14 @@ def known_rows(doc, rows):
             seen[iid] = line
             item = doc.items[iid]
             allowed, key = sheet_cells(doc, item, plain), sheet_key(cell)
+            key = "" if item.declared else key
             edited, repeated = edited_column(doc, item, sheet or {}, allowed), own_text(key, allowed)
             others = sheet_texts(doc, plain) if others is None and key else others
             if edited:
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
             elif cell.strip() and repeated:
                 problems.append(Problem(line, OWN_TEXT_MESSAGE.format(iid, repeated)))
-            elif cell.strip() and key in others:
+            elif key and key in others:
                 problems.append(Problem(line, OTHER_TEXT_MESSAGE.format(iid, others[key][1], others[key][0])))
             elif cell.strip():
                 found.append((line, item, cell.strip()))
@@ -361,13 +362,14 @@ def edited_column(doc, item, cells, allowed):
     return None
 
 
-OWN_COLUMNS = ("ask", "form", "unblocks", "from", "party", "stage", "applies", "in_your_role", "note")
+OWN_COLUMNS = ("ask", "form", "unblocks", "applies", "in_your_role", "note")
 OTHER_COLUMNS = ("ask", "form", "unblocks", "applies", "in_your_role", "note")
 OTHER_TEXT = 20                   # another item's text this long, pasted as an answer, is refused (a row off)
 
 
 def own_text(key, allowed):
-    """The column whose text (sheet_cells) an answer cell repeats, or None."""
+    """The column whose text (sheet_cells) an answer cell repeats, or None. (Not asked of a routing item, whose answer
+    must be among its declared ones: 'requester' is one of REQ-8's, and also its From.)"""
     return next((column for column in OWN_COLUMNS
                  if sheet_match(key, [text for text in allowed.get(column, ()) if text])), None)
 
