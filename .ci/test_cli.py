@@ -102,6 +102,16 @@ def cli_output_that_cannot_be_written_is_never_a_traceback():
 
 
 @test
+def cli_an_option_given_twice_is_a_usage_error():
+    """'--profile vendor --profile lab' took the last silently; any option given twice is refused, naming it."""
+    for args in (("items", "--profile", "vendor", "--profile", "lab"), ("status", "--format", "csv", "--format=md"),
+                 ("form", "--party", "counsel", "--party", "counsel"), ("check", "--file", "a.md", "--file", "b.md")):
+        result = run_main(*args)
+        assert result.returncode == 2 and f"argument {args[1]}: given twice; give it once" in result.stderr, result
+    assert run_main("items", "--profile", "lab", "--party", "requester", "--format", "csv").returncode == 0
+
+
+@test
 def cli_items_of_one_group():
     result = run_main("items", "--profile", "vendor", "--party", "counsel", "--group", "EXP", "--format", "json")
     ids = [r["id"] for r in json.loads(result.stdout)["items"]]

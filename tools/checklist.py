@@ -1777,6 +1777,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {terminal_safe(message + hint)}\n")
 
 
+class Once(argparse.Action):
+    """Stores an option's value; the same option given twice is a usage error, as the last would silently win."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("given_once", set())
+        if self.dest in given:
+            raise argparse.ArgumentError(self, "given twice; give it once")
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
 def nonempty(value):
     """An option's value, which may not be empty (an empty one is a usage error)."""
     if not value:
@@ -1794,43 +1805,43 @@ def build_parser():
                "2 could not run as asked. Python 3.8 or later, standard library only.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--file", type=nonempty, help="the checklist (default: README.md next to tools/)")
+    common.add_argument("--file", type=nonempty, action=Once, help="the checklist (default: README.md next to tools/)")
     fmt = argparse.ArgumentParser(add_help=False)
-    fmt.add_argument("--format", choices=("md", "csv", "json"), default="md",
+    fmt.add_argument("--format", choices=("md", "csv", "json"), default="md", action=Once,
                      help="Markdown for people (default), CSV for a spreadsheet, JSON for programs")
     route = argparse.ArgumentParser(add_help=False)
-    route.add_argument("--profile", metavar="KEY", type=nonempty,
+    route.add_argument("--profile", metavar="KEY", type=nonempty, action=Once,
                        help="start from this profile's assumed routing answers")
-    route.add_argument("--answers", metavar="CSV", type=nonempty, help="route with the answers in this CSV (as 'import' "
+    route.add_argument("--answers", metavar="CSV", type=nonempty, action=Once, help="route with the answers in this CSV (as 'import' "
                        "reads it) over those recorded and any profile; nothing is written")
     check_p = sub.add_parser("check", parents=[common], help="check the document; exit 1 on any defect")
     check_p.add_argument("--list-rules", action="store_true", help="list the rule codes and what each checks")
-    check_p.add_argument("--format", choices=("md", "json"), default="md", help="text lines (default) or JSON")
+    check_p.add_argument("--format", choices=("md", "json"), default="md", action=Once, help="text lines (default) or JSON")
     prof = sub.add_parser("profiles", parents=[common, fmt], help="the profiles and their item counts")
-    prof.add_argument("--show", metavar="KEY", type=nonempty, help="one profile's assumed answers, role and first items")
+    prof.add_argument("--show", metavar="KEY", type=nonempty, action=Once, help="one profile's assumed answers, role and first items")
     items = sub.add_parser("items", parents=[common, fmt, route], help="the items that apply, in working order")
     who = items.add_mutually_exclusive_group()
-    who.add_argument("--party", type=nonempty, help="only items this party is accountable for (the first party named)")
-    who.add_argument("--involving", type=nonempty,
+    who.add_argument("--party", type=nonempty, action=Once, help="only items this party is accountable for (the first party named)")
+    who.add_argument("--involving", type=nonempty, action=Once,
                      help="only items that name this party at all, as accountable or contributor")
-    items.add_argument("--stage", type=nonempty, help="only items of this stage")
-    items.add_argument("--group", metavar="PREFIX", type=nonempty,
+    items.add_argument("--stage", type=nonempty, action=Once, help="only items of this stage")
+    items.add_argument("--group", metavar="PREFIX", type=nonempty, action=Once,
                        help="only items of this group, by ID prefix (such as EXP)")
     sub.add_parser("status", parents=[common, fmt, route], help="progress, given the answers recorded so far")
     sub.add_parser("stats", parents=[common, fmt], help="words per item and in all, as rendered")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
-    imp.add_argument("answers", type=nonempty,
+    imp.add_argument("answers", type=nonempty, action=Once,
                      help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
     imp.add_argument("--replace", action="store_true",
                      help="overwrite answers already recorded, each named in its row's 'recorded' cell")
     form = sub.add_parser("form", parents=[common, route], help="one self-contained HTML page to answer the items "
                           "in a browser, with live routing, checks as you type and a CSV that 'import' reads")
     form_who = form.add_mutually_exclusive_group()
-    form_who.add_argument("--party", type=nonempty,
+    form_who.add_argument("--party", type=nonempty, action=Once,
                           help="only items this party is accountable for (routing items always show)")
-    form_who.add_argument("--involving", type=nonempty,
+    form_who.add_argument("--involving", type=nonempty, action=Once,
                           help="only items that name this party at all, as accountable or contributor")
-    form.add_argument("-o", "--output", metavar="FILE", type=nonempty,
+    form.add_argument("-o", "--output", metavar="FILE", type=nonempty, action=Once,
                       help="write the page to FILE (default: standard output)")
     return parser
 
