@@ -3169,6 +3169,19 @@ def h53_a_second_comment_row_is_refused_not_skipped():
 
 
 @test
+def an_answer_typed_beside_the_comment_row_is_refused_not_skipped():
+    """Text beside the export's '#' row (an answer typed in the sheet's first row, which has one cell filled) is
+    refused, as import skips that row; its cells left empty by a spreadsheet ('# ...,,,') are not text, and a comment
+    of one's own split by the separator ('# Bob, 7 May') is skipped whole."""
+    hint = f'"# {cl.SHEET_HINT} Role: lab."'
+    with Sandbox() as box:
+        refused_exactly(box, f"{hint},REQ-3 is two sites\nid,answer\nREQ-4,`none`\n", "1: " + cl.CROWDED_HINT)
+        refused_exactly(box, f",,{hint},,REQ-3 is two sites\nid,answer\nREQ-4,`none`\n", "1: " + cl.CROWDED_HINT)
+        for first in (f"{hint},,,", "# Bob, 7 May"):
+            assert "**Answer:** `none`" in box.accepted(f"{first}\nid,answer\nREQ-4,`none`\n")
+
+
+@test
 def h54_sheets_from_a_copy_or_with_answers_in_a_file_named_oddly_reimport_untouched():
     """An untouched sheet exported from a copy named 'README (1), v2.md', or with --answers 'answers (1).csv' (a
     browser's second download), imports with nothing recorded; a routing answer given in that CSV is in the sheet's

@@ -138,15 +138,16 @@ CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
 
 def csv_rows(text, delimiter, skip=0):
     """The rows read with `delimiter` after the first `skip` lines (blank lines and one '#' row, an export's, before
-    the header skipped too: another '#' row there is refused, as its text would be lost), or (None, []) if its
-    header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading stops after MAX_CSV_ROWS rows
-    or MAX_PROBLEMS problems."""
+    the header skipped too: another '#' row there, or text beside the export's, is refused, as its text would
+    be lost), or (None, []) if its header lacks 'id' or 'answer' (as a person reads the names: header_name). Reading
+    stops after MAX_CSV_ROWS rows or MAX_PROBLEMS problems."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
-    rows, problems, start, header, comments = [], [], 1, None, []
+    rows, problems, start, header, comments, crowded = [], [], 1, None, [], []
     try:
         for row in reader:
             if reader.line_num <= skip or not "".join(row).strip() or comment_row(row):
                 comments += [start] if reader.line_num > skip and comment_row(row) else []
+                crowded += [start] if reader.line_num > skip and crowded_hint(row) else []
                 start = reader.line_num + 1
                 continue
             header = [cell.strip().lower() for cell in row]
@@ -160,6 +161,8 @@ def csv_rows(text, delimiter, skip=0):
         if len(comments) > 1:
             return [], [Problem(comments[1], "a second '#' row, which import would skip: write a comment in an answer "
                                              "cell (a routing item: after its answers and ';'), or delete the row")]
+        if crowded:
+            return [], [Problem(crowded[0], CROWDED_HINT)]
         repeated = sorted({name for name in COLUMN_NAMES + SHEET_COLUMNS if header.count(name) > 1})
         if repeated:
             return [], [Problem(start, f"the header names {' and '.join(repr(r) for r in repeated)} more than once")]
@@ -212,11 +215,22 @@ def csv_rows(text, delimiter, skip=0):
     return rows, problems
 
 
+CROWDED_HINT = ("text beside the export's '#' row, which import skips: type each answer in the 'answer' column of its "
+                "item's row")
+
+
+def crowded_hint(row):
+    """True if an export's '#' row (its cell that starts with SHEET_HINT) has text in another cell too."""
+    filled = [cell.strip() for cell in row if cell.strip()]
+    return len(filled) > 1 and any(cell.startswith("# " + SHEET_HINT) for cell in filled)
+
+
 def comment_row(row):
-    """True if a row before the header is a comment: its first cell starts with '#', or its only filled one does (an
-    export's '#' row after its columns were moved)."""
-    filled = [cell for cell in row if cell.strip()]
-    return bool(row) and row[0].lstrip().startswith("#") or len(filled) == 1 and filled[0].lstrip().startswith("#")
+    """True if a row before the header is a comment: its first cell starts with '#', or its only filled one does, or
+    one starts as an export's '#' row does (that row, after its columns were moved)."""
+    filled = [cell.strip() for cell in row if cell.strip()]
+    return bool(row) and row[0].lstrip().startswith("#") or len(filled) == 1 and filled[0].startswith("#") or \
+        any(cell.startswith("# " + SHEET_HINT) for cell in filled)
 
 
 def long_cell(limit):
