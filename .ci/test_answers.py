@@ -2709,7 +2709,7 @@ def h22_a_value_given_for_a_password_pin_code_or_key_is_refused_whatever_its_sha
         f"'hav\u2026' (9 characters) near 'pass' looks like a password or key; {cl.CONFIDENTIAL} (a name or number "
         "that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
     quick(lambda: [cl.text_problems(line) for line in ("x " + "[" * 1990, "password " * 220, "door 1 " * 280,
-                                                        "a / " * 490, "use " * 490, "is " * 660)], 0.3)
+                                                        "a / " * 490, "use " * 490, "is " * 660)], 0.6)
 
 
 @test

@@ -430,11 +430,11 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
                             r"dem|du|de|au|aux|pour|para|por|pentru|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
@@ -545,9 +545,10 @@ NIP_TAX = re.compile(r"(?<![^\W_])(?:NIP|REGON|KRS)(?:\s+[^\W\d_]+)?\s*:?\s*(?P<
 HOURS_WORD = re.compile(r"(?<![^\W_])(?:open\w*|hours?|ouvert\w*|ge(?:\u00f6|oe)ffnet|\u00f6ffnungszeit\w*|abiert\w*|"
                         r"apert\w*|aberto|geopend|\u00f6ppe\w*|otwart\w*|a(?:\u00e7|c)(?:\u0131|i)k|uhr|horaire\w*|horario\w*|"
                         r"orari\w*)(?![^\W_])", re.I)
-# An entry in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025'): a pointer
+# An entry or vault in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025',
+# '1Password vault 5G-Lab'): a pointer
 VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwarden|lastpass|dashlane|cyberark|keychain|"
-                         r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis)\s*[:#]?\s*"
+                         r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis|vault|collection|folder)\s*[:#]?\s*"
                          r"[\"'\u201c\u2018]?[^\s\"'\u201d\u2019,;]+", re.I)
 # An account's name after the word ('Test account \'test01\'', 'user ops01'): a name, not a password near its word
 ACCOUNT_NAMED = re.compile(r"(?<![^\W_])(?:[Aa]ccounts?|[Uu]sers?|[Uu]ser\s?names?|[Kk]onto|[Cc]ompte|[Uu]suario|[Cc]uenta|"
@@ -827,7 +828,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|b(
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -873,8 +874,9 @@ CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
 COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a combination's numbers
-# A number typed on a keypad ('composer 48213 sur le clavier') or given to acknowledge or open ('Alarm mit 93751
-# quittieren'): a code's number, whatever word names it
+# A number typed on a keypad ('composer 48213 sur le clavier'), given to acknowledge or open ('Alarm mit 93751
+# quittieren'), pressed ('7702 basyň', '0846-ро пахш кунед') or that gets one in ('7731 gets you into the comms room'): a
+# code's number, whatever word names it
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
                     r"candado|lucchetto|cadeado|tastenfeld|"
@@ -882,7 +884,10 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])mit\s+(?P<number>[0-9]{3,10}[#*]?)\s+(?P<name>quittier\w*|best(?:\u00e4|ae)tig\w*|"
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
-                    r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I))
+                    r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I),
+         re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>basy\w*|\u043fax\u0448\w*|"
+                    r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+in(?:to)?)(?![^\W_])",
+                    re.I))
 # Single digits typed in turn near an intruder alarm's, a door's, a gate's or a lock's name, in any language
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
@@ -907,13 +912,18 @@ NUMBER_FIRST = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)(?:\s*[(\u
                           r"a|de|het|den|det|un|una|ein|eine)\s+)?(?P<name>[^\s,;()]+)", re.I)
 NUMBER_THEN_CODE = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)\s+(?P<name>kod(?:u|uyla)|k(?:\u00f3|o)ddal)"
                               r"(?:\s+il(?:\u0259|e))?(?![^\W_])", re.I)
+# A number that starts a clause whose words then name a code, in any language that borrows the word ('6619 — yzky
+# derwezäniň kody', '4477 bụ koodu ọnụ ụzọ azụ', '9012 yikhowudi yesango'): number_before_code()
+LEADING_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.;!?\u0964\u1362\u06d4])\s+)\W{0,3}(?P<number>[0-9]{4,8})(?![\w/.,-])"
+                            r"(?P<rest>[^.;!?\n\u0964\u1362\u06d4]{0,60})")
+CODE_STEM = re.compile(r"(?<![^\W_])(?:k(?:o|\u00f2|\u00f3|oo)d|kaody|pa\u043c\u0437|Pa\u043c\u0437|\u0995'\u09a1|\u0995\u09cb\u09a1|\u0b15\u0b4b\u0b21|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u06a9\u06c6\u062f|\u06a9\u0648\u062f|\u05e7\u05d0\u05d3|\u05e7\u05d5\u05d3|\u043ao\u0434|Ko\u0434|\u0a95\u0acb\u0aa1|\u0a15\u0a21|\u0c15\u0c21|\u0d15\u0d4b\u0d21|\u0915\u094b\u0921|\u06a9\u062f|\u06a9\u0648\u0688|\u056fn\u0564|\u053fn\u0564|\u0d9a\u0dda\u0dad|\u1780\u178a|\u10d9\u10dd\u10d3|\u1c99\u10dd\u10d3|\u0e23\u0e2b\u0e2a)|khowudi", re.I)
 CODE_SUFFIX = re.compile(r"cod|kod|k\u00f3d|koodi|kode|[k\u043a][o\u043e]\u0434|pin|combina|kombina", re.I)
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
                        r"zdrojov\w*|pocztow\w*|fiscal\w*|\u012fmon\w*|pvm|delatnost\w*|[b\u0432]\u044d\u0434|\u0448yy\u0434a\u043d|\u0428yy\u0434a\u043d\w*|\u0939\u0932\u093e\u0915|\u0637\u0631\u062d|\u067e\u0631\u0648\u0698\u0647|qr|bar|proje[ck]t\w*|proyecto|progetto|projet|cost|budget|tariff|tax|vat|naics|sic|cpv|cnae|nace|"
-                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
+                       r"ateco|pkd|hs|taric|ean|gtin|iban|bic|swift|sku|posta|po\u00e7ta|\u09a1\u09be\u0995|\u0b21\u0b3e\u0b15|\u0688\u0627\u06a9|\u00fclke|pos|b\u01b0u|caen|cig|cup|nc|customs|douan\w*|"
                        r"doganal\w*|aduan\w*|zoll\w*|mcc|mnc|plmn|lac|expediente|licitaci(?:\u00f3|o)n|l(?:\u00ed|i)nea|asl|\u10e1\u10d0\u10d8\u10d3\u10d4\u10dc\u10e2\u10d8\u10e4\u10d8\u10d9\u10d0\u10ea\u10d8\u10dd|"
                        r"\u03c3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03a3\u03c6\u03ac\u03bb\u03bca\u03c4o\u03c2|\u03c3\u03c6\u03ac\u03bb\u03bca|\u03a3\u03c6\u03ac\u03bb\u03bca|\u03c0e\u03bb\u03ac\u03c4\u03b7|\u03a0e\u03bb\u03ac\u03c4\u03b7|\u03c0po\u03ca\u03ccn\u03c4o\u03c2|\u03a0po\u03ca\u03ccn\u03c4o\u03c2|\u03adp\u03b3o\u03c5|\u0388p\u03b3o\u03c5|\u03c4a\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|Ta\u03c7\u03c5\u03b4po\u03bci\u03ba\u03cc\u03c2|\u05e9\u05d2\u05d9\u05d0\u05d4|\u05de\u05d5\u05e6\u05e8|\u05dc\u05e7\u05d5\u05d7|\u05e4\u05e8\u05d5\u05d9\u05e7\u05d8|l\u1ed7i|L\u1ed7i|nh\u00e2n\s+vi\u00ean|Nh\u00e2n\s+vi\u00ean|tr\u1ea1m|Tr\u1ea1m|s\u1ea3n\s+ph\u1ea9m|S\u1ea3n\s+ph\u1ea9m|kh\u00e1ch\s+h\u00e0ng|Kh\u00e1ch\s+h\u00e0ng|d\u1ef1\s+\u00e1n|D\u1ef1\s+\u00e1n|b\u01b0u\s+ch\u00ednh|B\u01b0u\s+ch\u00ednh|ralat|Ralat|kesalahan|Kesalahan|proyek|Proyek|projek|Projek|produk|Produk|pelanggan|Pelanggan|pegawai|Pegawai|karyawan|Karyawan|pekerja|Pekerja|hata|Hata|hatasi|Hatasi|\u00fcr\u00fcn|\u00dcr\u00fcn|m\u00fc\u015fteri|M\u00fc\u015fteri|personel|Personel|gre\u0161ke|Gre\u0161ke|gre\u0161ka|Gre\u0161ka|gre\u0161aka|Gre\u0161aka|rpe\u0448\u043aa|\u0413pe\u0448\u043aa|rpe\u0448\u043a\u0438|\u0413pe\u0448\u043a\u0438|\u043fpoe\u043a\u0442a|\u041fpoe\u043a\u0442a|\u043fpo\u0434y\u043a\u0442a|\u041fpo\u0434y\u043a\u0442a|\u043a\u043b\u0438e\u043d\u0442a|K\u043b\u0438e\u043d\u0442a|c\u043by\u0436\u0438\u0442e\u043b|C\u043by\u0436\u0438\u0442e\u043b|\u043fo\u0449e\u043dc\u043a\u0438|\u041fo\u0449e\u043dc\u043a\u0438|\u043fo\u043c\u0438\u043b\u043a\u0438|\u041fo\u043c\u0438\u043b\u043a\u0438|\u043fo\u043c\u0438\u043b\u043aa|\u041fo\u043c\u0438\u043b\u043aa|\u043a\u043bie\u043d\u0442a|K\u043bie\u043d\u0442a|\u043fpa\u0446i\u0432\u043d\u0438\u043aa|\u041fpa\u0446i\u0432\u043d\u0438\u043aa|\u043fo\u0448\u0442o\u0432\u0438\u0439|\u041fo\u0448\u0442o\u0432\u0438\u0439|e\u0434p\u043foy|\u0404\u0434p\u043foy|\u0404\u0414P\u041fO\u0423|E\u0434p\u043foy|klaidos|Klaidos|kliento|Kliento|darbuotojo|Darbuotojo|pa\u0161to|Pa\u0161to|projekto|Projekto|\u062e\u0637\u0627|\u067e\u0631\u0648\u0698\u0647|\u0645\u062d\u0635\u0648\u0644|\u0645\u0634\u062a\u0631\u06cc|\u06a9\u0627\u0631\u0645\u0646\u062f|\u067e\u0633\u062a\u06cc|erro|Erro|produto|Produto|cliente|Cliente|funcion\u00e1rio|Funcion\u00e1rio|barcode|Barcode|barcodes|Barcodes)(?![^\W_])|\u0e1e\u0e19\u0e01\u0e07\u0e32\u0e19|\u0e44\u0e1b\u0e23\u0e29\u0e13\u0e22|\u0e02\u0e2d\u0e1c\u0e14\u0e1e\u0e25\u0e32\u0e14|\u0e1c\u0e25\u0e15\u0e20\u0e13\u0e11|\u0e25\u0e01\u0e04\u0e32|\u0e2a\u0e19\u0e04\u0e32|\u0e42\u0e04\u0e23\u0e07\u0e01\u0e32\u0e23", re.I)
 CLOCK_LOCK = re.compile(r"(?<![^\W_])(?:ptp|gnss|gps|pll|phase|frequency|clock|sync|timing|carrier|signal)[\s-]$",
@@ -925,7 +935,8 @@ CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{3,7}[A-D]|[0-9]{2,5
 # Where a sentence ends: not after an initial ('P.I.N. 4071')
 SENTENCE_END = re.compile(r"(?<=[.!?;])(?<![\s.][^\W\d_]\.)(?<!^[^\W\d_]\.)\s+(?=\S)|(?<=[\u3002\uff01\uff1f])")
 CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9])|"
-                        r"(?<=[0-9])(?=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")   # 'コードは2609': no word joins them
+                        r"(?<=[0-9])(?=[\u0620-\u064a\u066e-\u06d3\u06d5\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")
+# ('コードは2609', '2753یە': no word joins them)
 CODE_CLAUSE_END = re.compile(r"[;\n\u0589\u0964\u0965\u1362\u17d4]|\.(?:\s|$)")   # and Armenian, Indic, Ethiopic, Khmer stops
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
@@ -1263,14 +1274,18 @@ def substance(text):
     return LINK_SHELL.sub("", "".join(c for c in text if not (c.isspace() or blank(c))))
 
 
+# Xhosa's and Zulu's prefixes joined to a number by a hyphen ('ngu-7315', 'u-2604'): read apart
+NUMBER_PREFIX = re.compile(r"(?<![^\W_])(ngu|ngo|ngama|nge|u|ku|ka|yi)-(?=[0-9])")
+
+
 def scanned(text):
     """The text as the secret scan reads it: NFKC, with letters that look Latin read as Latin (LOOKALIKES); without
     blank characters (whitespace kept), HTML entities, Markdown emphasis and code marks, the backslashes of Markdown
-    escapes, hex prefixes, or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
+    escapes, hex prefixes, a prefix's hyphen before a number (NUMBER_PREFIX), or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
     text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace()
                          else m.group().translate(LOOKALIKES), unicodedata.normalize("NFKC", text))
     text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
-    text = HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))
+    text = NUMBER_PREFIX.sub(r"\1 ", HEX_PREFIX.sub("", MD_ESCAPE.sub("", text)))
     return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
 
 
@@ -1644,16 +1659,21 @@ def secret_kind(text):
     return None
 
 
-# Keys pressed in turn ('5-1-9-4') and a list of recovery codes ('3308-6612, 9021-4457'): a code's digits, whatever
-# words name them, in any language (not a list of years: '2024-2025, 2025-2026')
+# Keys pressed in turn ('5-1-9-4'), a number and then a key ('6157 then OFF'), and a list of recovery codes
+# ('3308-6612, 9021-4457', or three or more as '5521 8830'): a code's digits, whatever words name them, in any language
+# (not a list of years: '2024-2025, 2025-2026')
 KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]|-[0-9])")
-CODE_LIST = re.compile(r"(?<![\w-])[0-9]{4}-[0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4}-[0-9]{4})+(?![\w-])")
+KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,3}?[\s,]+"
+                       r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
+CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4}-[0-9]{4})+|"
+                       r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,})(?![\w-])")
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
                               r"article|art\.|step|rule|level|tier|grade)\s*$", re.I)
 NUMBERING_REACH = 16
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
+KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF or ENTER)"
 CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
 
 
@@ -1687,6 +1707,8 @@ def unlabelled_kind(text):
     if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
            for m in KEYPAD_RUN.finditer(text)):
         return KEYPAD_KIND
+    if any(not LIST_YEAR.fullmatch(m.group("number")) for m in KEY_AFTER.finditer(text)):
+        return KEY_AFTER_KIND
     if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
         return CODE_LIST_KIND
     return None
@@ -1775,7 +1797,8 @@ def number_before_code(text):
     """A number followed by a code's name in the instrumental (NUMBER_THEN_CODE: '2580 koduyla'), or that a verb, a dash
     or a bracket gives a door's, lock's or safe's code after it (NUMBER_FIRST: '4711 ist der
     Türcode', "4711 c'est le code de la porte", '4711 (Türcode Hintereingang)'), as (number, name), or None: the name
-    says it is a code (CODE_SUFFIX), or is a code's generic name and a door's, lock's or safe's name follows."""
+    says it is a code (CODE_SUFFIX), or is a code's generic name and a door's, lock's or safe's name follows; or a number
+    that starts a clause naming a code (LEADING_NUMBER, CODE_STEM), but a year, a kind of code or a document's numbering."""
     text = schedule_blanked(phone_blanked(text))
     for m in NUMBER_THEN_CODE.finditer(text):         # '2580 koduyla', 'a 4417 kóddal'
         if not (CODE_YEAR.fullmatch(m.group("number")) or
@@ -1792,6 +1815,11 @@ def number_before_code(text):
                           if w.group().lower() not in ("code", "codes")), None)
             if place:
                 return m.group("number"), name
+    for m in LEADING_NUMBER.finditer(text):
+        stem = CODE_STEM.search(m.group("rest"))
+        if stem and not CODE_YEAR.fullmatch(m.group("number")) and not CODE_KIND.search(m.group("rest")) and \
+                not NUMBERING_BEFORE.search(text, max(0, m.start("number") - NUMBERING_REACH), m.start("number")):
+            return m.group("number"), stem.group()
     return None
 
 
@@ -1849,6 +1877,8 @@ def bound_value(text):
                                                                             m.start())):
             continue
         at += len(CLOSING_QUOTE.match(text, at).group())   # 'password": "Tahini"' (JSON)
+        if m.start() and text[m.start() - 1] in "([" and text[at:at + 1] in ")]":
+            at += 1                                   # 'IPsec key (PSK): X', the name in brackets
         if bare_key and not (("secret" in name and (LABEL_EQUALS.match(text, at) or
                                                     USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                        m.start()))) or
