@@ -1083,12 +1083,14 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 # An answer that only puts the answer off, refused on an item that takes free text ('pending', 'TBD', 'to be
 # confirmed', 'n/a', '?'), in any case, with punctuation and spaces around it (a routing item declares its own
 # `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
-# (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A') or a
+# (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A'; Google
+# Sheets' '#ERROR!', LibreOffice's 'Err:508', and localised ones: '#WERT!', '#¡VALOR!', '#NV', '#N/D') or a
 # missing value as a program writes it ('nan', 'null'), a template's prompt ('Type your answer here'), and a
 # bracketed template ('[answer here]', '<answer>')
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
                      r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
-                     r"connect!|unknown!|getting_data)|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
+                     r"connect!|unknown!|getting_data)|#[\W_]?[a-z\u00c0-\u00ff]{1,12}(?:/[a-z0-9]{1,4})?[!?]|#n/[a-z]|#nv|"
+                     r"err:[0-9]{3}|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
                      r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
                      r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
