@@ -793,7 +793,7 @@ def d15_a_huge_csv_stops_early_in_bounded_memory():
                 _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.WEXITSTATUS(status)
             err = proc.stderr.read().decode()
-        assert proc.returncode == 1 and "big.csv:10002: more than 10,000 rows" in err, err[-300:]
+        assert proc.returncode == 1 and "big.csv: more than 1,048,576 lines" in err, err[-300:]
         assert usage.ru_maxrss < 200 * 1024, f"{usage.ru_maxrss // 1024} MB"      # ru_maxrss is in KiB on Linux
 
 
@@ -3340,3 +3340,15 @@ def h56_a_spreadsheets_error_value_in_any_program_or_language_is_no_answer():
     for value in ("#ERROR!", "Err:508", "Err:502", "#WERT!", "#\u00a1VALOR!", "#NV", "#N/D", "#N\u00daM!", "#DEEL/0!"):
         refuse(f"id,answer\nREQ-3,{value}\n", f"REQ-3: '{value}' is no answer: leave the cell empty until it is known")
     accepted_as_text("#1 priority is the core", "Err:508 seen in the OMC log on 3 May", "#urgent")
+
+
+@test
+def h56_a_sheets_empty_rows_are_dropped_at_once_and_a_million_lines_refused():
+    """A sheet saved with ',' down to its last row (a million empty rows) imports its answers in a fraction of a second
+    (row by row, 16 MiB of them took 11 s); more lines than a spreadsheet's 1,048,576 rows are refused at once."""
+    with Sandbox() as box:
+        path = box.csv("id,answer\nREQ-3,12 sites\n" + ",,\n" * 1_000_000 + "\n" * 1_000_000)
+        result = quick(lambda: box.run("import", path), 0.5)
+        assert result.returncode == 0 and "recorded 1 answer: REQ-3" in result.stdout, result
+        refused_exactly(box, "id,answer\n" + "\n" * cl.MAX_CSV_LINES + "REQ-4,`none`\n",
+                        " more than 1,048,576 lines, more rows than a spreadsheet holds: delete the empty ones")

@@ -790,6 +790,7 @@ CSV_CORPUS = [
     'id,answer\nREQ-3,"a, b"\n', "id;answer\nREQ-3;a\n", "id\tanswer\nREQ-3\ta\n", "# x, y\nid,answer\nREQ-3,a\n",
     '"# x, y",,\nid,answer\nREQ-3,a\n', "\"# Type answers in the 'answer' column; import reads no other.\",REQ-3 is 4\nid,answer\nREQ-3,a\n",
     "\n\nid,answer\nREQ-3,a\n", " , \n# x\n\nid;answer\nREQ-3;a\n", "\ufeff\r\nid,answer\r\nREQ-3,#SPILL!\r\n", "id,answer\nREQ-3,#ERROR!\nREQ-4,Err:508\nREQ-6,#WERT!\n",
+    "id,answer\nREQ-3,a\n,,\n;\n \n|\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",
     "id,ask,form,unblocks,answer\nREQ-3,a,b,c,x\n", "id,ask,form,unblocks,was,answer\nREQ-3,a,b,c,,x\n",
     "answer,id\na,REQ-3\n", "id,answer\nREQ-3,a,b\n", 'id,answer\nREQ-3,"unterminated\n', 'id,answer\nREQ-3,"a"x\n',
     "foo,bar\n1,2\n", "id,answer,id\n", "\ufeffid,answer\r\nREQ-3,a\r\n", "id,answer\n\n\nREQ-3,a\n,\n",

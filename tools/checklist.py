@@ -94,6 +94,10 @@ def read_csv(path):
         return [], [Problem(raw[:e.start].count(b"\n") + 1, "not UTF-8 text: save the sheet as 'CSV UTF-8'")]
     if "\x00" in text:
         return [], [Problem(text[:text.index("\x00")].count("\n") + 1, "not a CSV file (it holds binary data)")]
+    text = without_empty_tail(text)
+    if text.count("\n") > MAX_CSV_LINES:
+        return [], [Problem(0, f"more than {MAX_CSV_LINES:,} lines, more rows than a spreadsheet holds: delete the "
+                               "empty ones")]
     named = EXCEL_SEPARATOR.match(text)
     for delimiter in (named.group(1),) if named else (",", ";", "\t"):
         rows, problems = csv_rows(text, delimiter, skip=1 if named else 0)
@@ -101,6 +105,17 @@ def read_csv(path):
             return rows, problems
     return [], [Problem(1 + bool(named), "no 'id' and 'answer' columns in the header line (export one with: "
                                          "items --format csv)")]
+
+
+# What a sheet's empty rows at its end hold: blanks and separators (Excel can save ',,,' down to its last row)
+EMPTY_TAIL = " \t\r\n,;|"
+
+
+def without_empty_tail(text):
+    """The text without the lines at its end that hold only blanks and separators (EMPTY_TAIL), in linear time: they
+    hold no answer, and reading a million of them row by row took seconds."""
+    end = text.find("\n", len(text.rstrip(EMPTY_TAIL)))
+    return text if end < 0 else text[:end + 1]
 
 
 # Excel's first line that names the separator: 'sep=;' (any of , ; TAB |)
@@ -1579,7 +1594,7 @@ def form_data(doc, args):
             "void": {iid: it.ask for iid, it in doc.items.items() if it.void},
             "context": outside_context(doc),
             "limits": {"max_answer_chars": MAX_ANSWER_CHARS, "max_csv_bytes": MAX_CSV_BYTES,
-                       "max_csv_rows": MAX_CSV_ROWS, "max_problems": MAX_PROBLEMS,
+                       "max_csv_rows": MAX_CSV_ROWS, "max_csv_lines": MAX_CSV_LINES, "max_problems": MAX_PROBLEMS,
                        "first_items": FIRST_ITEMS, "max_problems_shown": MAX_PROBLEMS_SHOWN,
                        "id_shown": ID_SHOWN, "id_cut": ID_CUT},
             "lookalikes": FOLDED,

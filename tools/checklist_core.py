@@ -37,6 +37,7 @@ MAX_ANSWER_CHARS = 2000
 MAX_CSV_BYTES = 16 * 1024 * 1024
 MAX_DOC_BYTES = 4 * 1024 * 1024                # the checklist itself is about 0.2 MiB
 MAX_CSV_ROWS = 10_000
+MAX_CSV_LINES = 1_048_576              # a spreadsheet's rows, after the empty ones at the end are dropped
 FIFO_WAIT = 10                         # seconds a CSV that is a FIFO may take to give its data
 FIFO_DEADLINE = 30                     # seconds a CSV that is a FIFO may take in all (a trickle)
 MAX_NESTING = 50
