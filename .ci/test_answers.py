@@ -3352,3 +3352,23 @@ def h56_a_sheets_empty_rows_are_dropped_at_once_and_a_million_lines_refused():
         assert result.returncode == 0 and "recorded 1 answer: REQ-3" in result.stdout, result
         refused_exactly(box, "id,answer\n" + "\n" * cl.MAX_CSV_LINES + "REQ-4,`none`\n",
                         " more than 1,048,576 lines, more rows than a spreadsheet holds: delete the empty ones")
+
+
+@test
+def h56_views_never_copy_a_secret_that_another_problem_hid():
+    """A hand-written Answer holding a door code with an invisible character, a variation selector or a lone carriage
+    return in it, or over 2,000 characters, failed check for that alone: the views warned and copied the code. Now
+    they refuse such an answer as they refuse a secret (the long one unjudged), naming it and printing nothing."""
+    lines = FIXTURE.split("\n")
+    k = next(n for n, text in enumerate(lines) if text.startswith('- [ ] <a id="req-3"></a>'))
+    lines[k] = lines[k].replace("- [ ]", "- [x]", 1)
+    end = next(n for n in range(k + 1, len(lines)) if not lines[n].startswith("  "))
+    for answer, message in (("door code 5829\u200b for the server room", "'5\u2026' (4 characters) near 'door code'"),
+                            ("door code 5829\ufe0f", "'5\u2026' (4 characters) near 'door code'"),
+                            ("door code 5829\r for the server room", "'5\u2026' (4 characters) near 'door code'"),
+                            ("door code 5829 " + "x " * 1000, cl.UNJUDGED)):
+        with Sandbox("\n".join(lines[:end] + ["  - **Answer:** " + answer] + lines[end:])) as box:
+            for view in (("items", "--format", "csv"), ("status",), ("form",)):
+                result = box.run(*view)
+                assert result.returncode == 1 and "5829" not in result.stdout + result.stderr, (view, result)
+                assert f"README.md:{end + 1}: [answer] REQ-3: {message}" in result.stderr, (view, result.stderr)

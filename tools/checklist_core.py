@@ -906,6 +906,25 @@ def math_markup(text):
         any(LATEX_COMMAND.search(m.group(1)) for m in MATH.finditer(text))
 
 
+def secret_problem(text):
+    """The refusal of a text that seems to hold secret material (secret_found), naming the token by its start, or None."""
+    found = secret_found(text)
+    if not found:
+        return None
+    what, token, label = found
+    token, label = (as_typed(token, text) if token else token), (as_typed(label, text) if label else label)
+    if what == PASSWORD_SHAPED:
+        return f"{masked(token)} looks like a password; {CONFIDENTIAL}"
+    if what == NEAR_CREDENTIAL:                       # a name spelled with digits or symbols may be the password
+        letters = "".join(c for c in label if unicodedata.category(c)[0] != "M")   # 'कोड', its vowel sign apart
+        near = f"near '{shown(label)}'" if WORDS_ONLY.fullmatch(letters) else "near a password's name"
+        return (f"{masked(token)} {near} looks like a password or key; {CONFIDENTIAL} "
+                "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')")
+    if token:
+        return f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"
+    return f"this looks like {what}; {CONFIDENTIAL}"
+
+
 def text_problems(value):
     """Why a recorded or imported answer's text is not acceptable (the same rules for both); its length is counted as it
     is recorded (NFC)."""
@@ -923,20 +942,9 @@ def text_problems(value):
         return ["the answer is empty"]
     if not LETTER_OR_DIGIT.search(text):
         return ["the answer has no letter or digit; write it in words"]
-    found = secret_found(text)
-    if found:
-        what, token, label = found
-        token, label = (as_typed(token, text) if token else token), (as_typed(label, text) if label else label)
-        if what == PASSWORD_SHAPED:
-            return [f"{masked(token)} looks like a password; {CONFIDENTIAL}"]
-        if what == NEAR_CREDENTIAL:                   # a name spelled with digits or symbols may be the password
-            letters = "".join(c for c in label if unicodedata.category(c)[0] != "M")   # 'कोड', its vowel sign apart
-            near = f"near '{shown(label)}'" if WORDS_ONLY.fullmatch(letters) else "near a password's name"
-            return [f"{masked(token)} {near} looks like a password or key; {CONFIDENTIAL} "
-                    "(a name or number that is no secret: say so in other words, as 'Ubuntu 22' or 'rotated yearly')"]
-        if token:
-            return [f"{masked(token)} after '{shown(label)}' looks like a password; {CONFIDENTIAL}"]
-        return [f"this looks like {what}; {CONFIDENTIAL}"]
+    secret = secret_problem(text)
+    if secret:
+        return [secret]
     problems = []
     if text.startswith(FORMULA_START) and not PHONE_START.match(text):
         problems.append(f"the answer starts with '{text[0]}', which a spreadsheet runs as a formula; "
@@ -1335,13 +1343,25 @@ def recorded_answers(doc):
 
 def recorded_secrets(doc):
     """The answer rule's defects for recorded answers that give a secret (text_problems' messages that send it to a
-    confidential channel): the views refuse to copy such a file."""
+    confidential channel), also where another problem came first: an invisible character or a line break (judged
+    without them), or a length over MAX_ANSWER_CHARS (not judged: UNJUDGED). The views refuse to copy such a file."""
     for item in doc.items.values():
         if "Answer" in item.fields:
             value, line = item.fields["Answer"]
-            message = next((m for m in text_problems(value) if CONFIDENTIAL in m), None)
+            problems = text_problems(value)
+            message = next((m for m in problems if CONFIDENTIAL in m), None)
+            if not message and problems and max(len(value), len(unicodedata.normalize("NFC", value))) > MAX_ANSWER_CHARS:
+                message = UNJUDGED
+            elif not message and problems and (hidden_characters(value) or LINE_BREAK.search(value)):
+                hidden = set(hidden_characters(value))
+                seen = LINE_BREAK.sub(" ", "".join(c for c in value if c not in hidden)).strip()
+                message = seen and secret_problem(seen)
             if message:
                 yield Defect(line, "answer", f"{item.id}: {message}")
+
+
+UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more than is judged for secret material, "
+            "so it is not copied")
 
 
 @rule("secret: a line looks like key material")
