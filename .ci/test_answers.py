@@ -993,11 +993,13 @@ def e08_form_never_overwrites_the_checklist_its_answers_or_another_file():
         answers = box.csv("id,answer\nREQ-3,12 sites\n")
         notes = box.dir / "notes.txt"
         notes.write_text("mine", encoding="utf-8")
+        saved = box.csv("\ufeffid,answer\nREQ-4,`none`\n", "counsel-answers.html")   # a CSV under a page's name (H56)
         (box.dir / "page.html").symlink_to("README.md")
-        before = {path: path.read_bytes() for path in (box.doc, answers, notes)}
+        before = {path: path.read_bytes() for path in (box.doc, answers, notes, saved)}
         for target, message in ((box.doc, "README.md is the checklist"), ("page.html", "page.html is the checklist"),
                                 ("./answers.csv", "answers.csv is the --answers CSV"),
-                                (notes, "notes.txt exists and is not an .html or .htm page")):
+                                (notes, "notes.txt exists and is not an .html or .htm page"),
+                                (saved, "counsel-answers.html exists and is not an .html or .htm page")):
             result = box.run("form", "--answers", answers, "-o", target)
             assert result.returncode == 2 and message in result.stderr, (target, result)
         assert all(path.read_bytes() == data for path, data in before.items())
