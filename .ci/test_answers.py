@@ -1487,7 +1487,7 @@ def g12_views_end_quietly_when_their_output_cannot_be_written():
 def g13_form_writes_its_page_whole_or_not_at_all():
     with Sandbox() as box:
         page = box.dir / "page.html"
-        page.write_text("an older page", encoding="utf-8")
+        page.write_text("<!DOCTYPE html>an older page", encoding="utf-8")
         page.chmod(0o640)
         fsync = os.fsync
 
@@ -1499,7 +1499,7 @@ def g13_form_writes_its_page_whole_or_not_at_all():
         finally:
             os.fsync = fsync
         assert (result.returncode, result.stderr) == (2, f"{page}: cannot write: No space left on device\n")
-        assert page.read_text(encoding="utf-8") == "an older page"
+        assert page.read_text(encoding="utf-8") == "<!DOCTYPE html>an older page"
         assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "page.html"], "a temporary file was left"
         assert box.run("form", "-o", page).returncode == 0 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
         assert page.stat().st_mode & 0o777 == 0o640
