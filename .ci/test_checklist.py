@@ -102,6 +102,8 @@ ONE_DEFECT = [
     ("html_comment", "used by the tests.", "used by the tests. <!-- not for buyers -->", "hidden-text", "<!--"),
     ("lone_carriage_return", "used by the tests.", "used by the tests.\r  - **Answer:** forged", "line-ending",
      "used by the tests."),
+    ("invisible_character", "used by the tests.", "used by the tests,\u202e the reversed\u200b part.",
+     "invisible-character", "the reversed"),
     ("control_character", "used by the tests.", "used by the tests.\x1b]0;pwned\x07 and \x00", "control-character",
      "used by the tests."),
     ("heading_without_blank_line_before", LAST_REQ + "\n### Licence", LAST_REQ + "### Licence",

@@ -1210,6 +1210,21 @@ def control_characters(doc):
             yield Defect(n, "control-character", f"a control character ({codes}) in the line; delete it")
 
 
+@rule("invisible-character: a line holds an invisible, direction or separator character (U+200B, U+202E, U+2028 and "
+      "the like), which hides or reorders text")
+def invisible_characters(doc):
+    """No line but a recorded Answer (the answer rule judges those) holds a character that shows nothing or reorders
+    the text around it, as import refuses in answers (hidden_characters; tabs and control characters have rules of
+    their own)."""
+    answers = {item.fields["Answer"][1] for item in doc.items.values() if "Answer" in item.fields}
+    for n, line in enumerate(doc.lines, 1):
+        found = [c for c in hidden_characters(line) if c != "\t" and not CONTROL_CHARACTER.match(c)] \
+            if n not in answers and not line.isascii() else []
+        if found:
+            codes = ", ".join(f"U+{ord(c):04X}" for c in found[:3])
+            yield Defect(n, "invisible-character", f"an invisible character ({codes}) in the line; delete it")
+
+
 @rule("hidden-text: an HTML comment hides text from readers")
 def hidden_text(doc):
     """No HTML comment (outside code, which shows it) hides text from readers."""
