@@ -3374,3 +3374,20 @@ def h56_views_never_copy_a_secret_that_another_problem_hid():
                 result = box.run(*view)
                 assert result.returncode == 1 and "5829" not in result.stdout + result.stderr, (view, result)
                 assert f"README.md:{end + 1}: [answer] REQ-3: {message}" in result.stderr, (view, result.stderr)
+
+
+@test
+def h56_a_short_column_pasted_into_answer_is_refused_not_recorded():
+    """The 'from', 'party' or 'stage' column pasted into 'answer' (50 rows of 'requester') was recorded; three rows or
+    more whose answer each repeats its own row's From, party or stage are refused, while one such answer, a routing
+    item's declared one ('requester' for REQ-8) among them, is recorded."""
+    with Sandbox(shipped_readme()) as box:
+        sheet = run_main("items", "--profile", "lab", "--format", "csv", "--file", box.doc).stdout
+        rows = list(csv.DictReader(io.StringIO(sheet.lstrip("\ufeff").split("\n", 1)[1])))
+        text_rows = [r for r in rows if not cl.parse(box.doc.read_text(encoding="utf-8")).items[r["id"]].declared][:4]
+        for column in ("from", "party", "stage"):
+            pasted = "id,answer\n" + "".join(f"{r['id']},{r[column]}\n" for r in text_rows)
+            message = box.refused(pasted, f"the answer cell holds the row's own '{column}' text, as 4 rows do")
+            assert message.count("a column pasted into 'answer'") == 4, message
+        first = text_rows[0]
+        assert f"**Answer:** {first['from']}" in box.accepted(f"id,answer\n{first['id']},{first['from']}\nREQ-8,`requester`\n")

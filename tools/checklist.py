@@ -298,8 +298,10 @@ def known_rows(doc, rows):
     (an unknown one is shown cut short if it may be a key: id_shown), and so is a row with no answer whose 'recorded'
     cell (read-only) holds one where none is recorded: an answer typed in the wrong column. (Where one is recorded, a
     different cell is what a sheet returned late holds, or an edit: its blank row records nothing, and import says so:
-    left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost."""
-    seen, found, problems, plain = {}, [], [], link_rewriter(doc, name=SHEET_NAME)
+    left_out.) So is a cell of another column that no export writes (edited_column): its text would be lost; and an
+    answer that repeats its row's own text (own_text), another item's longer text (sheet_texts), or, in PASTED_ROWS
+    rows or more, its row's own From, party or stage (own_echo: a column pasted into 'answer')."""
+    seen, found, problems, plain, echoes = {}, [], [], link_rewriter(doc, name=SHEET_NAME), []
     others = None                                     # sheet_texts, read when a row has an answer
     for line, raw_id, cell, recorded, sheet in rows:
         if len(problems) > MAX_PROBLEMS:
@@ -328,10 +330,14 @@ def known_rows(doc, rows):
             elif key and key in others:
                 problems.append(Problem(line, OTHER_TEXT_MESSAGE.format(iid, others[key][1], others[key][0])))
             elif cell.strip():
-                found.append((line, item, cell.strip()))
+                echo = key and own_echo(key, allowed)
+                (echoes if echo else found).append((line, item, cell.strip(), echo))
             elif recorded and recorded.strip() and not item.get("Answer"):
                 problems.append(Problem(line, f"{iid}: the recorded column is read-only; type the answer in 'answer'"))
-    return found, problems
+    if len(echoes) >= PASTED_ROWS:
+        problems += [Problem(line, PASTED_MESSAGE.format(item.id, echo, len(echoes))) for line, item, _, echo in echoes]
+        echoes = []
+    return [row[:3] for row in sorted(found + echoes, key=lambda row: row[0])], problems
 
 
 EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not what an export writes there: move your "
@@ -339,6 +345,8 @@ EDITED_MESSAGE = ("{}: the '{}' column is not recorded, and this cell is not wha
                   "exported from another version of the checklist: export again")
 OWN_TEXT_MESSAGE = "{}: the answer cell holds the item's own '{}' text; type the answer itself"
 OTHER_TEXT_MESSAGE = "{}: the answer cell holds the '{}' text of {} (pasted a row off?); type the answer itself"
+PASTED_MESSAGE = ("{}: the answer cell holds the row's own '{}' text, as {} rows do (a column pasted into 'answer'?); "
+                  "type the answer itself")
 # What a sheet's link made plain names as its file (link_rewriter): not the file's name, so that a sheet made from a
 # copy ('README (1).md') reads as one made from the checklist, and no text typed where the name was passes for it
 SHEET_NAME = "the checklist"
@@ -394,6 +402,18 @@ def edited_column(doc, item, cells, allowed):
 OWN_COLUMNS = ("ask", "form", "unblocks", "applies", "in_your_role", "note")
 OTHER_COLUMNS = ("ask", "form", "unblocks", "applies", "in_your_role", "note")
 OTHER_TEXT = 20                   # another item's text this long, pasted as an answer, is refused (a row off)
+
+
+# A row's short texts that an answer may be (one item's answer 'counsel'), unless PASTED_ROWS rows or more each repeat
+# one of their own: a column pasted into 'answer' (known_rows)
+ECHO_COLUMNS = ("from", "party", "stage")
+PASTED_ROWS = 3
+
+
+def own_echo(key, allowed):
+    """The short column (ECHO_COLUMNS) whose text an answer cell repeats, or None."""
+    return next((column for column in ECHO_COLUMNS if sheet_match(key, [text for text in allowed.get(column, ()) if text])),
+                None)
 
 
 def own_text(key, allowed):
