@@ -732,7 +732,11 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'OMC \u05d0\u05b7\u05d3\u05de\u05d9\u05df \u05e4\u05bc\u05d0\u05b7\u05e8\u05d0\u05b8\u05dc: Williamsburg2025',
                  '\u05db\u05bc\u05d3\u05d9 \u05d0\u05d5\u05d9\u05e1\u05e6\u05d5\u05dc\u05e2\u05e9\u05df \u05d3\u05e2\u05dd \u05d0\u05b7\u05dc\u05d0\u05b7\u05e8\u05e2\u05dd, \u05d3\u05e8\u05d9\u05e7\u05d8 7260 \u05d0\u05d5\u05df \u05d3\u05e2\u05e8\u05e0\u05d0\u05b8\u05da OFF.',
                  'IPsec key (PSK): okap-jeremi-2026',
-                 'To silence the alarm press 6157 then OFF')
+                 'To silence the alarm press 6157 then OFF',
+                 '9157 \u2014 back gate code',
+                 '9157: back gate code',
+                 'To turn off the alarm, press 8153 then OFF.',
+                 '\u067e\u0627\u0633\u0648\u0631\u0688: karachi2025')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',

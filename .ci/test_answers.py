@@ -3336,12 +3336,13 @@ def h34_12_a_backup_a_killed_import_left_is_removed_or_named():
 
 @test
 def h56_a_spreadsheets_error_value_in_any_program_or_language_is_no_answer():
-    """Google Sheets' '#ERROR!', LibreOffice's 'Err:508' and Excel's error values as other languages write them
-    ('#WERT!', '#¡VALOR!', '#NV', '#N/D') were recorded as answers; they are refused as '#REF!' is, while text that
-    starts with '#' or names an error stays an answer."""
-    for value in ("#ERROR!", "Err:508", "Err:502", "#WERT!", "#\u00a1VALOR!", "#NV", "#N/D", "#N\u00daM!", "#DEEL/0!"):
+    """Google Sheets' '#ERROR!' and 'Loading...', LibreOffice's 'Err:508' and Excel's error values as other languages
+    write them ('#WERT!', '#¡VALOR!', '#NV', '#N/D') were recorded as answers; they are refused as '#REF!' is, while
+    text that starts with '#' or names an error stays an answer."""
+    for value in ("#ERROR!", "Err:508", "Err:502", "#WERT!", "#\u00a1VALOR!", "#NV", "#N/D", "#N\u00daM!", "#DEEL/0!",
+                  "Loading...", "#PYTHON!", "#CIRC!"):
         refuse(f"id,answer\nREQ-3,{value}\n", f"REQ-3: '{value}' is no answer: leave the cell empty until it is known")
-    accepted_as_text("#1 priority is the core", "Err:508 seen in the OMC log on 3 May", "#urgent")
+    accepted_as_text("#1 priority is the core", "Err:508 seen in the OMC log on 3 May", "#urgent", "Loading dock at gate 2")
 
 
 @test

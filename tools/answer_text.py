@@ -430,7 +430,7 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u067e\u0627\u0633\u0648\u0631\u0688|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -775,7 +775,7 @@ COMMAND_LABEL = re.compile(r"text|key|secret|pass|psk|auth|priv|community", re.I
 # A word given as the password (REVERSE_USED: 'we use Blackthorn as the shared password', "use 'Petrel' as pwd on
 # the jump host"; REVERSE_NAMED, where the password's name ends the clause: 'Otterburn is the password'), unless it
 # describes or points (SLOT_WORDS) or a negation stands between ('this is not the password')
-REVERSE_NAMES = r"(?:pass(?:words?|phrases?|codes?)?|pwd|pw|passw[o\u00f6]rt|kennwort|pin|code)"
+REVERSE_NAMES = r"(?P<name>pass(?:words?|phrases?|codes?)?|pwd|pw|passw[o\u00f6]rt|kennwort|pin|code)"
 REVERSE_USED = re.compile(
     r"(?<![^\W_])(?:use|uses|used|using|set|chose|chosen|nutzen|verwenden)\s+[\"'\u201c\u2018]?"
     r"(?P<word>[^\s\"'\u201d\u2019]{1,60})[\"'\u201d\u2019]?\s+(?:as|als)\s+"
@@ -918,7 +918,7 @@ LEADING_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.;!?\u0964\u1362\u06d4])\s+)\W{0
                             r"(?P<rest>[^.;!?\n\u0964\u1362\u06d4]{0,60})")
 CODE_STEM = re.compile(r"(?<![^\W_])(?:k(?:o|\u00f2|\u00f3|oo)d|kaody|pa\u043c\u0437|Pa\u043c\u0437|\u0995'\u09a1|\u0995\u09cb\u09a1|\u0b15\u0b4b\u0b21|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u06a9\u06c6\u062f|\u06a9\u0648\u062f|\u05e7\u05d0\u05d3|\u05e7\u05d5\u05d3|\u043ao\u0434|Ko\u0434|\u0a95\u0acb\u0aa1|\u0a15\u0a21|\u0c15\u0c21|\u0d15\u0d4b\u0d21|\u0915\u094b\u0921|\u06a9\u062f|\u06a9\u0648\u0688|\u056fn\u0564|\u053fn\u0564|\u0d9a\u0dda\u0dad|\u1780\u178a|\u10d9\u10dd\u10d3|\u1c99\u10dd\u10d3|\u0e23\u0e2b\u0e2a)|khowudi", re.I)
 CODE_SUFFIX = re.compile(r"cod|kod|k\u00f3d|koodi|kode|[k\u043a][o\u043e]\u0434|pin|combina|kombina", re.I)
-CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|response|exit|return|cause|reject|reason|result|http|country|"
+CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|review|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
                        r"erreur|errore|error|b\u0142\u0119du|chyby|virhe\w*|\u043e\u0448\u0438\u0431\u043a\w*|"
                        r"[\u043eo]\u0448\u0438\u0431\u043a\w*|fuente|sorgente|quell\w*|\u017ar\u00f3d\u0142ow\w*|"
@@ -1090,7 +1090,7 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
                      r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
                      r"connect!|unknown!|getting_data)|#[\W_]?[a-z\u00c0-\u00ff]{1,12}(?:/[a-z0-9]{1,4})?[!?]|#n/[a-z]|#nv|"
-                     r"err:[0-9]{3}|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
+                     r"err:[0-9]{3}|loading|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
                      r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
                      r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
@@ -1774,7 +1774,7 @@ def bound_secret(text):
             word = m.group("word").strip(SECRET_VALUE_EDGES)
             if word and word.lower() not in SLOT_WORDS and not PASSWORD_WORD.match(word) and \
                     not NEGATION_WORD.search(m.group()):
-                return word, "password"
+                return word, m.group("name")
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text)
@@ -1818,11 +1818,23 @@ def number_before_code(text):
             if place:
                 return m.group("number"), name
     for m in LEADING_NUMBER.finditer(text):
-        stem = CODE_STEM.search(m.group("rest"))
+        stem = CODE_STEM.search(m.group("rest")) or named_after(m.group("rest"))
         if stem and not CODE_YEAR.fullmatch(m.group("number")) and not CODE_KIND.search(m.group("rest")) and \
                 not NUMBERING_BEFORE.search(text, max(0, m.start("number") - NUMBERING_REACH), m.start("number")):
             return m.group("number"), stem.group()
     return None
+
+
+def named_after(rest):
+    """The name of a door's, gate's or lock's code after a colon, dash or bracket that follows a number ('9157 — back gate
+    code', '9157: door code'), as a match, or None."""
+    if not NAME_AFTER.match(rest):
+        return None
+    place = next((w for w in CODE_WORD.finditer(rest) if w.group().lower() not in ("code", "codes")), None)
+    return place if place and (CODE_SUFFIX.search(place.group()) or GENERIC_CODE.search(rest)) else None
+
+
+NAME_AFTER = re.compile(r"\s*[:(\u2013\u2014-]")
 
 
 def stated_default(text):
