@@ -3392,3 +3392,17 @@ def h56_a_short_column_pasted_into_answer_is_refused_not_recorded():
             assert message.count("a column pasted into 'answer'") == 4, message
         first = text_rows[0]
         assert f"**Answer:** {first['from']}" in box.accepted(f"id,answer\n{first['id']},{first['from']}\nREQ-8,`requester`\n")
+
+
+@test
+def h56_messages_say_what_to_change_in_a_sheet_another_program_wrote():
+    """A title row above the header names the line that holds the header; a column of row numbers (pandas, R) and a
+    space after a closing quote each get a hint beyond the csv module's words."""
+    with Sandbox() as box:
+        refused_exactly(box, "Answers from counsel, 5 May 2026\nid,answer\nREQ-3,4 sites\n",
+                        "1: no 'id' and 'answer' columns in the header line (export one with: items --format csv); "
+                        "line 2 has them: delete the lines above it, or start each with '#'")
+        refused_exactly(box, ",id,answer\n0,REQ-3,4 sites\n", "2: a value in column 1, which the header leaves unnamed: "
+                        "put the answer in quotes if it contains ',', or delete the column of row numbers a program wrote")
+        refused_exactly(box, 'id,answer\nREQ-3, "4 sites, 2 labs" \n', "2: not valid CSV: ',' expected after '\"' (a space "
+                        "or text after a closing quote: remove it, or put the whole cell in quotes)")

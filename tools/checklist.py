@@ -104,7 +104,24 @@ def read_csv(path):
         if rows is not None:
             return rows, problems
     return [], [Problem(1 + bool(named), "no 'id' and 'answer' columns in the header line (export one with: "
-                                         "items --format csv)")]
+                                         "items --format csv)" + header_below(text, named))]
+
+
+HEADER_SEARCH = 10                     # lines where a header below a title row is looked for
+
+
+def header_below(text, named):
+    """"; line N has them: ..." if one of the first HEADER_SEARCH lines below the header line is a header (a title row
+    above it), or ''."""
+    for number, line in enumerate(text.split("\n", HEADER_SEARCH)[:HEADER_SEARCH], 1):
+        for delimiter in (",", ";", "\t") if number > 1 + bool(named) else ():
+            try:
+                names = [header_name(cell) for cell in next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))]
+            except (csv.Error, StopIteration):
+                continue
+            if "id" in names and "answer" in names:
+                return f"; line {number} has them: delete the lines above it, or start each with '#'"
+    return ""
 
 
 # What a sheet's empty rows at its end hold: blanks and separators (Excel can save ',,,' down to its last row)
@@ -146,6 +163,11 @@ def read_fifo(path):
         os.close(fd)
     return b"".join(chunks)
 
+
+# What a value in an unnamed first column may be: the row numbers pandas (to_csv) or R (write.csv) write
+ROW_NUMBERS = ", or delete the column of row numbers a program wrote"
+# What a character after a closing quote may be: a space a person typed ('"Room 2, rack B" ')
+AFTER_QUOTE = " (a space or text after a closing quote: remove it, or put the whole cell in quotes)"
 
 # The start of csv's message for a cell over its field limit (csv.field_size_limit(), 131,072 characters)
 CSV_FIELD_LIMIT_ERROR = "field larger than field limit"
@@ -210,7 +232,8 @@ def csv_rows(text, delimiter, skip=0):
             elif any(not named[k] and cell.strip() for k, cell in enumerate(row[:len(header)])):
                 column = next(k for k, cell in enumerate(row) if not named[k] and cell.strip()) + 1
                 problems.append(Problem(start, f"a value in column {column}, which the header leaves unnamed: "
-                                               f"put the answer in quotes if it contains '{delimiter}'"))
+                                               f"put the answer in quotes if it contains '{delimiter}'"
+                                               + (ROW_NUMBERS if column == 1 else "")))
             elif any(unread[k] and cell.strip() for k, cell in enumerate(row[:len(header)])):   # the row's own cells
                 column = next(k for k, cell in enumerate(row) if unread[k] and cell.strip())
                 problems.append(Problem(start, UNREAD_MESSAGE.format(id_shown(header[column]))))
@@ -226,7 +249,7 @@ def csv_rows(text, delimiter, skip=0):
         if header is None:                            # no header with this delimiter
             return None, []
         problems.append(Problem(start, long_cell(csv.field_size_limit()) if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
-                                else f"not valid CSV: {e}"))
+                                else f"not valid CSV: {e}" + (AFTER_QUOTE if "expected after '\"'" in str(e) else "")))
     return rows, problems
 
 
