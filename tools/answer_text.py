@@ -2072,6 +2072,9 @@ def default_credential(user, password, account):
     return password in DEFAULT_VALUES or account and user not in ("user", "users") and password in ACCOUNT_DEFAULTS
 
 
+ASCII_DIGIT = re.compile("[0-9]")
+
+
 def code_number(text):
     """A code's number in a clause, as (number, name), or None: after a door's, lock's, safe's or alarm's name
     (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
@@ -2079,9 +2082,12 @@ def code_number(text):
     text = PHONE.sub(lambda m: " " * len(m.group()), text) if "+" in text else text    # '+44 161 555 0199'
     text = CJK_DIGITS.sub(" ", schedule_blanked(phone_blanked(text)))
     for clause in CODE_CLAUSE_END.split(text):
-        found = named_code_number(clause) or generic_code_number(clause) or keyed_number(clause)
+        found = ASCII_DIGIT.search(clause) and (named_code_number(clause) or generic_code_number(clause) or
+                                                keyed_number(clause))
         if found:
             return found
+        if not SPELLED_DIGITS.search(clause):         # the names are sought only where a number is (linear, but slow)
+            continue
         name = CODE_WORD.search(clause) or GENERIC_CODE.search(clause)
         spelled = name and SPELLED_DIGITS.search(clause, name.end())
         if spelled:
