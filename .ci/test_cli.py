@@ -118,3 +118,16 @@ def cli_items_of_one_group():
     assert result.returncode == 0 and ids and all(i.startswith("EXP-") for i in ids), ids
     result = run_main("items", "--group", "exp")
     assert result.returncode == 2 and "unknown --group 'exp'; choose from: REQ, LIC, EXP" in result.stderr, result
+
+
+@test
+def cli_import_reads_standard_input_for_a_dash():
+    """'import -' reads the CSV from a pipe (as 'form -o -' writes to standard output); its messages name '-'."""
+    with Sandbox() as box:
+        def piped(content):
+            return subprocess.run([sys.executable, str(PROGRAM), "import", "-", "--file", str(box.doc)], input=content,
+                                  capture_output=True, text=True, timeout=60)
+        done = piped("id,answer\nREQ-3,12 sites\n")
+        assert done.returncode == 0 and "recorded 1 answer: REQ-3" in done.stdout, done
+        refused = piped("id,answer\nNOPE-1,x\n")
+        assert refused.returncode == 1 and refused.stderr.startswith("-:2: 'NOPE-1' is not an item"), refused

@@ -72,7 +72,8 @@ def read_csv(path):
 
     Leading rows whose first cell starts with '#' (the role line of an export) are skipped; the
     delimiter is the first of , ; TAB whose header holds both columns, or the one a first line such as
-    'sep=;' names (Excel writes one)."""
+    'sep=;' names (Excel writes one). '-' is standard input (a pipe or a file, read as /dev/stdin)."""
+    path = "/dev/stdin" if path == "-" and os.path.exists("/dev/stdin") else path
     try:
         mode = os.stat(path).st_mode
         if stat.S_ISFIFO(mode):
@@ -1915,7 +1916,7 @@ def build_parser():
     sub.add_parser("stats", parents=[common, fmt], help="words per item and in all, as rendered")
     imp = sub.add_parser("import", parents=[common], help="record the answers of a CSV in the checklist")
     imp.add_argument("answers", type=nonempty, action=Once,
-                     help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes)")
+                     help="a CSV with 'id' and 'answer' columns (as 'items --format csv' writes); '-': standard input")
     imp.add_argument("--replace", action="store_true",
                      help="overwrite answers already recorded, each named in its row's 'recorded' cell")
     form = sub.add_parser("form", parents=[common, route], help="one self-contained HTML page to answer the items "
