@@ -2425,7 +2425,7 @@ def h13_3_a_routing_answer_of_many_tokens_is_checked_in_linear_time():
     doc = cl.parse(README.read_text(encoding="utf-8"))
     iid, declared = next((i, d) for i, d in doc.routing().items() if d.kind == "many")
     tokens = [f"t{k}" for k in range(20_000)]
-    assert quick(lambda: cl.answer_problems(iid, tokens, declared), 0.3)
+    assert quick(lambda: cl.answer_problems(iid, tokens, declared), 1)
 
 
 

@@ -1834,8 +1834,13 @@ def named_after(rest):
     code', '9157: door code'), as a match, or None."""
     if not NAME_AFTER.match(rest):
         return None
-    place = next((w for w in CODE_WORD.finditer(rest) if w.group().lower() not in ("code", "codes")), None)
+    place = place_named(rest)
     return place if place and (CODE_SUFFIX.search(place.group()) or GENERIC_CODE.search(rest)) else None
+
+
+def place_named(text):
+    """The first door's, gate's or lock's name in a text (CODE_WORD) but a bare 'code', as a match, or None."""
+    return next((w for w in CODE_WORD.finditer(text) if w.group().lower() not in ("code", "codes")), None)
 
 
 NAME_AFTER = re.compile(r"\s*[:(\u2013\u2014-]")
@@ -1845,7 +1850,7 @@ LEADING_WORDS = re.compile(r"(?:\s*[^\s,]+){0,8}")          # a leading number's
 def door_code(head):
     """A door's, gate's or lock's name in a leading number's first words that also name a code ('4512 mao ang code sa
     likod nga gate'), as a match, or None."""
-    place = next((w for w in CODE_WORD.finditer(head) if w.group().lower() not in ("code", "codes")), None)
+    place = place_named(head)
     return place if place and GENERIC_CODE.search(head) else None
 
 
