@@ -3406,3 +3406,19 @@ def h56_messages_say_what_to_change_in_a_sheet_another_program_wrote():
                         "put the answer in quotes if it contains ',', or delete the column of row numbers a program wrote")
         refused_exactly(box, 'id,answer\nREQ-3, "4 sites, 2 labs" \n', "2: not valid CSV: ',' expected after '\"' (a space "
                         "or text after a closing quote: remove it, or put the whole cell in quotes)")
+
+
+@test
+def h57_an_items_own_id_as_its_answer_and_a_put_off_answer_by_hand_are_refused():
+    """The 'id' column pasted into 'answer' recorded 50 answers such as 'REQ-3' (round 57): an answer that is its own
+    row's ID is refused; and 'TBD', 'pending' or '#REF!' written by hand under a free-text item fail check as import
+    refuses them."""
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer\nREQ-3,REQ-3\nREQ-4,`none`\n",
+                        "2: " + cl.OWN_TEXT_MESSAGE.format("REQ-3", "id"))
+    for value in ("TBD", "pending", "#REF!"):
+        text = swap("  - **Form:** a number.", f"  - **Form:** a number.\n  - **Answer:** {value}").replace(
+            '- [ ] <a id="req-3">', '- [x] <a id="req-3">')
+        assert [(d.code, d.message) for d in cl.run_rules(cl.parse(text))] == [
+            ("answer", f"REQ-3: '{value}' is no answer: delete the Answer line until it is known, or write "
+                       "'not needed: <reason>'")], value

@@ -345,7 +345,8 @@ def known_rows(doc, rows):
             item = doc.items[iid]
             allowed, key = sheet_cells(doc, item, plain), sheet_key(cell)
             key = "" if item.declared else key
-            edited, repeated = edited_column(doc, item, sheet or {}, allowed), own_text(key, allowed)
+            edited = edited_column(doc, item, sheet or {}, allowed)
+            repeated = "id" if key and key.upper() == iid else own_text(key, allowed)
             others = sheet_texts(doc, plain) if others is None and key else others
             if edited:
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))

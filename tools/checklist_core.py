@@ -1348,6 +1348,9 @@ def recorded_answers(doc):
         for message in problems:
             if not message.endswith(CONFIDENTIAL):          # the secret rule reports those
                 yield Defect(line, "answer", f"{item.id}: {message}")
+        if not problems and not item.declared and put_off(value):     # as import refuses it ('TBD', '#REF!')
+            yield Defect(line, "answer", f"{item.id}: '{shown(value.strip())}' is no answer: delete the Answer line "
+                                         "until it is known, or write 'not needed: <reason>'")
         if item.id in routing:
             messages = answer_problems(item.id, BACKTICKED.findall(value), routing[item.id])
             if not problems:                          # and as import reads the Answer from an export of it
