@@ -994,12 +994,14 @@ def e08_form_never_overwrites_the_checklist_its_answers_or_another_file():
         notes = box.dir / "notes.txt"
         notes.write_text("mine", encoding="utf-8")
         saved = box.csv("\ufeffid,answer\nREQ-4,`none`\n", "counsel-answers.html")   # a CSV under a page's name (H56)
+        report = box.csv("<!DOCTYPE html><title>Site survey</title>", "report.html")       # another program's page (H57)
         (box.dir / "page.html").symlink_to("README.md")
-        before = {path: path.read_bytes() for path in (box.doc, answers, notes, saved)}
+        before = {path: path.read_bytes() for path in (box.doc, answers, notes, saved, report)}
         for target, message in ((box.doc, "README.md is the checklist"), ("page.html", "page.html is the checklist"),
                                 ("./answers.csv", "answers.csv is the --answers CSV"),
-                                (notes, "notes.txt exists and is not an .html or .htm page"),
-                                (saved, "counsel-answers.html exists and is not an .html or .htm page")):
+                                (notes, "notes.txt exists and is not a page 'form' wrote"),
+                                (saved, "counsel-answers.html exists and is not a page 'form' wrote"),
+                                (report, "report.html exists and is not a page 'form' wrote")):
             result = box.run("form", "--answers", answers, "-o", target)
             assert result.returncode == 2 and message in result.stderr, (target, result)
         assert all(path.read_bytes() == data for path, data in before.items())
@@ -1487,7 +1489,7 @@ def g12_views_end_quietly_when_their_output_cannot_be_written():
 def g13_form_writes_its_page_whole_or_not_at_all():
     with Sandbox() as box:
         page = box.dir / "page.html"
-        page.write_text("<!DOCTYPE html>an older page", encoding="utf-8")
+        page.write_text(f"<!DOCTYPE html>{cl.FORM_MARK.decode()}an older page", encoding="utf-8")
         page.chmod(0o640)
         fsync = os.fsync
 
@@ -1499,7 +1501,7 @@ def g13_form_writes_its_page_whole_or_not_at_all():
         finally:
             os.fsync = fsync
         assert (result.returncode, result.stderr) == (2, f"{page}: cannot write: No space left on device\n")
-        assert page.read_text(encoding="utf-8") == "<!DOCTYPE html>an older page"
+        assert page.read_text(encoding="utf-8") == f"<!DOCTYPE html>{cl.FORM_MARK.decode()}an older page"
         assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", "page.html"], "a temporary file was left"
         assert box.run("form", "-o", page).returncode == 0 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
         assert page.stat().st_mode & 0o777 == 0o640

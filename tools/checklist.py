@@ -1754,8 +1754,8 @@ def write_in_place(output, page):
 
 def refuse_output(doc, args):
     """Refuse (exit 2) an -o that is the checklist, the --answers CSV, the page template or a file of
-    the program (tools/*.py), a block device, or a regular file that exists and is not a page (.html, .htm, and
-    html_page):
+    the program (tools/*.py), a block device, or a regular file that exists and is not a page it wrote (.html, .htm,
+    and form_page):
     the page never overwrites what it was made from, or anything else."""
     name = shown(args.output, None)
     made_from = [("the checklist", doc.real_path), ("the --answers CSV", args.answers),
@@ -1775,20 +1775,24 @@ def refuse_output(doc, args):
         return                                        # open() reports it
     if exists and not os.stat(target).st_mode & stat.S_IWUSR:
         raise Refusal(f"{name} is write-protected; make it writable or write the page to another file", 2)
-    if exists and (target.suffix.lower() not in (".html", ".htm") or not html_page(target)):
-        raise Refusal(f"{name} exists and is not an .html or .htm page; write the page to a new file "
-                      "or over an old page", 2)
+    if exists and (target.suffix.lower() not in (".html", ".htm") or not form_page(target)):
+        raise Refusal(f"{name} exists and is not a page 'form' wrote; write the page to a new file or over an old "
+                      "page", 2)
 
 
-def html_page(path):
-    """True if a file is empty or reads as an HTML page: its start, blanks and a byte-order mark aside, is
-    '<!DOCTYPE html' or '<html' in any case (a CSV saved under a page's name is none)."""
+# What every page 'form' writes carries in its head (tools/form.html), and where
+FORM_MARK, FORM_MARK_REACH = b'<meta name="generator" content="tools/checklist.py form">', 2048
+
+
+def form_page(path):
+    """True if a file is empty or is a page 'form' wrote (FORM_MARK near its start): a CSV saved under a page's name,
+    or another program's HTML report, is neither."""
     try:
         with open(path, "rb") as f:
-            start = f.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+            start = f.read(FORM_MARK_REACH)
     except OSError:
         return True                                   # open() for writing reports it
-    return not start or start.startswith((b"<!doctype html", b"<html"))
+    return not start.strip() or FORM_MARK in start
 
 
 def same_file(a, b):
