@@ -769,7 +769,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u0421\u0435\u0440\u0432\u0435\u0440\u043b\u0430\u0440 \u0431\u04af\u043b\u043c\u04d9\u0441\u0435\u043d\u0435\u04a3 \u0438\u0448\u0435\u043a \u043a\u043e\u0434\u044b: 4821, \u043a\u0435\u0448\u0435\u0433\u04d9 \u04d9\u0439\u0442\u043c\u04d9\u0433\u0435\u0437.',
                  'OMC \u0430\u0434\u043c\u0438\u043d \u043f\u0430\u0440\u043e\u043b\u0435 Kazan1552 (\u044d\u0448\u043a\u04d9 \u0442\u0430\u043f\u0448\u044b\u0440\u0433\u0430\u043d\u0447\u044b \u04af\u0437\u0433\u04d9\u0440\u0442\u0435\u043b\u043c\u0438)',
                  'Code bu bunt bu n\u00e9egu serveur yi mooy 3308, bul ko wax kenn.',
-                 'Mot de passe admin bu OMC bi: Teranga2025')
+                 'Mot de passe admin bu OMC bi: Teranga2025',
+                 'Press 8153 to disarm the alarm.',
+                 '7731 opens the comms room',
+                 'The cabinet safe opens on left 32, right 14, left 7.',
+                 '4821# gets you through the loading-dock door after 6pm',
+                 'Visitors: ring, or use 8 0 3 3 on the pad by reception.')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -1003,7 +1008,10 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u0418\u0448\u0435\u043a \u043a\u043e\u0434\u0442\u0430\u0440\u044b \u0430\u0439\u044b\u043d\u0430 \u0431\u0435\u0440 \u0430\u043b\u043c\u0430\u0448\u0442\u044b\u0440\u044b\u043b\u0430, \u04bb\u0430\u04a1\u0441\u044b\u043d\u0430\u043d \u04bb\u043e\u0440\u0430\u0493\u044b\u0499 (\u044d\u0441\u043a\u0435 110).',
                   'Jahecha 850 \u00f1e\'\u1ebd\u00f1emi ypykue (default); ndopyt\u00e1i ni pete\u0129.',
                   '\u0411\u0421\u041d 190140012345, \u042d\u049a\u0416\u0416 \u043a\u043e\u0434\u044b 61100, \u041a\u0411\u0415 17.',
-                  '\u0420\u0430\u0434\u0438\u043e\u0436\u0430\u0431\u0434\u044b\u049b\u0442\u044b\u04a3 \u0421\u042d\u049a \u0422\u041d \u043a\u043e\u0434\u044b 8517 62 000 9.')
+                  '\u0420\u0430\u0434\u0438\u043e\u0436\u0430\u0431\u0434\u044b\u049b\u0442\u044b\u04a3 \u0421\u042d\u049a \u0422\u041d \u043a\u043e\u0434\u044b 8517 62 000 9.',
+                  'Version 2024 opens the file',
+                  '2200 opens at 9',
+                  'Shop opens the 2nd')
 
 
 

@@ -3424,3 +3424,23 @@ def h57_an_items_own_id_as_its_answer_and_a_put_off_answer_by_hand_are_refused()
         assert [(d.code, d.message) for d in cl.run_rules(cl.parse(text))] == [
             ("answer", f"REQ-3: '{value}' is no answer: delete the Answer line until it is known, or write "
                        "'not needed: <reason>'")], value
+
+
+@test
+def h57_tags_hide_no_text_and_a_spreadsheets_artefacts_are_no_answer():
+    """Tag characters after a black flag spelled 'door code 5829' invisibly and passed as a flag: only England's,
+    Scotland's and Wales's tag sequences are accepted. A long number a spreadsheet shortened ('8.9441E+19') and the
+    day-0 date an empty reference shows ('1900-01-00', '30/12/1899') are refused, with what to do."""
+    tags = lambda text: "".join(chr(0xE0000 + ord(c)) for c in text)       # noqa: E731
+    assert cl.text_problems("Server room \U0001f3f4" + tags("door code 5829") + "\U000e007f")[0].startswith(
+        "the answer holds an invisible or control character (U+E0020")
+    accepted_as_text("Glasgow team \U0001f3f4" + tags("gbsct") + "\U000e007f")
+    assert cl.text_problems("x \U0001f3f4" + tags("usca") + "\U000e007f")
+    with Sandbox(shipped_readme()) as box:
+        refused_exactly(box, "id,answer\nREQ-3,8.9441E+19\nREQ-6,1900-01-00\nREQ-7,30/12/1899\n",
+                        "2: REQ-3: '8.9441E+19' is a long number a spreadsheet shortened: format the column as text and "
+                        "type the number again",
+                        "3: REQ-6: '1900-01-00' is no answer: leave the cell empty until it is known, or write "
+                        "'not needed: <reason>'",
+                        "4: REQ-7: '30/12/1899' is no answer: leave the cell empty until it is known, or write "
+                        "'not needed: <reason>'")

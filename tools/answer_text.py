@@ -875,8 +875,8 @@ CODE_RANGE_REACH = 8
 KEYPAD = re.compile(r"[0-9](?:-[0-9]){2,7}")               # '3-8-1-6', keys pressed in turn, no standard's number
 COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a combination's numbers
 # A number typed on a keypad ('composer 48213 sur le clavier'), given to acknowledge or open ('Alarm mit 93751
-# quittieren'), pressed ('7702 basyň', '0846-ро пахш кунед') or that gets one in ('7731 gets you into the comms room'): a
-# code's number, whatever word names it
+# quittieren'), pressed ('7702 basyň', '0846-ро пахш кунед', 'press 8153 to disarm') or that gets one in ('7731 gets
+# you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
                     r"candado|lucchetto|cadeado|tastenfeld|"
@@ -886,8 +886,10 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
                     r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I),
          re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>basy\w*|\u043fax\u0448\w*|"
-                    r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+(?:in(?:to)?|through))(?![^\W_])",
-                    re.I))
+                    r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+(?:in(?:to)?|through)|(?:opens|unlocks)\s+the)(?![^\W_])",
+                    re.I),
+         re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
+                    r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I))
 # Single digits typed in turn near an intruder alarm's, a door's, a gate's or a lock's name, in any language
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
@@ -1093,7 +1095,8 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
                      r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
                      r"connect!|unknown!|getting_data)|#[\W_]?[a-z\u00c0-\u00ff]{1,12}(?:/[a-z0-9]{1,4})?[!?]|#n/[a-z]|#nv|"
-                     r"err:[0-9]{3}|loading|nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
+                     r"err:[0-9]{3}|loading|1900-01-00|0?0[/.]0?1[/.]1900|1899-12-30|30[/.]12[/.]1899|12/30/1899|"
+                     r"nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
                      r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
                      r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
@@ -1189,9 +1192,15 @@ def as_typed(label, text):
     return text[start:end]
 
 
+# The flags written with tags that Unicode recommends (England, Scotland, Wales): any other run of tags may spell
+# hidden text ('door code 5829' in tags after a black flag)
+FLAG_TAGS = ("gbeng", "gbsct", "gbwls")
+
+
 def joins(value, k):
     """True if value[k] is a ZWNJ or ZWJ between letters, or a ZWJ between emoji; Mongolian's vowel separator
-    between Mongolian letters; or a tag of a flag's tag sequence ('\U0001f3f4' + tags + cancel tag: Wales)."""
+    between Mongolian letters; or a tag of a flag's tag sequence ('\U0001f3f4' + tags + cancel tag: Wales;
+    FLAG_TAGS)."""
     if "\U000e0020" <= value[k] <= "\U000e007f":
         start = k
         while start > 0 and "\U000e0020" <= value[start - 1] <= "\U000e007e":
@@ -1200,7 +1209,7 @@ def joins(value, k):
         while end < len(value) and "\U000e0020" <= value[end] <= "\U000e007e":
             end += 1
         return start > 0 and value[start - 1] == "\U0001f3f4" and end < len(value) and value[end] == "\U000e007f" \
-            and end > start
+            and "".join(chr(ord(c) - 0xE0000) for c in value[start:end]) in FLAG_TAGS
     if not 0 < k < len(value) - 1:
         return False
     if value[k] == "\u180e":
@@ -2147,9 +2156,13 @@ def keyed_digits(text):
     return (digits.group(), name.group()) if name else None
 
 
+OPENS = re.compile(r"opens|unlocks", re.I)       # 'Version 2024 opens the file': a year, no code
+
+
 def keyed_number(clause):
     """A number typed on a keypad or given to acknowledge an alarm (KEYED), as (number, name), or None."""
-    m = next((m for keyed in KEYED for m in keyed.finditer(clause)), None)
+    m = next((m for keyed in KEYED for m in keyed.finditer(clause) if not (CODE_YEAR.fullmatch(m.group("number")) and
+                                                                          OPENS.match(m.group("name")))), None)
     return (m.group("number"), m.group("name")) if m else None
 
 

@@ -1075,6 +1075,10 @@ def sheet_value(cell):
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else cell
 
 
+# A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID): its digits are lost
+SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}", re.I)
+
+
 def format_answer(item, cell):
     """(text to record, problems) for an answer addressed to `item` (from a CSV cell)."""
     if item.void:
@@ -1084,6 +1088,9 @@ def format_answer(item, cell):
     if not declared and put_off(cell):
         return None, [f"{item.id}: '{shown(cell.strip())}' is no answer: leave the cell empty until it is known, "
                       "or write 'not needed: <reason>'"]
+    if SHORTENED_NUMBER.fullmatch(cell.strip()):
+        return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
+                      "column as text and type the number again"]
     problems = [f"{item.id}: {m}" for m in text_problems(cell)]
     if problems or not declared:
         return (None if problems else cell.strip()), problems
