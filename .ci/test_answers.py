@@ -3444,3 +3444,15 @@ def h57_tags_hide_no_text_and_a_spreadsheets_artefacts_are_no_answer():
                         "'not needed: <reason>'",
                         "4: REQ-7: '30/12/1899' is no answer: leave the cell empty until it is known, or write "
                         "'not needed: <reason>'")
+
+
+@test
+def h57_a_bare_zero_or_boolean_may_be_the_sheets_and_is_refused():
+    """'0', 'TRUE' or 'FALSCH' alone in a free-text item's cell is what a sheet shows for a formula over an empty cell
+    or a checkbox (recorded, round 57): refused with what to write instead; '0 sites' and 'yes' are answers."""
+    with Sandbox(shipped_readme()) as box:
+        refused_exactly(box, "id,answer\nREQ-3,0\nREQ-6,TRUE\nREQ-7,FALSCH\n", *(
+            f"{n}: {iid}: '{value}' alone may be a spreadsheet's own value (an empty cell a formula refers to, a "
+            "checkbox): write the answer in words, as '0 sites' or 'yes'"
+            for n, iid, value in ((2, "REQ-3", "0"), (3, "REQ-6", "TRUE"), (4, "REQ-7", "FALSCH"))))
+        assert "**Answer:** 0 sites" in box.accepted("id,answer\nREQ-3,0 sites\n")

@@ -1075,6 +1075,10 @@ def sheet_value(cell):
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else cell
 
 
+# What a spreadsheet shows for a formula that refers to an empty cell, or for a checkbox, in several languages: no
+# answer anyone typed, alone in a cell
+SHEET_VALUE = re.compile(r"0|true|false|verdadero|falso|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|falskt|"
+                         r"\u0438\u0441\u0442\u0438\u043d\u0430|\u043b\u043e\u0436\u044c|prawda|fa\u0142sz", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}", re.I)
 
@@ -1088,6 +1092,9 @@ def format_answer(item, cell):
     if not declared and put_off(cell):
         return None, [f"{item.id}: '{shown(cell.strip())}' is no answer: leave the cell empty until it is known, "
                       "or write 'not needed: <reason>'"]
+    if not declared and SHEET_VALUE.fullmatch(cell.strip()):
+        return None, [f"{item.id}: '{shown(cell.strip())}' alone may be a spreadsheet's own value (an empty cell a "
+                      "formula refers to, a checkbox): write the answer in words, as '0 sites' or 'yes'"]
     if SHORTENED_NUMBER.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
                       "column as text and type the number again"]
