@@ -3456,3 +3456,15 @@ def h57_a_bare_zero_or_boolean_may_be_the_sheets_and_is_refused():
             "checkbox): write the answer in words, as '0 sites' or 'yes'"
             for n, iid, value in ((2, "REQ-3", "0"), (3, "REQ-6", "TRUE"), (4, "REQ-7", "FALSCH"))))
         assert "**Answer:** 0 sites" in box.accepted("id,answer\nREQ-3,0 sites\n")
+
+
+@test
+def h57_an_items_own_or_anothers_text_in_another_case_is_refused():
+    """HW-8's own ask typed in lower case was recorded as its answer (round 57): the own-text and pasted-row checks
+    read case aside."""
+    doc = cl.parse(shipped_readme())
+    ask, other = doc.items["REQ-3"].ask, doc.items["REQ-5"].ask
+    with Sandbox(shipped_readme()) as box:
+        refused_exactly(box, f'id,answer\nREQ-3,"{ask.lower()}"\nREQ-6,"{other.upper()}"\n',
+                        "2: " + cl.OWN_TEXT_MESSAGE.format("REQ-3", "ask"),
+                        "3: " + cl.OTHER_TEXT_MESSAGE.format("REQ-6", "ask", "REQ-5"))

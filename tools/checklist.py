@@ -352,8 +352,9 @@ def known_rows(doc, rows):
                 problems.append(Problem(line, EDITED_MESSAGE.format(iid, edited)))
             elif cell.strip() and repeated:
                 problems.append(Problem(line, OWN_TEXT_MESSAGE.format(iid, repeated)))
-            elif key and key in others:
-                problems.append(Problem(line, OTHER_TEXT_MESSAGE.format(iid, others[key][1], others[key][0])))
+            elif key and key.lower() in others:
+                other = others[key.lower()]
+                problems.append(Problem(line, OTHER_TEXT_MESSAGE.format(iid, other[1], other[0])))
             elif cell.strip():
                 echo = key and own_echo(key, allowed)
                 (echoes if echo else found).append((line, item, cell.strip(), echo))
@@ -436,20 +437,24 @@ PASTED_ROWS = 3
 
 
 def own_echo(key, allowed):
-    """The short column (ECHO_COLUMNS) whose text an answer cell repeats, or None."""
-    return next((column for column in ECHO_COLUMNS if sheet_match(key, [text for text in allowed.get(column, ()) if text])),
-                None)
+    """The short column (ECHO_COLUMNS) whose text an answer cell repeats (in any case), or None."""
+    return next((column for column in ECHO_COLUMNS if echoes(key, allowed.get(column, ()))), None)
+
+
+def echoes(key, texts):
+    """True if a cell's key is one of the texts as sheet_key reads them, case aside (an answer typed over its own
+    column's text)."""
+    return key.lower() in (sheet_key(text).lower() for text in texts if text)
 
 
 def own_text(key, allowed):
     """The column whose text (sheet_cells) an answer cell repeats, or None. (Not asked of a routing item, whose answer
     must be among its declared ones: 'requester' is one of REQ-8's, and also its From.)"""
-    return next((column for column in OWN_COLUMNS
-                 if sheet_match(key, [text for text in allowed.get(column, ()) if text])), None)
+    return next((column for column in OWN_COLUMNS if echoes(key, allowed.get(column, ()))), None)
 
 
 def sheet_texts(doc, plain):
-    """{text as sheet_key reads it: (ID, column)} of every item's longer texts (OTHER_COLUMNS, OTHER_TEXT characters
+    """{text as sheet_key reads it, in lower case: (ID, column)} of every item's longer texts (OTHER_COLUMNS, OTHER_TEXT characters
     at least), the first in working order where two items share one: an answer pasted a row off repeats one."""
     texts = {}
     for item in working_order(doc):
@@ -457,7 +462,7 @@ def sheet_texts(doc, plain):
         for column in OTHER_COLUMNS:
             for text in cells.get(column, ()):
                 if len(text) >= OTHER_TEXT:
-                    texts.setdefault(sheet_key(text), (item.id, column))
+                    texts.setdefault(sheet_key(text).lower(), (item.id, column))
     return texts
 
 
