@@ -1054,9 +1054,14 @@ def answer_problems(iid, tokens, declared):
 
 
 def token_shown(token):
-    """A routing token as a refusal shows it: quoted, or PASSWORD_LIKE if it looks like a password (H15-8)."""
-    return PASSWORD_LIKE if len(token) >= SECRET_VALUE_LENGTH and secret_value(token, False, True) else \
-        f"'{shown(token)}'"
+    """A routing token as a refusal shows it: quoted, or PASSWORD_LIKE if it looks like a password (H15-8), or
+    DIGITS_LIKE if it holds three digits or more (a code: '5829#', 'PIN5829')."""
+    if len(token) >= SECRET_VALUE_LENGTH and secret_value(token, False, True):
+        return PASSWORD_LIKE
+    return DIGITS_LIKE if len(re.findall("[0-9]", token)) >= 3 else f"'{shown(token)}'"
+
+
+DIGITS_LIKE = "a token with digits"
 
 
 def canonical(token, declared):
@@ -1075,6 +1080,9 @@ def sheet_value(cell):
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else cell
 
 
+# What separates a routing cell's tokens: commas (the fullwidth and ideographic ones Chinese and Japanese keyboards
+# type too) and spaces
+TOKEN_SPLIT = re.compile(r"[,\uff0c\u3001\s]+")
 # What a spreadsheet shows for a formula that refers to an empty cell, or for a checkbox, in several languages: no
 # answer anyone typed, alone in a cell
 SHEET_VALUE = re.compile(r"0|true|false|verdadero|falso|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|falskt|"
@@ -1105,12 +1113,12 @@ def format_answer(item, cell):
         return None, [f"{item.id} is a routing item: answer with {declared.values}, not 'not needed'"]
     tokens_part, _, comment = cell.partition(";")
     tokens_part = re.sub(r"\s*=\s*", "=", tokens_part.strip())
-    tokens = [canonical(tok.strip("`"), declared) for tok in re.split(r"[,\s]+", tokens_part) if tok.strip("`")]
+    tokens = [canonical(tok.strip("`"), declared) for tok in TOKEN_SPLIT.split(tokens_part) if tok.strip("`")]
     problems = answer_problems(item.id, tokens, declared)
     tokens = expand_others(tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
-    words = [w.strip("`") for w in re.split(r"[,\s]+", comment.strip()) if w.strip("`")]
+    words = [w.strip("`") for w in TOKEN_SPLIT.split(comment.strip()) if w.strip("`")]
     if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching'
         problems.append(f"{item.id}: '{shown(comment.strip())}' after ';' reads as answers; list answers with ',' and keep "
                         "';' for a comment")
