@@ -3478,3 +3478,14 @@ def h57_routing_tokens_with_digits_are_not_echoed_and_wide_commas_separate():
         refused_exactly(box, 'id,answer\nREQ-1,"research, 5829#"\n', "2: REQ-1: a token with digits is not an answer "
                         "of REQ-1 ['public', 'private', 'product', 'lab', 'research', 'teaching', 'evaluation']")
         assert "**Answer:** `research`, `teaching`" in box.accepted('id,answer\nREQ-1,"research\uff0cteaching"\n')
+
+
+@test
+def h57_a_secret_in_the_answers_files_name_travels_with_no_packet():
+    """'items --answers "door code 5829.csv"' wrote the name into the packet and the page (round 57): a name that
+    looks like a secret is given as 'a CSV'."""
+    with Sandbox(shipped_readme()) as box:
+        box.csv("id,answer\nREQ-1,research\n", "door code 5829.csv")
+        for args in (("items", "--format", "csv"), ("items",), ("form",)):
+            result = run_main(*args, "--answers", "door code 5829.csv", "--file", box.doc, cwd=box.dir)
+            assert result.returncode == 0 and "5829" not in result.stdout and "a CSV" in result.stdout, args

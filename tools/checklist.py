@@ -832,14 +832,20 @@ def gather_answers(doc, profile=None, csv_path=None):
         origin.pop(iid, None)
     if any("Answer" in item.fields for item in doc.items.values()):
         sources.append("the answers recorded")
+    name = csv_name(csv_path) if csv_path else ""
     if csv_path:
         given = answers_in_csv(doc, csv_path)
         for iid, text in given.items():
             if doc.items[iid].declared and not same_answer(doc.items[iid], text):
-                tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, shown(csv_path, None)
-        sources.append(f"the answers in {shown(csv_path, None)}")
-    return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given,
-                   shown(csv_path, None) if csv_path else "")
+                tokens[iid], texts[iid], origin[iid] = BACKTICKED.findall(text), text, name
+        sources.append(f"the answers in {name}")
+    return Answers(tokens, texts, origin, " and ".join(sources) or "nothing recorded yet", given, name)
+
+
+def csv_name(path):
+    """The --answers CSV as packets and pages name it: its path, or 'a CSV' where the name itself looks like a
+    secret ('door code 5829.csv'), which would travel with every packet."""
+    return "a CSV" if secret_in(os.path.basename(str(path))) else shown(path, None)
 
 
 def answers_in_csv(doc, path, stale=None):
@@ -1618,8 +1624,8 @@ def form_data(doc, args):
     party = args.party or args.involving
     command = "python3 tools/checklist.py form" + "".join(
         f" --{name} {shown(value, None)}" for name, value in (("profile", args.profile), ("party", args.party),
-                                                               ("involving", args.involving),
-                                                               ("answers", args.answers)) if value)
+                                                               ("involving", args.involving)) if value) + \
+        (f" --answers {csv_name(args.answers)}" if args.answers else "")
     title = next((t for _, level, t in doc.headings if level == 1), doc.path)
     return {"title": title, "source": doc.path, "command": command,
             "page_title": "Answers" + "".join(f", {k} {v}" for k, v in (("profile", args.profile),
@@ -1627,7 +1633,7 @@ def form_data(doc, args):
                                                                           party)) if v) + f": {title}",
             "generated": date.today().isoformat(),
             "profile": profile and {"key": profile.key, "who": profile.who},
-            "party": party or "", "involving": bool(args.involving), "answers_file": shown(args.answers or "", None), "requester": REQUESTER,
+            "party": party or "", "involving": bool(args.involving), "answers_file": csv_name(args.answers) if args.answers else "", "requester": REQUESTER,
             "countries_item": COUNTRIES,
             "party_name": party and (party if party in BARE_PARTIES else f"the {party}"),
             "licence_why": LICENCE_WHY.format(why=ROLE_WORDS["builder"][3]),
