@@ -3429,12 +3429,15 @@ def h57_an_items_own_id_as_its_answer_and_a_put_off_answer_by_hand_are_refused()
 @test
 def h57_tags_hide_no_text_and_a_spreadsheets_artefacts_are_no_answer():
     """Tag characters after a black flag spelled 'door code 5829' invisibly and passed as a flag: only England's,
-    Scotland's and Wales's tag sequences are accepted. A long number a spreadsheet shortened ('8.9441E+19') and the
+    Scotland's and Wales's tag sequences are accepted; a joiner between two ASCII letters (a bit of hidden data) is
+    refused, between Persian or Indic letters not. A long number a spreadsheet shortened ('8.9441E+19') and the
     day-0 date an empty reference shows ('1900-01-00', '30/12/1899') are refused, with what to do."""
     tags = lambda text: "".join(chr(0xE0000 + ord(c)) for c in text)       # noqa: E731
     assert cl.text_problems("Server room \U0001f3f4" + tags("door code 5829") + "\U000e007f")[0].startswith(
         "the answer holds an invisible or control character (U+E0020")
     accepted_as_text("Glasgow team \U0001f3f4" + tags("gbsct") + "\U000e007f")
+    assert cl.text_problems("Indoor Se\u200dr\u200dv\u200de\u200dr room")    # joiners between ASCII letters carry data
+    accepted_as_text("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 two sites", "\u0915\u094d\u200d\u0937 site")
     assert cl.text_problems("x \U0001f3f4" + tags("usca") + "\U000e007f")
     with Sandbox(shipped_readme()) as box:
         refused_exactly(box, "id,answer\nREQ-3,8.9441E+19\nREQ-6,1900-01-00\nREQ-7,30/12/1899\n",

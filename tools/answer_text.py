@@ -1217,8 +1217,8 @@ def joins(value, k):
     if value[k] not in JOINERS:
         return False
     before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
-    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama
-        return True
+    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama; not between two
+        return not (value[k - 1].isascii() and value[k + 1].isascii())   # ASCII letters: there they could hide data
     return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
 
 
