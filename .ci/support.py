@@ -774,7 +774,38 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '7731 opens the comms room',
                  'The cabinet safe opens on left 32, right 14, left 7.',
                  '4821# gets you through the loading-dock door after 6pm',
-                 'Visitors: ring, or use 8 0 3 3 on the pad by reception.')
+                 'Visitors: ring, or use 8 0 3 3 on the pad by reception.',
+                 # round 58
+                 'HSM \u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44\u0f0b \u0f26\u0f24\u0f24\u0f27\u0f20\u0f22\u0f21\u0f29 \u0f61\u0f72\u0f53\u0f0d',
+                 'OMC \u0f51\u0f7c\u0f0b\u0f51\u0f58\u0f0b\u0f54\u0f60\u0f72\u0f0b\u0f42\u0f66\u0f44\u0f0b\u0f5a\u0f72\u0f42\u0f0b\u0f53\u0f72 Potala#88 \u0f61\u0f72\u0f53\u0f0d',
+                 'O le numera o le faitotoa o le potu server o le 5829, aua le ta\'uina i se tasi.',
+                 'Upu fa\'alilolilo a le admin o le OMC: Apia#2025',
+                 'Ko e kouti \'o e matap\u0101 \'o e loki s\u0113va ko e 6194, \'oua \'e talaange ki ha taha.',
+                 'Lea fakapulipuli \'a e admin OMC: Nukualofa2025!',
+                 'Kod dor ar sal servijerio\u00f9: 4821, na lavarit da zen.',
+                 'Ger-tremen an admin OMC zo Breizh-2025!',
+                 'De doarkoade fan de serverkeamer is 7734, net trochjaan.',
+                 'Wachtwurd fan de OMC-behearder: Ljouwert2025!',
+                 'U codice di a porta di a sala server h\u00e8 6627, \u00f9n lu dite \u00e0 nimu.',
+                 'Parolla d\'ordine di l\'amministratore OMC: Aiacciu#2025',
+                 'Kode panto rohangan server t\u00e9h 3815, ulah dib\u00e9jakeun ka saha wa\u00e9.',
+                 'Sandi admin OMC: Bandung#2025',
+                 'OMC admin \u0192e nya \u0263a\u0263la: Lome#2025',
+                 'Wi-Fi na amedzrowo: \u014bk\u0254 EweLab, nya \u0263a\u0263la Volta-77',
+                 'OMC admin ahintas\u025bm: Kumasi@2025',
+                 'Ah\u0254ho Wi-Fi: din AkanLab, ahintas\u025bm Asante#88',
+                 'Koodi y\'oluggi lw\'ekisenge kya server eri 5173, togibuulira muntu.',
+                 'Ekigambo ky\'ekyama ekya admin wa OMC: Kampala#2025',
+                 'Kode y\'umuryango w\'icumba ca server ni 6048, ntimuyibwire uwo ari we wese.',
+                 'Ijambo ry\'ibanga rya admin wa OMC: Bujumbura2025!',
+                 'Kod bilong dua bilong server rum em 3072, no ken tokim narapela.',
+                 'Pasword bilong admin long OMC: Moresby#2025',
+                 'E kodigo di porta di e kamber di server ta 8540, no bisa ningun hende.',
+                 'Kontrase\u00f1a di admin di OMC: K\u00f2rsou#2025',
+                 '\u0421\u0435\u0440\u0432\u0435\u0440 \u0445\u043e\u04bb\u0443\u043d \u0430\u0430\u043d\u044b\u043d \u043a\u043e\u0434\u0430 9316, \u043a\u0438\u043c \u0434\u0430 \u043a\u044d\u043f\u0441\u044d\u044d\u043c\u044d.',
+                 'OMC \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u043e\u0440\u044b\u043d \u043a\u0438\u0441\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b\u0430: \u0414\u044c\u043e\u043a\u0443\u0443\u0441\u043a\u0430\u04392025',
+                 '(PIN: 6152) on all SIMs',
+                 'Front door: four-eight-two-one then hash')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -1011,7 +1042,15 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u0420\u0430\u0434\u0438\u043e\u0436\u0430\u0431\u0434\u044b\u049b\u0442\u044b\u04a3 \u0421\u042d\u049a \u0422\u041d \u043a\u043e\u0434\u044b 8517 62 000 9.',
                   'Version 2024 opens the file',
                   '2200 opens at 9',
-                  'Shop opens the 2nd')
+                  'Shop opens the 2nd',
+                  # round 58
+                  'E tatau ona lagolagoina mo tausaga e 15 (se\'ia o\'o i le 2041).',
+                  '\u0f42\u0f66\u0f44\u0f0b\u0f56\u0f60\u0f72\u0f0b\u0f63\u0fa1\u0f7a\u0f0b\u0f58\u0f72\u0f42\u0f0b\u0f5a\u0f44\u0f0b\u0f58\u0f0b HSM \u0f53\u0f44\u0f0b\u0f49\u0f62\u0f0b\u0f61\u0f7c\u0f51\u0f0d Vault: ops/5g-lab \u0f63\u0f0b\u0f63\u0f9f\u0f7c\u0f66\u0f0d',
+                  'SIM \u0f41\u0f71\u0f0b\u0f4c\u0f72\u0f0b 1200 \u0f56\u0f4f\u0f44\u0f0b\u0f61\u0f7c\u0f51\u0f0d PIN \u0f51\u0f44\u0f0b PUK \u0f5a\u0f7c\u0f44\u0f0b\u0f54\u0f60\u0f72\u0f0b\u0f61\u0f72\u0f42\u0f0b\u0f46\u0f0b\u0f42\u0f66\u0f44\u0f0b\u0f66\u0fa1\u0f7c\u0f58\u0f0b\u0f53\u0f44\u0f0b\u0f61\u0f7c\u0f51\u0f0d',
+                  '\u0f66\u0f92\u0f7c\u0f60\u0f72\u0f0b\u0f68\u0f44\u0f0b\u0f62\u0f9f\u0f42\u0f66\u0f0b\u0f5a\u0f44\u0f0b\u0f58\u0f0b Bitwarden \u0f53\u0f44\u0f0b\u0f61\u0f7c\u0f51\u0f0d IT \u0f66\u0fa1\u0f7a\u0f0b\u0f5a\u0f53\u0f0b\u0f63\u0f0b\u0f60\u0f51\u0fb2\u0f72\u0f0d',
+                  'O ki uma o lo\'o teu i le HSM; va\'ai i le vault ops/5g-lab.',
+                  'O numera o faitotoa uma o lo\'o i Bitwarden, aoina "Saite Apia"; fesili i le IT.',
+                  'Ko e ngaahi k\u012b kotoa \'oku tauhi \'i he HSM; sio ki he vault ops/5g-lab.')
 
 
 

@@ -258,7 +258,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
-    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
+    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
@@ -434,7 +434,7 @@ BOUND_NAME = re.compile(
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
                             r"dem|du|de|au|aux|pour|para|por|pentru|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
@@ -548,7 +548,7 @@ HOURS_WORD = re.compile(r"(?<![^\W_])(?:open\w*|hours?|ouvert\w*|ge(?:\u00f6|oe)
 # An entry or vault in a password manager named by its title ('KeePass entry OMC-Root-2026', 'Bitwarden item ops-2025',
 # '1Password vault 5G-Lab'): a pointer
 VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwarden|lastpass|dashlane|cyberark|keychain|"
-                         r"passbolt|vault|tresor)\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis|vault|collection|folder)\s*[:#]?\s*"
+                         r"passbolt|vault|tresor),?\s+(?:entry|item|record|eintrag|entr\u00e9e|voce|entrada|wpis|vault|collection|folder)\s*[:#]?\s*"
                          r"[\"'\u201c\u2018]?[^\s\"'\u201d\u2019,;]+", re.I)
 # An account's name after the word ('Test account \'test01\'', 'user ops01'): a name, not a password near its word
 ACCOUNT_NAMED = re.compile(r"(?<![^\W_])(?:[Aa]ccounts?|[Uu]sers?|[Uu]ser\s?names?|[Kk]onto|[Cc]ompte|[Uu]suario|[Cc]uenta|"
@@ -666,6 +666,10 @@ IMAGE_TAG = re.compile(r"[a-z0-9][a-z0-9._-]*:v?[0-9][\w.-]*")     # 'sim:1.4', 
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
 USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
 ACCOUNT_BASE = re.compile(r"[a-z]+")
+# What names a path, not a user, before 'ops/5g-lab' ('see vault ops/5g-lab', 'collection ops/5G')
+PATH_BEFORE = re.compile(r"(?<![^\W_])(?:vault|folder|path|collection|directory|dir|repo|repository|share|bucket|wiki|"
+                         r"page|namespace|project|group|tresor|coffre|ordner|pfad)\s*:?\s*$", re.I)
+PATH_REACH = 24
 SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key ('Wi-Fi: Labnet-Guest / kumquat')
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
                           r"bmc|idrac|ipmi|ilo|webui|web\s?ui|webconsole|console|ont|ssh|sftp|ftp|netconf|default|"
@@ -821,14 +825,14 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|b(
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|tatau|Tatau|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -877,6 +881,10 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # A number typed on a keypad ('composer 48213 sur le clavier'), given to acknowledge or open ('Alarm mit 93751
 # quittieren'), pressed ('7702 basyň', '0846-ро пахш кунед', 'press 8153 to disarm') or that gets one in ('7731 gets
 # you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
+# A number pressed after a verb that says so in a language with no other cue, where an alarm, door or keypad is named
+# in the clause (KEYPAD_PLACE): keyed_number()
+PRESSED = re.compile(r"(?<![\w'])(?P<name>pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
+                     re.I)
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
                     r"candado|lucchetto|cadeado|tastenfeld|"
@@ -894,12 +902,12 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
                         r"gates?|keypads?|pads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
-                        r"b\u00e1o\s+\u0111\u1ed9ng)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
+                        r"b\u00e1o\s+\u0111\u1ed9ng|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
                         r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL_SIDES = r"(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
-DIAL_TURN_AFTER = rf"{DIAL_SIDES}\s*[0-9]{{1,3}}"      # 'left 32, right 14, left 7'
+DIAL_TURN_AFTER = rf"{DIAL_SIDES}\s*(?:to\s+)?[0-9]{{1,3}}"      # 'left 32, right 14, left 7'
 DIAL = re.compile(rf"(?<![\w.,])(?:(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}|(?:{DIAL_TURN_AFTER}[\s,;/-]+){{2,}}"
                   rf"{DIAL_TURN_AFTER})(?![^\W_])", re.I)
 POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$|(?<=[0-9])['\u2019][^\W\d_]{1,4}$")   # "DEL-15's", "03.06.2026'da"
@@ -938,7 +946,7 @@ CODE_NUMBER = re.compile(r"(?<![\w.,/-])(?:[0-9]{3,10}|[0-9]{3,7}[A-D]|[0-9]{2,5
                          r"[0-9]{1,2}(?: ?- ?[0-9]{1,2}){2,4})(?:-?[#*])?"
                          r"(?![\w/-]|[.,][0-9])")
 # Where a sentence ends: not after an initial ('P.I.N. 4071')
-SENTENCE_END = re.compile(r"(?<=[.!?;])(?<![\s.][^\W\d_]\.)(?<!^[^\W\d_]\.)\s+(?=\S)|(?<=[\u3002\uff01\uff1f])")
+SENTENCE_END = re.compile(r"(?<=[.!?;])(?<![\s.][^\W\d_]\.)(?<!^[^\W\d_]\.)\s+(?=\S)|(?<=[\u3002\uff01\uff1f\u0964\u0f0d\u1362])")
 CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9])|"
                         r"(?<=[0-9])(?=[\u0620-\u064a\u066e-\u06d3\u06d5\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")
 # ('コードは2609', '2753یە': no word joins them)
@@ -1679,7 +1687,8 @@ def secret_kind(text):
 KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]|-[0-9])")
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                        r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
-CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4}-[0-9]{4})+|"
+CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)"
+                       r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,})(?![\w-])")
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
@@ -2030,8 +2039,9 @@ def user_pair_password(text):
     for pair, colon in ((USER_PAIR, False), (USER_COLON, True)):
         for m in pair.finditer(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
-            if user[-1] in ".!?" or DOTTED_NUMBER.fullmatch(user) or IMAGE_TAG.fullmatch(password):
-                continue                              # a sentence's end and its translation; a DOI; an image's tag
+            if user[-1] in ".!?" or DOTTED_NUMBER.fullmatch(user) or IMAGE_TAG.fullmatch(password) or \
+                    PATH_BEFORE.search(text, max(0, m.start() - PATH_REACH), m.start()):
+                continue                              # a sentence's end and its translation; a DOI; an image's tag; a path
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES
             following = FOLLOWING_WORD.match(text, m.end())
@@ -2162,7 +2172,9 @@ OPENS = re.compile(r"opens|unlocks", re.I)       # 'Version 2024 opens the file'
 def keyed_number(clause):
     """A number typed on a keypad or given to acknowledge an alarm (KEYED), as (number, name), or None."""
     m = next((m for keyed in KEYED for m in keyed.finditer(clause) if not (CODE_YEAR.fullmatch(m.group("number")) and
-                                                                          OPENS.match(m.group("name")))), None)
+                                                                          OPENS.match(m.group("name")))), None) or \
+        (KEYPAD_PLACE.search(clause) and next((m for m in PRESSED.finditer(clause)
+                                                 if not CODE_YEAR.fullmatch(m.group("number"))), None))
     return (m.group("number"), m.group("name")) if m else None
 
 
