@@ -3458,7 +3458,9 @@ def h57_a_bare_zero_or_boolean_may_be_the_sheets_and_is_refused():
             f"{n}: {iid}: '{value}' alone may be a spreadsheet's own value (an empty cell a formula refers to, a "
             "checkbox): write the answer in words, as '0 sites' or 'yes'"
             for n, iid, value in ((2, "REQ-3", "0"), (3, "REQ-6", "TRUE"), (4, "REQ-7", "FALSCH"))))
-        assert "**Answer:** 0 sites" in box.accepted("id,answer\nREQ-3,0 sites\n")
+        for value in ("0.00", "$0.00", "0%", "12:00:00 AM", "00:00:00", "(blank)", "#TRUE#", "undefined"):   # round 58
+            assert box.refused(f"id,answer\nREQ-3,{value}\n", "alone may be a spreadsheet's own value"), value
+        assert "**Answer:** 0 sites" in box.accepted("id,answer\nREQ-3,0 sites\nREQ-6,12:00\n")
 
 
 @test

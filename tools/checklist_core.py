@@ -1083,10 +1083,12 @@ def sheet_value(cell):
 # What separates a routing cell's tokens: commas (the fullwidth and ideographic ones Chinese and Japanese keyboards
 # type too) and spaces
 TOKEN_SPLIT = re.compile(r"[,\uff0c\u3001\s]+")
-# What a spreadsheet shows for a formula that refers to an empty cell, or for a checkbox, in several languages: no
-# answer anyone typed, alone in a cell
-SHEET_VALUE = re.compile(r"0|true|false|verdadero|falso|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|falskt|"
-                         r"\u0438\u0441\u0442\u0438\u043d\u0430|\u043b\u043e\u0436\u044c|prawda|fa\u0142sz", re.I)
+# What a spreadsheet shows for a formula that refers to an empty cell (a zero as number, amount, percentage or time;
+# '(blank)'), or for a checkbox, in several languages: no answer anyone typed, alone in a cell
+SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|falskt|"
+                         r"\u0438\u0441\u0442\u0438\u043d\u0430|\u043b\u043e\u0436\u044c|prawda|fa\u0142sz)#?|"
+                         r"[$\u00a3\u20ac]?\s?0(?:[.,]0+)?\s?[%$\u00a3\u20ac]?|0?0:00(?::00)?(?:\s?[ap]m)?|12:00(?::00)?\s?am|"
+                         r"\((?:blank|empty)\)|undefined|nat", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}", re.I)
 
