@@ -356,6 +356,12 @@ def readme_is_clean():
 
 
 @test
+def a_byte_order_mark_before_the_checklist_is_no_invisible_character():
+    """Notepad saves README.md with a byte-order mark: check passes it (the invisible-character rule flagged it)."""
+    assert cl.run_rules(cl.parse("\ufeff" + README.read_text(encoding="utf-8"))) == []
+
+
+@test
 def readme_stays_within_its_length_budget():
     doc = readme()
     sizes = sorted(cl.item_words(doc, it) for it in doc.items.values() if not it.void)

@@ -1242,6 +1242,7 @@ def invisible_characters(doc):
     their own)."""
     answers = {item.fields["Answer"][1] for item in doc.items.values() if "Answer" in item.fields}
     for n, line in enumerate(doc.lines, 1):
+        line = line[1:] if n == 1 and line.startswith("\ufeff") else line   # a byte-order mark, as Notepad saves
         found = [c for c in hidden_characters(line) if c != "\t" and not CONTROL_CHARACTER.match(c)] \
             if n not in answers and not line.isascii() else []
         if found:
