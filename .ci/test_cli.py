@@ -26,6 +26,8 @@ def cli_items_json_from_another_directory():
 def cli_unknown_profile_is_a_usage_error():
     result = run_main("items", "--profile", "nobody")
     assert result.returncode == 2 and "unknown --profile 'nobody'" in result.stderr, result
+    masked = run_main("items", "--profile", "Hunter22x!")      # a password typed as an option is not echoed (round 58)
+    assert masked.returncode == 2 and "unknown --profile 'Hun\u2026'" in masked.stderr, masked
 
 
 @test

@@ -1977,7 +1977,7 @@ def main(argv=None, out=None, err=None):
                               ("involving", doc.parties), ("stage", doc.stages), ("group", doc.groups)):
             value = getattr(args, option, None)
             if value and value not in known:
-                raise Refusal(f"unknown --{option} '{shown(value)}'; choose from: {', '.join(known)}", 2)
+                raise Refusal(f"unknown --{option} '{id_shown(value)}'; choose from: {', '.join(known)}", 2)
         if args.command in ("items", "status", "form", "profiles", "stats"):   # views copy the file's text: never a key
             found = next(iter(secrets(doc)), None) or next(recorded_secrets(doc), None)
             if found:
