@@ -3387,7 +3387,8 @@ def h56_a_short_column_pasted_into_answer_is_refused_not_recorded():
     with Sandbox(shipped_readme()) as box:
         sheet = run_main("items", "--profile", "lab", "--format", "csv", "--file", box.doc).stdout
         rows = list(csv.DictReader(io.StringIO(sheet.lstrip("\ufeff").split("\n", 1)[1])))
-        text_rows = [r for r in rows if not cl.parse(box.doc.read_text(encoding="utf-8")).items[r["id"]].declared][:4]
+        doc = cl.parse(box.doc.read_text(encoding="utf-8"))
+        text_rows = [r for r in rows if not doc.items[r["id"]].declared][:4]
         for column in ("from", "party", "stage"):
             pasted = "id,answer\n" + "".join(f"{r['id']},{r[column]}\n" for r in text_rows)
             message = box.refused(pasted, f"the answer cell holds the row's own '{column}' text, as 4 rows do")
