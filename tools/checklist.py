@@ -112,8 +112,8 @@ HEADER_SEARCH = 10                     # lines where a header below a title row 
 
 
 def header_below(text, named):
-    """"; line N has them: ..." if one of the first HEADER_SEARCH lines below the header line is a header (a title row
-    above it), or ''."""
+    """What a refusal adds where one of the first HEADER_SEARCH lines below the header line is a header (a title row
+    above it): '; line N has them: ...'; else ''."""
     for number, line in enumerate(text.split("\n", HEADER_SEARCH)[:HEADER_SEARCH], 1):
         for delimiter in (",", ";", "\t") if number > 1 + bool(named) else ():
             try:
