@@ -805,7 +805,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u0421\u0435\u0440\u0432\u0435\u0440 \u0445\u043e\u04bb\u0443\u043d \u0430\u0430\u043d\u044b\u043d \u043a\u043e\u0434\u0430 9316, \u043a\u0438\u043c \u0434\u0430 \u043a\u044d\u043f\u0441\u044d\u044d\u043c\u044d.',
                  'OMC \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u043e\u0440\u044b\u043d \u043a\u0438\u0441\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b\u0430: \u0414\u044c\u043e\u043a\u0443\u0443\u0441\u043a\u0430\u04392025',
                  '(PIN: 6152) on all SIMs',
-                 'Front door: four-eight-two-one then hash')
+                 'Front door: four-eight-two-one then hash',
+                 'd00r code 4821')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',

@@ -793,7 +793,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
