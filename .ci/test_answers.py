@@ -3495,3 +3495,14 @@ def h57_a_secret_in_the_answers_files_name_travels_with_no_packet():
         for args in (("items", "--format", "csv"), ("items",), ("form",)):
             result = run_main(*args, "--answers", "door code 5829.csv", "--file", box.doc, cwd=box.dir)
             assert result.returncode == 0 and "5829" not in result.stdout and "a CSV" in result.stdout, args
+
+
+@test
+def h57_a_rule_from_the_sheets_first_row_pasted_as_an_answer_is_refused():
+    """A role's rule copied from the export's first row into an answer was recorded (round 57): the rules that row
+    carries are compared as other items' texts are."""
+    doc = cl.parse(shipped_readme())
+    rule = cl.sheet_rules(doc, cl.link_rewriter(doc, name=cl.SHEET_NAME))[0]
+    with Sandbox(shipped_readme()) as box:
+        refused_exactly(box, f'id,answer\nREQ-3,"{rule}"\n',
+                        "2: " + cl.OTHER_TEXT_MESSAGE.format("REQ-3", "rule", cl.SHEET_FIRST_ROW))

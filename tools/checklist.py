@@ -454,8 +454,9 @@ def own_text(key, allowed):
 
 
 def sheet_texts(doc, plain):
-    """{text as sheet_key reads it, in lower case: (ID, column)} of every item's longer texts (OTHER_COLUMNS, OTHER_TEXT characters
-    at least), the first in working order where two items share one: an answer pasted a row off repeats one."""
+    """{text as sheet_key reads it, in lower case: (ID, column)} of every item's longer texts (OTHER_COLUMNS, OTHER_TEXT
+    characters at least), the first in working order where two items share one: an answer pasted a row off repeats
+    one; and the rules a sheet's first row carries (sheet_rules), as (SHEET_FIRST_ROW, 'rule')."""
     texts = {}
     for item in working_order(doc):
         cells = sheet_cells(doc, item, plain)
@@ -463,7 +464,19 @@ def sheet_texts(doc, plain):
             for text in cells.get(column, ()):
                 if len(text) >= OTHER_TEXT:
                     texts.setdefault(sheet_key(text).lower(), (item.id, column))
+    for rule in sheet_rules(doc, plain):
+        texts.setdefault(sheet_key(rule).lower(), (SHEET_FIRST_ROW, "rule"))
     return texts
+
+
+SHEET_FIRST_ROW = "the sheet's first row"
+
+
+def sheet_rules(doc, plain):
+    """The rules an export's first row can carry, as it writes them: each role's, those of every role, the contact
+    rule (preamble_line)."""
+    return [plain(rule).replace("**", "") for rule in [role.rule for role in doc.roles] + every_role_rules(doc) +
+            [contact_rule(doc)] if rule]
 
 
 def id_cell(raw):
@@ -1644,6 +1657,7 @@ def form_data(doc, args):
             "roles": [{"key": r.key, "label": r.label, "rule": r.rule, "tree": tree_or_none(doc, r.condition),
                        "words": role_words(r)} for r in doc.roles],
             "every_role": every_role_rules(doc), "contact_rule": contact_rule(doc),
+            "sheet_rules": sheet_rules(doc, link_rewriter(doc, name=SHEET_NAME)),
             "licence_not_used": LICENCE_NOT_USED,
             "items": [form_item(doc, it, given, assumed, stale, withheld_answers=not on_party_page(it, args))
                       for it in working_order(doc)],
