@@ -1883,12 +1883,14 @@ def a_sheet_returned_late_never_brings_back_a_replaced_answer():
 
 @test
 def views_never_copy_a_key_the_file_holds():
-    key = "K 465b5ce8b199b49faa5f0a2ee238a6bc"
-    with Sandbox(swap("used by the tests.", f"used by the tests, {key}.")) as box:
-        for command in (("items", "--format", "csv"), ("status",), ("form",)):
-            result = box.run(*command)
-            assert result.returncode == 1 and key not in result.stdout and \
-                "[secret] this looks like" in result.stderr and "nothing printed" in result.stderr, (command, result)
+    """A key anywhere, or a code typed by hand into an item's field (judged there as an answer is): no view prints."""
+    for old, new, key in (("used by the tests.", "used by the tests, K 465b5ce8b199b49faa5f0a2ee238a6bc.", "465b5ce8"),
+                          ("  - **Form:** a number.", "  - **Form:** a number. Door code 4821.", "4821")):
+        with Sandbox(swap(old, new)) as box:
+            for command in (("items", "--format", "csv"), ("status",), ("form",)):
+                result = box.run(*command)
+                assert result.returncode == 1 and key not in result.stdout and "[secret] this looks like" in \
+                    result.stderr and "nothing printed" in result.stderr, (command, result)
 
 
 # ---------------------------------------------------------------- the seventh hostile-input review (D1, D3, D6 to D12)

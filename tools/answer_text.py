@@ -1158,6 +1158,9 @@ DIGIT_ZEROS = (0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0x
 FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)},
           "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
+# What marks a line of the checklist's own items as worth judging in full (written_secret)
+ITEM_MARKUP = re.compile(r'<a id="[^"]*"></a>|\]\(#[^)\s]*\)')     # '<a id="sec-8"></a>', '[IOP-7](#iop-7)'
+WRITTEN_CUES = (re.compile(r"\d"), BOUND_NAME, CREDENTIAL_WORD, SIM_WORD)
 
 
 def shown(value, limit=60):
@@ -1617,6 +1620,18 @@ def secret_in(text, near=True):
     """What secret material `text` seems to hold (a short description), or None: secret_found()'s kind."""
     found = secret_found(text, near)
     return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def written_secret(text):
+    """secret_in() for a line of the checklist's own items (an item's ask or a field other than its answer), where a
+    secret typed by hand would be copied by every view: judged as an answer is, without the item's anchor and link
+    targets ('id="sec-8"' is no secret), but only where a value could be bound to a name (a digit, or a password's,
+    code's or key's name: WRITTEN_CUES), which spares the cost of judging the rest of the prose."""
+    text = ITEM_MARKUP.sub(" ", text)
+    seen = scanned(text)
+    cued = any(cue.search(seen) for cue in WRITTEN_CUES)
+    return secret_in(text) if cued else secret_in(text, near=False)
 
 
 @functools.lru_cache(maxsize=1 << 14)

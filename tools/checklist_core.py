@@ -1409,10 +1409,14 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 
 @rule("secret: a line looks like key material")
 def secrets(doc):
-    """Nothing in the file looks like secret material (a token near a credential's name is judged in answers, by
-    the answer rule: text_problems)."""
+    """Nothing in the file looks like secret material; an item's ask and fields are judged as answers are
+    (written_secret), its Answer line by the answer rule (text_problems)."""
+    written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - \
+        {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
+    def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
+        return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
-        what = secret_in(line, near=False)
+        what = written_secret(own_ids_out(line)) if n in written else secret_in(line, near=False)
         if what:
             yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
 
