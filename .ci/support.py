@@ -806,7 +806,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'OMC \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u043e\u0440\u044b\u043d \u043a\u0438\u0441\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b\u0430: \u0414\u044c\u043e\u043a\u0443\u0443\u0441\u043a\u0430\u04392025',
                  '(PIN: 6152) on all SIMs',
                  'Front door: four-eight-two-one then hash',
-                 'd00r code 4821')
+                 'd00r code 4821',
+                 'Ki a le IPsec (PSK) o le upolu-savaii-2026', 'SNMP community nye lome_rw_2024',
+                 'PSK ya IPsec eri entebbe-jinja-2026', 'SNMP community ni bujumbura_ro_09', 'IPsec PSK em sepik-wewak-2026',
+                 'E PSK di IPsec ta shete-boka-2026', 'For the Wi-Fi, type in purple-otter-harbour-42',
+                 "Our VPN pre-shared key, if you need it, is 'tunnel-north-8842'.",
+                 "Wi-Fi network 'Lab5G', key in brackets (starling-47-moor)", 'PSK: Sepik-Wewak-2026')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -1051,7 +1056,13 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u0f66\u0f92\u0f7c\u0f60\u0f72\u0f0b\u0f68\u0f44\u0f0b\u0f62\u0f9f\u0f42\u0f66\u0f0b\u0f5a\u0f44\u0f0b\u0f58\u0f0b Bitwarden \u0f53\u0f44\u0f0b\u0f61\u0f7c\u0f51\u0f0d IT \u0f66\u0fa1\u0f7a\u0f0b\u0f5a\u0f53\u0f0b\u0f63\u0f0b\u0f60\u0f51\u0fb2\u0f72\u0f0d',
                   'O ki uma o lo\'o teu i le HSM; va\'ai i le vault ops/5g-lab.',
                   'O numera o faitotoa uma o lo\'o i Bitwarden, aoina "Saite Apia"; fesili i le IT.',
-                  'Ko e ngaahi k\u012b kotoa \'oku tauhi \'i he HSM; sio ki he vault ops/5g-lab.')
+                  'Ko e ngaahi k\u012b kotoa \'oku tauhi \'i he HSM; sio ki he vault ops/5g-lab.',
+                  'Wi-Fi SSID is lab-north-12', 'Key ceremony at eu-west-2 region', 'Wi-Fi covers lab-a-1 and lab-b-2',
+                  'Wi-Fi on floor 2, access points ap-north-01 to ap-north-12', 'Wi-Fi controller is wlc-core-01',
+                  'PSK stored in Bitwarden item ipsec-site-3', 'Key ID: kid-ng-2025-11', 'Wi-Fi AP model aruba-ap-515',
+                  'Wi-Fi password is in the envelope labelled lab-kit-7', 'Key management follows runbook km-ops-12',
+                  'Community strings per site: see wiki page snmp-sites-2026', 'PSK in vault entry ipsec-north-2026',
+                  'no password or key is ever logged, only the account name and outcome')
 
 
 

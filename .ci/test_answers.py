@@ -3508,3 +3508,12 @@ def h57_a_rule_from_the_sheets_first_row_pasted_as_an_answer_is_refused():
     with Sandbox(shipped_readme()) as box:
         refused_exactly(box, f'id,answer\nREQ-3,"{rule}"\n',
                         "2: " + cl.OTHER_TEXT_MESSAGE.format("REQ-3", "rule", cl.SHEET_FIRST_ROW))
+
+
+@test
+def h59_a_passphrase_a_few_words_after_its_name_is_refused():
+    """A PSK or community string of joined words and a number after a local copula ('IPsec PSK em sepik-wewak-2026',
+    'SNMP community nye lome_rw_2024') passed in nine languages (round 58): it is refused within five words of its
+    name; a network's, controller's or pointer's name ('SSID lab-north-12', 'item ipsec-site-3') keeps it an answer
+    (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    assert "'sep\u2026' (16 characters) near 'PSK'" in cl.text_problems("IPsec PSK em sepik-wewak-2026")[0]

@@ -1710,6 +1710,21 @@ LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
                               r"article|art\.|step|rule|level|tier|grade)\s*$", re.I)
 NUMBERING_REACH = 16
+# A passphrase of words and a number joined by '-' or '_' (two words of four letters or more, or a community's 'rw' or
+# 'ro') within a few words after a PSK's, community's, Wi-Fi's or key's name, whatever those words ('IPsec PSK em
+# sepik-wewak-2026', 'SNMP community nye lome_rw_2024'); not after a place's, pointer's or account's name ('SSID
+# lab-north-12', 'item ipsec-site-3'), nor when a piece names a key or a site ('kid-ng-2025-11')
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
+                         r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
+JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
+PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
+PHRASE_REACH, PHRASE_WORDS_BETWEEN = 48, 5
+PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
+                 "repo", "repository", "branch", "entry", "item", "page", "wiki", "runbook", "job", "ticket", "folder",
+                 "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
+                 "model", "controller", "labelled", "labeled", "region", "zone"}
+PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
+                        "core", "lab", "prod", "dev", "test"}
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
 KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF or ENTER)"
 CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
@@ -1828,7 +1843,24 @@ def bound_secret(text):
         value = slot_secret(m.group("value"), False)
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
-    return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text)
+    return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
+        phrase_after_name(text)
+
+
+def phrase_after_name(text):
+    """A passphrase of joined words and a number a few words after a PSK's, community's, Wi-Fi's or key's name
+    (PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
+    for name in PASSPHRASE_NAME.finditer(text):
+        clause = PHRASE_CLAUSE_END.split(text[name.end():name.end() + PHRASE_REACH])[0]
+        for m in JOINED_PHRASE.finditer(clause):
+            between = re.findall(r"[^\W\d_]+", clause[:m.start()].lower())
+            pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
+            words = sum(piece.isalpha() and len(piece) >= 4 for piece in pieces)
+            if len(between) <= PHRASE_WORDS_BETWEEN and not PHRASE_PLACES.intersection(between) and \
+                    not PHRASE_NAMING_PIECES.intersection(pieces) and any(piece.isdigit() for piece in pieces) and \
+                    (words >= 2 or words and "community" in name.group().lower() and {"rw", "ro"} & set(pieces)):
+                return m.group("phrase"), name.group()
+    return None
 
 
 def number_before_code(text):
