@@ -811,7 +811,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'PSK ya IPsec eri entebbe-jinja-2026', 'SNMP community ni bujumbura_ro_09', 'IPsec PSK em sepik-wewak-2026',
                  'E PSK di IPsec ta shete-boka-2026', 'For the Wi-Fi, type in purple-otter-harbour-42',
                  "Our VPN pre-shared key, if you need it, is 'tunnel-north-8842'.",
-                 "Wi-Fi network 'Lab5G', key in brackets (starling-47-moor)", 'PSK: Sepik-Wewak-2026')
+                 "Wi-Fi network 'Lab5G', key in brackets (starling-47-moor)", 'PSK: Sepik-Wewak-2026',
+                 'Enter 4821 then press the bell icon on the intercom panel', 'press 4821 at the gate')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -1062,7 +1063,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'PSK stored in Bitwarden item ipsec-site-3', 'Key ID: kid-ng-2025-11', 'Wi-Fi AP model aruba-ap-515',
                   'Wi-Fi password is in the envelope labelled lab-kit-7', 'Key management follows runbook km-ops-12',
                   'Community strings per site: see wiki page snmp-sites-2026', 'PSK in vault entry ipsec-north-2026',
-                  'no password or key is ever logged, only the account name and outcome')
+                  'no password or key is ever logged, only the account name and outcome',
+                  'Type 1200 and press Enter to set the SIM count', 'Enter 1500 doors in the asset register',
+                  'Enter 3600 in the lock timeout field (seconds)')
 
 
 
@@ -1166,6 +1169,7 @@ def quick(action, seconds):
     best = None
     for _ in range(3):
         cl.secret_found.cache_clear()
+        cl.written_secret.cache_clear()
         started = time.perf_counter()
         result = action()
         took = time.perf_counter() - started

@@ -1547,7 +1547,7 @@ def g15_a_long_line_of_commit_urls_is_checked_in_linear_time():
     rng = random.Random(15)
     line = "Mirror: https://git.example/" + "/".join(bytes(rng.randrange(256) for _ in range(20)).hex() for _ in range(2000))
     text = swap("used by the tests.", "used by the tests.\n\n" + line + "\n")
-    assert quick(lambda: cl.run_rules(cl.parse(text)), 0.2) == []   # import runs the same rules, before and after
+    assert quick(lambda: cl.run_rules(cl.parse(text)), 0.5) == []   # import runs the same rules, before and after
 
 
 @test
@@ -1971,7 +1971,8 @@ def h7_d8_a_stale_packet_is_refused_even_with_replace():
 def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
     """30 kB lines of link openings, of dashes in a Note, and of spaces and of tabs under an item: three regexes
     were quadratic there (LINK, WORD, LOOSE_FIELD: at 100 kB about 7 s, 2 min and 1 min each); parsing, every rule
-    and the word count over all four now take a fraction of a second."""
+    and the word count over all four now take a fraction of a second (the Note, too long to be judged for secret
+    material, is named by the secret rule)."""
     note = "  - **Form:** a number."
     text = swap(note, note + "\n  - **Note:** " + "-" * 30000 + "\n" + " " * 30000 + "x\n" + "\t" * 30000 + "x")
     text = swap("used by the tests.", "used by the tests.\n\n" + "[x](#" * 6000 + "\n", text)
@@ -1980,7 +1981,7 @@ def h7_d10_long_hand_edited_lines_are_checked_in_linear_time():
         sum(cl.words(line) for line in doc.lines)
         return {d.code for d in cl.run_rules(doc)}
     with deadline(10):
-        assert quick(checked, 0.8) == {"item-format"}                          # the two lines under REQ-3
+        assert quick(checked, 0.8) == {"item-format", "secret"}                # the three lines under REQ-3
 
 
 @test

@@ -79,6 +79,8 @@ ONE_DEFECT = [
     ("door_code_typed_in_a_field", "  - **Form:** a number.", "  - **Form:** a number; the door code is 4821.",
      "secret", "the door code is 4821"),
     ("password_typed_in_an_ask", "**REQ-3** ", "**REQ-3** (Wi-Fi password: Sunflower77) ", "secret", "Sunflower77"),
+    ("item_line_too_long_to_judge", "  - **Form:** a number.", "  - **Form:** a number" + "." * 2000, "secret",
+     "a number..."),
     ("unblocks_an_earlier_stage", "  - **Unblocks:** radio design.", "  - **Unblocks:** radio design; REQ-3.",
      "stage-order", "radio design; REQ-3"),
     ("unblocks_cycle", "  - **Unblocks:** REQ-3.\n", "  - **Unblocks:** REQ-3 and REQ-1.\n", "cycle", "**REQ-1**"),

@@ -898,11 +898,15 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     re.I),
          re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
                     r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I))
+# A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
+# gate', 'Enter 4821 then press the bell icon on the intercom panel'
+ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,8})\s+"
+                     r"(?:(?:then|and)\s+(?:press|hit|push)|at|on)(?![^\W_])", re.I)
 # Single digits typed in turn near an intruder alarm's, a door's, a gate's or a lock's name, in any language
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
                         r"gates?|keypads?|pads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
-                        r"b\u00e1o\s+\u0111\u1ed9ng|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
+                        r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
                         r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
@@ -2217,10 +2221,11 @@ OPENS = re.compile(r"opens|unlocks", re.I)       # 'Version 2024 opens the file'
 
 
 def keyed_number(clause):
-    """A number typed on a keypad or given to acknowledge an alarm (KEYED), as (number, name), or None."""
+    """A number typed on a keypad or given to acknowledge an alarm (KEYED), or pressed or entered near a keypad's place
+    (PRESSED, ENTERED, KEYPAD_PLACE), as (number, name), or None."""
     m = next((m for keyed in KEYED for m in keyed.finditer(clause) if not (CODE_YEAR.fullmatch(m.group("number")) and
                                                                           OPENS.match(m.group("name")))), None) or \
-        (KEYPAD_PLACE.search(clause) and next((m for m in PRESSED.finditer(clause)
+        (KEYPAD_PLACE.search(clause) and next((m for pressed in (PRESSED, ENTERED) for m in pressed.finditer(clause)
                                                  if not CODE_YEAR.fullmatch(m.group("number"))), None))
     return (m.group("number"), m.group("name")) if m else None
 

@@ -1416,6 +1416,10 @@ def secrets(doc):
     def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
+        if n in written and len(line) > MAX_ANSWER_CHARS:
+            yield Defect(n, "secret", f"this line of an item is longer than {MAX_ANSWER_CHARS:,} characters, more than "
+                                      "is judged for secret material: shorten it")
+            continue
         what = written_secret(own_ids_out(line)) if n in written else secret_in(line, near=False)
         if what:
             yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
