@@ -812,7 +812,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'E PSK di IPsec ta shete-boka-2026', 'For the Wi-Fi, type in purple-otter-harbour-42',
                  "Our VPN pre-shared key, if you need it, is 'tunnel-north-8842'.",
                  "Wi-Fi network 'Lab5G', key in brackets (starling-47-moor)", 'PSK: Sepik-Wewak-2026',
-                 'Enter 4821 then press the bell icon on the intercom panel', 'press 4821 at the gate')
+                 'Enter 4821 then press the bell icon on the intercom panel', 'press 4821 at the gate',
+                 'server room \u2192 4821#', 'SNMPv3 authPassword kestrel-quarry-55, privPassword heron-valley-19',
+                 'If the alarm goes off the monitoring company asks for the password, which is bluebell')
 BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as en el vault, nunca aqu\u00ed.',
                   'random seed: fixed per simulation run for all students', 'Random seed: 42',
                   'Alarm codes 3000-3099 belong to the vendor', 'IMSI range 001010000000001-001010000000500, PIN off',
@@ -1065,7 +1067,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Community strings per site: see wiki page snmp-sites-2026', 'PSK in vault entry ipsec-north-2026',
                   'no password or key is ever logged, only the account name and outcome',
                   'Type 1200 and press Enter to set the SIM count', 'Enter 1500 doors in the asset register',
-                  'Enter 3600 in the lock timeout field (seconds)')
+                  'Enter 3600 in the lock timeout field (seconds)', 'Call bridge +1 555 0100, conference ID 884 221 9910#',
+                  'ticket #4821', 'dial *#06# for the IMEI', 'The admin password, which is rotated yearly, lives in the vault',
+                  'the PIN, which is 4 digits long', 'apiKey: see vault')
 
 
 

@@ -3482,9 +3482,10 @@ def h57_an_items_own_or_anothers_text_in_another_case_is_refused():
 @test
 def h57_routing_tokens_with_digits_are_not_echoed_and_wide_commas_separate():
     """'5829#' and 'PIN5829' among routing tokens were echoed in the refusal (round 57): a token with three digits or
-    more is named as such; tokens apart by a fullwidth or ideographic comma ('research，teaching') are read apart."""
+    more is named as such ('5829#' is now refused as a keypad's code); tokens apart by a fullwidth or ideographic comma
+    ('research，teaching') are read apart."""
     with Sandbox(shipped_readme()) as box:
-        refused_exactly(box, 'id,answer\nREQ-1,"research, 5829#"\n', "2: REQ-1: a token with digits is not an answer "
+        refused_exactly(box, 'id,answer\nREQ-1,"research, 5829x"\n', "2: REQ-1: a token with digits is not an answer "
                         "of REQ-1 ['public', 'private', 'product', 'lab', 'research', 'teaching', 'evaluation']")
         assert "**Answer:** `research`, `teaching`" in box.accepted('id,answer\nREQ-1,"research\uff0cteaching"\n')
 

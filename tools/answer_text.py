@@ -444,7 +444,7 @@ BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf
 BOUND_LEAD_VERB = re.compile(r"(?:\s+[^\s:=,;()]+){1,2}?(?=\s+" + BOUND_VERB + r"\s)", re.I)
 BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[3:-1] + r"|equals)\s*:?\s+"
                              r"(?:(?:now|still|set\s+to|literally|just|simply|currently|actually|jetzt|noch|einfach|ora|"
-                             r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+", re.I)
+                             r"ahora|maintenant|nu|teraz)\s+)?|\s+[-\u2013\u2014]\s+|\s*,\s*which\s+(?:is|was)\s+", re.I)
 # What protects a file, in several languages ('protected by Oriel7Basin', 'protégé par Aubépine47', 'ist mit
 # Lindenallee-12b geschützt', 'the PDF is protected; open it with Caraway2026'): a value judged as near a password's
 # own name (context_secret), so that 'protected by MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay
@@ -1706,6 +1706,7 @@ def secret_kind(text):
 KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]|-[0-9])")
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                        r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
+HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)"
                        r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,})(?![\w-])")
@@ -1720,6 +1721,7 @@ NUMBERING_REACH = 16
 # lab-north-12', 'item ipsec-site-3'), nor when a piece names a key or a site ('kid-ng-2025-11')
 PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
+CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN = 48, 5
@@ -1730,7 +1732,7 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test"}
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
-KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF or ENTER)"
+KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF, ENTER or #)"
 CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
 
 
@@ -1764,7 +1766,7 @@ def unlabelled_kind(text):
     if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
            for m in KEYPAD_RUN.finditer(text)):
         return KEYPAD_KIND
-    if any(not LIST_YEAR.fullmatch(m.group("number")) for m in KEY_AFTER.finditer(text)):
+    if any(not LIST_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, HASH_AFTER) for m in after.finditer(text)):
         return KEY_AFTER_KIND
     if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
         return CODE_LIST_KIND
@@ -1853,8 +1855,8 @@ def bound_secret(text):
 
 def phrase_after_name(text):
     """A passphrase of joined words and a number a few words after a PSK's, community's, Wi-Fi's or key's name
-    (PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
-    for name in PASSPHRASE_NAME.finditer(text):
+    (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
+    for name in itertools.chain(PASSPHRASE_NAME.finditer(text), CAMEL_PASSPHRASE_NAME.finditer(text)):
         clause = PHRASE_CLAUSE_END.split(text[name.end():name.end() + PHRASE_REACH])[0]
         for m in JOINED_PHRASE.finditer(clause):
             between = re.findall(r"[^\W\d_]+", clause[:m.start()].lower())
