@@ -3519,3 +3519,32 @@ def h59_a_passphrase_a_few_words_after_its_name_is_refused():
     name; a network's, controller's or pointer's name ('SSID lab-north-12', 'item ipsec-site-3') keeps it an answer
     (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
     assert "'sep\u2026' (16 characters) near 'PSK'" in cl.text_problems("IPsec PSK em sepik-wewak-2026")[0]
+
+
+@test
+def h59_what_a_sheet_or_a_word_form_shows_for_an_empty_cell_is_refused():
+    """Round 59 recorded what nobody typed: booleans in Portuguese, Danish, Norwegian, Finnish, Czech, Hungarian,
+    Turkish, Greek and Romanian, 'TRUE()', 'Checked'; a zero in other currencies, accounting and fraction formats,
+    zero-padded, as a duration, day 0 as a long date; a Word form's placeholder in four languages. Each is refused;
+    '0 sites', 'On' and 'sandbox' stay answers (the page reads the same: CSV_CORPUS in test_form.py)."""
+    sheet = ("VERDADEIRO", "SAND", "FALSK", "USANN", "EP\u00c4TOSI", "NEPRAVDA", "IGAZ", "DO\u011eRU", "YANLI\u015e",
+             "\u0391\u039b\u0397\u0398\u0395\u03a3", "ADEV\u0102RAT", "TRUE()", "Unchecked", "\u00a50", "\u20b90.00",
+             "R 0,00", "CHF 0.00", "0,00 kr", "0,00 z\u0142", "USD 0.00", "(0.00)", "0 0/0", "000", "1/0/00",
+             "1899-12-30 00:00", "00:00:00.000", "12:00:00 a.m.", "0h00", "0 days 00:00:00",
+             "Saturday, January 0, 1900")
+    forms = ("Click or tap here to enter text.", "Choose an item.", "Click or tap to enter a date.",
+             "Klicken oder tippen Sie hier, um Text einzugeben.", "Cliquez ou appuyez ici pour entrer du texte.",
+             "Haga clic o pulse aqu\u00ed para escribir texto.", "Enter text here", "Select...", "Please select")
+    doc = cl.parse(shipped_readme())
+    item = doc.items["REQ-3"]
+    assert [v for v in sheet if "spreadsheet's own value" not in " ".join(cl.format_answer(item, v)[1])] == []
+    assert [v for v in forms if "is no answer" not in " ".join(cl.format_answer(item, v)[1])] == []
+    assert [v for v in ("0 sites", "On", "sandbox", "R 100", "select vendors only") if cl.format_answer(item, v)[1]] == []
+
+
+@test
+def h59_a_split_password_word_is_read_whole_and_plain_sentences_stay_answers():
+    """'Wi-Fi pass-word: otterharbour' was recorded; 'we do not write passwords here.' and 'credential is checked
+    against the vendor's list' were refused (round 59)."""
+    assert "near 'password'" in cl.text_problems("Wi-Fi pass-word: otterharbour")[0]
+    accepted_as_text("we do not write passwords here.", "the credential is checked against the vendor's list")

@@ -792,6 +792,12 @@ CSV_CORPUS = [
     "\n\nid,answer\nREQ-3,a\n", " , \n# x\n\nid;answer\nREQ-3;a\n", "\ufeff\r\nid,answer\r\nREQ-3,#SPILL!\r\n", "id,answer\nREQ-3,#ERROR!\nREQ-4,Err:508\nREQ-6,#WERT!\n",
     "id,answer\nREQ-3,a\n,,\n;\n \n|\n", "Title, 5 May\nid,answer\nREQ-3,a\n", "sep=;\nTitle\n\nid;answer\n",
     ",id,answer\n0,REQ-3,a\n", 'id,answer\nREQ-3, "a, b" \n', "id,answer\nREQ-3,req-3\nREQ-5,REQ-6\n", "id,answer\nREQ-3,8.9441E+19\nREQ-6,30/12/1899\n", "id,answer\nREQ-3,0\nREQ-6,true\nREQ-7,\u0418\u0421\u0422\u0418\u041d\u0410\n", "id,answer\nREQ-3,$0.00\nREQ-6,12:00:00 AM\nREQ-7,(blank)\nREQ-13,0 %\n",
+    "id,answer\nREQ-3,VERDADEIRO\nREQ-6,YANLI\u015e\nREQ-7,\u03a8\u0395\u03a5\u0394\u0395\u03a3\nREQ-13,TRUE()\n",
+    'id,answer\nREQ-3,CHF 0.00\nREQ-6,\u20b90.00\nREQ-7,"0,00 z\u0142"\nREQ-13,(0.00)\n',
+    'id,answer\nREQ-3,"January 0, 1900"\nREQ-6,0 days 00:00:00\nREQ-7,12:00:00 a.m.\nREQ-13,1/0/00\n',
+    "id,answer\nREQ-3,Click or tap here to enter text.\nREQ-6,Choose an item.\nREQ-7,W\u00e4hlen Sie ein Element aus.\n"
+    "REQ-13,Select...\n",
+    "id,answer\nREQ-3,Wi-Fi pass-word: otterharbour\nREQ-6,we do not write passwords here.\nREQ-7,0 sites\n",
     "id,answer\nREQ-3,\"your condition on a licensee or networks using its products, or `for the licensee`; your own answer for items naming a regulator or national authority\"\n", 'id,answer\nREQ-1,"research\uff0cteaching"\nREQ-4,PIN5829\nLIC-1,"no\u3001yes; x"\n',
     "id,answer\nREQ-3,\"where the system would be developed, tested and operated.\"\nREQ-6,DEPLOYMENT SCENARIOS AND THEIR SIZE.\n", "id,answer\nREQ-3,blocker\nREQ-5,design\nREQ-6,design\n", "id,answer\nREQ-3,requester\nREQ-6,design\n",
     "id,answer\nREQ-3,requester\nREQ-5,\"requester, with operator\"\nREQ-6,requester\nREQ-13,plan\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",

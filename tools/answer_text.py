@@ -212,11 +212,11 @@ PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|a
                         r"(?P<value>\S+)", re.I)
 # A plain user name (USER_NAME: 'admin', 'svc.omc', 'root'); one glued to what follows by a separator (USER_GLUED:
 # 'root,', 'admin/Changeme_123'); a separator standing alone between a user and a password (PAIR_SEPARATOR: '/', '-',
-# an en or em dash as word processors type it, ';', '|', '->', '=>', 'and'); a plain lower-case word, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
+# an en or em dash as word processors type it, ';', '|', '->', '=>', 'and'); a plain lower-case word or its possessive, not judged after a user name and a space (PLAIN_WORD); the tokens walked (PAIR_WALK)
 USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,40}")
 USER_GLUED = re.compile(r"(?P<user>[A-Za-z0-9._@+-]{1,40})[/,:(;](?P<rest>\S*)")
 PAIR_SEPARATOR = re.compile(r"[/,:(;|\u2013\u2014-]|->|=>|and", re.I)
-PLAIN_WORD = re.compile(r"[a-z]+")
+PLAIN_WORD = re.compile(r"[a-z]+(?:['\u2019]s)?")         # "vendor's" too
 POINTING_WORDS = frozenset("in im at on see via from under unter dans en nel nella na w em siehe voir ver vedi zie".split())
 PAIR_WALK = 4
 NON_SPACE = re.compile(r"\S+")
@@ -617,7 +617,7 @@ SLOT_WORDS = frozenset("""
 a an the this that these those it its one ones each every all any some no none not never only same other another own
 is are was were be been being will would shall should must may can could has have had do does did which what who
 in on at by for from with without via through per to of into onto under over after before during until within as
-and or but nor if when where how than then so also least most
+and or but nor if when where how than then so also least most here there anywhere nowhere everywhere ever yet again
 see refer cf ask contact request requested sent send given held kept stored vaulted escrowed managed rotated changed
 unchanged reset resets hashed salted encrypted protected required enforced disabled enabled deactivated removed
 replaced individual personal random randomised randomized generated provided supplied separate separately elsewhere
@@ -1102,8 +1102,9 @@ PLACEHOLDER_REASON = re.compile(r"todo|fixme|xxx|tbd", re.I)
 # `pending` and `undecided`); ASCII rules, as the page's twin reads them; tried on answers of at most PUT_OFF_CHARS
 # (H15-5) a spreadsheet's error value ('#REF!', '#VALUE!', '#NAME?', '#DIV/0!', '#NULL!', '#NUM!', '#N/A'; Google
 # Sheets' '#ERROR!', LibreOffice's 'Err:508', and localised ones: '#WERT!', '#¡VALOR!', '#NV', '#N/D') or a
-# missing value as a program writes it ('nan', 'null'), a template's prompt ('Type your answer here'), and a
-# bracketed template ('[answer here]', '<answer>')
+# missing value as a program writes it ('nan', 'null'), a template's prompt ('Type your answer here'), a Word form's
+# placeholder ('Click or tap here to enter text.', 'Choose an item.'), and a bracketed template ('[answer here]',
+# '<answer>')
 PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:confirmed|decided|determined)|todo|"
                      r"n/a|n\.?a|\?|#(?:ref!|value!|name\?|div/0!|null!|num!|spill!|calc!|field!|blocked!|busy!|"
                      r"connect!|unknown!|getting_data)|#[\W_]?[a-z\u00c0-\u00ff]{1,12}(?:/[a-z0-9]{1,4})?[!?]|#n/[a-z]|#nv|"
@@ -1111,6 +1112,14 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"nan|null|(?:type|enter|write)[\W_]+(?:your[\W_]+)?answer"
                      r"(?:[\W_]+here)?|(?:your[\W_]+)?answer[\W_]+here|your[\W_]+answer|see[\W_]+above|"
                      r"siehe[\W_]+oben|k[\W_]*a|keine[\W_]+angabe|idem|dit+o|lorem[\W_]+ipsum.*|"
+                     r"click(?:[\W_]+or[\W_]+tap)?(?:[\W_]+here)?[\W_]+to[\W_]+enter[\W_]+(?:a[\W_]+)?(?:text|date)|"
+                     r"choose[\W_]+an[\W_]+item|(?:enter|type)[\W_]+(?:text[\W_]+)?here|"
+                     r"(?:please[\W_]+)?select(?:[\W_]+an?[\W_]+(?:option|item|value))?|"
+                     r"klicken[\W_]+oder[\W_]+tippen[\W_]+sie[\W_]+hier[\W_]+um[\W_]+text[\W_]+einzugeben|"
+                     r"w(?:\u00e4|\u00c4|ae)hlen[\W_]+sie[\W_]+ein[\W_]+element[\W_]+aus|"
+                     r"cliquez[\W_]+ou[\W_]+appuyez[\W_]+ici[\W_]+pour[\W_]+entrer[\W_]+du[\W_]+texte|"
+                     r"choisissez[\W_]+un[\W_]+(?:\u00e9|\u00c9|e)l(?:\u00e9|\u00c9|e)ment|elija[\W_]+un[\W_]+elemento|"
+                     r"haga[\W_]+clic[\W_]+o[\W_]+pulse[\W_]+aqu(?:\u00ed|\u00cd|i)[\W_]+para[\W_]+escribir[\W_]+texto|"
                      r"(?:will|to)[\W_]+follow|noch[\W_]+offen|later|(?:same[\W_]+)?as[\W_]+(?:per[\W_]+)?(?:the[\W_]+)?"
                      r"profile(?:[\W_]+[a-z-]+)?|same[\W_]+as[\W_]+above|"
                      r"placeholder|asdf|qwerty|x{3,}|test|dummy|to[\W_]+be[\W_]+advised|see[\W_]+below|"
@@ -1305,16 +1314,18 @@ def substance(text):
 
 # Xhosa's and Zulu's prefixes joined to a number by a hyphen ('ngu-7315', 'u-2604'): read apart
 NUMBER_PREFIX = re.compile(r"(?<![^\W_])(ngu|ngo|ngama|nge|u|ku|ka|yi)-(?=[0-9])")
+# A password's name split by a hyphen ('pass-word', 'Pass-Wort'), read whole
+SPLIT_NAME = re.compile(r"(?<![^\W_])(pass)-(word|wort|phrase)(?![^\W_])", re.I)
 
 
 def scanned(text):
     """The text as the secret scan reads it: NFKC, with letters that look Latin read as Latin (LOOKALIKES); without
     blank characters (whitespace kept), HTML entities, Markdown emphasis and code marks, the backslashes of Markdown
-    escapes, hex prefixes, a prefix's hyphen before a number (NUMBER_PREFIX), or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
+    escapes, hex prefixes, a prefix's hyphen before a number (NUMBER_PREFIX) or in a password's name (SPLIT_NAME), or the LaTeX commands of math ('$\\mathtt{465b}\\mathtt{5ce8}$' reads '${465b}{5ce8}$')."""
     text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace()
                          else m.group().translate(LOOKALIKES), unicodedata.normalize("NFKC", text))
     text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
-    text = NUMBER_PREFIX.sub(r"\1 ", HEX_PREFIX.sub("", MD_ESCAPE.sub("", text)))
+    text = SPLIT_NAME.sub(r"\1\2", NUMBER_PREFIX.sub(r"\1 ", HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))))
     return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
 
 

@@ -1083,11 +1083,23 @@ def sheet_value(cell):
 # What separates a routing cell's tokens: commas (the fullwidth and ideographic ones Chinese and Japanese keyboards
 # type too) and spaces
 TOKEN_SPLIT = re.compile(r"[,\uff0c\u3001\s]+")
-# What a spreadsheet shows for a formula that refers to an empty cell (a zero as number, amount, percentage or time;
-# '(blank)'), or for a checkbox, in several languages: no answer anyone typed, alone in a cell
-SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|falskt|"
+# What a spreadsheet shows for a formula that refers to an empty cell (a zero as number, amount in a currency,
+# accounting or fraction format, percentage, time or duration; day 0 as a long date; '(blank)'), or for a checkbox,
+# in several languages: no answer anyone typed, alone in a cell
+SHEET_CURRENCY = (r"(?:[$\u00a3\u20ac\u00a5\u20b9\u20ba\u20bd\u20a9\u20aa\u0e3f\u20ab\u20b1\u20a6]|r|kr|z\u0142|k\u010d|ft|"
+                  r"lei|fr\.|chf|usd|eur|gbp|jpy|cny|inr|zar|sek|nok|dkk|pln|czk|huf|ron|try|rub|brl|aud|cad|nzd|mxn|"
+                  r"krw|sgd|hkd)")
+SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsch|vrai|faux|vero|waar|onwaar|sant|"
+                         r"falskt|sand|falsk|sann|usann|tosi|ep\u00e4tosi|pravda|nepravda|igaz|hamis|do\u011fru|"
+                         r"yanl[\u0131i]\u015f|adev\u0103rat|fals|\u03b1\u03bb\u03b7\u03b8[\u03b5\u03ad][\u03c3\u03c2]|"
+                         r"\u03c8\u03b5\u03c5\u03b4[\u03b5\u03ad][\u03c3\u03c2]|"
                          r"\u0438\u0441\u0442\u0438\u043d\u0430|\u043b\u043e\u0436\u044c|prawda|fa\u0142sz)#?|"
-                         r"[$\u00a3\u20ac]?\s?0(?:[.,]0+)?\s?[%$\u00a3\u20ac]?|0?0:00(?::00)?(?:\s?[ap]m)?|12:00(?::00)?\s?am|"
+                         r"(?:true|false)\(\)|(?:un)?checked|"
+                         rf"{SHEET_CURRENCY}?\s?(?:0+(?:[.,]0+)?|\(0+(?:[.,]0+)?\)|0(?:\s0)?/0)\s?(?:%|{SHEET_CURRENCY})?|"
+                         r"0?0:00(?::00(?:[.,]0+)?)?(?:\s?[ap]\.?m\.?)?|12:00(?::00)?\s?a\.?m\.?|0?0h00|"
+                         r"0\s+days?\s+0?0:00:00(?:[.,]0+)?|1/0/(?:19)?00|"
+                         r"(?:1899-12-30|12/30/1899|30[/.]12[/.]1899)\s+0?0:00(?::00)?|"
+                         r"(?:[^\W\d_]+,?\s+)?(?:[^\W\d_]+\s+0|0\.?\s+(?:de\s+)?[^\W\d_]+),?\s+(?:de\s+)?1900|"
                          r"\((?:blank|empty)\)|undefined|nat", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}", re.I)
@@ -1409,10 +1421,13 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 
 @rule("secret: a line looks like key material")
 def secrets(doc):
-    """Nothing in the file looks like secret material; an item's ask and fields are judged as answers are
-    (written_secret), its Answer line by the answer rule (text_problems)."""
+    """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's,
+    role's or group's line) is judged as answers are (written_secret), an item's Answer line by the answer rule
+    (text_problems)."""
     written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - \
         {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
+    written.update(n for profile in doc.profiles.values() for n in (profile.line, profile.assumes_line) if n)
+    written.update([role.line for role in doc.roles] + [preamble.line for preamble in doc.preambles.values()])
     def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
