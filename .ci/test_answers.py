@@ -3548,3 +3548,13 @@ def h59_a_split_password_word_is_read_whole_and_plain_sentences_stay_answers():
     against the vendor's list' were refused (round 59)."""
     assert "near 'password'" in cl.text_problems("Wi-Fi pass-word: otterharbour")[0]
     accepted_as_text("we do not write passwords here.", "the credential is checked against the vendor's list")
+
+
+@test
+def h59_codes_passwords_and_community_strings_in_fourteen_more_languages():
+    """Round 59 (Hawaiian, Fijian, Aymara, Fula, Tsonga, Venda, Swati, Chechen, Ossetian, Buryat, Udmurt, Esperanto,
+    Occitan, Romansh): an alarm's code after or before a local verb for 'press', a Wi-Fi password after a local word for
+    it, a door's code with a local word for door, a community string in Esperanto, Occitan and Romansh are refused; a
+    Tsonga 'we do not write passwords here' stays an answer (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which
+    the page judges too)."""
+    assert "near 'tshikelela'" in cl.text_problems("Ku tima alamu, tshikelela 7724.")[0]

@@ -258,7 +258,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
-    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
+    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|\u02bb\u014dlelo huna|vosa vuni|Vosa vuni|konngol suu\u0257iingol|Konngol suu\u0257iingol|phasiwedi|Phasiwedi|phasiwede|Phasiwede|\u043d\u044eyca \u04afr\u044d|H\u044eyca \u04afr\u044d|pasvorto|Pasvorto|senhal|Senhal|pled-clav|Pled-clav|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
@@ -617,7 +617,7 @@ SLOT_WORDS = frozenset("""
 a an the this that these those it its one ones each every all any some no none not never only same other another own
 is are was were be been being will would shall should must may can could has have had do does did which what who
 in on at by for from with without via through per to of into onto under over after before during until within as
-and or but nor if when where how than then so also least most here there anywhere nowhere everywhere ever yet again
+and or but nor if when where how than then so also least most laha here there anywhere nowhere everywhere ever yet again
 see refer cf ask contact request requested sent send given held kept stored vaulted escrowed managed rotated changed
 unchanged reset resets hashed salted encrypted protected required enforced disabled enabled deactivated removed
 replaced individual personal random randomised randomized generated provided supplied separate separately elsewhere
@@ -825,7 +825,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -883,7 +883,7 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
 # A number pressed after a verb that says so in a language with no other cue, where an alarm, door or keypad is named
 # in the clause (KEYPAD_PLACE): keyed_number()
-PRESSED = re.compile(r"(?<![\w'])(?P<name>pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
+PRESSED = re.compile(r"(?<![\w'])(?P<name>tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
                      re.I)
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
@@ -893,7 +893,7 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
                     r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I),
-         re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>basy\w*|\u043fax\u0448\w*|"
+         re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>\u00f1itt'a\w*|\u0442Ie\u0442aIa|\u0434apa|\u043d\u044er\u044b\w*|basy\w*|\u043fax\u0448\w*|"
                     r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+(?:in(?:to)?|through)|(?:opens|unlocks)\s+the)(?![^\W_])",
                     re.I),
          re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
@@ -906,7 +906,7 @@ ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
                         r"gates?|keypads?|pads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
-                        r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
+                        r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\w*|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
                         r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
@@ -1730,10 +1730,11 @@ NUMBERING_REACH = 16
 # 'ro') within a few words after a PSK's, community's, Wi-Fi's or key's name, whatever those words ('IPsec PSK em
 # sepik-wewak-2026', 'SNMP community nye lome_rw_2024'); not after a place's, pointer's or account's name ('SSID
 # lab-north-12', 'item ipsec-site-3'), nor when a piece names a key or a site ('kid-ng-2025-11')
-PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
+COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN = 48, 5
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -1865,8 +1866,8 @@ def bound_secret(text):
 
 
 def phrase_after_name(text):
-    """A passphrase of joined words and a number a few words after a PSK's, community's, Wi-Fi's or key's name
-    (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
+    """A passphrase of joined words and a number a few words after a PSK's, community's (COMMUNITY), Wi-Fi's or key's
+    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
     for name in itertools.chain(PASSPHRASE_NAME.finditer(text), CAMEL_PASSPHRASE_NAME.finditer(text)):
         clause = PHRASE_CLAUSE_END.split(text[name.end():name.end() + PHRASE_REACH])[0]
         for m in JOINED_PHRASE.finditer(clause):
@@ -1875,7 +1876,7 @@ def phrase_after_name(text):
             words = sum(piece.isalpha() and len(piece) >= 4 for piece in pieces)
             if len(between) <= PHRASE_WORDS_BETWEEN and not PHRASE_PLACES.intersection(between) and \
                     not PHRASE_NAMING_PIECES.intersection(pieces) and any(piece.isdigit() for piece in pieces) and \
-                    (words >= 2 or words and "community" in name.group().lower() and {"rw", "ro"} & set(pieces)):
+                    (words >= 2 or words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
                 return m.group("phrase"), name.group()
     return None
 
