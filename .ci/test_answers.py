@@ -3558,3 +3558,14 @@ def h59_codes_passwords_and_community_strings_in_fourteen_more_languages():
     Tsonga 'we do not write passwords here' stays an answer (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which
     the page judges too)."""
     assert "near 'tshikelela'" in cl.text_problems("Ku tima alamu, tshikelela 7724.")[0]
+
+
+@test
+def h59_two_exports_joined_are_named_as_such():
+    """Two exports joined with 'cat' were refused for 'more cells than the header has columns' at the second one's
+    '#' row (round 59): a row that a byte-order mark or the header again starts is named as where two files meet."""
+    with Sandbox(shipped_readme()) as box:
+        export = run_main("items", "--profile", "lab", "--format", "csv", "--file", box.doc).stdout
+        box.refused("\ufeff" + export + "\ufeff" + export,
+                    f"{export.count(chr(10)) + 1}: a byte-order mark or the header again starts this row")
+        box.refused("id,answer\nREQ-3,a\nID , Answer\n", "3: a byte-order mark or the header again")

@@ -798,6 +798,7 @@ CSV_CORPUS = [
     "id,answer\nREQ-3,Click or tap here to enter text.\nREQ-6,Choose an item.\nREQ-7,W\u00e4hlen Sie ein Element aus.\n"
     "REQ-13,Select...\n",
     "id,answer\nREQ-3,Wi-Fi pass-word: otterharbour\nREQ-6,we do not write passwords here.\nREQ-7,0 sites\n",
+    "id,answer\nREQ-3,a\n\ufeff\"# x\",y\nid,answer\nREQ-6,b\n", "id,answer\nREQ-3,a\nID , Answer\n", "id,answer\n\ufeffREQ-3,a\n",
     "id,answer\nREQ-3,\"your condition on a licensee or networks using its products, or `for the licensee`; your own answer for items naming a regulator or national authority\"\n", 'id,answer\nREQ-1,"research\uff0cteaching"\nREQ-4,PIN5829\nLIC-1,"no\u3001yes; x"\n',
     "id,answer\nREQ-3,\"where the system would be developed, tested and operated.\"\nREQ-6,DEPLOYMENT SCENARIOS AND THEIR SIZE.\n", "id,answer\nREQ-3,blocker\nREQ-5,design\nREQ-6,design\n", "id,answer\nREQ-3,requester\nREQ-6,design\n",
     "id,answer\nREQ-3,requester\nREQ-5,\"requester, with operator\"\nREQ-6,requester\nREQ-13,plan\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",

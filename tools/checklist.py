@@ -167,6 +167,9 @@ def read_fifo(path):
 
 # What a value in an unnamed first column may be: the row numbers pandas (to_csv) or R (write.csv) write
 ROW_NUMBERS = ", or delete the column of row numbers a program wrote"
+# A row that starts a second sheet: a byte-order mark before it, or the header again (two files joined with 'cat')
+SECOND_SHEET = ("a byte-order mark or the header again starts this row, as where two files were joined: import each "
+                "file on its own, or delete what was joined")
 # What a character after a closing quote may be: a space a person typed ('"Room 2, rack B" ')
 AFTER_QUOTE = " (a space or text after a closing quote: remove it, or put the whole cell in quotes)"
 
@@ -227,6 +230,9 @@ def csv_rows(text, delimiter, skip=0):
             elif len(rows) + len(problems) == MAX_CSV_ROWS:
                 problems.append(Problem(start, f"more than {MAX_CSV_ROWS:,} rows; split the file"))
                 break
+            elif row[0].startswith("\ufeff") or row[0].strip().lower() == header[0] and \
+                    [(row[k] if k < len(row) else "").strip().lower() for k in range(len(header))] == header:
+                problems.append(Problem(start, SECOND_SHEET))
             elif any(cell.strip() for cell in row[len(header):]):
                 problems.append(Problem(start, f"more cells than the header has columns ({len(row)} for "
                                                f"{len(header)}): put the answer in quotes if it contains '{delimiter}'"))
@@ -249,7 +255,10 @@ def csv_rows(text, delimiter, skip=0):
     except csv.Error as e:
         if header is None:                            # no header with this delimiter
             return None, []
-        problems.append(Problem(start, long_cell(csv.field_size_limit()) if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
+        lines = text.split("\n", start)              # the row that failed, from its first line
+        joined = len(lines) >= start and lines[start - 1].startswith("\ufeff")
+        problems.append(Problem(start, SECOND_SHEET if joined else long_cell(csv.field_size_limit())
+                                if str(e).startswith(CSV_FIELD_LIMIT_ERROR)
                                 else f"not valid CSV: {e}" + (AFTER_QUOTE if "expected after '\"'" in str(e) else "")))
     return rows, problems
 
