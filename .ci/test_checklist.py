@@ -83,6 +83,8 @@ ONE_DEFECT = [
      "secret", "lab door code 4821"),
     ("password_typed_in_a_role_rule", "| the value the system must meet |",
      "| the value the system must meet; Wi-Fi password: Sunflower77 |", "secret", "Sunflower77"),
+    ("door_code_typed_in_a_group_note", "### Scope (REQ)\n", "### Scope (REQ)\n\nThe lab's door code is 4821.\n",
+     "secret", "door code is 4821"),
     ("item_line_too_long_to_judge", "  - **Form:** a number.", "  - **Form:** a number" + "." * 2000, "secret",
      "a number..."),
     ("unblocks_an_earlier_stage", "  - **Unblocks:** radio design.", "  - **Unblocks:** radio design; REQ-3.",

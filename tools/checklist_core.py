@@ -1421,13 +1421,17 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 
 @rule("secret: a line looks like key material")
 def secrets(doc):
-    """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's,
-    role's or group's line) is judged as answers are (written_secret), an item's Answer line by the answer rule
-    (text_problems)."""
+    """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's or
+    role's line, a group's heading and notes) is judged as answers are (written_secret), an item's Answer line by the
+    answer rule (text_problems)."""
     written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - \
         {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
     written.update(n for profile in doc.profiles.values() for n in (profile.line, profile.assumes_line) if n)
     written.update([role.line for role in doc.roles] + [preamble.line for preamble in doc.preambles.values()])
+    firsts = {}
+    for item in doc.items.values():
+        firsts.setdefault(item.group, item.line)
+    written.update(n for prefix, start in doc.groups.items() for n in range(start, firsts.get(prefix, start)))
     def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
