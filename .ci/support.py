@@ -816,6 +816,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'server room \u2192 4821#', 'SNMPv3 authPassword kestrel-quarry-55, privPassword heron-valley-19',
                  'If the alarm goes off the monitoring company asks for the password, which is bluebell',
                  'Alarm mit 123 quittieren',
+                 "4821 \u2014 that's the number for the loading dock keypad, not the front door",
                  'No ka ho\u02bbopio \u02bbana i ka alamu, kaomi i ka 7142 a laila OFF.',
                  'Wi-Fi no n\u0101 malihini: inoa HawaiiLab, \u02bb\u014dlelo huna Kilauea58',
                  '\u02bbO ka \u02bb\u014dlelo huna o ka admin o ka OMC: Mauna#Kea2026',
@@ -1182,7 +1183,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Enter 3600 in the lock timeout field (seconds)', 'Call bridge +1 555 0100, conference ID 884 221 9910#',
                   'ticket #4821', 'dial *#06# for the IMEI', 'The admin password, which is rotated yearly, lives in the vault',
                   'the PIN, which is 4 digits long', 'apiKey: see vault',
-                  'Vutisa Tsakani eka ndzawulo ya vuhlayiseki; a hi tsali tiphasiwedi laha.')
+                  'Vutisa Tsakani eka ndzawulo ya vuhlayiseki; a hi tsali tiphasiwedi laha.',
+                  '1200 \u2014 number of keypads installed', '4821 - phone number for the door supplier')
 
 
 

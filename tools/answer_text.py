@@ -1918,7 +1918,8 @@ def named_after(rest):
     if not NAME_AFTER.match(rest):
         return None
     place = place_named(rest)
-    return place if place and (CODE_SUFFIX.search(place.group()) or GENERIC_CODE.search(rest)) else None
+    return place if place and (CODE_SUFFIX.search(place.group()) or GENERIC_CODE.search(rest) or
+                               NUMBER_FOR.search(rest)) else None
 
 
 def place_named(text):
@@ -1927,6 +1928,8 @@ def place_named(text):
 
 
 NAME_AFTER = re.compile(r"\s*[:(\u2013\u2014-]")
+NUMBER_FOR = re.compile(r"(?<![^\W_])(?<!phone )(?<!fax )(?<!serial )(?<!part )(?<!order )(?<!ticket )number\s+"
+                        r"(?:for|to|on)(?![^\W_])", re.I)       # '4821 — the number for the keypad', not a phone's
 LEADING_WORDS = re.compile(r"(?:\s*[^\s,]+){0,8}")          # a leading number's first words, up to a comma
 
 
