@@ -3569,3 +3569,16 @@ def h59_two_exports_joined_are_named_as_such():
         box.refused("\ufeff" + export + "\ufeff" + export,
                     f"{export.count(chr(10)) + 1}: a byte-order mark or the header again starts this row")
         box.refused("id,answer\nREQ-3,a\nID , Answer\n", "3: a byte-order mark or the header again")
+
+
+@test
+def h60_an_alarms_code_after_any_verb_and_words_of_fourteen_more_languages():
+    """Round 60 (Chuvash, Komi, Sardinian, Friulian, Ladino, Manx, Cornish, Upper Sorbian, Tetum, Chamorro, Tahitian,
+    Kikuyu, Bambara, Maithili): the number that ends a sentence naming an alarm, after a comma and a verb in any
+    language, is refused (round 59 and 60 missed it in 11 and 12 languages); a customer's, a phone's or a model's
+    number there stays an answer; password, door and community words, 'opens with' a password, a lower-case letter
+    in any script (no model number: 'Атӑл77'); a short word after 'password' at the end ('password haha': 'here') and
+    a vault's entry quoted with spaces stay answers (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the
+    page judges too)."""
+    assert "near 'alarm'" in cl.text_problems("Per deactivar l'alarm, smatgai 3029.".replace("smatgai", "frobnicate"))[0]
+    assert cl.model_number("CE6881") and not cl.model_number("\u0410\u0442\u04d1\u043b77")

@@ -258,7 +258,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
     r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
-    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|\u02bb\u014dlelo huna|vosa vuni|Vosa vuni|konngol suu\u0257iingol|Konngol suu\u0257iingol|phasiwedi|Phasiwedi|phasiwede|Phasiwede|\u043d\u044eyca \u04afr\u044d|H\u044eyca \u04afr\u044d|pasvorto|Pasvorto|senhal|Senhal|pled-clav|Pled-clav|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
+    r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|crae|Crae|\u0432\u04d1p\u0442\u0442\u04d1\u043d c\u04d1\u043cax|B\u04d1p\u0442\u0442\u04d1\u043d c\u04d1\u043cax|ryc\u044ca \u043a\u044b\u0432|\u0413yc\u044ca \u043a\u044b\u0432|peraule di passa\u00e7|Peraule di passa\u00e7|fockle follit|Fockle follit|ger-tremena|Ger-tremena|hes\u0142o|Hes\u0142o|liafuan segredu|Liafuan segredu|sikretu|Sikretu|parau huna|Parau huna|kiugo k\u0129a hitho|Kiugo k\u0129a hitho|gundo kuma|Gundo kuma|\u0917\u092a\u0924 \u0936\u092c\u0926|sikretu na fino'|Sikretu na fino'|\u02bb\u014dlelo huna|vosa vuni|Vosa vuni|konngol suu\u0257iingol|Konngol suu\u0257iingol|phasiwedi|Phasiwedi|phasiwede|Phasiwede|\u043d\u044eyca \u04afr\u044d|H\u044eyca \u04afr\u044d|pasvorto|Pasvorto|senhal|Senhal|pled-clav|Pled-clav|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
@@ -449,7 +449,7 @@ BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[
 # Lindenallee-12b geschützt', 'the PDF is protected; open it with Caraway2026'): a value judged as near a password's
 # own name (context_secret), so that 'protected by MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay
 # answers
-PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
+PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|(?:opens|unlocks|decrypts)\s+with|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
                         r"protett[oaie]\s+(?:con|da)|protegid[oa]s?\s+(?:com|con|por)|beveiligd\s+met|"
                         r"(?:chronion|zabezpieczon)[yae](?:\s+has(?:\u0142|l)em)?|gesch(?:\u00fc|ue)tzt\s+mit|"
                         r"(?:kennwort|passwort)schutz|\u0437[a\u0430]\u0449\u0438\u0449\w*(?:\s+\u043f[a\u0430][p\u0440][o\u043e]\u043b\w*)?)"
@@ -668,7 +668,8 @@ USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<passw
 ACCOUNT_BASE = re.compile(r"[a-z]+")
 # What names a path, not a user, before 'ops/5g-lab' ('see vault ops/5g-lab', 'collection ops/5G')
 PATH_BEFORE = re.compile(r"(?<![^\W_])(?:vault|folder|path|collection|directory|dir|repo|repository|share|bucket|wiki|"
-                         r"page|namespace|project|group|tresor|coffre|ordner|pfad)\s*:?\s*$", re.I)
+                         r"page|namespace|project|group|tresor|coffre|ordner|pfad)(?:,?\s+(?:entry|item|record|eintrag))?\s*[:#]?\s*"
+                         r"[\"'\u201c\u2018]?$", re.I)
 PATH_REACH = 24
 SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key ('Wi-Fi: Labnet-Guest / kumquat')
 PAIR_CONTEXT = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:credentials?|creds|log(?:in|on)s?|accounts?|users?|auth\w*|wi-?fi|wlan|ssid|"
@@ -825,7 +826,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -883,7 +884,7 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
 # A number pressed after a verb that says so in a language with no other cue, where an alarm, door or keypad is named
 # in the clause (KEYPAD_PLACE): keyed_number()
-PRESSED = re.compile(r"(?<![\w'])(?P<name>tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
+PRESSED = re.compile(r"(?<![\w'])(?P<name>pat\u014dt\u014d(?:\s+i\s+te)?|incarca|frache|apreta|brooie|gwask|t\u0142\u00f3\u010d\u0107e|hanehan|punitan|hat\u0129k\u0129ria|digi|tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
                      re.I)
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
@@ -893,7 +894,7 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     r"entsperr\w*|(?:\u00f6|oe)ffn\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*|scharf\w*)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?P<name>quittier\w*|entsperr\w*|entsch(?:\u00e4|a)rf\w*|unscharf\w*)\s+mit\s+"
                     r"(?P<number>[0-9]{4,10}[#*]?)(?![\w/-]|[.,][0-9])", re.I),
-         re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>\u00f1itt'a\w*|\u0442Ie\u0442aIa|\u0434apa|\u043d\u044er\u044b\w*|basy\w*|\u043fax\u0448\w*|"
+         re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)(?:-?po|\s+\u0646\u0649)?\s+(?P<name>\u043fyc|\u0926\u092c\u093e\u0909|\u00f1itt'a\w*|\u0442Ie\u0442aIa|\u0434apa|\u043d\u044er\u044b\w*|basy\w*|\u043fax\u0448\w*|"
                     r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+(?:in(?:to)?|through)|(?:opens|unlocks)\s+the)(?![^\W_])",
                     re.I),
          re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
@@ -1730,11 +1731,11 @@ NUMBERING_REACH = 16
 # 'ro') within a few words after a PSK's, community's, Wi-Fi's or key's name, whatever those words ('IPsec PSK em
 # sepik-wewak-2026', 'SNMP community nye lome_rw_2024'); not after a place's, pointer's or account's name ('SSID
 # lab-north-12', 'item ipsec-site-3'), nor when a piece names a key or a site ('kid-ng-2025-11')
-PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
-COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza", re.I)
+COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN = 48, 5
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -1743,6 +1744,15 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
                  "model", "controller", "labelled", "labeled", "region", "zone"}
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test"}
+# A number that ends a sentence naming an alarm, after a comma and a few words ('Per deactivar l'alarm, smatgai 3029.',
+# 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
+# or a phone's: TAIL_NAMING, 'kund-nr 12345')
+ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|c\u0438r\u043da\u043b\u0438\u0437a\u0446)\w*", re.I)
+ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?P<number>[0-9]{4,8})"
+                        r"(?:\s+[^\W\d_][\w'\u2019-]*)?\s*[.!\u0964\u3002]?\s*$")
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
+TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
+                        "dial fax".split())
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
 KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF, ENTER or #)"
 CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
@@ -1862,7 +1872,20 @@ def bound_secret(text):
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
-        phrase_after_name(text)
+        phrase_after_name(text) or alarm_tail(text)
+
+
+def alarm_tail(text):
+    """The number that ends a sentence naming an alarm, after a comma and a few words (ALARM_NAME, ALARM_TAIL), the
+    last not capitalised ('Galaxy 3500' is a model), as (number, the alarm's name), or None."""
+    for sentence in SENTENCE_SPLIT.split(text):
+        alarm, m = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence)
+        typed = m.group("words").split() if m else [" "]
+        words = [word.lower().strip(".,") for word in typed]
+        if alarm and m and not CODE_YEAR.fullmatch(m.group("number")) and not TAIL_NAMING.intersection(words) and \
+                not any("nr" in word for word in words) and unicodedata.category(typed[-1][0]) not in ("Lu", "Lt"):
+            return m.group("number"), alarm.group()
+    return None
 
 
 def phrase_after_name(text):
@@ -2054,6 +2077,9 @@ def spelled_number(value):
     return first.lower() in NUMBER_WORDS or bool(ROMAN.fullmatch(first))
 
 
+LONE_WORD = 6                     # the fewest letters of a lone lower-case word that ends a text after a password's name
+
+
 def slot_secret(value, spaced, loose=False, plural=False):
     """The first word of a value given after a password's name if it may be the password, or '' (see BOUND_NAME);
     `spaced`: after a space alone; `loose`: after other words and ':' or a verb; `plural`: after a plural name
@@ -2092,8 +2118,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
         rest = value[m.end():].strip()
         if PARTICIPLE.fullmatch(first) or spaced and not plural and VERB_S.fullmatch(first) or \
                 not (DIGIT.search(first) or SYMBOL.search(first) or (first[0].isupper() and not plural) or
-                     (spaced and not rest)):
-            return ""
+                     (spaced and not rest and not (first.isalpha() and first.islower() and len(first) < LONE_WORD))):
+            return ""                                 # 'password haha', 'password guini': a word ('here') after it
         if first.isupper() and len(first) <= 5 and not weak_password(first):
             return ""                                 # an acronym ('PIN SSO')
     return first
@@ -2464,7 +2490,8 @@ def named_near_credential(token, strict=False):
 def model_number(token):
     """True if a token is a model number: no lower-case letter, and parts apart by '-', '_' or '.' or at most two
     changes between letters and digits ('S5735-L48T4S-A1', 'RM520N-GL', 'CE6881'; not 'K7PQ2XLM9Z')."""
-    return not LOWER.search(token) and (bool(SEPARATED.search(token)) or len(LETTER_DIGIT_CHANGES.findall(token)) <= 2)
+    return not any(c.islower() for c in token) and (bool(SEPARATED.search(token)) or    # in any script ('Атӑл77')
+                                                    len(LETTER_DIGIT_CHANGES.findall(token)) <= 2)
 
 
 def identifier(token):
