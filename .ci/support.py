@@ -818,6 +818,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Alarm mit 123 quittieren',
                  "4821 \u2014 that's the number for the loading dock keypad, not the front door",
                  'Veracrypt volume on the USB stick opens with Heron2026',
+                 'network security key: otterbay26', 'security key otterbay26', 'passkey otterbay26', 'codeword bluebell',
                  'To switch the alarm off, press 3029',
                  'Alarm: press 4821',
                  '\u0421\u0435\u0440\u0432\u0435\u0440 \u043f\u04f3\u043b\u04d7\u043c\u04d7\u043d \u0430\u043b\u04d1\u043a \u043a\u043e\u0447\u04d7 \u2014 5826, \u043d\u0438\u043a\u0430\u043c\u0430 \u0442\u0430 \u0430\u043d \u043a\u0430\u043b\u0430.',
@@ -1307,7 +1308,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'the vault unlocks with the YubiKey 5C',
                   'Faisen si Rosa Cruz; ti man tuge\' ham password guini.',
                   '\u0168ria Wanjiru Kamau; t\u0169tiand\u0129kaga password haha.',
-                  'Il rispettano le norme ETSI EN 303 645, 2 rack')
+                  'Il rispettano le norme ETSI EN 303 645, 2 rack',
+                  'security keys: YubiKey 5 NFC for all admins', 'FIDO2 security key required for admins',
+                  'passkeys enabled for SSO', 'security key rotation yearly')
 
 
 

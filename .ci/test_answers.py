@@ -3582,3 +3582,21 @@ def h60_an_alarms_code_after_any_verb_and_words_of_fourteen_more_languages():
     page judges too)."""
     assert "near 'alarm'" in cl.text_problems("Per deactivar l'alarm, smatgai 3029.".replace("smatgai", "frobnicate"))[0]
     assert cl.model_number("CE6881") and not cl.model_number("\u0410\u0442\u04d1\u043b77")
+
+
+@test
+def h60_placeholders_and_put_offs_in_other_languages_and_a_sheets_choices():
+    """Round 60 recorded what nobody said: a form's placeholder in other languages ('Votre réponse', 'Ihre Antwort',
+    'Short answer text') and 'to be defined' in other languages ('à définir', '待定', 'уточняется'); 'lab;#research'
+    (SharePoint's choices) kept 'research' as a comment; 'lab/research' was refused as a user and password. Now the
+    first two are no answer, the third names 'research' as an answer, the fourth records both; 'unknown' stays an
+    answer and a sheet's apostrophe before a number is dropped ("'4 servers")."""
+    doc = cl.parse(shipped_readme())
+    text, req1 = doc.items["REQ-3"], doc.items["REQ-1"]
+    for value in ("Votre r\u00e9ponse", "Ihre Antwort", "Geben Sie Ihre Antwort ein", "Short answer text", "Your response",
+                  "\u00e0 d\u00e9finir", "\u5f85\u5b9a", "\u0423\u0422\u041e\u0427\u041d\u042f\u0415\u0422\u0421\u042f", "t.b.c.",
+                  "wird nachgereicht"):
+        assert "is no answer" in " ".join(cl.format_answer(text, value)[1]), value
+    assert cl.format_answer(text, "unknown") == ("unknown", []) and cl.format_answer(text, "'4 servers") == ("4 servers", [])
+    assert cl.format_answer(req1, "lab/research") == ("`lab`, `research`", [])
+    assert "'#research' after ';' reads as answers" in cl.format_answer(req1, "lab;#research")[1][0]

@@ -418,8 +418,8 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s)[\s-]?words?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
-    r"(?:wi-?fi|wlan|wpa[23]?|network|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
+    r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
     r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|enrol?ment|"
@@ -1127,6 +1127,25 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"siehe[\W_]+unten|offen|en[\W_]+attente|\u00e0[\W_]+voir|pendiente|da[\W_]+definire|"
                      r"nog[\W_]+niet[\W_]+bekend|\u691c\u8a0e\u4e2d|(?:yes|no)?[\W_]*assumed|"
                      r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
+# ... and the same in other languages and as forms' placeholders ('à définir', '待定', 'Ihre Antwort', 'Short answer
+# text'): read in lower case, in any script (put_off)
+PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir|\u00e0[\W_]+compl\u00e9ter|"
+                           r"\u00e0[\W_]+confirmer|en[\W_]+cours|por[\W_]+definir|a[\W_]+definir|"
+                           r"por[\W_]+confirmar|a[\W_]+confirmar|a[\W_]+completar|da[\W_]+completare|"
+                           r"da[\W_]+confermare|in[\W_]+sospeso|em[\W_]+aberto|kommt[\W_]+noch|folgt|"
+                           r"wird[\W_]+nachgereicht|volgt|do[\W_]+ustalenia|w[\W_]+trakcie|"
+                           r"\u0431\u0443\u0434\u0435\u0442[\W_]+\u043f\u043e\u0437\u0436\u0435|"
+                           r"\u0432[\W_]+\u043f\u0440\u043e\u0446\u0435\u0441\u0441\u0435|"
+                           r"\u0443\u0442\u043e\u0447\u043d\u044f\u0435\u0442\u0441\u044f|\u5f85\u5b9a|"
+                           r"\u672a\u5b9a|\u672a\u78ba\u5b9a|\u78ba\u8a8d\u4e2d|\u7a0d\u540e\u63d0\u4f9b|"
+                           r"\ubbf8\uc815|sonra|belirsiz|t[\W_]+b[\W_]+[dac]|dto|n/d|s/o|votre[\W_]+r\u00e9ponse|"
+                           r"ihre[\W_]+antwort|tu[\W_]+respuesta|la[\W_]+tua[\W_]+risposta|sua[\W_]+resposta|"
+                           r"uw[\W_]+antwoord|geben[\W_]+sie[\W_]+ihre[\W_]+antwort[\W_]+ein|"
+                           r"entrez[\W_]+votre[\W_]+r\u00e9ponse|escriba[\W_]+su[\W_]+respuesta|"
+                           r"antwort[\W_]+eingeben|add[\W_]+text|type[\W_]+your[\W_]+response|"
+                           r"enter[\W_]+(?:a[\W_]+)?value(?:[\W_]+here)?|add[\W_]+a[\W_]+description|"
+                           r"write[\W_]+something|(?:long|short)[\W_]+answer[\W_]+text|your[\W_]+response|"
+                           r"please[\W_]+enter|fill[\W_]+in)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")

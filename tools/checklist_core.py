@@ -1075,9 +1075,10 @@ def canonical(token, declared):
 
 
 def sheet_value(cell):
-    """A CSV cell without the apostrophe an export puts before a formula's sign ("'+44 20 7946 0958")."""
+    """A CSV cell without the apostrophe an export puts before a formula's sign ("'+44 20 7946 0958"), or a sheet keeps
+    before a number typed as text ("'4 servers", LibreOffice)."""
     text = cell.strip()
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else cell
+    return text[1:] if text.startswith("'") and (text[1:].startswith(FORMULA_START) or "0" <= text[1:2] <= "9") else cell
 
 
 # What separates a routing cell's tokens: commas (the fullwidth and ideographic ones Chinese and Japanese keyboards
@@ -1120,6 +1121,11 @@ def format_answer(item, cell):
     if SHORTENED_NUMBER.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
                       "column as text and type the number again"]
+    if declared:                                      # 'lab/research': answers apart by '/', read as if by ','
+        head, sep, tail = cell.partition(";")
+        slashed = [part.strip() for part in head.split("/")]
+        if len(slashed) > 1 and all(canonical(part.strip("`"), declared) in declared.values for part in slashed):
+            cell = ", ".join(slashed) + sep + tail
     problems = [f"{item.id}: {m}" for m in text_problems(cell)]
     if problems or not declared:
         return (None if problems else cell.strip()), problems
@@ -1132,8 +1138,8 @@ def format_answer(item, cell):
     tokens = expand_others(tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
-    words = [w.strip("`") for w in TOKEN_SPLIT.split(comment.strip()) if w.strip("`")]
-    if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching'
+    words = [w.strip("`#") for w in TOKEN_SPLIT.split(comment.strip()) if w.strip("`#")]
+    if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching', 'lab;#research'
         problems.append(f"{item.id}: '{shown(comment.strip())}' after ';' reads as answers; list answers with ',' and keep "
                         "';' for a comment")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
@@ -1142,7 +1148,7 @@ def format_answer(item, cell):
 
 def put_off(cell):
     """True if an answer only puts the answer off (PUT_OFF: 'pending', 'tbd', 'n/a', '?')."""
-    return len(cell) <= PUT_OFF_CHARS and bool(PUT_OFF.fullmatch(cell))
+    return len(cell) <= PUT_OFF_CHARS and bool(PUT_OFF.fullmatch(cell) or PUT_OFF_WORLD.fullmatch(cell.lower()))
 
 
 def same_answer(item, text):
