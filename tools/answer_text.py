@@ -609,6 +609,11 @@ WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?
                         r"\u00e8|jest|je|on|to|er|\u00e4r))\s*[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|"
                         r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[0-9])"
                         r"[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
+# ... or the last of two pairs after a Wi-Fi's name and ':', whatever its label's words ('Wi-Fi for guests: name
+# GuestLab, lo lus zais Paj77ntaub'): a word joined to a number, its first part the network's name, but a label that
+# names a number (NUMBER_LABELS: 'model Instant515')
+WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^,;:\n]{1,60},\s*"
+                       r"(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,3})(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 # A symbol in a value: not a letter, digit, '_' or '-', nor a vowel sign of an Indic script (not \w to Python's re)
 SYMBOL = re.compile(r"[^\w\-\u0900-\u0963\u0966-\u0dff\u1000-\u1049\u104c-\u109f]")
@@ -826,7 +831,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -884,7 +889,7 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
 # A number pressed after a verb that says so in a language with no other cue, where an alarm, door or keypad is named
 # in the clause (KEYPAD_PLACE): keyed_number()
-PRESSED = re.compile(r"(?<![\w'])(?P<name>pat\u014dt\u014d(?:\s+i\s+te)?|incarca|frache|apreta|brooie|gwask|t\u0142\u00f3\u010d\u0107e|hanehan|punitan|hat\u0129k\u0129ria|digi|tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
+PRESSED = re.compile(r"(?<![\w'])(?P<name>nias|pat\u014dt\u014d(?:\s+i\s+te)?|incarca|frache|apreta|brooie|gwask|t\u0142\u00f3\u010d\u0107e|hanehan|punitan|hat\u0129k\u0129ria|digi|tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
                      re.I)
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
@@ -1746,17 +1751,19 @@ LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
                               r"article|art\.|step|rule|level|tier|grade)\s*$", re.I)
 NUMBERING_REACH = 16
-# A passphrase of words and a number joined by '-' or '_' (two words of four letters or more, or a community's 'rw' or
-# 'ro') within a few words after a PSK's, community's, Wi-Fi's or key's name, whatever those words ('IPsec PSK em
-# sepik-wewak-2026', 'SNMP community nye lome_rw_2024'); not after a place's, pointer's or account's name ('SSID
-# lab-north-12', 'item ipsec-site-3'), nor when a piece names a key or a site ('kid-ng-2025-11')
+# A passphrase of words and a number joined by '-' or '_' (two words of four letters or more, or of eight letters
+# together, or a community's 'rw' or 'ro') within a few words after a PSK's, community's, Wi-Fi's or key's name,
+# whatever those words ('IPsec PSK em sepik-wewak-2026', 'SNMP community nye lome_rw_2024', 'PSK en nam-lolwe-58'); not
+# right after a place's, pointer's or account's name nor after an SSID ('item ipsec-site-3'), nor when a piece names a
+# key, a site or a lab ('kid-ng-2025-11')
 PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
+PSK_NAME = re.compile(r"psk|pre-?shared|passphrase", re.I)     # eight letters in two words suffice after it
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
-PHRASE_REACH, PHRASE_WORDS_BETWEEN = 48, 5
+PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 8
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
                  "repo", "repository", "branch", "entry", "item", "page", "wiki", "runbook", "job", "ticket", "folder",
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
@@ -1766,12 +1773,22 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # A number that ends a sentence naming an alarm, after a comma and a few words ('Per deactivar l'alarm, smatgai 3029.',
 # 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
-ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|c\u0438r\u043da\u043b\u0438\u0437a\u0446)\w*", re.I)
+ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
+                        r"\u0905\u0932\u093e\u0930\u092e)\w*", re.I)
 ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?P<number>[0-9]{4,8})"
                         r"(?:\s+[^\W\d_][\w'\u2019-]*)?\s*[.!\u0964\u3002]?\s*$")
+# ... or a number and one word that end it ('Alarmi qamissagukku 1964 tooruk.'), but a quantity ('3650 days') or a
+# number a word names ('queue 4410': NUMBER_LABELS)
+NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<number>[0-9]{4,8})\s+"
+                             r"(?P<word>[^\W\d_][^\s.!\u0964\u3002]*)\s*[.!\u0964\u3002]?\s*$")
+TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
+                       "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
+                       "sims cards units pieces devices nodes cells".split())
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
 TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
                         "dial fax".split())
+NUMBER_LABELS = TAIL_NAMING | frozenset("queue type series version firmware vlan channel band ssid port line extension "
+                                        "group".split())
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
 KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF, ENTER or #)"
 CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
@@ -1807,7 +1824,7 @@ def unlabelled_kind(text):
     if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
            for m in KEYPAD_RUN.finditer(text)):
         return KEYPAD_KIND
-    if any(not LIST_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, HASH_AFTER) for m in after.finditer(text)):
+    if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, HASH_AFTER) for m in after.finditer(text)):
         return KEY_AFTER_KIND
     if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
         return CODE_LIST_KIND
@@ -1896,14 +1913,18 @@ def bound_secret(text):
 
 def alarm_tail(text):
     """The number that ends a sentence naming an alarm, after a comma and a few words (ALARM_NAME, ALARM_TAIL), the
-    last not capitalised ('Galaxy 3500' is a model), as (number, the alarm's name), or None."""
+    last not capitalised ('Galaxy 3500' is a model), or before one word that is no unit (NUMBER_WORD_END), as (number,
+    the alarm's name), or None."""
     for sentence in SENTENCE_SPLIT.split(text):
-        alarm, m = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence)
+        alarm, m, end = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence), NUMBER_WORD_END.search(sentence)
         typed = m.group("words").split() if m else [" "]
         words = [word.lower().strip(".,") for word in typed]
         if alarm and m and not CODE_YEAR.fullmatch(m.group("number")) and not TAIL_NAMING.intersection(words) and \
                 not any("nr" in word for word in words) and unicodedata.category(typed[-1][0]) not in ("Lu", "Lt"):
             return m.group("number"), alarm.group()
+        if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower() not in TAIL_UNITS \
+                and (end.group("before") or "").lower() not in NUMBER_LABELS:
+            return end.group("number"), alarm.group()
     return None
 
 
@@ -1916,9 +1937,13 @@ def phrase_after_name(text):
             between = re.findall(r"[^\W\d_]+", clause[:m.start()].lower())
             pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
             words = sum(piece.isalpha() and len(piece) >= 4 for piece in pieces)
-            if len(between) <= PHRASE_WORDS_BETWEEN and not PHRASE_PLACES.intersection(between) and \
-                    not PHRASE_NAMING_PIECES.intersection(pieces) and any(piece.isdigit() for piece in pieces) and \
-                    (words >= 2 or words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
+            letters = [len(piece) for piece in pieces if piece.isalpha()]
+            if len(between) <= PHRASE_WORDS_BETWEEN and not (between and between[-1] in PHRASE_PLACES) and \
+                    "ssid" not in between and not PHRASE_NAMING_PIECES.intersection(pieces) and \
+                    any(piece.isdigit() for piece in pieces) and \
+                    (words >= 2 or words and len(letters) >= 2 and sum(letters) >= PHRASE_LETTERS and
+                     PSK_NAME.search(name.group()) or
+                     words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
                 return m.group("phrase"), name.group()
     return None
 
@@ -1970,6 +1995,7 @@ def place_named(text):
 
 
 NAME_AFTER = re.compile(r"\s*[:(\u2013\u2014-]")
+SIM_BEFORE = re.compile(r"(?<![^\W_])sim\s$", re.I)      # 'SIM pin' in any case
 NUMBER_FOR = re.compile(r"(?<![^\W_])(?<!phone )(?<!fax )(?<!serial )(?<!part )(?<!order )(?<!ticket )number\s+"
                         r"(?:for|to|on)(?![^\W_])", re.I)       # '4821 — the number for the keypad', not a phone's
 LEADING_WORDS = re.compile(r"(?:\s*[^\s,]+){0,8}")          # a leading number's first words, up to a comma
@@ -2005,8 +2031,10 @@ def stated_default(text):
 
 
 def wifi_value(text):
-    """A word and a year given for a Wi-Fi network (WIFI_VALUE), as (value, name), or None."""
-    m = WIFI_VALUE.search(text)
+    """A word and a year given for a Wi-Fi network (WIFI_VALUE, WIFI_PAIR), as (value, name), or None."""
+    m = WIFI_VALUE.search(text) or WIFI_PAIR.search(text)
+    if m and "label" in m.groupdict() and NUMBER_LABELS.intersection(m.group("label").lower().split()):
+        return None
     return (m.group("value"), "Wi-Fi") if m else None
 
 
@@ -2026,8 +2054,10 @@ def bound_value(text):
     bare 'pass' only before ':' or '=' or after a user's word (USER_BEFORE), its value judged as after a space."""
     ends = None                                       # where clauses end (CLAUSE_END), found once
     for m in itertools.islice(BOUND_NAME.finditer(text), NAMES_JUDGED):
-        if m.group("sim") and not m.group("sim")[:3].isupper():   # 'pin' in lower case: a pin of a connector
-            continue
+        if m.group("sim") and not m.group("sim")[:3].isupper() and not SIM_BEFORE.search(text[max(0, m.start() - 4):
+                                                                                                  m.start()]):
+            continue                                  # 'pin' in lower case: a pin of a connector, unless 'SIM pin'
+
         at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
         if name.startswith("clave") and CODE_KIND.search(text, at, at + CODE_KIND_REACH):
             continue                                  # 'la clave del expediente', a reference
