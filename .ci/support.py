@@ -820,6 +820,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Veracrypt volume on the USB stick opens with Heron2026',
                  'network security key: otterbay26', 'security key otterbay26', 'passkey otterbay26', 'codeword bluebell',
                  'the sim pin is 1234',
+                 'Key Content            : otterbay26',
+                 'snmp-server community kittiwake_ro RO',
+                 'leftpsk: otterbay26',
+                 'Yuav tua lub tswb ceeb toom, nias 2093 ces nias OFF.',
                  'Wi-Fi for guests: name GuestLab, lo lus zais Paj77ntaub',
                  'Alarmi qamissagukku 1964 tooruk.',
                  'IPsec PSK en nam-lolwe-58',
@@ -1433,7 +1437,11 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Alarm events archived after 9000 entries.',
                   'Alarms forwarded to NOC ticket queue 4410 automatically.',
                   'connector pin 4 is ground',
-                  'sim pin: see the card carrier')
+                  'sim pin: see the card carrier',
+                  'snmp-server community string: in the vault',
+                  'key content: see the policy',
+                  'AWS Secrets Manager arn:aws:secretsmanager:eu-west-1:123456789012:secret:lab/omc-AbCdEf',
+                  'PSK stored in pass(1) under lab/ipsec/site2')
 
 
 

@@ -3611,3 +3611,19 @@ def h61_a_wifi_pair_and_an_alarms_last_number_whatever_the_language():
     (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
     assert "Paj\u2026" in cl.text_problems("Wi-Fi rau qhua: npe HmongLab, frobnicate Paj77ntaub")[0]
     assert "near 'Alarmi'" in cl.text_problems("Alarmi frobnicate 6154 frobs.")[0]
+
+
+@test
+def h61_placeholders_put_offs_and_a_forms_choices_record_nothing():
+    """Round 61 recorded what nobody said: a form's placeholder in 30 more languages ('Мой ответ', '您的回答'), a
+    bare 'Answer', 'Choose an option', a checkbox's 'x', a database's '\\N', English put-offs ('work in progress',
+    'waiting on vendor'), two put-offs together ('N/A - TBD'), 'not needed: pending'; and Microsoft Forms' 'lab;research;'
+    kept 'research' as a comment. Each is refused, and 'None', 'unknown' and 'nil' stay answers."""
+    doc = cl.parse(shipped_readme())
+    text, req1 = doc.items["REQ-3"], doc.items["REQ-1"]
+    for value in ("\u041c\u043e\u0439 \u043e\u0442\u0432\u0435\u0442", "\u60a8\u7684\u56de\u7b54", "Answer",
+                  "Choose an option", "x", "\\N", "work in progress", "waiting on vendor", "N/A - TBD", "n/a (tbd)",
+                  "not needed: pending"):
+        assert cl.format_answer(text, value)[1], value
+    assert [v for v in ("None", "unknown", "nil", "Answer: 4 sites") if cl.format_answer(text, v)[1]] == []
+    assert "'research;' after ';' reads as answers" in cl.format_answer(req1, "lab;research;")[1][0]

@@ -802,6 +802,8 @@ CSV_CORPUS = [
     "id,answer\nREQ-3,Votre r\u00e9ponse\nREQ-6,\u00c0 d\u00e9finir\nREQ-7,\u0423\u0422\u041e\u0427\u041d\u042f\u0415\u0422\u0421\u042f\nREQ-13,t.b.c.\n",
     "id,answer\nREQ-3,Short answer text\nREQ-6,\u5f85\u5b9a\nREQ-7,'4 servers\nREQ-13,unknown\n",
     "id,answer\nREQ-1,lab/research\n", "id,answer\nREQ-1,lab;#research\n", "id,answer\nREQ-1,`lab` / research; minutes\n",
+    "id,answer\nREQ-1,lab;research;\nREQ-3,\u041c\u043e\u0439 \u043e\u0442\u0432\u0435\u0442\nREQ-6,N/A - TBD\nREQ-7,\\N\nREQ-13,x\n",
+    "id,answer\nREQ-3,not needed: pending\nREQ-6,Choose an option\nREQ-7,waiting on vendor\nREQ-13,n/a (tbd)\n",
     "id,answer\nREQ-3,\"your condition on a licensee or networks using its products, or `for the licensee`; your own answer for items naming a regulator or national authority\"\n", 'id,answer\nREQ-1,"research\uff0cteaching"\nREQ-4,PIN5829\nLIC-1,"no\u3001yes; x"\n',
     "id,answer\nREQ-3,\"where the system would be developed, tested and operated.\"\nREQ-6,DEPLOYMENT SCENARIOS AND THEIR SIZE.\n", "id,answer\nREQ-3,blocker\nREQ-5,design\nREQ-6,design\n", "id,answer\nREQ-3,requester\nREQ-6,design\n",
     "id,answer\nREQ-3,requester\nREQ-5,\"requester, with operator\"\nREQ-6,requester\nREQ-13,plan\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",

@@ -416,7 +416,7 @@ BOUND_NAME = re.compile(
     r"\u09aa\u09be\u09b8\u0993\u09af\u09be\u09b0\u09a1|"
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
-    r"requirepass|masterauth|psk|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
+    r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
@@ -748,6 +748,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
                                 re.I),
                      re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])snmp-server\s+community\s+(?!strings?(?![^\W_]))(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
@@ -1131,7 +1132,12 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"placeholder|asdf|qwerty|x{3,}|test|dummy|to[\W_]+be[\W_]+advised|see[\W_]+below|"
                      r"siehe[\W_]+unten|offen|en[\W_]+attente|\u00e0[\W_]+voir|pendiente|da[\W_]+definire|"
                      r"nog[\W_]+niet[\W_]+bekend|\u691c\u8a0e\u4e2d|(?:yes|no)?[\W_]*assumed|"
-                     r"\[[a-z _-]*\]|<[a-z _-]*>)[\W_]*", re.I | re.A)
+                     r"\[[a-z _-]*\]|<[a-z _-]*>|work[\W_]+in[\W_]+progress|wip|in[\W_]+progress|coming[\W_]+soon|"
+                     r"(?:waiting|awaiting)(?:[\W_]+(?:on|for))?(?:[\W_]+[a-z]+)?|\\n|na_(?:character|integer|real)_|"
+                     r"my[\W_]+answer|answer|response|text|short[\W_]+text|paragraph|choose(?:[\W_]+an?[\W_]+option)?|"
+                     r"enter[\W_]+text)[\W_]*", re.I | re.A)
+# Where a put-off answer of two parts may be cut ('N/A - TBD', 'n/a (tbd)'): put_off()
+PUT_OFF_CUT = re.compile(r"[\s,;/()\[\]\u2013\u2014-]+")
 # ... and the same in other languages and as forms' placeholders ('à définir', '待定', 'Ihre Antwort', 'Short answer
 # text'): read in lower case, in any script (put_off)
 PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir|\u00e0[\W_]+compl\u00e9ter|"
@@ -1150,7 +1156,26 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"antwort[\W_]+eingeben|add[\W_]+text|type[\W_]+your[\W_]+response|"
                            r"enter[\W_]+(?:a[\W_]+)?value(?:[\W_]+here)?|add[\W_]+a[\W_]+description|"
                            r"write[\W_]+something|(?:long|short)[\W_]+answer[\W_]+text|your[\W_]+response|"
-                           r"please[\W_]+enter|fill[\W_]+in)[\W_]*")
+                           r"please[\W_]+enter|fill[\W_]+in|"
+                           r"\u043c\u043e\u0439[\W_]+\u043e\u0442\u0432\u0435\u0442|"
+                           r"\u0432\u0430\u0448[\W_]+\u043e\u0442\u0432\u0435\u0442|twoja[\W_]+odpowied\u017a|"
+                           r"yan\u0131t\u0131n\u0131z|ditt[\W_]+svar|dit[\W_]+svar|svaret[\W_]+ditt|vastauksesi|"
+                           r"odpov\u011b\u010f|va\u0161a[\W_]+odpove\u010f|v\u00e1lasza|r\u0103spunsul[\W_]+dvs|"
+                           r"\u03b7[\W_]+\u03b1\u03c0\u03ac\u03bd\u03c4\u03b7\u03c3\u03ae[\W_]+\u03c3\u03b1\u03c2|"
+                           r"jawaban[\W_]+anda|c\u00e2u[\W_]+tr\u1ea3[\W_]+l\u1eddi[\W_]+c\u1ee7a[\W_]+b\u1ea1n|"
+                           r"\u56de\u7b54\u3092\u5165\u529b|"
+                           r"\u56de\u7b54\u3092\u5165\u529b\u3057\u3066\u304f\u3060\u3055\u3044|"
+                           r"\u60a8\u7684\u56de\u7b54|\u4f60\u7684\u56de\u7b54|\ub0b4[\W_]+\ub2f5\ubcc0|"
+                           r"\u0625\u062c\u0627\u0628\u062a\u0643|"
+                           r"\u05d4\u05ea\u05e9\u05d5\u05d1\u05d4[\W_]+\u05e9\u05dc\u05da|"
+                           r"\u0906\u092a\u0915\u093e[\W_]+\u091c\u0935\u093e\u092c|"
+                           r"\u0e04\u0e33\u0e15\u0e2d\u0e1a\u0e02\u0e2d\u0e07\u0e04\u0e38\u0e13|jibu[\W_]+lako|"
+                           r"\u0432\u0430\u0448\u0430[\W_]+\u0432\u0456\u0434\u043f\u043e\u0432\u0456\u0434\u044c|"
+                           r"\u0432\u0432\u0435\u0434\u0438\u0442\u0435[\W_]+\u043e\u0442\u0432\u0435\u0442|"
+                           r"wpisz[\W_]+odpowied\u017a|voer[\W_]+uw[\W_]+antwoord[\W_]+in|"
+                           r"inserisci[\W_]+la[\W_]+risposta|insira[\W_]+sua[\W_]+resposta|"
+                           r"skriv[\W_]+ditt[\W_]+svar|antwort[\W_]+hier[\W_]+eingeben|escribe[\W_]+aqu\u00ed|"
+                           r"votre[\W_]+texte[\W_]+ici)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -1196,6 +1221,10 @@ DIGIT_ZEROS = (0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0x
 FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)},
           "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
+# Names of where a secret is kept, which hold no secret: an AWS resource's ARN ('arn:aws:secretsmanager:eu-west-1:
+# 123456789012:secret:lab/omc-AbCdEf') and a password manager's manual page ('pass(1)'); left out before the scan
+POINTER_NAMES = re.compile(r"(?<![A-Za-z0-9_:-])arn:aws[A-Za-z0-9-]*:[A-Za-z0-9-]+:[A-Za-z0-9-]*:[0-9]{0,12}:\S+|"
+                           r"(?<![A-Za-z0-9_.-])(?:pass|gopass|gpg2?|sops|age|secret-tool|keyring|openssl)\([1-8]\)")
 # What marks a line of the checklist's own items as worth judging in full (written_secret)
 ITEM_MARKUP = re.compile(r'<a id="[^"]*"></a>|\]\(#[^)\s]*\)')     # '<a id="sec-8"></a>', '[IOP-7](#iop-7)'
 WRITTEN_CUES = (re.compile(r"\d"), BOUND_NAME, CREDENTIAL_WORD, SIM_WORD)
@@ -1682,7 +1711,7 @@ def secret_found(text, near=True):
     (bound_secret), or a password or key near its name (credential_token), in any of them, as (NEAR_CREDENTIAL,
     token, word); then a token shaped like a password anywhere (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
     as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
-    texts = list(scans(text))
+    texts = list(scans(POINTER_NAMES.sub(" ", text)))
     found = next((found for found in map(secret_kind, texts) if found is not None), None)
     if found is None and near:
         token = next((token for token in map(bound_secret, texts) if token is not None), None) or \

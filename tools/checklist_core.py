@@ -974,7 +974,7 @@ def text_problems(value):
         problems.append("the answer has an unmatched backtick")
     m = NOT_NEEDED.match(unmarked(text))
     reason = reason_letters(m.group("reason")) if m else ""
-    if m and (len(reason) < 3 or PLACEHOLDER_REASON.fullmatch(reason)):
+    if m and (len(reason) < 3 or PLACEHOLDER_REASON.fullmatch(reason) or put_off(m.group("reason"))):
         problems.append("'not needed' must give its reason, for example 'not needed: we run no radios'")
     if NOT_APPLICABLE.fullmatch(unmarked(text)):
         problems.append(f"'{shown(text)}' is not an answer: write 'not needed:' and the reason instead")
@@ -1095,7 +1095,7 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          r"yanl[\u0131i]\u015f|adev\u0103rat|fals|\u03b1\u03bb\u03b7\u03b8[\u03b5\u03ad][\u03c3\u03c2]|"
                          r"\u03c8\u03b5\u03c5\u03b4[\u03b5\u03ad][\u03c3\u03c2]|"
                          r"\u0438\u0441\u0442\u0438\u043d\u0430|\u043b\u043e\u0436\u044c|prawda|fa\u0142sz)#?|"
-                         r"(?:true|false)\(\)|(?:un)?checked|"
+                         r"(?:true|false)\(\)|(?:un)?checked|x|tick(?:ed)?|"
                          rf"{SHEET_CURRENCY}?\s?(?:0+(?:[.,]0+)?|\(0+(?:[.,]0+)?\)|0(?:\s0)?/0)\s?(?:%|{SHEET_CURRENCY})?|"
                          r"0?0:00(?::00(?:[.,]0+)?)?(?:\s?[ap]\.?m\.?)?|12:00(?::00)?\s?a\.?m\.?|0?0h00|"
                          r"0\s+days?\s+0?0:00:00(?:[.,]0+)?|1/0/(?:19)?00|"
@@ -1138,8 +1138,8 @@ def format_answer(item, cell):
     tokens = expand_others(tokens, declared)
     if "`" in comment:
         problems.append(f"{item.id}: the comment after ';' may not contain backticks")
-    words = [w.strip("`#") for w in TOKEN_SPLIT.split(comment.strip()) if w.strip("`#")]
-    if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching', 'lab;#research'
+    words = [w.strip("`#;") for w in TOKEN_SPLIT.split(comment.strip()) if w.strip("`#;")]
+    if words and all(canonical(w, declared) in declared.values for w in words):   # 'research; teaching', 'lab;#research;'
         problems.append(f"{item.id}: '{shown(comment.strip())}' after ';' reads as answers; list answers with ',' and keep "
                         "';' for a comment")
     text = ", ".join(f"`{tok}`" for tok in tokens) + (f"; {comment.strip()}" if comment.strip() else "")
@@ -1147,8 +1147,12 @@ def format_answer(item, cell):
 
 
 def put_off(cell):
-    """True if an answer only puts the answer off (PUT_OFF: 'pending', 'tbd', 'n/a', '?')."""
-    return len(cell) <= PUT_OFF_CHARS and bool(PUT_OFF.fullmatch(cell) or PUT_OFF_WORLD.fullmatch(cell.lower()))
+    """True if an answer only puts the answer off (PUT_OFF, PUT_OFF_WORLD: 'pending', 'tbd', 'n/a', '?'), or two such
+    answers do ('N/A - TBD': cut where PUT_OFF_CUT finds a separator)."""
+    def one(part):
+        return bool(PUT_OFF.fullmatch(part) or PUT_OFF_WORLD.fullmatch(part.lower()))
+    return len(cell) <= PUT_OFF_CHARS and (one(cell) or any(one(cell[:m.start()]) and one(cell[m.end():])
+                                                              for m in PUT_OFF_CUT.finditer(cell)))
 
 
 def same_answer(item, text):
