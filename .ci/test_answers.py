@@ -3627,3 +3627,12 @@ def h61_placeholders_put_offs_and_a_forms_choices_record_nothing():
         assert cl.format_answer(text, value)[1], value
     assert [v for v in ("None", "unknown", "nil", "Answer: 4 sites") if cl.format_answer(text, v)[1]] == []
     assert "'research;' after ';' reads as answers" in cl.format_answer(req1, "lab;research;")[1][0]
+
+
+@test
+def h61_a_long_number_a_sheet_cut_to_fifteen_digits_is_refused():
+    """Excel saves a 20-digit number cut to 15 digits and zeros ('12345678901234500000', round 61): refused as a
+    shortened number, as '8.9441E+19' is; a number of 15 or 19 digits of its own stays an answer."""
+    item = cl.parse(shipped_readme()).items["REQ-3"]
+    assert "a long number a spreadsheet shortened" in cl.format_answer(item, "12345678901234500000")[1][0]
+    assert not cl.format_answer(item, "8944100001234567890")[1] and not cl.format_answer(item, "123456789012345")[1]

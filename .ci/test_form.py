@@ -804,6 +804,7 @@ CSV_CORPUS = [
     "id,answer\nREQ-1,lab/research\n", "id,answer\nREQ-1,lab;#research\n", "id,answer\nREQ-1,`lab` / research; minutes\n",
     "id,answer\nREQ-1,lab;research;\nREQ-3,\u041c\u043e\u0439 \u043e\u0442\u0432\u0435\u0442\nREQ-6,N/A - TBD\nREQ-7,\\N\nREQ-13,x\n",
     "id,answer\nREQ-3,not needed: pending\nREQ-6,Choose an option\nREQ-7,waiting on vendor\nREQ-13,n/a (tbd)\n",
+    "id,answer\nREQ-3,12345678901234500000\nREQ-6,123456789012345\n",
     "id,answer\nREQ-3,\"your condition on a licensee or networks using its products, or `for the licensee`; your own answer for items naming a regulator or national authority\"\n", 'id,answer\nREQ-1,"research\uff0cteaching"\nREQ-4,PIN5829\nLIC-1,"no\u3001yes; x"\n',
     "id,answer\nREQ-3,\"where the system would be developed, tested and operated.\"\nREQ-6,DEPLOYMENT SCENARIOS AND THEIR SIZE.\n", "id,answer\nREQ-3,blocker\nREQ-5,design\nREQ-6,design\n", "id,answer\nREQ-3,requester\nREQ-6,design\n",
     "id,answer\nREQ-3,requester\nREQ-5,\"requester, with operator\"\nREQ-6,requester\nREQ-13,plan\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",

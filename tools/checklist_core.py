@@ -1102,8 +1102,9 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          r"(?:1899-12-30|12/30/1899|30[/.]12[/.]1899)\s+0?0:00(?::00)?|"
                          r"(?:[^\W\d_]+,?\s+)?(?:[^\W\d_]+\s+0|0\.?\s+(?:de\s+)?[^\W\d_]+),?\s+(?:de\s+)?1900|"
                          r"\((?:blank|empty)\)|undefined|nat", re.I)
-# A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID): its digits are lost
-SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}", re.I)
+# A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID), or saves cut to 15 digits and
+# zeros ('89441000012345600000'): its digits are lost
+SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}|[1-9][0-9]{14}0+", re.I)
 
 
 def format_answer(item, cell):
