@@ -820,6 +820,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Veracrypt volume on the USB stick opens with Heron2026',
                  'network security key: otterbay26', 'security key otterbay26', 'passkey otterbay26', 'codeword bluebell',
                  'the sim pin is 1234',
+                 '4821 then the tick key', 'press 4821 then the # key',
                  'Key Content            : otterbay26',
                  'snmp-server community kittiwake_ro RO',
                  'leftpsk: otterbay26',
@@ -1441,7 +1442,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'snmp-server community string: in the vault',
                   'key content: see the policy',
                   'AWS Secrets Manager arn:aws:secretsmanager:eu-west-1:123456789012:secret:lab/omc-AbCdEf',
-                  'PSK stored in pass(1) under lab/ipsec/site2')
+                  'PSK stored in pass(1) under lab/ipsec/site2',
+                  'Model 2000 has an OK button', 'Ticket 4410: the enter key sticks')
 
 
 

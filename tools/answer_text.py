@@ -1771,6 +1771,8 @@ def secret_kind(text):
 KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]|-[0-9])")
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                        r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
+KEY_NAMED_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
+                             r"(?:tick|hash|pound|star|enter|ok|#|\*)[\s-]+(?:key|button)(?![^\W_])", re.I)   # '4821 then the tick key'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)"
                        r"[0-9]{4}-[0-9]{4})+|"
@@ -1853,7 +1855,8 @@ def unlabelled_kind(text):
     if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
            for m in KEYPAD_RUN.finditer(text)):
         return KEYPAD_KIND
-    if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, HASH_AFTER) for m in after.finditer(text)):
+    if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, KEY_NAMED_AFTER, HASH_AFTER)
+           for m in after.finditer(text)):
         return KEY_AFTER_KIND
     if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
         return CODE_LIST_KIND
