@@ -821,6 +821,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'network security key: otterbay26', 'security key otterbay26', 'passkey otterbay26', 'codeword bluebell',
                  'the sim pin is 1234',
                  '4821 then the tick key', 'press 4821 then the # key',
+                 'The comms room code changed last week; now it\'s 5 5 0 9.',
+                 'We use 2580 for every door (straight down the keypad).',
+                 'Codlu di la u\u0219a a od\xe3ljei cu serverli easti 5174, nu-l spune\u021bi a v\xe3rnui.',
+                 '\u140a\u14da\u140a\u14a5 \u1583\u14a5\u1466\u144e\u14c2\u140a\u1548\u1555\u1405\u1483, 6417 \u14c7\u157f\u1466\u1450\u148d.',
                  'Key Content            : otterbay26',
                  'snmp-server community kittiwake_ro RO',
                  'leftpsk: otterbay26',
@@ -1443,7 +1447,14 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'key content: see the policy',
                   'AWS Secrets Manager arn:aws:secretsmanager:eu-west-1:123456789012:secret:lab/omc-AbCdEf',
                   'PSK stored in pass(1) under lab/ipsec/site2',
-                  'Model 2000 has an OK button', 'Ticket 4410: the enter key sticks')
+                  'Model 2000 has an OK button', 'Ticket 4410: the enter key sticks',
+                  'Ask Priya Shah (ext. 4417) for the door code; we never write it down.',
+                  'The admin account comes from the directory (AD group 5G-Lab-Admins); no local accounts.',
+                  'Address: P.O. Box 100, Koror, PW 96940.',
+                  'Error codes 3 1 4 2 are warnings',
+                  'using 2024 for all gate logs',
+                  'Made in USA 4410',
+                  'We use 1200 SIMs for the door sensors')
 
 
 

@@ -3636,3 +3636,13 @@ def h61_a_long_number_a_sheet_cut_to_fifteen_digits_is_refused():
     item = cl.parse(shipped_readme()).items["REQ-3"]
     assert "a long number a spreadsheet shortened" in cl.format_answer(item, "12345678901234500000")[1][0]
     assert not cl.format_answer(item, "8944100001234567890")[1] and not cl.format_answer(item, "123456789012345")[1]
+
+
+@test
+def h62_pointers_a_phone_extension_and_a_group_stay_answers():
+    """Round 62 refused an extension to call for the door code ('ext. 4417'), a directory group ('AD group
+    5G-Lab-Admins') and a town's state and ZIP ('Koror, PW 96940'); it missed spaced digits after a code's name in
+    another clause ('now it's 5 5 0 9') and a code used 'for every door'. The first three stay answers, the others are
+    refused (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    accepted_as_text("Ask Priya Shah (ext. 4417) for the door code; we never write it down.")
+    assert cl.text_problems("We use 2580 for every door (straight down the keypad).")

@@ -553,7 +553,8 @@ VAULT_ENTRY = re.compile(r"(?<![^\W_])(?:keepass\w*|1password|bitwarden|vaultwar
 # An account's name after the word ('Test account \'test01\'', 'user ops01'): a name, not a password near its word
 ACCOUNT_NAMED = re.compile(r"(?<![^\W_])(?:[Aa]ccounts?|[Uu]sers?|[Uu]ser\s?names?|[Kk]onto|[Cc]ompte|[Uu]suario|[Cc]uenta|"
                            r"[Uu]tente|[Gg]ebruiker|[Bb]enutzer)\s+(?:[\"'\u2018\u201c][\w.@-]{2,32}[\"'\u2019\u201d]|"
-                           r"[a-z][a-z_.-]{1,20}[0-9]{0,3})(?![^\s,;.])")
+                           r"[a-z][a-z_.-]{1,20}[0-9]{0,3})(?![^\s,;.])|"
+                           r"(?<![^\W_])[Gg]roups?\s+[\w.-]{2,64}(?![^\s,;.)])")       # 'AD group 5G-Lab-Admins'
 SERIES_MEMBER = re.compile(r"(?P<name>[A-Za-z][A-Za-z-]*?)[-_]?(?P<number>[0-9]{1,4})")
 # A word that describes, as the words of several languages end (DESCRIBING_END: 'quarterly', 'zurückgesetzt',
 # 'gewijzigd', 'réinitialisé', 'änderbar', 'cambiado'), or a participle after a space alone (PARTICIPLE: 'rotated')
@@ -832,7 +833,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -904,7 +905,9 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     r"\u0628\u06d0\u0633\u0649\w*|\u062f\u0627\u0628\u06af\u0631\w*|(?:gets|lets)\s+you\s+(?:in(?:to)?|through)|(?:opens|unlocks)\s+the)(?![^\W_])",
                     re.I),
          re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
-                    r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I))
+                    r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I),
+         re.compile(r"(?<![^\W_])(?:use[sd]?|using)\s+(?P<number>(?!(?:199[0-9]|20[0-3][0-9])\s)[0-9]{4,8})\s+(?:for|on|at)\s+(?:[^\W\d_]+\s+){0,3}?"
+                    r"(?P<name>doors?|gates?|keypads?|locks?|padlocks?)(?![^\W_])", re.I))   # 'We use 2580 for every door'
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
 ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,8})\s+"
@@ -1222,8 +1225,10 @@ FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGI
           "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
 # Names of where a secret is kept, which hold no secret: an AWS resource's ARN ('arn:aws:secretsmanager:eu-west-1:
-# 123456789012:secret:lab/omc-AbCdEf') and a password manager's manual page ('pass(1)'); left out before the scan
+# 123456789012:secret:lab/omc-AbCdEf'), a password manager's manual page ('pass(1)'), and a town's state and ZIP code
+# ('Koror, PW 96940'), which hold no secret; left out before the scan
 POINTER_NAMES = re.compile(r"(?<![A-Za-z0-9_:-])arn:aws[A-Za-z0-9-]*:[A-Za-z0-9-]+:[A-Za-z0-9-]*:[0-9]{0,12}:\S+|"
+                           r"[A-Z][a-z]+,\s[A-Z]{2}\s[0-9]{5}(?:-[0-9]{4})?(?![\w-])|"
                            r"(?<![A-Za-z0-9_.-])(?:pass|gopass|gpg2?|sops|age|secret-tool|keyring|openssl)\([1-8]\)")
 # What marks a line of the checklist's own items as worth judging in full (written_secret)
 ITEM_MARKUP = re.compile(r'<a id="[^"]*"></a>|\]\(#[^)\s]*\)')     # '<a id="sec-8"></a>', '[IOP-7](#iop-7)'
@@ -1805,7 +1810,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
-                        r"\u0905\u0932\u093e\u0930\u092e)\w*", re.I)
+                        r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5)\w*", re.I)
 ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?P<number>[0-9]{4,8})"
                         r"(?:\s+[^\W\d_][\w'\u2019-]*)?\s*[.!\u0964\u3002]?\s*$")
 # ... or a number and one word that end it ('Alarmi qamissagukku 1964 tooruk.'), but a quantity ('3650 days') or a
@@ -1875,7 +1880,7 @@ def credential_token(text):
     SIM_WORD), as (the token, the word), or None: a lone word after a password's own word (PASSWORD_AT_END), a run
     of numbers that fit a byte (byte_run), or a token judged by context_secret(), tokens ending where the script
     changes (SCRIPT_BOUNDARY) and at en and em dashes, numbers that a noun or unit names left out (NAMED_NUMBER)."""
-    text = credential_sentences(text)
+    text = credential_sentences(phone_blanked(text, cued_only=True))   # 'ext. 4417' is a phone's
     word = CREDENTIAL_WORD.search(text)
     sim = SIM_WORD.search(text)
     sim = sim if sim and SIM_CASE.search(sim.group()) else None
@@ -2337,7 +2342,8 @@ def keyed_digits(text):
     for the side door'), as (digits, name), or None."""
     digits = SPACED_DIGITS.search(text)
     counted = digits and all(int(b) - int(a) == 1 for a, b in zip(digits.group()[::2], digits.group()[2::2]))
-    name = digits and not counted and KEYPAD_PLACE.search(text)    # not '1 2 3 4', a count
+    name = digits and not counted and (KEYPAD_PLACE.search(text) or                 # not '1 2 3 4', a count
+                                       not CODE_KIND.search(text) and GENERIC_CODE.search(text))
     return (digits.group(), name.group()) if name else None
 
 
