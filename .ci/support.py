@@ -821,6 +821,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'network security key: otterbay26', 'security key otterbay26', 'passkey otterbay26', 'codeword bluebell',
                  'the sim pin is 1234',
                  '4821 then the tick key', 'press 4821 then the # key',
+                 'P@ss: Otterbay26', 'p4ss otterbay26',
                  'The comms room code changed last week; now it\'s 5 5 0 9.',
                  'We use 2580 for every door (straight down the keypad).',
                  'Codlu di la u\u0219a a od\xe3ljei cu serverli easti 5174, nu-l spune\u021bi a v\xe3rnui.',
@@ -1454,7 +1455,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Error codes 3 1 4 2 are warnings',
                   'using 2024 for all gate logs',
                   'Made in USA 4410',
-                  'We use 1200 SIMs for the door sensors')
+                  'We use 1200 SIMs for the door sensors',
+                  'P@ss: see vault')
 
 
 

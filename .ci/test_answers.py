@@ -3646,3 +3646,18 @@ def h62_pointers_a_phone_extension_and_a_group_stay_answers():
     refused (the strings are in BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
     accepted_as_text("Ask Priya Shah (ext. 4417) for the door code; we never write it down.")
     assert cl.text_problems("We use 2580 for every door (straight down the keypad).")
+
+
+@test
+def h62_forms_defaults_ditto_marks_and_sheets_dates_record_nothing():
+    """Round 62 recorded what nobody typed: Google Forms' 'Option 1' in other languages, 'Untitled question', a file
+    picker's 'No file chosen', a default column name ('Spalte1'), ditto marks ('as above', 'wie oben', 'см. выше'),
+    'n.v.t.', an empty date cell ('Jan-00', '01.01.1970') and a midnight time a sheet added to a date. Each is refused;
+    a date alone, 'Name: Alice Smith' and 'Other vendors: none' stay answers."""
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    for value in ("Option 1", "\u0412\u0430\u0440\u0438\u0430\u043d\u0442 1", "Untitled question", "No file chosen",
+                  "Spalte1", "as above", "wie oben", "\u0441\u043c. \u0432\u044b\u0448\u0435", "n.v.t.", "Jan-00",
+                  "01.01.1970", "2026-03-14 00:00:00", "Mar 14, 2026, 12:00:00 AM"):
+        assert cl.format_answer(item, value)[1], value
+    assert [v for v in ("2026-03-14", "2026-03-14 09:00", "Name: Alice Smith", "Other vendors: none")
+            if cl.format_answer(item, v)[1]] == []

@@ -400,7 +400,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -1138,7 +1138,11 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"\[[a-z _-]*\]|<[a-z _-]*>|work[\W_]+in[\W_]+progress|wip|in[\W_]+progress|coming[\W_]+soon|"
                      r"(?:waiting|awaiting)(?:[\W_]+(?:on|for))?(?:[\W_]+[a-z]+)?|\\n|na_(?:character|integer|real)_|"
                      r"my[\W_]+answer|answer|response|text|short[\W_]+text|paragraph|choose(?:[\W_]+an?[\W_]+option)?|"
-                     r"enter[\W_]+text)[\W_]*", re.I | re.A)
+                     r"enter[\W_]+text|untitled(?:[\W_]+(?:question|form))?|no[\W_]+file[\W_]+chosen|"
+                     r"(?:choose|add)[\W_]+file|click[\W_]+to[\W_]+add[\W_]+text|type[\W_]+something|sample[\W_]+text|"
+                     r"add[\W_]+a[\W_]+comment|insert[\W_]+text(?:[\W_]+here)?|please[\W_]+specify|other|"
+                     r"option[\W_]*[0-9]+|(?:column|field|colonne|columna|spalte)[\W_]*[0-9]+|name|description|value|"
+                     r"as[\W_]+above|same|s\.\s?o\.?|n\.\s?v\.\s?t\.?|formula[\W_]+parse[\W_]+error)[\W_]*", re.I | re.A)
 # Where a put-off answer of two parts may be cut ('N/A - TBD', 'n/a (tbd)'): put_off()
 PUT_OFF_CUT = re.compile(r"[\s,;/()\[\]\u2013\u2014-]+")
 # ... and the same in other languages and as forms' placeholders ('à définir', '待定', 'Ihre Antwort', 'Short answer
@@ -1178,7 +1182,14 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"wpisz[\W_]+odpowied\u017a|voer[\W_]+uw[\W_]+antwoord[\W_]+in|"
                            r"inserisci[\W_]+la[\W_]+risposta|insira[\W_]+sua[\W_]+resposta|"
                            r"skriv[\W_]+ditt[\W_]+svar|antwort[\W_]+hier[\W_]+eingeben|escribe[\W_]+aqu\u00ed|"
-                           r"votre[\W_]+texte[\W_]+ici)[\W_]*")
+                           r"votre[\W_]+texte[\W_]+ici|"
+                           r"(?:opci\u00f3n|\u0432\u0430\u0440\u0438\u0430\u043d\u0442|opcja|se\u00e7enek|opzione|op\u00e7\u00e3o|optie|\u30aa\u30d7\u30b7\u30e7\u30f3|\u9009\u9879|\uc635\uc158)(?:[\W_]+)?[0-9]+|"
+                           r"pregunta[\W_]+sin[\W_]+t\u00edtulo|frage[\W_]+ohne[\W_]+titel|"
+                           r"question[\W_]+sans[\W_]+titre|"
+                           r"\u0432\u043e\u043f\u0440\u043e\u0441[\W_]+\u0431\u0435\u0437[\W_]+\u0437\u0430\u0433\u043e\u043b\u043e\u0432\u043a\u0430|"
+                           r"formulario[\W_]+sin[\W_]+t\u00edtulo|introduzca[\W_]+su[\W_]+respuesta|"
+                           r"texto[\W_]+de[\W_]+respuesta[\W_]+larga|langantwort[\W_]+text|wie[\W_]+oben|"
+                           r"\u00eddem|\u0441\u043c[\W_]+\u0432\u044b\u0448\u0435)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")

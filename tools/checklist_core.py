@@ -1099,9 +1099,14 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          rf"{SHEET_CURRENCY}?\s?(?:0+(?:[.,]0+)?|\(0+(?:[.,]0+)?\)|0(?:\s0)?/0)\s?(?:%|{SHEET_CURRENCY})?|"
                          r"0?0:00(?::00(?:[.,]0+)?)?(?:\s?[ap]\.?m\.?)?|12:00(?::00)?\s?a\.?m\.?|0?0h00|"
                          r"0\s+days?\s+0?0:00:00(?:[.,]0+)?|1/0/(?:19)?00|"
-                         r"(?:1899-12-30|12/30/1899|30[/.]12[/.]1899)\s+0?0:00(?::00)?|"
+                         r"(?:1899-12-30|12/30/1899|30[/.]12[/.]1899)\s+0?0:00(?::00)?|[a-z]{3}-0?0|"
+                         r"1970-01-01(?:[t\s]00:00(?::00(?:[.,]0+)?)?z?)?|0?1[./]0?1[./]1970(?:\s+0?0:00(?::00)?)?|"
                          r"(?:[^\W\d_]+,?\s+)?(?:[^\W\d_]+\s+0|0\.?\s+(?:de\s+)?[^\W\d_]+),?\s+(?:de\s+)?1900|"
                          r"\((?:blank|empty)\)|undefined|nat", re.I)
+# A date to which a spreadsheet added a midnight time ('2026-03-14 00:00:00', 'Mar 14, 2026, 12:00:00 AM'): a time
+# nobody gave
+MIDNIGHT = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}[/.][0-9]{1,2}[/.][0-9]{2,4}|[a-z]{3}\s[0-9]{1,2},\s[0-9]{4},?)"
+                      r"[t\s]+(?:0?0:00(?::00(?:[.,]0+)?)?(?:\s?a\.?m\.?)?|12:00:00\s?a\.?m\.?)(?:z|[+-]00:?00)?", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID), or saves cut to 15 digits and
 # zeros ('89441000012345600000'): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}|[1-9][0-9]{14}0+", re.I)
@@ -1119,6 +1124,9 @@ def format_answer(item, cell):
     if not declared and SHEET_VALUE.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' alone may be a spreadsheet's own value (an empty cell a "
                       "formula refers to, a checkbox): write the answer in words, as '0 sites' or 'yes'"]
+    if not declared and MIDNIGHT.fullmatch(cell.strip()):
+        return None, [f"{item.id}: '{shown(cell.strip())}' is a date with a midnight time a spreadsheet added: write the "
+                      "date alone, or format the column as text"]
     if SHORTENED_NUMBER.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
                       "column as text and type the number again"]
