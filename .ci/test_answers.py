@@ -3661,3 +3661,11 @@ def h62_forms_defaults_ditto_marks_and_sheets_dates_record_nothing():
         assert cl.format_answer(item, value)[1], value
     assert [v for v in ("2026-03-14", "2026-03-14 09:00", "Name: Alice Smith", "Other vendors: none")
             if cl.format_answer(item, v)[1]] == []
+
+
+@test
+def h62_text_garbled_by_a_wrong_encoding_is_refused():
+    """'CafÃ© MÃ¼ller' (UTF-8 read once more as Windows-1252) was recorded (round 62): refused with what to do;
+    'NÃO' and 'São Paulo' stay answers."""
+    assert "garbled by a wrong encoding" in cl.text_problems("Caf\u00c3\u00a9 M\u00c3\u00bcller lab")[0]
+    accepted_as_text("N\u00c3O se aplica: sem r\u00e1dio", "S\u00e3o Paulo lab, 2 sites")

@@ -61,6 +61,9 @@ LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
 MD_LINK = re.compile(r"\]\(")
 # An item ID written with a hyphen that is not ASCII: 'REQ‑4' (U+2011)
 ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
+# UTF-8 text read once more as Windows-1252 ('CafÃ© MÃ¼ller' for 'Café Müller', 'â€™' for '’'): what a tool made of it
+MOJIBAKE = re.compile(r"\u00c3[\u00a0-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u2013\u2014\u2018-\u201e"
+                      r"\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]|\u00c2[\u00a0-\u00bf]|\u00e2\u20ac")
 # A hex prefix or escape before a hex digit: '0x46', '\x46'
 HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
 # The backslash of a Markdown escape, which renders as the character alone: '\-' is '-', '\=' is '='

@@ -968,6 +968,9 @@ def text_problems(value):
     if math_markup(text):
         problems.append("the answer may not contain math: '$$', '\\color', '\\phantom', or a '\\' command "
                         "between '$' signs")
+    if MOJIBAKE.search(text):
+        problems.append("the answer looks garbled by a wrong encoding ('\u00c3\u00a9' for '\u00e9'): retype it, or save the "
+                        "sheet as 'CSV UTF-8'")
     if ID_LOOKALIKE.search(text):
         problems.append("write item IDs with an ASCII hyphen")
     if text.count("`") % 2:
