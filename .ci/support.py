@@ -822,6 +822,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'the sim pin is 1234',
                  '4821 then the tick key', 'press 4821 then the # key',
                  'P@ss: Otterbay26', 'p4ss otterbay26',
+                 'snmp://kittiwake_ro@10.0.0.2',
                  'The comms room code changed last week; now it\'s 5 5 0 9.',
                  'We use 2580 for every door (straight down the keypad).',
                  'Codlu di la u\u0219a a od\xe3ljei cu serverli easti 5174, nu-l spune\u021bi a v\xe3rnui.',
@@ -1456,7 +1457,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'using 2024 for all gate logs',
                   'Made in USA 4410',
                   'We use 1200 SIMs for the door sensors',
-                  'P@ss: see vault')
+                  'P@ss: see vault', 'snmp://10.0.0.2:161')
 
 
 

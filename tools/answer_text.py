@@ -60,6 +60,7 @@ LINK_SHELL = re.compile(r"!?\[\]\([^)]*\)")
 # The middle of a Markdown inline link or image: '[text](' (an autolink <https://...> has none)
 MD_LINK = re.compile(r"\]\(")
 # An item ID written with a hyphen that is not ASCII: 'REQ‑4' (U+2011)
+SNMP_URL = re.compile(r"(?<![A-Za-z0-9+.-])snmp://[^\s@/:]+@", re.I)   # 'snmp://kittiwake_ro@10.0.0.2'
 ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
 # UTF-8 text read once more as Windows-1252 ('CafÃ© MÃ¼ller' for 'Café Müller', 'â€™' for '’'): what a tool made of it
 MOJIBAKE = re.compile(r"\u00c3[\u00a0-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u2013\u2014\u2018-\u201e"
@@ -1859,6 +1860,8 @@ def unlabelled_kind(text):
     urls = list(URL.finditer(text)) if "://" in text else []
     if any(url_password(m) for m in urls):
         return "a password in a URL (user:password@host)"
+    if urls and SNMP_URL.search(text):
+        return "an SNMP community in a URL (snmp://community@host)"
     if "@" in text and any(address_password(m) for m in ADDRESS_PASSWORD.finditer(text)):
         return "a password in an address (user:password@host)"
     plain = URL.sub(url_values, text) if urls else text
