@@ -3669,3 +3669,17 @@ def h62_text_garbled_by_a_wrong_encoding_is_refused():
     'NÃO' and 'São Paulo' stay answers."""
     assert "garbled by a wrong encoding" in cl.text_problems("Caf\u00c3\u00a9 M\u00c3\u00bcller lab")[0]
     accepted_as_text("N\u00c3O se aplica: sem r\u00e1dio", "S\u00e3o Paulo lab, 2 sites")
+
+
+@test
+def h63_an_alarms_code_after_its_label_and_a_wifi_password_after_a_comma():
+    """Round 63 varied the shapes: 'Alarm: <a verb> 2580 <more words>' in 9 languages and 'guest Wi-Fi, <its local
+    name for password> Waterkant77' in 5 were recorded. Both are refused whatever the words; a unit, a ticket or a
+    model's capitalised name before the number, or a plan's name, keeps an answer (the strings are in BOUND_REFUSED and
+    BOUND_ACCEPTED, which the page judges too). Placeholders ('FIXME', '{{HW-8}}', 'see attached'), localised sheet
+    errors ('#ЗНАЧ!') and Mac Excel's day 0 ('1904-01-01') are no answer."""
+    assert "near 'Alarm'" in cl.text_problems("Alarm: frobnicate 2580 then leave")[0]
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    for value in ("#\u0417\u041d\u0410\u0427!", "FIXME", "{{HW-8}}", "see attached", "1904-01-01"):
+        assert cl.format_answer(item, value)[1], value
+    assert not cl.format_answer(item, "see attached minutes of 3 May for the dates")[1]

@@ -809,6 +809,8 @@ CSV_CORPUS = [
     "id,answer\nREQ-3,2026-03-14 00:00:00\nREQ-6,\"Mar 14, 2026, 12:00:00 AM\"\nREQ-7,Jan-00\nREQ-13,01.01.1970\n",
     "id,answer\nREQ-3,2026-03-14\nREQ-6,wie oben\nREQ-7,Untitled question\nREQ-13,No file chosen\n",
     "id,answer\nREQ-3,Caf\u00c3\u00a9 M\u00c3\u00bcller lab\nREQ-6,N\u00c3O se aplica\nREQ-7,it\u00e2\u20ac\u2122s done\n",
+    "id,answer\nREQ-3,#\u0417\u041d\u0410\u0427!\nREQ-6,FIXME\nREQ-7,{{HW-8}}\nREQ-13,see attached\n",
+    "id,answer\nREQ-3,1904-01-01\nREQ-6,as discussed\nREQ-7,see attached minutes of 3 May\n",
     "id,answer\nREQ-3,\"your condition on a licensee or networks using its products, or `for the licensee`; your own answer for items naming a regulator or national authority\"\n", 'id,answer\nREQ-1,"research\uff0cteaching"\nREQ-4,PIN5829\nLIC-1,"no\u3001yes; x"\n',
     "id,answer\nREQ-3,\"where the system would be developed, tested and operated.\"\nREQ-6,DEPLOYMENT SCENARIOS AND THEIR SIZE.\n", "id,answer\nREQ-3,blocker\nREQ-5,design\nREQ-6,design\n", "id,answer\nREQ-3,requester\nREQ-6,design\n",
     "id,answer\nREQ-3,requester\nREQ-5,\"requester, with operator\"\nREQ-6,requester\nREQ-13,plan\n", "id,answer\n" + "\n" * 1_048_577 + "REQ-3,a\n",

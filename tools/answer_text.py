@@ -617,6 +617,8 @@ WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?
 # ... or the last of two pairs after a Wi-Fi's name and ':', whatever its label's words ('Wi-Fi for guests: name
 # GuestLab, lo lus zais Paj77ntaub'): a word joined to a number, its first part the network's name, but a label that
 # names a number (NUMBER_LABELS: 'model Instant515')
+WIFI_TAIL = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^,;:\n]{0,40},\s*(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,4})"
+                       r"(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)   # 'Gast-WLAN, dat Passwoort is Waterkant77'
 WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^,;:\n]{1,60},\s*"
                        r"(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,3})(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
@@ -1146,7 +1148,9 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"(?:choose|add)[\W_]+file|click[\W_]+to[\W_]+add[\W_]+text|type[\W_]+something|sample[\W_]+text|"
                      r"add[\W_]+a[\W_]+comment|insert[\W_]+text(?:[\W_]+here)?|please[\W_]+specify|other|"
                      r"option[\W_]*[0-9]+|(?:column|field|colonne|columna|spalte)[\W_]*[0-9]+|name|description|value|"
-                     r"as[\W_]+above|same|s\.\s?o\.?|n\.\s?v\.\s?t\.?|formula[\W_]+parse[\W_]+error)[\W_]*", re.I | re.A)
+                     r"as[\W_]+above|same|s\.\s?o\.?|n\.\s?v\.\s?t\.?|formula[\W_]+parse[\W_]+error|fixme|changeme|"
+                     r"sample[\W_]+answer|insert[\W_]+answer(?:[\W_]+here)?|\{\{[^{}]*\}\}|"
+                     r"see[\W_]+(?:attached|attachment|e-?mail|mail)|as[\W_]+discussed|siehe[\W_]+anhang)[\W_]*", re.I | re.A)
 # Where a put-off answer of two parts may be cut ('N/A - TBD', 'n/a (tbd)'): put_off()
 PUT_OFF_CUT = re.compile(r"[\s,;/()\[\]\u2013\u2014-]+")
 # ... and the same in other languages and as forms' placeholders ('à définir', '待定', 'Ihre Antwort', 'Short answer
@@ -1193,7 +1197,9 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"\u0432\u043e\u043f\u0440\u043e\u0441[\W_]+\u0431\u0435\u0437[\W_]+\u0437\u0430\u0433\u043e\u043b\u043e\u0432\u043a\u0430|"
                            r"formulario[\W_]+sin[\W_]+t\u00edtulo|introduzca[\W_]+su[\W_]+respuesta|"
                            r"texto[\W_]+de[\W_]+respuesta[\W_]+larga|langantwort[\W_]+text|wie[\W_]+oben|"
-                           r"\u00eddem|\u0441\u043c[\W_]+\u0432\u044b\u0448\u0435)[\W_]*")
+                           r"\u00eddem|\u0441\u043c[\W_]+\u0432\u044b\u0448\u0435|\u0437\u043d\u0430\u0447|"
+                           r"\u043d/\u0434|niet[\W_]+beschikbaar|\u0441\u0441\u044b\u043b\u043a\u0430|"
+                           r"\u0434\u0435\u043b/0)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -1825,7 +1831,12 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
-                        r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5)\w*", re.I)
+                        r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
+                        r"\u090f\u0932\u093e\u0930\u092e)\w*", re.I)
+# ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
+# a word names, after a capitalised word (a model's) or before a unit
+ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
+                         r"(?![\w/.,-]|[.,][0-9])(?:\s+(?P<next>[^\W\d_][^\s.,;]*))?")
 ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?P<number>[0-9]{4,8})"
                         r"(?:\s+[^\W\d_][\w'\u2019-]*)?\s*[.!\u0964\u3002]?\s*$")
 # ... or a number and one word that end it ('Alarmi qamissagukku 1964 tooruk.'), but a quantity ('3650 days') or a
@@ -1967,8 +1978,8 @@ def bound_secret(text):
 
 def alarm_tail(text):
     """The number that ends a sentence naming an alarm, after a comma and a few words (ALARM_NAME, ALARM_TAIL), the
-    last not capitalised ('Galaxy 3500' is a model), or before one word that is no unit (NUMBER_WORD_END), as (number,
-    the alarm's name), or None."""
+    last not capitalised ('Galaxy 3500' is a model), or before one word that is no unit (NUMBER_WORD_END), or a few
+    words after its name and ':' (ALARM_LABEL), as (number, the alarm's name), or None."""
     for sentence in SENTENCE_SPLIT.split(text):
         alarm, m, end = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence), NUMBER_WORD_END.search(sentence)
         typed = m.group("words").split() if m else [" "]
@@ -1979,6 +1990,13 @@ def alarm_tail(text):
         if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower() not in TAIL_UNITS \
                 and (end.group("before") or "").lower() not in NUMBER_LABELS:
             return end.group("number"), alarm.group()
+    for alarm in ALARM_NAME.finditer(text):
+        m = ALARM_LABEL.match(text, alarm.end())
+        words = m.group("words").split() if m else []
+        if m and not CODE_YEAR.fullmatch(m.group("number")) and not NUMBER_LABELS.intersection(w.lower() for w in words) \
+                and not (words and unicodedata.category(words[-1][0]) in ("Lu", "Lt")) and \
+                (m.group("next") or "").lower() not in TAIL_UNITS:
+            return m.group("number"), alarm.group()
     return None
 
 
@@ -2086,7 +2104,7 @@ def stated_default(text):
 
 def wifi_value(text):
     """A word and a year given for a Wi-Fi network (WIFI_VALUE, WIFI_PAIR), as (value, name), or None."""
-    m = WIFI_VALUE.search(text) or WIFI_PAIR.search(text)
+    m = WIFI_VALUE.search(text) or WIFI_PAIR.search(text) or WIFI_TAIL.search(text)
     if m and "label" in m.groupdict() and NUMBER_LABELS.intersection(m.group("label").lower().split()):
         return None
     return (m.group("value"), "Wi-Fi") if m else None
