@@ -823,6 +823,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '4821 then the tick key', 'press 4821 then the # key',
                  'P@ss: Otterbay26', 'p4ss otterbay26',
                  'snmp://kittiwake_ro@10.0.0.2',
+                 'pa55word: Harbour2025', 'set protocols ospf area 0 interface ge-0/0/0 authentication-key "Harbour2025"',
                  'Alarm: press 2580 then leave',
                  'Gast-WLAN, dat Passwoort is Waterkant77',
                  'The door tae the kit room, ye press 4 7 1 9 an then the hash. Dinnae tell onybody.',
@@ -1537,7 +1538,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Alarm: 4410 events per day',
                   'Alarm: ticket 4410',
                   'Wi-Fi coverage, see floor plan',
-                  'Wi-Fi 6 APs, model Instant515')
+                  'Wi-Fi 6 APs, model Instant515',
+                  'authentication-key rotation: yearly, stored in the vault', 'pa55word policy: 12 characters')
 
 
 
