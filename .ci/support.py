@@ -833,6 +833,12 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'OMC: uiser admin, passwird Haar!Mist9',
                  'IPsec atween the sites, the PSK is bonnie-heather-2024',
                  'SNMP community is kirkcaldy55',
+                 "Gaste-wifi, 't wachwaord is Maasbr\u00f6k77", "Li wifi des invit\u00e9s, li scret mot c' est Mo\u00fbse77",
+                 "Traps to 10.0.0.5 using the read string 'labview2'", 'snmp ro string is kittiwake_ro',
+                 'Web UI for the OMC works with operator and sunflower-lamp-42', 'log in as admin / Heron-77',
+                 'Li com\u00e5nute SNMP: nameur55', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
+                 'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
                  'Recovery codes for the admin account: 4821-9930, 1177-2045',
                  'F\xf6r de D\xf6\xf6r to\'n Serverruum: Kood 4719, aver nich wiedervertellen!',
@@ -1540,7 +1546,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Alarm: ticket 4410',
                   'Wi-Fi coverage, see floor plan',
                   'Wi-Fi 6 APs, model Instant515',
-                  'authentication-key rotation: yearly, stored in the vault', 'pa55word policy: 12 characters')
+                  'authentication-key rotation: yearly, stored in the vault', 'pa55word policy: 12 characters',
+                  'works with Open5GS and free5GC', 'log in as admin and MFA', 'read string length 32',
+                  'SNMP: v2c only, udp161', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

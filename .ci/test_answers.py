@@ -3672,6 +3672,18 @@ def h62_text_garbled_by_a_wrong_encoding_is_refused():
 
 
 @test
+def h64_an_snmp_read_string_a_login_pair_and_a_passphrase_in_an_indic_script():
+    """Round 63's last English misses ('using the read string \'labview2\'', 'works with operator and
+    sunflower-lamp-42') and others of its languages: a Wi-Fi password after a label of five words or one with an
+    apostrophe ("'t wachwaord is"), a community after 'SNMP:', Walloon's and Bodo's word for a code, a passphrase whose
+    words carry Devanagari vowel signs. Products, units and a strict rule stay answers (in BOUND_REFUSED and
+    BOUND_ACCEPTED, which the page judges too)."""
+    assert "near 'read string'" in cl.text_problems("Traps using the read string 'labview2'")[0]
+    assert "near 'operator'" in cl.text_problems("Web UI works with operator and sunflower-lamp-42")[0]
+    accepted_as_text("works with Open5GS and free5GC", "read string length 32")
+
+
+@test
 def h63_an_alarms_code_after_its_label_and_a_wifi_password_after_a_comma():
     """Round 63 varied the shapes: 'Alarm: <a verb> 2580 <more words>' in 9 languages and 'guest Wi-Fi, <its local
     name for password> Waterkant77' in 5 were recorded. Both are refused whatever the words; a unit, a ticket or a

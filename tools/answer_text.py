@@ -421,7 +421,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read|write|ro|rw)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -617,7 +617,7 @@ WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?
 # ... or the last of two pairs after a Wi-Fi's name and ':', whatever its label's words ('Wi-Fi for guests: name
 # GuestLab, lo lus zais Paj77ntaub'): a word joined to a number, its first part the network's name, but a label that
 # names a number (NUMBER_LABELS: 'model Instant515')
-WIFI_TAIL = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^,;:\n]{0,40},\s*(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,4})"
+WIFI_TAIL = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^,;:\n]{0,40},\s*(?P<label>(?:['\u2019]?[^\W\d_][^\s,;:]*\s+){1,5})"
                        r"(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)   # 'Gast-WLAN, dat Passwoort is Waterkant77'
 WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^,;:\n]{1,60},\s*"
                        r"(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,3})(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)
@@ -847,7 +847,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -1817,7 +1817,11 @@ NUMBERING_REACH = 16
 PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
-JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>[a-z]+(?:[-_][a-z0-9]+){2,})['\")]?(?![\w/.@-])", re.I)
+# Vowel signs and other marks of Indic scripts, and Latin's combining accents: part of a word, though not \w to Python's re
+WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\u0a81-\u0ae3\u0b01-\u0b63\u0b82-\u0bcd\u0c00-\u0c63\u0c80-\u0ce3\u0d00-\u0d63\u0d81-\u0ddf"
+JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" + WORD_MARKS +
+                           r"])+){2,})['\")]?(?![\w/.@-])", re.I)
+LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
 PSK_NAME = re.compile(r"psk|pre-?shared|passphrase", re.I)     # eight letters in two words suffice after it
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
@@ -1958,7 +1962,7 @@ def bound_secret(text):
                 return word, m.group("name")
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
-        user_pair_password(text) or default_with(text) or seed_words(text)
+        user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -1975,6 +1979,33 @@ def bound_secret(text):
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
         phrase_after_name(text) or alarm_tail(text)
+
+
+def login_with(text):
+    """A password given with a common account after a log-in verb ('works with operator and sunflower-lamp-42', 'log in
+    as admin / Heron-77': LOGIN_WITH), judged as after a password's own name or a passphrase of joined words and a
+    number, as (password, account), or None."""
+    for m in LOGIN_WITH.finditer(text):
+        base = ACCOUNT_BASE.match(m.group("user").lower())
+        value = m.group("value").strip(SECRET_VALUE_EDGES)
+        if base and base.group() in ACCOUNT_NAMES and (context_secret(value, "password", strict=True) or
+                                                        JOINED_PHRASE.fullmatch(value) and re.search("[0-9]", value)):
+            return value, m.group("user")
+    return None
+
+
+def snmp_value(text):
+    """A community, a word and a number, right after 'SNMP:' in any language's sentence ('comunåte SNMP: nameur55':
+    SNMP_VALUE), as (value, 'SNMP'), or None."""
+    m = SNMP_VALUE.search(text)
+    return (m.group("value"), "SNMP") if m else None
+
+
+LOGIN_WITH = re.compile(r"(?<![^\W_])(?:works|log(?:s|ged)?\s*in|sign(?:s|ed)?\s*in|logon|login|access(?:ed)?|"
+                        r"connect(?:s|ed)?)\s+(?:with|using|as)\s+['\"]?(?P<user>[\w.@-]{2,32})['\"]?\s+(?:and|&|\+|/)\s+"
+                        r"(?P<value>[^\s,;]{4,60})", re.I)
+SNMP_VALUE = re.compile(r"(?<![^\W_])snmp\s*:\s*[\"'\u201c\u2018]?(?P<value>(?!(?:udp|tcp|port|vlan|ver|version)[0-9])"
+                        r"[^\W\d_]{3,}[0-9]{2,4})(?![\w.])", re.I)
 
 
 def alarm_tail(text):
@@ -2009,8 +2040,8 @@ def phrase_after_name(text):
         for m in JOINED_PHRASE.finditer(clause):
             between = re.findall(r"[^\W\d_]+", clause[:m.start()].lower())
             pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
-            words = sum(piece.isalpha() and len(piece) >= 4 for piece in pieces)
-            letters = [len(piece) for piece in pieces if piece.isalpha()]
+            words = sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 4 for piece in pieces)
+            letters = [len(piece) for piece in pieces if LETTER_PIECE.fullmatch(piece)]
             if len(between) <= PHRASE_WORDS_BETWEEN and not (between and between[-1] in PHRASE_PLACES) and \
                     "ssid" not in between and not PHRASE_NAMING_PIECES.intersection(pieces) and \
                     any(piece.isdigit() for piece in pieces) and \
