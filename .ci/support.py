@@ -836,7 +836,15 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  "Gaste-wifi, 't wachwaord is Maasbr\u00f6k77", "Li wifi des invit\u00e9s, li scret mot c' est Mo\u00fbse77",
                  "Traps to 10.0.0.5 using the read string 'labview2'", 'snmp ro string is kittiwake_ro',
                  'Web UI for the OMC works with operator and sunflower-lamp-42', 'log in as admin / Heron-77',
-                 'Li com\u00e5nute SNMP: nameur55', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 'Li com\u00e5nute SNMP: nameur55', 'ssid GUEST wpa2 Harbour2025', 'guest wifi \u2192 Harbour2025',
+                 'wifi -> Harbour2025', 'ldap bind cn=omc,dc=lab with Harbour2025',
+                 'pin 5809', 'puk 23918847', 'PIN5809', 'puk23918847', 'AT+CPIN=5809', 'AT+CPIN="23918847","5809"',
+                 '10 test SIMs (sysmo), pin 1234, puk 12345678', 'pin for the test SIMs: 5809 (puk 23918847)',
+                 'Comunid\u00e1 SNMP (nam\u00e1i llectura): asturies_ro7', 'SNMP community lea sapmi_ro2',
+                 'SNMP: v2c, public/private changed to kestrel_ro and kestrel_rw', "snmp comm string = 'osprey-ro-7'",
+                 'Communaut\u00e9 SNMP : publicro7', 'backup: 5183-2207 9940-3316', 'scratch codes 1183 6640 7752 2091',
+                 'Tawwurt: tangalt 4093', 'Ti ridaw: kodigo 7456', 'Al\u00e1rpma: deaddil 2580 ja vuolgge olggos.',
+                 "4471 \u2013 that's the comms room door, keep it to yourself", 'code4471', 'doorcode4471', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1548,7 +1556,13 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Wi-Fi 6 APs, model Instant515',
                   'authentication-key rotation: yearly, stored in the vault', 'pa55word policy: 12 characters',
                   'works with Open5GS and free5GC', 'log in as admin and MFA', 'read string length 32',
-                  'SNMP: v2c only, udp161', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'SNMP: v2c only, udp161', 'WPA2 Enterprise with RADIUS', 'wpa2 AES, band 5 GHz',
+                  'ldap bind with the service account svc_omc', 'LDAP binds as cn=reader with a certificate',
+                  'wifi \u2192 floor3 APs', 'pin 12 of the connector', '2 pins per SIM tray, pin 3 is ground',
+                  'SIM PIN policy: 4 digits', 'AT+CPIN? returns READY', 'SNMP community in vault entry kestrel_ro',
+                  'SNMP on micro2 and macro7 cells', 'ports 5000-5999 7000-7999 open', 'MFA codes are in the vault',
+                  'Do not share credentials; see ticket 4471', 'Never share passwords, call the NOC on 0800 4410 222',
+                  'Keep it to yourself: budget 2026', 'errorcode2024', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

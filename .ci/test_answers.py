@@ -3684,6 +3684,18 @@ def h64_an_snmp_read_string_a_login_pair_and_a_passphrase_in_an_indic_script():
 
 
 @test
+def h64_a_lower_case_pin_a_community_named_as_communities_are_and_codes_apart_by_spaces():
+    """Round 64: 'pin 5809', 'PIN5809', 'AT+CPIN=5809'; a community such as 'asturies_ro7' or 'publicro7' in a text
+    naming SNMP, whatever its words; recovery codes apart by a space alone; 'code4471'; a number with 'keep it to
+    yourself'. A connector's pin, a vault entry, round ranges of ports and a ticket stay answers (BOUND_REFUSED and
+    BOUND_ACCEPTED, which the page judges too)."""
+    assert "SIM card" in cl.text_problems("pin 5809")[0] or "near 'pin'" in cl.text_problems("pin 5809")[0]
+    assert "near 'SNMP'" in cl.text_problems("Cumunit\u00e0 SNMP: trinacria_ro3")[0]
+    assert cl.text_problems("Tingaltin n tririt: 7291-4408 1056-8832")
+    accepted_as_text("pin 12 of the connector", "ports 5000-5999 7000-7999 open")
+
+
+@test
 def h63_an_alarms_code_after_its_label_and_a_wifi_password_after_a_comma():
     """Round 63 varied the shapes: 'Alarm: <a verb> 2580 <more words>' in 9 languages and 'guest Wi-Fi, <its local
     name for password> Waterkant77' in 5 were recorded. Both are refused whatever the words; a unit, a ticket or a

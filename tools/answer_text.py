@@ -421,14 +421,14 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read|write|ro|rw)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read|write|ro|rw|comm)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
     r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|enrol?ment|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
-    r"(?:door|gate|lock|alarm|access|backup|recovery|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
+    r"(?:door|gate|lock|alarm|access|backup|recovery|scratch|rescue|mfa|2fa|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
@@ -453,7 +453,7 @@ BOUND_SEPARATOR = re.compile(r"\s*(?:[:=]|->|=>|\u2192)\s*|\s+(?:" + BOUND_VERB[
 # Lindenallee-12b geschützt', 'the PDF is protected; open it with Caraway2026'): a value judged as near a password's
 # own name (context_secret), so that 'protected by MFA', 'protegida por contraseña' and 'mit TLS 1.3 geschützt' stay
 # answers
-PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|(?:opens|unlocks|decrypts)\s+with|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
+PROTECTED = (re.compile(r"(?<![^\W_])(?P<name>(?:protected|secured|locked)\s+by|(?:opens|unlocks|decrypts)\s+with|binds?\s+(?:as\s+)?(?:\S{1,80}\s+)?with|prot(?:\u00e9|e)g(?:\u00e9|e)e?s?\s+par|"
                         r"protett[oaie]\s+(?:con|da)|protegid[oa]s?\s+(?:com|con|por)|beveiligd\s+met|"
                         r"(?:chronion|zabezpieczon)[yae](?:\s+has(?:\u0142|l)em)?|gesch(?:\u00fc|ue)tzt\s+mit|"
                         r"(?:kennwort|passwort)schutz|\u0437[a\u0430]\u0449\u0438\u0449\w*(?:\s+\u043f[a\u0430][p\u0440][o\u043e]\u043b\w*)?)"
@@ -610,7 +610,7 @@ NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 PHRASE_VALUE = re.compile(r"\s*(?P<words>(?:[^\W\d_]{2,}\s+){2,6})[0-9]{1,6}[\W_]*$")   # 'zielony pies skacze 1987'
 # A word and a year or number given for a Wi-Fi network after ':' or a verb, in any language ('Gäste-WLAN im Container:
 # Haselnuss2024', "le code Wi-Fi invité c'est soleil2024"): its key; not a name a network's words start ('vlan120', 'Guest24')
-WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*:|\s+(?:c['\u2019]est|is|ist|est|es|"
+WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*(?::|\u2192|->|=>|\u21d2)|\s+(?:c['\u2019]est|is|ist|est|es|"
                         r"\u00e8|jest|je|on|to|er|\u00e4r))\s*[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|"
                         r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[0-9])"
                         r"[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
@@ -621,6 +621,10 @@ WIFI_TAIL = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^,;:\n]{0,40},\s*(
                        r"(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)   # 'Gast-WLAN, dat Passwoort is Waterkant77'
 WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^,;:\n]{1,60},\s*"
                        r"(?P<label>(?:[^\W\d_][^\s,;:]*\s+){1,3})(?P<value>[^\W\d_]{3,}[0-9]{2,4}[^\W\d_]*)\s*[.!]?\s*$", re.I)
+# ... or after 'WPA2' and a space ('ssid GUEST wpa2 Harbour2025'), not a mode ('WPA2 Enterprise', 'WPA3 SAE')
+WPA_VALUE = re.compile(r"(?<![^\W_])wpa[23]?(?:[-\s]?psk)?\s+[\"'\u201c\u2018]?(?P<value>(?!(?:aes|tkip|ccmp|gcmp|sae|psk|"
+                       r"personal|enterprise|eap|mixed|only|mode|transition)[0-9])[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)"
+                       r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
 WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
 # A symbol in a value: not a letter, digit, '_' or '-', nor a vowel sign of an Indic script (not \w to Python's re)
 SYMBOL = re.compile(r"[^\w\-\u0900-\u0963\u0966-\u0dff\u1000-\u1049\u104c-\u109f]")
@@ -847,7 +851,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -1787,9 +1791,13 @@ def secret_kind(text):
     found = judged_label(text)
     if found:
         return (LABELLED_PASSWORD,) + found
-    if sim_code(text):
+    if sim_code(text) or JOINED_PIN.search(text):
         return SIM_CODE_KIND, None, None
     return None
+
+
+# A PIN joined to its digits ('PIN5809', 'puk23918847') or sent to a modem ('AT+CPIN=5809', 'AT+CPIN="23918847","5809"')
+JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-9])|at\+cpin2?\s*=\s*\"?[0-9]{4,8}(?![0-9]))", re.I)
 
 
 # Keys pressed in turn ('5-1-9-4'), a number and then a key ('6157 then OFF'), and a list of recovery codes
@@ -1801,7 +1809,7 @@ KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9]
 KEY_NAMED_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                              r"(?:tick|hash|pound|star|enter|ok|#|\*)[\s-]+(?:key|button)(?![^\W_])", re.I)   # '4821 then the tick key'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
-CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)"
+CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,})(?![\w-])")
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
@@ -1837,7 +1845,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e)\w*", re.I)
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -1896,9 +1904,17 @@ def unlabelled_kind(text):
     if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, KEY_NAMED_AFTER, HASH_AFTER)
            for m in after.finditer(text)):
         return KEY_AFTER_KIND
-    if any(not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", m.group()))) for m in CODE_LIST.finditer(text)):
+    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)):
         return CODE_LIST_KIND
     return None
+
+
+def code_list(found):
+    """True if groups of four digits (CODE_LIST) are codes: not years alone ('2024-2025, 2025-2026'), nor ranges of round
+    numbers alone ('ports 5000-5999 7000-7999')."""
+    pairs = re.findall("([0-9]{4})-([0-9]{4})", found)
+    return not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", found))) and \
+        not (pairs and all(int(low) < int(high) and low.endswith("0") and high[-1] in "09" for low, high in pairs))
 
 
 def sim_code(text):
@@ -1962,7 +1978,8 @@ def bound_secret(text):
                 return word, m.group("name")
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
-        user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text)
+        user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
+        community_token(text) or joined_code(text) or kept_secret(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -2001,6 +2018,48 @@ def snmp_value(text):
     return (m.group("value"), "SNMP") if m else None
 
 
+def community_token(text):
+    """A token named as communities are ('kestrel_ro', 'osprey-ro-7', 'publicro7': COMMUNITY_TOKEN) in a text that
+    names SNMP, whatever its words ('Comunidá SNMP (namái llectura): asturies_ro7'), as (token, 'SNMP'), or None; not
+    one a place's name comes before ('vault entry kestrel_ro') or that names SNMP itself ('snmp_ro')."""
+    if not SNMP_NAMED.search(text):
+        return None
+    for m in COMMUNITY_TOKEN.finditer(text):
+        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if not (before and before[0] in PHRASE_PLACES) and m.group("word").lower() not in PHRASE_NAMING_PIECES:
+            return m.group("value"), "SNMP"
+    return None
+
+
+def joined_code(text):
+    """A code's number joined to its name ('code4471', 'doorcode4471': JOINED_CODE), as (number, name), or None."""
+    m = next((m for m in JOINED_CODE.finditer(text) if not CODE_YEAR.fullmatch(m.group("number"))), None)
+    return (m.group("number"), m.group("name")) if m else None
+
+
+def kept_secret(text):
+    """A number of four to eight digits in a text that asks to keep something secret ('4471, keep it to yourself':
+    SECRECY), as (number, the words that ask), or None; not a year, a phone's number or one a label names ('ticket
+    4471': NUMBER_LABELS)."""
+    secrecy = SECRECY.search(text)
+    if not secrecy:
+        return None
+    for m in SECRECY_NUMBER.finditer(phone_blanked(text)):
+        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if not CODE_YEAR.fullmatch(m.group()) and not (before and (before[0] in NUMBER_LABELS or before[0] == "ext")):
+            return m.group(), secrecy.group()
+    return None
+
+
+JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?)(?P<number>[0-9]{4,8})"
+                         r"(?![^\W_]|[.,/-][0-9])", re.I)
+SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
+                     r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this)\s+"
+                     r"down)|tell\s+no\s*one)(?![^\W_])", re.I)
+SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
+SNMP_NAMED = re.compile(r"(?<![^\W_])snmp", re.I)
+COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@:-])[\"'\u201c\u2018]?(?P<value>(?P<word>[^\W\d_]{3,})(?:[_-](?:ro|rw)(?:[_-]?[0-9]{1,4})?|"
+                             r"(?<=public|privat)e?(?:ro|rw)[0-9]{0,4}))[\"'\u201d\u2019]?(?![\w/.@-])", re.I)
 LOGIN_WITH = re.compile(r"(?<![^\W_])(?:works|log(?:s|ged)?\s*in|sign(?:s|ed)?\s*in|logon|login|access(?:ed)?|"
                         r"connect(?:s|ed)?)\s+(?:with|using|as)\s+['\"]?(?P<user>[\w.@-]{2,32})['\"]?\s+(?:and|&|\+|/)\s+"
                         r"(?P<value>[^\s,;]{4,60})", re.I)
@@ -2100,6 +2159,8 @@ def place_named(text):
 
 NAME_AFTER = re.compile(r"\s*[:(\u2013\u2014-]")
 SIM_BEFORE = re.compile(r"(?<![^\W_])sim\s$", re.I)      # 'SIM pin' in any case
+PIN_DIGITS = re.compile(r"\s*(?:[:=]|is\s)?\s*[0-9]{4,8}(?![0-9])", re.I)     # 'pin 5809', 'pin: 5809'
+SIM_NAMED = re.compile(r"(?<![^\W_])(?:[eu]?sims?|puks?)(?![^\W_])", re.I)    # 'pin … test SIMs', 'pin …, puk …'
 NUMBER_FOR = re.compile(r"(?<![^\W_])(?<!phone )(?<!fax )(?<!serial )(?<!part )(?<!order )(?<!ticket )number\s+"
                         r"(?:for|to|on)(?![^\W_])", re.I)       # '4821 — the number for the keypad', not a phone's
 LEADING_WORDS = re.compile(r"(?:\s*[^\s,]+){0,8}")          # a leading number's first words, up to a comma
@@ -2136,7 +2197,7 @@ def stated_default(text):
 
 def wifi_value(text):
     """A word and a year given for a Wi-Fi network (WIFI_VALUE, WIFI_PAIR), as (value, name), or None."""
-    m = WIFI_VALUE.search(text) or WIFI_PAIR.search(text) or WIFI_TAIL.search(text)
+    m = WIFI_VALUE.search(text) or WPA_VALUE.search(text) or WIFI_PAIR.search(text) or WIFI_TAIL.search(text)
     if m and "label" in m.groupdict() and NUMBER_LABELS.intersection(m.group("label").lower().split()):
         return None
     return (m.group("value"), "Wi-Fi") if m else None
@@ -2159,8 +2220,10 @@ def bound_value(text):
     ends = None                                       # where clauses end (CLAUSE_END), found once
     for m in itertools.islice(BOUND_NAME.finditer(text), NAMES_JUDGED):
         if m.group("sim") and not m.group("sim")[:3].isupper() and not SIM_BEFORE.search(text[max(0, m.start() - 4):
-                                                                                                  m.start()]):
-            continue                                  # 'pin' in lower case: a pin of a connector, unless 'SIM pin'
+                                                                                                  m.start()]) and \
+                not PIN_DIGITS.match(text, m.end()) and not SIM_NAMED.search(text):
+            continue                                  # 'pin' in lower case: a pin of a connector, unless 'SIM pin',
+                                              # 'pin 5809' or 'pin …' with 'SIMs' or 'puk' in the text
 
         at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
         if name.startswith("clave") and CODE_KIND.search(text, at, at + CODE_KIND_REACH):
