@@ -191,9 +191,16 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                'will follow', 'Noch offen.', 'later', 'same as above', 'as per profile', 'same as profile lab',
                # H22: a template's filler, typing tests, promises in other languages, an assumption
                'placeholder', 'asdf', 'XXX', 'test', 'to be advised', 'see below', 'siehe unten', 'offen', 'en attente',
-               '\u00e0 voir', 'pendiente', 'da definire', 'nog niet bekend', '\u691c\u8a0e\u4e2d', 'yes (assumed)')
+               '\u00e0 voir', 'pendiente', 'da definire', 'nog niet bekend', '\u691c\u8a0e\u4e2d', 'yes (assumed)',
+               # round 64: a put-off with a deadline or a name, sheets' errors, 'Loading...' and pivot tables' blanks
+               # in other languages, 'not applicable' without a reason
+               'TBD by Friday', 'TBC (Dave)', 'will ask', 'checking', 'Fehler:502', '\u041e\u0448\u0438\u0431\u043a\u0430:502',
+               '#HI\u00c1NYZIK', '#\u03a4\u0399\u039c\u0397!', '#\u0394/\u03a5', '#I/T', 'Cargando...',
+               '\u8aad\u307f\u8fbc\u307f\u4e2d...', '(leer)', '(\u7a7a\u767d)', 'not applicable', 'nicht zutreffend',
+               '\u9069\u7528\u5916')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
-                   'pending approval by counsel on 3 March')
+                   'pending approval by counsel on 3 March', 'Tom', 'ask Dave', 'vide', '#5G',
+                   'Error 502 on the OMC, ticket 4471')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
 H15_PAIRS = ('credentials: admin / Tr0ub4dor&3x', 'credentials: admin / K7#pQ2!xLm9', 'credentials: admin Tr0ub4dor&3x',
              'credentials: root, K7#pQ2!xLm9', 'credentials: admin (Tr0ub4dor&3x)', 'credentials: admin - Tr0ub4dor&3x',

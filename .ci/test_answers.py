@@ -3672,6 +3672,20 @@ def h62_text_garbled_by_a_wrong_encoding_is_refused():
 
 
 @test
+def h64_a_sheets_day_zero_in_japanese_and_text_garbled_from_any_script_are_refused():
+    """Round 64: Excel's day 0 in a Japanese locale ('1900/1/0', '1900年1月0日') and 'ERROR' alone are a sheet's own
+    values; 'ÐŸÐµÑ€Ð¼ÑŒ' (Cyrillic read once more as Windows-1252), Greek and Japanese likewise, and a replacement
+    character ('M\ufffdnchen') are garbled text: all refused. Latin-1 names ('Øresund', 'À bientôt') stay answers."""
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    for value in ("1900/1/0", "1900\u5e741\u67080\u65e5", "ERROR"):
+        assert "spreadsheet's own value" in cl.format_answer(item, value)[1][0], value
+    for value in ("\u00d0\u0178\u00d0\u00b5\u00d1\u20ac\u00d0\u00bc\u00d1\u0152 614000", "\u00ce\u2018\u00ce\u00b8\u00ce\u00ae\u00ce\u00bd\u00ce\u00b1 10552",
+                  "\u00e4\u00ba\u00ac 100-0001", "M\ufffdnchen 80802"):
+        assert "garbled by a wrong encoding" in cl.text_problems(value)[0], value
+    accepted_as_text("\u00d8resund 2\u00d710 GHz", "\u00c0 bient\u00f4t", "S\u00e3o Paulo \u2014 Brasil")
+
+
+@test
 def h64_an_snmp_read_string_a_login_pair_and_a_passphrase_in_an_indic_script():
     """Round 63's last English misses ('using the read string \'labview2\'', 'works with operator and
     sunflower-lamp-42') and others of its languages: a Wi-Fi password after a label of five words or one with an

@@ -625,6 +625,9 @@ CORPUS = [
     *CONTEXT_REFUSED, *CONTEXT_ACCEPTED, *BOUND_REFUSED, *BOUND_ACCEPTED, "\u041f\u0410\u0420\u041e\u041b\u042c Zx9kq7Lm", "K = 70 91 92 232 177 153 180 159",
     "password: SUNSHINE.", "PASSWORD IS Sunshine!", "login K8s-Secrets", "pw: ${DB_PASSWORD}", "PIN 123456",
     "password: x \u00e9t\u00e9 Zx9\u00e9kq7Lm", "token \u0662\u0663 Ab1cD2eF3", "ssh key Xq7Lmz", "API key at ~/k/Zx9kq7Lm",
+    # round 64: text garbled from any script, a replacement character, Latin-1 names
+    "\u00d0\u0178\u00d0\u00b5\u00d1\u20ac\u00d0\u00bc\u00d1\u0152 614000", "\u00e4\u00ba\u00ac 100-0001", "M\ufffdnchen 80802",
+    "\u00d8resund 2\u00d710 GHz", "\u00c0 bient\u00f4t", "1900/1/0", "ERROR", "Riula d\u00ee password: almenu 14 caratteri",
 ]
 
 

@@ -63,8 +63,13 @@ MD_LINK = re.compile(r"\]\(")
 SNMP_URL = re.compile(r"(?<![A-Za-z0-9+.-])snmp://[^\s@/:]+@", re.I)   # 'snmp://kittiwake_ro@10.0.0.2'
 ID_LOOKALIKE = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}[\u2010-\u2015\u2212][0-9]")
 # UTF-8 text read once more as Windows-1252 ('CafÃ© MÃ¼ller' for 'Café Müller', 'â€™' for '’'): what a tool made of it
+# ('ÐŸÐµÑ€Ð¼ÑŒ' for 'Пермь', 'äº¬' for '京'), or a character a decoder could not read (U+FFFD)
+UTF8_TAIL = r"\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022" \
+            r"\u2026\u2030\u2039\u203a\u20ac\u2122"
 MOJIBAKE = re.compile(r"\u00c3[\u00a0-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u2013\u2014\u2018-\u201e"
-                      r"\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]|\u00c2[\u00a0-\u00bf]|\u00e2\u20ac")
+                      r"\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]|\u00c2[\u00a0-\u00bf]|\u00e2\u20ac|"
+                      r"[\u00c4-\u00df][" + UTF8_TAIL.replace(r"\u0080-\u00bf", r"\u0080-\u009f\u00a1-\u00bf") + r"]|"
+                      r"[\u00e0-\u00ef][" + UTF8_TAIL + "]{2}|\ufffd")
 # A hex prefix or escape before a hex digit: '0x46', '\x46'
 HEX_PREFIX = re.compile(r"(?:0[xX]|\\x)(?=[0-9A-Fa-f])")
 # The backslash of a Markdown escape, which renders as the character alone: '\-' is '-', '\=' is '='
@@ -506,6 +511,8 @@ MONTH = re.compile(MONTH_NAME, re.I)
 MONTH_YEAR = re.compile(r"(?<![^\W_])" + MONTH_NAME + r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
+# A rule in any language: a word in lower case, a small number and a word ('almanco 14 carateri', 'uray 14 a karakter')
+POLICY_VALUE = re.compile(r"[^\W\d_]+\s+[0-9]{1,3}\s+(?:[^\W\d_]{1,3}\s+)?[^\W\d_]{3,}")
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
 # 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
 # PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
@@ -1155,7 +1162,10 @@ PUT_OFF = re.compile(r"[\W_]*(?:pending|undecided|tb[dac]|to[\W_]+be[\W_]+(?:con
                      r"option[\W_]*[0-9]+|(?:column|field|colonne|columna|spalte)[\W_]*[0-9]+|name|description|value|"
                      r"as[\W_]+above|same|s\.\s?o\.?|n\.\s?v\.\s?t\.?|formula[\W_]+parse[\W_]+error|fixme|changeme|"
                      r"sample[\W_]+answer|insert[\W_]+answer(?:[\W_]+here)?|\{\{[^{}]*\}\}|"
-                     r"see[\W_]+(?:attached|attachment|e-?mail|mail)|as[\W_]+discussed|siehe[\W_]+anhang)[\W_]*", re.I | re.A)
+                     r"see[\W_]+(?:attached|attachment|e-?mail|mail)|as[\W_]+discussed|siehe[\W_]+anhang|"
+                     r"(?:tb[dac]|pending|todo|to[\W_]+follow)[\W_]+(?:by|until|till|before|after|on|next|end[\W_]+of)[\W_]+"
+                     r"[a-z0-9]+(?:[\W_]+[a-z0-9]+)?|tb[dac][\W_]*\([^()]{1,30}\)|(?:will|to|still)[\W_]+(?:ask|check)|checking|"
+                     r"asking)[\W_]*", re.I | re.A)
 # Where a put-off answer of two parts may be cut ('N/A - TBD', 'n/a (tbd)'): put_off()
 PUT_OFF_CUT = re.compile(r"[\s,;/()\[\]\u2013\u2014-]+")
 # ... and the same in other languages and as forms' placeholders ('à définir', '待定', 'Ihre Antwort', 'Short answer
@@ -1204,7 +1214,31 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"texto[\W_]+de[\W_]+respuesta[\W_]+larga|langantwort[\W_]+text|wie[\W_]+oben|"
                            r"\u00eddem|\u0441\u043c[\W_]+\u0432\u044b\u0448\u0435|\u0437\u043d\u0430\u0447|"
                            r"\u043d/\u0434|niet[\W_]+beschikbaar|\u0441\u0441\u044b\u043b\u043a\u0430|"
-                           r"\u0434\u0435\u043b/0)[\W_]*")
+                           r"\u0434\u0435\u043b/0|#[^\W\d_]{1,12}(?:/[^\W\d_]{1,4})?[!?]?(?!#)|"
+                           r"(?:err|error|fehler|erreur|errore|erro|fout|b\u0142\u0105d|hata|virhe|chyba|hiba|fel|feil|\u03c3\u03c6\u03ac\u03bb\u03bc\u03b1|\u043e\u0448\u0438\u0431\u043a\u0430|\u30a8\u30e9\u30fc|\u9519\u8bef|\uc624\ub958):[0-9]{3}|"
+                           r"cargando|chargement|chargement[\W_]+en[\W_]+cours|wird[\W_]+geladen|l\u00e4dt|"
+                           r"\u0437\u0430\u0433\u0440\u0443\u0437\u043a\u0430|\u8aad\u307f\u8fbc\u307f\u4e2d|"
+                           r"caricamento|carregando|laden|\u0142adowanie|y\u00fckleniyor|"
+                           r"na\u010d\u00edt\u00e1n\u00ed|\u52a0\u8f7d\u4e2d|\ub85c\ub529[\W_]+\uc911|"
+                           r"bet\u00f6lt\u00e9s|\u03c6\u03cc\u03c1\u03c4\u03c9\u03c3\u03b7|laddar|indl\u00e6ser|"
+                           r"laster|\(leer\)|\(vide\)|\(vac\u00edo\)|\(\u043f\u0443\u0441\u0442\u043e\)|"
+                           r"\(\u7a7a\u767d\)|\(vuoto\)|\(em[\W_]+branco\)|\(leeg\)|\(puste\)|\(bo\u015f\)|"
+                           r"\(tyhj\u00e4\)|\(tom\)|\(pr\u00e1zdn\u00e9\)|\(\u00fcres\)|"
+                           r"\(\u03ba\u03b5\u03bd\u03cc\)|\(\u7a7a\)|\(\ube44\uc5b4[\W_]+\uc788\uc74c\)|"
+                           r"not[\W_]+applicable|nicht[\W_]+zutreffend|nicht[\W_]+anwendbar|sans[\W_]+objet|"
+                           r"non[\W_]+applicable|no[\W_]+aplica|no[\W_]+aplicable|n\u00e3o[\W_]+se[\W_]+aplica|"
+                           r"n\u00e3o[\W_]+aplic\u00e1vel|non[\W_]+applicabile|nie[\W_]+dotyczy|"
+                           r"niet[\W_]+van[\W_]+toepassing|ei[\W_]+koske|ei[\W_]+sovellu|ikke[\W_]+relevant|"
+                           r"ikke[\W_]+aktuelt|inte[\W_]+till\u00e4mplig|ej[\W_]+till\u00e4mpligt|"
+                           r"nem[\W_]+alkalmazhat\u00f3|nelze[\W_]+pou\u017e\u00edt|\u043d/\u043f|"
+                           r"\u043d\u0435[\W_]+\u043f\u0440\u0438\u043c\u0435\u043d\u0438\u043c\u043e|"
+                           r"\u043d\u0435[\W_]+\u043f\u0440\u0438\u043c\u0435\u043d\u044f\u0435\u0442\u0441\u044f|"
+                           r"\u9069\u7528\u5916|\u8a72\u5f53\u306a\u3057|\u4e0d\u9002\u7528|\u4e0d\u9069\u7528|"
+                           r"\ud574\ub2f9[\W_]+\uc5c6\uc74c|uygulanamaz|"
+                           r"\u03b4\u03b5\u03bd[\W_]+\u03b5\u03c6\u03b1\u03c1\u03bc\u03cc\u03b6\u03b5\u03c4\u03b1\u03b9|"
+                           r"\u063a\u064a\u0631[\W_]+\u0642\u0627\u0628\u0644[\W_]+\u0644\u0644\u062a\u0637\u0628\u064a\u0642|"
+                           r"\u05dc\u05d0[\W_]+\u05e8\u05dc\u05d5\u05d5\u05e0\u05d8\u05d9|"
+                           r"\u0932\u093e\u0917\u0942[\W_]+\u0928\u0939\u0940\u0902)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -2319,7 +2353,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
         first = QUOTED_WORDS.match(value).group("words") if QUOTED_WORDS.match(value) else first
     if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
             MONTH.fullmatch(first) or \
-            VALUE_RANGE.match(value) or number_range(first) or \
+            VALUE_RANGE.match(value) or number_range(first) or first.islower() and POLICY_VALUE.match(value) or \
             NUMBER_WITH_UNIT.match(value) or URL_VALUE.match(lower) or PATH_START.match(first) or \
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \

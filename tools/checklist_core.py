@@ -1105,7 +1105,8 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          r"(?:1899-12-30|12/30/1899|30[/.]12[/.]1899)\s+0?0:00(?::00)?|[a-z]{3}-0?0|"
                          r"1904-01-01|1970-01-01(?:[t\s]00:00(?::00(?:[.,]0+)?)?z?)?|0?1[./]0?1[./]1970(?:\s+0?0:00(?::00)?)?|"
                          r"(?:[^\W\d_]+,?\s+)?(?:[^\W\d_]+\s+0|0\.?\s+(?:de\s+)?[^\W\d_]+),?\s+(?:de\s+)?1900|"
-                         r"\((?:blank|empty)\)|undefined|nat", re.I)
+                         r"1900/0?1/0?0|1900\u5e740?1\u67080?0\u65e5|\u660e\u6cbb33\u5e740?1\u67080?0\u65e5|"
+                         r"\((?:blank|empty)\)|undefined|nat|error", re.I)
 # A date to which a spreadsheet added a midnight time ('2026-03-14 00:00:00', 'Mar 14, 2026, 12:00:00 AM'): a time
 # nobody gave
 MIDNIGHT = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}[/.][0-9]{1,2}[/.][0-9]{2,4}|[a-z]{3}\s[0-9]{1,2},\s[0-9]{4},?)"
