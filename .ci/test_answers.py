@@ -3672,6 +3672,18 @@ def h62_text_garbled_by_a_wrong_encoding_is_refused():
 
 
 @test
+def the_names_sought_in_lower_case_find_what_they_find_in_any_case():
+    """The credential's and code's names the checklist's own lines are first searched for in lower case, without
+    IGNORECASE (lowered: 'PIN', 'Fraza hasła', '\u041f\u0406\u041d' in lower case), find a name in the same texts as
+    the names themselves: every line of README.md and every refused and accepted text of the tests."""
+    texts = [cl.scanned(t) for t in (*shipped_readme().splitlines(), *BOUND_REFUSED, *BOUND_ACCEPTED, *CONTEXT_REFUSED,
+                                     *CONTEXT_ACCEPTED, "PIN 1234", "\u041f\u0406\u041d: 1234", "Fraza has\u0142a: x")]
+    for name in (cl.BOUND_NAME, cl.CREDENTIAL_WORD, cl.SIM_WORD):
+        fast = cl.lowered(name)
+        assert [t for t in texts if bool(name.search(t)) != bool(fast.search(t.lower()))] == [], name.pattern[:40]
+
+
+@test
 def h64_a_sheets_day_zero_in_japanese_and_text_garbled_from_any_script_are_refused():
     """Round 64: Excel's day 0 in a Japanese locale ('1900/1/0', '1900年1月0日') and 'ERROR' alone are a sheet's own
     values; 'ÐŸÐµÑ€Ð¼ÑŒ' (Cyrillic read once more as Windows-1252), Greek and Japanese likewise, and a replacement
