@@ -852,7 +852,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Communaut\u00e9 SNMP : publicro7', 'backup: 5183-2207 9940-3316', 'scratch codes 1183 6640 7752 2091',
                  'Tawwurt: tangalt 4093', 'Ti ridaw: kodigo 7456', 'Al\u00e1rpma: deaddil 2580 ja vuolgge olggos.',
                  "4471 \u2013 that's the comms room door, keep it to yourself", 'code4471', 'doorcode4471',
-                 'wiki.lab/site1/door-code-4471', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 'wiki.lab/site1/door-code-4471', '7720 for the roller shutter', '4417 for the back gate.',
+                 'Rack combo L12 R34 L56', 'padlock: R 5, L 20, R 33', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1571,7 +1572,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'SNMP on micro2 and macro7 cells', 'ports 5000-5999 7000-7999 open', 'MFA codes are in the vault',
                   'Do not share credentials; see ticket 4471', 'Never share passwords, call the NOC on 0800 4410 222',
                   'Keep it to yourself: budget 2026', 'errorcode2024', 'https://wiki.lab/site1#door-4471',
-                  'see wiki page door-codes-policy', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'see wiki page door-codes-policy', '1200 for the door sensors', '2026 for the new gate',
+                  'rows L1 R2 cabling', 'L12 and R34 are the rack rows', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

@@ -1861,6 +1861,8 @@ JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-
 # ('3308-6612, 9021-4457', or three or more as '5521 8830'): a code's digits, whatever words name them, in any language
 # (not a list of years: '2024-2025, 2025-2026')
 KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]|-[0-9])")
+DIAL_RUN = re.compile(r"(?<![\w-])(?:L\s?[0-9]{1,2}[\s,/-]+R|R\s?[0-9]{1,2}[\s,/-]+L)\s?[0-9]{1,2}[\s,/-]+[LR]\s?[0-9]{1,2}(?![\w])")
+DIAL_KIND = "a dial lock's combination (turns left and right, as L12 R34 L56)"
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                        r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
 KEY_NAMED_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
@@ -1958,6 +1960,8 @@ def unlabelled_kind(text):
     if any(not NUMBERING_BEFORE.search(text, max(0, m.start() - NUMBERING_REACH), m.start())
            for m in KEYPAD_RUN.finditer(text)):
         return KEYPAD_KIND
+    if DIAL_RUN.search(text):
+        return DIAL_KIND
     if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, KEY_NAMED_AFTER, HASH_AFTER)
            for m in after.finditer(text)):
         return KEY_AFTER_KIND
@@ -2036,7 +2040,7 @@ def bound_secret(text):
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
-        community_token(text) or joined_code(text) or kept_secret(text)
+        community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -2109,6 +2113,15 @@ def kept_secret(text):
     return None
 
 
+def number_for_place(text):
+    """A number that opens the answer and is 'for' a door, gate, shutter, lock or safe named at its clause's end ('7720
+    for the roller shutter': NUMBER_FOR_PLACE), as (number, place), or None; not a year."""
+    m = NUMBER_FOR_PLACE.match(text)
+    return (m.group("number"), m.group("name")) if m and not CODE_YEAR.fullmatch(m.group("number")) else None
+
+
+NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:[^\W\d_]+\s+){0,3}(?P<name>door|gate|shutter|"
+                              r"keypad|padlock|lock|cage|cabinet|safe|barrier|turnstile)(?=\s*(?:[.,;!]|$))", re.I)
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
                          r"lock|entry|access)[-_]codes?[-_])(?P<number>[0-9]{4,8})(?![^\W_]|[.,/-][0-9])", re.I)
 SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
