@@ -853,7 +853,16 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Tawwurt: tangalt 4093', 'Ti ridaw: kodigo 7456', 'Al\u00e1rpma: deaddil 2580 ja vuolgge olggos.',
                  "4471 \u2013 that's the comms room door, keep it to yourself", 'code4471', 'doorcode4471',
                  'wiki.lab/site1/door-code-4471', '7720 for the roller shutter', '4417 for the back gate.',
-                 'Rack combo L12 R34 L56', 'padlock: R 5, L 20, R 33', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 'Rack combo L12 R34 L56', 'padlock: R 5, L 20, R 33',
+                 'DOOR 5830', 'SERVER ROOM DOOR 5830', 'A alarma desact\u00edvase co 3816, lembr\u00e1devos de activala',
+                 'Alarm izklopi\u0161 s 2964, potem ima\u0161 30 s', 'server room is 2208, then the green key.',
+                 '6142 \u2014 sin c\u00f3d an dorais', 'If the YubiKey is lost use 8812-0047-3391-2206 (one-time)',
+                 'SNMP v2c (comunidade \u00abria-arousa-ro\u00bb)', 'SNMP \u793e\u7fa4\u5b57\u4e32 hk_ro_7',
+                 "Monitoring polls with v2c using 'zabbix-read-42'", "LibreNMS reads the switches as 'corvid_mon' (v2c)",
+                 'CHV1 5809', 'unblock code 23918847', 'SIM: 1234/12345678', 'P.W.: Otterburn2026', 'pw. Otterburn2026',
+                 'guests connect to LAB-GUEST with hedgehog47 (changes monthly)',
+                 "wifi for visitors? it's on the whiteboard: 'Marmalade_88'",
+                 '\u00abGaivota-Costa-55\u00bb \u00e9 o contrasinal da wifi de convidados', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1573,7 +1582,12 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Do not share credentials; see ticket 4471', 'Never share passwords, call the NOC on 0800 4410 222',
                   'Keep it to yourself: budget 2026', 'errorcode2024', 'https://wiki.lab/site1#door-4471',
                   'see wiki page door-codes-policy', '1200 for the door sensors', '2026 for the new gate',
-                  'rows L1 R2 cabling', 'L12 and R34 are the rack rows', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'rows L1 R2 cabling', 'L12 and R34 are the rack rows', 'Karat MT 550 door lock', 'Salam, call 4471',
+                  'SNMP v2c read-write disabled', 'SNMP community names are in Ansible vault file group_vars/snmp.yml',
+                  '3 visits p.w.', 'UEs connect to the core with vlan120', 'Wi-Fi: floor_3 APs', 'connect to site B using IPsec',
+                  'see vault entry "omc-admin-2024" for the Wi-Fi',
+                  '\u12e8\u12ed\u1208\u134d \u1243\u120d \u1356\u120a\u1232\u1366 \u1262\u12eb\u1295\u1235 14 \u1241\u121d\u134a\u12ce\u127d',
+                  'Polisiya sa password: indi magnubo sa 14 ka karakter, ilisan kada 90 ka adlaw', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

@@ -3684,6 +3684,18 @@ def the_names_sought_in_lower_case_find_what_they_find_in_any_case():
 
 
 @test
+def h65_codes_after_an_upper_case_name_a_coloured_key_communities_with_other_suffixes_and_quoted_passphrases():
+    """Round 65: 'DOOR 5830' (a name in capitals), '2208, then the green key', an alarm switched off in Galician and
+    Slovenian, Irish 'cód', a one-time code of four groups, communities such as 'zabbix-read-42' or 'hk_ro_7' where SNMP
+    or v2c is named, 'CHV1', 'unblock code', 'P.W.:', a Wi-Fi key given to connect or quoted as a passphrase. A model's
+    letters, a file's name after 'community names', a password rule in Amharic or Hiligaynon stay answers
+    (BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    assert "near 'DOOR'" in cl.text_problems("SERVER ROOM DOOR 5830")[0]
+    assert "near 'SNMP'" in cl.text_problems("Monitoring polls with v2c using 'zabbix-read-42'")[0]
+    accepted_as_text("Karat MT 550 door lock", "SNMP community names are in Ansible vault file group_vars/snmp.yml")
+
+
+@test
 def h64_a_sheets_day_zero_in_japanese_and_text_garbled_from_any_script_are_refused():
     """Round 64: Excel's day 0 in a Japanese locale ('1900/1/0', '1900年1月0日') and 'ERROR' alone are a sheet's own
     values; 'ÐŸÐµÑ€Ð¼ÑŒ' (Cyrillic read once more as Windows-1252), Greek and Japanese likewise, and a replacement

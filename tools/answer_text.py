@@ -409,7 +409,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+phrases?|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -427,13 +427,13 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read|write|ro|rw|comm)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
     r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|enrol?ment|"
     r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
-    r"(?:door|gate|lock|alarm|access|backup|recovery|scratch|rescue|mfa|2fa|entry|release|unlock|bridge|t\u00fcr|tor|zugangs|zutritts)"
+    r"(?:door|gate|lock|alarm|access|backup|recovery|scratch|rescue|mfa|2fa|entry|release|unlock|unblock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
@@ -511,8 +511,10 @@ MONTH = re.compile(MONTH_NAME, re.I)
 MONTH_YEAR = re.compile(r"(?<![^\W_])" + MONTH_NAME + r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
 NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
-# A rule in any language: a word in lower case, a small number and a word ('almanco 14 carateri', 'uray 14 a karakter')
-POLICY_VALUE = re.compile(r"[^\W\d_]+\s+[0-9]{1,3}\s+(?:[^\W\d_]{1,3}\s+)?[^\W\d_]{3,}")
+# A rule in any language: a word in lower case and up to two more, a small number and a word ('almanco 14 carateri',
+# 'uray 14 a karakter', 'indi magnubo sa 14 ka karakter')
+POLICY_VALUE = re.compile(r"(?:[^\W\d_]+\s+){1,3}[0-9]{1,3}\s+(?:[^\W\d_]{1,3}\s+)?[^\W\d_]{3,}")
+LABEL_COLONS = ":\uff1a\u1366"                   # a colon, a fullwidth one, Ethiopic's preface colon
 # Taken out before the tokens near a credential's name are judged: a telephone number in international form ('+49 89
 # 1234 5678'; PHONE), and a PGP key's ID where PGP or GPG is named ('PGP key 0x4A2B9C1D', read without its '0x';
 # PGP_KEY_ID); a series' member is no password either ('admin01 to admin05', 'jumphost01 and jumphost02'; series)
@@ -619,8 +621,12 @@ PHRASE_VALUE = re.compile(r"\s*(?P<words>(?:[^\W\d_]{2,}\s+){2,6})[0-9]{1,6}[\W_
 # Haselnuss2024', "le code Wi-Fi invité c'est soleil2024"): its key; not a name a network's words start ('vlan120', 'Guest24')
 WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*(?::|\u2192|->|=>|\u21d2)|\s+(?:c['\u2019]est|is|ist|est|es|"
                         r"\u00e8|jest|je|on|to|er|\u00e4r))\s*[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|"
-                        r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[0-9])"
-                        r"[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
+                        r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[_-]?[0-9])"
+                        r"[^\W\d_]{3,}[_-]?[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
+# ... or given to connect to a network ('guests connect to LAB-GUEST with hedgehog47')
+CONNECT_WITH = re.compile(r"(?<![^\W_])connect(?:s|ed|ing)?\s+to\s+\S+\s+(?:with|using)\s+[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|"
+                          r"channel|band|wpa|wep|ieee|port|slot|site|lab|iot)[_-]?[0-9])[^\W\d_]{3,}[_-]?[0-9]{2,4}[!?#*@$%&+]*)"
+                          r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
 # ... or the last of two pairs after a Wi-Fi's name and ':', whatever its label's words ('Wi-Fi for guests: name
 # GuestLab, lo lus zais Paj77ntaub'): a word joined to a number, its first part the network's name, but a label that
 # names a number (NUMBER_LABELS: 'model Instant515')
@@ -691,7 +697,7 @@ USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<passw
 ACCOUNT_BASE = re.compile(r"[a-z]+")
 # What names a path, not a user, before 'ops/5g-lab' ('see vault ops/5g-lab', 'collection ops/5G')
 PATH_BEFORE = re.compile(r"(?<![^\W_])(?:vault|folder|path|collection|directory|dir|repo|repository|share|bucket|wiki|"
-                         r"page|namespace|project|group|tresor|coffre|ordner|pfad)(?:,?\s+(?:entry|item|record|eintrag))?\s*[:#]?\s*"
+                         r"page|namespace|project|group|tresor|coffre|ordner|pfad|file|datei|fichier)(?:,?\s+(?:entry|item|record|eintrag))?\s*[:#]?\s*"
                          r"[\"'\u201c\u2018]?$", re.I)
 PATH_REACH = 24
 SSID_LIKE = re.compile(r"[A-Z0-9-]")          # a network's name before its key ('Wi-Fi: Labnet-Guest / kumquat')
@@ -858,7 +864,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -868,7 +874,7 @@ ALARM_OFF = re.compile(
     r"\u03c3[y\u03c5][n\u03bd][a\u03b1]\u03b3[e\u03b5][p\u03c1][m\u03bc]\w*)(?![^\W_])"
     r"(?:(?=\s+[0-9]{3,10}\s+ile\s+(?:devre|kapat|iptal|sustur))|"
     r"(?:[\s:,]+[^\s:;,]+){0,4}?[\s:,]+(?:disarm\w*|deactivat\w*|unset\w*|silenc\w*|(?:switch|turn|shut)\w*\s+off|off|"
-    r"d(?:\u00e9|e)sactiv\w*|d(?:\u00e9|e)sarm\w*|desativ\w*|deslig\w*|apag\w*|disattiv\w*|disinser\w*|spegn\w*|"
+    r"d(?:\u00e9|e)sact(?:\u00ed|i)v\w*|izklop\w*|izklju\u010d\w*|d(?:\u00e9|e)sarm\w*|desativ\w*|deslig\w*|apag\w*|disattiv\w*|disinser\w*|spegn\w*|"
     r"uitgeschakeld|uitschakel\w*|uitzetten|(?:zet|schakel)\w*\s+(?:\S+\s+)?uit|"
     r"(?:st(?:\u00e4|a)ng|sl(?:\u00e5|a)|skru|koppl)\w*\s+av|sl(?:\u00e5|a)\w*\s+fra|avaktiv\w*|deaktiv\w*|frakobl\w*|"
     r"unscharf\w*|ausschalt\w*|ausgeschaltet|abschalt\w*|entsch(?:\u00e4|a)rf\w*|rozbraj\w*|rozbroj\w*|"
@@ -1854,7 +1860,8 @@ def secret_kind(text):
 
 
 # A PIN joined to its digits ('PIN5809', 'puk23918847') or sent to a modem ('AT+CPIN=5809', 'AT+CPIN="23918847","5809"')
-JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-9])|at\+cpin2?\s*=\s*\"?[0-9]{4,8}(?![0-9]))", re.I)
+JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-9])|at\+cpin2?\s*=\s*\"?[0-9]{4,8}(?![0-9])|"
+                        r"sims?\s*:?\s*[0-9]{4,8}\s*/\s*[0-9]{8}(?![0-9]))", re.I)   # ... or a PIN and a PUK: 'SIM: 1234/12345678'
 
 
 # Keys pressed in turn ('5-1-9-4'), a number and then a key ('6157 then OFF'), and a list of recovery codes
@@ -1866,11 +1873,12 @@ DIAL_KIND = "a dial lock's combination (turns left and right, as L12 R34 L56)"
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                        r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
 KEY_NAMED_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
-                             r"(?:tick|hash|pound|star|enter|ok|#|\*)[\s-]+(?:key|button)(?![^\W_])", re.I)   # '4821 then the tick key'
+                             r"(?:tick|hash|pound|star|enter|ok|#|\*|green|red|yellow|blue|black|white|grey|gray)[\s-]+"
+                             r"(?:key|button)(?![^\W_])", re.I)   # '4821 then the tick key'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
-                       r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,})(?![\w-])")
+                       r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
@@ -2040,7 +2048,8 @@ def bound_secret(text):
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
-        community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text)
+        community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text) or \
+        quoted_passphrase(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -2080,14 +2089,16 @@ def snmp_value(text):
 
 
 def community_token(text):
-    """A token named as communities are ('kestrel_ro', 'osprey-ro-7', 'publicro7': COMMUNITY_TOKEN) in a text that
-    names SNMP, whatever its words ('Comunidá SNMP (namái llectura): asturies_ro7'), as (token, 'SNMP'), or None; not
-    one a place's name comes before ('vault entry kestrel_ro') or that names SNMP itself ('snmp_ro')."""
+    """A token named as communities are ('kestrel_ro', 'osprey-ro-7', 'publicro7', 'zabbix-read-42': COMMUNITY_TOKEN) in
+    a text that names SNMP or v2c, whatever its words ('Comunidá SNMP (namái llectura): asturies_ro7'), as (token,
+    'SNMP'), or None; not one a place's name comes before ('vault entry kestrel_ro'), that names SNMP itself
+    ('snmp_ro') or an access ('read-write')."""
     if not SNMP_NAMED.search(text):
         return None
     for m in COMMUNITY_TOKEN.finditer(text):
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
-        if not (before and before[0] in PHRASE_PLACES) and m.group("word").lower() not in PHRASE_NAMING_PIECES:
+        if not (before and before[0] in PHRASE_PLACES) and m.group("word").lower() not in \
+                PHRASE_NAMING_PIECES | COMMUNITY_NOT_WORDS:
             return m.group("value"), "SNMP"
     return None
 
@@ -2113,6 +2124,23 @@ def kept_secret(text):
     return None
 
 
+def quoted_passphrase(text):
+    """A passphrase of two words or more and a number, quoted, in a text that names Wi-Fi, a PSK or a password in any
+    language ('«Gaivota-Costa-55» é o contrasinal da wifi': QUOTED_PHRASE), as (passphrase, the name), or None; not
+    where a network's name is given (QUOTED_NAMING: 'SSID', 'called') nor after a place's name ('vault entry "…"')."""
+    named = WIFI_CONTEXT.search(text) or credential_word(text)
+    if not named or QUOTED_NAMING.search(text):
+        return None
+    for m in QUOTED_PHRASE.finditer(text):
+        pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
+        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 3 for piece in pieces) >= 2 and \
+                any(piece.isdigit() for piece in pieces) and not PHRASE_NAMING_PIECES.intersection(pieces) and \
+                not (before and before[0] in PHRASE_PLACES):
+            return m.group("phrase"), named.group()
+    return None
+
+
 def number_for_place(text):
     """A number that opens the answer and is 'for' a door, gate, shutter, lock or safe named at its clause's end ('7720
     for the roller shutter': NUMBER_FOR_PLACE), as (number, place), or None; not a year."""
@@ -2120,6 +2148,9 @@ def number_for_place(text):
     return (m.group("number"), m.group("name")) if m and not CODE_YEAR.fullmatch(m.group("number")) else None
 
 
+QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" +
+                           WORD_MARKS + r"])+){2,})[\"'\u00bb\u201d\u2019]")
+QUOTED_NAMING = re.compile(r"ssid|network\s+name|called|named", re.I)
 NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:[^\W\d_]+\s+){0,3}(?P<name>door|gate|shutter|"
                               r"keypad|padlock|lock|cage|cabinet|safe|barrier|turnstile)(?=\s*(?:[.,;!]|$))", re.I)
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
@@ -2128,9 +2159,11 @@ SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|
                      r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this)\s+"
                      r"down)|tell\s+no\s*one)(?![^\W_])", re.I)
 SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
-SNMP_NAMED = re.compile(r"(?<![^\W_])snmp", re.I)
-COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@:-])[\"'\u201c\u2018]?(?P<value>(?P<word>[^\W\d_]{3,})(?:[_-](?:ro|rw)(?:[_-]?[0-9]{1,4})?|"
-                             r"(?<=public|privat)e?(?:ro|rw)[0-9]{0,4}))[\"'\u201d\u2019]?(?![\w/.@-])", re.I)
+SNMP_NAMED = re.compile(r"snmp|v2c", re.I)
+COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@:-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"
+                             r"(?:[_-](?:ro|rw|read|write|mon)(?:[_-]?[0-9]{1,4})?|(?<=public|privat)e?(?:ro|rw)[0-9]{0,4}))"
+                             r"[\"'\u201d\u2019\u00bb]?(?![\w/.@-])", re.I)
+COMMUNITY_NOT_WORDS = {"read", "write", "ro", "rw"}             # 'read-write' names an access
 LOGIN_WITH = re.compile(r"(?<![^\W_])(?:works|log(?:s|ged)?\s*in|sign(?:s|ed)?\s*in|logon|login|access(?:ed)?|"
                         r"connect(?:s|ed)?)\s+(?:with|using|as)\s+['\"]?(?P<user>[\w.@-]{2,32})['\"]?\s+(?:and|&|\+|/)\s+"
                         r"(?P<value>[^\s,;]{4,60})", re.I)
@@ -2268,7 +2301,8 @@ def stated_default(text):
 
 def wifi_value(text):
     """A word and a year given for a Wi-Fi network (WIFI_VALUE, WIFI_PAIR), as (value, name), or None."""
-    m = WIFI_VALUE.search(text) or WPA_VALUE.search(text) or WIFI_PAIR.search(text) or WIFI_TAIL.search(text)
+    m = WIFI_VALUE.search(text) or WPA_VALUE.search(text) or CONNECT_WITH.search(text) or WIFI_PAIR.search(text) or \
+        WIFI_TAIL.search(text)
     if m and "label" in m.groupdict() and NUMBER_LABELS.intersection(m.group("label").lower().split()):
         return None
     return (m.group("value"), "Wi-Fi") if m else None
@@ -2386,6 +2420,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
                        LONG_WORD.fullmatch(first)):
         return ""
+    if not quoted and raw[-1:] in LABEL_COLONS and raw[:-1].isalpha() and not raw[0].isupper() and value[m.end():].strip():
+        return ""                                     # 'ፖሊሲ፦ ቢያንስ 14': a word in lower case and a colon, a label
     if quoted and len(first) < 3:                     # '"il merlo canta sul tetto"': the words quoted
         first = QUOTED_WORDS.match(value).group("words") if QUOTED_WORDS.match(value) else first
     if len(first) < 3 and not DIGIT.search(first) or COUNT.match(value) or MONTH_YEAR.match(value) or \
@@ -2593,7 +2629,7 @@ def code_number_after(clause, at):
         if m.group()[-1] not in "#*" and (len(digits) == 1 and CODE_YEAR.fullmatch(digits[0]) or
                                           CODE_DATE.fullmatch(m.group()) or in_range(clause, m) or
                                           number_range(m.group()) or
-                                          UPPER_DESIGNATION.search(clause, max(0, m.start() - CODE_LABEL_REACH), m.start()) or
+                                          UPPER_DESIGNATION.search(clause, max(at, m.start() - CODE_LABEL_REACH), m.start()) or
                                           model_named(clause, at, m)):
             continue
         if m.group()[-1] in "#*" or not (CODE_UNIT.match(clause, m.end()) or
