@@ -862,7 +862,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'CHV1 5809', 'unblock code 23918847', 'SIM: 1234/12345678', 'P.W.: Otterburn2026', 'pw. Otterburn2026',
                  'guests connect to LAB-GUEST with hedgehog47 (changes monthly)',
                  "wifi for visitors? it's on the whiteboard: 'Marmalade_88'",
-                 '\u00abGaivota-Costa-55\u00bb \u00e9 o contrasinal da wifi de convidados', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 '\u00abGaivota-Costa-55\u00bb \u00e9 o contrasinal da wifi de convidados',
+                 'The intruder panel takes 8020 to disarm', 'Na listku na omari pi\u0161e: VRATA 5830*',
+                 '\u0198ofar \u0257akin sabar \u2014 7315 sai ka danna #', 'doa blong server rum = 2046 (yu presem # afta)',
+                 'Comms room 4817#', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1587,7 +1590,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '3 visits p.w.', 'UEs connect to the core with vlan120', 'Wi-Fi: floor_3 APs', 'connect to site B using IPsec',
                   'see vault entry "omc-admin-2024" for the Wi-Fi',
                   '\u12e8\u12ed\u1208\u134d \u1243\u120d \u1356\u120a\u1232\u1366 \u1262\u12eb\u1295\u1235 14 \u1241\u121d\u134a\u12ce\u127d',
-                  'Polisiya sa password: indi magnubo sa 14 ka karakter, ilisan kada 90 ka adlaw', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'Polisiya sa password: indi magnubo sa 14 ka karakter, ilisan kada 90 ka adlaw',
+                  'port 8443 # TLS', 'listen on 8443 for the UI # admin only', '2024 budget # approved', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 
