@@ -197,7 +197,10 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                'TBD by Friday', 'TBC (Dave)', 'will ask', 'checking', 'Fehler:502', '\u041e\u0448\u0438\u0431\u043a\u0430:502',
                '#HI\u00c1NYZIK', '#\u03a4\u0399\u039c\u0397!', '#\u0394/\u03a5', '#I/T', 'Cargando...',
                '\u8aad\u307f\u8fbc\u307f\u4e2d...', '(leer)', '(\u7a7a\u767d)', 'not applicable', 'nicht zutreffend',
-               '\u9069\u7528\u5916')
+               '\u9069\u7528\u5916',
+               # round 65: what a chat or a page leaves in a copied cell
+               'This message was deleted', 'Diese Nachricht wurde gel\u00f6scht.', '(edited)', 'Copied!', 'Show more',
+               '<image001.png>', '\u3042\u306a\u305f\u306e\u56de\u7b54', 'Hier eingeben')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March', 'Tom', 'ask Dave', 'vide', '#5G',
                    'Error 502 on the OMC, ticket 4471')

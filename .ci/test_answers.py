@@ -3696,6 +3696,20 @@ def h65_codes_after_an_upper_case_name_a_coloured_key_communities_with_other_suf
 
 
 @test
+def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
+    """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
+    date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range
+    ('3-4') a sheet turned into a date. All refused with what to do; '4 May' and '1 Jan 2027' are answers."""
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    for value in ("0000-00-00", "0001-01-01 00:00:00 +0000 UTC", "1601-01-01", "Thu Jan  1 00:00:00 UTC 1970",
+                  "Invalid Date", "NaN-NaN-NaN"):
+        assert "spreadsheet's own value" in cl.format_answer(item, value)[1][0], value
+    for value in ("04-Mar", "Mar-04", "04.M\u00e4r", "4-mars", "78-Mar"):
+        assert "turned into a date" in cl.format_answer(item, value)[1][0], value
+    assert [v for v in ("4 May", "1 Jan 2027", "MAR-2 site") if cl.format_answer(item, v)[1]] == []
+
+
+@test
 def h64_a_sheets_day_zero_in_japanese_and_text_garbled_from_any_script_are_refused():
     """Round 64: Excel's day 0 in a Japanese locale ('1900/1/0', '1900年1月0日') and 'ERROR' alone are a sheet's own
     values; 'ÐŸÐµÑ€Ð¼ÑŒ' (Cyrillic read once more as Windows-1252), Greek and Japanese likewise, and a replacement

@@ -859,6 +859,10 @@ CSV_CORPUS = [
     "# one\n# two\nid,answer\nREQ-3,x\n", ",,# moved\nanswer,x,id\n`none`,,REQ-4\n", ",# a,# b\nid,answer\n", "id,answer,note,\uff4e\uff4f\uff54\uff45\nREQ-3,,,x\n", "id,answer,n\u043ete\nREQ-3,x,\n", "id,answer\n" + "door code 5829 " * 400 + ",x\n" + "\u06a9\u062f " * 3000 + ",y\n", "sep=;\n# one\n\n#two;x\nid;answer\n", "#\n\"#x\ny\"\nid,answer\n",
     "id,answer,password Hunter22x\nREQ-3,x,y\n", "id,answer\n'REQ-3,x\n' lic-1 ,no\n''\n", "id,answer,Bemerkungen zum Punkt\nREQ-3,x,y\n",
     "id,answer,waits_on,in_your_role,stage\nREQ-3,,REQ-1 LIC-1,,blocker\nLIC-1,,x,,\nREQ-4,,,,design\nDEL-3,,,Buyer: x,\n",
+    # round 65: programs' dates for none, ranges a sheet turned into dates
+    "id,answer\nREQ-3,0000-00-00\nREQ-6,04-Mar\nREQ-7,Invalid Date\nREQ-13,4-mars\n",
+    "id,answer\nREQ-3,Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)\nREQ-6,0001-01-01 00:00:00 +0000 UTC\n"
+    "REQ-7,4 May\nREQ-13,1 Jan 2027\n",
 ]
 
 

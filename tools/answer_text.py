@@ -1244,7 +1244,16 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"\u03b4\u03b5\u03bd[\W_]+\u03b5\u03c6\u03b1\u03c1\u03bc\u03cc\u03b6\u03b5\u03c4\u03b1\u03b9|"
                            r"\u063a\u064a\u0631[\W_]+\u0642\u0627\u0628\u0644[\W_]+\u0644\u0644\u062a\u0637\u0628\u064a\u0642|"
                            r"\u05dc\u05d0[\W_]+\u05e8\u05dc\u05d5\u05d5\u05e0\u05d8\u05d9|"
-                           r"\u0932\u093e\u0917\u0942[\W_]+\u0928\u0939\u0940\u0902)[\W_]*")
+                           r"\u0932\u093e\u0917\u0942[\W_]+\u0928\u0939\u0940\u0902|"
+                           r"this[\W_]+message[\W_]+(?:was|has[\W_]+been)[\W_]+deleted|"
+                           r"diese[\W_]+nachricht[\W_]+wurde[\W_]+gel\u00f6scht|"
+                           r"ce[\W_]+message[\W_]+a[\W_]+\u00e9t\u00e9[\W_]+supprim\u00e9|"
+                           r"este[\W_]+mensaje[\W_]+fue[\W_]+eliminado|"
+                           r"se[\W_]+elimin\u00f3[\W_]+este[\W_]+mensaje|\(edited\)|\(bearbeitet\)|"
+                           r"\(modifi\u00e9\)|copied|copied[\W_]+to[\W_]+clipboard|show[\W_]+more|see[\W_]+more|"
+                           r"read[\W_]+more|mehr[\W_]+anzeigen|afficher[\W_]+plus|ver[\W_]+m\u00e1s|"
+                           r"<image[0-9]{3}\.(?:png|jpe?g|gif)>|\u3042\u306a\u305f\u306e\u56de\u7b54|"
+                           r"hier[\W_]+eingeben|click[\W_]+to[\W_]+edit)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")

@@ -1106,11 +1106,20 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          r"1904-01-01|1970-01-01(?:[t\s]00:00(?::00(?:[.,]0+)?)?z?)?|0?1[./]0?1[./]1970(?:\s+0?0:00(?::00)?)?|"
                          r"(?:[^\W\d_]+,?\s+)?(?:[^\W\d_]+\s+0|0\.?\s+(?:de\s+)?[^\W\d_]+),?\s+(?:de\s+)?1900|"
                          r"1900/0?1/0?0|1900\u5e740?1\u67080?0\u65e5|\u660e\u6cbb33\u5e740?1\u67080?0\u65e5|"
+                         r"0000-00-00(?:[t\s]00:00:00)?|0001-01-01(?:[t\s]00:00:00(?:[.,]0+)?(?:\s?[+-]0000)?(?:\s?utc|z)?)?|"
+                         r"1601-01-01(?:[t\s]00:00:00)?|invalid\s+date|nan-nan-nan|"
+                         r"(?=.*1970)(?:[a-z]{3},?\s+)?(?:[a-z]{3}\s+0?1|0?1\s+[a-z]{3}),?\s+(?:1970\s+)?(?:0?0:00(?::00)?\s*)?"
+                         r"(?:(?:utc|gmt)(?:[+-]0000)?\s*)?(?:1970)?(?:\s*\([^()]*\))?|"
                          r"\((?:blank|empty)\)|undefined|nat|error", re.I)
 # A date to which a spreadsheet added a midnight time ('2026-03-14 00:00:00', 'Mar 14, 2026, 12:00:00 AM'): a time
 # nobody gave
 MIDNIGHT = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}[/.][0-9]{1,2}[/.][0-9]{2,4}|[a-z]{3}\s[0-9]{1,2},\s[0-9]{4},?)"
                       r"[t\s]+(?:0?0:00(?::00(?:[.,]0+)?)?(?:\s?a\.?m\.?)?|12:00:00\s?a\.?m\.?)(?:z|[+-]00:?00)?", re.I)
+# A range or fraction a spreadsheet turned into a date and shows so ('3-4' as '04-Mar', '4/3' as '4-mars'): what was
+# typed is lost
+RANGE_DATE = re.compile(r"[0-9]{1,2}[-.](?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|m\u00e4r|mrz|mai|okt|dez|"
+                        r"janv|f\u00e9vr|mars|avr|juin|juil|ao\u00fbt|d\u00e9c|ene|abr|ago|dic|gen|mag|giu|lug|set|ott)\.?|"
+                        r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-[0-9]{1,2}", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID), or saves cut to 15 digits and
 # zeros ('89441000012345600000'): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}|[1-9][0-9]{14}0+", re.I)
@@ -1131,6 +1140,9 @@ def format_answer(item, cell):
     if not declared and MIDNIGHT.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a date with a midnight time a spreadsheet added: write the "
                       "date alone, or format the column as text"]
+    if not declared and RANGE_DATE.fullmatch(cell.strip()):
+        return None, [f"{item.id}: '{shown(cell.strip())}' may be a range or fraction a spreadsheet turned into a date: "
+                      "format the column as text and type it again"]
     if SHORTENED_NUMBER.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
                       "column as text and type the number again"]
