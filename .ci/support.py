@@ -868,7 +868,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u00abGaivota-Costa-55\u00bb \u00e9 o contrasinal da wifi de convidados',
                  'The intruder panel takes 8020 to disarm', 'Na listku na omari pi\u0161e: VRATA 5830*',
                  '\u0198ofar \u0257akin sabar \u2014 7315 sai ka danna #', 'doa blong server rum = 2046 (yu presem # afta)',
-                 'Comms room 4817#', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 'Comms room 4817#', 'door code \u2783\u2783\u2786\u2780', 'alarm: zero four one nine', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1594,7 +1594,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'see vault entry "omc-admin-2024" for the Wi-Fi',
                   '\u12e8\u12ed\u1208\u134d \u1243\u120d \u1356\u120a\u1232\u1366 \u1262\u12eb\u1295\u1235 14 \u1241\u121d\u134a\u12ce\u127d',
                   'Polisiya sa password: indi magnubo sa 14 ka karakter, ilisan kada 90 ka adlaw',
-                  'port 8443 # TLS', 'listen on 8443 for the UI # admin only', '2024 budget # approved', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'port 8443 # TLS', 'listen on 8443 for the UI # admin only', '2024 budget # approved',
+                  '\u2776 rack, \u2777 PDU', 'the alarm panel was installed by two or three people', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

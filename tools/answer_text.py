@@ -1296,7 +1296,10 @@ DIGIT_ZEROS = (0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0x
                0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0x104a0, 0x10d30, 0x11066, 0x110f0,
                0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50,
                0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50, 0x1e140, 0x1e2f0, 0x1e950)
-FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) for d in range(10)},
+# ... and dingbats' circled digits one to nine, which NFKC leaves too ('\u2783\u2783\u2786\u2780' reads '4471')
+DINGBAT_ONES = (0x2776, 0x2780, 0x278a)
+FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) +
+                                  "".join(chr(one + d - 1) for one in DINGBAT_ONES if d) for d in range(10)},
           "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
 # Names of where a secret is kept, which hold no secret: an AWS resource's ARN ('arn:aws:secretsmanager:eu-west-1:
@@ -2562,7 +2565,7 @@ def code_number(text):
             return found
         if not SPELLED_DIGITS.search(clause):         # the names are sought only where a number is (linear, but slow)
             continue
-        name = CODE_WORD.search(clause) or GENERIC_CODE.search(clause)
+        name = CODE_WORD.search(clause) or GENERIC_CODE.search(clause) or ALARM_NAME.search(clause)
         spelled = name and SPELLED_DIGITS.search(clause, name.end())
         if spelled:
             return spelled.group(), name.group()
