@@ -200,10 +200,15 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                '\u9069\u7528\u5916',
                # round 65: what a chat or a page leaves in a copied cell
                'This message was deleted', 'Diese Nachricht wurde gel\u00f6scht.', '(edited)', 'Copied!', 'Show more',
-               '<image001.png>', '\u3042\u306a\u305f\u306e\u56de\u7b54', 'Hier eingeben')
+               '<image001.png>', '\u3042\u306a\u305f\u306e\u56de\u7b54', 'Hier eingeben',
+               # round 66: surveys' and trackers' empty values, other forms' headers, programs' output
+               'No answer', 'Sin respuesta', '\u672a\u56de\u7b54', 'Not set', 'Unassigned', 'N.N.', 'Antwort', 'Unnamed: 1',
+               '%s', '{0}', '\u540c\u4e0a', 'vide supra', '[object Object], [object Object]', 'function () { [native code] }',
+               'System.__ComObject', 'DBNull', 'Series([], dtype: object)', 'Empty DataFrame', 'NaN/NaN/NaN', 'None None')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March', 'Tom', 'ask Dave', 'vide', '#5G',
-                   'Error 502 on the OMC, ticket 4471')
+                   'Error 502 on the OMC, ticket 4471', 'No answer yet from the landlord; asked on 3 May',
+                   'Comment: 2 sites share one core', 'Detto Lab, Milan', 'None')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
 H15_PAIRS = ('credentials: admin / Tr0ub4dor&3x', 'credentials: admin / K7#pQ2!xLm9', 'credentials: admin Tr0ub4dor&3x',
              'credentials: root, K7#pQ2!xLm9', 'credentials: admin (Tr0ub4dor&3x)', 'credentials: admin - Tr0ub4dor&3x',
@@ -868,7 +873,13 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u00abGaivota-Costa-55\u00bb \u00e9 o contrasinal da wifi de convidados',
                  'The intruder panel takes 8020 to disarm', 'Na listku na omari pi\u0161e: VRATA 5830*',
                  '\u0198ofar \u0257akin sabar \u2014 7315 sai ka danna #', 'doa blong server rum = 2046 (yu presem # afta)',
-                 'Comms room 4817#', 'door code \u2783\u2783\u2786\u2780', 'alarm: zero four one nine', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
+                 'Comms room 4817#', 'door code \u2783\u2783\u2786\u2780', 'alarm: zero four one nine',
+                 'We log into the U2020 as opsadmin with Puffin7 until LDAP is set up', 'rocommunity heron_ro 10.0.0.0/8',
+                 'com2sec readonly default heron_ro', 'A clau precompartida IPsec ye ordesa-57-val',
+                 'SNMP \u793e\u7fa4\u540d\uff1aformosa_ro', 'read-only string is heron_ro', 'backup 4471 2290 6675 1042 8812',
+                 'Wallet seed: abandon ability able about above absent absorb abstract absurd abuse access accident',
+                 'code 5830', 'the code is 5830', 'iPad in the site office, code 4071',
+                 '\u0421\u0435\u0440\u0432\u0435\u0440 \u044d\u0448\u0438\u0433\u0438\u043d\u0438 \u043a\u043e\u0434\u0443 2956', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
                  'The SIM cairds, PIN 2846 an PUK 61820459 for the lot',
@@ -1595,7 +1606,12 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u12e8\u12ed\u1208\u134d \u1243\u120d \u1356\u120a\u1232\u1366 \u1262\u12eb\u1295\u1235 14 \u1241\u121d\u134a\u12ce\u127d',
                   'Polisiya sa password: indi magnubo sa 14 ka karakter, ilisan kada 90 ka adlaw',
                   'port 8443 # TLS', 'listen on 8443 for the UI # admin only', '2024 budget # approved',
-                  '\u2776 rack, \u2777 PDU', 'the alarm panel was installed by two or three people', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  '\u2776 rack, \u2777 PDU', 'the alarm panel was installed by two or three people',
+                  'SIM PIN disabled on all 120 lab SIMs; PUKs held by Vodafone Business, account 88-1204',
+                  'Alarm 2580 critical, 2581 major, 2582 minor; destinations NOC Leeds and on-call pager',
+                  '2 x HPE DL380 Gen11 in Equinix LD8, cage 3, racks 0412 and 0413', 'error code 5830', 'CPV code 32412100',
+                  'Code 2024 edition', 'Seed phrase: kept in the safe of the CISO, never typed here', 'log in as admin with SSO',
+                  'log into the OMC as ops with your badge', 'ports 5000 5001 5002 for backup', 'backup: 3 copies, 30 days', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

@@ -3696,14 +3696,30 @@ def h65_codes_after_an_upper_case_name_a_coloured_key_communities_with_other_suf
 
 
 @test
+def h66_a_bare_code_net_snmp_lines_a_log_in_as_and_lists_of_backup_codes_are_refused():
+    """Round 66: 'code 5830' where nothing says what kind of code, 'rocommunity heron_ro', 'log into the U2020 as opsadmin
+    with Puffin7', 'backup 4471 2290 6675 1042 8812', a seed phrase with one common word among its twelve; 'error code
+    5830', an account's number near 'PIN', alarms listed with severities and racks' numbers near a cage stay answers
+    (BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too). A database's placeholder date ('9999-12-31') is no
+    answer."""
+    assert "near 'code'" in cl.text_problems("code 5830")[0]
+    assert "near 'opsadmin'" in cl.text_problems("We log into the U2020 as opsadmin with Puffin7")[0]
+    accepted_as_text("error code 5830", "Alarm 2580 critical, 2581 major, 2582 minor; destinations NOC Leeds")
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    assert "spreadsheet's own value" in cl.format_answer(item, "9999-12-31")[1][0]
+    assert "turned into a date" in cl.format_answer(item, "03. Apr")[1][0]
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range
     ('3-4') a sheet turned into a date. All refused with what to do; '4 May' and '1 Jan 2027' are answers."""
     item = cl.parse(shipped_readme()).items["RES-2"]
     for value in ("0000-00-00", "0001-01-01 00:00:00 +0000 UTC", "1601-01-01", "Thu Jan  1 00:00:00 UTC 1970",
-                  "Invalid Date", "NaN-NaN-NaN"):
+                  "Invalid Date"):
         assert "spreadsheet's own value" in cl.format_answer(item, value)[1][0], value
+    assert cl.format_answer(item, "NaN-NaN-NaN")[1]
     for value in ("04-Mar", "Mar-04", "04.M\u00e4r", "4-mars", "78-Mar"):
         assert "turned into a date" in cl.format_answer(item, value)[1][0], value
     assert [v for v in ("4 May", "1 Jan 2027", "MAR-2 site") if cl.format_answer(item, v)[1]] == []

@@ -863,6 +863,8 @@ CSV_CORPUS = [
     "id,answer\nREQ-3,0000-00-00\nREQ-6,04-Mar\nREQ-7,Invalid Date\nREQ-13,4-mars\n",
     "id,answer\nREQ-3,Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)\nREQ-6,0001-01-01 00:00:00 +0000 UTC\n"
     "REQ-7,4 May\nREQ-13,1 Jan 2027\n",
+    # round 66: databases' placeholder dates, ranges turned into dates in German, Russian and French sheets
+    "id,answer\nREQ-3,1900-01-01\nREQ-6,9999-12-31\nREQ-7,03. Apr\nREQ-13,3-\u0430\u043f\u0440\nREQ-14,avr.-03\n",
 ]
 
 

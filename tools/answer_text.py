@@ -369,7 +369,7 @@ PRODUCT = re.compile(r"(?:debian|ubuntu|windows|rhel|centos|rocky|alma|fedora|su
 # 0050569A3F2B', 'IMSI 001010000000001'), or a number with its unit ('200000 subscribers', '115200 baud'): no
 # passcode; taken out before the tokens are judged
 NAMED_NUMBER = re.compile(
-    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
+    r"(?<![^\W\d_])(?:orders?|po|serials?|s/n|sn|ids?|accounts?|hotline|phone|tel|fax|ext\.?|extensions?|durchwahl|events?|"
     r"tickets?|incidencias?|incidentes?|chamados?|zg(?:\u0142|l)oszeni[ea]|st(?:\u00f6|o)rung|vorgang|"
     r"meldung|demande|richiesta|segnalazione|melding|(?:\u00e4|a)rende|talep|tiketti|tichet|\u0437[a\u0430]\u044f\u0432[k\u043a][a\u0430\u0438\u0443]|"
     r"cases?|invoices?|rfc|fips|iso|iec|ieee|nist|sp|alarms?|alerts?|nid|nci|ts|tr|eur|usd|chf|gbp|"
@@ -426,7 +426,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read|write|ro|rw|comm)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -774,6 +774,8 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication-key\s+(?![0-9]+\s+md5)(?![a-z]+(?:[\s:,;.]|$))[\"']?(?P<value>[^\s\"']+)", re.I),
                      re.compile(r"(?<![^\W_])snmp-server\s+community\s+(?!strings?(?![^\W_]))(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])(?:ro|rw|trap2?)community6?\s+(?P<value>\S+)", re.I),   # net-snmp's snmpd.conf
+                     re.compile(r"(?<![^\W_])com2sec6?\s+\S+\s+\S+\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
@@ -863,7 +865,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
-                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
+                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
@@ -995,7 +997,7 @@ CODE_LABEL_REACH = 12
 LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between the numbers of a list
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|numbers?|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
                         r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|rule|regla|bureau|"
-                        r"salle|oficina|ufficio|#|room|raum|[\u05d1\u05d4\u05dc]?\u05d7\u05d3\u05e8|rack|cabinet|building|floor|site|level|model|type|ticket|"
+                        r"salle|oficina|ufficio|#|room|raum|[\u05d1\u05d4\u05dc]?\u05d7\u05d3\u05e8|racks?|cabinets?|building|floor|site|level|model|type|ticket|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
                         r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
@@ -1253,7 +1255,20 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"\(modifi\u00e9\)|copied|copied[\W_]+to[\W_]+clipboard|show[\W_]+more|see[\W_]+more|"
                            r"read[\W_]+more|mehr[\W_]+anzeigen|afficher[\W_]+plus|ver[\W_]+m\u00e1s|"
                            r"<image[0-9]{3}\.(?:png|jpe?g|gif)>|\u3042\u306a\u305f\u306e\u56de\u7b54|"
-                           r"hier[\W_]+eingeben|click[\W_]+to[\W_]+edit)[\W_]*")
+                           r"hier[\W_]+eingeben|click[\W_]+to[\W_]+edit|no[\W_]+answer|sin[\W_]+respuesta|"
+                           r"sans[\W_]+r\u00e9ponse|pas[\W_]+de[\W_]+r\u00e9ponse|keine[\W_]+antwort|"
+                           r"nessuna[\W_]+risposta|sem[\W_]+resposta|geen[\W_]+antwoord|brak[\W_]+odpowiedzi|"
+                           r"\u672a\u56de\u7b54|\u65e0\u56de\u7b54|"
+                           r"\u0431\u0435\u0437[\W_]+\u043e\u0442\u0432\u0435\u0442\u0430|"
+                           r"\uc751\ub2f5[\W_]+\uc5c6\uc74c|not[\W_]+set|unassigned|no[\W_]+value|n\.n\.|nn|"
+                           r"antwort|r\u00e9ponse|respuesta|risposta|resposta|antwoord|comment|comments|"
+                           r"unnamed[\W_]+[0-9]+|%s|\{[0-9]\}|\$[0-9]|escribe[\W_]+tu[\W_]+respuesta|"
+                           r"\uadc0\ud558\uc758[\W_]+\ub2f5\ubcc0|jouw[\W_]+antwoord|\u540c\u4e0a|detto|"
+                           r"vide[\W_]+supra|object[\W_]+object(?:[\W_]+object[\W_]+object)*|"
+                           r"function[\W_]+native[\W_]+code|system[\W_]+comobject|"
+                           r"microsoft[\W_]+office[\W_]+interop[\W_]+excel[\W_]+range|dbnull|"
+                           r"series[\W_]+dtype[\W_]+object|empty[\W_]+dataframe|invalid[\W_]+datetime|"
+                           r"nan[\W_]+nan[\W_]+nan|undefined[\W_]+undefined[\W_]+undefined|none[\W_]+none)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -1894,6 +1909,8 @@ HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?!
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
+BACKUP_RUN = re.compile(r"(?<![^\W_])(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*[0-9]{4,8}"
+                        r"(?:[\s,]+[0-9]{4,8}){2,}(?![\w.-])", re.I)     # 'backup 4471 2290 6675 1042 8812'
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
@@ -1904,7 +1921,7 @@ NUMBERING_REACH = 16
 # whatever those words ('IPsec PSK em sepik-wewak-2026', 'SNMP community nye lome_rw_2024', 'PSK en nam-lolwe-58'); not
 # right after a place's, pointer's or account's name nor after an SSID ('item ipsec-site-3'), nor when a piece names a
 # key, a site or a lab ('kid-ng-2025-11')
-PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|precompartid\w*|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 # Vowel signs and other marks of Indic scripts, and Latin's combining accents: part of a word, though not \w to Python's re
@@ -1912,7 +1929,7 @@ WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" + WORD_MARKS +
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
 LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
-PSK_NAME = re.compile(r"psk|pre-?shared|passphrase", re.I)     # eight letters in two words suffice after it
+PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase", re.I)     # eight letters in two words suffice after it
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 8
@@ -1940,7 +1957,7 @@ NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<num
                              r"(?P<word>[^\W\d_][^\s.!\u0964\u3002]*)\s*[.!\u0964\u3002]?\s*$")
 TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
                        "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
-                       "sims cards units pieces devices nodes cells".split())
+                       "sims cards units pieces devices nodes cells critical major minor warning cleared".split())
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
 TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
                         "dial fax".split())
@@ -1990,7 +2007,7 @@ def unlabelled_kind(text):
             any(not CODE_YEAR.fullmatch(m.group("number")) and not labelled_number(text, m.start("number"))
                 for m in HASH_TOKEN_AFTER.finditer(text)):
         return KEY_AFTER_KIND
-    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)):
+    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text):
         return CODE_LIST_KIND
     return None
 
@@ -2073,7 +2090,7 @@ def bound_secret(text):
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
         community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text) or \
-        quoted_passphrase(text)
+        quoted_passphrase(text) or bare_code(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -2094,12 +2111,14 @@ def bound_secret(text):
 
 def login_with(text):
     """A password given with a common account after a log-in verb ('works with operator and sunflower-lamp-42', 'log in
-    as admin / Heron-77': LOGIN_WITH), judged as after a password's own name or a passphrase of joined words and a
-    number, as (password, account), or None."""
-    for m in LOGIN_WITH.finditer(text):
+    as admin / Heron-77': LOGIN_WITH), or with any account after 'log into … as' ('log into the U2020 as opsadmin with
+    Puffin7': LOGIN_AS), judged as after a password's own name or a passphrase of joined words and a number, as
+    (password, account), or None."""
+    for m in itertools.chain(LOGIN_WITH.finditer(text), LOGIN_AS.finditer(text)):
         base = ACCOUNT_BASE.match(m.group("user").lower())
         value = m.group("value").strip(SECRET_VALUE_EDGES)
-        if base and base.group() in ACCOUNT_NAMES and (context_secret(value, "password", strict=True) or
+        common = m.re is LOGIN_AS or base and base.group() in ACCOUNT_NAMES
+        if common and (context_secret(value, "password", strict=True) or
                                                         JOINED_PHRASE.fullmatch(value) and re.search("[0-9]", value)):
             return value, m.group("user")
     return None
@@ -2165,6 +2184,14 @@ def quoted_passphrase(text):
     return None
 
 
+def bare_code(text):
+    """A number right after a bare 'code' that opens the answer or a clause, or follows 'the', 'our' and the like ('code
+    5830', 'the code is 5830': BARE_CODE), as (number, 'code'), or None; not where a word says what kind ('error code
+    5830', 'CPV code'), nor a year."""
+    m = next((m for m in BARE_CODE.finditer(text) if not CODE_YEAR.fullmatch(m.group("number"))), None)
+    return (m.group("number"), m.group("name")) if m else None
+
+
 def number_for_place(text):
     """A number that opens the answer and is 'for' a door, gate, shutter, lock or safe named at its clause's end ('7720
     for the roller shutter': NUMBER_FOR_PLACE), as (number, place), or None; not a year."""
@@ -2175,6 +2202,8 @@ def number_for_place(text):
 QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" +
                            WORD_MARKS + r"])+){2,})[\"'\u00bb\u201d\u2019]")
 QUOTED_NAMING = re.compile(r"ssid|network\s+name|called|named", re.I)
+BARE_CODE = re.compile(r"(?:^\s*|[.;,:!?(]\s*|(?<![^\W_])(?:the|a|our|my|this|that|new|current|usual|same)\s+)"
+                       r"(?P<name>codes?)\s*(?:is\s+|[:=]\s*)?(?P<number>[0-9]{4,8})(?![\w/.,-]|[.,][0-9])", re.I)
 NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:[^\W\d_]+\s+){0,3}(?P<name>door|gate|shutter|"
                               r"keypad|padlock|lock|cage|cabinet|safe|barrier|turnstile)(?=\s*(?:[.,;!]|$))", re.I)
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
@@ -2184,13 +2213,15 @@ SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|
                      r"down)|tell\s+no\s*one)(?![^\W_])", re.I)
 SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
 SNMP_NAMED = re.compile(r"snmp|v2c", re.I)
-COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@:-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"
+COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"
                              r"(?:[_-](?:ro|rw|read|write|mon)(?:[_-]?[0-9]{1,4})?|(?<=public|privat)e?(?:ro|rw)[0-9]{0,4}))"
                              r"[\"'\u201d\u2019\u00bb]?(?![\w/.@-])", re.I)
 COMMUNITY_NOT_WORDS = {"read", "write", "ro", "rw"}             # 'read-write' names an access
 LOGIN_WITH = re.compile(r"(?<![^\W_])(?:works|log(?:s|ged)?\s*in|sign(?:s|ed)?\s*in|logon|login|access(?:ed)?|"
                         r"connect(?:s|ed)?)\s+(?:with|using|as)\s+['\"]?(?P<user>[\w.@-]{2,32})['\"]?\s+(?:and|&|\+|/)\s+"
                         r"(?P<value>[^\s,;]{4,60})", re.I)
+LOGIN_AS = re.compile(r"(?<![^\W_])(?:log(?:s|ged)?\s*(?:in|on)(?:to)?|sign(?:s|ed)?\s*in(?:to)?)\s+(?:[^\s,;]+\s+){0,3}?as\s+"
+                      r"['\"]?(?P<user>[\w.@-]{2,32})['\"]?\s+(?:with|using)\s+(?P<value>[^\s,;]{4,60})", re.I)
 SNMP_VALUE = re.compile(r"(?<![^\W_])snmp\s*:\s*[\"'\u201c\u2018]?(?P<value>(?!(?:udp|tcp|port|vlan|ver|version)[0-9])"
                         r"[^\W\d_]{3,}[0-9]{2,4})(?![\w.])", re.I)
 
@@ -2206,7 +2237,7 @@ def alarm_tail(text):
         if alarm and m and not CODE_YEAR.fullmatch(m.group("number")) and not TAIL_NAMING.intersection(words) and \
                 not any("nr" in word for word in words) and unicodedata.category(typed[-1][0]) not in ("Lu", "Lt"):
             return m.group("number"), alarm.group()
-        if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower() not in TAIL_UNITS \
+        if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower().rstrip(",;:") not in TAIL_UNITS \
                 and (end.group("before") or "").lower() not in NUMBER_LABELS:
             return end.group("number"), alarm.group()
     for alarm in ALARM_NAME.finditer(text):
@@ -2513,12 +2544,13 @@ def user_pair_password(text):
 
 
 def seed_words(text):
-    """The first of six or more words in lower case (or capitalised, or of a script without case), none of them a describing or linking word (SLOT_WORDS), given after
+    """The first of six or more words in lower case (or capitalised, or of a script without case), fewer than a third of
+    them describing or linking words (SLOT_WORDS: a list's 'access' may be one), given after
     a wallet's seed or mnemonic (SEED_LIST: 'Seed del wallet: ancora bosco carta …'), as (word, name), or None."""
     m = SEED_LIST.search(text)
     words = m.group("value").split() if m else []
     if words and not any(unicodedata.category(c) == "Lu" for word in words for c in word[1:]) and \
-            not any(word.lower() in SLOT_WORDS for word in words):
+            3 * sum(word.lower() in SLOT_WORDS for word in words) < len(words):
         return words[0], m.group("name")
     return None
 

@@ -1108,6 +1108,7 @@ SHEET_VALUE = re.compile(r"#?(?:true|false|verdadero|falso|verdadeiro|wahr|falsc
                          r"1900/0?1/0?0|1900\u5e740?1\u67080?0\u65e5|\u660e\u6cbb33\u5e740?1\u67080?0\u65e5|"
                          r"0000-00-00(?:[t\s]00:00:00)?|0001-01-01(?:[t\s]00:00:00(?:[.,]0+)?(?:\s?[+-]0000)?(?:\s?utc|z)?)?|"
                          r"1601-01-01(?:[t\s]00:00:00)?|invalid\s+date|nan-nan-nan|"
+                         r"(?:1900-01-01|01[./]01[./]1900|1753-01-01|9999-12-31|31[./]12[./]9999|12/31/9999)(?:[t\s]00:00(?::00)?)?|"
                          r"(?=.*1970)(?:[a-z]{3},?\s+)?(?:[a-z]{3}\s+0?1|0?1\s+[a-z]{3}),?\s+(?:1970\s+)?(?:0?0:00(?::00)?\s*)?"
                          r"(?:(?:utc|gmt)(?:[+-]0000)?\s*)?(?:1970)?(?:\s*\([^()]*\))?|"
                          r"\((?:blank|empty)\)|undefined|nat|error", re.I)
@@ -1117,9 +1118,11 @@ MIDNIGHT = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}[/.][0-9]{1,2}[/
                       r"[t\s]+(?:0?0:00(?::00(?:[.,]0+)?)?(?:\s?a\.?m\.?)?|12:00:00\s?a\.?m\.?)(?:z|[+-]00:?00)?", re.I)
 # A range or fraction a spreadsheet turned into a date and shows so ('3-4' as '04-Mar', '4/3' as '4-mars'): what was
 # typed is lost
-RANGE_DATE = re.compile(r"[0-9]{1,2}[-.](?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|m\u00e4r|mrz|mai|okt|dez|"
-                        r"janv|f\u00e9vr|mars|avr|juin|juil|ao\u00fbt|d\u00e9c|ene|abr|ago|dic|gen|mag|giu|lug|set|ott)\.?|"
-                        r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-[0-9]{1,2}", re.I)
+RANGE_MONTHS = (r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|m\u00e4r|mrz|mai|okt|dez|janv|f\u00e9vr|mars|avr|juin|"
+                r"juil|ao\u00fbt|d\u00e9c|ene|abr|ago|dic|gen|mag|giu|lug|set|ott|\u044f\u043d\u0432|\u0444\u0435\u0432|"
+                r"\u043c\u0430\u0440|\u0430\u043f\u0440|\u043c\u0430\u0439|\u0438\u044e\u043d|\u0438\u044e\u043b|"
+                r"\u0430\u0432\u0433|\u0441\u0435\u043d|\u043e\u043a\u0442|\u043d\u043e\u044f|\u0434\u0435\u043a)")
+RANGE_DATE = re.compile(r"[0-9]{1,2}(?:[-.]|\.\s)" + RANGE_MONTHS + r"\.?|" + RANGE_MONTHS + r"\.?-[0-9]{1,2}", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID), or saves cut to 15 digits and
 # zeros ('89441000012345600000'): its digits are lost
 SHORTENED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?E\+[0-9]{1,3}|[1-9][0-9]{14}0+", re.I)
