@@ -878,7 +878,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'com2sec readonly default heron_ro', 'A clau precompartida IPsec ye ordesa-57-val',
                  'SNMP \u793e\u7fa4\u540d\uff1aformosa_ro', 'read-only string is heron_ro', 'backup 4471 2290 6675 1042 8812',
                  'Wallet seed: abandon ability able about above absent absorb abstract absurd abuse access accident',
-                 'code 5830', 'the code is 5830', 'iPad in the site office, code 4071',
+                 'code 5830', 'the code is 5830', 'iPad in the site office, code 4071', 'rack 1948 combination',
                  '\u0421\u0435\u0440\u0432\u0435\u0440 \u044d\u0448\u0438\u0433\u0438\u043d\u0438 \u043a\u043e\u0434\u0443 2956', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
@@ -1611,7 +1611,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Alarm 2580 critical, 2581 major, 2582 minor; destinations NOC Leeds and on-call pager',
                   '2 x HPE DL380 Gen11 in Equinix LD8, cage 3, racks 0412 and 0413', 'error code 5830', 'CPV code 32412100',
                   'Code 2024 edition', 'Seed phrase: kept in the safe of the CISO, never typed here', 'log in as admin with SSO',
-                  'log into the OMC as ops with your badge', 'ports 5000 5001 5002 for backup', 'backup: 3 copies, 30 days', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  'log into the OMC as ops with your badge', 'ports 5000 5001 5002 for backup', 'backup: 3 copies, 30 days',
+                  '2048 combinations tested', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

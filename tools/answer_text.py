@@ -963,7 +963,7 @@ CODE_IS_REACH, CODE_KIND_REACH = 60, 24
 NUMBER_FIRST = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)(?:\s*[(\u2013\u2014]\s*|\s+-\s+|\s+(?:is|ist|est|"
                           r"c['\u2019]est|es|\u00e8|\u00e9|\u00e4r|er|to|je|jest|on)\s+)(?:(?:the|der|die|das|le|la|el|il|lo|o|"
                           r"a|de|het|den|det|un|una|ein|eine)\s+)?(?P<name>[^\s,;()]+)", re.I)
-NUMBER_THEN_CODE = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)\s+(?P<name>kod(?:u|uyla)|k(?:\u00f3|o)ddal)"
+NUMBER_THEN_CODE = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)\s+(?P<name>kod(?:u|uyla)|k(?:\u00f3|o)ddal|combination|combo)"
                               r"(?:\s+il(?:\u0259|e))?(?![^\W_])", re.I)
 # A number that starts a clause whose words then name a code, in any language that borrows the word ('6619 — yzky
 # derwezäniň kody', '4477 bụ koodu ọnụ ụzọ azụ', '9012 yikhowudi yesango'): number_before_code()
