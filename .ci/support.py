@@ -204,11 +204,16 @@ H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 't
                # round 66: surveys' and trackers' empty values, other forms' headers, programs' output
                'No answer', 'Sin respuesta', '\u672a\u56de\u7b54', 'Not set', 'Unassigned', 'N.N.', 'Antwort', 'Unnamed: 1',
                '%s', '{0}', '\u540c\u4e0a', 'vide supra', '[object Object], [object Object]', 'function () { [native code] }',
-               'System.__ComObject', 'DBNull', 'Series([], dtype: object)', 'Empty DataFrame', 'NaN/NaN/NaN', 'None None')
+               'System.__ComObject', 'DBNull', 'Series([], dtype: object)', 'Empty DataFrame', 'NaN/NaN/NaN', 'None None',
+               # round 67: programs' string forms, put-offs and pointers to nothing in more languages, a shrug
+               "b'yes'", 'character(0)', 'translation missing: en.checklist.answer', "Timestamp('2027-03-01 00:00:00')",
+               'datetime.date(2027, 3, 1)', 'da defin\u00ee', 'k\u00fctt noch', 'will revert', 'see screenshot', 'as per email',
+               'wie besprochen', 'vedi allegato', 'see column C', 'testing 123', '\u00af\\_(\u30c4)_/\u00af')
 H14_NOT_PUT_OFF = ('none', 'unknown', 'not yet decided by the board, see minutes 12',
                    'pending approval by counsel on 3 March', 'Tom', 'ask Dave', 'vide', '#5G',
                    'Error 502 on the OMC, ticket 4471', 'No answer yet from the landlord; asked on 3 May',
-                   'Comment: 2 sites share one core', 'Detto Lab, Milan', 'None')
+                   'Comment: 2 sites share one core', 'Detto Lab, Milan', 'None', 'Testing 123 sites is planned',
+                   'b-side of rack 4')
 # H15-1: after a label, a plain user name and then a password: the password is judged too; descriptions stay
 H15_PAIRS = ('credentials: admin / Tr0ub4dor&3x', 'credentials: admin / K7#pQ2!xLm9', 'credentials: admin Tr0ub4dor&3x',
              'credentials: root, K7#pQ2!xLm9', 'credentials: admin (Tr0ub4dor&3x)', 'credentials: admin - Tr0ub4dor&3x',
@@ -879,6 +884,11 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'SNMP \u793e\u7fa4\u540d\uff1aformosa_ro', 'read-only string is heron_ro', 'backup 4471 2290 6675 1042 8812',
                  'Wallet seed: abandon ability able about above absent absorb abstract absurd abuse access accident',
                  'code 5830', 'the code is 5830', 'iPad in the site office, code 4071', 'rack 1948 combination',
+                 'silence the Galaxy panel: 2753 then ESC', "A ciave IPsec condivisa a l'\u00e9 langa-barbera-318",
+                 'La chabe pr\u00e9-partilhada IPsec ye castanha-assada-71', 'the S1 tunnel authenticate with moor-lantern-448',
+                 'snmp-agent community read ravenlook acl 2000', 'Zabbix macro {$SNMP_COMMUNITY} is set to ravenlook',
+                 'C\u00f2des \u00ebd recuperazion: 40281 77310 19562 88403 61147', 'a-i va 5824 an sla tastiera',
+                 'server p\u04e7l\u0456z\u0456 \u043a\u043e\u0434\u0442\u044b 5937',
                  '\u0421\u0435\u0440\u0432\u0435\u0440 \u044d\u0448\u0438\u0433\u0438\u043d\u0438 \u043a\u043e\u0434\u0443 2956', 'Li poite: c\u00f4de 4719, nel dijhoz a nolu!',
                  '\u0926\u0941\u0935\u093e\u0930: \u0915\u0921 4719',
                  'IPsec \u2013 PSK \u091c\u093e\u0926\u094b\u0902 \u0938\u094b\u092e\u0916\u0930-\u0939\u093e\u0917\u094d\u0930\u093e-2024',
@@ -1612,7 +1622,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '2 x HPE DL380 Gen11 in Equinix LD8, cage 3, racks 0412 and 0413', 'error code 5830', 'CPV code 32412100',
                   'Code 2024 edition', 'Seed phrase: kept in the safe of the CISO, never typed here', 'log in as admin with SSO',
                   'log into the OMC as ops with your badge', 'ports 5000 5001 5002 for backup', 'backup: 3 copies, 30 days',
-                  '2048 combinations tested', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
+                  '2048 combinations tested',
+                  'Alarme 3101 critico, 3102 maggi\u00f4, 3103 min\u00f4; destina\u00e7ion NOC de Zena',
+                  'Alarm 6101 kritisch, 6102 gro\u00df, 6103 klein; an d\u00e4 NOC en K\u00f6lle', '\u0915\u0921\u093c\u093e \u0928\u093f\u092f\u092e: 14 \u0905\u0915\u094d\u0937\u0930')
 
 
 

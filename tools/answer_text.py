@@ -776,6 +776,8 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])snmp-server\s+community\s+(?!strings?(?![^\W_]))(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])(?:ro|rw|trap2?)community6?\s+(?P<value>\S+)", re.I),   # net-snmp's snmpd.conf
                      re.compile(r"(?<![^\W_])com2sec6?\s+\S+\s+\S+\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])snmp-agent\s+community\s+(?:read|write)\s+(?:cipher\s+)?(?P<value>\S+)", re.I),
+                     re.compile(r"\{\$\w*(?:COMMUNITY|PASSWORD|SECRET|PSK)\w*\}\s*(?:is\s+set\s+to|=|:)\s*(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
@@ -865,7 +867,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
-                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y])?|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
+                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
@@ -1268,7 +1270,16 @@ PUT_OFF_WORLD = re.compile(r"[\W_]*(?:\u00e0[\W_]+venir|\u00e0[\W_]+d\u00e9finir
                            r"function[\W_]+native[\W_]+code|system[\W_]+comobject|"
                            r"microsoft[\W_]+office[\W_]+interop[\W_]+excel[\W_]+range|dbnull|"
                            r"series[\W_]+dtype[\W_]+object|empty[\W_]+dataframe|invalid[\W_]+datetime|"
-                           r"nan[\W_]+nan[\W_]+nan|undefined[\W_]+undefined[\W_]+undefined|none[\W_]+none)[\W_]*")
+                           r"nan[\W_]+nan[\W_]+nan|undefined[\W_]+undefined[\W_]+undefined|none[\W_]+none|"
+                           r"b\x27[^\x27]*\x27|character[\W_]+0|translation[\W_]+missing.*|"
+                           r"ljava[\W_]+lang[\W_]+string[\W_]+[0-9a-f]+|timestamp[\W_]+\x27[^\x27]*\x27|"
+                           r"datetime[\W_]+date[\W_]+[0-9]+(?:,\s?[0-9]+)*|da[\W_]+defin\u00ee|"
+                           r"k\u00fctt[\W_]+noch|por[\W_]+defenir|"
+                           r"\u0928\u0902\u0924\u0930[\W_]+\u0915\u0933\u0935\u0942|"
+                           r"\u10d3\u10d0\u10e1\u10d0\u10d6\u10e3\u10e1\u10e2\u10d4\u10d1\u10d4\u10da\u10d8\u10d0|"
+                           r"\u0720\u0710[\W_]+\u071d\u0715\u0725\u071d\u0722|will[\W_]+revert|"
+                           r"see[\W_]+screenshot|as[\W_]+per[\W_]+(?:e-?mail|call|meeting)|wie[\W_]+besprochen|"
+                           r"vedi[\W_]+allegato|see[\W_]+column[\W_]+[a-z]|testing[\W_]+123|\u30c4)[\W_]*")
 PUT_OFF_CHARS = 100
 # A line break in a cell (Excel's Alt+Enter) and what a refusal says of it (H15-8)
 LINE_BREAK = re.compile("[\n\r]")
@@ -1898,19 +1909,22 @@ KEYPAD_RUN = re.compile(r"(?<![0-9.,/-])[0-9](?:-[0-9]){3,7}(?![0-9/%]|[.,][0-9]
 DIAL_RUN = re.compile(r"(?<![\w-])(?:L\s?[0-9]{1,2}[\s,/-]+R|R\s?[0-9]{1,2}[\s,/-]+L)\s?[0-9]{1,2}[\s,/-]+[LR]\s?[0-9]{1,2}(?![\w])")
 DIAL_KIND = "a dial lock's combination (turns left and right, as L12 R34 L56)"
 KEY_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
-                       r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR)(?![^\W_])")
+                       r"(?:OFF|ENTER|OK|DISARM|UNSET|CLEAR|ESC)(?![^\W_])")
 KEY_NAMED_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,]+[^\s,;.]+){0,4}?[\s,]+"
                              r"(?:tick|hash|pound|star|enter|ok|#|\*|green|red|yellow|blue|black|white|grey|gray)[\s-]+"
                              r"(?:key|button)(?![^\W_])", re.I)   # '4821 then the tick key'
 HASH_TOKEN_AFTER = re.compile(r"(?<![\w.,/:#-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:[\s,(]+[^\s,;.#]+){1,4}?[\s,(]+#"
                               r"(?:\s+[^\W\d_]+)?\s*\)?\s*[.!]?\s*$")
+KEYPAD_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:\s+\S+){0,3}?\s+(?:key\s?pad|tastier\w*|"
+                          r"teclado|clavier|tastatur\w*|pin\s?pad)(?![^\W_])", re.I)
 TO_DISARM = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})\s+to\s+(?:disarm|unset|unlock|open)(?![^\W_])", re.I)   # '8020 to disarm'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
-BACKUP_RUN = re.compile(r"(?<![^\W_])(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*[0-9]{4,8}"
-                        r"(?:[\s,]+[0-9]{4,8}){2,}(?![\w.-])", re.I)     # 'backup 4471 2290 6675 1042 8812'
+BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*[0-9]{4,8}"
+                        r"(?:[\s,]+[0-9]{4,8}){2,}|[^\W\d_]*(?:recup|recov|r\u00e9cup|wiederherstell)[^\W\d_]*[^0-9\n]{0,30}?"
+                        r"[0-9]{4,8}(?:[\s,]+[0-9]{4,8}){3,})(?![\w.-])", re.I)   # 'backup 4471 2290 6675 1042 8812'
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
@@ -1921,7 +1935,8 @@ NUMBERING_REACH = 16
 # whatever those words ('IPsec PSK em sepik-wewak-2026', 'SNMP community nye lome_rw_2024', 'PSK en nam-lolwe-58'); not
 # right after a place's, pointer's or account's name nor after an SSID ('item ipsec-site-3'), nor when a piece names a
 # key, a site or a lab ('kid-ng-2025-11')
-PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|precompartid\w*|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|precompartid\w*|ciave|ciav|chabe|chave|chiave|clau|"
+                             r"\u10d2\u10d0\u10e1\u10d0\u10e6\u10d4\u10d1\u10d8|\u0729\u0720\u071d\u0715\u0710|authenticate[sd]?\s+with|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 # Vowel signs and other marks of Indic scripts, and Latin's combining accents: part of a word, though not \w to Python's re
@@ -1958,6 +1973,7 @@ NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<num
 TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
                        "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
                        "sims cards units pieces devices nodes cells critical major minor warning cleared".split())
+LISTED_NUMBER = re.compile(r"(?<![\w.,/-])[0-9]{4,8}(?![\w/-]|[.,][0-9])")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
 TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
                         "dial fax".split())
@@ -2005,7 +2021,7 @@ def unlabelled_kind(text):
     if any(not CODE_YEAR.fullmatch(m.group("number")) for after in (KEY_AFTER, KEY_NAMED_AFTER, HASH_AFTER, TO_DISARM)
            for m in after.finditer(text)) or \
             any(not CODE_YEAR.fullmatch(m.group("number")) and not labelled_number(text, m.start("number"))
-                for m in HASH_TOKEN_AFTER.finditer(text)):
+                for after in (HASH_TOKEN_AFTER, KEYPAD_AFTER) for m in after.finditer(text)):
         return KEY_AFTER_KIND
     if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text):
         return CODE_LIST_KIND
@@ -2231,6 +2247,8 @@ def alarm_tail(text):
     last not capitalised ('Galaxy 3500' is a model), or before one word that is no unit (NUMBER_WORD_END), or a few
     words after its name and ':' (ALARM_LABEL), as (number, the alarm's name), or None."""
     for sentence in SENTENCE_SPLIT.split(text):
+        if len(set(LISTED_NUMBER.findall(sentence))) > 1:
+            continue                                  # 'Alarm 3101 critico, 3102 maggiô': alarms' IDs, listed
         alarm, m, end = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence), NUMBER_WORD_END.search(sentence)
         typed = m.group("words").split() if m else [" "]
         words = [word.lower().strip(".,") for word in typed]
