@@ -619,14 +619,13 @@ NAME_NOTE = re.compile(r"\s*\([^()\n]{1,40}\)")
 PHRASE_VALUE = re.compile(r"\s*(?P<words>(?:[^\W\d_]{2,}\s+){2,6})[0-9]{1,6}[\W_]*$")   # 'zielony pies skacze 1987'
 # A word and a year or number given for a Wi-Fi network after ':' or a verb, in any language ('Gäste-WLAN im Container:
 # Haselnuss2024', "le code Wi-Fi invité c'est soleil2024"): its key; not a name a network's words start ('vlan120', 'Guest24')
+WIFI_KEY = (r"[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|ieee|ghz|mhz|room|floor|building|hall|site|level|"
+            r"port|slot|guest|gast|lab|office|staff|corp|iot)[_-]?[0-9])[^\W\d_]{3,}[_-]?[0-9]{2,4}[!?#*@$%&+]*)"
+            r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))")
 WIFI_VALUE = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:;,.\n]{0,40}?(?:\s*(?::|\u2192|->|=>|\u21d2)|\s+(?:c['\u2019]est|is|ist|est|es|"
-                        r"\u00e8|jest|je|on|to|er|\u00e4r))\s*[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|channel|band|wpa|wep|"
-                        r"ieee|ghz|mhz|room|floor|building|hall|site|level|port|slot|guest|gast|lab|office|staff|corp|iot)[_-]?[0-9])"
-                        r"[^\W\d_]{3,}[_-]?[0-9]{2,4}[!?#*@$%&+]*)(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
+                        r"\u00e8|jest|je|on|to|er|\u00e4r))\s*" + WIFI_KEY, re.I)
 # ... or given to connect to a network ('guests connect to LAB-GUEST with hedgehog47')
-CONNECT_WITH = re.compile(r"(?<![^\W_])connect(?:s|ed|ing)?\s+to\s+\S+\s+(?:with|using)\s+[\"'\u201c\u2018]?(?P<value>(?!(?:vlan|ssid|"
-                          r"channel|band|wpa|wep|ieee|port|slot|site|lab|iot)[_-]?[0-9])[^\W\d_]{3,}[_-]?[0-9]{2,4}[!?#*@$%&+]*)"
-                          r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
+CONNECT_WITH = re.compile(r"(?<![^\W_])connect(?:s|ed|ing)?\s+to\s+\S+\s+(?:with|using)\s+" + WIFI_KEY, re.I)
 # ... or the last of two pairs after a Wi-Fi's name and ':', whatever its label's words ('Wi-Fi for guests: name
 # GuestLab, lo lus zais Paj77ntaub'): a word joined to a number, its first part the network's name, but a label that
 # names a number (NUMBER_LABELS: 'model Instant515')
