@@ -3711,6 +3711,23 @@ def h66_a_bare_code_net_snmp_lines_a_log_in_as_and_lists_of_backup_codes_are_ref
 
 
 @test
+def h68_shared_keys_under_any_name_where_ipsec_is_named_codes_told_in_pieces_and_listed_codes_are_refused():
+    """Round 68: a passphrase of words and a number anywhere in a text naming IPsec or IKE ('moss-harbor-3310 on both
+    peers (IKEv2)'), after 'secret' or FortiOS's 'psksecret'; a code's halves ('first two digits 82, last two 64'), read
+    as tens ('twenty-eight sixty-four'), typed with how to type it, or spelled near a login; 'delete this' asks for
+    secrecy; pySim's 'verify_chv'; codes listed after a word holding 'code' in any language or after 'bypass'; door
+    numbers in Chinese and Korean; alarms in Chinese, Korean, Kannada and Karelian. A Windows share after 'Password
+    manager:', alarms' IDs listed with severities in Kashmiri, a host with its padded number where IPsec is named and an
+    Indian PIN code in Kannada stay answers (BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too). The
+    patterns stay linear on a long run of letters that carry vowel signs."""
+    assert "'mos\u2026' (16 characters)" in cl.text_problems("moss-harbor-3310 on both peers (IKEv2, S1 and X2)")[0]
+    assert "near 'keypad'" in cl.text_problems("First two digits 82, last two 64 (B2 comms keypad)")[0]
+    accepted_as_text("IPsec tunnels to london-gateway-01 and madrid-gateway-02",
+                     "Password manager: KeePassXC database ops.kdbx on \\\\nas01\\ops, read by NOC group")
+    quick(lambda: [cl.text_problems(text + "\u0921" * 1990) for text in ("IPsec code ", "codes: ", "password ")], 0.6)
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range

@@ -439,7 +439,7 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|facal-faire|Facal-faire|kupuhipa|Kupuhipa|\u0795\u0790\u0788\u0791|\u0795\u0782|\u067e\u0627\u0633\u0648\u0631\u0688|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|facal-faire|Facal-faire|kupuhipa|Kupuhipa|\u0795\u0790\u0788\u0791|\u0795\u0782|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0627\u0633 \u0648\u0631\u0688|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
@@ -545,7 +545,7 @@ MEETING_ID = re.compile(r"(?<![^\W_])(?:meeting\s+(?:id|number|no\.?)|meeting|zo
 OPEN_HOURS = re.compile(r"(?<![\w.,/-])(?:[01][0-9]|2[0-3])[0-5][0-9]\s*[-\u2013]\s*(?:[01][0-9]|2[0-3])[0-5][0-9](?![\w/-])")
 # An Indian postal PIN code ('PIN code of Pune site is 411057', 'postal PIN code 411057'): no code's number
 POSTAL_PIN = re.compile(r"(?<![^\W_])(?:postal\s+PIN(?:\s*code)?|PIN\s*code\s+of\s+[A-Z][\w-]*(?:\s+[\w-]+){0,3}?(?:\s+is)?|"
-                        r"\u092a\u093f\u0928 \u0915\u094b\u0921|\u0aaa\u0abf\u0aa8 \u0a95\u0acb\u0aa1|\u0a2a\u0a3f\u0a28 \u0a15\u0a21|\u0c2a\u0c28 \u0c15\u0c21)"
+                        r"\u092a\u093f\u0928 \u0915\u094b\u0921|\u0aaa\u0abf\u0aa8 \u0a95\u0acb\u0aa1|\u0a2a\u0a3f\u0a28 \u0a15\u0a21|\u0c2a\u0c28 \u0c15\u0c21|\u0caa\u0ca8 \u0c95\u0ccb\u0ca1)"
                         r"\s*:?\s*(?P<number>[1-9][0-9]{2}\s?[0-9]{3})(?![\w-])")
 # A postal code: five digits before a town's name ('38440 Wolfsburg'), or after its label ('CEP 11015-900')
 POSTCODE_TOWN = re.compile(r"(?<![\w.,/-])(?:[0-9]{5}|[0-9]{5}-[0-9]{3})(?=\s+[A-Z][^\W\d_]{2,})")
@@ -653,7 +653,7 @@ unknown expired optional shared unique strong complex temporary default confiden
 minimum maximum min max n/a na tbd pending withheld redacted omitted masked logged set issued assigned distributed
 delivered handed split printed written known agreed documented listed manager managers hashing hash hashes expiry
 expiration change changes rotation complexity login logins logon authentication auth attempts attempt reuse history
-vault vaults file files safe safes protection spraying guessing storage management rules rule requirements
+vault vaults والٹ file files safe safes protection spraying guessing storage management rules rule requirements
 requirement strength aging ageing lockout recovery prompt entry entries field fields check checks audit audits scan
 scanning scans event events handover profile codes code keys cards numbers values value characters chars digits
 keepass bitwarden lastpass cyberark hashicorp keychain dashlane delinea thycotic 1password ldap radius tacacs sso
@@ -858,7 +858,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
                        r"key|cabinet|signing|sms|confirmation|security|login|installer|engineer|master|errichter|benutzer|"
                        r"installateur|installatore|instalador|techniker|technician)"
-                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
+                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|(?<![\u90e8\u4e13])\u95e8(?:\u4e2a)?(?:\u53f7\u5934|\u53f7\u7801)|(?<![\uac00-\ud7a3])\ubb38\s*\ubc88\ud638|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
                        r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|vrata|Vrata|puertahan|Puertahan|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
@@ -867,7 +867,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -907,7 +907,10 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
               r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz)")
-SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}(?![\w-])", re.I)
+# ... or a number read in pairs of tens ('twenty-eight sixty-four', 'nineteen forty-eight')
+TENS_PAIR = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven|"
+             r"eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)")
+SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}|{TENS_PAIR}(?:[\s-]+{TENS_PAIR})+)(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
@@ -918,7 +921,7 @@ COMBINATION = re.compile(r"[0-9]{2}(?:-[0-9]{2}){2,5}")     # '17-52-84', a comb
 # you into the comms room', '7731 opens the comms room'): a code's number, whatever word names it
 # A number pressed after a verb that says so in a language with no other cue, where an alarm, door or keypad is named
 # in the clause (KEYPAD_PLACE): keyed_number()
-PRESSED = re.compile(r"(?<![\w'])(?P<name>nias|pat\u014dt\u014d(?:\s+i\s+te)?|incarca|frache|apreta|brooie|gwask|t\u0142\u00f3\u010d\u0107e|hanehan|punitan|hat\u0129k\u0129ria|digi|tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
+PRESSED = re.compile(r"(?<![\w'])(?P<name>keying|paina|nias|pat\u014dt\u014d(?:\s+i\s+te)?|incarca|frache|apreta|brooie|gwask|t\u0142\u00f3\u010d\u0107e|hanehan|punitan|hat\u0129k\u0129ria|digi|tabaka(?:\s+na)?|tshikelela|pusha|cindzetela|tappu|smatgai|\u043d\u044b\u0446\u0446\u00e6\u0432|pouezit|typ je|sfraccate|penc\u00e9t|mia|nyiga|fyonda|presim|primi|oomi le|lomi'i 'a e|zi|pouezit\s+war)\s+(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])",
                      re.I)
 KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|into|at|am|auf|an|no|na|en|el|sul|op|in|"
                     r"w|na)\s+(?:(?:le|the|dem|das|o|a|el|il|la|het|de)\s+)?)?(?P<name>clavier|keypad|(?:pin\s?)?pad|padlock|cadenas|"
@@ -943,7 +946,7 @@ ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)
 SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9])")
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
                         r"gates?|keypads?|pads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
-                        r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\w*|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
+                        r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\w*|signali[sz]a\w*|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
                         r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
@@ -970,7 +973,7 @@ NUMBER_THEN_CODE = re.compile(r"(?<![\w.,/#*-])(?P<number>[0-9]{4,8}[#*]?)\s+(?P
 # derwezäniň kody', '4477 bụ koodu ọnụ ụzọ azụ', '9012 yikhowudi yesango'): number_before_code()
 LEADING_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.;!?\u0964\u1362\u06d4])\s+)\W{0,3}(?P<number>[0-9]{4,8})(?![\w/.,-])"
                             r"(?P<rest>[^.;!?\n\u0964\u1362\u06d4]{0,60})")
-CODE_STEM = re.compile(r"(?<![^\W_])(?:k(?:o|\u00f2|\u00f3|oo)d|kaody|khoutu|Khoutu|khodi|Khodi|kodhi|Kodhi|waehere|Waehere|c\u00f3digo|C\u00f3digo|c\u00f2d|C\u00f2d|\u0786\u0791|pa\u043c\u0437|Pa\u043c\u0437|\u0995'\u09a1|\u0995\u09cb\u09a1|\u0b15\u0b4b\u0b21|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u06a9\u06c6\u062f|\u06a9\u0648\u062f|\u05e7\u05d0\u05d3|\u05e7\u05d5\u05d3|\u043ao\u0434|Ko\u0434|\u0a95\u0acb\u0aa1|\u0a15\u0a21|\u0c15\u0c21|\u0d15\u0d4b\u0d21|\u0915\u094b\u0921|\u06a9\u062f|\u06a9\u0648\u0688|\u056fn\u0564|\u053fn\u0564|\u0d9a\u0dda\u0dad|\u1780\u178a|\u10d9\u10dd\u10d3|\u1c99\u10dd\u10d3|\u0e23\u0e2b\u0e2a)|khowudi", re.I)
+CODE_STEM = re.compile(r"(?<![^\W_])(?:k(?:o|\u00f2|\u00f3|oo)d|kaody|khoutu|Khoutu|khodi|Khodi|kodhi|Kodhi|waehere|Waehere|c\u00f3digo|C\u00f3digo|c\u00f2d|C\u00f2d|\u0786\u0791|pa\u043c\u0437|Pa\u043c\u0437|\u0995'\u09a1|\u0995\u09cb\u09a1|\u0b15\u0b4b\u0b21|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u06a9\u06c6\u062f|\u06a9\u0648\u062f|\u05e7\u05d0\u05d3|\u05e7\u05d5\u05d3|\u043ao\u0434|Ko\u0434|\u0a95\u0acb\u0aa1|\u0a15\u0a21|\u0c15\u0c21|\u0d15\u0d4b\u0d21|\u0915\u094b\u0921|\u06a9\u062f|\u06a9\u0648\u0688|\u056fn\u0564|\u053fn\u0564|\u0d9a\u0dda\u0dad|\u1780\u178a|\u10d9\u10dd\u10d3|\u1c99\u10dd\u10d3|\u0e23\u0e2b\u0e2a|\u0c95\u0ccb\u0ca1)|khowudi", re.I)
 CODE_SUFFIX = re.compile(r"cod|kod|k\u00f3d|koodi|kode|[k\u043a][o\u043e]\u0434|pin|combina|kombina", re.I)
 CODE_KIND = re.compile(r"(?<![^\W_])(?:error|status|review|response|exit|return|cause|reject|reason|result|http|country|"
                        r"area|postal|po(?:\u0219|\u015f)tal|(?:\u0627\u0644)?\u0628\u0631\u064a\u062f\u064a|zip|post|product|article|item|order|tracking|reference|source|iso|fehler\w*|"
@@ -1024,6 +1027,7 @@ TOKEN_BREAKS = re.compile("[\u2013\u2014():]+")    # in text with CJK, whose bra
 # ('configs/open5gs/amf.yaml'); a bare '/X' is judged as X
 URL_VALUE = re.compile(r"[a-z][a-z0-9+.-]*://")   # in lower case
 PATH_START = re.compile(r"(?:\.{1,2}|~)?/")
+WINDOWS_PATH = re.compile(r"(?:[A-Za-z]:|\\{1,2}[\w.$-]+)(?:\\[\w.$-]+)+\\?")   # 'C:\ops\keys', '\\nas01\ops'
 PATH_SEGMENT = r"[\w.+~@%-]+"
 PATH_AFTER_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT})+/?")
 PATH_WITHOUT_START = re.compile(rf"{PATH_SEGMENT}(?:/{PATH_SEGMENT}){{2,}}/?")
@@ -1898,7 +1902,8 @@ def secret_kind(text):
 
 # A PIN joined to its digits ('PIN5809', 'puk23918847') or sent to a modem ('AT+CPIN=5809', 'AT+CPIN="23918847","5809"')
 JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-9])|at\+cpin2?\s*=\s*\"?[0-9]{4,8}(?![0-9])|"
-                        r"sims?\s*:?\s*[0-9]{4,8}\s*/\s*[0-9]{8}(?![0-9]))", re.I)   # ... or a PIN and a PUK: 'SIM: 1234/12345678'
+                        r"sims?\s*:?\s*[0-9]{4,8}\s*/\s*[0-9]{8}(?![0-9])|(?:verify|unblock|change|enable|disable)_chv(?:\s+--pin-nr\s+[0-9])?\s+[0-9]{4,16})",
+                       re.I)   # ... or given to pySim ('verify_chv --pin-nr 1 4821')   # ... or a PIN and a PUK: 'SIM: 1234/12345678'
 
 
 # Keys pressed in turn ('5-1-9-4'), a number and then a key ('6157 then OFF'), and a list of recovery codes
@@ -1934,19 +1939,27 @@ NUMBERING_REACH = 16
 # whatever those words ('IPsec PSK em sepik-wewak-2026', 'SNMP community nye lome_rw_2024', 'PSK en nam-lolwe-58'); not
 # right after a place's, pointer's or account's name nor after an SSID ('item ipsec-site-3'), nor when a piece names a
 # key, a site or a lab ('kid-ng-2025-11')
-PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|pre-?shared|precompartid\w*|ciave|ciav|chabe|chave|chiave|clau|"
+PASSPHRASE_NAME = re.compile(r"(?<![^\W\d_])(?:psk|psksecret|pre-?shared|precompartid\w*|secret|\u067e\u0627\u0633 \u0648\u0631\u0688|ciave|ciav|chabe|chave|chiave|clau|"
                              r"\u10d2\u10d0\u10e1\u10d0\u10e6\u10d4\u10d1\u10d8|\u0729\u0720\u071d\u0715\u0710|authenticate[sd]?\s+with|community|komunum\w*|comunautat|cuminanza|comunidad\w*|komunidad\w*|comunit\w*|komunit\w*|kemeneth|passphrase|wi-?fi|wpa[23]?|password|pass|key)"
                          r"(?![^\W\d_])(?!\s*(?:ids?|identifiers?|names?|labels?|alias)(?![^\W\d_]))", re.I)
 CAMEL_PASSPHRASE_NAME = re.compile(r"(?<=[a-z])(?:Password|Passphrase|Secret|Key|Psk|PSK)(?![a-z])")   # 'authPassword'
 # Vowel signs and other marks of Indic scripts, and Latin's combining accents: part of a word, though not \w to Python's re
 WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\u0a81-\u0ae3\u0b01-\u0b63\u0b82-\u0bcd\u0c00-\u0c63\u0c80-\u0ce3\u0d00-\u0d63\u0d81-\u0ddf"
-JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" + WORD_MARKS +
+# ... or numbers of five digits or more after a word holding 'code' in any language, a bypass's or a break-glass's ('Kódigus
+# di rekuperason: 19374 50862 73310 42591', 'Duo bypass codes for break-glass: 884213907, 551920344'): three or more, or
+# two of eight digits or more, no two with the same first two digits (not a series: postcodes, alarms' IDs), and not
+# where a kind of code is named (CODE_KIND: 'error codes', 'postcodes')
+CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|"
+                          r"bypass|break-?glass)(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*[^0-9\n]{0,30}?(?P<list>[0-9]{5,10}(?:[\s,;]+"
+                          r"[0-9]{5,10})+)(?![\w.-])", re.I)
+JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|(?![^\W_])[" + WORD_MARKS +
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
-LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
-PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase", re.I)     # eight letters in two words suffice after it
+LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
+IPSEC_NAMED = re.compile(r"(?<![^\W\d_])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl)(?![^\W\d_])", re.I)
+PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
-PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 8
+PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 7
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
                  "repo", "repository", "branch", "entry", "item", "page", "wiki", "runbook", "job", "ticket", "folder",
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
@@ -1958,7 +1971,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -1972,6 +1985,9 @@ NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<num
 TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
                        "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
                        "sims cards units pieces devices nodes cells critical major minor warning cleared".split())
+SEVERITY = re.compile(r"krit|criti|cr\u00edti|major|majeur|mayor|maggior|minor|mineur|menor|warn|avert|grave|sever|urgen|"
+                      r"\u7d27\u6025|\u4e25\u91cd|\u91cd\u8981|\u6b21\u8981|\u63d0\u793a|\u8b66\u544a|\uae34\uae09|\uc2ec\uac01|"
+                      r"\uc8fc\uc694|\uacbd\ubbf8|\u0634\u062f\u06cc\u062f|\u0c97\u0c82\u0cad\u0cc0\u0cb0|\u0ca4\u0cc1\u0cb0\u0ccd\u0ca4\u0cc1")   # 'critical', '紧急', '심각', 'ಗಂಭೀರ' ...
 LISTED_NUMBER = re.compile(r"(?<![\w.,/-])[0-9]{4,8}(?![\w/-]|[.,][0-9])")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
 TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
@@ -2022,7 +2038,7 @@ def unlabelled_kind(text):
             any(not CODE_YEAR.fullmatch(m.group("number")) and not labelled_number(text, m.start("number"))
                 for after in (HASH_TOKEN_AFTER, KEYPAD_AFTER) for m in after.finditer(text)):
         return KEY_AFTER_KIND
-    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text):
+    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text) or codes_listed(text):
         return CODE_LIST_KIND
     return None
 
@@ -2040,6 +2056,17 @@ def code_list(found):
     pairs = re.findall("([0-9]{4})-([0-9]{4})", found)
     return not all(map(LIST_YEAR.fullmatch, re.findall("[0-9]{4}", found))) and \
         not (pairs and all(int(low) < int(high) and low.endswith("0") and high[-1] in "09" for low, high in pairs))
+
+
+def codes_listed(text):
+    """True if a text lists codes after a word naming them (CODES_LISTED): three or more, or two of eight digits or
+    more, each with other first two digits, and no kind of code named (CODE_KIND)."""
+    for m in CODES_LISTED.finditer(text):
+        numbers = re.findall("[0-9]+", m.group("list"))
+        if (len(numbers) >= 3 or min(map(len, numbers)) >= 8) and len({n[:2] for n in numbers}) == len(numbers) and \
+                not CODE_KIND.search(text):
+            return True
+    return False
 
 
 def sim_code(text):
@@ -2105,7 +2132,7 @@ def bound_secret(text):
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
         user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
         community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text) or \
-        quoted_passphrase(text) or bare_code(text)
+        quoted_passphrase(text) or bare_code(text) or told_in_pieces(text)
     for command in () if found else COMMAND_PASSWORDS:
         m = command.search(text)
         value = m.group("value").strip(SECRET_VALUE_EDGES) if m else ""
@@ -2199,6 +2226,30 @@ def quoted_passphrase(text):
     return None
 
 
+def told_in_pieces(text):
+    """A code or password told in pieces, as (the pieces, the name), or None: a code's two halves where a keypad, door or
+    alarm or a code is named (SPLIT_CODE: 'first two digits 82, last two 64', 'door: 82 then 64'), a value typed with
+    how to type it (TYPED_WITH_HINT: 'type otter meadow 57 (lower case, dashes between)'), or digits spelled out as words
+    where a password or login is named ('Kestrel hash seven seven eight one')."""
+    split = SPLIT_CODE.search(text)
+    name = split and (KEYPAD_PLACE.search(text) or GENERIC_CODE.search(text))
+    if name:
+        return (split.group("first") or split.group("half")) + (split.group("second") or split.group("rest")), name.group()
+    typed = TYPED_WITH_HINT.search(text)
+    if typed:
+        return typed.group("value"), typed.group("verb")
+    spelled = SPELLED_DIGITS.search(text)
+    word = spelled and credential_word(text)
+    return (spelled.group(), word.group()) if word else None
+
+
+SPLIT_CODE = re.compile(r"(?<![^\W_])(?:first\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<first>[0-9]{2,4})"
+                        r"[^0-9\n]{1,30}?last\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<second>[0-9]{2,4})|"
+                        r"(?<![\w.,/-])(?P<half>[0-9]{2,4})\s*,?\s*(?:and\s+)?then\s+(?P<rest>[0-9]{2,4}))(?![\w.,/-]|[.,][0-9])", re.I)
+TYPED_WITH_HINT = re.compile(r"(?<![^\W_])(?P<verb>type|enter|key\s+in)\s+(?P<value>[^()\n]{0,30}?[0-9][^()\n]{0,30}?)\s*\(\s*(?:all\s+)?"
+                             r"(?:(?:lower|upper)[\s-]?case|case[\s-]sensitive|no\s+spaces|(?:with\s+)?dashes)", re.I)
+
+
 def bare_code(text):
     """A number right after a bare 'code' that opens the answer or a clause, or follows 'the', 'our' and the like ('code
     5830', 'the code is 5830': BARE_CODE), as (number, 'code'), or None; not where a word says what kind ('error code
@@ -2214,7 +2265,7 @@ def number_for_place(text):
     return (m.group("number"), m.group("name")) if m and not CODE_YEAR.fullmatch(m.group("number")) else None
 
 
-QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" +
+QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" +
                            WORD_MARKS + r"])+){2,})[\"'\u00bb\u201d\u2019]")
 QUOTED_NAMING = re.compile(r"ssid|network\s+name|called|named", re.I)
 BARE_CODE = re.compile(r"(?:^\s*|[.;,:!?(]\s*|(?<![^\W_])(?:the|a|our|my|this|that|new|current|usual|same)\s+)"
@@ -2225,7 +2276,7 @@ JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|en
                          r"lock|entry|access)[-_]codes?[-_])(?P<number>[0-9]{4,8})(?![^\W_]|[.,/-][0-9])", re.I)
 SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
                      r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this)\s+"
-                     r"down)|tell\s+no\s*one)(?![^\W_])", re.I)
+                     r"down)|tell\s+no\s*one|delete\s+(?:this|it)(?:\s+(?:message|sms|text))?(?:\s+after\s+reading)?|burn\s+after\s+reading)(?![^\W_])", re.I)
 SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
 SNMP_NAMED = re.compile(r"snmp|v2c", re.I)
 COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"
@@ -2255,6 +2306,7 @@ def alarm_tail(text):
                 not any("nr" in word for word in words) and unicodedata.category(typed[-1][0]) not in ("Lu", "Lt"):
             return m.group("number"), alarm.group()
         if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower().rstrip(",;:") not in TAIL_UNITS \
+                and not SEVERITY.match(end.group("word").lower()) \
                 and (end.group("before") or "").lower() not in NUMBER_LABELS:
             return end.group("number"), alarm.group()
     for alarm in ALARM_NAME.finditer(text):
@@ -2269,7 +2321,9 @@ def alarm_tail(text):
 
 def phrase_after_name(text):
     """A passphrase of joined words and a number a few words after a PSK's, community's (COMMUNITY), Wi-Fi's or key's
-    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), as (the passphrase, the name), or None."""
+    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), or anywhere in a text naming IPsec or IKE, where a
+    key is the only such value (IPSEC_NAMED: 'moss-harbor-3310 on both peers (IKEv2)'; not a host's name with its
+    number padded, 'london-gateway-01'), as (the passphrase, the name), or None."""
     for name in itertools.chain(PASSPHRASE_NAME.finditer(text), CAMEL_PASSPHRASE_NAME.finditer(text)):
         clause = PHRASE_CLAUSE_END.split(text[name.end():name.end() + PHRASE_REACH])[0]
         for m in JOINED_PHRASE.finditer(clause):
@@ -2284,6 +2338,14 @@ def phrase_after_name(text):
                      PSK_NAME.search(name.group()) or
                      words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
                 return m.group("phrase"), name.group()
+    ipsec = IPSEC_NAMED.search(text)
+    for m in JOINED_PHRASE.finditer(text) if ipsec else ():
+        pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
+        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 4 for piece in pieces) >= 2 and \
+                any(piece.isdigit() and not piece.startswith("0") for piece in pieces) and \
+                not PHRASE_NAMING_PIECES.intersection(pieces) and not (before and before[0] in PHRASE_PLACES):
+            return m.group("phrase"), ipsec.group()
     return None
 
 
@@ -2675,8 +2737,9 @@ def named_code_number(clause):
     CODE_KIND), or after an alarm's name and a verb that switches it off (ALARM_OFF): code_number_after()."""
     word = next((word for word in CODE_WORD.finditer(clause) if word.group() not in ("code", "codes")), None)
     if word and (word.group().lower() == "lock" and CLOCK_LOCK.search(clause, max(0, word.start() - 12), word.start()) or
-                 word.group().lower().endswith("codes") and len(CODE_NUMBER.findall(clause, word.end())) > 1):
-        word = None                                   # 'PTP lock lost', 'Alarm codes 2001, 3011'
+                 (word.group().lower().endswith("codes") or ALARM_NAME.fullmatch(word.group())) and
+                 len(CODE_NUMBER.findall(clause, word.end())) > 1):
+        word = None                                   # 'PTP lock lost', 'Alarm codes 2001, 3011', alarms' IDs listed
     if word and word.group().lower() in ("code", "codes") and \
             CODE_KIND.search(clause, max(0, word.start() - CODE_KIND_REACH), word.end() + CODE_KIND_REACH):
         word = None                                   # 'CPV-Code 32412100'
@@ -2848,6 +2911,8 @@ def context_secret(raw, short=None, strict=False):
         return False
     if SLASHED_DATE.fullmatch(token):                # '12/12/2024'
         return False
+    if WINDOWS_PATH.fullmatch(token):                 # a Windows path's pieces ('\\nas01\ops', 'C:\ops\keys')
+        return any(context_secret(piece, short, strict) for piece in token.split("\\")[1:] if piece)
     if "/" in token or "://" in token:                # a URL's or path's pieces ('~/keys/amf', 'admin/Zx9kq7Lm')
         start = URL_VALUE.match(token.lower()) or PATH_START.match(token)
         return any(context_secret(piece, short, strict) for piece in URL_PIECES.split(token[start.end() if start else 0:]))
