@@ -3590,7 +3590,8 @@ def h60_placeholders_and_put_offs_in_other_languages_and_a_sheets_choices():
     'Short answer text') and 'to be defined' in other languages ('à définir', '待定', 'уточняется'); 'lab;#research'
     (SharePoint's choices) kept 'research' as a comment; 'lab/research' was refused as a user and password. Now the
     first two are no answer, the third names 'research' as an answer, the fourth records both; 'unknown' stays an
-    answer and a sheet's apostrophe before a number is dropped ("'4 servers")."""
+    answer and a sheet's apostrophe before a number is dropped ("'4 servers"), not one that starts a word ("'90s-era plan",
+    round 68)."""
     doc = cl.parse(shipped_readme())
     text, req1 = doc.items["REQ-3"], doc.items["REQ-1"]
     for value in ("Votre r\u00e9ponse", "Ihre Antwort", "Geben Sie Ihre Antwort ein", "Short answer text", "Your response",
@@ -3598,6 +3599,7 @@ def h60_placeholders_and_put_offs_in_other_languages_and_a_sheets_choices():
                   "wird nachgereicht"):
         assert "is no answer" in " ".join(cl.format_answer(text, value)[1]), value
     assert cl.format_answer(text, "unknown") == ("unknown", []) and cl.format_answer(text, "'4 servers") == ("4 servers", [])
+    assert cl.format_answer(text, "'90s-era plan") == ("'90s-era plan", [])
     assert cl.format_answer(req1, "lab/research") == ("`lab`, `research`", [])
     assert "'#research' after ';' reads as answers" in cl.format_answer(req1, "lab;#research")[1][0]
 

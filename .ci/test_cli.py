@@ -115,11 +115,13 @@ def cli_an_option_given_twice_is_a_usage_error():
 
 @test
 def cli_items_of_one_group():
-    result = run_main("items", "--profile", "vendor", "--party", "counsel", "--group", "EXP", "--format", "json")
-    ids = [r["id"] for r in json.loads(result.stdout)["items"]]
-    assert result.returncode == 0 and ids and all(i.startswith("EXP-") for i in ids), ids
-    result = run_main("items", "--group", "exp")
-    assert result.returncode == 2 and "unknown --group 'exp'; choose from: REQ, LIC, EXP" in result.stderr, result
+    """--group takes a prefix in either case, as IDs are read ('exp' is EXP); an unknown one is refused with the list."""
+    for group in ("EXP", "exp"):
+        result = run_main("items", "--profile", "vendor", "--party", "counsel", "--group", group, "--format", "json")
+        ids = [r["id"] for r in json.loads(result.stdout)["items"]]
+        assert result.returncode == 0 and ids and all(i.startswith("EXP-") for i in ids), ids
+    result = run_main("items", "--group", "exq")
+    assert result.returncode == 2 and "unknown --group 'exq'; choose from: REQ, LIC, EXP" in result.stderr, result
 
 
 @test

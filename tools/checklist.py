@@ -1999,6 +1999,8 @@ def main(argv=None, out=None, err=None):
         for option, known in (("profile", doc.profiles), ("show", doc.profiles), ("party", doc.parties),
                               ("involving", doc.parties), ("stage", doc.stages), ("group", doc.groups)):
             value = getattr(args, option, None)
+            if option == "group" and value and value.isascii() and value.upper() in known:
+                value = args.group = value.upper()                    # 'hw' names HW, as IDs are read
             if value and value not in known:
                 raise Refusal(f"unknown --{option} '{id_shown(value)}'; choose from: {', '.join(known)}", 2)
         if args.command in ("items", "status", "form", "profiles", "stats"):   # views copy the file's text: never a key

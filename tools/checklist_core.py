@@ -1079,9 +1079,12 @@ def canonical(token, declared):
 
 def sheet_value(cell):
     """A CSV cell without the apostrophe an export puts before a formula's sign ("'+44 20 7946 0958"), or a sheet keeps
-    before a number typed as text ("'4 servers", LibreOffice)."""
+    before a number typed as text ("'4 servers", LibreOffice); not one that is part of a word ("'90s-era plan")."""
     text = cell.strip()
-    return text[1:] if text.startswith("'") and (text[1:].startswith(FORMULA_START) or "0" <= text[1:2] <= "9") else cell
+    return text[1:] if text.startswith("'") and (text[1:].startswith(FORMULA_START) or SHEET_NUMBER.match(text)) else cell
+
+
+SHEET_NUMBER = re.compile(r"'[0-9]+(?![^\W_])")      # "'4 servers", "'2026-03-01"; not "'90s"
 
 
 # What separates a routing cell's tokens: commas (the fullwidth and ideographic ones Chinese and Japanese keyboards
