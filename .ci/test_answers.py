@@ -3730,6 +3730,19 @@ def h68_shared_keys_under_any_name_where_ipsec_is_named_codes_told_in_pieces_and
 
 
 @test
+def h69_monitoring_tools_communities_a_pin_table_and_codes_in_more_scripts_are_refused():
+    """Round 69: a community given to check_snmp or pysnmp, a PIN sent with AT+CLCK or listed under 'pin;puk', the answer
+    after a question naming credentials ('omc creds? dan: … Ternpass44'), "don't write it", a PIN's value cut at a
+    full-width comma, a passphrase in lower case where Wi-Fi is named (any number of letters per word, seven in all),
+    codes in Dari, Japanese and Ethiopic, recovery codes in Chinese, door locks and alarms in Chinese, Japanese and
+    Tigre. A keypad's model number ('Paxton 1100 model'), an extension in Dari, 'エラーコード' and access points' names
+    stay answers (BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    assert "near a password's name" in cl.text_problems("check_snmp -H 10.0.0.2 -C ravenlook -o sysUpTime.0")[0]
+    assert "SIM card's access code" in cl.text_problems("PIN \u4fc2 5527\uff0cPUK sent separately")[0]
+    accepted_as_text("Keypad on the B3 door is a Paxton 1100 model, firmware 4.2; codes issued per visitor")
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range

@@ -204,7 +204,7 @@ KEY_MARKERS = re.compile(r"-----\s*BEGIN [A-Z0-9 ]*-----|PRIVATE KEY-----|PuTTY-
 # is another word's, nor 'token bucket'); secret_value() judges the value's first token after any label
 # ('credentials: K7#pQ2!xLm9 until go-live' as 'password: ...'; 'credentials: srsRAN_4G defaults' is a name)
 # A label may stand in quotes before its separator ('"password": "..."', "'token' = '...'": LABEL_SEPARATOR)
-LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+))(?P<value>\S+)"
+LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s*[:=]\s*|\s+)|\s*[\u4fc2\u662f\u70ba\u4e3a]\s*)(?P<value>\S+)"
 # A bare 'pass' labels only before ':' or '=' ('pass: ...', 'PASS=...'; not 'Interop test: pass - 20241105')
 SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|(?=[\"'\u2019\u201d]?\s*[:=]))|"
                           r"pwd|pw|psk|"
@@ -534,7 +534,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
 EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
-                       r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629|\u0627\u06cc\u06a9\u0633\u0679\u06cc\u0646\u0634\u0646)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
+                       r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629|\u0627\u06cc\u06a9\u0633\u0679\u06cc\u0646\u0634\u0646|\u062f\u0627\u062e\u0644\u06cc)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
 # CLOCK_TIMES always): no code's number (schedule_blanked)
@@ -768,6 +768,9 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])pySim[\w.-]*\s[^|;\n]*?(?<!\S)-a\s+(?P<value>\S+)"),
                      re.compile(r"(?<![\w.*-])[\w.*-]+:(?:[0-9]{1,5}|\*):[\w.*-]+:[\w.*-]+:(?P<value>[^\s:]+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])check_snmp\w*(?![^\W_])[^|;\n]*?(?<!\S)-C\s+(?P<value>\S+)"),
+                     re.compile(r"(?<![^\W_])CommunityData\(\s*[\"'](?P<value>[^\"']+)[\"']"),
+                     re.compile(r"(?<![^\W_])snmp-?community\s*=\s*(?P<value>[^\s,;]+)", re.I),
                      re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
                                 re.I),
                      re.compile(r"(?<![^\W_])key-string\s+(?:[0-9]\s+)?(?P<value>\S+)", re.I),
@@ -858,16 +861,16 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"override|badge|disarm|arm|duress|panic|night|unset|set|reset|bypass|participant|conference|meeting|moderator|host|"
                        r"key|cabinet|signing|sms|confirmation|security|login|installer|engineer|master|errichter|benutzer|"
                        r"installateur|installatore|instalador|techniker|technician)"
-                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|(?<![\u90e8\u4e13])\u95e8(?:\u4e2a)?(?:\u53f7\u5934|\u53f7\u7801)|(?<![\uac00-\ud7a3])\ubb38\s*\ubc88\ud638|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
+                       r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\u9580\u9396|\u95e8\u9501|(?<![\u90e8\u4e13])\u95e8(?:\u4e2a)?(?:\u53f7\u5934|\u53f7\u7801)|(?<![\uac00-\ud7a3])\ubb38\s*\ubc88\ud638|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|vrata|Vrata|puertahan|Puertahan|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|vrata|Vrata|puertahan|Puertahan|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u062f\u0631\u0648\u0627\u0632\u0647|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -996,7 +999,7 @@ CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9]
 # ('コードは2609', '2753یە': no word joins them)
 CODE_CLAUSE_END = re.compile(r"[;\n\u0589\u0964\u0965\u1362\u17d4]|\.(?:\s|$)")   # and Armenian, Indic, Ethiopic, Khmer stops
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
-                       r"attempts?|tries|times|units?|pieces?|eur|usd|chf)(?![^\W_]))", re.I)
+                       r"attempts?|tries|times|units?|pieces?|eur|usd|chf|models?|series)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
 LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between the numbers of a list
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|numbers?|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
@@ -1020,7 +1023,7 @@ SIM_KEY = re.compile(r"[0-9A-Fa-f]{16,}")
 # words (FOLLOWED_BY_WORDS)
 FOLLOWED_BY_WORDS = re.compile(r"[^\n]*?[^\W_]")
 # What ends the first token of a labelled value, besides whitespace: an en or em dash ('Tr0ub4dor&3xyz—rotate')
-TOKEN_DASHES = re.compile("[\u2013\u2014]+")
+TOKEN_DASHES = re.compile("[\u2013\u2014\u3001\uff0c\uff1b]+")   # and CJK commas
 TOKEN_BREAKS = re.compile("[\u2013\u2014():]+")    # in text with CJK, whose brackets have no space: 'v17.5.0（NETCONF）と'
 # A value that is a pointer, not a password: a URL ('https://vault.example/item/12'), or a path of two or more
 # segments after '/', './', '../' or '~/' ('/opt/open5gs/etc', '~/keys/amf'), or of three or more without
@@ -1125,7 +1128,7 @@ UPPER_NUMBER = re.compile(r"[A-Z]{1,5}[0-9]{1,5}")
 VOWEL = re.compile(r"[AEIOUaeiou]")
 LETTER_DIGIT_CHANGE = re.compile(r"[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 SECRET_VALUE_PARTS = re.compile(r"[-_./:@#?=&+,;]+")
-SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?\u060c\u061b"
+SECRET_VALUE_EDGES = "\"'\u201c\u201d\u2018\u2019()[]{}<>.,;:!?\u060c\u061b\u3001\u3002\uff0c\uff1a\uff1b\u1361\u1362\u1363\u1364\u1365"
 SECRET_VALUE_LENGTH = 6
 # A user and password before a host, without a scheme, as ssh and scp take them: 'alice:Hunter2pw@git.example.org';
 # not 'mailto:alice@example.org', whose 'user' is a scheme (ADDRESS_SCHEMES), nor a time or ports ('10:30@...')
@@ -1900,10 +1903,14 @@ def secret_kind(text):
     return None
 
 
-# A PIN joined to its digits ('PIN5809', 'puk23918847') or sent to a modem ('AT+CPIN=5809', 'AT+CPIN="23918847","5809"')
+# A PIN joined to its digits ('PIN5809', 'puk23918847'), sent to a modem ('AT+CPIN=5809', 'AT+CPIN="23918847","5809"',
+# 'AT+CLCK="SC",0,"4821"') or to pySim ('verify_chv --pin-nr 1 4821'), a PIN and a PUK ('SIM: 1234/12345678'), or a table
+# of them ('card;pin;puk / 17;4821;19283746')
 JOINED_PIN = re.compile(r"(?<![^\W_])(?:(?:pin|puk)[0-9]{4,9}(?![^\W_]|[.,/-][0-9])|at\+cpin2?\s*=\s*\"?[0-9]{4,8}(?![0-9])|"
-                        r"sims?\s*:?\s*[0-9]{4,8}\s*/\s*[0-9]{8}(?![0-9])|(?:verify|unblock|change|enable|disable)_chv(?:\s+--pin-nr\s+[0-9])?\s+[0-9]{4,16})",
-                       re.I)   # ... or given to pySim ('verify_chv --pin-nr 1 4821')   # ... or a PIN and a PUK: 'SIM: 1234/12345678'
+                        r"sims?\s*:?\s*[0-9]{4,8}\s*/\s*[0-9]{8}(?![0-9])|"
+                        r"(?:verify|unblock|change|enable|disable)_chv(?:\s+--pin-nr\s+[0-9])?\s+[0-9]{4,16}|"
+                        r"at\+clck\s*=\s*\"?sc\"?\s*,\s*[0-2]\s*,\s*\"?[0-9]{4,8}(?![0-9])|"
+                        r"pin[12]?[;,|\t]puk[12]?(?![^\W_])[^\n]{0,40}?(?<![0-9])[0-9]{4,8}[;,|\t][0-9]{8}(?![0-9]))", re.I)
 
 
 # Keys pressed in turn ('5-1-9-4'), a number and then a key ('6157 then OFF'), and a list of recovery codes
@@ -1928,7 +1935,9 @@ CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
 BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*[0-9]{4,8}"
                         r"(?:[\s,]+[0-9]{4,8}){2,}|[^\W\d_]*(?:recup|recov|r\u00e9cup|wiederherstell)[^\W\d_]*[^0-9\n]{0,30}?"
-                        r"[0-9]{4,8}(?:[\s,]+[0-9]{4,8}){3,})(?![\w.-])", re.I)   # 'backup 4471 2290 6675 1042 8812'
+                        r"[0-9]{4,8}(?:[\s,]+[0-9]{4,8}){3,}|(?:backup|recovery|rescue|scratch|bypass|unlock)(?:\s+(?:codes?|keys?))?"
+                        r"\s*:?\s*(?=[a-z0-9-]*[a-z])(?=[a-z0-9-]*[0-9])[a-z0-9]{4}(?:-[a-z0-9]{4}){3,})(?![\w.-])", re.I)
+# ('backup 4471 2290 6675 1042 8812', 'recovery: 1a2b-3c4d-5e6f-7g8h')
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
@@ -1949,13 +1958,15 @@ WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\
 # di rekuperason: 19374 50862 73310 42591', 'Duo bypass codes for break-glass: 884213907, 551920344'): three or more, or
 # two of eight digits or more, no two with the same first two digits (not a series: postcodes, alarms' IDs), and not
 # where a kind of code is named (CODE_KIND: 'error codes', 'postcodes')
-CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|"
+CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u12ae\u12f5|\u12ae\u12f3|"
+                          r"\u30b3\u30fc\u30c9|\u6062\u5fa9\u78bc|\u6062\u590d\u7801|\u5099\u7528\u78bc|\u5907\u7528\u7801|"
                           r"bypass|break-?glass)(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*[^0-9\n]{0,30}?(?P<list>[0-9]{5,10}(?:[\s,;]+"
                           r"[0-9]{5,10})+)(?![\w.-])", re.I)
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|(?![^\W_])[" + WORD_MARKS +
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
 LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
-IPSEC_NAMED = re.compile(r"(?<![^\W\d_])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl)(?![^\W\d_])", re.I)
+PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|"
+                            r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc)(?![A-Za-z])", re.I)
 PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
@@ -1965,13 +1976,15 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
                  "model", "controller", "labelled", "labeled", "region", "zone"}
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
-                        "core", "lab", "prod", "dev", "test"}
+                        "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
+                        "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
+                        "wlan", "ssid", "vlan", "edge"}
 # A number that ends a sentence naming an alarm, after a comma and a few words ('Per deactivar l'alarm, smatgai 3029.',
 # 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\u8b66\u5831\u5668|\u8b66\u62a5\u5668|\u5831\u8b66\u5668|\u12a0\u120b\u122d\u121d|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -1981,7 +1994,7 @@ ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?
 # ... or a number and one word that end it ('Alarmi qamissagukku 1964 tooruk.'), but a quantity ('3650 days') or a
 # number a word names ('queue 4410': NUMBER_LABELS)
 NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<number>[0-9]{4,8})\s+"
-                             r"(?P<word>[^\W\d_][^\s.!\u0964\u3002]*)\s*[.!\u0964\u3002]?\s*$")
+                             r"(?P<word>[^\W\d_][^\s.!\u0964\u3002\u1362]*)\s*[.!\u0964\u3002\u1362]?\s*$")
 TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
                        "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
                        "sims cards units pieces devices nodes cells critical major minor warning cleared".split())
@@ -1996,7 +2009,7 @@ NUMBER_LABELS = TAIL_NAMING | frozenset("queue type series version firmware vlan
                                         "group".split())
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
 KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF, ENTER or #)"
-CODE_LIST_KIND = "recovery or backup codes (groups of four digits, as 3308-6612, 9021-4457)"
+CODE_LIST_KIND = "recovery or backup codes (groups of digits, as 3308-6612, 9021-4457)"
 
 
 def unlabelled_kind(text):
@@ -2071,9 +2084,11 @@ def codes_listed(text):
 
 def sim_code(text):
     """True if a SIM card's access code or OTA key follows its label in a text already scanned: the value's first
-    token, cut at an en or em dash as a password is (TOKEN_DASHES), without quotes, brackets and end punctuation."""
+    token, cut at an en or em dash as a password is (TOKEN_DASHES) and at a comma, without quotes, brackets and end
+    punctuation."""
     return any((SIM_CODE if m.group("code") else SIM_KEY).fullmatch(
-        TOKEN_DASHES.split(m.group("value"))[0].strip(SECRET_VALUE_EDGES)) for m in SIM_LABEL.finditer(text))
+        re.split("[,;]", TOKEN_DASHES.split(m.group("value"))[0])[0].strip(SECRET_VALUE_EDGES))
+        for m in SIM_LABEL.finditer(text))
 
 
 def credential_token(text):
@@ -2275,8 +2290,7 @@ NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
                          r"lock|entry|access)[-_]codes?[-_])(?P<number>[0-9]{4,8})(?![^\W_]|[.,/-][0-9])", re.I)
 SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
-                     r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this)\s+"
-                     r"down)|tell\s+no\s*one|delete\s+(?:this|it)(?:\s+(?:message|sms|text))?(?:\s+after\s+reading)?|burn\s+after\s+reading)(?![^\W_])", re.I)
+                     r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this))|tell\s+no\s*one|delete\s+(?:this|it)(?:\s+(?:message|sms|text))?(?:\s+after\s+reading)?|burn\s+after\s+reading)(?![^\W_])", re.I)
 SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
 SNMP_NAMED = re.compile(r"snmp|v2c", re.I)
 COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"
@@ -2321,9 +2335,11 @@ def alarm_tail(text):
 
 def phrase_after_name(text):
     """A passphrase of joined words and a number a few words after a PSK's, community's (COMMUNITY), Wi-Fi's or key's
-    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), or anywhere in a text naming IPsec or IKE, where a
-    key is the only such value (IPSEC_NAMED: 'moss-harbor-3310 on both peers (IKEv2)'; not a host's name with its
-    number padded, 'london-gateway-01'), as (the passphrase, the name), or None."""
+    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), or anywhere in a text naming IPsec, IKE or Wi-Fi,
+    where a key is the only such value (PHRASE_CONTEXT: 'moss-harbor-3310 on both peers (IKEv2)', 'tulou-san-52'):
+    words in lower case, seven letters or more, and a number of two to four digits; not a host's name with its number
+    padded ('london-gateway-01') or a piece that names one (PHRASE_NAMING_PIECES: 'ap-lobby-12'), as (the passphrase,
+    the name), or None."""
     for name in itertools.chain(PASSPHRASE_NAME.finditer(text), CAMEL_PASSPHRASE_NAME.finditer(text)):
         clause = PHRASE_CLAUSE_END.split(text[name.end():name.end() + PHRASE_REACH])[0]
         for m in JOINED_PHRASE.finditer(clause):
@@ -2338,14 +2354,15 @@ def phrase_after_name(text):
                      PSK_NAME.search(name.group()) or
                      words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
                 return m.group("phrase"), name.group()
-    ipsec = IPSEC_NAMED.search(text)
-    for m in JOINED_PHRASE.finditer(text) if ipsec else ():
-        pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
+    named = PHRASE_CONTEXT.search(text)
+    for m in JOINED_PHRASE.finditer(text) if named else ():
+        typed = re.split("[-_]", m.group("phrase"))
+        letters = [len(piece) for piece in typed if LETTER_PIECE.fullmatch(piece) and piece.lower() == piece]
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
-        if sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 4 for piece in pieces) >= 2 and \
-                any(piece.isdigit() and not piece.startswith("0") for piece in pieces) and \
-                not PHRASE_NAMING_PIECES.intersection(pieces) and not (before and before[0] in PHRASE_PLACES):
-            return m.group("phrase"), ipsec.group()
+        if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 4 and sum(letters) >= 7 and \
+                re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) and \
+                not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES):
+            return m.group("phrase"), named.group()
     return None
 
 
@@ -2885,12 +2902,19 @@ def byte_run(text):
 
 
 def credential_sentences(text):
-    """The sentences of a text that name a credential, or the whole text if it is one sentence: a number in another
-    sentence is no password near the name ('Default passwords will be changed. PLMN 001-01, TAC 1-10')."""
+    """The sentences of a text that name a credential, and the one after a question that does ('omc creds? dan:
+    omcadmin + Ternpass44'), or the whole text if it is one sentence: a number in another sentence is no password near
+    the name ('Default passwords will be changed. PLMN 001-01, TAC 1-10')."""
     parts = SENTENCE_END.split(text)
     if len(parts) == 1:
         return text
-    return " ".join(p for p in parts if credential_word(p) or SIM_WORD.search(p) or SIM_KEY_WORD.search(p))
+    kept, asked = [], False
+    for part in parts:
+        named = credential_word(part) or SIM_WORD.search(part) or SIM_KEY_WORD.search(part)
+        if named or asked:
+            kept.append(part)
+        asked = bool(named) and part.rstrip().endswith("?")
+    return " ".join(kept)
 
 
 def context_secret(raw, short=None, strict=False):

@@ -1924,7 +1924,7 @@ def build_parser():
     """The argparse parser: one subcommand per view, shared --file, --format and routing options.
     Built once, as argparse looks up its message translations while it builds."""
     parser = Parser(
-        prog="checklist.py", description=__doc__.split("\n\n")[0],
+        prog="checklist.py", description=(__doc__ or "").split("\n\n")[0],   # no docstring under python -OO
         epilog="Exit codes: 0 done; 1 defects found or input refused (nothing written); "
                "2 could not run as asked. Python 3.8 or later, standard library only.")
     sub = parser.add_subparsers(dest="command", required=True)
