@@ -3751,6 +3751,9 @@ def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused
     for value in ("0000-00-00", "0001-01-01 00:00:00 +0000 UTC", "1601-01-01", "Thu Jan  1 00:00:00 UTC 1970",
                   "Invalid Date"):
         assert "spreadsheet's own value" in cl.format_answer(item, value)[1][0], value
+    # round 69: Excel's day number for a date ('46096', 2026-03-15) where the Form asks for dates; a count elsewhere
+    assert "stored as its day number" in cl.format_answer(item, "46096")[1][0]
+    assert cl.format_answer(cl.parse(shipped_readme()).items["REQ-3"], "46096") == ("46096", [])
     assert cl.format_answer(item, "NaN-NaN-NaN")[1]
     for value in ("04-Mar", "Mar-04", "04.M\u00e4r", "4-mars", "78-Mar"):
         assert "turned into a date" in cl.format_answer(item, value)[1][0], value

@@ -1125,6 +1125,10 @@ RANGE_MONTHS = (r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|m\u00e
                 r"juil|ao\u00fbt|d\u00e9c|ene|abr|ago|dic|gen|mag|giu|lug|set|ott|\u044f\u043d\u0432|\u0444\u0435\u0432|"
                 r"\u043c\u0430\u0440|\u0430\u043f\u0440|\u043c\u0430\u0439|\u0438\u044e\u043d|\u0438\u044e\u043b|"
                 r"\u0430\u0432\u0433|\u0441\u0435\u043d|\u043e\u043a\u0442|\u043d\u043e\u044f|\u0434\u0435\u043a)")
+# A date a spreadsheet keeps as its day number (Excel's serial for 1998 to 2099: '46096' is 2026-03-15), where the Form
+# asks for dates
+DATE_SERIAL = re.compile(r"(?:3[6-9]|[4-6][0-9]|7[0-2])[0-9]{3}(?:\.[0-9]+)?")
+DATE_FORM = re.compile(r"(?<![^\W_])dates?(?![^\W_])", re.I)
 RANGE_DATE = re.compile(r"[0-9]{1,2}(?:[-.]|\.\s)" + RANGE_MONTHS + r"\.?|" + RANGE_MONTHS + r"\.?-[0-9]{1,2}", re.I)
 # A long number a spreadsheet shows in scientific notation ('8.9441E+19', an ICCID), or saves cut to 15 digits and
 # zeros ('89441000012345600000'): its digits are lost
@@ -1149,6 +1153,9 @@ def format_answer(item, cell):
     if not declared and RANGE_DATE.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' may be a range or fraction a spreadsheet turned into a date: "
                       "format the column as text and type it again"]
+    if not declared and DATE_SERIAL.fullmatch(cell.strip()) and DATE_FORM.search(item.get("Form") or ""):
+        return None, [f"{item.id}: '{shown(cell.strip())}' may be a date a spreadsheet stored as its day number: format the "
+                      "column as text and type the date again"]
     if SHORTENED_NUMBER.fullmatch(cell.strip()):
         return None, [f"{item.id}: '{shown(cell.strip())}' is a long number a spreadsheet shortened: format the "
                       "column as text and type the number again"]
