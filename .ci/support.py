@@ -915,6 +915,20 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Signalizacien sammutukseh paina 2758.',
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
+                 # round 70
+                 'Mar 3 10:02:11 panel01 alarmd[812]: user 2 disarmed with code 2291 (zone 4)',
+                 '2291 for the alarm, 5830 for the door, both changed Friday',
+                 'OMC admin login omcadmin, password spelled G-R-4-N-I-T-E-7-7',
+                 'password: G R 4 N I T E 7 7',
+                 'SNMP \u06a9\u0645\u06cc\u0648\u0646\u0679\u06cc: jhok-rang-61',
+                 'SNMP \u0915\u092e\u094d\u092f\u0941\u0928\u093f\u091f\u0940 \u092c\u093e faizabad-chauk-17',
+                 '\u098f\u09b2\u09be\u09b0\u09cd\u09ae \u09ac\u09a8\u09cd\u09a7 \u0997\u09b0\u09bf\u09ac\u09be\u09b0 \u09b2\u09be\u0987 1946 \u099f\u09bf\u09aa\u09cb\u0964',
+                 'SNMP \u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf: chatga-hill-90',
+                 'SNMP \u12ae\u121a\u1292\u1272\u1366 butajira-gebeya-23',
+                 '\u12e8\u1218\u1218\u1208\u123b \u12ae\u12f6\u127d\u1366 40926 71358 26083 95147',
+                 '\u30a2\u30e9\u30fc\u30e0 \u30db\u31f1\u30ad 1579 \u30a8\u30aa\u30c3\u30bf\u3002',
+                 'SNMP \u30b3\u30df\u30e5\u30cb\u30c6\u30a3 shiraoi-kuma-85 \u30cd',
+                 'SNMP \u0c95\u0cae\u0ccd\u0caf\u0cc1\u0ca8\u0cbf\u0c9f\u0cbf: virajpet-kodi-19',
                  # round 69
                  "7319 \u2014 that's for the B3 comms room, don't write it on the door",
                  '#noc 10:02 priya: omc creds? dan: omcadmin + the usual, Ternpass44',
@@ -1690,6 +1704,11 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 70
+                  '\u09b8\u09be\u09b0\u09cd\u09ad\u09be\u09b0 \u09b0\u09c1\u09ae \u09e9, \u09b0\u200d\u09cd\u09af\u09be\u0995 R09, \u0987\u0989\u09a8\u09bf\u099f \u09e9\u09e6\u2013\u09e9\u09ea',
+                  'SNMP traps to nms-main-12',
+                  'opened with 2024 tooling',
+                  'credentials per 3-G-P-P TS 33.501',
                   # round 69
                   'Keypad on the B3 door is a Paxton 1100 model, firmware 4.2; codes issued per visitor',
                   '\u06a9\u0648\u062f\u0647\u0627\u06cc \u062f\u0631\u0648\u0627\u0632\u0647 \u0646\u0632\u062f \u0645\u062f\u06cc\u0631 \u0633\u0627\u062d\u0647 (\u062f\u0627\u062e\u0644\u06cc \u06f2\u06f2\u06f0) \u0627\u0633\u060c \u0627\u06cc\u0646\u062c\u0627 \u0646\u0648\u0634\u062a\u0647 \u0646\u0645\u06cc\u200c\u0634\u0647.',

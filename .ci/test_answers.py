@@ -3743,6 +3743,18 @@ def h69_monitoring_tools_communities_a_pin_table_and_codes_in_more_scripts_are_r
 
 
 @test
+def h70_communities_where_snmp_is_named_alarms_disarmed_with_a_code_and_spelled_values_are_refused():
+    """Round 70: a passphrase in lower case anywhere in a text naming SNMP (whatever the word for 'community'), not a
+    host's name after 'to' or 'by'; 'disarmed with code 2291'; '2291 for the alarm'; a password spelled letter by letter
+    with its digits; alarms in Bengali and katakana; codes in Ge'ez. A Bengali word joined by ZWJ before a virama
+    ('র‍্যাক', rack) is spelling, not a hidden character (BOUND_REFUSED and BOUND_ACCEPTED, which the page judges too)."""
+    assert "near 'SNMP'" in cl.text_problems("SNMP \u30b3\u30df\u30e5\u30cb\u30c6\u30a3 shiraoi-kuma-85")[0]
+    assert "near 'disarmed'" in cl.text_problems("user 2 disarmed with code 2291 (zone 4)")[0]
+    assert cl.hidden_characters("\u09b0\u200d\u09cd\u09af\u09be\u0995") == []
+    assert cl.hidden_characters("a\u200d\u0301") == ["\u200d"]
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range

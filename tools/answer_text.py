@@ -488,6 +488,8 @@ SET_REACH = 30
 # A word spelled out, four letters or more apart by one hyphen, dot, space or underscore, with a dot after
 # its last ('p-a-s-s-w-o-r-d', 'P.A.S.S.:'): its letters joined, it is read as a name again
 SPELLED = re.compile(r"(?<![^\W_])[^\W\d_](?:[-. _][^\W\d_]){3,}\.?(?![^\W_])")
+# ... and a value spelled out, its letters and digits so apart ('G-R-4-N-I-T-E-7-7', 'G R 4 N I T E 7 7': told_in_pieces)
+SPELLED_VALUE = re.compile(r"(?<![^\W_])[^\W_](?:[-. _][^\W_]){3,}\.?(?![^\W_])")
 TO_VALUE = re.compile(r"\s+(?:to|auf)\s+", re.I)
 # A password's name after 'use', 'using', 'with' or 'set' (USED_BEFORE): its value after a space alone is judged as
 # after ':' ('use password persimmon for the test tenant')
@@ -940,7 +942,9 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])(?:press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,10}[#*]?)\s+to\s+"
                     r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?:use[sd]?|using)\s+(?P<number>(?!(?:199[0-9]|20[0-3][0-9])\s)[0-9]{4,8})\s+(?:for|on|at)\s+(?:[^\W\d_]+\s+){0,3}?"
-                    r"(?P<name>doors?|gates?|keypads?|locks?|padlocks?)(?![^\W_])", re.I))   # 'We use 2580 for every door'
+                    r"(?P<name>doors?|gates?|keypads?|locks?|padlocks?)(?![^\W_])", re.I),   # 'We use 2580 for every door'
+         re.compile(r"(?<![^\W_])(?P<name>(?:dis)?armed|unset|unlocked|opened)\s+(?:with|using|by)\s+(?:(?:the\s+)?(?:code|pin)\s+)?"
+                    r"(?P<number>(?!(?:199[0-9]|20[0-3][0-9])(?![0-9]))[0-9]{4,8})(?![\w/-]|[.,][0-9])", re.I))   # 'user 2 disarmed with code 2291'
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
 ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,8})\s+"
@@ -1433,8 +1437,10 @@ def joins(value, k):
     if value[k] not in JOINERS:
         return False
     before, after = unicodedata.category(value[k - 1]), unicodedata.category(value[k + 1])
-    if before[0] in "LM" and after[0] == "L":       # a letter, or a letter's mark such as a virama; not between two
-        return not (value[k - 1].isascii() and value[k + 1].isascii())   # ASCII letters: there they could hide data
+    if before[0] in "LM" and (after[0] == "L" or after[0] == "M" and not value[k - 1].isascii()):
+        # a letter, or a letter's mark such as a virama, then a letter or (Bengali 'র‍্যাক') a mark; not between two ASCII
+        # letters: there they could hide data
+        return not (value[k - 1].isascii() and value[k + 1].isascii())
     return value[k] == "\u200d" and after == "So" and (before in ("So", "Sk") or value[k - 1] == "\ufe0f")
 
 
@@ -1958,14 +1964,14 @@ WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\
 # di rekuperason: 19374 50862 73310 42591', 'Duo bypass codes for break-glass: 884213907, 551920344'): three or more, or
 # two of eight digits or more, no two with the same first two digits (not a series: postcodes, alarms' IDs), and not
 # where a kind of code is named (CODE_KIND: 'error codes', 'postcodes')
-CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u12ae\u12f5|\u12ae\u12f3|"
+CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u12ae\u12f5|\u12ae\u12f3|\u12ae\u12f6|"
                           r"\u30b3\u30fc\u30c9|\u6062\u5fa9\u78bc|\u6062\u590d\u7801|\u5099\u7528\u78bc|\u5907\u7528\u7801|"
                           r"bypass|break-?glass)(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*[^0-9\n]{0,30}?(?P<list>[0-9]{5,10}(?:[\s,;]+"
                           r"[0-9]{5,10})+)(?![\w.-])", re.I)
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|(?![^\W_])[" + WORD_MARKS +
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
 LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
-PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|"
+PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|snmp|v2c|"
                             r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc)(?![A-Za-z])", re.I)
 PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
 COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
@@ -1975,6 +1981,7 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
                  "repo", "repository", "branch", "entry", "item", "page", "wiki", "runbook", "job", "ticket", "folder",
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
                  "model", "controller", "labelled", "labeled", "region", "zone"}
+HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collector"}   # 'traps to nms-main-12'
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
                         "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
@@ -1984,7 +1991,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\u8b66\u5831\u5668|\u8b66\u62a5\u5668|\u5831\u8b66\u5668|\u12a0\u120b\u122d\u121d|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\u8b66\u5831\u5668|\u8b66\u62a5\u5668|\u5831\u8b66\u5668|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -2244,8 +2251,9 @@ def quoted_passphrase(text):
 def told_in_pieces(text):
     """A code or password told in pieces, as (the pieces, the name), or None: a code's two halves where a keypad, door or
     alarm or a code is named (SPLIT_CODE: 'first two digits 82, last two 64', 'door: 82 then 64'), a value typed with
-    how to type it (TYPED_WITH_HINT: 'type otter meadow 57 (lower case, dashes between)'), or digits spelled out as words
-    where a password or login is named ('Kestrel hash seven seven eight one')."""
+    how to type it (TYPED_WITH_HINT: 'type otter meadow 57 (lower case, dashes between)'), or digits spelled out as words,
+    or letters and digits one by one (SPELLED_VALUE: 'G-R-4-N-I-T-E-7-7'), where a password or login is named ('Kestrel
+    hash seven seven eight one')."""
     split = SPLIT_CODE.search(text)
     name = split and (KEYPAD_PLACE.search(text) or GENERIC_CODE.search(text))
     if name:
@@ -2253,7 +2261,8 @@ def told_in_pieces(text):
     typed = TYPED_WITH_HINT.search(text)
     if typed:
         return typed.group("value"), typed.group("verb")
-    spelled = SPELLED_DIGITS.search(text)
+    spelled = SPELLED_DIGITS.search(text) or next((m for m in SPELLED_VALUE.finditer(text) if re.search("[0-9]", m.group())
+                                                   and re.search(r"[^\W\d_]", m.group()) and len(m.group()) >= 11), None)
     word = spelled and credential_word(text)
     return (spelled.group(), word.group()) if word else None
 
@@ -2286,7 +2295,7 @@ QUOTED_NAMING = re.compile(r"ssid|network\s+name|called|named", re.I)
 BARE_CODE = re.compile(r"(?:^\s*|[.;,:!?(]\s*|(?<![^\W_])(?:the|a|our|my|this|that|new|current|usual|same)\s+)"
                        r"(?P<name>codes?)\s*(?:is\s+|[:=]\s*)?(?P<number>[0-9]{4,8})(?![\w/.,-]|[.,][0-9])", re.I)
 NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:[^\W\d_]+\s+){0,3}(?P<name>door|gate|shutter|"
-                              r"keypad|padlock|lock|cage|cabinet|safe|barrier|turnstile)(?=\s*(?:[.,;!]|$))", re.I)
+                              r"keypad|padlock|lock|cage|cabinet|safe|barrier|turnstile|alarm|panel)(?=\s*(?:[.,;!]|$))", re.I)
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
                          r"lock|entry|access)[-_]codes?[-_])(?P<number>[0-9]{4,8})(?![^\W_]|[.,/-][0-9])", re.I)
 SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
@@ -2361,7 +2370,7 @@ def phrase_after_name(text):
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
         if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 4 and sum(letters) >= 7 and \
                 re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) and \
-                not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES):
+                not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES | HOST_BEFORE):
             return m.group("phrase"), named.group()
     return None
 
@@ -2468,6 +2477,7 @@ def wifi_named(text):
 def spelled_word(m):
     """A word spelled out letter by letter (SPELLED), its letters joined: 'P-A-S-S' is 'PASS'."""
     return re.sub(r"[-. _]", "", m.group())
+
 
 
 def bound_value(text):
