@@ -3030,6 +3030,7 @@ def h51_p2_a_comment_column_is_refused_and_answers_after_a_semicolon_are_named()
         box.accepted('id,answer,comment\nREQ-3,4 sites,\n')
         for name in ("notes", "Memo", "\u5907\u6ce8", "observaciones"):
             box.refused(f"id,answer,{name}\nREQ-3,5 sites,see the memo\n", "column is not recorded")
+        box.refused("id,answer,Otter-Meadow-57\nREQ-3,5 sites,x\n", "the 'ott\u2026 (15 characters)' column is not recorded")
         box.refused('id,answer\nLIC-1,"no; undecided"\n', "LIC-1: 'undecided' after ';' reads as answers")
         box.accepted('id,answer\nLIC-1,"no; undecided for the radio part, see memo"\n')
     with Sandbox(FIXTURE[:len(FIXTURE) // 2]) as box:
@@ -3153,9 +3154,11 @@ def h53_variation_selectors_and_khmer_blanks_hide_nothing():
 
 @test
 def h53_a_column_named_with_a_secret_is_not_echoed():
-    """A filled column whose name holds a password is refused without echoing the name, as an unknown ID is."""
+    """A filled column whose name holds a password, or is anything but words (round 70: 'Otter-Meadow-57'), is refused
+    with its name masked: its first characters and its length."""
     with Sandbox() as box:
-        refused_exactly(box, "id,answer,password Hunter22x\nREQ-3,x,y\n", "2: " + cl.UNREAD_MESSAGE.format("pas\u2026"))
+        refused_exactly(box, "id,answer,password Hunter22x\nREQ-3,x,y\n",
+                        "2: " + cl.UNREAD_MESSAGE.format("pas\u2026 (18 characters)"))
 
 
 @test

@@ -243,7 +243,7 @@ def csv_rows(text, delimiter, skip=0):
                                                + (ROW_NUMBERS if column == 1 else "")))
             elif any(unread[k] and cell.strip() for k, cell in enumerate(row[:len(header)])):   # the row's own cells
                 column = next(k for k, cell in enumerate(row) if unread[k] and cell.strip())
-                problems.append(Problem(start, UNREAD_MESSAGE.format(id_shown(header[column]))))
+                problems.append(Problem(start, UNREAD_MESSAGE.format(header_shown(header[column]))))
             else:
                 cell = lambda k: row[k] if k < len(row) else ""         # a short row's missing cells are empty
                 rows.append(CsvRow(start, cell(id_col), cell(answer_col),
@@ -506,6 +506,15 @@ def id_shown(raw):
     if secret_in(raw[:VALUE_REACH]):
         return shown(raw[:min(3, len(raw) // 3)], None) + "…"
     return shown(raw[:ID_CUT], None) + "…" if len(raw) > ID_SHOWN else shown(raw)
+
+
+def header_shown(name):
+    """A column's name that is not recorded, as a message shows it: words (and a column's number: 'Unnamed: 1') as
+    written; anything else masked (masked), so that a passphrase typed as a header ('otter-meadow-57') is never echoed."""
+    return shown(name) if HEADER_WORDS.fullmatch(name) else masked(name)[1:].replace("' (", " (", 1)
+
+
+HEADER_WORDS = re.compile(r"[^\W\d_]{1,30}(?:[ _:-]+[^\W\d_]{1,30}){0,5}(?:[ _:]+[0-9]{1,3})?")
 
 
 def formatted_rows(found):
