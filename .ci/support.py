@@ -916,6 +916,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
                  # round 70
+                 'the pass code is 4471',
                  'Mar 3 10:02:11 panel01 alarmd[812]: user 2 disarmed with code 2291 (zone 4)',
                  '2291 for the alarm, 5830 for the door, both changed Friday',
                  'OMC admin login omcadmin, password spelled G-R-4-N-I-T-E-7-7',
@@ -1705,6 +1706,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
                   # round 70
+                  'pass codes are issued by security',
                   '\u09b8\u09be\u09b0\u09cd\u09ad\u09be\u09b0 \u09b0\u09c1\u09ae \u09e9, \u09b0\u200d\u09cd\u09af\u09be\u0995 R09, \u0987\u0989\u09a8\u09bf\u099f \u09e9\u09e6\u2013\u09e9\u09ea',
                   'SNMP traps to nms-main-12',
                   'opened with 2024 tooling',
