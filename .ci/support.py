@@ -915,6 +915,19 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Signalizacien sammutukseh paina 2758.',
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
+                 # round 71
+                 'um so for the OMC just log in as admin with, uh, lantern ferry seventy seven, all one word, lowercase',
+                 'reg add HKLM\\SYSTEM\\CurrentControlSet\\Services\\SNMP\\Parameters\\ValidCommunities /v kR7vault /t REG_DWORD /d 4',
+                 'rub-off panel on the SIM carrier: 4-digit 2718 / 8-digit 31415926',
+                 'test SIMs open with 6604; after three wrong tries type 19283746',
+                 '\u0e2a\u0e31\u0e0d\u0e0d\u0e32\u0e13\u0e01\u0e31\u0e19\u0e02\u0e42\u0e21\u0e22 \u0e01\u0e14 8 2 0 6 \u0e41\u0e25\u0e49\u0e27\u0e01\u0e14\u0e1b\u0e38\u0e48\u0e21\u0e40\u0e02\u0e35\u0e22\u0e27 \u0e08\u0e31\u0e48\u0e07\u0e0b\u0e35\u0e48\u0e21\u0e31\u0e19\u0e2a\u0e34\u0e1a\u0e48\u0e14\u0e31\u0e07',
+                 '\u0e44\u0e27\u0e44\u0e1f\u0e41\u0e02\u0e01 LAB-GUEST \u0e23\u0e2b\u0e31\u0e2a\u0e1c\u0e48\u0e32\u0e19\u0e41\u0e21\u0e48\u0e19 khaoniao-hom-55',
+                 '\u092e\u0947\u0939\u092e\u093e\u0928 \u0935\u093e\u0932\u093e \u0935\u093e\u0908-\u092b\u093e\u0908 LAB-GUEST, \u092a\u093e\u0938\u0935\u0930\u094d\u0921 litti-chokha-31 \u0939\u0907',
+                 '\u0b06\u0b32\u0b3e\u0b30\u0b4d\u0b2e \u0b2c\u0b28\u0b4d\u0b26 \u0b15\u0b30\u0b2c\u0b3e\u0b15\u0b47 4 9 0 7 \u0b26\u0b2c\u0b3e, \u0b24\u0b3e\u0b30 \u0b2a\u0b1b\u0b47 \u0b38\u0b2c\u0b41\u0b1c \u0b2c\u0b1f\u0b28\u0b4d',
+                 'SNMP \u0b15\u0b2e\u0b4d\u0b5f\u0b41\u0b28\u0b3f\u0b1f\u0b3f \u0b38\u0b2c\u0b41 DU \u0b25\u0b3f spv-noc-907 \u0b05\u0b1b\u0b47',
+                 'Kod\u00ea k\u00eaber\u00ea pey\u00ean\u00ee 8830 o, kes\u00ee r\u00ea meva',
+                 'Ing SNMP community king eganagana DU pam-noc-318',
+                 '\u1021\u101c\u102c\u1019\u103a \u1015\u102d\u1010\u103a\u1016\u102d\u102f\u1037 8 1 4 4 \u1014\u103e\u102d\u1015\u103a\u104a \u1015\u103c\u102e\u1038\u1000\u1031 \u1021\u1005\u102d\u1019\u103a\u1038\u1001\u101c\u102f\u1010\u103a',
                  # round 70
                  'the pass code is 4471',
                  'Mar 3 10:02:11 panel01 alarmd[812]: user 2 disarmed with code 2291 (zone 4)',
@@ -1705,6 +1718,12 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 71
+                  '\u0e23\u0e2b\u0e31\u0e2a\u0e1b\u0e23\u0e30\u0e15\u0e39\u0e41\u0e21\u0e48\u0e19\u0e1d\u0e48\u0e32\u0e22\u0e2d\u0e32\u0e04\u0e32\u0e23\u0e16\u0e37\u0e2d\u0e44\u0e27\u0e49 \u0e1a\u0e48\u0e44\u0e14\u0e49\u0e02\u0e35\u0e22\u0e19\u0e44\u0e27\u0e49\u0e43\u0e19\u0e19\u0e35\u0e49 \u0e16\u0e32\u0e21\u0e04\u0e38\u0e13\u0e2a\u0e21\u0e0a\u0e32\u0e22 \u0e15\u0e48\u0e2d 2217',
+                  'Door codes are held by Facilities, ask Somchai on 2217',
+                  'usernames are all one word, no spaces',
+                  'PIN is a 4-digit number',
+                  'The shop opens with 2024 stock',
                   # round 70
                   'pass codes are issued by security',
                   '\u09b8\u09be\u09b0\u09cd\u09ad\u09be\u09b0 \u09b0\u09c1\u09ae \u09e9, \u09b0\u200d\u09cd\u09af\u09be\u0995 R09, \u0987\u0989\u09a8\u09bf\u099f \u09e9\u09e6\u2013\u09e9\u09ea',

@@ -3758,6 +3758,19 @@ def h70_communities_where_snmp_is_named_alarms_disarmed_with_a_code_and_spelled_
 
 
 @test
+def h71_a_passphrase_after_a_password_in_any_language_and_codes_dictated_are_refused():
+    """Round 71: a lower-case passphrase anywhere in a text naming a password in any language ('पासवर्ड
+    litti-chokha-31'), a community of six letters where SNMP is named ('spv-noc-907'), Windows' ValidCommunities, a
+    value dictated ', all one word', a number after its length ('4-digit 2718'), 'open with 6604', alarms in Thai, Odia
+    and Burmese, Zazaki 'Kodê'. An extension in Thai ('ต่อ 2217') or 'ask Somchai on 2217', 'PIN is a 4-digit number'
+    stay answers; a routing token with two digits is not echoed (BOUND_REFUSED and BOUND_ACCEPTED, which the page
+    judges too)."""
+    assert "'2\u2026' (4 characters)" in cl.text_problems("rub-off panel on the SIM carrier: 4-digit 2718 / 8-digit 31415926")[0]
+    accepted_as_text("Door codes are held by Facilities, ask Somchai on 2217")
+    assert cl.token_shown("litti-chokha-31") == cl.DIGITS_LIKE
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range

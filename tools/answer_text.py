@@ -535,7 +535,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
                         r"(?<![\w.,/+-])(?P<number>\(?[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
-EXTENSION = re.compile(r"(?<![^\W_])(?:call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
+EXTENSION = re.compile(r"(?<![^\W_])(?:(?:ask|call|ring|phone)\s+[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?\s+on|\u0e15\u0e2d|\u0e42\u0e17\u0e23|call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
                        r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629|\u0627\u06cc\u06a9\u0633\u0679\u06cc\u0646\u0634\u0646|\u062f\u0627\u062e\u0644\u06cc)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
@@ -772,6 +772,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<!\S)-U\s+[^\s%]+%(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])check_snmp\w*(?![^\W_])[^|;\n]*?(?<!\S)-C\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])CommunityData\(\s*[\"'](?P<value>[^\"']+)[\"']"),
+                     re.compile(r"ValidCommunities\S*\s+/v\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp-?community\s*=\s*(?P<value>[^\s,;]+)", re.I),
                      re.compile(r"(?:authentication|message-digest)-key\s+[0-9]+\s+md5\s+(?:[0-9]\s+)?(?P<value>\S+)",
                                 re.I),
@@ -870,7 +871,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
-GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em)?|koodi(?:lla)?|kode|"
+GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em|\u00ea)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
@@ -943,7 +944,7 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
                     r"(?P<name>disarm|unset|open|unlock|silence|switch\s+off|turn\s+off)(?![^\W_])", re.I),
          re.compile(r"(?<![^\W_])(?:use[sd]?|using)\s+(?P<number>(?!(?:199[0-9]|20[0-3][0-9])\s)[0-9]{4,8})\s+(?:for|on|at)\s+(?:[^\W\d_]+\s+){0,3}?"
                     r"(?P<name>doors?|gates?|keypads?|locks?|padlocks?)(?![^\W_])", re.I),   # 'We use 2580 for every door'
-         re.compile(r"(?<![^\W_])(?P<name>(?:dis)?armed|unset|unlocked|opened)\s+(?:with|using|by)\s+(?:(?:the\s+)?(?:code|pin)\s+)?"
+         re.compile(r"(?<![^\W_])(?P<name>(?:dis)?armed|unset|unlocked|opened|opens?)\s+(?:with|using|by)\s+(?:(?:the\s+)?(?:code|pin)\s+)?"
                     r"(?P<number>(?!(?:199[0-9]|20[0-3][0-9])(?![0-9]))[0-9]{4,8})(?![\w/-]|[.,][0-9])", re.I))   # 'user 2 disarmed with code 2291'
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
@@ -954,7 +955,8 @@ SPACED_DIGITS = re.compile(r"(?<![\w.,/-])[0-9](?: [0-9]){3,7}(?![\w/-]|[.,][0-9
 KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*|inbraak\w*|antifurto|intruder|doors?|"
                         r"gates?|keypads?|pads?|padlocks?|locks?|t(?:\u00fc|ue)r(?:en)?|portes?|puertas?|portas?|deur(?:en)?|drzwi|"
                         r"b\u00e1o\s+\u0111\u1ed9ng|intercoms?|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\w*|signali[sz]a\w*|alamu|alaamu|'al\u0101mi|Alam|Alarme)(?![^\W_])|\u8b66\u5831|\u62a5\u8b66|\uacbd\ubcf4|"
-                        r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e", re.I)
+                        r"\u0625\u0646\u0630\u0627\u0631|\u05d0\u05d6\u05e2\u05e7\u05d4|\u0905\u0932\u093e\u0930\u092e|\u0e01\u0e19\u0e02\u0e42\u0e21\u0e22|"
+                        r"\u0b06\u0b32\u0b3e\u0b30\u0b2e|\u1021\u101c\u102c\u1019", re.I)
 # A safe's combination as turns of its dial ('24 right, 11 left, 37 right'), three turns or more
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL_SIDES = r"(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
@@ -1981,7 +1983,7 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
                  "repo", "repository", "branch", "entry", "item", "page", "wiki", "runbook", "job", "ticket", "folder",
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
                  "model", "controller", "labelled", "labeled", "region", "zone"}
-HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collector"}   # 'traps to nms-main-12'
+HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collector", "per", "see"}   # 'traps to nms-main-12'
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
                         "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
@@ -2251,7 +2253,9 @@ def quoted_passphrase(text):
 def told_in_pieces(text):
     """A code or password told in pieces, as (the pieces, the name), or None: a code's two halves where a keypad, door or
     alarm or a code is named (SPLIT_CODE: 'first two digits 82, last two 64', 'door: 82 then 64'), a value typed with
-    how to type it (TYPED_WITH_HINT: 'type otter meadow 57 (lower case, dashes between)'), or digits spelled out as words,
+    how to type it (TYPED_WITH_HINT: 'type otter meadow 57 (lower case, dashes between)'; ALL_ONE_WORD: 'log in as
+    admin with lantern ferry seventy seven, all one word'), a number after its length ('4-digit 2718'), digits spelled
+    out as words,
     or letters and digits one by one (SPELLED_VALUE: 'G-R-4-N-I-T-E-7-7'), where a password or login is named ('Kestrel
     hash seven seven eight one')."""
     split = SPLIT_CODE.search(text)
@@ -2261,6 +2265,14 @@ def told_in_pieces(text):
     typed = TYPED_WITH_HINT.search(text)
     if typed:
         return typed.group("value"), typed.group("verb")
+    told = next((m for m in DIGIT_COUNT.finditer(text) if len(m.group("number")) == int(m.group("count")) and
+                 not CODE_YEAR.fullmatch(m.group("number"))), None)
+    if told:
+        return told.group("number"), told.group("count") + "-digit"
+    dictated = ALL_ONE_WORD.search(text)
+    word = dictated and credential_word(text)
+    if word:
+        return dictated.group(), word.group()
     spelled = SPELLED_DIGITS.search(text) or next((m for m in SPELLED_VALUE.finditer(text) if re.search("[0-9]", m.group())
                                                    and re.search(r"[^\W\d_]", m.group()) and len(m.group()) >= 11), None)
     word = spelled and credential_word(text)
@@ -2270,6 +2282,8 @@ def told_in_pieces(text):
 SPLIT_CODE = re.compile(r"(?<![^\W_])(?:first\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<first>[0-9]{2,4})"
                         r"[^0-9\n]{1,30}?last\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<second>[0-9]{2,4})|"
                         r"(?<![\w.,/-])(?P<half>[0-9]{2,4})\s*,?\s*(?:and\s+)?then\s+(?P<rest>[0-9]{2,4}))(?![\w.,/-]|[.,][0-9])", re.I)
+DIGIT_COUNT = re.compile(r"(?<![^\W_])(?P<count>[4-8])-digit\s+(?P<number>[0-9]{4,8})(?![\w.,/-])", re.I)
+ALL_ONE_WORD = re.compile(r"[,(\u2014-]\s*all\s+(?:in\s+)?one\s+word(?![^\W_])", re.I)   # said after the value
 TYPED_WITH_HINT = re.compile(r"(?<![^\W_])(?P<verb>type|enter|key\s+in)\s+(?P<value>[^()\n]{0,30}?[0-9][^()\n]{0,30}?)\s*\(\s*(?:all\s+)?"
                              r"(?:(?:lower|upper)[\s-]?case|case[\s-]sensitive|no\s+spaces|(?:with\s+)?dashes)", re.I)
 
@@ -2344,9 +2358,10 @@ def alarm_tail(text):
 
 def phrase_after_name(text):
     """A passphrase of joined words and a number a few words after a PSK's, community's (COMMUNITY), Wi-Fi's or key's
-    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), or anywhere in a text naming IPsec, IKE or Wi-Fi,
-    where a key is the only such value (PHRASE_CONTEXT: 'moss-harbor-3310 on both peers (IKEv2)', 'tulou-san-52'):
-    words in lower case, seven letters or more, and a number of two to four digits; not a host's name with its number
+    name (PASSPHRASE_NAME, CAMEL_PASSPHRASE_NAME, JOINED_PHRASE), or anywhere in a text naming IPsec, IKE, Wi-Fi or SNMP
+    (PHRASE_CONTEXT: 'moss-harbor-3310 on both peers (IKEv2)', 'tulou-san-52') or a password in any language
+    (PASSWORD_NAME: 'पासवर्ड litti-chokha-31'): words in lower case, seven letters or more (six where SNMP is named),
+    and a number of two to four digits; not a host's name with its number
     padded ('london-gateway-01') or a piece that names one (PHRASE_NAMING_PIECES: 'ap-lobby-12'), as (the passphrase,
     the name), or None."""
     for name in itertools.chain(PASSPHRASE_NAME.finditer(text), CAMEL_PASSPHRASE_NAME.finditer(text)):
@@ -2363,12 +2378,13 @@ def phrase_after_name(text):
                      PSK_NAME.search(name.group()) or
                      words and COMMUNITY.search(name.group()) and {"rw", "ro"} & set(pieces)):
                 return m.group("phrase"), name.group()
-    named = PHRASE_CONTEXT.search(text)
+    named = PHRASE_CONTEXT.search(text) or PASSWORD_NAME.search(text)
+    fewest = 6 if named and named.group().lower() in ("snmp", "v2c") else 7      # 'spv-noc-907'
     for m in JOINED_PHRASE.finditer(text) if named else ():
         typed = re.split("[-_]", m.group("phrase"))
         letters = [len(piece) for piece in typed if LETTER_PIECE.fullmatch(piece) and piece.lower() == piece]
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
-        if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 4 and sum(letters) >= 7 and \
+        if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 3 and sum(letters) >= fewest and \
                 re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) and \
                 not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES | HOST_BEFORE):
             return m.group("phrase"), named.group()

@@ -1058,10 +1058,10 @@ def answer_problems(iid, tokens, declared):
 
 def token_shown(token):
     """A routing token as a refusal shows it: quoted, or PASSWORD_LIKE if it looks like a password (H15-8), or
-    DIGITS_LIKE if it holds three digits or more (a code: '5829#', 'PIN5829')."""
+    DIGITS_LIKE if it holds two digits or more (a code: '5829#', 'PIN5829', a passphrase: 'litti-chokha-31')."""
     if len(token) >= SECRET_VALUE_LENGTH and secret_value(token, False, True):
         return PASSWORD_LIKE
-    return DIGITS_LIKE if len(re.findall("[0-9]", token)) >= 3 else f"'{shown(token)}'"
+    return DIGITS_LIKE if len(re.findall("[0-9]", token)) >= 2 else f"'{shown(token)}'"
 
 
 DIGITS_LIKE = "a token with digits"
