@@ -915,6 +915,16 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Signalizacien sammutukseh paina 2758.',
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
+                 # round 72
+                 'password HERO99',
+                 'root password TOOR123',
+                 'guest password LAB2025',
+                 'PSK MAPLE42',
+                 'SNMP community: NOC7',
+                 'HSM \u0930\u093f\u0915\u0935\u0930\u0940 \u0915\u094b\u0921: 2KFW-8TQA, 5NZC-61RU, H7MX-30PD, 9BLY-44GE',
+                 'Break glass sheet (page 2): 7QKX-ML3P-2RVD, 9TNB-44WZ-8HCF, J2PL-06XE-5YUA',
+                 'Admin password, phonetic: Hotel Echo Romeo Oscar Nine Nine',
+                 'sim pin four four zero nine, puk on the card carrier 11902377',
                  # round 71
                  'um so for the OMC just log in as admin with, uh, lantern ferry seventy seven, all one word, lowercase',
                  'reg add HKLM\\SYSTEM\\CurrentControlSet\\Services\\SNMP\\Parameters\\ValidCommunities /v kR7vault /t REG_DWORD /d 4',
@@ -1718,6 +1728,15 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 72
+                  'password: RFC7519',
+                  'password: ISO27001 compliant',
+                  'PSK: WPA2 only',
+                  'password: SHA256 hashed',
+                  'credentials: INC0012345',
+                  'Key IDs: secure boot key SBK-2026-01, firmware signing key FSK-03',
+                  'password policy: see Hotel California lyrics',
+                  'Callsign Alpha One, password rotation yearly',
                   # round 71
                   '\u0e23\u0e2b\u0e31\u0e2a\u0e1b\u0e23\u0e30\u0e15\u0e39\u0e41\u0e21\u0e48\u0e19\u0e1d\u0e48\u0e32\u0e22\u0e2d\u0e32\u0e04\u0e32\u0e23\u0e16\u0e37\u0e2d\u0e44\u0e27\u0e49 \u0e1a\u0e48\u0e44\u0e14\u0e49\u0e02\u0e35\u0e22\u0e19\u0e44\u0e27\u0e49\u0e43\u0e19\u0e19\u0e35\u0e49 \u0e16\u0e32\u0e21\u0e04\u0e38\u0e13\u0e2a\u0e21\u0e0a\u0e32\u0e22 \u0e15\u0e48\u0e2d 2217',
                   'Door codes are held by Facilities, ask Somchai on 2217',

@@ -3771,6 +3771,17 @@ def h71_a_passphrase_after_a_password_in_any_language_and_codes_dictated_are_ref
 
 
 @test
+def h72_a_password_in_capitals_groups_of_capitals_and_digits_and_a_phonetic_spelling_are_refused():
+    """Round 72: capitals and digits after a password's, PSK's or community's name ('password HERO99') are a password
+    unless they name a standard or scheme ('SHA256', 'RFC7519'), a ticket ('INC0012345') or hold '-' ('FSK-03'); three
+    groups of capitals and digits under any name ('2KFW-8TQA, 5NZC-61RU, H7MX-30PD'); a value in the phonetic alphabet
+    ('Hotel Echo Romeo Oscar Nine Nine') or digits spelled near a SIM's PIN (BOUND_REFUSED and BOUND_ACCEPTED, which
+    the page judges too)."""
+    assert "'HE\u2026' (6 characters)" in cl.text_problems("password HERO99")[0]
+    accepted_as_text("password: SHA256 hashed", "credentials: INC0012345")
+
+
+@test
 def h65_programs_dates_for_none_and_ranges_a_sheet_turned_into_dates_are_refused():
     """Round 65: MySQL's '0000-00-00', Go's '0001-01-01 00:00:00 +0000 UTC', Windows' '1601-01-01', the Unix epoch as
     date(1) or JavaScript print it and 'Invalid Date' are a program's value for no date; '04-Mar' or '4-mars' is a range

@@ -1073,6 +1073,10 @@ NAME_JOIN = re.compile(r"[/+]")
 # A ticket or record ID: upper-case letters and a number ('OPS-1234', 'INC0012345', 'OPS-20260114-0042'), or, in
 # lower case, a record's word and a number ('ticket-4711')
 UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
+# ... a name, after a password's name, only if its letters name a standard or scheme, or it is a ticket's (five digits or
+# more: 'INC0012345'); 'HERO99', 'TOOR123', 'LAB2025' are passwords (upper_name)
+KNOWN_UPPER = frozenset("rfc iso iec wpa sha aes md fips ts tr en etsi ieee pbkdf eap tls ike ikev nr lte gsm umts sp nist "
+                        "cis pci soc bsi x tpm ssl ssh dss pkcs hmac crc rsa ecc ecdsa ed rel ipv dect ts tdd fdd fy cy q h cw wk kw ww".split())
 RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|story|ref|req)[-_#]?[0-9]+")
 # Public names, in lower case, that are no secret only as a whole token or a whole '/'- or '+'-joined segment
 # ('Open5GS', 'Ki/OPc'); glued to digits or symbols they are judged ('Open5GS-2024', 'Magma2024', 'Ki7q-Sp4x.Ts9z'):
@@ -1947,6 +1951,8 @@ BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2f
                         r"\s*:?\s*(?=[a-z0-9-]*[a-z])(?=[a-z0-9-]*[0-9])[a-z0-9]{4}(?:-[a-z0-9]{4}){3,})(?![\w.-])", re.I)
 # ('backup 4471 2290 6675 1042 8812', 'recovery: 1a2b-3c4d-5e6f-7g8h')
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
+# ... or three groups or more of capitals and digits, each with both ('2KFW-8TQA, 5NZC-61RU, H7MX-30PD'), under any name
+MIXED_GROUPS = re.compile(r"(?<![\w-])[A-Z0-9]{4}(?:-[A-Z0-9]{4}){1,3}(?![\w-])")
 # ... unless a document's numbering names the digits ('clause 6-1-2-3')
 NUMBERING_BEFORE = re.compile(r"(?<![^\W_])(?:clause|section|sect?\.|\u00a7|annex|appendix|table|figure|fig\.|chapter|part|"
                               r"article|art\.|step|rule|level|tier|grade)\s*$", re.I)
@@ -2060,7 +2066,8 @@ def unlabelled_kind(text):
             any(not CODE_YEAR.fullmatch(m.group("number")) and not labelled_number(text, m.start("number"))
                 for after in (HASH_TOKEN_AFTER, KEYPAD_AFTER) for m in after.finditer(text)):
         return KEY_AFTER_KIND
-    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text) or codes_listed(text):
+    if any(code_list(m.group()) for m in CODE_LIST.finditer(text)) or BACKUP_RUN.search(text) or codes_listed(text) or \
+            len([g for g in MIXED_GROUPS.findall(text) if re.search("[A-Z]", g) and re.search("[0-9]", g)]) >= 3:
         return CODE_LIST_KIND
     return None
 
@@ -2273,15 +2280,23 @@ def told_in_pieces(text):
     word = dictated and credential_word(text)
     if word:
         return dictated.group(), word.group()
-    spelled = SPELLED_DIGITS.search(text) or next((m for m in SPELLED_VALUE.finditer(text) if re.search("[0-9]", m.group())
+    spelled = SPELLED_DIGITS.search(text) or \
+        next((m for m in PHONETIC_RUN.finditer(text) if len(PHONETIC_WORD.findall(m.group())) >= 2), None) or \
+        next((m for m in SPELLED_VALUE.finditer(text) if re.search("[0-9]", m.group())
                                                    and re.search(r"[^\W\d_]", m.group()) and len(m.group()) >= 11), None)
-    word = spelled and credential_word(text)
+    word = spelled and (credential_word(text) or SIM_WORD.search(text))
     return (spelled.group(), word.group()) if word else None
 
 
 SPLIT_CODE = re.compile(r"(?<![^\W_])(?:first\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<first>[0-9]{2,4})"
                         r"[^0-9\n]{1,30}?last\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<second>[0-9]{2,4})|"
                         r"(?<![\w.,/-])(?P<half>[0-9]{2,4})\s*,?\s*(?:and\s+)?then\s+(?P<rest>[0-9]{2,4}))(?![\w.,/-]|[.,][0-9])", re.I)
+# A value spelled in the phonetic alphabet, four words or more, two letters' at least ('Hotel Echo Romeo Oscar Nine Nine')
+PHONETIC_LETTER = (r"(?:alfa|alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett?|kilo|lima|mike|november|oscar|"
+                   r"papa|quebec|romeo|sierra|tango|uniform|victor|whiske?y|x-?ray|yankee|zulu)")
+PHONETIC_RUN = re.compile(rf"(?<![\w-])(?:(?:{PHONETIC_LETTER}|{DIGIT_WORD}|niner)[\s,-]+){{3,}}(?:{PHONETIC_LETTER}|{DIGIT_WORD}|niner)"
+                          r"(?![\w-])", re.I)
+PHONETIC_WORD = re.compile(rf"(?<![\w-]){PHONETIC_LETTER}(?![\w-])", re.I)
 DIGIT_COUNT = re.compile(r"(?<![^\W_])(?P<count>[4-8])-digit\s+(?P<number>[0-9]{4,8})(?![\w.,/-])", re.I)
 ALL_ONE_WORD = re.compile(r"[,(\u2014-]\s*all\s+(?:in\s+)?one\s+word(?![^\W_])", re.I)   # said after the value
 TYPED_WITH_HINT = re.compile(r"(?<![^\W_])(?P<verb>type|enter|key\s+in)\s+(?P<value>[^()\n]{0,30}?[0-9][^()\n]{0,30}?)\s*\(\s*(?:all\s+)?"
@@ -2608,7 +2623,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
             PATH_WITHOUT_START.fullmatch(first) or EMAIL.fullmatch(first) or \
             VALUE_PLACEHOLDER.fullmatch(raw.strip(PLACEHOLDER_EDGES)) or scheme_name(lower) or \
             STANDARD_NUMBER.fullmatch(first) and not (KEYPAD.fullmatch(first) or COMBINATION.fullmatch(first)) or \
-            RECORD_ID.fullmatch(lower) or UPPER_ID.fullmatch(first) or CLOCK_TIMES.fullmatch(first) or \
+            RECORD_ID.fullmatch(lower) or upper_name(first) or CLOCK_TIMES.fullmatch(first) or \
             named_token(first) or CJK.search(first) or ACRONYM_WORD.fullmatch(first) or \
             (ACRONYM_CAPS.fullmatch(first) and not weak_password(first)) or \
             (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
@@ -3139,11 +3154,19 @@ def secret_value(value, followed=False, password_label=False):
         token = token[start.end():]
     lower = token.lower()
     if len(token) < SECRET_VALUE_LENGTH or URL_VALUE.match(lower) or PATH_WITHOUT_START.fullmatch(token) or \
-            quantity(token) or UPPER_ID.fullmatch(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
+            quantity(token) or upper_name(token) or RECORD_ID.fullmatch(lower) or scheme_name(lower):
         return ""
     if WORD_NUMBER.fullmatch(token) or DIGITS.fullmatch(token):
         return token
     return "" if all(word_part(part) for part in SECRET_VALUE_PARTS.split(token) if part) else token
+
+
+def upper_name(token):
+    """True if a token in capitals and digits names something (UPPER_ID; KNOWN_UPPER: 'SHA256', 'RFC7519'; a ticket's:
+    'INC0012345'; one with '-' or '_': 'FSK-03'), not a password in capitals ('HERO99')."""
+    m = UPPER_ID.fullmatch(token)
+    return bool(m) and (re.match("[A-Z]+", token).group().lower() in KNOWN_UPPER or len(re.sub("[^0-9]", "", token)) >= 5
+                        or "-" in token or "_" in token)          # 'FSK-03', a key's ID
 
 
 def weak_password(token):
