@@ -1073,8 +1073,8 @@ NAME_JOIN = re.compile(r"[/+]")
 # A ticket or record ID: upper-case letters and a number ('OPS-1234', 'INC0012345', 'OPS-20260114-0042'), or, in
 # lower case, a record's word and a number ('ticket-4711')
 UPPER_ID = re.compile(r"[A-Z]{2,}[-_]?[0-9]+(?:[-_][0-9]+)*")
-# ... a name, after a password's name, only if its letters name a standard or scheme, or it is a ticket's (five digits or
-# more: 'INC0012345'); 'HERO99', 'TOOR123', 'LAB2025' are passwords (upper_name)
+# ... a name, after a password's name, only if its letters name a standard, scheme or period, it is a ticket's (five
+# digits or more: 'INC0012345') or it holds '-' or '_'; 'HERO99', 'TOOR123', 'LAB2025' are passwords (upper_name)
 KNOWN_UPPER = frozenset("rfc iso iec wpa sha aes md fips ts tr en etsi ieee pbkdf eap tls ike ikev nr lte gsm umts sp nist "
                         "cis pci soc bsi x tpm ssl ssh dss pkcs hmac crc rsa ecc ecdsa ed rel ipv dect ts tdd fdd fy cy q h cw wk kw ww".split())
 RECORD_ID = re.compile(r"(?:ticket|issue|case|change|incident|request|bug|task|story|ref|req)[-_#]?[0-9]+")
@@ -2291,7 +2291,7 @@ def told_in_pieces(text):
 SPLIT_CODE = re.compile(r"(?<![^\W_])(?:first\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<first>[0-9]{2,4})"
                         r"[^0-9\n]{1,30}?last\s+(?:two|three|2|3)(?:\s+digits?)?(?:\s+(?:are|is))?\s*[:=]?\s*(?P<second>[0-9]{2,4})|"
                         r"(?<![\w.,/-])(?P<half>[0-9]{2,4})\s*,?\s*(?:and\s+)?then\s+(?P<rest>[0-9]{2,4}))(?![\w.,/-]|[.,][0-9])", re.I)
-# A value spelled in the phonetic alphabet, four words or more, two letters' at least ('Hotel Echo Romeo Oscar Nine Nine')
+# A value spelled in the phonetic alphabet, four words or more, two of them letters ('Hotel Echo Romeo Oscar Nine Nine')
 PHONETIC_LETTER = (r"(?:alfa|alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett?|kilo|lima|mike|november|oscar|"
                    r"papa|quebec|romeo|sierra|tango|uniform|victor|whiske?y|x-?ray|yankee|zulu)")
 PHONETIC_RUN = re.compile(rf"(?<![\w-])(?:(?:{PHONETIC_LETTER}|{DIGIT_WORD}|niner)[\s,-]+){{3,}}(?:{PHONETIC_LETTER}|{DIGIT_WORD}|niner)"
