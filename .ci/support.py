@@ -915,6 +915,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Signalizacien sammutukseh paina 2758.',
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
+                 # round 73
+                 'snmp usm user nms auth sha Hollow-Pine-29 priv aes Hollow-Pine-30',
+                 'SNMP get string: blue-heron; set string: red-heron',
                  # round 72
                  'password HERO99',
                  'root password TOOR123',
@@ -1728,6 +1731,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 73
+                  'snmp v3 auth sha priv aes only', 'set string lengths to 64',
                   # round 72
                   'password: RFC7519',
                   'password: ISO27001 compliant',

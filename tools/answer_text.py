@@ -426,7 +426,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -784,7 +784,8 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])snmp-agent\s+community\s+(?:read|write)\s+(?:cipher\s+)?(?P<value>\S+)", re.I),
                      re.compile(r"\{\$\w*(?:COMMUNITY|PASSWORD|SECRET|PSK)\w*\}\s*(?:is\s+set\s+to|=|:)\s*(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
-                     re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?:(?:md5|sha\w*|3?des|aes\w*)\s+)?"
+                                r"(?!(?:priv|auth|only|and|with|none)(?![^\W_]))(?P<value>\S+)", re.I),   # 'auth sha X priv aes Y': X
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])modparam\([^)]*?[\"'](?:password|passwd|secret)[\"']\s*,\s*[\"']"
                                 r"(?P<value>[^\"']+)[\"']", re.I),
