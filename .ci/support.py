@@ -915,6 +915,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Signalizacien sammutukseh paina 2758.',
                  'IPsec-yhteine avain on vielj\u00e4rvi-kivi-59',
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
+                 # round 74 (before its report): a password's name in Indonesian and Persian binds any value
+                 'kata sandi: chai-shirin-sabz', 'Kata sandi wifi tamu: kopi-pagi-hujan',
+                 '\u0631\u0645\u0632 \u0639\u0628\u0648\u0631 \u0648\u0627\u06cc \u0641\u0627\u06cc: chai-shirin-sabz',
+                 '\u067e\u0633\u0648\u0631\u062f: chai-shirin-sabz',
                  # round 73
                  'snmp usm user nms auth sha Hollow-Pine-29 priv aes Hollow-Pine-30',
                  'SNMP get string: blue-heron; set string: red-heron',
@@ -1731,6 +1735,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 74 (before its report)
+                  'Kata sandi wajib 12 karakter, diganti tiap 90 hari', 'kata sandi disimpan di brankas TI',
+                  '\u0631\u0645\u0632 \u0639\u0628\u0648\u0631 \u0648\u0627\u06cc \u0641\u0627\u06cc: \u062f\u0631 \u06af\u0627\u0648\u0635\u0646\u062f\u0648\u0642',
                   # round 73
                   'snmp v3 auth sha priv aes only', 'set string lengths to 64',
                   # round 72

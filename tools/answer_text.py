@@ -409,7 +409,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -477,7 +477,7 @@ COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo|klucz\s+\S+", re.I)
 COPULA = re.compile(r"\s+(?:to|on|je)\s+")
 LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
                             "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
-                            "shared default new initial temporary".split())
+                            "shared default new initial temporary \u0648\u0627\u06cc \u0641\u0627\u06cc \u0648\u0627\u06cc\u0641\u0627\u06cc \u0645\u0647\u0645\u0627\u0646 \u0627\u062f\u0645\u06cc\u0646 \u0648\u0627\u064a \u0641\u0627\u064a tamu".split())
 # Words that set a password to a value ('was changed to Pinecone', 'reset to butterscotch'; SET_TO)
 SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt|chang\u00e9|cambiad[oa])\s+"
                     r"(?:to|auf|en|a|in)\s+", re.I)
