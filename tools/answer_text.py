@@ -208,7 +208,7 @@ LABEL_SEPARATOR = r"(?:[\"'\u2019\u201d]?\s*(?:->|=>|[:=])\s*|\s+-\s+|\s+is(?:\s
 # A bare 'pass' labels only before ':' or '=' ('pass: ...', 'PASS=...'; not 'Interop test: pass - 20241105')
 SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|(?=[\"'\u2019\u201d]?\s*[:=]))|"
                           r"pwd|pw|psk|"
-                          r"credentials?|passwort|kennwort|mot\s+de\s+passe|contrase\u00f1a|senha|"
+                          r"credentials?|passwort|kennwort|mot\s+(?:de\s+|d['\u2019]\s*)passe|contrase\u00f1a|senha|"
                           r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
                           + LABEL_SEPARATOR, re.I)
 # An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
@@ -242,7 +242,7 @@ SIM_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:(?P<code>adm[1-4]?|pin[12]?|puk[12]?
 # letters folded to Latin ('п[аa][рp][оo]л'), without combining marks (Hindi 'पसवरड', Thai 'รหสผาน')
 # Backup and recovery codes, recovery keys and the like in other languages, a PIN or password in a few more: their
 # numbers are judged as after a password's name (CREDENTIAL_WORD, PASSWORD_NAME: 'Kody zapasowe: 4829 1038')
-RECOVERY_NAMES = (r"codes?\s+de\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)ration|sauvegarde)|c(?:\u00f3|o)digos?\s+de\s+(?:respaldo|"
+RECOVERY_NAMES = (r"codes?\s+(?:de|ed)\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)ration|sauvegarde)|c(?:\u00f3|o)digos?\s+de\s+(?:respaldo|"
                   r"recuperaci(?:\u00f3|o)n|recupera(?:\u00e7|c)(?:\u00e3|a)o|backup)|codici?\s+di\s+(?:backup|recupero|riserva)|"
                   r"herstelcodes?|kody?\s+zapasow\w*|reservkod\w*|[p\u0440][e\u0435]\u0437[e\u0435][p\u0440]\u0432\w*\s+[k\u043a][o\u043e]\u0434\w*|"
                   r"(?:wiederherstellungs|sicherungs|notfall|kenn|best(?:\u00e4|ae)tigungs)codes?|geheimnummer|"
@@ -257,7 +257,7 @@ CREDENTIAL_WORD = re.compile(
     r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|unlock|debug|jtag|"
     r"licen[cs]e|product|activation|sha|aes|des|md5|priv)[\s_-]?keys?|pw(?![a-z])|auth(?:entication)?(?=\s*[:=])|"
     r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
-    r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+de\s+passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
+    r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+(?:de\s+|d['\u2019]\s*)passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|kata\s+laluan|contrasenya|slapta(?:\u017e|z)od\w*|ki|opc|" + RECOVERY_NAMES + r"|"
     r"admin|administrator|root|superuser|usernames?|community\s+strings?|snmp\s+community|community(?=\s*[:=])|"
@@ -265,7 +265,7 @@ CREDENTIAL_WORD = re.compile(
     r"zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)\s+keys?|release\s+codes?|"
     r"host\s+keys?|padlocks?|identified\s+by|(?:wlan|wi-?fi|netzwerk)[-\s]?schl(?:\u00fc|ue)ssel|"
     r"(?:safe|lock)\s+combinations?|geheimzahl|tacacs\+?|radius\s+(?:secrets?|keys?)|recovery\s+keys?|mysql|psql|"
-    r"sshpass|htpasswd|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
+    r"sshpass|htpasswd|kinit|keytab|snmp(?:bulk)?(?:walk|get|set))(?![^\W\d_])|(?<!\S)-p(?=[^\s-]{6})|"
     r"\u03c3\u03c5[\u03bdn]\u03b8\u03b7\u03bc[\u03b1a]\u03c4[\u03b9i][\u03baK]|"
     r"\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u0915\u091f\u0936\u092c\u0926|sandi|Sandi|\u0f42\u0f66\u0f44\u0f0b\u0f68\u0f44|upu fa'alilo|Upu fa'alilo|chjave|Chjave|crae|Crae|\u0432\u04d1p\u0442\u0442\u04d1\u043d c\u04d1\u043cax|B\u04d1p\u0442\u0442\u04d1\u043d c\u04d1\u043cax|ryc\u044ca \u043a\u044b\u0432|\u0413yc\u044ca \u043a\u044b\u0432|peraule di passa\u00e7|Peraule di passa\u00e7|fockle follit|Fockle follit|ger-tremena|Ger-tremena|hes\u0142o|Hes\u0142o|liafuan segredu|Liafuan segredu|sikretu|Sikretu|parau huna|Parau huna|kiugo k\u0129a hitho|Kiugo k\u0129a hitho|gundo kuma|Gundo kuma|\u0917\u092a\u0924 \u0936\u092c\u0926|sikretu na fino'|Sikretu na fino'|\u02bb\u014dlelo huna|vosa vuni|Vosa vuni|konngol suu\u0257iingol|Konngol suu\u0257iingol|phasiwedi|Phasiwedi|phasiwede|Phasiwede|\u043d\u044eyca \u04afr\u044d|H\u044eyca \u04afr\u044d|pasvorto|Pasvorto|senhal|Senhal|pled-clav|Pled-clav|nya \u0263a\u0263la|Nya \u0263a\u0263la|ekigambo ky'ekyama|Ekigambo ky'ekyama|kontrase\u00f1a|Kontrase\u00f1a|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043b|\u043a\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|K\u0438c\u0442\u044d\u043b\u044d\u04a5 \u0442\u044b\u043ba|ceph\u04af\u0499|Ceph\u04af\u0499|\u00f1e'\u1ebd\u00f1emi|\u00d1e'\u1ebd\u00f1emi|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
@@ -283,7 +283,7 @@ PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![
                            r"\s+codes?|zutrittscodes?|code\s+d['\u2019]acc[e\u00e8]s|(?:wi-?fi|wlan|wpa2?|network)"
                            r"\s+keys?|community\s+strings?|(?:safe|lock)\s+combinations?|release\s+codes?|"
                            r"identified\s+by|"
-                           r"mot\s+de\s+passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
+                           r"mot\s+(?:de\s+|d['\u2019]\s*)passe|contrase(?:\u00f1|n)as?|senhas?|\u043f[\u0430a][\u0440p][\u043eo]\u043b|"
                            r"has(?:\u0142|l)o|heslo|l(?:\u00f6|o)senord|jelsz(?:\u00f3|o)|parol\u0103|salasana|wachtwoord|"
                            r"(?:\u015f|s)ifre|passord|adgangskode|lozinka|geslo|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
@@ -416,7 +416,7 @@ BOUND_NAME = re.compile(
     r"wiederherstellungsphrase|(?:wi-?fi|wlan)-?code|(?:wi-?fi|kablosuz\s+a\u011f)\s+(?:anahtar|\u015fifre)\w*|\u043f[a\u0430][p\u0440][o\u043e]\u043b\u044c[h\u043d]\w*\s+\u0444[p\u0440][a\u0430]\u0437\w*|"
     r"[k\u043a][o\u043e]\u0434[o\u043e][b\u0432]\w*\s+(?:\u0444[p\u0440][a\u0430]\u0437|[c\u0441]\u043b[o\u043e][b\u0432])\w*|"
     r"parola\s+chiave|frase\s+de\s+seguran(?:\u00e7|c)a|chave\s+(?:d[oa]\s+)?(?:wi-?fi|wlan|wpa2?)|(?:wlan|wi-?fi)-?sleutel|(?:klucz|[k\u043a]\u043b\u044e\u0447)\s+(?:wi-?fi|wlan)|frase\s+(?:de\s+recuperaci(?:\u00f3|o)n|secreta)|"
-    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|(?:mot|phrase)\s+de\s+passe|"
+    r"pa(?:ss|\u00df)w[o\u00f6]rt(?:er)?|kennw[o\u00f6]rt(?:er)?|geheimzahl|geheimnis|countersigns?|watchwords?|mot\s+d['\u2019]\s*passe|(?:mot|phrase)\s+de\s+passe|"
     r"contrase(?:\u00f1|n)as?|senhas?|palavra-passe|wachtwoord(?:en)?|has(?:\u0142|l)o|l(?:\u00f6|o)senord(?:et)?|"
     r"adgangskoden?|passord(?:et)?|salasana|jelsz(?:\u00f3|o|ava)|heslo|geslo|lozinka|parol(?:\u0103|a|e)|parool|"
     r"frase\s+de\s+paso|frase\s+de\s+contrase(?:\u00f1|n)a|wachtw?o?o?r?d?zin|kulcsmondat|jelsz(?:\u00f3|o)mondat|"
@@ -426,7 +426,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?community(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -443,10 +443,10 @@ BOUND_NAME = re.compile(
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8|iyo|heet)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
-                            r"dem|du|de|au|aux|pour|para|por|pentru|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
+                            r"dem|du|de|au|aux|pour|para|por|pentru|kan|ng|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
                             r"[\u043eo][\u0442t]|\u0434[\u043bl]\u044f)(?:\s+" + LEAD_WORD + r"){1,7}?|"
                             r"(?:dell|dall|nell|sull|all|d|l)['\u2019]" + LEAD_WORD + r"(?:\s+" + LEAD_WORD + r"){0,4}?)"
                             r"(?=(?:\s*\([^()\n]{1,40}\))?\s*(?:[:=]|->)|\s+(?:" + BOUND_VERB[3:-1] + r"|to|on|je)\s)", re.I)
@@ -477,7 +477,7 @@ COPULA_NAMES = re.compile(r"has(?:\u0142|l)o|salasana|heslo|klucz\s+\S+", re.I)
 COPULA = re.compile(r"\s+(?:to|on|je)\s+")
 LEAD_QUALIFIERS = frozenset("wifi wi-fi wlan vpn admin root ssh db database router lab portal omc ops guest sftp ftp "
                             "smtp mail web webui gui bmc idrac ipmi ont switch firewall server jump host jumphost "
-                            "shared default new initial temporary \u0648\u0627\u06cc \u0641\u0627\u06cc \u0648\u0627\u06cc\u0641\u0627\u06cc \u0645\u0647\u0645\u0627\u0646 \u0627\u062f\u0645\u06cc\u0646 \u0648\u0627\u064a \u0641\u0627\u064a tamu".split())
+                            "shared default new initial temporary contains \u0648\u0627\u06cc \u0641\u0627\u06cc \u0648\u0627\u06cc\u0641\u0627\u06cc \u0645\u0647\u0645\u0627\u0646 \u0627\u062f\u0645\u06cc\u0646 \u0648\u0627\u064a \u0641\u0627\u064a tamu".split())
 # Words that set a password to a value ('was changed to Pinecone', 'reset to butterscotch'; SET_TO)
 SET_TO = re.compile(r"(?:changed|set|reset|updated|rotated|ge\u00e4ndert|gesetzt|chang\u00e9|cambiad[oa])\s+"
                     r"(?:to|auf|en|a|in)\s+", re.I)
@@ -535,7 +535,7 @@ CUED_PHONE = re.compile(r"(?<![^\W_])(?:(?:on|at|unter|au|al|under)\s+|(?:call|r
                         r"(?<![\w.,/+-])(?P<number>\(?[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])", re.I)
 ZERO_PHONE = re.compile(r"(?<![\w.,/+#*-])(?P<number>\(?0[0-9]{1,4}\)?(?:[ /.-][0-9]{1,8}){1,4}|0[0-9]{8,12})(?![\w/-])")
 PHONE_DIGITS, PHONE_DIGITS_MAX = 9, 13
-EXTENSION = re.compile(r"(?<![^\W_])(?:(?:ask|call|ring|phone)\s+[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?\s+on|\u0e15\u0e2d|\u0e42\u0e17\u0e23|call|ring|ext\.?|extension|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
+EXTENSION = re.compile(r"(?<![^\W_])(?:(?:ask|call|ring|phone)\s+[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?\s+on|\u0e15\u0e2d|\u0e42\u0e17\u0e23|call|ring|ext\.?|extension|local|lokal|lokalno|durchwahl|poste|interno|anexo|ramal|linka|linku|klapka|"
                        r"\u5185\u7ebf|\u5185\u7dda|\u5206\u673a|\u5206\u6a5f|\ub0b4\uc120|\u062a\u062d\u0648\u064a\u0644\u0629|\u0627\u06cc\u06a9\u0633\u0679\u06cc\u0646\u0634\u0646|\u062f\u0627\u062e\u0644\u06cc)\s*(?P<number>[0-9]{3,5})(?![\w/-])",
                        re.I)                          # 'Phone PIN reset: call 4400'
 # A meeting's ID ('Zoom meeting ID 843 2211 9087') and opening hours ('Gate 3 open 0700-1800', where a word says hours;
@@ -682,8 +682,8 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
-\u09ad\u09b2\u099f\u09c7 \u09ad\u09b2\u099f \u09ad\u09b2\u099f\u09c7\u09b0 \u0d35\u0d4b\u0d7e\u0d1f\u0d1f\u0d3f\u0d7d \u0d35\u0d4b\u0d7e\u0d1f\u0d1f
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter sekurang-kurangnya setidaknya sedikitnya paling maksimum \u062d\u062f\u0627\u0642\u0644 \u062d\u062f\u0627\u06a9\u062b\u0631 \u062f\u0633\u062a\u06a9\u0645 anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+\u09ad\u09b2\u099f\u09c7 \u09ad\u09b2\u099f \u09ad\u09b2\u099f\u09c7\u09b0 \u0d35\u0d4b\u0d7e\u0d1f\u0d1f\u0d3f\u0d7d \u0d35\u0d4b\u0d7e\u0d1f\u0d1f nasa yaon
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
 # ':' (USER_COLON: 'admin:Kittiwake!'), where the answer names a login or an account (PAIR_CONTEXT) or the user is a
@@ -835,7 +835,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -874,7 +874,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em|\u00ea)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -913,11 +913,11 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
-              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz)")
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz|inki|nammay|sidoc|ferey|konoy|lehey|leehay|malhin|bacaara|baacaro|sagaala|\u04c8o\u043fo\u0439|c\u0438\u0434\u044f|\u043d\u044frap|\u0442e\u0442|ca\u043c\u043b\u04c8a\u043d|\u043ca\u0442\u02bc|c\u0438\u02bc\u0438\u0432|c\u0438\u043d\u0434e\u0442|xacy\u044e\u02bc)")
 # ... or a number read in pairs of tens ('twenty-eight sixty-four', 'nineteen forty-eight')
 TENS_PAIR = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven|"
              r"eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)")
-SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:(?:{DIGIT_WORD}[\s-]+){{3,}}{DIGIT_WORD}|{TENS_PAIR}(?:[\s-]+{TENS_PAIR})+)(?![\w-])", re.I)
+SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:(?:{DIGIT_WORD},?[\s-]+){{3,}}{DIGIT_WORD}|{TENS_PAIR}(?:[\s-]+{TENS_PAIR})+)(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
@@ -1983,7 +1983,7 @@ LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "]
 PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|snmp|v2c|"
                             r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc)(?![A-Za-z])", re.I)
 PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
-COMMUNITY = re.compile(r"community|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
+COMMUNITY = re.compile(r"community|communaut|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 7
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -1991,6 +1991,24 @@ PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site"
                  "collection", "path", "file", "profile", "realm", "domain", "account", "user", "username", "login",
                  "model", "controller", "labelled", "labeled", "region", "zone"}
 HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collector", "per", "see"}   # 'traps to nms-main-12'
+# A value of lower-case words joined by '-' or '_', alone after ':' at a clause's end, in a text naming SNMP, or naming
+# Wi-Fi, IPsec or a PSK and a password in any language ('SNMP community pe sa e DU-ura: lolo-phabaj', 'E parola e
+# Wi-Fi-aki vaš e gostura: kalo-grast-baro'), whatever the words before ':' (colon_phrase); not a setting's words
+# (COLON_SETTINGS: 'read-only', 'out-of-band', 'to-be-confirmed') nor after a place's name ('SSID: lab-guest')
+COLON_PHRASE = re.compile(r":\s*['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
+                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+)['\"\u201d\u00bb]?(?=\s*(?:[.;,!?)]|$))")
+COLON_LETTERS = 8
+COLON_SETTINGS = frozenset("""
+a an the to be by of in on at as or and not no per end out only read write bound band north south east west party third
+source open default vendor managed hosted premises based level wide enabled disabled trap traps inform get set bulk walk
+applicable used yet auto discovery plain text clear factor single sign well known specific none user group view access
+agent manager engine remote local public private monitoring polling team see below above separately sent later tbd tbc
+pending same shared common standard custom community string strings dedicated minute minutes hourly daily weekly case
+web portal captive login server primary secondary backup main nms multi self point characters character rotated
+rotation quarterly monthly yearly annually changed expires length long random generated unique certificate cert eap tls
+radius enterprise personal
+""".split())
+COLON_LABELS = frozenset("name contact location view group engine mode version agent manager policy rule".split())
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
                         "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
@@ -2180,7 +2198,7 @@ def bound_secret(text):
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
-        phrase_after_name(text) or alarm_tail(text)
+        phrase_after_name(text) or colon_phrase(text) or alarm_tail(text)
 
 
 def login_with(text):
@@ -2403,6 +2421,25 @@ def phrase_after_name(text):
         if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 3 and sum(letters) >= fewest and \
                 re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) and \
                 not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES | HOST_BEFORE):
+            return m.group("phrase"), named.group()
+    return None
+
+
+def colon_phrase(text):
+    """A community or passphrase of lower-case words joined by '-' or '_', alone after ':' at a clause's end (COLON_PHRASE),
+    in a text naming SNMP, or Wi-Fi, IPsec or a PSK with a password's name, as (value, name), or None: eight letters or
+    more, a word of four; not a setting's words (COLON_SETTINGS) or a place's value (PHRASE_PLACES, COLON_LABELS)."""
+    named = SNMP_NAMED.search(text) or PHRASE_CONTEXT.search(text)
+    if not named or not (SNMP_NAMED.search(named.group()) or PASSWORD_NAME.search(text) or CREDENTIAL_WORD.search(text) or
+                         PSK_NAME.search(text)):
+        return None
+    for m in COLON_PHRASE.finditer(text):
+        pieces = re.split("[-_]", m.group("phrase"))
+        sizes = [len(piece) for piece in pieces]
+        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if all(piece == piece.lower() for piece in pieces) and sum(sizes) >= COLON_LETTERS and max(sizes) >= 4 and \
+                not (COLON_SETTINGS | PHRASE_NAMING_PIECES).intersection(pieces) and \
+                not (before and before[0] in PHRASE_PLACES | COLON_LABELS):
             return m.group("phrase"), named.group()
     return None
 
