@@ -2244,7 +2244,7 @@ def h11_5_a_cell_over_the_csv_field_limit_is_named_as_the_answer_cap():
     assert "2,000" in problem and "131,072" in problem and "not valid CSV" not in problem
     with Sandbox() as box:
         refused_exactly(box, "id,answer,notes\nRES-1,short," + "a" * 200_000 + "\n", f"2: {problem}")
-        refused_exactly(box, "id,answer\nRES-1,short\nREQ-3," + "a" * 200_000 + "\n", f"3: {problem}")
+        refused_exactly(box, "id,answer\nREQ-4,short\nREQ-3," + "a" * 200_000 + "\n", f"3: {problem}")
 
 
 @test
@@ -3849,3 +3849,15 @@ def h63_an_alarms_code_after_its_label_and_a_wifi_password_after_a_comma():
     for value in ("#\u0417\u041d\u0410\u0427!", "FIXME", "{{HW-8}}", "see attached", "1904-01-01"):
         assert cl.format_answer(item, value)[1], value
     assert not cl.format_answer(item, "see attached minutes of 3 May for the dates")[1]
+
+
+@test
+def h74_a_sheets_row_problems_and_its_answers_problems_show_in_one_run():
+    """Round 74: a comment typed in a column that is not recorded hid the other rows' problems (an unknown ID, a
+    control character) until it was fixed; every row's problem is shown at once, and nothing is written."""
+    with Sandbox() as box:
+        refused_exactly(box, "id,answer,comment\nREQ-3,36,a note\nHW-8\x1b]0;x\x07,Rack 12,\n"
+                             "DEL-1,\x1b[2JNETCONF,\n",
+                        "2: " + cl.UNREAD_MESSAGE.format("comment"),
+                        "3: 'HW-8\\u001b]0;x\\u0007' is not an item of the checklist",
+                        "4: DEL-1: the answer holds an invisible or control character (U+001B); retype it as plain text")

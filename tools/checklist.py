@@ -1350,7 +1350,8 @@ def cmd_check(doc, args):
 def cmd_import(doc, args):
     """`import`: record the answers of a CSV, refusing the whole file on any problem."""
     rows, problems = read_csv(args.answers)
-    changes, more = plan_answers(doc, rows, args.replace) if not problems else ({}, [])
+    whole = all(p.line for p in problems) and len(rows) + len(problems) < MAX_CSV_ROWS   # not cut short at a cap
+    changes, more = plan_answers(doc, rows, args.replace) if whole else ({}, [])   # every row's problem in one run
     problems += more
     if problems:
         many = counted(len(problems), "problem") if len(problems) <= MAX_PROBLEMS else f"more than {MAX_PROBLEMS} problems"
