@@ -941,6 +941,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'door code: four, seven, one, nine',
                  'kinit omcsvc, then type Spindle*Harbor4',
                  'Communaut\u00e9 SNMP : lille-nord',
+                 'HSM recovery: 48213-90572, 11834-66029, 70391-25548', 'HSM recovery: 4KQ7-P2MX, 9RT3-ZW8N',
                  # a password's name in Indonesian and Persian binds any value
                  'kata sandi: chai-shirin-sabz', 'Kata sandi wifi tamu: kopi-pagi-hujan',
                  '\u0631\u0645\u0632 \u0639\u0628\u0648\u0631 \u0648\u0627\u06cc \u0641\u0627\u06cc: chai-shirin-sabz',
@@ -1762,6 +1763,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
                   # round 74
+                  'Disaster recovery: 2024-2025, 2026-2027', 'HSM recovery plan: doc 48213-90572 rev 2',
                   'SNMP: read-only',
                   'SNMP traps: north-bound',
                   'SNMP monitoring: out-of-band',

@@ -1946,10 +1946,11 @@ HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?!
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
-BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*[0-9]{4,8}"
-                        r"(?:[\s,]+[0-9]{4,8}){2,}|[^\W\d_]*(?:recup|recov|r\u00e9cup|wiederherstell)[^\W\d_]*[^0-9\n]{0,30}?"
+BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*(?:[0-9]{4,8}"
+                        r"(?:[\s,]+[0-9]{4,8}){2,}|(?!(?:19|20)[0-9]{2}-(?:19|20)[0-9]{2}(?![0-9]))[0-9]{4,6}-[0-9]{4,6}"
+                        r"(?:,?\s+[0-9]{4,6}-[0-9]{4,6})+)|[^\W\d_]*(?:recup|recov|r\u00e9cup|wiederherstell)[^\W\d_]*[^0-9\n]{0,30}?"
                         r"[0-9]{4,8}(?:[\s,]+[0-9]{4,8}){3,}|(?:backup|recovery|rescue|scratch|bypass|unlock)(?:\s+(?:codes?|keys?))?"
-                        r"\s*:?\s*(?=[a-z0-9-]*[a-z])(?=[a-z0-9-]*[0-9])[a-z0-9]{4}(?:-[a-z0-9]{4}){3,})(?![\w.-])", re.I)
+                        r"\s*:?\s*(?=[a-z0-9-]*[a-z])(?=[a-z0-9-]*[0-9])[a-z0-9]{4}(?:(?:-|,\s*)[a-z0-9]{4}){3,})(?![\w.-])", re.I)
 # ('backup 4471 2290 6675 1042 8812', 'recovery: 1a2b-3c4d-5e6f-7g8h')
 LIST_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # ... or three groups or more of capitals and digits, each with both ('2KFW-8TQA, 5NZC-61RU, H7MX-30PD'), under any name
@@ -2027,7 +2028,7 @@ ALARM_TAIL = re.compile(r"[,:;]\s*(?P<words>(?:[^\W\d_][\w'\u2019-]*\s+){1,3})(?
                         r"(?:\s+[^\W\d_][\w'\u2019-]*)?\s*[.!\u0964\u3002]?\s*$")
 # ... or a number and one word that end it ('Alarmi qamissagukku 1964 tooruk.'), but a quantity ('3650 days') or a
 # number a word names ('queue 4410': NUMBER_LABELS)
-NUMBER_WORD_END = re.compile(r"(?:(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<number>[0-9]{4,8})\s+"
+NUMBER_WORD_END = re.compile(r"(?:(?<![^\W\d_])(?P<before>[^\W\d_]+)\s+)?(?<![\w.,/-])(?P<number>[0-9]{4,8})\s+"
                              r"(?P<word>[^\W\d_][^\s.!\u0964\u3002\u1362]*)\s*[.!\u0964\u3002\u1362]?\s*$")
 TAIL_UNITS = frozenset("days day hours hour minutes minute seconds second sites site events event alarms alarm entries "
                        "records rows users times years months weeks ms s m km w kw mw mhz ghz db euro eur usd dollars "
