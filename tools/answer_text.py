@@ -212,7 +212,7 @@ SECRET_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|phrases?|codes?|
                           r"(?:api|secret|private)[ _-]?(?:keys?|tokens?|secrets?)|apikeys?|secrets?|tokens?)"
                           + LABEL_SEPARATOR, re.I)
 # An UPPER-CASE environment name ending in one of those words is a label too ('PGPASSWORD=...', 'DBPASS=...')
-ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET)" + LABEL_SEPARATOR)
+ENV_LABEL = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*(?:PASS|PASSWORD|PASSWD|PWD|TOKEN|SECRET|STOP_STR|STOP_STR2)" + LABEL_SEPARATOR)
 # A label before a user name and its password (H15-1): 'login: admin / X', 'creds: root, X', 'credentials for the
 # OMC: admin / X' (PAIR_LABEL); a password label's value is walked too (judged_label: user_pair)
 PAIR_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:credentials?|creds|logins?|users?|accounts?)"
@@ -439,11 +439,11 @@ BOUND_NAME = re.compile(
     r"(?P<bare>keys?|wi-?fi|secret))(?![^\W_])(?!-(?![kc\u043a][o\u043e][d\u0434])[^\W\d_]{3})|"
     r"(?P<cjk>\u30d1\u30b9\u30ef\u30fc\u30c9|\u30d1\u30b9\u30ad\u30fc|\u30d1\u30b9\u30b3\u30fc\u30c9|\u3071\u3059\u308f\u30fc\u3069|\U0001f511|\U0001f510|\U0001f5dd|\U0001f513|\U0001f512|"
     r"(?:wi-?fi|wlan)\u30ad\u30fc|api\s*\u4ee4\u724c|api\s*\ud0a4|(?:wi-?fi|\uc640\uc774\ud30c\uc774)\s*\ud0a4|"
-    r"\u5bc6\u7801|\u5bc6\u78bc|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|facal-faire|Facal-faire|kupuhipa|Kupuhipa|\u0795\u0790\u0788\u0791|\u0795\u0782|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0627\u0633 \u0648\u0631\u0688|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
-    r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f)?)"
+    r"\u5bc6\u7801|\u5bc6\u78bc|\u5bc6\u94a5|\u5bc6\u9470|\u56e2\u4f53\u540d|\u5718\u9ad4\u540d|\ube44\ubc00\ubc88\ud638|\uc554\ud638|\ube44\ubc88|\u30d1\u30b9\u30d5\u30ec\u30fc\u30ba|\u53e3\u4ee4|\u63d0\u53d6\u7801|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u0e27\u0e25\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|facal-faire|Facal-faire|kupuhipa|Kupuhipa|\u0795\u0790\u0788\u0791|\u0795\u0782|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0627\u0633 \u0648\u0631\u0688|\u0b2a\u0b28|\u09aa\u09be\u099b\u09f1\u09f0\u09a1|\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc|\u0b2a\u0b3e\u0b38\u0b71\u0b3e\u0b30\u0b21|\u067e\u0627\u0633\u0648\u0631\u068a|\u1218\u1215\u1208\u134a \u1243\u120d|paroly|Paroly|\u067e\u0627\u0631\u0648\u0644\u0649|\u067e\u0627\u0631\u0648\u0644|igama lokugqitha|Igama lokugqitha|\u05e4\u05d0\u05e8\u05d0\u05dc|\u0995\u09ae\u09bf\u0989\u09a8\u09bf\u099f\u09bf \u09b7\u099f\u09f0\u09bf\u0982|okwu nzuzo|Okwu nzuzo|loynior\u00f0|Loynior\u00f0|\u0caa\u0cbe\u0cb8\u0cb5\u0cb0\u0ca1|\u0caa\u0ca8|\u0caa\u0caf\u0cc1\u0c95|\u0d2a\u0d3e\u0d38\u0d35\u0d47\u0d21|\u0d2a\u0d3f\u0d7b|\u0d2a\u0d3f\u0d2f\u0d15\u0d46|\u1005\u1000\u102c\u1038\u101d\u1000|\u1015\u1004\u1014\u1015\u102b\u1010|c\u044bpc\u04e9\u0437\u04af|C\u044bpc\u04e9\u0437\u04af|c\u044bpc\u04e9\u0437|C\u044bpc\u04e9\u0437|\u067e\u0627\u0633\u0648\u0631\u0689|furaha sirta|Furaha sirta|iphasiwedi|Iphasiwedi|\u12e8\u12ed\u1208\u134d \u1243\u1209|\u12e8\u12ed\u1208\u134d \u1243\u120d|\u1352\u1295|\u1352\u12e9\u12ac|cyfrinair|Cyfrinair|\u0aaa\u0abe\u0ab8\u0ab5\u0ab0\u0aa1|\u0aaa\u0abf\u0aa8|\u0aaa\u0ac0\u0aaf\u0a95|kalmar wucewa|Kalmar wucewa|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c\u0568|\u0563\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u0533\u0561\u0572\u057f\u0576\u0561\u0562\u0561\u057c|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437i|\u049b\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u049a\u04b1\u043f\u0438\u044f c\u04e9\u0437|\u1796\u17b6\u1780\u1799\u179f\u1798\u1784\u17b6\u178f|\u043dyy\u0446 \u04afr|Hyy\u0446 \u04afr|\u0a2a\u0a3e\u0a38\u0a35\u0a30\u0a21|\u0a2a\u0a3f\u0a28|\u0a2a\u0a40\u0a2f\u0a15|\u0db8\u0dbb\u0db4\u0daf\u0dba|\u0c2a\u0c28|\u0c2a\u0c2f\u0c42\u0c15|\u0c2a\u0c38\u0c35\u0c30\u0c21|paroli|Paroli|\u1ecdr\u1ecd a\u1e63\u00edn\u00e0|\u1eccr\u1ecd a\u1e63\u00edn\u00e0|UAP|\u09aa\u09bf\u0987\u0989\u0995\u09c7|\u09aa\u09bf\u09a8)"
+    r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f|(?:\u641e|\u6539|\u8bbe|\u8a2d|\u6362|\u63db)?\u6210|\u8bbe\u4e3a|\u8a2d\u70ba|\u6539\u4e3a|\u6539\u70ba)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8|iyo|heet)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8|iyo|heet|yaa)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
                             r"dem|du|de|au|aux|pour|para|por|pentru|kan|ng|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
@@ -639,7 +639,7 @@ WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^
 WPA_VALUE = re.compile(r"(?<![^\W_])wpa[23]?(?:[-\s]?psk)?\s+[\"'\u201c\u2018]?(?P<value>(?!(?:aes|tkip|ccmp|gcmp|sae|psk|"
                        r"personal|enterprise|eap|mixed|only|mode|transition)[0-9])[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)"
                        r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
-WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|psk|radius|tacacs|router|access\s+point", re.I)
+WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|wep|psk|radius|tacacs|router|access\s+point", re.I)
 # A symbol in a value: not a letter, digit, '_' or '-', nor a vowel sign of an Indic script (not \w to Python's re)
 SYMBOL = re.compile(r"[^\w\-\u0900-\u0963\u0966-\u0dff\u1000-\u1049\u104c-\u109f]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
@@ -682,7 +682,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter sekurang-kurangnya setidaknya sedikitnya paling maksimum \u062d\u062f\u0627\u0642\u0644 \u062d\u062f\u0627\u06a9\u062b\u0631 \u062f\u0633\u062a\u06a9\u0645 anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter unset read-only read-write readonly readwrite write-only sekurang-kurangnya setidaknya sedikitnya paling maksimum \u062d\u062f\u0627\u0642\u0644 \u062d\u062f\u0627\u06a9\u062b\u0631 \u062f\u0633\u062a\u06a9\u0645 anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 \u09ad\u09b2\u099f\u09c7 \u09ad\u09b2\u099f \u09ad\u09b2\u099f\u09c7\u09b0 \u0d35\u0d4b\u0d7e\u0d1f\u0d1f\u0d3f\u0d7d \u0d35\u0d4b\u0d7e\u0d1f\u0d1f nasa yaon
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
@@ -783,7 +783,7 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])com2sec6?\s+\S+\s+\S+\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp-agent\s+community\s+(?:read|write)\s+(?:cipher\s+)?(?P<value>\S+)", re.I),
                      re.compile(r"\{\$\w*(?:COMMUNITY|PASSWORD|SECRET|PSK)\w*\}\s*(?:is\s+set\s+to|=|:)\s*(?P<value>\S+)", re.I),
-                     re.compile(r"(?<![^\W_])authentication\s+text\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])auth(?:entication)?\s+text\s+(?!(?:disabled|enabled|none|off|removed|unset|only)(?![^\W_]))(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?:(?:md5|sha\w*|3?des|aes\w*)\s+)?"
                                 r"(?!(?:priv|auth|only|and|with|none)(?![^\W_]))(?P<value>\S+)", re.I),   # 'auth sha X priv aes Y': X
                      re.compile(r"(?<![^\W_])pre-shared-key\s+(?:ascii-text|hexadecimal)\s+(?P<value>\S+)", re.I),
@@ -835,7 +835,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|lawang|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|dtmf|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -913,7 +913,7 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
-              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz|inki|nammay|sidoc|ferey|konoy|lehey|leehay|malhin|bacaara|baacaro|sagaala|\u04c8o\u043fo\u0439|c\u0438\u0434\u044f|\u043d\u044frap|\u0442e\u0442|ca\u043c\u043b\u04c8a\u043d|\u043ca\u0442\u02bc|c\u0438\u02bc\u0438\u0432|c\u0438\u043d\u0434e\u0442|xacy\u044e\u02bc)")
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz|\u0936\u0928\u092f|\u090f\u0915|\u0926\u094b|\u0924\u0940\u0928|\u091a\u093e\u0930|\u092a\u093e\u091a|\u091b\u0939|\u091b\u0903|\u0938\u093e\u0924|\u0906\u0920|\u0928\u094c|\u0926\u094b\u092f|\u091a\u092f\u093e\u0930|sero|isa|duwa|duha|dalawa|tatlo|tulo|upat|apat|lima|unum|unom|anim|pitu|pito|walu|walo|siyam|inki|nammay|sidoc|ferey|konoy|lehey|leehay|malhin|bacaara|baacaro|sagaala|\u04c8o\u043fo\u0439|c\u0438\u0434\u044f|\u043d\u044frap|\u0442e\u0442|ca\u043c\u043b\u04c8a\u043d|\u043ca\u0442\u02bc|c\u0438\u02bc\u0438\u0432|c\u0438\u043d\u0434e\u0442|xacy\u044e\u02bc)")
 # ... or a number read in pairs of tens ('twenty-eight sixty-four', 'nineteen forty-eight')
 TENS_PAIR = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven|"
              r"eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)")
@@ -946,7 +946,10 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])(?:use[sd]?|using)\s+(?P<number>(?!(?:199[0-9]|20[0-3][0-9])\s)[0-9]{4,8})\s+(?:for|on|at)\s+(?:[^\W\d_]+\s+){0,3}?"
                     r"(?P<name>doors?|gates?|keypads?|locks?|padlocks?)(?![^\W_])", re.I),   # 'We use 2580 for every door'
          re.compile(r"(?<![^\W_])(?P<name>(?:dis)?armed|unset|unlocked|opened|opens?)\s+(?:with|using|by)\s+(?:(?:the\s+)?(?:code|pin)\s+)?"
-                    r"(?P<number>(?!(?:199[0-9]|20[0-3][0-9])(?![0-9]))[0-9]{4,8})(?![\w/-]|[.,][0-9])", re.I))   # 'user 2 disarmed with code 2291'
+                    r"(?P<number>(?!(?:199[0-9]|20[0-3][0-9])(?![0-9]))[0-9]{4,8})(?![\w/-]|[.,][0-9])", re.I),   # 'user 2 disarmed with code 2291'
+         re.compile(r"(?<![^\W_])(?P<name>pair(?:s|ed|ing)?)\s+(?:with|using)\s+(?:(?:the\s+)?(?:code|pin|passkey)\s+)?"
+                    r"(?P<number>[0-9]{4,6})(?![\w/-]|[.,][0-9])(?!\s+[^\W\d_])", re.I))   # 'pairs with 7391'
+
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
 ENTERED = re.compile(r"(?<![^\W_])(?P<name>press|enter|type|key\s+in|punch\s+in)\s+(?P<number>[0-9]{4,8})\s+"
@@ -967,7 +970,7 @@ DIAL = re.compile(rf"(?<![\w.,])(?:(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}|(?:
 POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$|(?<=[0-9])['\u2019][^\W\d_]{1,4}$")   # "DEL-15's", "03.06.2026'da"
 DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
-UPPER_DESIGNATION = re.compile(r"(?<![^\W_])[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters before its number
+UPPER_DESIGNATION = re.compile(r"(?<![^\W_])(?!DTMF)[A-Z]{1,4}\s+$")   # 'Karat MT 550': a model's letters, not tones', before its number
 VALUE_RANGE = re.compile(r"[0-9]+\s+(?:to|bis|\u00e0|al)\s+[0-9]+(?![\w-])", re.I)     # a range is no value
 VALUE_RANGE_AFTER = re.compile(r"\s+(?:to|bis|\u00e0|al)\s+[0-9]", re.I)
 CODE_DATE = re.compile(r"(?:19|20)[0-9]{2}[-.][0-9]{1,3}(?:[-.][0-9]{1,2})?")        # '2025-03', and '2024-017', a file's number
@@ -1005,7 +1008,7 @@ CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9]
                         r"(?<=[0-9])(?=[\u0620-\u064a\u066e-\u06d3\u06d5\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")
 # ('コードは2609', '2753یە': no word joins them)
 CODE_CLAUSE_END = re.compile(r"[;\n\u0589\u0964\u0965\u1362\u17d4]|\.(?:\s|$)")   # and Armenian, Indic, Ethiopic, Khmer stops
-CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|mhz|ghz|x|"
+CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|hz|khz|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf|models?|series)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
 LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between the numbers of a list
@@ -1344,6 +1347,10 @@ DINGBAT_ONES = (0x2776, 0x2780, 0x278a)
 FOLDED = {**LOOKALIKE_LETTERS, **{str(d): "".join(chr(zero + d) for zero in DIGIT_ZEROS) +
                                   "".join(chr(one + d - 1) for one in DINGBAT_ONES if d) for d in range(10)},
           "-": "\u2010\u2011"}                     # hyphens read as '-' ('Pass\u2011word')
+# Digits written one by one as Chinese numerals, four or more in a row ('四七零八', '壹贰柒伍'; not a number
+# written with 十, 百 or 千): read as ASCII digits (CHINESE_DIGITS, CHINESE_DIGIT_VALUES)
+CHINESE_DIGIT_VALUES = str.maketrans({c: d for d, cs in {"0": "\u96f6\u3007", "1": "\u4e00\u58f9", "2": "\u4e8c\u8d30\u8cb3", "3": "\u4e09\u53c1\u53c3", "4": "\u56db\u8086", "5": "\u4e94\u4f0d", "6": "\u516d\u9646\u9678", "7": "\u4e03\u67d2", "8": "\u516b\u634c", "9": "\u4e5d\u7396"}.items() for c in cs})
+CHINESE_DIGITS = re.compile("(?<![\u96f6\u3007\u4e00\u58f9\u4e8c\u8d30\u8cb3\u4e09\u53c1\u53c3\u56db\u8086\u4e94\u4f0d\u516d\u9646\u9678\u4e03\u67d2\u516b\u634c\u4e5d\u7396\u5341\u767e\u5343\u4e07\u842c\u4ebf\u5104\u62fe\u4f70\u4edf\u4e24\u5169])[\u96f6\u3007\u4e00\u58f9\u4e8c\u8d30\u8cb3\u4e09\u53c1\u53c3\u56db\u8086\u4e94\u4f0d\u516d\u9646\u9678\u4e03\u67d2\u516b\u634c\u4e5d\u7396]{4,}(?![\u96f6\u3007\u4e00\u58f9\u4e8c\u8d30\u8cb3\u4e09\u53c1\u53c3\u56db\u8086\u4e94\u4f0d\u516d\u9646\u9678\u4e03\u67d2\u516b\u634c\u4e5d\u7396\u5341\u767e\u5343\u4e07\u842c\u4ebf\u5104\u62fe\u4f70\u4edf\u4e24\u5169])")
 LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c in others})
 # Names of where a secret is kept, which hold no secret: an AWS resource's ARN ('arn:aws:secretsmanager:eu-west-1:
 # 123456789012:secret:lab/omc-AbCdEf'), a password manager's manual page ('pass(1)'), and a town's state and ZIP code
@@ -1530,6 +1537,7 @@ def scanned(text):
     text = NOT_ASCII.sub(lambda m: "" if blank(m.group()) and not m.group().isspace()
                          else m.group().translate(LOOKALIKES), unicodedata.normalize("NFKC", text))
     text = MARKUP.sub("", ENTITY.sub(lambda m: "" if entity(m) else m.group(), text))
+    text = CHINESE_DIGITS.sub(lambda m: m.group().translate(CHINESE_DIGIT_VALUES), text)
     text = SPLIT_NAME.sub(r"\1\2", NUMBER_PREFIX.sub(r"\1 ", HEX_PREFIX.sub("", MD_ESCAPE.sub("", text))))
     return MATH.sub(lambda m: LATEX_COMMAND.sub("", m.group()), text) if "$" in text else text
 
@@ -1984,7 +1992,7 @@ LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "]
 PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|snmp|v2c|"
                             r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc)(?![A-Za-z])", re.I)
 PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
-COMMUNITY = re.compile(r"community|communaut|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
+COMMUNITY = re.compile(r"community|communaut|\u56e2\u4f53\u540d|\u5718\u9ad4\u540d|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 7
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -1996,8 +2004,10 @@ HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collecto
 # Wi-Fi, IPsec or a PSK and a password in any language ('SNMP community pe sa e DU-ura: lolo-phabaj', 'E parola e
 # Wi-Fi-aki vaš e gostura: kalo-grast-baro'), whatever the words before ':' (colon_phrase); not a setting's words
 # (COLON_SETTINGS: 'read-only', 'out-of-band', 'to-be-confirmed') nor after a place's name ('SSID: lab-guest')
-COLON_PHRASE = re.compile(r":\s*['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
+COLON_PHRASE = re.compile(r"[:=]\s*['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
                           r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+)['\"\u201d\u00bb]?(?=\s*(?:[.;,!?)]|$))")
+JOINED_WORDS = re.compile(r"(?<![\w/.@:-])['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
+                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+)(?![\w/.@-])")
 COLON_LETTERS = 8
 COLON_SETTINGS = frozenset("""
 a an the to be by of in on at as or and not no per end out only read write bound band north south east west party third
@@ -2007,9 +2017,11 @@ agent manager engine remote local public private monitoring polling team see bel
 pending same shared common standard custom community string strings dedicated minute minutes hourly daily weekly case
 web portal captive login server primary secondary backup main nms multi self point characters character rotated
 rotation quarterly monthly yearly annually changed expires length long random generated unique certificate cert eap tls
-radius enterprise personal
+radius enterprise personal guest guests staff corp iot visitor visitors wireless hotspot office pre aes gcm
+sha cbc esp ike ikev tunnel
 """.split())
-COLON_LABELS = frozenset("name contact location view group engine mode version agent manager policy rule".split())
+COLON_LABELS = frozenset("name contact location view group engine mode version agent manager policy rule peer peers tunnel "
+                          "tunnels proposal".split())
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
                         "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
@@ -2019,7 +2031,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66\u5668|\u8b66\u5831\u5668|\u8b66\u62a5\u5668|\u5831\u8b66\u5668|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66|\u8b66\u5831|\u8b66\u62a5|\u5831\u8b66|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -2039,7 +2051,7 @@ SEVERITY = re.compile(r"krit|criti|cr\u00edti|major|majeur|mayor|maggior|minor|m
 LISTED_NUMBER = re.compile(r"(?<![\w.,/-])[0-9]{4,8}(?![\w/-]|[.,][0-9])")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?;\u0964\u3002])\s+")
 TAIL_NAMING = frozenset("nr no number num tel phone ext id ticket order model zone zones room customer ref case po call "
-                        "dial fax".split())
+                        "dial fax \u578b\u53f7 \u578b\u865f \u7f16\u53f7 \u7de8\u865f \u53f7\u7801 \u865f\u78bc \u5de5\u5355 \u5de5\u55ae \u5206\u673a \u5206\u6a5f \u7535\u8bdd \u96fb\u8a71 \u623f\u95f4 \u623f\u9593".split())
 NUMBER_LABELS = TAIL_NAMING | frozenset("queue type series version firmware vlan channel band ssid port line extension "
                                         "group".split())
 KEYPAD_KIND = "a code typed on a keypad (single digits joined by '-', as 5-1-9-4)"
@@ -2262,14 +2274,16 @@ def kept_secret(text):
 
 def quoted_passphrase(text):
     """A passphrase of two words or more and a number, quoted, in a text that names Wi-Fi, a PSK or a password in any
-    language ('«Gaivota-Costa-55» é o contrasinal da wifi': QUOTED_PHRASE), as (passphrase, the name), or None; not
+    language ('«Gaivota-Costa-55» é o contrasinal da wifi', 'IPsec PSK ᰍᰪᰰ "Rongnyu Chu 47"': QUOTED_PHRASE), as (passphrase, the name), or None; not
     where a network's name is given (QUOTED_NAMING: 'SSID', 'called') nor after a place's name ('vault entry "…"')."""
     named = WIFI_CONTEXT.search(text) or credential_word(text)
     if not named or QUOTED_NAMING.search(text):
         return None
     for m in QUOTED_PHRASE.finditer(text):
-        pieces = [piece.lower() for piece in re.split("[-_]", m.group("phrase"))]
+        pieces = [piece.lower() for piece in re.split("[-_ ]", m.group("phrase"))]
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        if " " in m.group("phrase") and (any(YEAR.fullmatch(piece) for piece in pieces) or TITLE_WORDS.intersection(pieces)):
+            continue                                  # '"Security Plan 2024"', '"Access Control Policy 12"': titles
         if sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 3 for piece in pieces) >= 2 and \
                 any(piece.isdigit() for piece in pieces) and not PHRASE_NAMING_PIECES.intersection(pieces) and \
                 not (before and before[0] in PHRASE_PLACES):
@@ -2338,8 +2352,10 @@ def number_for_place(text):
     return (m.group("number"), m.group("name")) if m and not CODE_YEAR.fullmatch(m.group("number")) else None
 
 
-QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|[" +
+QUOTED_PHRASE = re.compile(r"[\"'\u00ab\u201c\u2018](?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_ ](?:[^\W_]|[" +
                            WORD_MARKS + r"])+){2,})[\"'\u00bb\u201d\u2019]")
+TITLE_WORDS = frozenset("policy policies standard guide plan section chapter annex appendix version release document manual "
+                        "rules procedure handbook baseline".split())
 QUOTED_NAMING = re.compile(r"ssid|network\s+name|called|named", re.I)
 BARE_CODE = re.compile(r"(?:^\s*|[.;,:!?(]\s*|(?<![^\W_])(?:the|a|our|my|this|that|new|current|usual|same)\s+)"
                        r"(?P<name>codes?)\s*(?:is\s+|[:=]\s*)?(?P<number>[0-9]{4,8})(?![\w/.,-]|[.,][0-9])", re.I)
@@ -2368,7 +2384,7 @@ def alarm_tail(text):
     """The number that ends a sentence naming an alarm, after a comma and a few words (ALARM_NAME, ALARM_TAIL), the
     last not capitalised ('Galaxy 3500' is a model), or before one word that is no unit (NUMBER_WORD_END), or a few
     words after its name and ':' (ALARM_LABEL), as (number, the alarm's name), or None."""
-    for sentence in SENTENCE_SPLIT.split(text):
+    for sentence in SENTENCE_SPLIT.split(CJK_DIGITS.sub(" ", text)):   # '先按4708' as '先按 4708'
         if len(set(LISTED_NUMBER.findall(sentence))) > 1:
             continue                                  # 'Alarm 3101 critico, 3102 maggiô': alarms' IDs, listed
         alarm, m, end = ALARM_NAME.search(sentence), ALARM_TAIL.search(sentence), NUMBER_WORD_END.search(sentence)
@@ -2427,20 +2443,21 @@ def phrase_after_name(text):
 
 
 def colon_phrase(text):
-    """A community or passphrase of lower-case words joined by '-' or '_', alone after ':' at a clause's end (COLON_PHRASE),
-    in a text naming SNMP, or Wi-Fi, IPsec or a PSK with a password's name, as (value, name), or None: eight letters or
-    more, a word of four; not a setting's words (COLON_SETTINGS) or a place's value (PHRASE_PLACES, COLON_LABELS)."""
+    """A community or passphrase of lower-case words joined by '-' or '_', alone after ':' at a clause's end (COLON_PHRASE)
+    in a text naming SNMP, Wi-Fi or IPsec, or anywhere (JOINED_WORDS) in one naming an SNMP community in any language
+    (COMMUNITY: 'SNMP团体名全部改成 mala-xiaolongxia'), as (value, name), or None: eight letters or more, a word of four;
+    not a setting's words (COLON_SETTINGS) or a place's value (PHRASE_PLACES, COLON_LABELS, HOST_BEFORE)."""
     named = SNMP_NAMED.search(text) or PHRASE_CONTEXT.search(text)
-    if not named or not (SNMP_NAMED.search(named.group()) or PASSWORD_NAME.search(text) or CREDENTIAL_WORD.search(text) or
-                         PSK_NAME.search(text)):
+    if not named:
         return None
-    for m in COLON_PHRASE.finditer(text):
+    anywhere = SNMP_NAMED.search(named.group()) and COMMUNITY.search(text)
+    for m in (JOINED_WORDS if anywhere else COLON_PHRASE).finditer(text):
         pieces = re.split("[-_]", m.group("phrase"))
         sizes = [len(piece) for piece in pieces]
-        before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
+        before = re.findall(r"[^\W\d_]+", text[max(0, m.start() - PHRASE_REACH):m.start()].lower())[-1:]
         if all(piece == piece.lower() for piece in pieces) and sum(sizes) >= COLON_LETTERS and max(sizes) >= 4 and \
                 not (COLON_SETTINGS | PHRASE_NAMING_PIECES).intersection(pieces) and \
-                not (before and before[0] in PHRASE_PLACES | COLON_LABELS):
+                not (before and before[0] in PHRASE_PLACES | COLON_LABELS | HOST_BEFORE):
             return m.group("phrase"), named.group()
     return None
 
