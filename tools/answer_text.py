@@ -2032,6 +2032,9 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
                         r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66|\u8b66\u5831|\u8b66\u62a5|\u5831\u8b66|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+# ... or a number pressed or typed in Chinese ('先按4708'), not one a year's, a sum's or a count's word follows
+CHINESE_UNIT = re.compile("[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%]")       # '3000 元', a sum
+CHINESE_PRESSED = re.compile("(?:\u6309|\u8f93\u5165|\u8f38\u5165|\u952e\u5165|\u9375\u5165)\\s*(?P<number>[0-9]{4,8})(?![0-9])(?!\\s*[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%])")
 # ... or a number a few words after the alarm's name and ':' or a dash ('Alarm: naciś 2580 i idź wōn'), but a number
 # a word names, after a capitalised word (a model's) or before a unit
 ALARM_LABEL = re.compile(r"\s*[:=\u2013\u2014-]\s*(?P<words>(?:[^\W\d_][^\s,;:]*\s+){0,3})(?P<number>[0-9]{4,8})"
@@ -2394,6 +2397,7 @@ def alarm_tail(text):
                 not any("nr" in word for word in words) and unicodedata.category(typed[-1][0]) not in ("Lu", "Lt"):
             return m.group("number"), alarm.group()
         if alarm and end and not CODE_YEAR.fullmatch(end.group("number")) and end.group("word").lower().rstrip(",;:") not in TAIL_UNITS \
+                and not CHINESE_UNIT.match(end.group("word")) \
                 and not SEVERITY.match(end.group("word").lower()) \
                 and (end.group("before") or "").lower() not in NUMBER_LABELS:
             return end.group("number"), alarm.group()
@@ -2404,7 +2408,9 @@ def alarm_tail(text):
                 and not (words and unicodedata.category(words[-1][0]) in ("Lu", "Lt")) and \
                 (m.group("next") or "").lower() not in TAIL_UNITS:
             return m.group("number"), alarm.group()
-    return None
+    pressed = CHINESE_PRESSED.search(text)
+    alarm = pressed and ALARM_NAME.search(text)
+    return (pressed.group("number"), alarm.group()) if alarm else None
 
 
 def phrase_after_name(text):
