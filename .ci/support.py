@@ -917,6 +917,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'K\u00f3digus di rekuperason: 19374 50862 73310 42591',
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
+                 'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
                  # round 75: Chinese numerals read as digits, Chinese names of a key, a community and an alarm; a community of
                  # joined words anywhere where one is named; a quoted passphrase apart by spaces; Bluetooth, DTMF, VRRP, WEP, U-Boot
                  '\u0926\u0930\u0935\u093e\u091c\u093e \u0930\u094b \u0915\u094b\u0921: \u0926\u094b\u092f, \u091a\u094d\u092f\u093e\u0930, \u0938\u093e\u0924, \u0928\u094c \u2014 \u092f\u093e\u0926 \u0930\u093e\u0916\u091c\u094b, \u0932\u093f\u0916\u091c\u094b \u092e\u0924\u0964',
@@ -1792,6 +1793,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
                   # round 75
+                  '.vault_pass is in the repo root, mode 0600', 'ci_pass rate 98 %',
                   '\u62a5\u8b66\u5668\u6309\u0032\u0030\u0032\u0034\u5e74\u8ba1\u5212\u66f4\u6362', '\u62a5\u8b66\u5668\u8d39\u7528\u6309 3000 \u5143\u8ba1\u7b97',
                   '\u95e8\u7981\u6309 2211 \u5206\u673a\u8054\u7cfb\u7269\u4e1a',
                   '\u62a5\u8b66\u5668\u5728\u673a\u623f\uff0c\u578b\u53f7 3000\u3002',

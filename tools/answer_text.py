@@ -2587,7 +2587,7 @@ def bound_value(text):
         at, name, bare_key = m.end(), m.group().lower(), m.group("bare")
         if name.startswith("clave") and CODE_KIND.search(text, at, at + CODE_KIND_REACH):
             continue                                  # 'la clave del expediente', a reference
-        bare = name == "pass"
+        bare = name == "pass" and text[m.start() - 1:m.start()] not in ("_", ".")   # not '.vault_pass'
         if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
                                                                             m.start())):
             continue
