@@ -3861,3 +3861,12 @@ def h74_a_sheets_row_problems_and_its_answers_problems_show_in_one_run():
                         "2: " + cl.UNREAD_MESSAGE.format("comment"),
                         "3: 'HW-8\\u001b]0;x\\u0007' is not an item of the checklist",
                         "4: DEL-1: the answer holds an invisible or control character (U+001B); retype it as plain text")
+
+
+@test
+def h76_a_phone_number_typed_with_a_full_width_plus_is_an_answer():
+    """Round 76: '＋86 138 0013 8000', as CJK input methods type it, was refused as a formula while '+86 …' was
+    recorded; both are answers now, and '＋SUM(A1)' is still refused."""
+    item = cl.parse(shipped_readme()).items["RES-2"]
+    assert cl.format_answer(item, "\uff0b86 138 0013 8000") == ("\uff0b86 138 0013 8000", [])
+    assert "formula" in cl.format_answer(item, "\uff0bSUM(A1)")[1][0]

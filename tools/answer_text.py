@@ -271,7 +271,7 @@ CREDENTIAL_WORD = re.compile(
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b|\u043b[\u043eo]\u0437\u0438\u043d\u043a|"
     r"[\u0433r][\u0430a][\u0441c]\u043b|[\u03baK][\u03c9w]\u03b4[\u03b9i][\u03baK]|\u5bc6\u7801|\u5bc6\u78bc|"
     r"\u53e3\u4ee4|"
-    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638(?!\ud654)|\u0631\u0645\u0632|"
+    r"\u30d1\u30b9\u30ef\u30fc\u30c9|\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\uc554\ud638(?!\ud654)|\u0631\u0645\u0632|\u0628\u0627\u0633\u0648\u0631\u062f|"
     r"\u0643\u0644\u0645\u0629 (?:\u0627\u0644\u0645\u0631\u0648\u0631|(?:\u0627\u0644)?\u0633\u0631)|"
     r"\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u092a\u093e?\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u0e23\u0e2b\u0e2a\u0e44\u0e27\u0e44\u0e1f",
     re.I)
@@ -287,7 +287,7 @@ PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![
                            r"has(?:\u0142|l)o|heslo|l(?:\u00f6|o)senord|jelsz(?:\u00f3|o)|parol\u0103|salasana|wachtwoord|"
                            r"(?:\u015f|s)ifre|passord|adgangskode|lozinka|geslo|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
-                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19", re.I)
+                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0633\u0648\u0631\u062f|\u0628\u0627\u0633\u0648\u0631\u062f", re.I)
 YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # The token right after a password's own word, its label or 'is' between ('password ops-team-8812'): not taken for
 # an identifier, product or model number when a part of it is a number of three digits or more (NUMBER_PART;
@@ -409,7 +409,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|[\u0648\u0628]?(?:\u0627\u0644)?\u0628\u0627\u0633\u0648\u0631\u062f|[\u0648\u0641\u0628]?\u0643\u0644\u0645\u0629\s+(?:\u0627\u0644)?(?:\u0633\u0631|\u0645\u0631\u0648\u0631)|sandi(?:nya|nye)|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -427,7 +427,7 @@ BOUND_NAME = re.compile(
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
     r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
-    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a])|"
+    r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a]|\u0648?\u0627\u0644\u0628[\u0646\u0643])|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
@@ -443,7 +443,7 @@ BOUND_NAME = re.compile(
     r"(?:\u306f|\ub294|\uc740|\u3092|\u4e3a|\u70ba|\u662f|(?:\u641e|\u6539|\u8bbe|\u8a2d|\u6362|\u63db)?\u6210|\u8bbe\u4e3a|\u8a2d\u70ba|\u6539\u4e3a|\u6539\u70ba)?)"
     r"(?!\s+(?:pairs?|ids?|hierarch|management|length|size|ceremon|rotation|usage|type|format|fingerprint))", re.I)
 BOUND_LEAD = re.compile(r"(?:\s+[^\s:=,;()]+){1,4}?(?=\s*[:=](?:\s|$))")
-BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8|iyo|heet|yaa)"
+BOUND_VERB = r"(?:is|was|ist|war|est|este|c['\u2019]est|\u00e8|\u00e9|es|\u00e4r|er|lautet|\u09b9\u09c8\u099b\u09c7|\u0b39\u0b47\u0b09\u0b1b|b\u1ee5|kay|ndi|mooy|ha'e|ezali|\u0787\u0786|nya\u00e9ta|y\u025b|h\u00e8|iyo|heet|yaa|ima)"
 LEAD_WORD = r"(?:[^\s:=,;()]|:(?=[^\W\d_]))+"        # a word, 'VPN:en' too
 BOUND_LEAD_FOR = re.compile(r"\s+(?:(?:for|of|on|at|to|in|with|from|f\u00fcr|auf|im|bei|am|beim|zum|zur|des|der|den|"
                             r"dem|du|de|au|aux|pour|para|por|pentru|kan|ng|del|della|dello|da|di|van|voor|do|dla|f\u00f6r|till?|p\u00e5|k|w|\u0432|"
@@ -511,7 +511,7 @@ MONTH_NAME = (
     r"nov(?:ember|embre|iembre|embro)?|de[cz](?:ember|embre|embro)?|d[e\u00e9]cembre|diciembre|dicembre)")
 MONTH = re.compile(MONTH_NAME, re.I)
 MONTH_YEAR = re.compile(r"(?<![^\W_])" + MONTH_NAME + r"\.?\s+(?:19|20)[0-9]{2}(?![\w-])", re.I)
-NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|digits?|days?|months?|years?|hours?|minutes?|"
+NUMBER_WITH_UNIT = re.compile(r"[0-9]+\+?[\s-]?(?:characters?|chars?|7arf|a7ruf|7ruf|7rouf|digits?|days?|months?|years?|hours?|minutes?|"
                               r"h|d)(?![^\W_])", re.I)
 # A rule in any language: a word in lower case and up to two more, a small number and a word ('almanco 14 carateri',
 # 'uray 14 a karakter', 'indi magnubo sa 14 ka karakter')
@@ -639,7 +639,7 @@ WIFI_PAIR = re.compile(r"(?<![^\W_])(?:wi-?fi|wlan)(?![^\W_])[^:\n]{0,40}?:\s*[^
 WPA_VALUE = re.compile(r"(?<![^\W_])wpa[23]?(?:[-\s]?psk)?\s+[\"'\u201c\u2018]?(?P<value>(?!(?:aes|tkip|ccmp|gcmp|sae|psk|"
                        r"personal|enterprise|eap|mixed|only|mode|transition)[0-9])[^\W\d_]{3,}[0-9]{2,4}[!?#*@$%&+]*)"
                        r"(?=[\"'\u201d\u2019]?(?:[\s,;.)]|$))", re.I)
-WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|wep|psk|radius|tacacs|router|access\s+point", re.I)
+WIFI_CONTEXT = re.compile(r"wi-?fi|wlan|ssid|wpa|wep|arc4|rc4|dmr|psk|radius|tacacs|router|access\s+point", re.I)
 # A symbol in a value: not a letter, digit, '_' or '-', nor a vowel sign of an Indic script (not \w to Python's re)
 SYMBOL = re.compile(r"[^\w\-\u0900-\u0963\u0966-\u0dff\u1000-\u1049\u104c-\u109f]")
 ACRONYM = re.compile(r"[A-Z][A-Za-z]{1,4}|(?=.*[A-Z])[A-Z0-9]{2,5}|(?=[A-Z]{2})[A-Za-z]{2,6}[0-9]?")
@@ -682,7 +682,7 @@ neobsahuje neuv\u00e1d\u00edme neuvadime nen\u00ed neni device-specific site-spe
 m-of-n k-of-n n-of-m d\u00e9fini d\u00e9finie d\u00e9finis d\u00e9finies choisi choisie saisi saisie \u00e9tabli \u00e9tablie
 rempli remplie garanti garantie n\u00e9lk\u00fcl nelkul i\u00e7ermez i\u00e7ermiyor yok yoktur bulunmuyor
 remis remise remises transmis transmise transmises communiqu\u00e9 communiqu\u00e9e donn\u00e9 donn\u00e9e
-abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter unset read-only read-write readonly readwrite write-only sekurang-kurangnya setidaknya sedikitnya paling maksimum \u062d\u062f\u0627\u0642\u0644 \u062d\u062f\u0627\u06a9\u062b\u0631 \u062f\u0633\u062a\u06a9\u0645 anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
+abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado redefinida redefinido restablecida restablecido bloqueado bloqueada wifi wi-fi wlan keepassxc keepassx keepassdx vaultwarden passbolt psono enpass roboform nordpass minimo minima m\u00ednimo m\u00ednima massimo m\u00e1ximo angalau herufi ausgegeben ausgeh\u00e4ndigt \u00fcbergeben zur\u00fcckgegeben fehlt chez hindi bababa kalmad\u0131 kalmadi eftir kasas\u0131nda kasasinda kasas\u0131 kasasi denenecek de\u011fi\u015ftirilecek degistirilecek pedir perguntar solicitar preguntar chiedere fragen vragen minimal karakter expire expires expiring forbidden prohibited banned disallowed allowed permitted mandatory unused 2abl ba3d ba3den 3ala 3al ma3 2aw 7atta hal2a unset read-only read-write readonly readwrite write-only sekurang-kurangnya setidaknya sedikitnya paling maksimum \u062d\u062f\u0627\u0642\u0644 \u062d\u062f\u0627\u06a9\u062b\u0631 \u062f\u0633\u062a\u06a9\u0645 anywhere nowhere everywhere used corporativo corporativa davette ekte takvimde y\u00f6neticide \u0438c\u0442\u0451\u043a \u0438c\u0442e\u043a c\u043ce\u043d\u0438\u043b y\u0437\u043da\u0442\u044c c\u043fpoc\u0438\u0442\u044c y\u0442o\u0447\u043d\u0438\u0442\u044c
 \u09ad\u09b2\u099f\u09c7 \u09ad\u09b2\u099f \u09ad\u09b2\u099f\u09c7\u09b0 \u0d35\u0d4b\u0d7e\u0d1f\u0d1f\u0d3f\u0d7d \u0d35\u0d4b\u0d7e\u0d1f\u0d1f nasa yaon
 """.split())
 # A user name and its password apart by '/' (USER_PAIR: 'ops / Wendelstein', 'admin/Open5gs2024'; H21-2, H22-4) or
@@ -783,6 +783,9 @@ COMMAND_PASSWORDS = (re.compile(r"(?<!\S)-U\s+\S+\s+-P\s+(?P<value>\S+)"),
                      re.compile(r"(?<![^\W_])com2sec6?\s+\S+\s+\S+\s+(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp-agent\s+community\s+(?:read|write)\s+(?:cipher\s+)?(?P<value>\S+)", re.I),
                      re.compile(r"\{\$\w*(?:COMMUNITY|PASSWORD|SECRET|PSK)\w*\}\s*(?:is\s+set\s+to|=|:)\s*(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])radclient\s+(?:\S+\s+){1,4}?(?:auth|acct|status|coa|disconnect)\s+(?P<value>\S+)", re.I),
+                     re.compile(r"(?<![^\W_])(?:mifare|desfire|sector\s+[0-9]{1,2})[^\n]{0,40}?(?<![^\W_])(?:keyed|key\s*[ab]?)\s*[:=]?\s*"
+                                r"(?P<value>[0-9a-f]{12})(?![0-9a-f])", re.I),
                      re.compile(r"(?<![^\W_])auth(?:entication)?\s+text\s+(?!(?:disabled|enabled|none|off|removed|unset|only)(?![^\W_]))(?P<value>\S+)", re.I),
                      re.compile(r"(?<![^\W_])snmp\w*(?![^\W_])[^|;\n]*?(?<![^\W_])(?:auth|priv)\s+(?:(?:md5|sha\w*|3?des|aes\w*)\s+)?"
                                 r"(?!(?:priv|auth|only|and|with|none)(?![^\W_]))(?P<value>\S+)", re.I),   # 'auth sha X priv aes Y': X
@@ -835,7 +838,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|lawang|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|dtmf|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|lawang|bab|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|dtmf|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -874,7 +877,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em|\u00ea)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|\U0001e933\U0001e92e\U0001e923\U0001e92b|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -913,11 +916,11 @@ DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|ein
               r"\u0434[b\u0432][a\u0430]|[t\u0442][p\u0440]\u0438|\u0447[e\u0435][t\u0442]\u044b[p\u0440][e\u0435]|"
               r"\u043f\u044f[t\u0442]\u044c|\u0448[e\u0435][c\u0441][t\u0442]\u044c|"
               r"[c\u0441][e\u0435][m\u043c]\u044c|[b\u0432][o\u043e][c\u0441][e\u0435][m\u043c]\u044c|"
-              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz|\u0936\u0928\u092f|\u090f\u0915|\u0926\u094b|\u0924\u0940\u0928|\u091a\u093e\u0930|\u092a\u093e\u091a|\u091b\u0939|\u091b\u0903|\u0938\u093e\u0924|\u0906\u0920|\u0928\u094c|\u0926\u094b\u092f|\u091a\u092f\u093e\u0930|sero|isa|duwa|duha|dalawa|tatlo|tulo|upat|apat|lima|unum|unom|anim|pitu|pito|walu|walo|siyam|inki|nammay|sidoc|ferey|konoy|lehey|leehay|malhin|bacaara|baacaro|sagaala|\u04c8o\u043fo\u0439|c\u0438\u0434\u044f|\u043d\u044frap|\u0442e\u0442|ca\u043c\u043b\u04c8a\u043d|\u043ca\u0442\u02bc|c\u0438\u02bc\u0438\u0432|c\u0438\u043d\u0434e\u0442|xacy\u044e\u02bc)")
+              r"\u0434[e\u0435][b\u0432]\u044f[t\u0442]\u044c|jeden|dwa|trzy|cztery|pi\u0119\u0107|sze\u015b\u0107|siedem|osiem|dziewi\u0119\u0107|nula|jedna|dva|t\u0159i|\u010dty\u0159i|p\u011bt|\u0161est|sedm|osm|dev\u011bt|(?:\u00e9\u00e9|ee)n|s(?:\u0131|i)f(?:\u0131|i)r|bir|iki|(?:\u00fc|u)(?:\u00e7|c)|d(?:\u00f6|o)rt|be(?:\u015f|s)|alt(?:\u0131|i)|yedi|sekiz|dokuz|dua|\u0646\u0648|\u062f\u0648|\u0635\u0641\u0631|\u0648\u0627\u062d\u062f|\u0627\u062a\u0646\u064a\u0646|\u0627\u062b\u0646\u064a\u0646|\u0627\u062b\u0646\u0627\u0646|\u062a\u0644\u0627\u062a\u0629|\u062b\u0644\u0627\u062b\u0629|\u0627\u0631\u0628\u0639\u0629|\u0623\u0631\u0628\u0639\u0629|\u062e\u0645\u0633\u0629|\u0633\u062a\u0629|\u0633\u0628\u0639\u0629|\u062a\u0645\u0627\u0646\u064a\u0629|\u062b\u0645\u0627\u0646\u064a\u0629|\u062a\u0633\u0639\u0629|\u0627\u06cc\u06a9|\u062a\u06cc\u0646|\u0686\u0627\u0631|\u067e\u0627\u0646\u0686|\u0686\u06be|\u0633\u0627\u062a|\u0622\u0679\u06be|sefer|sifr|wa7ad|wa7ed|tnen|tneen|tlete|tleteh|tlateh|arba3a|arb3a|khamse|5amse|sitteh|sab3a|sab3e|tmene|tmeneh|tmanye|tes3a|tis3a|nol|satu|tiga|empat|enam|tujuh|tuju|delapan|sembilan|sada|tolu|opat|onom|ualu|sia|\u0936\u0928\u092f|\u090f\u0915|\u0926\u094b|\u0924\u0940\u0928|\u091a\u093e\u0930|\u092a\u093e\u091a|\u091b\u0939|\u091b\u0903|\u0938\u093e\u0924|\u0906\u0920|\u0928\u094c|\u0926\u094b\u092f|\u091a\u092f\u093e\u0930|sero|isa|duwa|duha|dalawa|tatlo|tulo|upat|apat|lima|unum|unom|anim|pitu|pito|walu|walo|siyam|inki|nammay|sidoc|ferey|konoy|lehey|leehay|malhin|bacaara|baacaro|sagaala|\u04c8o\u043fo\u0439|c\u0438\u0434\u044f|\u043d\u044frap|\u0442e\u0442|ca\u043c\u043b\u04c8a\u043d|\u043ca\u0442\u02bc|c\u0438\u02bc\u0438\u0432|c\u0438\u043d\u0434e\u0442|xacy\u044e\u02bc)")
 # ... or a number read in pairs of tens ('twenty-eight sixty-four', 'nineteen forty-eight')
 TENS_PAIR = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven|"
              r"eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)")
-SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:(?:{DIGIT_WORD},?[\s-]+){{3,}}{DIGIT_WORD}|{TENS_PAIR}(?:[\s-]+{TENS_PAIR})+)(?![\w-])", re.I)
+SPELLED_DIGITS = re.compile(rf"(?<![\w-])(?:(?:{DIGIT_WORD}[,\u060c]?[\s-]+){{3,}}{DIGIT_WORD}|{TENS_PAIR}(?:[\s-]+{TENS_PAIR})+)(?![\w-])", re.I)
 CODE_RANGE = re.compile(r"\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*[0-9]")   # 'alarm codes 7001 to 7999'
 CODE_RANGE_BEFORE = re.compile(r"[0-9]\s*(?:to|bis|\u00e0|a|al|-|\u2013)\s*$")
 CODE_RANGE_REACH = 8
@@ -948,7 +951,9 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])(?P<name>(?:dis)?armed|unset|unlocked|opened|opens?)\s+(?:with|using|by)\s+(?:(?:the\s+)?(?:code|pin)\s+)?"
                     r"(?P<number>(?!(?:199[0-9]|20[0-3][0-9])(?![0-9]))[0-9]{4,8})(?![\w/-]|[.,][0-9])", re.I),   # 'user 2 disarmed with code 2291'
          re.compile(r"(?<![^\W_])(?P<name>pair(?:s|ed|ing)?)\s+(?:with|using)\s+(?:(?:the\s+)?(?:code|pin|passkey)\s+)?"
-                    r"(?P<number>[0-9]{4,6})(?![\w/-]|[.,][0-9])(?!\s+[^\W\d_])", re.I))   # 'pairs with 7391'
+                    r"(?P<number>[0-9]{4,6})(?![\w/-]|[.,][0-9])(?!\s+[^\W\d_])", re.I),   # 'pairs with 7391'
+         re.compile(r"(?<![\w.,/-])(?P<number>(?!(?:19|20)[0-9]{2}(?![0-9]))[0-9]{4,8}[A-D#*]?)\s+"
+                    r"(?P<name>to\s+(?:open|unlock|disarm|unset|get\s+in))(?=\s*(?:[.,;!)]|$))", re.I))   # '2580C to open'
 
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
@@ -1316,9 +1321,10 @@ NOT_APPLICABLE = re.compile(r"#?n/a|n\.?a\.?", re.I)
 HTML_TAG = re.compile(r"<(?:[A-Za-z][\w-]*(?:\s|/?>)|/[A-Za-z]|!--|\?)")
 AUTOLINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^\s<>]*>", re.I)
 FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63")
-# An answer may start with a phone number in international form ('+44 20 7946 0958 (NOC)', '+1 (555) 010-0199'), then
+# An answer may start with a phone number in international form ('+44 20 7946 0958 (NOC)', '+1 (555) 010-0199', or
+# '＋86 …' as CJK input methods type it), then
 # its end or a word, if it holds nothing else a formula needs ('+1-555-0100+cmd|...', '+44 20 7946 0123 =1+1')
-PHONE_START = re.compile(r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?=$|[,;]?\s+[^\W\d_]|\s+\()(?![^=|!*^&]*[=|!*^&])")
+PHONE_START = re.compile(r"[+\uff0b\ufe62][0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}(?=$|[,;]?\s+[^\W\d_]|\s+\()(?![^=|!*^&]*[=|!*^&])")
 SAFE_AUTOLINK = re.compile(r"<(?:https?|mailto|ftp|sftp|urn|doi|tel):", re.I)   # a link's scheme an answer may use
 # Letters of other scripts, and small capitals, that look like Latin ones (and that NFKC leaves as they are), under the
 # Latin letter they look like, in its case: Cyrillic 'а' and Greek 'α' read 'a', Cyrillic 'А' and Lisu 'ꓮ' read 'A'.
@@ -1990,9 +1996,9 @@ JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|(?![^\W
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
 LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
 PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|snmp|v2c|"
-                            r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc)(?![A-Za-z])", re.I)
-PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
-COMMUNITY = re.compile(r"community|communaut|\u56e2\u4f53\u540d|\u5718\u9ad4\u540d|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
+                            r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc|\u0935\u093e\u0908-?\u092b\u093e\u0908)(?![A-Za-z])", re.I)
+PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u0627\u0644\u0645\u0641\u062a\u0627\u062d \u0627\u0644\u0645\u0634\u062a\u0631\u0643|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
+COMMUNITY = re.compile(r"community|communaut|\u0643\u0648\u0645\u064a\u0648\u0646\u064a\u062a\u064a|\u0643\u0645\u064a\u0648\u0646\u062a\u064a|\u56e2\u4f53\u540d|\u5718\u9ad4\u540d|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 7
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -2005,9 +2011,9 @@ HOST_BEFORE = {"to", "from", "via", "by", "towards", "into", "poller", "collecto
 # Wi-Fi-aki vaš e gostura: kalo-grast-baro'), whatever the words before ':' (colon_phrase); not a setting's words
 # (COLON_SETTINGS: 'read-only', 'out-of-band', 'to-be-confirmed') nor after a place's name ('SSID: lab-guest')
 COLON_PHRASE = re.compile(r"[:=]\s*['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
-                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+)['\"\u201d\u00bb]?(?=\s*(?:[.;,!?)]|$))")
+                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+(?:[-_][0-9]{1,4})?)['\"\u201d\u00bb]?(?=\s*(?:[.;,!?)]|$))")
 JOINED_WORDS = re.compile(r"(?<![\w/.@:-])['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
-                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+)(?![\w/.@-])")
+                          r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+(?:[-_][0-9]{1,4})?)(?![\w/.@-])")
 COLON_LETTERS = 8
 COLON_SETTINGS = frozenset("""
 a an the to be by of in on at as or and not no per end out only read write bound band north south east west party third
@@ -2025,13 +2031,13 @@ COLON_LABELS = frozenset("name contact location view group engine mode version a
 PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "site", "sites", "snmp", "ipsec", "ops",
                         "core", "lab", "prod", "dev", "test", "ap", "aps", "wlc", "sw", "rtr", "gw", "fw", "srv", "gnb",
                         "enb", "du", "cu", "ru", "amf", "upf", "smf", "vm", "node", "host", "rack", "floor", "room", "bldg",
-                        "wlan", "ssid", "vlan", "edge"}
+                        "wlan", "ssid", "vlan", "edge", "gateway", "router", "switch", "peer", "link", "server"}
 # A number that ends a sentence naming an alarm, after a comma and a few words ('Per deactivar l'alarm, smatgai 3029.',
 # 'To switch the alarm off, press 3029'): whatever the local verb for 'press', not a number the words name (a customer's
 # or a phone's: TAIL_NAMING, 'kund-nr 12345')
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
-                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u62a5\u8b66|\u8b66\u5831|\u8b66\u62a5|\u5831\u8b66|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+                        r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u0625\u0646\u0630\u0627\u0631|\u0627\u0646\u0630\u0627\u0631|\u62a5\u8b66|\u8b66\u5831|\u8b66\u62a5|\u5831\u8b66|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
 # ... or a number pressed or typed in Chinese ('先按4708'), not one a year's, a sum's or a count's word follows
 CHINESE_UNIT = re.compile("[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%]")       # '3000 元', a sum
 CHINESE_PRESSED = re.compile("(?:\u6309|\u8f93\u5165|\u8f38\u5165|\u952e\u5165|\u9375\u5165)\\s*(?P<number>[0-9]{4,8})(?![0-9])(?!\\s*[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%])")
@@ -2279,13 +2285,13 @@ def quoted_passphrase(text):
     """A passphrase of two words or more and a number, quoted, in a text that names Wi-Fi, a PSK or a password in any
     language ('«Gaivota-Costa-55» é o contrasinal da wifi', 'IPsec PSK ᰍᰪᰰ "Rongnyu Chu 47"': QUOTED_PHRASE), as (passphrase, the name), or None; not
     where a network's name is given (QUOTED_NAMING: 'SSID', 'called') nor after a place's name ('vault entry "…"')."""
-    named = WIFI_CONTEXT.search(text) or credential_word(text)
+    named = WIFI_CONTEXT.search(text) or PHRASE_CONTEXT.search(text) or credential_word(text)
     if not named or QUOTED_NAMING.search(text):
         return None
     for m in QUOTED_PHRASE.finditer(text):
         pieces = [piece.lower() for piece in re.split("[-_ ]", m.group("phrase"))]
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
-        if " " in m.group("phrase") and (any(YEAR.fullmatch(piece) for piece in pieces) or TITLE_WORDS.intersection(pieces)):
+        if " " in m.group("phrase") and TITLE_WORDS.intersection(pieces):
             continue                                  # '"Security Plan 2024"', '"Access Control Policy 12"': titles
         if sum(bool(LETTER_PIECE.fullmatch(piece)) and len(piece) >= 3 for piece in pieces) >= 2 and \
                 any(piece.isdigit() for piece in pieces) and not PHRASE_NAMING_PIECES.intersection(pieces) and \
@@ -2442,7 +2448,7 @@ def phrase_after_name(text):
         letters = [len(piece) for piece in typed if LETTER_PIECE.fullmatch(piece) and piece.lower() == piece]
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
         if len(letters) >= 2 and len(letters) == len(typed) - 1 and max(letters) >= 3 and sum(letters) >= fewest and \
-                re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) and \
+                (re.fullmatch("[1-9][0-9]{1,3}", typed[-1]) or re.fullmatch("[1-9]", typed[-1]) and sum(letters) >= 10) and \
                 not PHRASE_NAMING_PIECES.intersection(typed) and not (before and before[0] in PHRASE_PLACES | HOST_BEFORE):
             return m.group("phrase"), named.group()
     return None
@@ -2459,7 +2465,7 @@ def colon_phrase(text):
     anywhere = SNMP_NAMED.search(named.group()) and COMMUNITY.search(text)
     for m in (JOINED_WORDS if anywhere else COLON_PHRASE).finditer(text):
         pieces = re.split("[-_]", m.group("phrase"))
-        sizes = [len(piece) for piece in pieces]
+        sizes = [len(piece) for piece in pieces if not piece.isdigit()]
         before = re.findall(r"[^\W\d_]+", text[max(0, m.start() - PHRASE_REACH):m.start()].lower())[-1:]
         if all(piece == piece.lower() for piece in pieces) and sum(sizes) >= COLON_LETTERS and max(sizes) >= 4 and \
                 not (COLON_SETTINGS | PHRASE_NAMING_PIECES).intersection(pieces) and \
@@ -2695,7 +2701,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
         rest = value[m.end():].strip()
         if PARTICIPLE.fullmatch(first) or spaced and not plural and VERB_S.fullmatch(first) or \
                 not (DIGIT.search(first) or SYMBOL.search(first) or (first[0].isupper() and not plural) or
-                     (spaced and not rest and not (first.isalpha() and first.islower() and len(first) < LONE_WORD))):
+                     (spaced and not rest and not (first.isalpha() and (first.islower() or first.lower() == first.upper()) and
+                                                   len(first) < LONE_WORD))):
             return ""                                 # 'password haha', 'password guini': a word ('here') after it
         if first.isupper() and len(first) <= 5 and not weak_password(first):
             return ""                                 # an acronym ('PIN SSO')
