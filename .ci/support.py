@@ -944,6 +944,7 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Security radios (Hytera DMR) use ARC4 privacy, key 5A3F9C21E7',
                  '\u0628\u0627\u0633\u0648\u0631\u062f: Koshary2024',
                  'Press 4417 to open.',
+                 'server room code 4471', 'code for the server room: 3917', 'cage code 4471',
                  # round 75: Chinese numerals read as digits, Chinese names of a key, a community and an alarm; a community of
                  # joined words anywhere where one is named; a quoted passphrase apart by spaces; Bluetooth, DTMF, VRRP, WEP, U-Boot
                  '\u0926\u0930\u0935\u093e\u091c\u093e \u0930\u094b \u0915\u094b\u0921: \u0926\u094b\u092f, \u091a\u094d\u092f\u093e\u0930, \u0938\u093e\u0924, \u0928\u094c \u2014 \u092f\u093e\u0926 \u0930\u093e\u0916\u091c\u094b, \u0932\u093f\u0916\u091c\u094b \u092e\u0924\u0964',
@@ -1829,6 +1830,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'TLS 1.3 on management; IPsec on backhaul with IKEv2 and certificates; PSK forbidden.',
                   'Our VPN pre-shared key is rotated yearly; see CHG-4412',
                   # round 75
+                  'error code for the API: 404', 'code of conduct: 2024 edition', 'CAGE code 1ABC2 for the supplier',
                   '.vault_pass is in the repo root, mode 0600', 'ci_pass rate 98 %',
                   '\u62a5\u8b66\u5668\u6309\u0032\u0030\u0032\u0034\u5e74\u8ba1\u5212\u66f4\u6362', '\u62a5\u8b66\u5668\u8d39\u7528\u6309 3000 \u5143\u8ba1\u7b97',
                   '\u95e8\u7981\u6309 2211 \u5206\u673a\u8054\u7cfb\u7269\u4e1a',

@@ -838,7 +838,7 @@ REVERSE_NAMED = re.compile(
 # languages: 'Tür Serverraum: Code 4719', 'code de la porte : 4488'; H21-4, H22-3; 'code' in lower case alone is
 # not one: 'error code 404'), unless it is a year, a unit follows (CODE_UNIT) or a label stands before it
 # (CODE_LABEL: 'room 214'); one that ends in '#' or '*', as typed on a keypad, always
-CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|lawang|bab|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|dtmf|key\s?box|lockbox|key\s?safe|"
+CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks?|c\u1eeda|b(?:\u00e1|a)o\s+(?:\u0111|d)(?:\u1ed9|o)ng|gate|slagbo(?:o|m)\w*|palang|mantraps?|man-traps?|pinto|lawang|bab|(?:server|comms|equipment)\s+room\s+codes?|cage\s+codes?|cabinet\s+codes?|vudar\w*|\u0434[b\u0432][e\u0435][p\u0440]\w*|padlock|keypad|dtmf|key\s?box|lockbox|key\s?safe|"
                        r"key\s?cabinet|(?<!azure\s)key\s?vault|schl(?:\u00fc|ue)sselbox\w*|n(?:\u00f8|o)(?:gle|kkel)boks\w*|"
                        r"avain(?:kaap|boks)\w*|k(?:\u00e9|e)t\s+s(?:\u1eaf|a)t|brankas|\u0924\u093f\u091c\u094b\u0930\u0940|"
                        r"\u062a\u062c\u0648\u0631\u064a|\u0924\u093e\u0932[\u093e\u0947]|domofon\w*|citofon\w*|"
@@ -904,7 +904,7 @@ CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|j
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
-CODE_COLON = re.compile(r"\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9](?:-[0-9]){3,7}(?![\w-]))|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
+CODE_COLON = re.compile(r"(?:\s+(?:for|of|to)\s+(?:the\s+)?[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*){0,2})?\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9](?:-[0-9]){3,7}(?![\w-]))|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
 CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]{0,64}(?:\s+[^\W\d_][^\s:=,;]{0,64}){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?"
                                r"(?=[0-9])")      # words of 64 characters at most: each code name costs the same
 # a digit's word in English, German, French, Spanish, Italian, Portuguese, Dutch, Swedish, Russian
