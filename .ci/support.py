@@ -1830,6 +1830,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'TLS 1.3 on management; IPsec on backhaul with IKEv2 and certificates; PSK forbidden.',
                   'Our VPN pre-shared key is rotated yearly; see CHG-4412',
                   # round 75
+                  'Call 4417 to open a ticket with the NOC',
                   'error code for the API: 404', 'code of conduct: 2024 edition', 'CAGE code 1ABC2 for the supplier',
                   '.vault_pass is in the repo root, mode 0600', 'ci_pass rate 98 %',
                   '\u62a5\u8b66\u5668\u6309\u0032\u0030\u0032\u0034\u5e74\u8ba1\u5212\u66f4\u6362', '\u62a5\u8b66\u5668\u8d39\u7528\u6309 3000 \u5143\u8ba1\u7b97',

@@ -1955,7 +1955,8 @@ HASH_TOKEN_AFTER = re.compile(r"(?<![\w.,/:#-])(?P<number>[0-9]{4,8})(?![\w/-]|[
                               r"(?:\s+[^\W\d_]+)?\s*\)?\s*[.!]?\s*$")
 KEYPAD_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0-9])(?:\s+\S+){0,3}?\s+(?:key\s?pad|tastier\w*|"
                           r"teclado|clavier|tastatur\w*|pin\s?pad)(?![^\W_])", re.I)
-TO_DISARM = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})\s+to\s+(?:disarm|unset|unlock|open)(?![^\W_])", re.I)   # '8020 to disarm'
+TO_DISARM = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})\s+to\s+(?:disarm|unset|unlock|open(?!\s+(?:an?|the|new|tickets?|"
+                       r"cases?|incidents?|requests?|calls?)(?![^\W_])))(?![^\W_])", re.I)   # '8020 to disarm', not '4417 to open a ticket'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
 CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
                        r"[0-9]{4}-[0-9]{4})+|"
