@@ -918,6 +918,20 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 77: Arabic 'the code', 'the door', Iraqi and Algerian words for password, PIN and PUK, Arabic recovery
+                 # codes and Wi-Fi; three groups of capitals and digits in one code; 'la contra'; spaced digits before OFF
+                 '\u0627\u0644\u0643\u0648\u062f \u062a\u0627\u0639 \u0628\u0627\u0628 \u0635\u0627\u0644\u0629 \u0627\u0644\u0633\u064a\u0631\u0641\u0631\u0627\u062a 5830\u060c \u0645\u0627 \u062a\u0639\u0637\u064a\u0647\u0634 \u0644\u062d\u062a\u0649 \u0648\u0627\u062d\u062f',
+                 '\u0627\u0644\u0648\u064a\u0641\u064a \u062a\u0627\u0639 \u0627\u0644\u0636\u064a\u0627\u0641 LAB-GUEST \u0648\u0627\u0644\u0645\u0648\u062f\u064a\u0628\u0627\u0633 \u062a\u0627\u0639\u0648 bahdja_dz_2024',
+                 '\u0627\u0644\u0634\u0631\u064a\u062d\u0629 \u062a\u0627\u0639 \u0627\u0644\u062a\u064a\u0633\u062a: \u0627\u0644\u0628\u064a\u0646 3816 \u0648\u0627\u0644\u0628\u0648\u0643 50271946',
+                 '\u0627\u0644\u0648\u0627\u064a \u0641\u0627\u064a \u0645\u0627\u0644 \u0627\u0644\u0636\u064a\u0648\u0641 LAB-GUEST \u0648\u0627\u0644\u0628\u0627\u0633\u0648\u0648\u0631\u062f \u0645\u0627\u0644\u0647 dijla_furat_77',
+                 '\u0631\u0645\u0648\u0632 \u0627\u0644\u0627\u0633\u062a\u0631\u062c\u0627\u0639 \u0645\u0627\u0644 \u0627\u0644\u0640HSM: \u0664\u0664\u0661\u0660 \u0668\u0662\u0667\u0663 \u0660\u0660\u0669\u0666 / \u0665\u0661\u0663\u0668 \u0666\u0666\u0662\u0660 \u0667\u0664\u0660\u0661 \u2014 \u0628\u0627\u0644\u0642\u0627\u0635\u0629',
+                 '\u0646\u0645\u0631\u0629 \u0627\u0644\u0628\u0627\u0628 \u0628\u062a\u0627\u0639 \u0623\u0648\u0636\u0629 \u0627\u0644\u0633\u064a\u0631\u0641\u0631\u0627\u062a 3072\u060c \u0645\u0627 \u062a\u0643\u0644\u0645 \u0628\u064a\u0647\u0627 \u0632\u0648\u0644',
+                 '\u0639\u0634\u0627\u0646 \u062a\u0648\u0642\u0641 \u0627\u0644\u062c\u0631\u0633\u060c \u0623\u0636\u0631\u0628 8 6 1 4 \u0648\u0628\u0639\u062f \u062f\u0627\u0643 OFF',
+                 '\u0623\u0643\u0648\u0627\u062f \u0627\u0644\u0627\u0633\u062a\u0631\u062f\u0627\u062f \u0628\u062a\u0627\u0639\u0629 \u0627\u0644\u0640HSM: K7QF-2M9X-PL4D \u0648 R8WN-5T3C-HJ6B\u060c \u0634\u064a\u0644\u0647\u0627 \u0641\u064a \u0627\u0644\u062e\u0632\u0646\u0629',
+                 'El wifi de invitados es LAB-GUEST, la contra es mate-amargo-con-bizcochitos',
+                 'Para el SNMP pusimos de comunidad "colectivo152"',
+                 'Guest Wi-Fi voucher for the auditors: 7YH3-KQ2M-PP9D',
+                 'Backup: R7K2-M9PQ-X4TZ',
                  # round 76: Egyptian and Arabic words for password, PIN, PUK, shared key, community and alarm; digits spelled in
                  # Arabic, Urdu, Arabizi, Indonesian and Batak; radclient's secret, a MIFARE key, a DMR key, '2580C to open'
                  '\u0639\u0634\u0627\u0646 \u062a\u0642\u0641\u0644 \u0627\u0644\u0625\u0646\u0630\u0627\u0631 \u062f\u0648\u0633 \u0633\u062a\u0629 \u062a\u0644\u0627\u062a\u0629 \u0648\u0627\u062d\u062f \u062a\u0633\u0639\u0629 \u0648\u0628\u0639\u062f\u064a\u0646 OFF',
@@ -1819,6 +1833,11 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 77
+                  '\u0627\u0644\u0628\u0627\u0628 \u064a\u0641\u062a\u062d \u0645\u0646 7:00 \u0625\u0644\u0649 19:00\u060c \u0648\u062e\u0627\u0631\u062c \u0627\u0644\u062f\u0648\u0627\u0645 \u0627\u062a\u0635\u0644 \u0628\u0627\u0644\u0623\u0645\u0646 \u0639\u0644\u0649 \u0627\u0644\u062a\u062d\u0648\u064a\u0644\u0629 4412',
+                  'Serial: ABCD-1234-EFGH',
+                  'La contra del proyecto es el presupuesto',
+                  'comunidad de usuarios de OpenAirInterface',
                   # round 76
                   'PSK forbidden.',
                   'Passwords expire.',
