@@ -932,6 +932,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  'Para el SNMP pusimos de comunidad "colectivo152"',
                  'Guest Wi-Fi voucher for the auditors: 7YH3-KQ2M-PP9D',
                  'Backup: R7K2-M9PQ-X4TZ',
+                 'NVR (Dahua) in the shelter: admin, reset to shelter-cam-9 after install',
+                 'NetAct northbound: user nbi_fm, credentials set to copper-kettle-88 on both sides',
+                 'Rittal CMC III in rack 4: web login admin, we set it to rittal-rack4-cmc',
                  # round 76: Egyptian and Arabic words for password, PIN, PUK, shared key, community and alarm; digits spelled in
                  # Arabic, Urdu, Arabizi, Indonesian and Batak; radclient's secret, a MIFARE key, a DMR key, '2580C to open'
                  '\u0639\u0634\u0627\u0646 \u062a\u0642\u0641\u0644 \u0627\u0644\u0625\u0646\u0630\u0627\u0631 \u062f\u0648\u0633 \u0633\u062a\u0629 \u062a\u0644\u0627\u062a\u0629 \u0648\u0627\u062d\u062f \u062a\u0633\u0639\u0629 \u0648\u0628\u0639\u062f\u064a\u0646 OFF',
@@ -1838,6 +1841,7 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   'Serial: ABCD-1234-EFGH',
                   'La contra del proyecto es el presupuesto',
                   'comunidad de usuarios de OpenAirInterface',
+                  'login banner set to corp-standard-v2', 'admin VLAN set to mgmt-vlan-10', 'admin UI theme set to dark-mode',
                   # round 76
                   'PSK forbidden.',
                   'Passwords expire.',

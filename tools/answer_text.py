@@ -2016,6 +2016,8 @@ COLON_PHRASE = re.compile(r"[:=]\s*['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![
 JOINED_WORDS = re.compile(r"(?<![\w/.@:-])['\"\u201c\u00ab]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W\d_]|"
                           r"(?![^\W\d_])[" + WORD_MARKS + r"])+)+(?:[-_][0-9]{1,4})?)(?![\w/.@-])")
 COLON_LETTERS = 8
+SET_PHRASE = re.compile(r"(?<![^\W_])(?P<verb>set|reset|changed|rotated)\s+(?:(?:it|them)\s+)?to\s+"
+                        r"(?P<value>[a-z][a-z0-9]*(?:[-_][a-z0-9]+){1,4})(?![\w/.@-])", re.I)   # set_phrase
 COLON_SETTINGS = frozenset("""
 a an the to be by of in on at as or and not no per end out only read write bound band north south east west party third
 source open default vendor managed hosted premises based level wide enabled disabled trap traps inform get set bulk walk
@@ -2223,7 +2225,7 @@ def bound_secret(text):
         if value:
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
-        phrase_after_name(text) or colon_phrase(text) or alarm_tail(text)
+        phrase_after_name(text) or colon_phrase(text) or set_phrase(text) or alarm_tail(text)
 
 
 def login_with(text):
@@ -2474,6 +2476,19 @@ def colon_phrase(text):
                 not (COLON_SETTINGS | PHRASE_NAMING_PIECES).intersection(pieces) and \
                 not (before and before[0] in PHRASE_PLACES | COLON_LABELS | HOST_BEFORE):
             return m.group("phrase"), named.group()
+    return None
+
+
+def set_phrase(text):
+    """A value of joined words with a digit that a verb sets ('we set it to rittal-rack4-cmc', 'reset to shelter-cam-9',
+    'credentials set to copper-kettle-88': SET_PHRASE) in a text naming a login, an account or a password
+    (credential_word), as (value, the verb), or None; not a piece naming equipment (PHRASE_NAMING_PIECES)."""
+    for m in SET_PHRASE.finditer(text):
+        pieces = re.split("[-_]", m.group("value").lower())
+        if any(re.fullmatch("[a-z]{3,}[0-9]{1,4}|[0-9]{1,4}", piece) for piece in pieces) and \
+                sum(piece.isalpha() for piece in pieces) >= 2 and \
+                not PHRASE_NAMING_PIECES.intersection(pieces) and credential_word(text):
+            return m.group("value"), m.group("verb")
     return None
 
 
