@@ -918,6 +918,19 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 78: codes listed farther from their name or apart by Arabic or Japanese commas, in groups of three; a
+                 # passphrase glued to Japanese words; Korean Wi-Fi, 'press' and 'password'; Arabic 'the secret'; Flemish 'paswoord'
+                 '\u0627\u0644\u0640OMC: \u062d\u0633\u0627\u0628 admin\u060c \u0648\u0627\u0644\u0633\u0631 \u0645\u062a\u0627\u0639\u0648 hannibal-barca-88',
+                 '\u0627\u0644\u0643\u0648\u062f\u0627\u062a \u0645\u062a\u0627\u0639 \u0627\u0644\u0631\u064a\u0643\u0648\u0641\u0631\u064a \u0645\u062a\u0627\u0639 \u0627\u0644\u0640HSM: 8841-2207-5563 \u0648 1198-4430-7725\u060c \u0645\u062d\u0637\u0648\u0637\u064a\u0646 \u0641\u064a \u0627\u0644\u0643\u0648\u0641\u0631',
+                 '\u0643\u0648\u062f\u0627\u062a \u0627\u0644\u0637\u0648\u0627\u0631\u0626 \u062d\u0642 \u062d\u0633\u0627\u0628 \u0627\u0644\u0623\u062f\u0645\u0646 \u0645\u0627\u0644 \u0627\u0644\u0640HSM: 40718822\u060c 55103967\u060c 18830246',
+                 'HSM recovery ke liye do codes hain: 4408-1193-7720 aur 5531-0067-2289, Sharma ji ke locker mein',
+                 '\u6765\u5ba2\u7528Wi-Fi\u306fLAB-GUEST\u3001\u30d1\u30b9\u306ftakoyaki-osaka-77\u3084\u3067',
+                 'IPsec\u306e\u5171\u901a\u9375\u306a\u3001\u5168\u30b5\u30a4\u30c8\u540c\u3058\u3067naniwa-kuishinbo-8\u306b\u3057\u3066\u3093\u306d\u3093',
+                 '\uc11c\ubc84\uc2e4 \ubb38\uc740 6093 \ub204\ub974\ubbc4 \uc5f4\ub9b0\ub370\uc774. \ub534 \uc0ac\ub78c\ud55c\ud14c \ub9d0\ud558\uc9c0 \ub9c8\ub798\uc774',
+                 '\uacbd\ubcf4\uae30 \ub04c\ub77c\uce74\ubbc4 2718 \ub204\ub974\uace0 \ud574\uc81c \ub2e8\ub514 \ub20c\ub7ec\ub798\uc774',
+                 '\uc190\ub2d8 \uc640\uc774\ud30c\uc774 LAB-GUEST \uc554\ud638 \ubb50\uaf2c \uce74\ubbc4 dwaeji-gukbap-77 \uc774\ub77c \uce90\ub77c',
+                 'Los c\u00f3digos de emergencia de la cuenta admin, por si acaso: 48213, 90177, 33620, 71845 (tambi\u00e9n est\u00e1n en la caja fuerte)',
+                 "Wifi voor de bezoekers is LAB-GUEST, 't paswoord is frietkot-met-stoofvlees",
                  # round 77: Arabic 'the code', 'the door', Iraqi and Algerian words for password, PIN and PUK, Arabic recovery
                  # codes and Wi-Fi; three groups of capitals and digits in one code; 'la contra'; spaced digits before OFF
                  '\u0627\u0644\u0643\u0648\u062f \u062a\u0627\u0639 \u0628\u0627\u0628 \u0635\u0627\u0644\u0629 \u0627\u0644\u0633\u064a\u0631\u0641\u0631\u0627\u062a 5830\u060c \u0645\u0627 \u062a\u0639\u0637\u064a\u0647\u0634 \u0644\u062d\u062a\u0649 \u0648\u0627\u062d\u062f',
@@ -1836,6 +1849,10 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 78
+                  '\u0627\u0644\u0633\u0631\u064a\u0639 \u0644\u0644\u0634\u0628\u0643\u0629: bridge-lan-12',
+                  '\u30d1\u30b9\u30ef\u30fc\u30c9\u306f\u91d1\u5eab\u306b\u3042\u308a\u307e\u3059',
+                  '2024 \uc785\ub825 \uc644\ub8cc',
                   # round 77
                   '\u0627\u0644\u0628\u0627\u0628 \u064a\u0641\u062a\u062d \u0645\u0646 7:00 \u0625\u0644\u0649 19:00\u060c \u0648\u062e\u0627\u0631\u062c \u0627\u0644\u062f\u0648\u0627\u0645 \u0627\u062a\u0635\u0644 \u0628\u0627\u0644\u0623\u0645\u0646 \u0639\u0644\u0649 \u0627\u0644\u062a\u062d\u0648\u064a\u0644\u0629 4412',
                   'Serial: ABCD-1234-EFGH',

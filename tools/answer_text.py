@@ -287,7 +287,7 @@ PASSWORD_NAME = re.compile(r"pass(?:words?|wd|phrases?|codes?)|passwd|pwd|pw(?![
                            r"has(?:\u0142|l)o|heslo|l(?:\u00f6|o)senord|jelsz(?:\u00f3|o)|parol\u0103|salasana|wachtwoord|"
                            r"(?:\u015f|s)ifre|passord|adgangskode|lozinka|geslo|"
                            r"\u5bc6\u7801|\u5bc6\u78bc|\u53e3\u4ee4|\u30d1\u30b9\u30ef\u30fc\u30c9|"
-                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0633\u0648\u0631\u062f|\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633", re.I)
+                           r"\u6697\u8a3c\u756a\u53f7|\ube44\ubc00\ubc88\ud638|\u6062\u590d\u7801|\u5907\u7528\u7801|\u30ea\u30ab\u30d0\u30ea\u30fc\u30b3\u30fc\u30c9|\u30d0\u30c3\u30af\u30a2\u30c3\u30d7\u30b3\u30fc\u30c9|\ubcf5\uad6c\s*\ucf54\ub4dc|\ubc31\uc5c5\s*\ucf54\ub4dc|\ud328\uc2a4\ud504\ub808\uc774\uc988|\ud328\uc2a4\uc6cc\ub4dc|\u05e1\u05d9\u05e1\u05de|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u0643\u0644\u0645\u0629\s+\u0627\u0644\u0633\u0631|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u092a\u093e\u0938\u0935\u0930\u0921|\u0e23\u0e2b\u0e2a\u0e1c\u0e32\u0e19|\u067e\u0627\u0633\u0648\u0631\u0688|\u067e\u0633\u0648\u0631\u062f|\uc554\ud638(?!\ud654)|\u0648?\u0627\u0644\u0633\u0631(?![^\W\d_])|paswoord|\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633", re.I)
 YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 # The token right after a password's own word, its label or 'is' between ('password ops-team-8812'): not taken for
 # an identifier, product or model number when a part of it is a number of three digits or more (NUMBER_PART;
@@ -409,7 +409,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|la\s+contra|[\u0648\u0628]?(?:\u0627\u0644)?\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633|[\u0648\u0641\u0628]?\u0643\u0644\u0645\u0629\s+(?:\u0627\u0644)?(?:\u0633\u0631|\u0645\u0631\u0648\u0631)|sandi(?:nya|nye)|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|paswoord(?:en)?|la\s+contra|[\u0648\u0628]?(?:\u0627\u0644)?\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633|[\u0648\u0641\u0628]?\u0643\u0644\u0645\u0629\s+(?:\u0627\u0644)?(?:\u0633\u0631|\u0645\u0631\u0648\u0631)|sandi(?:nya|nye)|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -953,7 +953,9 @@ KEYED = (re.compile(r"(?<![\w.,/-])(?P<number>[0-9]{4,10}[#*]?)\s+(?:(?:sur|on|i
          re.compile(r"(?<![^\W_])(?P<name>pair(?:s|ed|ing)?)\s+(?:with|using)\s+(?:(?:the\s+)?(?:code|pin|passkey)\s+)?"
                     r"(?P<number>[0-9]{4,6})(?![\w/-]|[.,][0-9])(?!\s+[^\W\d_])", re.I),   # 'pairs with 7391'
          re.compile(r"(?<![\w.,/-])(?P<number>(?!(?:19|20)[0-9]{2}(?![0-9]))[0-9]{4,8}[A-D#*]?)\s+"
-                    r"(?P<name>to\s+(?:open|unlock|disarm|unset|get\s+in))(?=\s*(?:[.,;!)]|$))", re.I))   # '2580C to open'
+                    r"(?P<name>to\s+(?:open|unlock|disarm|unset|get\s+in))(?=\s*(?:[.,;!)]|$))", re.I),   # '2580C to open'
+         re.compile(r"(?<![\w.,/-])(?P<number>(?!(?:19|20)[0-9]{2}(?![0-9]))[0-9]{4,8})\s*(?:\uc744|\ub97c)?\s*"
+                    r"(?P<name>\ub204\ub974|\ub20c\ub7ec|\uc785\ub825)"))   # '6093 누르믄 열린데이': Korean 'press', 'enter'
 
 # A number pressed or entered at a place, or before a key, near a keypad's place (KEYPAD_PLACE): 'press 4821 at the
 # gate', 'Enter 4821 then press the bell icon on the intercom panel'
@@ -1958,8 +1960,8 @@ KEYPAD_AFTER = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})(?![\w/-]|[.,][0
 TO_DISARM = re.compile(r"(?<![\w.,/:-])(?P<number>[0-9]{4,8})\s+to\s+(?:disarm|unset|unlock|open(?!\s+(?:an?|the|new|tickets?|"
                        r"cases?|incidents?|requests?|calls?)(?![^\W_])))(?![^\W_])", re.I)   # '8020 to disarm', not '4417 to open a ticket'
 HASH_AFTER = re.compile(r"(?<![\w#*/.,:-])(?<![0-9]\s)(?P<number>[0-9]{4,8})#(?![\w#*])")     # 'Comms room 4817#'
-CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
-                       r"[0-9]{4}-[0-9]{4})+|"
+CODE_LIST = re.compile(r"(?<![\w+-])(?:[0-9]{4}-[0-9]{4}(?:-[0-9]{4})?(?:(?:\s*[,;\u060c\u3001\uff0c]\s*|\s+(?:[^\W\d_]{1,5}(?:\s+[^\W\d_]{1,5})?\s+)?)"
+                       r"[0-9]{4}-[0-9]{4}(?:-[0-9]{4})?)+|"
                        r"[0-9]{4} [0-9]{4}(?:\s*[,;\u060c\u3001\uff0c]\s*[0-9]{4} [0-9]{4}){2,}|[0-9]{4}(?:-[0-9]{4}){3})(?![\w-])")
 BACKUP_RUN = re.compile(r"(?<![^\W_])(?:(?:backup|recovery|rescue|scratch|mfa|2fa|otp)(?:\s+codes?)?\s*:?\s*(?:[0-9]{4,8}"
                         r"(?:[\s,]+[0-9]{4,8}){2,}|(?!(?:19|20)[0-9]{2}-(?:19|20)[0-9]{2}(?![0-9]))[0-9]{4,6}-[0-9]{4,6}"
@@ -1989,17 +1991,18 @@ WORD_MARKS = "\u0300-\u036f\u0900-\u0963\u0971-\u097f\u0981-\u09e3\u0a01-\u0a63\
 # di rekuperason: 19374 50862 73310 42591', 'Duo bypass codes for break-glass: 884213907, 551920344'): three or more, or
 # two of eight digits or more, no two with the same first two digits (not a series: postcodes, alarms' IDs), and not
 # where a kind of code is named (CODE_KIND: 'error codes', 'postcodes')
-CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u12ae\u12f5|\u12ae\u12f3|\u12ae\u12f6|"
+CODES_LISTED = re.compile(r"(?<![^\W_])(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*(?:[ck\u043a][o\u00f3\u043e]{1,2}[d\u0434]|\u0643\u0648\u062f|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u12ae\u12f5|\u12ae\u12f3|\u12ae\u12f6|"
                           r"\u30b3\u30fc\u30c9|\u6062\u5fa9\u78bc|\u6062\u590d\u7801|\u5099\u7528\u78bc|\u5907\u7528\u7801|"
-                          r"bypass|break-?glass)(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*[^0-9\n]{0,30}?(?P<list>[0-9]{5,10}(?:[\s,;]+"
+                          r"bypass|break-?glass)(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])*[^0-9\n]{0,60}?(?P<list>[0-9]{5,10}(?:[\s,;\u060c\u3001]+"
                           r"[0-9]{5,10})+)(?![\w.-])", re.I)
 JOINED_PHRASE = re.compile(r"(?<![\w/.@:-])['\"(]?(?P<phrase>(?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + r"])+(?:[-_](?:[^\W_]|(?![^\W_])[" + WORD_MARKS +
                            r"])+){2,})['\")]?(?![\w/.@-])", re.I)
 LETTER_PIECE = re.compile(r"[^\W\d_](?:[^\W\d_]|(?![^\W\d_])[" + WORD_MARKS + "])*")       # a word, its vowel signs in it ('सोमखर')
 PHRASE_CONTEXT = re.compile(r"(?<![A-Za-z])(?:ipsec|ike(?:v[12])?|isakmp|strongswan|libreswan|swanctl|wi-?fi|wlan|wpa[23]?|ssid|snmp|v2c|"
-                            r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc|\u0935\u093e\u0908-?\u092b\u093e\u0908|\u0648\u0627\u064a \u0641\u0627\u064a|\u0648\u064a\u0641\u064a)(?![A-Za-z])", re.I)
+                            r"\u0648\u0627\u06cc\u0641\u0627\u06cc|\u0648\u0627\u0626\u06cc \u0641\u0627\u0626\u06cc|\u0935\u093e\u0908-?\u092b\u093e\u0908|\u0648\u0627\u064a \u0641\u0627\u064a|\u0648\u064a\u0641\u064a|\uc640\uc774\ud30c\uc774)(?![A-Za-z])", re.I)
 PSK_NAME = re.compile(r"psk|pre-?shared|precompartid|passphrase|\u0627\u0644\u0645\u0641\u062a\u0627\u062d \u0627\u0644\u0645\u0634\u062a\u0631\u0643|\u067e\u0627\u0633 \u0648\u0631\u0688", re.I)   # 7 letters in two words suffice
 COMMUNITY = re.compile(r"community|communaut|\u0643\u0648\u0645\u064a\u0648\u0646\u064a\u062a\u064a|\u0643\u0645\u064a\u0648\u0646\u062a\u064a|\u56e2\u4f53\u540d|\u5718\u9ad4\u540d|komunum|comunautat|cuminanza|comunidad|komunidad|comunit|komunit|kemeneth", re.I)
+CJK_LATIN = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")   # where Latin meets CJK
 PHRASE_CLAUSE_END = re.compile(r"[.;!?\n]\s|[\u3002\u0964\u1362\u1364]")
 PHRASE_REACH, PHRASE_WORDS_BETWEEN, PHRASE_LETTERS = 48, 5, 7
 PHRASE_PLACES = {"ssid", "network", "vlan", "host", "hostname", "server", "site", "room", "named", "called", "bucket",
@@ -2448,6 +2451,7 @@ def phrase_after_name(text):
                 return m.group("phrase"), name.group()
     named = PHRASE_CONTEXT.search(text) or PASSWORD_NAME.search(text)
     fewest = 6 if named and named.group().lower() in ("snmp", "v2c") else 7      # 'spv-noc-907'
+    text = CJK_LATIN.sub(" ", text) if named else text   # 'パスはtakoyaki-osaka-77やで'
     for m in JOINED_PHRASE.finditer(text) if named else ():
         typed = re.split("[-_]", m.group("phrase"))
         letters = [len(piece) for piece in typed if LETTER_PIECE.fullmatch(piece) and piece.lower() == piece]
