@@ -931,6 +931,8 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\uc190\ub2d8 \uc640\uc774\ud30c\uc774 LAB-GUEST \uc554\ud638 \ubb50\uaf2c \uce74\ubbc4 dwaeji-gukbap-77 \uc774\ub77c \uce90\ub77c',
                  'Los c\u00f3digos de emergencia de la cuenta admin, por si acaso: 48213, 90177, 33620, 71845 (tambi\u00e9n est\u00e1n en la caja fuerte)',
                  "Wifi voor de bezoekers is LAB-GUEST, 't paswoord is frietkot-met-stoofvlees",
+                 'WLAN f\u00fcr die G\u00e4ste hei\u00dft LAB-GUEST, einloggen mit Kaiserschmarrn-1683', 'log in with Kestrel-2024',
+                 '\u5408\u8a00\u8449\u306f tsutenkaku_99',
                  # round 77: Arabic 'the code', 'the door', Iraqi and Algerian words for password, PIN and PUK, Arabic recovery
                  # codes and Wi-Fi; three groups of capitals and digits in one code; 'la contra'; spaced digits before OFF
                  '\u0627\u0644\u0643\u0648\u062f \u062a\u0627\u0639 \u0628\u0627\u0628 \u0635\u0627\u0644\u0629 \u0627\u0644\u0633\u064a\u0631\u0641\u0631\u0627\u062a 5830\u060c \u0645\u0627 \u062a\u0639\u0637\u064a\u0647\u0634 \u0644\u062d\u062a\u0649 \u0648\u0627\u062d\u062f',
@@ -1853,6 +1855,8 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u0627\u0644\u0633\u0631\u064a\u0639 \u0644\u0644\u0634\u0628\u0643\u0629: bridge-lan-12',
                   '\u30d1\u30b9\u30ef\u30fc\u30c9\u306f\u91d1\u5eab\u306b\u3042\u308a\u307e\u3059',
                   '2024 \uc785\ub825 \uc644\ub8cc',
+                  'log in with your badge', 'einloggen mit dem Firmenkonto', 'anmelden mit Azure AD',
+                  'log in with two-factor authentication', '\u5408\u8a00\u8449\u306f\u91d1\u5eab\u306e\u4e2d',
                   # round 77
                   '\u0627\u0644\u0628\u0627\u0628 \u064a\u0641\u062a\u062d \u0645\u0646 7:00 \u0625\u0644\u0649 19:00\u060c \u0648\u062e\u0627\u0631\u062c \u0627\u0644\u062f\u0648\u0627\u0645 \u0627\u062a\u0635\u0644 \u0628\u0627\u0644\u0623\u0645\u0646 \u0639\u0644\u0649 \u0627\u0644\u062a\u062d\u0648\u064a\u0644\u0629 4412',
                   'Serial: ABCD-1234-EFGH',
