@@ -918,6 +918,16 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 79: words run together as a passphrase after a password's name ('passphrase
+                 # correcthorsebatterystaple'), 'pass is' where Wi-Fi is named, Greek and Portuguese abbreviations of
+                 # 'code' ('κωδ.', 'cód.')
+                 'Wifi at site B: SSID LabNet, passphrase correcthorsebatterystaple',
+                 'WPA2 key for LabNet: correcthorsebatterystaple',
+                 'guest wifi LabGuest, pass is welcome2lab',
+                 '\u03ba\u03c9\u03b4. \u03c3\u03c5\u03bd\u03b1\u03b3\u03b5\u03c1\u03bc\u03bf\u03cd \u03b1\u03c0\u03bf\u03b8\u03ae\u03ba\u03b7\u03c2: 3344, \u03c4\u03bf\u03bd \u03be\u03ad\u03c1\u03b5\u03b9 \u03bf \u0393\u03b9\u03ce\u03c1\u03b3\u03bf\u03c2',
+                 'SSID LabNet, key bluefishsunsetriver',
+                 'password correcthorsebatterystaple',
+                 'c\u00f3d. alarme 4471',
                  # round 78: codes listed farther from their name or apart by Arabic or Japanese commas, in groups of three; a
                  # passphrase glued to Japanese words; Korean Wi-Fi, 'press' and 'password'; Arabic 'the secret'; Flemish 'paswoord'
                  '\u0627\u0644\u0640OMC: \u062d\u0633\u0627\u0628 admin\u060c \u0648\u0627\u0644\u0633\u0631 \u0645\u062a\u0627\u0639\u0648 hannibal-barca-88',
@@ -1851,6 +1861,14 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 79
+                  '\u0627\u0644\u0643\u0648\u062f \u062f\u064a\u0627\u0644 \u0627\u0644\u0633\u064a\u062a \u0647\u0648 CAS-02\u060c \u0648 \u0627\u0644\u062a\u064a\u0643\u064a\u062a \u0631\u0642\u0645 4471\u060c \u0639\u064a\u0637 \u0644 \u0633\u064a \u0645\u062d\u0645\u062f 0661234567',
+                  'password synchronization',
+                  'SSID LabNet, key responsibilities',
+                  'Passwort zwischengespeichert',
+                  'guest wifi, pass is required',
+                  'wifi pass is valid for 7 days',
+                  'c\u00f3d. postal 28013',
                   # round 78
                   '\u0627\u0644\u0633\u0631\u064a\u0639 \u0644\u0644\u0634\u0628\u0643\u0629: bridge-lan-12',
                   '\u30d1\u30b9\u30ef\u30fc\u30c9\u306f\u91d1\u5eab\u306b\u3042\u308a\u307e\u3059',

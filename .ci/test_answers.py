@@ -373,6 +373,27 @@ def change_during_import_is_refused():
         assert sorted(p.name for p in box.dir.iterdir()) == ["README.md"], "a temporary file was left"
 
 
+@test
+def an_import_that_finds_the_checklist_changed_records_its_answers_on_the_new_text():
+    """H79-29: another import writing between this one's reading and writing does not make this one fail: it plans
+    its answers again on the checklist as it now is and records them beside the other's."""
+    real = cl.write_atomically
+
+    def another_import_first(path, original, text):
+        cl.write_atomically = real
+        assert box.run("import", box.csv("id,answer\nLIC-1,no\n", "other.csv")).returncode == 0
+        return real(path, original, text)
+    with Sandbox() as box:
+        cl.write_atomically = another_import_first
+        try:
+            result = box.run("import", box.csv("id,answer\nREQ-3,12 sites\n"))
+        finally:
+            cl.write_atomically = real
+        text = box.doc.read_text(encoding="utf-8")
+        assert result.returncode == 0 and "**Answer:** 12 sites" in text and "**Answer:** `no`" in text, result
+        assert cl.run_rules(cl.parse(text)) == []
+
+
 # ---------------------------------------------------------------- hostile input (review of 2026-12-06)
 
 @test

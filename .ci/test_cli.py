@@ -69,10 +69,8 @@ def concurrent_imports_never_corrupt_the_file():
         text = box.doc.read_text(encoding="utf-8")
         assert cl.run_rules(cl.parse(text)) == [], "the file no longer checks clean"
         expected = {"a.csv": "**Answer:** 12 sites", "b.csv": "**Answer:** `no`"}
-        for name, (code, err) in results.items():
-            assert (expected[name] in text) == (code == 0), (name, code, err)
-            if code:
-                assert "nothing written" in err or "changed while importing" in err or "nothing recorded" in err, err
+        for name, (code, err) in results.items():   # the later one waits, reads the file again and records its own
+            assert code == 0 and expected[name] in text, (name, code, err)
         assert sorted(p.name for p in box.dir.iterdir()) == ["README.md", *sorted(answers)]
 
 

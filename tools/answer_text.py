@@ -584,6 +584,11 @@ UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # a value in CJK script is a description
 ACRONYM_CAPS = re.compile(r"[A-Z]{2,5}")                         # 'FIPS', 'HSM': an acronym, not a password
 LONG_WORD = re.compile(r"[^\W\d_]{15,}")      # 'Erzeugungsprotokoll': a word that long describes
+# ... unless, in lower-case ASCII, it ends as no such word does: words run together into a passphrase
+# ('correcthorsebatterystaple'), not 'synchronisation', 'interoperability' or 'zwischengespeichert'
+RUN_TOGETHER = re.compile(r"[a-z]{15,}(?<!tion)(?<!sion)(?<!ment)(?<!ness)(?<!ity)(?<!ities)(?<!ing)(?<!ings)(?<!able)"
+                          r"(?<!ible)(?<!ance)(?<!ence)(?<!ship)(?<!ism)(?<!ist)(?<!ly)(?<!ize)(?<!ise)(?<!ed)(?<!al)"
+                          r"(?<!ary)(?<!ory)(?<!ous)(?<!ive)(?<!ic)(?<!s)(?<!lich)(?<!isch)(?<!ig)(?<!bar)(?<!en)(?<!t)(?<!mente)")
 # A plural name ('passwords', 'Passwörter', 'keys'; PLURAL_NAME): what follows names a category, not a value
 # ... or the last of a list ('per key, certificate and password: origin'; LIST_BEFORE)
 LIST_BEFORE = re.compile(r"\s(?:and|und|e|en|och|og|et|y|i|or|oder|ou|o|\u0219i|\u015fi)\s+(?:(?:each|every|jede[snmr]?|chaque|cada|"
@@ -601,9 +606,11 @@ PREFIXES = frozenset("per non self auto multi pre re co".split())     # 'per-SSI
 USER_BEFORE = re.compile(r"(?<![^\W_])(?:users?|usernames?|log(?:in|on)|accounts?)(?![^\W_])", re.I)
 PASS_BEFORE = 40
 LABEL_COLON = re.compile(r"\s*[:=]")
+PASS_IS = re.compile(r"\s+is\s")                # ... or before 'is' where Wi-Fi is named ('guest wifi LabGuest, pass is X')
 CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcode Technikraum 9134': code_number)
 LABEL_EQUALS = re.compile(r"\s*=")
-KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])")   # 'key: x', "SSID 'NOC-Staff' key 'x'"
+KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])|\s+(?=[a-z]{15,}(?![^\W\d_]))")
+# ('key: x', "SSID 'NOC-Staff' key 'x'", 'key bluefishsunsetriver': RUN_TOGETHER judges it)
 CLOSING_QUOTE = re.compile(r"[\"']?")
 # A number's words and roman numerals, a PIN spelled out ('PIN: vier-null-sieben-eins', 'PIN: IV-II-IX-I'); a PIN's
 # other words are none ('PIN aktiv'): spelled_number()
@@ -876,7 +883,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em|\u00ea)?|koodi(?:lla)?|kode|"
-                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s]|"
+                          r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4(?:[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s])?|"
                           r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|[\u0648\u0628\u0641]?\u0627\u0644\u0643\u0648\u062f|\u0648\u0643\u0648\u062f|\U0001e933\U0001e92e\U0001e923\U0001e92b|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
@@ -905,8 +912,9 @@ CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|j
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
 # name in another language, a few words first ('Kod alarmu w biurze: 6390', 'ПИН-код корпоративной карты 9043')
 CODE_COLON = re.compile(r"(?:\s+(?:for|of|to)\s+(?:the\s+)?[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*){0,2})?\s*[:=]\s*#?(?=[0-9])|\s+[-\u2013\u2014]\s+(?=[0-9])|\s+(?=[0-9](?:-[0-9]){3,7}(?![\w-]))|\s+(?=[0-9]{2,5}(?:\s[0-9]{2,5}){0,3}[#*])")
-CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;0-9]{0,64}(?:\s+[^\W\d_][^\s:=,;]{0,64}){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?"
-                               r"(?=[0-9])")      # words of 64 characters at most: each code name costs the same
+CODE_WORDS_BEFORE = re.compile(r"[^\s:=,;\u060c\u30010-9]{0,64}(?:\s+[^\W\d_][^\s:=,;\u060c\u3001]{0,64}){0,8}?(?:\s*[:=]|\s+[-\u2013\u2014])?\s*#?"
+                               r"(?=[0-9])")      # words of 64 characters at most: each code name costs the same; no comma
+                                                  # (nor Arabic or Japanese: 'الكود … CAS-02، و التيكيت رقم 4471') between
 # a digit's word in English, German, French, Spanish, Italian, Portuguese, Dutch, Swedish, Russian
 DIGIT_WORD = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|null|eins|zwei|drei|vier|f(?:\u00fc|ue)nf|"
               r"sechs|sieben|acht|neun|z(?:\u00e9|e)ro|un|deux|trois|quatre|cinq|sept|huit|neuf|cero|uno|dos|tres|"
@@ -1015,6 +1023,7 @@ CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9]
                         r"(?<=[0-9])(?=[\u0620-\u064a\u066e-\u06d3\u06d5\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")
 # ('コードは2609', '2753یە': no word joins them)
 CODE_CLAUSE_END = re.compile(r"[;\n\u0589\u0964\u0965\u1362\u17d4]|\.(?:\s|$)")   # and Armenian, Indic, Ethiopic, Khmer stops
+CODE_ABBREVIATION = re.compile(r"(?<![^\W_])(?P<name>[k\u03ba][w\u03c9]\u03b4|c\u00f3d)\.(?=\s)", re.I)   # 'κωδ. συναγερμού: 3344': no clause's end
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|hz|khz|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf|models?|series)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
@@ -1022,6 +1031,7 @@ LIST_GAP = re.compile(r"\s*(?:,|and|und|et|y|e|&|/)\s*", re.I)      # between th
 CODE_LABEL = re.compile(r"(?<![^\W_])(?:no\.?|nr\.?|n\u00b0|n\u00ba|numbers?|serial|s/n|sn|seriennummer|modell|mod(?:\u00e8|e)le|"
                         r"modelo|num(?:\u00e9|\u00fa|e|u)ro|auftrag|bestellung|vertrag|rechnung|pedido|commande|ordine|rule|regla|bureau|"
                         r"salle|oficina|ufficio|#|room|raum|[\u05d1\u05d4\u05dc]?\u05d7\u05d3\u05e8|racks?|cabinets?|building|floor|site|level|model|type|ticket|"
+                        r"\u0631\u0642\u0645|(?:\u0627\u0644)?\u062a\u064a\u0643\u064a\u062a|"
                         r"order|port|event|id|ref|case|incident|error|alert|version|release|rfc|iso|iec|ieee|din|nist|"
                         r"etsi|itu|ansi|sp|ts|contract|invoice|account|customer|client|cpv|standard|norm|(?:eur|usd|gbp|chf|"
                         r"jpy|cny|krw|pln|try|rub|sek|nok|dkk|[$\u20ac\u00a3\u00a5])(?:\s*[0-9]{1,3})?)\s*$|(?:nummer|-nr\.?)\s*$", re.I)
@@ -2616,8 +2626,8 @@ def bound_value(text):
         if name.startswith("clave") and CODE_KIND.search(text, at, at + CODE_KIND_REACH):
             continue                                  # 'la clave del expediente', a reference
         bare = name == "pass" and text[m.start() - 1:m.start()] not in ("_", ".")   # not '.vault_pass'
-        if bare and not (LABEL_COLON.match(text, at) or USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE),
-                                                                            m.start())):
+        if bare and not (LABEL_COLON.match(text, at) or PASS_IS.match(text, at) and wifi_named(text) or
+                         USER_BEFORE.search(text, max(0, m.start() - PASS_BEFORE), m.start())):
             continue
         at += len(CLOSING_QUOTE.match(text, at).group())   # 'password": "Tahini"' (JSON)
         if m.start() and text[m.start() - 1] in "([" and text[at:at + 1] in ")]":
@@ -2700,7 +2710,7 @@ def slot_secret(value, spaced, loose=False, plural=False):
     if lower in DEFAULT_VALUES or GLUED_YEAR.fullmatch(first) and not (spaced or loose or plural):
         return first                                  # 'password changeit': a known default; 'dhaka2024', not a scheme
     if not quoted and (lower in SLOT_WORDS or (first[:1].islower() and DESCRIBING_END.fullmatch(first)) or
-                       LONG_WORD.fullmatch(first)):
+                       LONG_WORD.fullmatch(first) and not RUN_TOGETHER.fullmatch(first)):
         return ""
     if not quoted and raw[-1:] in LABEL_COLONS and raw[:-1].isalpha() and not raw[0].isupper() and value[m.end():].strip():
         return ""                                     # 'ፖሊሲ፦ ቢያንስ 14': a word in lower case and a colon, a label
@@ -2815,9 +2825,10 @@ ASCII_DIGIT = re.compile("[0-9]")
 def code_number(text):
     """A code's number in a clause, as (number, name), or None: after a door's, lock's, safe's or alarm's name
     (named_code_number), after a code's generic name in any language (generic_code_number), typed on a keypad
-    (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS)."""
+    (KEYED), or spelled out after either ('door: two-eight-zero-six'; SPELLED_DIGITS); a code's name abbreviated
+    ('κωδ.', 'cód.': CODE_ABBREVIATION) is one."""
     text = PHONE.sub(lambda m: " " * len(m.group()), text) if "+" in text else text    # '+44 161 555 0199'
-    text = CJK_DIGITS.sub(" ", schedule_blanked(phone_blanked(text)))
+    text = CJK_DIGITS.sub(" ", schedule_blanked(phone_blanked(CODE_ABBREVIATION.sub(r"\g<name> ", text))))
     for clause in CODE_CLAUSE_END.split(text):
         found = ASCII_DIGIT.search(clause) and (named_code_number(clause) or generic_code_number(clause) or
                                                 keyed_number(clause))

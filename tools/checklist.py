@@ -616,11 +616,20 @@ def apply_answers(text, doc, changes):
     return "\n".join(lines)
 
 
-def write_atomically(path, original, text):
-    """Replace `path` with `text` only if it still holds the bytes `original`.
+class Changed(Refusal):
+    """The checklist changed between reading it and writing it (another import wrote first): cmd_import reads it again
+    and records the answers anew."""
 
-    The file is locked (flock) while it is compared and replaced, so a second import refuses
-    rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
+
+LOCK_WAIT = 10          # seconds an import waits for another to finish writing the checklist
+IMPORT_ATTEMPTS = 25    # times an import starts again on a checklist another import changed meanwhile
+
+
+def write_atomically(path, original, text):
+    """Replace `path` with `text` only if it still holds the bytes `original` (else Changed).
+
+    The file is locked (flock) while it is compared and replaced, so a second import waits (up to
+    LOCK_WAIT seconds) rather than interleaves; the kernel drops the lock if the process dies. The text goes to a
     temporary file in the same folder (write_temporary), which gets the file's owner, mode and extended
     attributes (keep_owner_and_attributes), and is moved over `path` by swap(), which
     checks once more that nobody else has changed it. Until then a signal (SIGTERM, SIGHUP, SIGINT)
@@ -634,12 +643,9 @@ def write_atomically(path, original, text):
             raise Refusal(f"{name} is read-only; nothing written.")
         handle = open(path, "rb")
         if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise Refusal(f"{name}: another import is writing it; nothing written. Try again.")
+            locked(handle, name)
         if path.read_bytes() != original:
-            raise Refusal(f"{name} changed while importing; nothing written. Run the import again.")
+            raise Changed(f"{name} changed while importing; nothing written. Run the import again.")
         kept = remove_leftovers(path)
         try:
             tmp = write_temporary(path, text)
@@ -659,6 +665,19 @@ def write_atomically(path, original, text):
                 handle.close()
             for sig, handler in previous.items():     # once swapped, ignored by the kernel: Python's own handlers
                 signal.signal(sig, signal.SIG_IGN if swapped else handler)   # give way to the default at exit
+
+
+def locked(handle, name):
+    """Lock the open file (flock), waiting while another import holds the lock, up to LOCK_WAIT seconds."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise Refusal(f"{name}: another import has been writing it for {LOCK_WAIT} s; nothing written. Try again.")
+            time.sleep(0.02)
 
 
 BACKUP_NAME = re.compile(r"\.[0-9a-f]{12}\.tmp")     # after '.NAME': a backup as swap() names it
@@ -1348,8 +1367,21 @@ def cmd_check(doc, args):
 
 
 def cmd_import(doc, args):
-    """`import`: record the answers of a CSV, refusing the whole file on any problem."""
+    """`import`: record the answers of a CSV, refusing the whole file on any problem. Where another import changed the
+    checklist meanwhile, the answers are planned again on the checklist as it now is, as if this import had started
+    after that one (up to IMPORT_ATTEMPTS times)."""
     rows, problems = read_csv(args.answers)
+    for attempt in range(1, IMPORT_ATTEMPTS + 1):
+        try:
+            return import_rows(doc, args, rows, list(problems))
+        except Changed:
+            if attempt == IMPORT_ATTEMPTS:
+                raise
+            doc = load(args.file)
+
+
+def import_rows(doc, args, rows, problems):
+    """cmd_import() on the checklist as read once."""
     whole = all(p.line for p in problems) and len(rows) + len(problems) < MAX_CSV_ROWS   # not cut short at a cap
     changes, more = plan_answers(doc, rows, args.replace) if whole else ({}, [])   # every row's problem in one run
     problems += more
