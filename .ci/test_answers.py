@@ -203,10 +203,10 @@ def answer_to_an_item_that_does_not_apply_is_kept_with_a_note():
 def status_suggests_only_items_that_apply():
     with Sandbox() as box:
         plain = box.run("status").stdout
-        assert "Still to answer: REQ-1, REQ-2, LIC-1." in plain, plain
+        assert "Routing items not answered: REQ-1, REQ-2, LIC-1." in plain, plain
         routed = box.run("status", "--profile", "lab").stdout
-        assert "given profile `lab`" in routed and "Still to answer: none; assumed by the profile, not answered: REQ-1" \
-            in routed, routed
+        assert "given profile `lab`" in routed and "Routing items not answered: REQ-1, " in routed and \
+            "(each assumed by the profile)." in routed, routed
         assert "1. REQ-3:" in routed and "LIC-2" not in routed.split("## Next to answer")[1], routed
 
 
@@ -1169,7 +1169,7 @@ def c1_a_provisional_answer_routes_the_list_but_leaves_its_item_open():
         assert states_of(box, "--answers", "mine.csv") == {"REQ-1": "answered", "LIC-1": "open", "REQ-2": "answered",
                                                           "REQ-3": "open", "LIC-2": "open", "DEL-1": "open"}
         listed = box.run("items", "--answers", "mine.csv").stdout
-        assert "\n  - **Assumed, not recorded (provisional):** `undecided` (mine.csv)\n" in listed, listed
+        assert "\n  - **Given, not recorded (provisional):** `undecided` (mine.csv)\n" in listed, listed
         assert "**Answer:** `undecided`" in box.accepted(routing + "LIC-1,undecided\n")
 
 

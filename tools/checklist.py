@@ -1126,7 +1126,8 @@ def cmd_items(doc, args):
             out.append(f"  - `{r['stage']}` · {r['from']}" + (f" · if `{r['applies']}`" if r["applies"] != "always" else ""))
             out += [f"  - **{label}:** {plain(r[key])}" for label, key in
                     (("In your role", "in_your_role"), ("Note", "note"), ("Waits on", "waits_on"),
-                     ("Assumed, not recorded" + (" (provisional)" if assumed_held else ""), "assumed"),
+                     (("Assumed, not recorded" if answers.origin.get(item.id, "").startswith("profile ") else
+                       "Given, not recorded") + (" (provisional)" if assumed_held else ""), "assumed"),
                      ("Answer (provisional)" if held else "Answer", "answer")) if r[key]]
         return "\n".join(out + cited_md(doc, cited, plain) + outside_facts_md(context, bullets, plain)) + "\n"
     return Output(render(records, COLUMNS, args.format, markdown, preamble), 0, note if args.format != "md" else "")
@@ -1306,12 +1307,14 @@ def cmd_status(doc, args):
         verdicts = {r.item.id: r.applies for r in rows}
         missing = [i for i in doc.routing() if i not in answers.tokens and verdicts.get(i) is not False]
         assumed = [i for i, origin in answers.origin.items() if origin.startswith("profile ")]
+        unanswered = missing + [i for i in assumed if i not in missing]
         blockers = [r for r in recs if r["stage"] == "blocker" and r["state"] in ("open", "waiting")]
         upcoming = [r for r in recs if r["stage"] != "blocker" and r["state"] == "open"
                     and r["id"] not in answers.tokens][:5]
         out = [f"# Progress of {doc.path}, given {answers.title}", "",
-               f"Routing answers: {given_ids or 'none'}. Still to answer: {', '.join(missing) or 'none'}"
-               + (f"; assumed by the profile, not answered: {', '.join(assumed)}." if assumed else "."),
+               f"Routing answers: {given_ids or 'none'}. Routing items not answered: {', '.join(unanswered) or 'none'}"
+               + ("." if not assumed else " (each assumed by the profile)." if set(assumed) >= set(unanswered) else
+                  f" (assumed by the profile: {', '.join(assumed)})."),
                f"Role: {role.key if role else 'none'}. "
                f"{counted(len(recs), 'item')} apply or may apply; {excluded} do not apply to these answers."
                + (" Waiting: the item's condition needs a routing answer not yet given."
