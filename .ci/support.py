@@ -918,6 +918,14 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 80: 'u/p' and 'user/pass' before a user and a password; a passphrase of plain words after 'log
+                 # in with', 'password' or 'passphrase'
+                 'u/p jsmith Summer24',
+                 'u/p: jsmith / Summer24',
+                 'user/pass jsmith Summer24',
+                 'log in with correct horse battery staple',
+                 'password correct horse battery staple',
+                 'passphrase purple monkey dishwasher',
                  # round 79: words run together as a passphrase after a password's name ('passphrase
                  # correcthorsebatterystaple'), 'pass is' where Wi-Fi is named, Greek and Portuguese abbreviations of
                  # 'code' ('κωδ.', 'cód.')
@@ -1861,6 +1869,17 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 80
+                  'u/p in the vault',
+                  'u/p: see KeePass',
+                  'u/p sent by Signal to Jo',
+                  'menu/page 24',
+                  'log in with break glass account',
+                  'log in with azure active directory',
+                  'password must be rotated yearly',
+                  'log in with the admin account',
+                  'ventana martes 02:00-05:00; cambios de contrase\u00f1a solo por solicitud',
+                  'key slots: free5GC `config/udmcfg.yaml`',
                   # round 79
                   '\u0627\u0644\u0643\u0648\u062f \u062f\u064a\u0627\u0644 \u0627\u0644\u0633\u064a\u062a \u0647\u0648 CAS-02\u060c \u0648 \u0627\u0644\u062a\u064a\u0643\u064a\u062a \u0631\u0642\u0645 4471\u060c \u0639\u064a\u0637 \u0644 \u0633\u064a \u0645\u062d\u0645\u062f 0661234567',
                   'password synchronization',

@@ -256,7 +256,7 @@ CREDENTIAL_WORD = re.compile(
     r"credentials?|"
     r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|unlock|debug|jtag|"
     r"licen[cs]e|product|activation|sha|aes|des|md5|priv)[\s_-]?keys?|pw(?![a-z])|auth(?:entication)?(?=\s*[:=])|"
-    r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
+    r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|(?:u|user|username|uid)/p(?:ass|w|wd)?(?![^\W_])|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+(?:de\s+|d['\u2019]\s*)passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
     r"senhas?|palavra-passe|parola|has\u0142o|haslo|wachtwoord|adgangskode|l\u00f6senord|losenord|passord|salasana|"
     r"jelsz\u00f3|heslo|geslo|lozinka|parol\u0103|\u015fifre|sifre|m\u1eadt\s+kh\u1ea9u|mat\s+khau|kata\s+sandi|kata\s+laluan|contrasenya|slapta(?:\u017e|z)od\w*|ki|opc|" + RECOVERY_NAMES + r"|"
@@ -700,6 +700,8 @@ abgelaufen verlopen wygas\u0142o wygaslo caducada caducado expirada expirado red
 # or the second is the first's twin ('oper01 / oper02'); a plain lower-case word only after a common account
 DOTTED_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)+")            # '10.1109/ACCESS…': a DOI's prefix
 IMAGE_TAG = re.compile(r"[a-z0-9][a-z0-9._-]*:v?[0-9][\w.-]*")     # 'sim:1.4', 'webui:v3.4.1': an image and its tag
+FILE_NAME = re.compile(r"[\w-]+\.(?:ya?ml|json|conf|cfg|cnf|ini|toml|xml|txt|md|csv|log|py|sh|js|html?|j2|tpl|in|env|pem|"
+                       r"crt|cer|pub|zip|gz)", re.I)        # 'config/udmcfg.yaml': a path, not a user and password
 USER_PAIR = re.compile(r"(?<![\w/.@-])(?P<user>[\w.@+-]{2,40})\s*/\s*(?P<password>[^\s/,;()]{1,60})(?![^\s,;()])")
 USER_COLON = re.compile(r"(?<![\w/.@:-])(?P<user>[A-Za-z][\w.-]{1,30}):(?P<password>[^\s:/@]{4,60})(?![^\s,;()])")
 ACCOUNT_BASE = re.compile(r"[a-z]+")
@@ -1398,6 +1400,17 @@ CREDENTIAL_LOWER = lowered(CREDENTIAL_WORD)
 WRITTEN_CUES = (re.compile(r"\d"), lowered(BOUND_NAME), CREDENTIAL_LOWER, lowered(SIM_WORD))   # in lower case
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def prose_secret(text):
+    """secret_in() for a line of the checklist's prose outside what the views copy from items (its context, tables and
+    references, where a hand edit may yet put a code: 'Lab door code is 7391.'): judged as an answer is only where a
+    password's, code's or key's name, or a door's, lock's or alarm's, stands (PROSE_CUES), as its dates and standards'
+    numbers are no values bound to a name; elsewhere only for key material and tokens shaped like a password."""
+    text = ITEM_MARKUP.sub(" ", text)
+    seen = scanned(text).lower()
+    return secret_in(text, near=any(cue.search(seen) for cue in PROSE_CUES))
+
+
 def credential_word(text):
     """CREDENTIAL_WORD's first match in a text, or None: looked for in lower case first (CREDENTIAL_LOWER), which is
     faster where there is none, as in most texts."""
@@ -2054,6 +2067,7 @@ PHRASE_NAMING_PIECES = {"key", "psk", "hsm", "kid", "id", "vault", "entry", "sit
 ALARM_NAME = re.compile(r"(?<![^\W_])[^\W\d_]*(?:alarm|larm|alamu|alaamu|signaliza|c\u0438r\u043da\u043b\u0438\u0437a\u0446|"
                         r"\u0905\u0932\u093e\u0930\u092e|\u140a\u14da\u140a\u14a5|al[a\u00e5]m[e\u0259]|a\u043bap\u043c|"
                         r"\u090f\u0932\u093e\u0930\u092e|al\u00e1rpm|\u2d30\u2d4d\u2d30\u2d54\u2d4e|\u0627\u0644\u0627\u0631\u0645|\u0625\u0646\u0630\u0627\u0631|\u0627\u0646\u0630\u0627\u0631|\u62a5\u8b66|\u8b66\u5831|\u8b66\u62a5|\u5831\u8b66|\u12a0\u120b\u122d\u121d|\u098f\u09b2\u09be\u09b0\u09ae|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4\uae30|\u0c85\u0cb2\u0cbe\u0cb0\u0c82)\w*", re.I)
+PROSE_CUES = WRITTEN_CUES[1:] + tuple(lowered(name) for name in (CODE_WORD, GENERIC_CODE, ALARM_NAME))   # prose_secret
 # ... or a number pressed or typed in Chinese ('先按4708'), not one a year's, a sum's or a count's word follows
 CHINESE_UNIT = re.compile("[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%]")       # '3000 元', a sum
 CHINESE_PRESSED = re.compile("(?:\u6309|\u8f93\u5165|\u8f38\u5165|\u952e\u5165|\u9375\u5165)\\s*(?P<number>[0-9]{4,8})(?![0-9])(?!\\s*[\u5e74\u6708\u65e5\u53f7\u865f\u5143\u4e2a\u500b\u53f0\u5957\u4eba\u5929\u6b21\u4f4d%])")
@@ -2675,6 +2689,9 @@ def bound_value(text):
             separator and separator.group().strip()[:1] in (":", "=") else None
         if phrase and not any(word.lower() in SLOT_WORDS for word in phrase.group("words").split()):
             return segment.strip(), m.group()         # 'Lösenfras: grön hund hoppar 1987'
+        run = m.group("own") and RUN_NAME.fullmatch(m.group("own")) and word_run(segment)
+        if run:
+            return run, m.group()                     # 'log in with correct horse battery staple'
         value = slot_secret(segment, spaced, bool(loose), plural)
         if m.group("sim") and (PIN_NUMBER_NAME.match(text[start:].lstrip()) or not DIGIT.search(value) and
                                not spelled_number(value)):
@@ -2682,6 +2699,28 @@ def bound_value(text):
         if value and not (bare and value[0].isdigit()) and (DIGIT.search(value) or not CODE_NAME.search(name)):
             return value, m.group()       # not a count after a verdict ('pass: 3 of 4 tests'), a code's number
     return None
+
+
+# A passphrase of plain lower-case words after a password's own name ('log in with correct horse battery staple',
+# 'password correct horse battery staple'), none a word that describes, points or names a way to log in (SLOT_WORDS,
+# PHRASE_STOP) or ends as derived words do (DERIVED_END): the words as the value
+WORD_RUN = re.compile(r"\s*(?P<words>[a-z]{3,12}(?:\s+[a-z]{3,12}){2,5})\s*[.!]?\s*")
+DERIVED_END = re.compile(r"(?:ed|ing|tion|sion|ment|ness|ity|ly|able|ible|ure)$")
+RUN_NAME = re.compile(r"pass(?:word|phrase)|pass\s+phrase|log\s?in\s+with", re.I)    # English names only
+PHRASE_STOP = frozenset("your our my his her their we you they them us me google microsoft apple github gitlab facebook "
+                        "single sign domain corporate company work school badge card phone token key certificate cert "
+                        "fingerprint face biometric two factor multi vpn ssh windows linux password passwords passphrase "
+                        "credentials creds account accounts user users admin team desk support initial new old break "
+                        "glass procedure process steps instructions method laptop device browser app client".split())
+
+
+def word_run(segment):
+    """The words of a passphrase that make up a value's whole segment (WORD_RUN), or None."""
+    m = WORD_RUN.fullmatch(segment)
+    words = m.group("words").split() if m else []
+    if not words or any(w in SLOT_WORDS or w in PHRASE_STOP or DERIVED_END.search(w) for w in words):
+        return None
+    return m.group("words")
 
 
 def spelled_number(value):
@@ -2750,7 +2789,7 @@ def user_pair_password(text):
         for m in pair.finditer(text):
             user, password = m.group("user"), m.group("password").strip(SECRET_VALUE_EDGES)
             if user[-1] in ".!?" or DOTTED_NUMBER.fullmatch(user) or IMAGE_TAG.fullmatch(password) or \
-                    PATH_BEFORE.search(text, max(0, m.start() - PATH_REACH), m.start()):
+                    FILE_NAME.fullmatch(password) or PATH_BEFORE.search(text, max(0, m.start() - PATH_REACH), m.start()):
                 continue                              # a sentence's end and its translation; a DOI; an image's tag; a path
             base = ACCOUNT_BASE.match(user.lower())
             lower, account = password.lower(), bool(base) and base.group() in ACCOUNT_NAMES

@@ -1470,10 +1470,11 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 @rule("secret: a line looks like key material")
 def secrets(doc):
     """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's or
-    role's line, a group's heading and notes) is judged as answers are (written_secret), an item's Answer line by the
-    answer rule (text_problems)."""
-    written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - \
-        {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
+    role's line, a group's heading and notes) is judged as answers are (written_secret), the rest of the prose so too
+    where a password's, code's, door's or alarm's name stands (prose_secret), an item's Answer line by the answer rule
+    (text_problems)."""
+    answers = {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
+    written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - answers
     written.update(n for profile in doc.profiles.values() for n in (profile.line, profile.assumes_line) if n)
     written.update([role.line for role in doc.roles] + [preamble.line for preamble in doc.preambles.values()])
     firsts = {}
@@ -1487,7 +1488,8 @@ def secrets(doc):
             yield Defect(n, "secret", f"this line of an item is longer than {MAX_ANSWER_CHARS:,} characters, more than "
                                       "is judged for secret material: shorten it")
             continue
-        what = written_secret(own_ids_out(line)) if n in written else secret_in(line, near=False)
+        what = written_secret(own_ids_out(line)) if n in written else \
+            secret_in(line, near=False) if n in answers else prose_secret(own_ids_out(line))
         if what:
             yield Defect(n, "secret", f"this looks like {what}; {CONFIDENTIAL}")
 
