@@ -918,6 +918,17 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 81: a password under 'u: … / p:', a user's name given again as its password, an enable
+                 # password, 'ro comm' and 'v2c comm', a remote's code in binary digits, 'Pass:' before a passphrase of
+                 # plain words, Uzbek 'eshik'
+                 'u: ops / p: ops123',
+                 'Pass: correct horse battery staple',
+                 'Enable: Greenfield5G (lowercase g)',
+                 'ro comm: n3tw0rks',
+                 'snmp v2c comm = n3tw0rks',
+                 'gate remote frequency 433 MHz, code 0110100110',
+                 'user ops pass ops',
+                 'eshik kodi 3391, qorovulda kalit bor',
                  # round 80: 'u/p' and 'user/pass' before a user and a password; a passphrase of plain words after 'log
                  # in with', 'password' or 'passphrase'
                  'u/p jsmith Summer24',
@@ -1869,6 +1880,15 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 81
+                  'Enable: yes',
+                  'Enable: 802.1X on access ports',
+                  'enable: LLDPv2',
+                  'Enable: G.8275.1 profile',
+                  'u: ops / p: see vault',
+                  'Pass: all four tests green',
+                  'ro comm string set per site',
+                  'call 0110100110',
                   # round 80
                   'u/p in the vault',
                   'u/p: see KeePass',

@@ -426,7 +426,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e)|comunidad|comunit(?:\u00e0|a))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e)|comunidad|comunit(?:\u00e0|a))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:(?:snmp|v[123]c?|ro|rw)[\s-]+)+comm|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a]|\u0648?\u0627\u0644\u0628(?:\u064a?\u0646|\u0648?\u0643))|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -879,7 +879,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
                        r"installateur|installatore|instalador|techniker|technician)"
                        r"[\s-]?codes?)(?![^\W_])|\u89e3\u9664\u30b3\u30fc\u30c9|\u64a4\u9632\u7801|\u95e8\u7981\u7801|\u9580\u9396|\u95e8\u9501|(?<![\u90e8\u4e13])\u95e8(?:\u4e2a)?(?:\u53f7\u5934|\u53f7\u7801)|(?<![\uac00-\ud7a3])\ubb38\s*\ubc88\ud638|\ud574\uc81c\s*(?:\ucf54\ub4dc|\ubc88\ud638)|\u91d1\u5eab|\u6697\u8a3c\u756a\u53f7|\u89e3\u9320\u756a\u53f7|"
                        r"\u4fdd\u9669\u7bb1|\u9375\u7bb1|\u30ad\u30fc\u30dc\u30c3\u30af\u30b9|\ud0a4\ubc15\uc2a4|\uae08\uace0|\ub3c4\uc5b4\ub77d|\u5357\u4eac\u9320|\u6302\u9501|\u89e3\u9501\u7801?|"
-                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|vrata|Vrata|puertahan|Puertahan|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u062f\u0631\u0648\u0627\u0632\u0647|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
+                       r"\u89e3\u9664\u756a\u53f7|\u30c9\u30a2|\u0e1b\u0e23\u0e30\u0e15|\u0e15\u0e40\u0e0b\u0e1f|\u0e41\u0e21\u0e01\u0e0d\u0e41\u0e08|\u0642\u0641\u0644|\u05d4?\u05de\u05e0\u05e2\u05d5\u05dc|\uc790\ubb3c\uc1e0|\uc5f4\uc1e0\ud568|\u0635\u0646\u062f\u0648\u0642 \u0627\u0644\u0645\u0641\u0627\u062a\u064a\u062d|sanduku la funguo|vrata|Vrata|puertahan|Puertahan|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|faitotoa|Faitotoa|matap\u0101|Matap\u0101|pultahan|Pultahan|lemati|Lemati|lebati|Lebati|chitseko|Chitseko|gonhi|Gonhi|yegonhi|Yegonhi|punkunpa|Punkunpa|punku|Punku|ok\u1ebd|Ok\u1ebd|doras|Doras|\u078b\u0783\u078e|geti|Geti|heke|Heke|kgoro|Kgoro|kuaha|Kuaha|geata|Geata|\u0cac\u0cbe\u0c97\u0cb2\u0ca8|\u0cac\u0cbe\u0c97\u0cb2\u0cc1|\u0c85\u0cb2\u0cbe\u0cb0\u0cae|\u0d35\u0d3e\u0d24\u0d3f\u0d7d|\u0d05\u0d32\u0d3e\u0d31\u0d02|\u1010\u1001\u102b\u1038|\u0e9b\u0eb0\u0e95|\u0eaa\u0e99\u0e8d\u0eb2\u0e99\u0ec0\u0e95\u0ead\u0e99|\u044d\u0448\u0438r\u0438\u043d\u0438\u043d|\u042d\u0448\u0438r\u0438\u043d\u0438\u043d|\u044d\u0448\u0438\u043a|\u042d\u0448\u0438\u043a|c\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|C\u0438r\u043da\u043b\u0438\u0437a\u0446\u0438\u044f|\u062f\u0631\u0648\u0627\u0632\u06d0|\u062f\u0631\u0648\u0627\u0632\u0647|\u0627\u0644\u0627\u0631\u0645|albaabka|Albaabka|qaylo-dhaanta|Qaylo-dhaanta|yomnyango|Yomnyango|(?<![^\W_])(?:u\u0219a|U\u0219a|u\u015fa|U\u015fa|qhov\s+rooj|o\u043cca\w*|O\u043cca\w*|\u0431\u0436\u044d\w*|\u0411\u0436\u044d\w*|\u044d\u0436\u0438\w*|\u042d\u0436\u0438\w*|matua\w*|Matua\w*|esik\w*|Esik\w*|k\u014dj\u0101m|dhoot|Dhoot|meyo|Meyo|tlatzacuilli|uchi'|ghenna|Ghenna|puarte|Puarte|odamatan|Odamatan|petta|Petta|\u02bb\u014dpani|m\u0169rango|M\u0169rango|a\u043b\u04d1\u043a|A\u043b\u04d1\u043a|dorrys|Dorrys|\u04e7\u0434\u0437\u04e7c\w*|\u04e6\u0434\u0437\u04e7c\w*|katuba|Katuba|damal|Damal|vothi|Vothi|yemnyango|Yemnyango|\u04e7c\u043b\u044d\u043d|\u04e6c\u043b\u044d\u043d|p\u00f2rta|P\u00f2rta|pordokod\w*|Pordokod\w*)(?![^\W_])|umnyango|Umnyango|ye-alamu|Ye-alamu|alarmkodan|Alarmkodan|alarmkoda|Alarmkoda|\u1260\u122d|\u121b\u1295\u1242\u12eb|doras|Doras|dorais|Dorais|al\u00e1raim|Al\u00e1raim|bosca eochracha|Bosca eochracha|teaglaim|Teaglaim|\u0aa6\u0ab0\u0ab5\u0abe\u0a9c\u0abe|\u0a8f\u0ab2\u0abe\u0ab0\u0aae|\u0a95\u0acb\u0aae\u0aac\u0abf\u0aa8\u0ab6\u0aa8|kofar|Kofar|\u0199ararrawa|\u0198ararrawa|akwatin ma\u0253allai|Akwatin ma\u0253allai|\u0564\u057c\u0561\u0576|\u0534\u057c\u0561\u0576|\u0564n\u0582\u057c|\u0534n\u0582\u057c|\u0561\u0570\u0561\u0566\u0561\u0576\u0563|\u0531\u0570\u0561\u0566\u0561\u0576\u0563|hur\u00f0ar|Hur\u00f0ar|vi\u00f0v\u00f6runar|Vi\u00f0v\u00f6runar|lyklabox|Lyklabox|samsetning|Samsetning|eci\u043a|Eci\u043a|\u0434a\u0431\u044b\u043b|\u0414a\u0431\u044b\u043b|\u1791\u179c\u17b6\u179a|\u179a\u17c4\u1791|xoc\u043bo\u043b|Xoc\u043bo\u043b|xaa\u043bra|Xaa\u043bra|\u0434ox\u0438o\u043bo\u043b|\u0414ox\u0438o\u043bo\u043b|bieb|Bieb|kombinazzjoni|Kombinazzjoni|kaxxa ta\u010b-\u010bwievet|Kaxxa ta\u010b-\u010bwievet|\u0a26\u0a30\u0a35\u0a3e\u0a1c|\u0a05\u0a32\u0a3e\u0a30\u0a2e|\u0a15\u0a2c\u0a40\u0a28\u0a38\u0a28|\u0daf\u0ddc\u0dbb|\u0dc3\u0d82\u0dba\u0ddd\u0da2\u0db1\u0dba|der\u00ebs|Der\u00ebs|alarmit|Alarmit|kombinimin|Kombinimin|kutia e \u00e7el\u00ebsave|Kutia e \u00e7el\u00ebsave|\u0c24\u0c32\u0c41\u0c2a\u0c41|\u0c05\u0c32\u0c30\u0c02|\u0c15\u0c02\u0c2c\u0c28\u0c37\u0c28|eshig|Eshig|eshik|Eshik|signalizatsiya|Signalizatsiya|kombinatsiya|Kombinatsiya|kalit qutisi|Kalit qutisi|il\u1eb9k\u00f9n|Il\u1eb9k\u00f9n|al\u00e1\u00e0m\u00f9|Al\u00e1\u00e0m\u00f9|drws|Drws|larwm|Larwm|cyfuniad|Cyfuniad|blwch allweddi|Blwch allweddi|(?:\u0627\u0644)?\u062e\u0632(?:\u064a)?\u0646\u0629|"
                        r"(?:\u8b66\u5831|\u8b66\u62a5|\u8b66\u5099|[\u5831\u62a5]\u8b66\u5668?|\u30a2\u30e9\u30fc\u30e0|\uacbd\ubcf4|\uc54c\ub78c)\s*"
                        r"(?:\u89e3\u9664|\ud574\uc81c)(?:\u306f|\u7528)?", re.I)
 # A code's generic name in lower case, which a verb then gives a number ('el código de la alarma es 1947', 'kod do
@@ -2234,7 +2234,8 @@ def bound_secret(text):
                 return word, m.group("name")
     called = phone_blanked(text, cued_only=True)     # 'Password reset line: 0800 4410 222'
     found = bound_value(called) or (bound_value(SPELLED.sub(spelled_word, called)) if SPELLED.search(called) else None) or \
-        user_pair_password(text) or default_with(text) or seed_words(text) or login_with(text) or snmp_value(text) or \
+        user_pair_password(text) or short_label(text) or default_with(text) or seed_words(text) or login_with(text) or \
+        snmp_value(text) or \
         community_token(text) or joined_code(text) or kept_secret(text) or number_for_place(text) or \
         quoted_passphrase(text) or bare_code(text) or told_in_pieces(text)
     for command in () if found else COMMAND_PASSWORDS:
@@ -2253,6 +2254,31 @@ def bound_secret(text):
             return value, text[m.start():m.start("value")].strip(" =:")
     return found or code_number(text) or wifi_value(text) or number_before_code(text) or stated_default(text) or \
         phrase_after_name(text) or colon_phrase(text) or set_phrase(text) or alarm_tail(text)
+
+
+# A password under a short label after a user's ('u: ops / p: ops123'), a user's name given again as its password
+# ('user ops pass ops'), or a device's enable password ('Enable: Greenfield5G', three small letters and a digit in it)
+USER_P = re.compile(r"(?<![^\W_])u(?:ser(?:name)?)?\s*[:=]\s*[^\s,;/:=]+\s*[/,;]?\s*p(?:ass(?:word)?|w|wd)?\s*[:=]\s*"
+                    r"(?P<value>[^\s,;()]+)", re.I)
+USER_TWICE = re.compile(r"(?<![^\W_])(?:user(?:name)?|login)\s*[:=]?\s*(?P<user>[\w.-]{2,30})\s*[,;/]?\s*"
+                        r"(?:pass(?:word)?|pw|pwd)\s*[:=]?\s*(?P<value>[\w.-]{2,30})(?![\w.-])", re.I)
+ENABLE_VALUE = re.compile(r"(?<![^\W_])(?i:enable)\s*[:=]\s*(?P<value>(?=[^\s,;()]*[0-9])(?=[^\s,;()]*[a-z]{3})"
+                          r"[^\s,;()]{6,64})")   # a word in it ('Greenfield5G'), not 'LLDPv2' or 'G.8275.1'
+
+
+def short_label(text):
+    """A password under a short label (USER_P), a user's name given again as its password (USER_TWICE) or an enable
+    password (ENABLE_VALUE), as (password, label), or None."""
+    for m in USER_P.finditer(text):
+        value = slot_secret(m.group("value"), False)
+        if value:
+            return value, "p:"
+    for m in USER_TWICE.finditer(text):
+        if m.group("value").lower() == m.group("user").lower():
+            return m.group("value"), "user"
+    m = ENABLE_VALUE.search(text)
+    value = slot_secret(text[m.start("value"):], False) if m else ""   # not '802.1X', a scheme
+    return (value, "enable") if value else None
 
 
 def login_with(text):
@@ -2706,7 +2732,7 @@ def bound_value(text):
 # PHRASE_STOP) or ends as derived words do (DERIVED_END): the words as the value
 WORD_RUN = re.compile(r"\s*(?P<words>[a-z]{3,12}(?:\s+[a-z]{3,12}){2,5})\s*[.!]?\s*")
 DERIVED_END = re.compile(r"(?:ed|ing|tion|sion|ment|ness|ity|ly|able|ible|ure)$")
-RUN_NAME = re.compile(r"pass(?:word|phrase)|pass\s+phrase|log\s?in\s+with", re.I)    # English names only
+RUN_NAME = re.compile(r"pass(?:word|phrase)?|pass\s+phrase|log\s?in\s+with", re.I)    # English names only
 PHRASE_STOP = frozenset("your our my his her their we you they them us me google microsoft apple github gitlab facebook "
                         "single sign domain corporate company work school badge card phone token key certificate cert "
                         "fingerprint face biometric two factor multi vpn ssh windows linux password passwords passphrase "
@@ -2882,12 +2908,15 @@ def code_number(text):
     return keyed_digits(text)
 
 
+BINARY_DIGITS = re.compile(r"[01]+")          # 'code 0110100110', a remote's switches: no phone number
+
+
 def phone_blanked(text, cued_only=False):
     """The text with each phone number written the national way blank (CUED_PHONE; ZERO_PHONE unless `cued_only`)."""
     for phone in (CUED_PHONE,) if cued_only else (CUED_PHONE, ZERO_PHONE):
         text = phone.sub(lambda m: m.group()[:m.start("number") - m.start()] + " " * len(m.group("number"))
-                         if PHONE_DIGITS <= sum(c.isdigit() for c in m.group("number")) <= PHONE_DIGITS_MAX else m.group(),
-                         text)
+                         if PHONE_DIGITS <= sum(c.isdigit() for c in m.group("number")) <= PHONE_DIGITS_MAX and
+                         not BINARY_DIGITS.fullmatch(m.group("number")) else m.group(), text)
     return EXTENSION.sub(number_blanked, text)
 
 

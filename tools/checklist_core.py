@@ -1484,9 +1484,10 @@ def secrets(doc):
     def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
-        if n in written and len(line) > MAX_ANSWER_CHARS:
-            yield Defect(n, "secret", f"this line of an item is longer than {MAX_ANSWER_CHARS:,} characters, more than "
-                                      "is judged for secret material: shorten it")
+        if len(line) > MAX_ANSWER_CHARS:                # an Answer line so long is the answer rule's (UNJUDGED)
+            if n not in answers:
+                yield Defect(n, "secret", f"this line is longer than {MAX_ANSWER_CHARS:,} characters, more than is "
+                                          "judged for secret material: shorten it")
             continue
         what = written_secret(own_ids_out(line)) if n in written else \
             secret_in(line, near=False) if n in answers else prose_secret(own_ids_out(line))
