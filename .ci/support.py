@@ -918,6 +918,9 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 82: a door's code after a room's name in a text that asks to keep it (Cebuano 'ayaw
+                 # ipanghatag')
+                 'code sa pultahan sa server room 2468, ayaw ipanghatag ha',
                  # round 81: a password under 'u: … / p:', a user's name given again as its password, an enable
                  # password, 'ro comm' and 'v2c comm', a remote's code in binary digits, 'Pass:' before a passphrase of
                  # plain words, Uzbek 'eshik'
@@ -1880,6 +1883,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 82
+                  'meet in room 2468, keep it to yourself',
+                  'server room 2468, keep it quiet until the audit',
                   # round 81
                   'Enable: yes',
                   'Enable: 802.1X on access ports',

@@ -3897,3 +3897,24 @@ def h76_a_phone_number_typed_with_a_full_width_plus_is_an_answer():
     item = cl.parse(shipped_readme()).items["RES-2"]
     assert cl.format_answer(item, "\uff0b86 138 0013 8000") == ("\uff0b86 138 0013 8000", [])
     assert "formula" in cl.format_answer(item, "\uff0bSUM(A1)")[1][0]
+
+
+@test
+def h82_a_page_written_to_a_pipe_whose_reader_never_reads_gives_up():
+    """H82-D2: `form -o FIFO` whose reader opened the pipe and never read waited for ever once the pipe was full; now
+    each part the reader takes may take FIFO_WAIT seconds, all of them FIFO_DEADLINE, and then the page is refused
+    with exit 2, saying how much the reader took."""
+    wait, limit = cl.FIFO_WAIT, cl.FIFO_DEADLINE
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, "page.html")
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        cl.FIFO_WAIT, cl.FIFO_DEADLINE = 0.2, 0.6
+        try:
+            started = time.monotonic()
+            result = run_main("form", "-o", fifo, "--file", README)
+            took = time.monotonic() - started
+        finally:
+            cl.FIFO_WAIT, cl.FIFO_DEADLINE = wait, limit
+            os.close(reader)
+    assert result.returncode == 2 and "then stopped reading" in result.stderr and took < 5, (result, took)

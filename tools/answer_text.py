@@ -2334,7 +2334,9 @@ def kept_secret(text):
         return None
     for m in SECRECY_NUMBER.finditer(phone_blanked(text)):
         before = re.findall(r"[^\W\d_]+", text[:m.start()].lower())[-1:]
-        if not CODE_YEAR.fullmatch(m.group()) and not (before and (before[0] in NUMBER_LABELS or before[0] == "ext")):
+        named = before and (before[0] in NUMBER_LABELS or before[0] == "ext") and \
+            not (before[0] in PLACE_LABELS and CODE_WORD.search(text))   # 'door code … server room 2468, keep it'
+        if not CODE_YEAR.fullmatch(m.group()) and not named:
             return m.group(), secrecy.group()
     return None
 
@@ -2431,7 +2433,9 @@ NUMBER_FOR_PLACE = re.compile(r"\s*(?P<number>[0-9]{4,8})\s+for\s+(?:the\s+)?(?:
 JOINED_CODE = re.compile(r"(?<![^\W_])(?P<name>(?:door|gate|alarm|keypad|lock|entry|access)?codes?|(?:door|gate|alarm|keypad|"
                          r"lock|entry|access)[-_]codes?[-_])(?P<number>[0-9]{4,8})(?![^\W_]|[.,/-][0-9])", re.I)
 SECRECY = re.compile(r"(?<![^\W_])(?:keep\s+(?:it|this|them)\s+(?:to\s+yourself|secret|private|quiet)|(?:don['\u2019]?t|do\s+not|"
-                     r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this))|tell\s+no\s*one|delete\s+(?:this|it)(?:\s+(?:message|sms|text))?(?:\s+after\s+reading)?|burn\s+after\s+reading)(?![^\W_])", re.I)
+                     r"never)\s+(?:tell|share|give\s+(?:it|this)\s+(?:out|away)|pass\s+(?:it|this)\s+on|write\s+(?:it|this))|tell\s+no\s*one|"
+                     r"ayaw\s+(?:ipanghatag|ihatag|ipakita|isulti|ipasa)|(?:huwag|wag)\s+(?:ibigay|ipamigay|ipakita|sabihin|ipasa)|delete\s+(?:this|it)(?:\s+(?:message|sms|text))?(?:\s+after\s+reading)?|burn\s+after\s+reading)(?![^\W_])", re.I)
+PLACE_LABELS = frozenset({"room", "zone", "zones"})   # a place's number, unless a door's code is named: kept_secret
 SECRECY_NUMBER = re.compile(r"(?<![\w.,/:#-])[0-9]{4,8}(?![\w/:%-]|[.,][0-9])")
 SNMP_NAMED = re.compile(r"snmp|v2c", re.I)
 COMMUNITY_TOKEN = re.compile(r"(?<![\w/.@-])[\"'\u201c\u2018\u00ab]?(?P<value>(?P<word>[^\W\d_]{2,})(?:[_-][^\W\d_]{2,})*?"

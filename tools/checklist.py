@@ -622,7 +622,7 @@ class Changed(Refusal):
 
 
 LOCK_WAIT = 10          # seconds an import waits for another to finish writing the checklist
-IMPORT_ATTEMPTS = 25    # times an import starts again on a checklist another import changed meanwhile
+IMPORT_ATTEMPTS = 100   # times an import starts again on a checklist other imports changed meanwhile (one each)
 
 
 def write_atomically(path, original, text):
@@ -1801,7 +1801,8 @@ def write_page(output, page):
 def write_in_place(output, page):
     """Write the page into `output`, an existing file that is not a regular one, with no temporary file and no
     rename: a device such as /dev/null, /dev/stdout, or a named pipe, whose reader it waits for up to FIFO_WAIT
-    seconds. 'written', or BROKEN_PIPE if the reader has stopped reading (as a view ends then: quietly)."""
+    seconds, and then for each part it takes up to FIFO_WAIT seconds and FIFO_DEADLINE in all (to_pipe). 'written',
+    or BROKEN_PIPE if the reader has stopped reading (as a view ends then: quietly)."""
     name, fifo = shown(output, None), False
     deadline = time.monotonic() + FIFO_WAIT
     try:
@@ -1814,21 +1815,36 @@ def write_in_place(output, page):
                 if not fifo or e.errno != errno.ENXIO or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)                      # a named pipe with no reader yet
-        out = open(fd, "w", encoding="utf-8", newline="")
         try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):   # a named pipe, or /dev/stdout that is a pipe
+                return to_pipe(fd, page.encode("utf-8"), name)
             if fcntl is not None:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            out.write(page)
-            out.flush()
+            with open(fd, "w", encoding="utf-8", newline="", closefd=False) as out:
+                out.write(page)
         except BrokenPipeError:
             return BROKEN_PIPE
         finally:
             with contextlib.suppress(OSError):
-                out.close()                           # after a broken pipe, the flush in close fails again
+                os.close(fd)
         return "written"
     except OSError as e:
         reason = f"no reader for {FIFO_WAIT:g} s" if e.errno == errno.ENXIO and fifo else e.strerror
         raise Refusal(f"{name}: cannot write: {reason}", 2)
+
+
+def to_pipe(fd, data, name):
+    """Write `data` to a pipe opened without blocking, as its reader takes it: each part within FIFO_WAIT seconds, all
+    within FIFO_DEADLINE (a reader that opened the pipe and never reads does not hold the program). 'written'."""
+    deadline, view, done = time.monotonic() + FIFO_DEADLINE, memoryview(data), 0
+    while done < len(data):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], min(FIFO_WAIT, left))[1]:
+            raise Refusal(f"{name}: cannot write: the reader took {done:,} of {len(data):,} bytes, then stopped "
+                          f"reading; nothing more written", 2)
+        with contextlib.suppress(BlockingIOError):
+            done += os.write(fd, view[done:done + 65536])
+    return "written"
 
 
 def refuse_output(doc, args):
