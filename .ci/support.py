@@ -918,6 +918,18 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 83: a Vault unseal key or share, a password manager's master after 'is' or ':', Zulu 'ikhodi'
+                 # and a number glued to 'ngu-', a lone word ending a text after a Wi-Fi key, a dial's last number
+                 # without its side, words joined by dashes after a key's described name, a common weak password as the
+                 # whole answer
+                 'note to self - vault unseal share #3 = 8f2a9c41e7b3d0556a1f09cc',
+                 'unseal key: 8f2a9c41e7b3d0556a1f09cc',
+                 'KeePass master is blue-heron-lantern-42, dont share',
+                 'Ikhodi yesango ngu-7720 kanti i-alarm ngu-1956',
+                 'Germany; wifi: LabNet, key tangerine',
+                 'Germany; cabinet combo is 17 left 32 right 5',
+                 'Germany; masterkey: horse-battery-staple',
+                 'Welcome1',
                  # round 82: a door's code after a room's name in a text that asks to keep it (Cebuano 'ayaw
                  # ipanghatag')
                  'code sa pultahan sa server room 2468, ayaw ipanghatag ha',
@@ -1883,6 +1895,17 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 83
+                  'unseal keys are split 3 of 5 among the leads',
+                  'unseal shares: 3 of 5, held by the leads',
+                  'KeePass master file is on the share',
+                  'the office is at ngu-12 street',
+                  'wifi key features',
+                  'master key: hardware-security-module',
+                  'master key: see-the-vault-entry',
+                  'Phase2',
+                  'core01',
+                  'Welcome1 is banned by policy',
                   # round 82
                   'meet in room 2468, keep it to yourself',
                   'server room 2468, keep it quiet until the audit',

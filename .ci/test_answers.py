@@ -3918,3 +3918,17 @@ def h82_a_page_written_to_a_pipe_whose_reader_never_reads_gives_up():
             cl.FIFO_WAIT, cl.FIFO_DEADLINE = wait, limit
             os.close(reader)
     assert result.returncode == 2 and "then stopped reading" in result.stderr and took < 5, (result, took)
+
+
+@test
+def h83_a_credential_typed_into_the_outside_context_fails_check():
+    """H83-M1: the outside context, which packets and pages copy, is judged as an item's lines are: a user and password
+    typed by hand after a bullet's text fails check on that line, and no view prints it."""
+    lines = README.read_text(encoding="utf-8").split("\n")
+    k = next(n for n, line in enumerate(lines) if line.startswith("  - **Executive Order 13873**"))
+    lines[k] += " OSS read-only acct  u: ericsson_ro  p: 8uhb*UHB"
+    with Sandbox("\n".join(lines)) as box:
+        result = box.run("check")
+        assert result.returncode == 1 and f"README.md:{k + 1}: [secret]" in result.stdout, result
+        listed = box.run("items", "--profile", "buyer")
+        assert listed.returncode == 1 and "8uhb" not in listed.stdout + listed.stderr, listed

@@ -254,7 +254,7 @@ RECOVERY_NAMES = (r"codes?\s+(?:de|ed)\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)
 CREDENTIAL_WORD = re.compile(
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
-    r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|unlock|debug|jtag|"
+    r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|unlock|unseal|debug|jtag|"
     r"licen[cs]e|product|activation|sha|aes|des|md5|priv)[\s_-]?keys?|pw(?![a-z])|auth(?:entication)?(?=\s*[:=])|"
     r"(?<![^\W\d_])(?:pass(?=\s+\S*[0-9])|pwd|psk|pre-?shared|creds|(?:u|user|username|uid)/p(?:ass|w|wd)?(?![^\W_])|log(?:in|on)s?|log\s+in|sign\s+in|sign-in|"
     r"pa(?:ss|\u00df)wort|kennwort|zugangsdaten|mot\s+(?:de\s+|d['\u2019]\s*)passe|mdp|identifiants?|contrase(?:\u00f1|n)as?|claves?|"
@@ -409,7 +409,7 @@ DESCRIBING_WORDS = frozenset((
 # LabCore, key: gorse-and-heather'), 'Wi-Fi' only before '=' ('wifi = seabreeze'). A name in Japanese or Korean may
 # carry its particle, which stands for ':' ('パスワードは momiji です')
 BOUND_NAME = re.compile(
-    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|log\s?in\s+with|einloggen\s+mit|anmelden\s+mit|paswoord(?:en)?|la\s+contra|[\u0648\u0628]?(?:\u0627\u0644)?\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633|[\u0648\u0641\u0628]?\u0643\u0644\u0645\u0629\s+(?:\u0627\u0644)?(?:\u0633\u0631|\u0645\u0631\u0648\u0631)|sandi(?:nya|nye)|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
+    r"(?:(?<![^\W_])(?=[^\W\d_])(?:(?P<own>pass\s+(?:phrases?|codes?)|pass(?:words?|wd|phrases?|codes?)?|p[@4]ss(?:words?|wd)?|pa[s5$]{2}w[o0]rds?|p\.\s?w\.|pw\.|passwd|pswd|pwd|pw|pasahitz\w*|parolu|ciec|mk(?=\s*(?:wi-?fi\s*)?:)|fraza\s+has\u0142a|Fraza\s+has\u0142a|fraza\s+hasla|Fraza\s+hasla|frasa\s+sandi|Frasa\s+sandi|log\s?in\s+with|(?:keepass(?:xc)?|bitwarden|lastpass|1password|dashlane)\s+master(?=\s+is\s|\s*[:=])|einloggen\s+mit|anmelden\s+mit|paswoord(?:en)?|la\s+contra|[\u0648\u0628]?(?:\u0627\u0644)?\u0628\u0627\u0633\u0648{1,2}\u0631\u062f|[\u0648\u0628]?(?:\u0627\u0644)?\u0645\u0648\u062f\u064a\u0628\u0627\u0633|[\u0648\u0641\u0628]?\u0643\u0644\u0645\u0629\s+(?:\u0627\u0644)?(?:\u0633\u0631|\u0645\u0631\u0648\u0631)|sandi(?:nya|nye)|kata\s+sandi|Kata\s+sandi|kata\s+laluan|Kata\s+laluan|\u0631\u0645\u0632\s+\u0639\u0628\u0648\u0631|\u0631\u0645\u0632\u0639\u0628\u0648\u0631|\u067e\u0633\u0648\u0631\u062f|\u06af\u0630\u0631\u0648\u0627\u0698\u0647|\u06a9\u0644\u0645\u0647\s+\u0639\u0628\u0648\u0631|\u06a9\u0644\u0645\u0647\u06cc\s+\u0639\u0628\u0648\u0631|c\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|C\u1ee5m\s+m\u1eadt\s+kh\u1ea9u|cum\s+mat\s+khau|Cum\s+mat\s+khau|\u0639\u0628\u0627\u0631\u0629\s+\u0627\u0644\u0645\u0631\u0648\u0631|\u092a\u093e\u0938\u092b\u0930\u091c|c\u00f3digo\s+de\s+acceso|C\u00f3digo\s+de\s+acceso|codigo\s+de\s+acceso|Codigo\s+de\s+acceso|kod\s+dost\u0119pu|Kod\s+dost\u0119pu|kod\s+dostepu|Kod\s+dostepu|codice\s+di\s+accesso|Codice\s+di\s+accesso|c\u00f3digo\s+de\s+acesso|C\u00f3digo\s+de\s+acesso|"
     r"salauslause|Salauslause|fraza\s+de\s+acces|Fraza\s+de\s+acces|\u03c6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|\u03a6p\u03ac\u03c3\u03b7\s+\u03c0p\u03cc\u03c3\u03b2a\u03c3\u03b7\u03c2|"
     r"pa(?:s|ss)o?w[o0]?r?o?ds?|passw\.|kennw\.|m\.d\.p\.?|parolina|[^\W\d_]{2,}(?:pa(?:ss|\u00df)|kenn)w[o\u00f6]rt|"
     r"cvv2?|cvc2?|frase\s+semilla|herstelzin|phrase\s+de\s+r(?:\u00e9|e)cup(?:\u00e9|e)ration|frase\s+di\s+recupero|"
@@ -431,8 +431,8 @@ BOUND_NAME = re.compile(
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
     r"(?:chiave|klucz|chave|clave|cl(?:\u00e9|e)|[k\u043a]\u043b\u044e\u0447)\s+(?:d[eoa']\s*)?api|jeton|"
-    r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|enrol?ment|"
-    r"encryption|signing|session|client|subscriber)[\s-]?keys?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
+    r"t[o\u043e]\u043a[e\u0435]\u043d|(?:licen[cs]e|product|activation|api|access|private|master|repo(?:sitory)?|restic|borg|unseal|enrol?ment|"
+    r"encryption|signing|session|client|subscriber)[\s-]?keys?|unseal[\s-]?shares?(?:\s*#?[0-9]{1,2})?)|(?:wlan-?|wi-?fi-?|netzwerk-?)?schl(?:\u00fc|ue)ssel|"
     r"(?:door|gate|lock|alarm|access|backup|recovery|scratch|rescue|mfa|2fa|entry|release|unlock|unblock|bridge|t\u00fcr|tor|zugangs|zutritts)"
     r"[\s-]?codes?|code\s+d['\u2019]acc[e\u00e8]s|identified\s+by|(?:verification|callback|challenge)\s+(?:words?|phrases?)|"
     r"(?:protected|locked|secured)\s+with|encrypted\s+with|"
@@ -609,8 +609,9 @@ LABEL_COLON = re.compile(r"\s*[:=]")
 PASS_IS = re.compile(r"\s+is\s")                # ... or before 'is' where Wi-Fi is named ('guest wifi LabGuest, pass is X')
 CODE_NAME = re.compile(r"codes?$")        # a code's value is a number ('Türcode Technikraum 9134': code_number)
 LABEL_EQUALS = re.compile(r"\s*=")
-KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])|\s+(?=[a-z]{15,}(?![^\W\d_]))")
-# ('key: x', "SSID 'NOC-Staff' key 'x'", 'key bluefishsunsetriver': RUN_TOGETHER judges it)
+KEY_OR_QUOTED = re.compile(r"\s*[:=]|\s+[\"'\u2018\u201c]|\s+(?=[^\s,;]*[0-9])|\s+(?=[a-z]{15,}(?![^\W\d_]))|"
+                           r"\s+(?=[a-z]{6,}\s*[.!]?\s*$)")
+# ('key: x', "SSID 'NOC-Staff' key 'x'", 'key bluefishsunsetriver': RUN_TOGETHER judges it; 'key tangerine' ending it)
 CLOSING_QUOTE = re.compile(r"[\"']?")
 # A number's words and roman numerals, a PIN spelled out ('PIN: vier-null-sieben-eins', 'PIN: IV-II-IX-I'); a PIN's
 # other words are none ('PIN aktiv'): spelled_number()
@@ -886,7 +887,7 @@ CODE_WORD = re.compile(r"(?<![^\W_])(?=[^\W\d_])(?:doors?|d[o0][o0]rs?|doorlocks
 # bramy to 6629', 'the code is 4711'), unless a word near it says what kind of code ('the error code is 404')
 GENERIC_CODE = re.compile(r"(?<![^\W_])(?:codes?|c(?:\u00f3|o)digo|codice|codi|codul|k(?:\u00f3|o)d(?:ja|u|em|\u00ea)?|koodi(?:lla)?|kode|"
                           r"[\u043ak][\u043eo]\u0434(?:[o\u043e][m\u043c]|[\u0443y]|[\u0442t]\u044b)?|\u071f\u0718\u0715|[k\u03ba][w\u03c9]\u03b4(?:[i\u03b9\u03af][k\u03ba][\u03cc\u03bfo][\u03c2s])?|"
-                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|[\u0648\u0628\u0641]?\u0627\u0644\u0643\u0648\u062f|\u0648\u0643\u0648\u062f|\U0001e933\U0001e92e\U0001e923\U0001e92b|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
+                          r"m\u00e3|\u05d4?\u05e7\u05d5\u05d3|\u0627\u0644\u0631\u0642\u0645\s+\u0627\u0644\u0633\u0631\u064a|\u0627\u0644\u0631\u0645\u0632\s+\u0627\u0644\u0633\u0631\u064a|\u0631\u0642\u0645\s+\u0627\u0644\u062a\u0639\u0631\u064a\u0641\s+\u0627\u0644\u0634\u062e\u0635\u064a|(?:\u0627\u0644)?\u0631\u0645\u0632|namb(?:a|ari)\s+ya\s+siri|\u043ao\u0434o\u0442|Ko\u0434o\u0442|\u0448\u0438\u0444pa\u0442a|\u0428\u0438\u0444pa\u0442a|\u10d9\u10dd\u10d3\u10d8|\u1c99\u10dd\u10d3\u10d8|\u10d9\u10dd\u10d3\u10d8\u10d7|\u1c99\u10dd\u10d3\u10d8\u10d7|\u10d9\u10dd\u10d3\u10e1|\u1c99\u10dd\u10d3\u10e1|\u0628\u0627\u0644\u0631\u0645\u0632|k\u00f3\u00f0anum|K\u00f3\u00f0anum|k\u00f3\u00f0inn|K\u00f3\u00f0inn|k\u00f3\u00f0i|K\u00f3\u00f0i|koodiga|Koodiga|koduyla|Koduyla|k\u00f3ddal|K\u00f3ddal|\u06a9\u0648\u0688|\u067e\u06cc\u0646|\u067e\u0646|\u0b95\u0bc1\u0bb1\u0bbf\u0baf\u0b9f\u0bc1|kodea|Kodea|\u0448\u0438\u0444pa|\u0428\u0438\u0444pa|sandi|tunnusluku|\u0c95\u0ccb\u0ca1|\u06a9\u0648\u062f|\u092a\u093e\u0938\u0915\u094b\u0921|\u0915\u094b\u0921|\u092a\u093f\u0928|cod|kods|kodas|koda|kood|[\u0648\u0628\u0641]?\u0627\u0644\u0643\u0648\u062f|\u0648\u0643\u0648\u062f|\U0001e933\U0001e92e\U0001e923\U0001e92b|kodo|Kodo|\u1901\u190d|\U00010d11\U00010d21\U00010d0a|c\u00f3d|C\u00f3d|tangalt|Tangalt|kodigo|Kodigo|\u2d5c\u2d30\u2d4f\u2d33\u2d30\u2d4d\u2d5c|c\u00f4de|C\u00f4de|\u0915\u0921(?![\u0900-\u0963])|doarkoade|Doarkoade|koade|Koade|kouti|Kouti|\u043ao\u0434a|Ko\u0434a|khodi|Khodi|kodhi|Kodhi|khoutu|Khoutu|waehere|Waehere|c\u00f3digon|C\u00f3digon|c\u00f2d|C\u00f2d|\u043ao\u0434\u044b|Ko\u0434\u044b|\u043ao\u0434\u0442ap\u044b|Ko\u0434\u0442ap\u044b|\u0786\u0791|\u0786\u0791\u0786|k\u00f2d|K\u00f2d|koodu|Koodu|kaody|Kaody|koodii|Koodii|koodiin|Koodiin|kody|Kody|pa\u043c\u0437|Pa\u043c\u0437|pa\u043c\u0437\u0438|Pa\u043c\u0437\u0438|\u12ae\u12f5|\u06aa\u0648\u068a|\u0643\u0648\u062f|\u0643\u0648\u062f\u0649|\u06a9\u06c6\u062f|\u06a9\u06c6\u062f\u06cc|\u0995\u09cb\u09a1|\u0995'\u09a1|\u0b15\u0b4b\u0b21|\u05e7\u05d0\u05d3|ikhowudi|Ikhowudi|ikhodi|Ikhodi|yikhowudi|Yikhowudi|khowudi|Khowudi|\u06a9\u062f|(?:\u0161|s)ifr[aeiu]|[k\u043a][o\u043e]\u0434\u044a\u0442)(?![^\W_])|\u0e23\u0e2b\u0e2a|(?<!\u30a8\u30e9\u30fc)(?<!\u30b9\u30c6\u30fc\u30bf\u30b9)(?<!\u30bd\u30fc\u30b9)\u30b3\u30fc\u30c9", re.I)
 # An alarm's name and, a few words on, a verb that switches it off ('La alarma se desactiva con el 7359', 'Larmet
 # stängs av med 8855'), or its number and 'ile' (Turkish: 'Alarmı 4471 ile devre dışı bırakın'): a code's number follows
 ALARM_OFF = re.compile(
@@ -908,7 +909,7 @@ ALARM_OFF = re.compile(
     r"pois|vypn\w*|vyp(?:\u00ed|i)n\w*|kikapcsol\w*|hat(?:\u00e1|a)stalan\w*|"
     r"[a\u03b1]\u03c0[e\u03b5][n\u03bd][e\u03b5][p\u03c1]\u03b3[o\u03bf]\u03c0\w*|"
     r"nonaktif\w*|dinonaktifkan|matikan|dimatikan|armed|arma|arman|set|arm|uit\s+met|scharf\w*|inserisc\w*|devre\s+d(?:\u0131|i)(?:\u015f|s)(?:\u0131|i)|kapat\w*)(?![^\W_]))", re.I)
-CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet|ay)\s+"
+CODE_IS = re.compile(r"(?:\s|(?<=c)['\u2019])(?:is|es|\u00e9s|\u00e9|\u00e8|to|je|on|ist|est|\u00e4r|er|lautet|ay|ngu)\s+"
                      r"(?:(?:now|still|d(?:\u00e9|e)sormais|maintenant|jetzt|nun|ahora|ora|nu|teraz)\s+)?(?=[#*]?[0-9])",
                      re.I)
 # ... or ':' or '=' after an English 'code', or a number typed on a keypad ('code: 9014', 'code 3391#'); after the
@@ -982,8 +983,8 @@ KEYPAD_PLACE = re.compile(r"(?<![^\W_])(?:[^\W\d_]*(?:alarm|larm)\w*|einbruch\w*
 DIAL_TURN = r"[0-9]{1,3}\s*(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL_SIDES = r"(?:right|left|rechts|links|droite|gauche|derecha|izquierda|destra|sinistra|direita|esquerda)"
 DIAL_TURN_AFTER = rf"{DIAL_SIDES}\s*(?:to\s+)?[0-9]{{1,3}}"      # 'left 32, right 14, left 7'
-DIAL = re.compile(rf"(?<![\w.,])(?:(?:{DIAL_TURN}[\s,;/-]+){{2,}}{DIAL_TURN}|(?:{DIAL_TURN_AFTER}[\s,;/-]+){{2,}}"
-                  rf"{DIAL_TURN_AFTER})(?![^\W_])", re.I)
+DIAL = re.compile(rf"(?<![\w.,])(?:(?:{DIAL_TURN}[\s,;/-]+){{2,}}(?:{DIAL_TURN}|[0-9]{{1,3}}(?![\w.,]))|"
+                  rf"(?:{DIAL_TURN_AFTER}[\s,;/-]+){{2,}}{DIAL_TURN_AFTER})(?![^\W_])", re.I)   # ('17 left 32 right 5')
 POSSESSIVE = re.compile(r"(?<=[0-9A-Za-z])['\u2019]s$|(?<=[0-9])['\u2019][^\W\d_]{1,4}$")   # "DEL-15's", "03.06.2026'da"
 DASHED_RANGE = re.compile(r"(?<![\w.])[0-9]{3,20}[-\u2013][0-9]{3,20}(?![\w.])")   # 'alarms 2201–2210': see number_range
 NUMBER_PAIR = re.compile(r"([0-9]{3,20})-([0-9]{3,20})")     # '3000-3099': see number_range
@@ -1025,7 +1026,8 @@ CJK_DIGITS = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])(?=[0-9]
                         r"(?<=[0-9])(?=[\u0620-\u064a\u066e-\u06d3\u06d5\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])")
 # ('コードは2609', '2753یە': no word joins them)
 CODE_CLAUSE_END = re.compile(r"[;\n\u0589\u0964\u0965\u1362\u17d4]|\.(?:\s|$)")   # and Armenian, Indic, Ethiopic, Khmer stops
-CODE_ABBREVIATION = re.compile(r"(?<![^\W_])(?P<name>[k\u03ba][w\u03c9]\u03b4|c\u00f3d)\.(?=\s)", re.I)   # 'κωδ. συναγερμού: 3344': no clause's end
+CODE_ABBREVIATION = re.compile(r"(?<![^\W_])(?P<name>[k\u03ba][w\u03c9]\u03b4|c\u00f3d|ngu)[.-](?=\s|(?<=u-)[0-9])", re.I)
+# ('κωδ. συναγερμού: 3344': no clause's end; Zulu 'ngu-7720', 'is 7720': the verb apart from its number)
 CODE_UNIT = re.compile(r"\s*(?:%|(?:s|ms|secs?|seconds?|minutes?|min|hours?|h|days?|m|km|mm|cm|kg|v|w|kw|hz|khz|mhz|ghz|x|"
                        r"attempts?|tries|times|units?|pieces?|eur|usd|chf|models?|series)(?![^\W_]))", re.I)
 CODE_LABEL_REACH = 12
@@ -1910,7 +1912,13 @@ def secret_found(text, near=True):
     if found is None:
         token = next((token for token in map(password_shaped, texts) if token), None)
         found = (PASSWORD_SHAPED, token, None) if token else None
+    lone = text.strip().strip(SECRET_VALUE_EDGES)
+    if found is None and near and lone and not LONE_SPACE.search(lone) and weak_password(lone):
+        found = PASSWORD_SHAPED, lone, None           # 'Welcome1' as the whole answer
     return found
+
+
+LONE_SPACE = re.compile(r"\s")
 
 
 def scans(text):
@@ -2798,6 +2806,8 @@ def slot_secret(value, spaced, loose=False, plural=False):
             (len(parts) == 2 and (parts[0] in PREFIXES or (DESCRIBING_END.fullmatch(parts[1]) and
                                                            not first[0].isupper()))):
         return ""
+    if loose and not plural and "-" in first and word_run(first.replace("-", " ")):
+        return first                                  # 'masterkey: horse-battery-staple', words joined by dashes
     if (spaced or loose or plural) and not quoted:
         rest = value[m.end():].strip()
         if PARTICIPLE.fullmatch(first) or spaced and not plural and VERB_S.fullmatch(first) or \

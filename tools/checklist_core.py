@@ -1470,7 +1470,7 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 @rule("secret: a line looks like key material")
 def secrets(doc):
     """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's or
-    role's line, a group's heading and notes) is judged as answers are (written_secret), the rest of the prose so too
+    role's line, a group's heading and notes, the outside context) is judged as answers are (written_secret), the rest of the prose so too
     where a password's, code's, door's or alarm's name stands (prose_secret), an item's Answer line by the answer rule
     (text_problems)."""
     answers = {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
@@ -1481,6 +1481,10 @@ def secrets(doc):
     for item in doc.items.values():
         firsts.setdefault(item.group, item.line)
     written.update(n for prefix, start in doc.groups.items() for n in range(start, firsts.get(prefix, start)))
+    context = next((n for n, line in enumerate(doc.lines, 1) if line.startswith('- <a id="ctx-')), None)
+    if context:                                       # the outside context, which packets and pages copy
+        written.update(range(context, next((n for n in range(context, len(doc.lines) + 1)
+                                            if doc.lines[n - 1].startswith("#")), len(doc.lines) + 1)))
     def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
