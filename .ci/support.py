@@ -918,6 +918,14 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 84: Lao 'code' and Sorani 'password', a user and password in base64 (HTTP Basic, padded or
+                 # not), a default pair after 'not needed:'
+                 '\u0ea5\u0eb0\u0eab\u0eb1\u0e94\u0e9c\u0ec8\u0eb2\u0e99 wifi \u0eab\u0ec9\u0ead\u0e87 lab \u0ec1\u0ea1\u0ec8\u0e99 Vientiane99 \u0ec0\u0e94\u0eb5',
+                 '\u0ea5\u0eb0\u0eab\u0eb1\u0e94 server: Luang55',
+                 '\u0648\u0634\u06d5\u06cc \u0646\u0647\u06ce\u0646\u06cc \u0631\u0627\u0648\u062a\u06d5\u0631 Hawler2024 \u0640\u06d5',
+                 'Germany; Authorization: Basic YWRtaW46aHVudGVyMg',
+                 'Germany; basic auth header YWRtaW46aHVudGVyMg',
+                 'not needed: we use admin/admin on the lab switch',
                  # round 83: a Vault unseal key or share, a password manager's master after 'is' or ':', Zulu 'ikhodi'
                  # and a number glued to 'ngu-', a lone word ending a text after a Wi-Fi key, a dial's last number
                  # without its side, words joined by dashes after a key's described name, a common weak password as the
@@ -1895,6 +1903,12 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 84
+                  '\u0ea5\u0eb0\u0eab\u0eb1\u0e94 \u0ec4\u0e9b\u0eaa\u0eb0\u0e99\u0eb5 01000',
+                  'not needed: no radios',
+                  'not needed: passwords are not used',
+                  'Telecommunications',
+                  'see commit 3f2a9c41e7b3d0556a1f09ccab',
                   # round 83
                   'unseal keys are split 3 of 5 among the leads',
                   'unseal shares: 3 of 5, held by the leads',

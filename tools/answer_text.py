@@ -14,6 +14,7 @@ opening hours) are blanked first (phone_blanked, schedule_blanked). Each refusal
 value only by its start and length (masked). tools/form.html holds the same filter in JavaScript, function
 for function; the tests compare the two on every test string.
 """
+import binascii
 import bisect
 import collections
 import functools
@@ -252,6 +253,7 @@ RECOVERY_NAMES = (r"codes?\s+(?:de|ed)\s+(?:secours|r(?:\u00e9|e)cup(?:\u00e9|e)
                   r"gendannelseskod\w*|pasahitz\w*|kody\s+odzyskiwania|\u00e5terst\u00e4llningskoder|\u00e5terst\u00e4llningskod|kurtarma\s+kodlari|kurtarma\s+kodlari|\u0631\u0645\u0648\u0632\s+\u0627\u0644\u0627\u0633\u062a\u0639\u0627\u062f\u0629|\u03baw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03af\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u03baw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|Kw\u03b4i\u03bao\u03cd\u03c2\s+an\u03ac\u03ba\u03c4\u03b7\u03c3\u03b7\u03c2|\u05e7\u05d5\u05d3\u05d9\s+\u05d2\u05d9\u05d1\u05d5\u05d9|\u05e7\u05d5\u05d3\u05d9\s+\u05e9\u05d7\u05d6\u05d5\u05e8|kodovi\s+za\s+oporavak|Kodovi\s+za\s+oporavak|z\u00e1lo\u017en\u00e9\s+k\u00f3dy|Z\u00e1lo\u017en\u00e9\s+k\u00f3dy|z\u00e1lo\u017en\u00ed\s+k\u00f3dy|Z\u00e1lo\u017en\u00ed\s+k\u00f3dy|\u043ao\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|Ko\u0434\u0438\s+\u0432i\u0434\u043do\u0432\u043be\u043d\u043d\u044f|\u043ao\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|Ko\u0434\u044b\s+\u0432occ\u0442a\u043do\u0432\u043be\u043d\u0438\u044f|atk\u016brimo\s+kodai|Atk\u016brimo\s+kodai|\u06a9\u062f\u0647\u0627\u06cc\s+\u0628\u0627\u0632\u06cc\u0627\u0628\u06cc|codis\s+de\s+recuperaci\u00f3|Codis\s+de\s+recuperaci\u00f3|codis\s+de\s+c\u00f2pia\s+de\s+seguretat|Codis\s+de\s+c\u00f2pia\s+de\s+seguretat"
                   r"|[k\u043a]o\u0434o\u0432e\s+\u0437a\s+\u0432\u044a\u0437c\u0442a\u043do\u0432\u044f\u0432a\u043de|taastekood\w*|helyre\u00e1ll\u00edt\u00e1si\s+k\u00f3d(?:ok|ja|ot)?|atkop\u0161anas\s+kod(?:i|s|u)|coduri(?:le)?\s+de\s+recuperare|z\u00e1chrann\u00e9\s+k\u00f3dy|mi?simbo\s+(?:ya|wa)\s+kurejesha|\u0631\u06cc\u06a9\u0648\u0631\u06cc\s+\u06a9\u0648\u0688\u0632?|\u09b0\u09bf\u0995\u09ad\u09be\u09b0\u09bf\s+\u0995\u09cb\u09a1|\u0631\u0645\u0648\u0632\s+\u0627\u0644\u0627\u0633\u062a(?:\u0631\u062c\u0627\u0639|\u0631\u062f\u0627\u062f)|[\u0623\u0627]\u0643\u0648\u0627\u062f\s+\u0627\u0644\u0627\u0633\u062a(?:\u0631\u062c\u0627\u0639|\u0631\u062f\u0627\u062f|\u0639\u0627\u062f\u0629)")
 CREDENTIAL_WORD = re.compile(
+    r"\u0ea5\u0eb0\u0eab\u0eb1?\u0e94|\u0648\u0634\u06d5\u06cc\s+\u0646\u0647\u06ce\u0646\u06cc|"   # Lao code, Sorani password
     r"pass(?:words?|wd|phrases?|codes?)|passwd|pswd|psw|p/w|pass[\s-]word|p[a4@]ssw[o0]rd|pword|secrets?|tokens?|"
     r"credentials?|"
     r"(?:auth|api|private|secret|master|access|encryption|signing|session|shared|client|subscriber|ssh|root|unlock|unseal|debug|jtag|"
@@ -1903,7 +1905,7 @@ def secret_found(text, near=True):
     (bound_secret), or a password or key near its name (credential_token), in any of them, as (NEAR_CREDENTIAL,
     token, word); then a token shaped like a password anywhere (password_shaped: (PASSWORD_SHAPED, token, None)). Cached,
     as the same lines are read again and again (an answer by import and then by check; the checklist by the tests)."""
-    texts = list(scans(POINTER_NAMES.sub(" ", text)))
+    texts = list(scans(POINTER_NAMES.sub(" ", NOT_NEEDED_LEAD.sub(lambda m: " " * len(m.group()), text))))
     found = next((found for found in map(secret_kind, texts) if found is not None), None)
     if found is None and near:
         token = next((token for token in map(bound_secret, texts) if token is not None), None) or \
@@ -1919,6 +1921,9 @@ def secret_found(text, near=True):
 
 
 LONE_SPACE = re.compile(r"\s")
+
+
+NOT_NEEDED_LEAD = re.compile(r"^\s*not\s+needed\s*:", re.I)     # 'not needed: we use admin/admin': no negation
 
 
 def scans(text):
@@ -2106,6 +2111,23 @@ KEY_AFTER_KIND = "a code typed on a keypad (a number, then a key such as OFF, EN
 CODE_LIST_KIND = "recovery or backup codes (groups of digits, as 3308-6612, 9021-4457)"
 
 
+BASIC_TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/]{12,200}={0,2}(?![\w+/=-])")
+USER_COLON_PASSWORD = re.compile(r"[\x21-\x39\x3b-\x7e]+:[\x20-\x7e]+")
+
+
+def basic_credentials(text):
+    """True if a token of the text is base64 for 'user:password' (BASIC_TOKEN, padded or not: 'YWRtaW46aHVudGVyMg')."""
+    for m in BASIC_TOKEN.finditer(text):
+        token = m.group().rstrip("=")
+        try:
+            decoded = binascii.a2b_base64(token + "=" * (-len(token) % 4)).decode("ascii")
+        except (binascii.Error, ValueError):
+            continue
+        if USER_COLON_PASSWORD.fullmatch(decoded):
+            return True
+    return False
+
+
 def unlabelled_kind(text):
     """What secret material a text already scanned holds without a label: a key, signed token, password in a URL or
     address, or encoded key material (a short description), or None."""
@@ -2118,6 +2140,8 @@ def unlabelled_kind(text):
                 "such a run counts too: record a pointer without the 32-digit run, e.g. the page title)")
     if OCTAL_ESCAPES.search(text):
         return "a key (16 or more bytes written as octal escapes, like \\106\\133\\134)"
+    if basic_credentials(text):
+        return "a user and password in base64 (HTTP Basic authentication)"
     urls = list(URL.finditer(text)) if "://" in text else []
     if any(url_password(m) for m in urls):
         return "a password in a URL (user:password@host)"

@@ -1470,9 +1470,9 @@ UNJUDGED = (f"the answer is longer than {MAX_ANSWER_CHARS:,} characters, more th
 @rule("secret: a line looks like key material")
 def secrets(doc):
     """Nothing in the file looks like secret material; what the views copy (an item's ask and fields, a profile's or
-    role's line, a group's heading and notes, the outside context) is judged as answers are (written_secret), the rest of the prose so too
-    where a password's, code's, door's or alarm's name stands (prose_secret), an item's Answer line by the answer rule
-    (text_problems)."""
+    role's line, a group's heading and notes, the outside context) is judged as answers are (written_secret), the
+    rest of the prose so too where a password's, code's, door's or alarm's name stands (prose_secret), an item's
+    Answer line by the answer rule (text_problems); a line longer than an answer may be is named, not judged."""
     answers = {item.fields["Answer"].line for item in doc.items.values() if "Answer" in item.fields}
     written = {n for item in doc.items.values() for n in range(item.line, item.end + 1)} - answers
     written.update(n for profile in doc.profiles.values() for n in (profile.line, profile.assumes_line) if n)
