@@ -78,6 +78,8 @@ ONE_DEFECT = [
      "secret", "used by the tests, key"),
     ("door_code_typed_in_prose", "used by the tests.", "used by the tests. Lab door code is 7391.", "secret",
      "Lab door code is 7391"),
+    ("wifi_key_typed_in_a_table", "| `lab` | Teaching lab |", "| `lab` | Teaching lab |\n| lab wifi | bluefalcon77 is the key |",
+     "secret", "bluefalcon77"),
     ("pin_typed_in_prose", "used by the tests.", "used by the tests; PIN 4471 for the cabinet.", "secret", "PIN 4471"),
     ("door_code_typed_in_a_field", "  - **Form:** a number.", "  - **Form:** a number; the door code is 4821.",
      "secret", "the door code is 4821"),

@@ -1485,7 +1485,9 @@ def secrets(doc):
     if context:                                       # the outside context, which packets and pages copy
         written.update(range(context, next((n for n in range(context, len(doc.lines) + 1)
                                             if doc.lines[n - 1].startswith("#")), len(doc.lines) + 1)))
-    def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number
+    def own_ids_out(line):                            # 'LIC-3 to LIC-5' names items, not a number; a table's
+        if line.startswith("|"):                      # cells read as a label and its value ('| lab wifi | X is the key |')
+            line = ": ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
         return ID_TOKEN.sub(lambda m: " " if m.group() in doc.items else m.group(), line)
     for n, line in enumerate(doc.lines, 1):
         if len(line) > MAX_ANSWER_CHARS:                # an Answer line so long is the answer rule's (UNJUDGED)
