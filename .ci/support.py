@@ -918,6 +918,10 @@ BOUND_REFUSED = ('password for everything is Otterburn', 'the regulator\'s SFTP:
                  '\u62a5\u8b66\u5668\u8981\u5173\u566a\uff0c\u5148\u6309\u56db\u4e03\u96f6\u516b\uff0c\u518d\u6309\u201c\u64a4\u9632\u201d\u5c31\u8981\u5f97\u54d2\u3002',
                  '\u62a5\u8b66\u5668\u5173\u6389\u8981\u6309 4708 \u64a4\u9632',
                  'ansible vault_password_file .vault_pass contains: copper kettle nine', 'db_pass: Heron-77',
+                 # round 85: a password after an AWS resource name and ',' or ';', a community after 'SNMP ro='
+                 'Germany. creds: arn:aws:iam::123456789012:user/ops,password=Hunter2Xyz!',
+                 'Germany. arn:aws:secretsmanager:eu-west-1:123456789012:secret:pw;admin:Hunter2Xyz!',
+                 'Germany. SNMP ro=Xy7pQ2',
                  # round 84: Lao 'code' and Sorani 'password', a user and password in base64 (HTTP Basic, padded or
                  # not), a default pair after 'not needed:'
                  '\u0ea5\u0eb0\u0eab\u0eb1\u0e94\u0e9c\u0ec8\u0eb2\u0e99 wifi \u0eab\u0ec9\u0ead\u0e87 lab \u0ec1\u0ea1\u0ec8\u0e99 Vientiane99 \u0ec0\u0e94\u0eb5',
@@ -1903,6 +1907,9 @@ BOUND_ACCEPTED = ('Passwords stay in the vault, never here. / Contrase\u00f1as e
                   '\u90e8\u95e8\u53f7\u7801 5827',
                   'Ticket 4471: delete this line later',
                   'it runs twenty four seven',
+                  # round 85
+                  'password in arn:aws:secretsmanager:eu-west-1:123456789012:secret:lab/omc-AbCdEf',
+                  'SNMP ro=see vault',
                   # round 84
                   '\u0ea5\u0eb0\u0eab\u0eb1\u0e94 \u0ec4\u0e9b\u0eaa\u0eb0\u0e99\u0eb5 01000',
                   'not needed: no radios',

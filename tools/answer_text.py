@@ -428,7 +428,7 @@ BOUND_NAME = re.compile(
     r"(?:\u015f|s)ifre(?:si)?|(?:wlan|wi-?fi)-?avain|chiave\s+(?:wi-?fi|wlan|wpa2?)|clave|"
     r"cl\u00e9(?:\s+(?:wi-?fi|wpa2?|wlan))?|(?:recovery|seed|secret)\s+phrase|phrase\s+secr[e\u00e8]te|"
     r"requirepass|masterauth|psk|(?:left|right)psk|key\s+content|mdp|digicode|auth[_-]?pass|rootpw|authtok|"
-    r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e)|comunidad|comunit(?:\u00e0|a))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:(?:snmp|v[123]c?|ro|rw)[\s-]+)+comm|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
+    r"(?:snmp[\s-]+)?(?:community|communaut(?:\u00e9|e)|comunidad|comunit(?:\u00e0|a))(?:\s+strings?)?|(?:snmp[\s-]+)?(?:read-only|read-write|read|write|ro|rw|comm|get|set)[\s-]+strings?|(?:(?:snmp|v[123]c?|ro|rw)[\s-]+)+comm|snmp\s+r[ow](?=\s*[:=])|(?:shared|radius|tacacs\+?|enable|client)\s+secret|"
     r"\u043f[\u0430a][\u0440p][\u043eo]\u043b\u044c?|\u043f[\u0430a][\u0441c][\u0441c]|hase(?:\u0142|l)ko|s(?:\u00e9|e)same|(?:access|security|safe|magic|memorable|code\s?)[\s-]?words?|passkeys?|(?:security|secret|memorable)\s+answers?|(?:\u0161|s)ifr[aeiu]|geheimw(?:o|\u00f6)rt(?:er)?|(?:authentication|auth|authorisation|authorization)[\s-]codes?|clavecita|senhazinha)|(?P<sim>PINs?[12]?|PUKs?[12]?|ADM[1-4]?|CHV[12]|\u043f\u0438[h\u043d]|\u043f\u0443[k\u043a]|\u0648?\u0627\u0644\u0628(?:\u064a?\u0646|\u0648?\u0643))|"
     r"(?:wi-?fi|wlan|wpa[23]?|network(?:\s+security)?|security|sha|aes|des|auth|priv|pre-?shared|host|zip|archive|radius(?:-server)?|"
     r"tacacs\+?|server|shared)[\s-]?keys?|(?P<described>api[\s-]?(?:sleutel|chiave|klucz|nyckel|n(?:\u00f8|o)kkel|avain|anahtar\w*|token|jeton)|"
@@ -1379,7 +1379,8 @@ LOOKALIKES = str.maketrans({c: plain for plain, others in FOLDED.items() for c i
 # Names of where a secret is kept, which hold no secret: an AWS resource's ARN ('arn:aws:secretsmanager:eu-west-1:
 # 123456789012:secret:lab/omc-AbCdEf'), a password manager's manual page ('pass(1)'), and a town's state and ZIP code
 # ('Koror, PW 96940'), which hold no secret; left out before the scan
-POINTER_NAMES = re.compile(r"(?<![A-Za-z0-9_:-])arn:aws[A-Za-z0-9-]*:[A-Za-z0-9-]+:[A-Za-z0-9-]*:[0-9]{0,12}:\S+|"
+POINTER_NAMES = re.compile(r"(?<![A-Za-z0-9_:-])arn:aws[A-Za-z0-9-]*:[A-Za-z0-9-]+:[A-Za-z0-9-]*:[0-9]{0,12}:[A-Za-z0-9_/.+@-]+"
+                           r"(?::[A-Za-z0-9_/.+@-]+)?|"   # to a ',' or ';': 'arn:…:user/ops,password=X' is judged after it
                            r"[A-Z][a-z]+,\s[A-Z]{2}\s[0-9]{5}(?:-[0-9]{4})?(?![\w-])|"
                            r"(?<![A-Za-z0-9_.-])(?:pass|gopass|gpg2?|sops|age|secret-tool|keyring|openssl)\([1-8]\)")
 # What marks a line of the checklist's own items as worth judging in full (written_secret)
