@@ -181,6 +181,8 @@ H14_NAMES = ('credentials: MongoDB6 users', 'credentials: SoftHSM2 tokens', 'cre
              'credentials: Password rotation is yearly')
 # H14-3: on an item that takes free text, an answer that only puts the answer off is refused; others are answers
 H14_PUT_OFF = ('pending', 'Pending', '`pending`', 'undecided', 'tbd', 'TBD.', 'tba', 'TBC', 'to be confirmed',
+               # H85: words that only say the answer is not known yet
+               'idk', 'not sure', "don't know", 'none yet', 'not known yet',
                'To Be Determined', ' to-be-decided ', 'todo', 'n/a', 'N/A', 'na', '?', '(pending)',
                # H17: newer spreadsheets' error values and a template's prompt
                '#SPILL!', '#CALC!', '#FIELD!', 'Type your answer here', 'enter answer', '#GETTING_DATA',
